@@ -1,0 +1,52 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: setup demo test lint test-js test-py bench browser clean
+
+$(STAMP): pyproject.toml package.json package-lock.json
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	npm ci --no-audit --no-fund
+	npm run build
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Browser tests drive Debian's Chromium; install it when missing (needs root or sudo).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
+
+demo: setup
+	@echo "Opening JupyterLab on notebooks/quickstart.ipynb; open the URL printed below."
+	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb --no-browser --ip=127.0.0.1 --port=8888
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	npm run lint
+
+test-js: setup
+	npm run build
+	$(PY) -m tests.js_vectors js/tests/vectors
+	npm test
+
+# pytest exits with 5 when a selection (PYTEST_ARGS="-m ...") collects no test;
+# that is not a failure, so it maps to 0 with a note.
+test-py: setup browser
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests selected"; rc=0; fi; exit $$rc
+
+test: lint test-js test-py
+
+bench: setup browser
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) node_modules ig_widget/static tests/artifacts js/tests/vectors

@@ -1,0 +1,50 @@
+"""ig-widget: Integrated Gradients for image classifiers, as a live Jupyter widget.
+
+The engine (``integrated_gradients``, ``gradients``) and the renderer
+(``render``, ``plot``) import only the numerical stack; the widget stack
+(anywidget, ipywidgets) and the demo load on first use, so the engine runs in
+plain scripts and on machines without Jupyter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .engine import ComputationCancelled, IGResult, gradients, integrated_gradients
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "render": ("ig_widget.render", "render"),
+    "plot": ("ig_widget.render", "plot"),
+    "IGWidget": ("ig_widget.widget", "IGWidget"),
+    "keras_application": ("ig_widget.applications", "keras_application"),
+    "demo": ("ig_widget.demo", None),
+}
+
+__all__ = [
+    "ComputationCancelled",
+    "IGResult",
+    "IGWidget",
+    "demo",
+    "gradients",
+    "integrated_gradients",
+    "keras_application",
+    "plot",
+    "render",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ig_widget' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,104 @@
+"""TensorFlow backend: a ``tf.function`` over a ``GradientTape``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from . import available_ram_bytes
+
+
+def _call_model(model: Any, batch: tf.Tensor) -> tf.Tensor:
+    # Keras layers such as Dropout and BatchNormalization must run in inference mode.
+    if hasattr(model, "layers"):
+        return model(batch, training=False)
+    return model(batch)
+
+
+class TensorFlowBackend:
+    """Gradients of a Keras model (TensorFlow backend) or any TF-differentiable callable."""
+
+    name = "tensorflow"
+
+    def __init__(self, model: Any, preprocess: Callable[[Any], Any] | None) -> None:
+        self._model = model
+        self._preprocess = preprocess
+        # One traced program per image shape; batch size and target are
+        # dynamic so that neither causes a retrace.
+        self._programs: dict[tuple[int, ...], Any] = {}
+
+    def _scores(self, batch: tf.Tensor) -> tf.Tensor:
+        if self._preprocess is not None:
+            batch = self._preprocess(batch)
+        return _call_model(self._model, batch)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._scores(tf.convert_to_tensor(batch, tf.float32)))
+
+    def _program(self, shape: tuple[int, ...]) -> Any:
+        if shape not in self._programs:
+            image_spec = tf.TensorSpec(shape, tf.float32)
+            vector = tf.TensorSpec([None], tf.float32)
+
+            @tf.function(
+                input_signature=[
+                    image_spec,
+                    tf.TensorSpec([None, *shape], tf.float32),
+                    tf.TensorSpec([None], tf.int32),
+                    vector,
+                    vector,
+                    tf.TensorSpec([], tf.int32),
+                ]
+            )
+            def program(image, baselines, run_index, alphas, weights, target):
+                starts = tf.gather(baselines, run_index)
+                points = starts + alphas[:, None, None, None] * (image[None] - starts)
+                with tf.GradientTape() as tape:
+                    tape.watch(points)
+                    scores = tf.cast(self._scores(points), tf.float32)
+                    target_scores = tf.gather(scores, target, axis=1)
+                # output_gradients applies each point's quadrature weight inside
+                # the backward pass, so no per-point gradient is kept.
+                grads = tape.gradient(target_scores, points, output_gradients=weights)
+                if grads is None:
+                    raise ValueError(
+                        "model: its scores do not depend differentiably on the input image"
+                    )
+                sums = tf.math.unsorted_segment_sum(grads, run_index, tf.shape(baselines)[0])
+                return sums, scores
+
+            self._programs[shape] = program
+        return self._programs[shape]
+
+    def gradient_sums(
+        self,
+        image: np.ndarray,
+        baselines: np.ndarray,
+        run_index: np.ndarray,
+        alphas: np.ndarray,
+        weights: np.ndarray,
+        target: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        program = self._program(tuple(image.shape))
+        sums, scores = program(
+            tf.constant(image, tf.float32),
+            tf.constant(baselines, tf.float32),
+            tf.constant(run_index, tf.int32),
+            tf.constant(alphas, tf.float32),
+            tf.constant(weights, tf.float32),
+            tf.constant(target, tf.int32),
+        )
+        return sums.numpy(), scores.numpy()
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        return isinstance(error, (tf.errors.ResourceExhaustedError, MemoryError))
+
+    def free_memory_bytes(self) -> int | None:
+        # TensorFlow does not report a GPU's free memory; the engine then falls
+        # back to its fixed budget and relies on the out-of-memory retry.
+        if tf.config.list_logical_devices("GPU"):
+            return None
+        return available_ram_bytes()

@@ -1,0 +1,165 @@
+"""Early checks and conversions for user input.
+
+Every public entry point funnels its arguments through these helpers so that a
+bad value fails at once, with a message that names the parameter and says what
+was expected, before a model is called.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# 16-bit images are mapped onto the 8-bit scale (65535 -> 255) so that every
+# image the package sees is in the same raw pixel units.
+UINT16_TO_UINT8 = 255.0 / 65535.0
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an int, or raise naming ``name``.
+
+    Examples
+    --------
+    >>> check_int("steps", 50, low=1)
+    50
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name}: expected an integer <= {high}, got {value}")
+    return value
+
+
+def check_number(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None
+) -> float:
+    """Return ``value`` as a finite float in ``[low, high]``, or raise naming ``name``.
+
+    Examples
+    --------
+    >>> check_number("clip_above_percentile", 99, low=0, high=100)
+    99.0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name}: expected a number in [{low}, {high}], got {value}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, or raise naming ``name``.
+
+    Examples
+    --------
+    >>> check_choice("polarity", "positive", ("positive", "negative"))
+    'positive'
+    """
+    if not isinstance(value, str) or value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
+    return value
+
+
+def _read_image_file(path: str | os.PathLike, name: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except FileNotFoundError as exc:
+        raise ValueError(f"{name}: no image file at '{os.fspath(path)}'") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{name}: cannot read '{os.fspath(path)}' as an image ({exc})") from exc
+
+
+def _pil_to_array(img: Any) -> np.ndarray:
+    # Palette, alpha and CMYK modes become RGB (alpha is dropped, not blended);
+    # greyscale stays one channel; 16/32-bit greyscale keeps its values.
+    if img.mode in ("L", "F", "I", "I;16", "I;16B", "I;16L"):
+        array = np.asarray(img)
+        if img.mode.startswith("I;16"):
+            array = array.astype(np.uint16)
+        return array
+    return np.asarray(img.convert("RGB"))
+
+
+def as_image(image: Any, name: str = "image") -> np.ndarray:
+    """Convert an image-like value to a float32 array of shape (H, W, C).
+
+    Accepted: an array (H, W), (H, W, C) or (1, H, W, C) of numbers; a PIL
+    image; a path to an image file. Pixel values are taken as raw units
+    (typically 0..255). Conversions, all documented in the README:
+
+    - (H, W) greyscale becomes (H, W, 1); a leading batch axis of 1 is dropped;
+    - uint16 data is rescaled to 0..255 (65535 -> 255);
+    - files and PIL images in palette, RGBA or CMYK mode become RGB (alpha is
+      dropped). Arrays with 4 channels are kept as they are.
+
+    Examples
+    --------
+    >>> as_image(np.zeros((4, 5), np.uint8)).shape
+    (4, 5, 1)
+    """
+    if isinstance(image, (str, os.PathLike)):
+        image = _read_image_file(image, name)
+    if type(image).__module__.startswith("PIL."):
+        image = _pil_to_array(image)
+    if hasattr(image, "numpy") and not isinstance(image, np.ndarray):
+        image = image.numpy()
+    try:
+        array = np.asarray(image)
+    except Exception as exc:
+        raise TypeError(f"{name}: expected an array, PIL image or file path, got {type(image).__name__}") from exc
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"{name}: expected real numbers (uint8, uint16 or float pixels), got dtype {array.dtype}"
+        )
+    if array.size == 0:
+        raise ValueError(f"{name}: expected a non-empty image, got shape {array.shape}")
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3:
+        raise ValueError(
+            f"{name}: expected one image of shape (H, W), (H, W, C) or (1, H, W, C), "
+            f"got shape {array.shape}"
+        )
+    if array.shape[2] not in (1, 3, 4):
+        raise ValueError(
+            f"{name}: expected 1, 3 or 4 channels in the last axis, got shape {array.shape}"
+        )
+    if array.dtype == np.uint16:
+        out = array.astype(np.float32) * np.float32(UINT16_TO_UINT8)
+    else:
+        out = array.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name}: contains NaN or infinite pixel values")
+    return out
+
+
+def check_path_for_writing(path: str | os.PathLike, name: str = "path") -> Path:
+    """Return ``path`` as a Path that may be written, or raise naming ``name``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a file path, got {type(path).__name__}")
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{name}: '{target}' is a directory; expected a file path")
+    if not target.parent.is_dir():
+        raise ValueError(f"{name}: folder '{target.parent}' does not exist")
+    return target

@@ -58,9 +58,7 @@ def make_baselines(
             return noise.astype(np.float32)
         else:
             allowed = ", ".join(map(repr, BASELINES))
-            raise ValueError(
-                f"baseline: expected one of {allowed} or an array, got {baseline!r}"
-            )
+            raise ValueError(f"baseline: expected one of {allowed} or an array, got {baseline!r}")
         return np.repeat(single[None].astype(np.float32), runs, axis=0)
     from .validation import as_image
 

@@ -245,9 +245,7 @@ class _PathEvaluator:
         self.done = 0
         self.total = 0
 
-    def evaluate(
-        self, alphas: np.ndarray, weights: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self, alphas: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient sums per baseline and target scores (runs, len(alphas))."""
         runs = self.baselines.shape[0]
         run_index = np.repeat(np.arange(runs, dtype=np.int32), len(alphas))
@@ -282,7 +280,9 @@ class _PathEvaluator:
             self.done += stop - start
             start = stop
             if self.progress is not None and self.progress(self.done, self.total) is False:
-                raise ComputationCancelled("integrated gradients cancelled by the progress callback")
+                raise ComputationCancelled(
+                    "integrated gradients cancelled by the progress callback"
+                )
         return sums, scores.reshape(runs, len(alphas))
 
 

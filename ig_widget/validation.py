@@ -122,12 +122,15 @@ def as_image(image: Any, name: str = "image") -> np.ndarray:
     try:
         array = np.asarray(image)
     except Exception as exc:
-        raise TypeError(f"{name}: expected an array, PIL image or file path, got {type(image).__name__}") from exc
+        raise TypeError(
+            f"{name}: expected an array, PIL image or file path, got {type(image).__name__}"
+        ) from exc
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
         raise TypeError(
-            f"{name}: expected real numbers (uint8, uint16 or float pixels), got dtype {array.dtype}"
+            f"{name}: expected real numbers (uint8, uint16 or float pixels), "
+            f"got dtype {array.dtype}"
         )
     if array.size == 0:
         raise ValueError(f"{name}: expected a non-empty image, got shape {array.shape}")

@@ -3,7 +3,7 @@
 A backend wraps a model (and an optional preprocess function) and offers two
 operations on NumPy arrays; everything else in the engine is framework-free:
 
-- ``predict(batch)`` -> class scores (N, K);
+- ``predict(batch)`` -> the model's output for a batch, as NumPy (the engine checks it is (N, K));
 - ``gradient_sums(image, baselines, run_index, alphas, weights, target)`` ->
   (per-baseline weighted gradient sums (R, H, W, C), scores of the points (B, K)).
   Point ``b`` is ``baselines[run_index[b]] + alphas[b] * (image - baselines[run_index[b]])``
@@ -24,7 +24,7 @@ import numpy as np
 class GradientBackend(Protocol):
     name: str
 
-    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+    def predict(self, batch: np.ndarray) -> Any: ...
 
     def gradient_sums(
         self,

@@ -35,8 +35,10 @@ class TensorFlowBackend:
             batch = self._preprocess(batch)
         return _call_model(self._model, batch)
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._scores(tf.convert_to_tensor(batch, tf.float32)))
+    def predict(self, batch: np.ndarray) -> Any:
+        # Keep the output's structure (tuple, dict) so the engine can say what is wrong with it.
+        output = self._scores(tf.convert_to_tensor(batch, tf.float32))
+        return tf.nest.map_structure(np.asarray, output)
 
     def _program(self, shape: tuple[int, ...]) -> Any:
         if shape not in self._programs:

@@ -1,0 +1,292 @@
+"""The IG engine: exactness, completeness, parity with a plain loop, batching, errors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import ig_widget as igw
+from ig_widget.backends import backend_for
+from ig_widget.baselines import make_baselines
+from ig_widget.quadrature import METHODS, integration_points
+
+from .models import linear_model, random_image, tiny_cnn
+
+RNG = np.random.default_rng(42)
+LIN_WEIGHTS = RNG.normal(size=(6, 5, 3, 4)).astype(np.float32)
+LIN_IMAGE = RNG.uniform(0, 255, (6, 5, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return tiny_cnn()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return random_image()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("steps", [1, 3, 50])
+@pytest.mark.parametrize("baseline", ["black", "white", "array"])
+def test_linear_model_ig_is_exact(method, steps, baseline):
+    model = linear_model(LIN_WEIGHTS)
+    start = (
+        RNG.uniform(0, 255, LIN_IMAGE.shape).astype(np.float32) if baseline == "array" else baseline
+    )
+    start_array = make_baselines(LIN_IMAGE, start, 1)[0]
+    res = igw.integrated_gradients(
+        model, LIN_IMAGE, target=2, method=method, steps=steps, baseline=start
+    )
+    expected = LIN_WEIGHTS[..., 2] * (LIN_IMAGE - start_array)
+    np.testing.assert_allclose(
+        res.attributions, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max()
+    )
+    np.testing.assert_allclose(res.gradients, LIN_WEIGHTS[..., 2], rtol=1e-6)
+    assert res.delta < 1e-4  # float32 scores: F(x) - F(x') loses digits to cancellation
+    assert res.method == method and res.steps == steps and res.target == 2
+
+
+def test_integration_rules_weights_sum_to_one_and_integrate_polynomials():
+    for method in METHODS:
+        alphas, weights = integration_points(method, 1000)
+        assert np.isclose(weights.sum(), 1.0)
+        assert np.all(np.diff(alphas) > 0) and alphas.min() >= 0 and alphas.max() <= 1
+        assert abs(np.sum(weights * alphas**2) - 1 / 3) < 1e-3
+    alphas, weights = integration_points("gausslegendre", 4)
+    assert abs(np.sum(weights * alphas**7) - 1 / 8) < 1e-12  # exact up to degree 2n-1
+
+
+def test_completeness_on_a_cnn(cnn, image):
+    res = igw.integrated_gradients(cnn, image, steps=50)
+    assert res.delta < 0.01
+    scores_x = cnn(image[None]).numpy()[0]
+    score_baseline = cnn(np.zeros((1, *image.shape), np.float32)).numpy()[0, res.target]
+    assert res.target == int(np.argmax(scores_x))
+    expected = scores_x[res.target] - score_baseline
+    independent = abs(res.attributions.astype(np.float64).sum() - expected) / abs(expected)
+    assert res.delta == pytest.approx(independent, rel=1e-3, abs=1e-6)
+    np.testing.assert_allclose(res.scores, scores_x, rtol=1e-5)
+    np.testing.assert_allclose(res.baseline_scores, [score_baseline], rtol=1e-5)
+    assert res.path_scores.shape == (1, 51) and res.path_alphas.shape == (51,)
+    assert res.path_scores[0, -1] == pytest.approx(scores_x[res.target], rel=1e-5)
+
+
+def test_delta_decreases_as_steps_grow(cnn, image):
+    deltas = [
+        igw.integrated_gradients(cnn, image, steps=s, baseline="white").delta
+        for s in (4, 16, 64, 256)
+    ]
+    assert deltas[-1] < deltas[0] / 10
+    assert deltas[2] < deltas[0]
+
+
+def _loop_ig(model, image, baselines, target, method, steps, preprocess=None):
+    """One interpolated image per forward/backward pass, as the Keras example does."""
+    alphas, weights = integration_points(method, steps)
+    total = np.zeros(image.shape, np.float64)
+    for start in baselines:
+        grad_sum = np.zeros(image.shape, np.float64)
+        for alpha, weight in zip(alphas, weights, strict=True):
+            point = tf.constant((start + alpha * (image - start))[None], tf.float32)
+            with tf.GradientTape() as tape:
+                tape.watch(point)
+                batch = preprocess(point) if preprocess else point
+                score = model(batch)[:, target]
+            grad_sum += weight * tape.gradient(score, point).numpy()[0]
+        total += (image - start) * grad_sum
+    return total / len(baselines)
+
+
+@pytest.mark.parametrize("method", ["trapezoid", "gausslegendre"])
+def test_batched_engine_matches_a_plain_loop(cnn, image, method):
+    res = igw.integrated_gradients(
+        cnn,
+        image,
+        steps=50,
+        runs=2,
+        baseline="uniform",
+        seed=7,
+        batch_size=7,
+        method=method,
+        target=1,
+    )
+    baselines = make_baselines(image, "uniform", 2, seed=7)
+    expected = _loop_ig(cnn, image, baselines, 1, method, 50)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(res.attributions, expected, rtol=1e-4, atol=1e-4 * scale)
+    assert res.runs == 2 and res.path_scores.shape == (2, len(res.path_alphas))
+    assert res.points_used == 2 * len(res.path_alphas)
+
+
+def test_batch_size_does_not_change_the_result(cnn, image):
+    results = [
+        igw.integrated_gradients(cnn, image, steps=20, batch_size=b).attributions
+        for b in (1, 5, 21, 64)
+    ]
+    for other in results[1:]:
+        np.testing.assert_allclose(other, results[0], rtol=1e-5, atol=1e-9)
+
+
+def test_preprocess_keeps_completeness_in_raw_pixels(image):
+    scaled_inside = tiny_cnn(seed=0)
+    scaled_outside = tiny_cnn(seed=0, rescale=False)
+    res = igw.integrated_gradients(
+        scaled_outside, image, steps=50, preprocess=lambda x: x / 127.5 - 1
+    )
+    assert res.delta < 0.01
+    same_function = igw.integrated_gradients(scaled_inside, image, steps=50)
+    np.testing.assert_allclose(res.attributions, same_function.attributions, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(res.gradients, same_function.gradients, rtol=1e-4, atol=1e-9)
+
+
+def test_out_of_memory_halves_the_batch_with_identical_result(cnn, image):
+    reference = igw.integrated_gradients(cnn, image, steps=30, batch_size=31)
+    backend = backend_for(cnn, None)
+    original = backend.gradient_sums
+    seen = []
+
+    def flaky(image_, baselines, run_index, *args):
+        seen.append(len(run_index))
+        if len(run_index) > 4:
+            raise tf.errors.ResourceExhaustedError(None, None, "simulated OOM")
+        return original(image_, baselines, run_index, *args)
+
+    backend.gradient_sums = flaky
+    try:
+        res = igw.integrated_gradients(cnn, image, steps=30, batch_size=31)
+    finally:
+        del backend.gradient_sums
+    assert seen[:4] == [31, 15, 7, 3]
+    np.testing.assert_allclose(res.attributions, reference.attributions, rtol=1e-5, atol=1e-9)
+
+    backend.gradient_sums = lambda *a: (_ for _ in ()).throw(
+        tf.errors.ResourceExhaustedError(None, None, "simulated OOM")
+    )
+    try:
+        with pytest.raises(MemoryError, match="batch_size"):
+            igw.integrated_gradients(cnn, image, steps=3, batch_size=2)
+    finally:
+        del backend.gradient_sums
+
+
+def test_no_retracing_when_image_or_target_change(cnn, image):
+    igw.integrated_gradients(cnn, image, steps=10)
+    program = backend_for(cnn, None)._programs[image.shape]
+    traces = program.experimental_get_tracing_count()
+    for target in range(4):
+        igw.integrated_gradients(cnn, image[::-1].copy(), target=target, steps=9, batch_size=4)
+    igw.gradients(cnn, image, target=2)
+    assert program.experimental_get_tracing_count() == traces
+
+
+def test_progress_reports_and_cancels(cnn, image):
+    calls = []
+    igw.integrated_gradients(
+        cnn, image, steps=20, batch_size=8, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(8, 21), (16, 21), (21, 21)]
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(igw.ComputationCancelled):
+        igw.integrated_gradients(
+            cnn, image, steps=20, batch_size=4, progress=lambda d, t: not stop.is_set()
+        )
+
+
+def test_auto_steps_reuses_points_and_meets_tolerance(cnn, image):
+    res = igw.integrated_gradients(cnn, image, steps="auto", tolerance=0.005, baseline="white")
+    assert res.delta <= 0.005
+    assert res.points_used == res.steps + 1 == len(res.path_alphas)
+    fixed = igw.integrated_gradients(cnn, image, steps=res.steps, baseline="white")
+    np.testing.assert_allclose(res.attributions, fixed.attributions, rtol=1e-4, atol=1e-9)
+
+
+def test_plain_gradients_match_a_tape(cnn, image):
+    g = igw.gradients(cnn, image, target=3)
+    point = tf.constant(image[None])
+    with tf.GradientTape() as tape:
+        tape.watch(point)
+        score = cnn(point)[:, 3]
+    np.testing.assert_allclose(g, tape.gradient(score, point).numpy()[0], rtol=1e-5, atol=1e-12)
+
+
+def test_greyscale_pil_and_path_images(tmp_path):
+    model = tiny_cnn(channels=1)
+    grey = np.random.default_rng(0).integers(0, 255, (16, 16)).astype(np.uint8)
+    from_array = igw.integrated_gradients(model, grey, steps=8)
+    assert from_array.attributions.shape == (16, 16, 1)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    from_pil = igw.integrated_gradients(model, Image.open(tmp_path / "grey.png"), steps=8)
+    from_path = igw.integrated_gradients(model, tmp_path / "grey.png", steps=8)
+    np.testing.assert_array_equal(from_pil.attributions, from_array.attributions)
+    np.testing.assert_array_equal(from_path.attributions, from_array.attributions)
+
+
+def _scalar_model(x):
+    return tf.reduce_sum(x)
+
+
+BAD_INPUTS = [
+    ({"image": np.zeros(16)}, ValueError, "image: expected one image"),
+    ({"image": np.zeros((2, 16, 16, 3))}, ValueError, "image: expected one image"),
+    ({"image": np.zeros((32, 32, 3))}, ValueError, r"image: the model takes images of shape"),
+    ({"image": np.full((16, 16, 3), np.nan)}, ValueError, "image: contains NaN"),
+    ({"image": np.zeros((0, 16, 3))}, ValueError, "image: expected a non-empty"),
+    ({"image": np.full((16, 16, 3), "a")}, TypeError, "image: expected real numbers"),
+    ({"steps": 0}, ValueError, r"steps: expected an integer >= 1"),
+    ({"steps": 10_001}, ValueError, r"steps: expected an integer <= 10000"),
+    ({"steps": 2.5}, TypeError, "steps: expected an integer"),
+    ({"steps": "auto", "method": "gausslegendre"}, ValueError, "steps: 'auto'"),
+    ({"method": "simpson"}, ValueError, "method: expected one of"),
+    ({"baseline": "grey"}, ValueError, "baseline: expected one of"),
+    ({"baseline": np.zeros((8, 8, 3))}, ValueError, "baseline: expected an array of the image"),
+    ({"runs": 0}, ValueError, r"runs: expected an integer >= 1"),
+    ({"target": 4}, ValueError, r"target: expected a class index in \[0, 3\]"),
+    ({"target": -1}, ValueError, "target: expected an integer >= 0"),
+    ({"target": "cat"}, TypeError, "target: expected an integer"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"progress": 3}, TypeError, "progress: expected a callable"),
+    ({"preprocess": "scale"}, TypeError, "preprocess: expected a callable"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_INPUTS)
+def test_bad_input_names_the_parameter(cnn, image, kwargs, error, message):
+    kwargs = dict(kwargs)
+    bad_image = kwargs.pop("image", image)
+    with pytest.raises(error, match=message):
+        igw.integrated_gradients(cnn, bad_image, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("model", "error", "message"),
+    [
+        (_scalar_model, ValueError, r"model: expected class scores of shape \(1, K\)"),
+        (lambda x: tf.reshape(x, (1, 16, 48)), ValueError, "model: expected class scores"),
+        (lambda x: (x, x), TypeError, "model: expected one tensor"),
+        (lambda x: {"a": x}, TypeError, "model: expected one tensor"),
+        (
+            lambda x: tf.argmax(tf.reshape(x, (1, -1)), axis=1)[:, None],
+            TypeError,
+            "cannot be differentiated",
+        ),
+        (None, TypeError, "model: expected a Keras model"),
+    ],
+)
+def test_bad_models_are_named(image, model, error, message):
+    with pytest.raises(error, match=message):
+        igw.integrated_gradients(model, image)
+
+
+def test_a_model_that_raises_is_reported(image):
+    def broken(x):
+        raise ValueError("weights not loaded")
+
+    with pytest.raises(ValueError, match=r"model: failed on a batch of shape.*weights not loaded"):
+        igw.gradients(broken, image)

@@ -1,0 +1,163 @@
+/// <reference types="node" />
+// Parity of the browser renderer with ig_widget.render.render_maps, on the
+// cases tests/js_vectors.py writes (the Makefile runs it before vitest).
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { RENDER_DEFAULTS, type RenderOptions, renderMaps } from "../src/render";
+
+type Block = [offset: number, bytes: number];
+
+interface VectorIndex {
+  inputs: Record<
+    string,
+    { width: number; height: number; image: Block; positive: Block; negative: Block }
+  >;
+  cases: { input: string; options: Partial<RenderOptions>; expected: Block }[];
+}
+
+const VECTORS = join(dirname(fileURLToPath(import.meta.url)), "vectors");
+const INDEX = join(VECTORS, "index.json");
+
+function loadVectors(): { index: VectorIndex; blob: Buffer } {
+  if (!existsSync(INDEX)) {
+    throw new Error(
+      `No renderer test vectors in ${VECTORS}. Generate them with ` +
+        "`.venv/bin/python -m tests.js_vectors js/tests/vectors` (make test-js does).",
+    );
+  }
+  return {
+    index: JSON.parse(readFileSync(INDEX, "utf8")) as VectorIndex,
+    blob: readFileSync(join(VECTORS, "vectors.bin")),
+  };
+}
+
+const { index, blob } = loadVectors();
+
+function bytes([offset, length]: Block): Uint8Array {
+  return new Uint8Array(blob.buffer, blob.byteOffset + offset, length);
+}
+
+function floats([offset, length]: Block): Float32Array {
+  // Copied: the Buffer's own offset in its pool need not be 4-byte aligned.
+  return new Float32Array(bytes([offset, length]).slice().buffer);
+}
+
+const inputs = Object.fromEntries(
+  Object.entries(index.inputs).map(([name, input]) => [
+    name,
+    {
+      width: input.width,
+      height: input.height,
+      image: bytes(input.image),
+      positive: floats(input.positive),
+      negative: floats(input.negative),
+    },
+  ]),
+);
+
+function optionsOf(partial: Partial<RenderOptions>): RenderOptions {
+  return { ...RENDER_DEFAULTS, ...partial };
+}
+
+/** Pixels whose RGB differs from the expected RGB, and the largest difference. */
+function compare(rgba: Uint8ClampedArray, expected: Uint8Array): { off: number; worst: number } {
+  let off = 0;
+  let worst = 0;
+  for (let p = 0; p < expected.length / 3; p++) {
+    let pixelWorst = 0;
+    for (let c = 0; c < 3; c++) {
+      pixelWorst = Math.max(pixelWorst, Math.abs(rgba[p * 4 + c] - expected[p * 3 + c]));
+    }
+    if (pixelWorst > 0) off++;
+    worst = Math.max(worst, pixelWorst);
+  }
+  return { off, worst };
+}
+
+describe("renderMaps matches the Python renderer", () => {
+  it("has vectors for every input kind the generator promises", () => {
+    const names = Object.keys(inputs);
+    for (const kind of ["column_30x1", "row_1x23", "zeros", "single_pixel", "tiny_cnn_ig"]) {
+      expect(names.some((name) => name.startsWith(kind))).toBe(true);
+    }
+    expect(index.cases.length).toBeGreaterThan(1000);
+  });
+
+  for (const name of Object.keys(inputs)) {
+    it(`renders every option set exactly on ${name}`, () => {
+      const input = inputs[name];
+      const cases = index.cases.filter((c) => c.input === name);
+      expect(cases.length).toBeGreaterThan(0);
+      const failures: string[] = [];
+      for (const c of cases) {
+        const rgba = renderMaps(
+          input.image,
+          input.positive,
+          input.negative,
+          input.width,
+          input.height,
+          optionsOf(c.options),
+        );
+        const { off, worst } = compare(rgba, bytes(c.expected));
+        if (off > 0) {
+          failures.push(`${JSON.stringify(c.options)}: ${off} pixels off, worst by ${worst}`);
+        }
+        for (let p = 3; p < rgba.length; p += 4) {
+          if (rgba[p] !== 255) {
+            failures.push(`${JSON.stringify(c.options)}: alpha ${rgba[p]} at pixel ${p >> 2}`);
+            break;
+          }
+        }
+      }
+      expect(failures).toEqual([]);
+    });
+  }
+});
+
+describe("renderMaps buffers and checks", () => {
+  const input = inputs.smooth_17x40;
+  const args = [input.image, input.positive, input.negative, input.width, input.height] as const;
+
+  it("fills a given output buffer and gives the same pixels as a fresh one", () => {
+    const options = optionsOf({ polarity: "both", outlines: true, morphological_cleanup: true });
+    const out = new Uint8ClampedArray(input.width * input.height * 4).fill(7);
+    const returned = renderMaps(...args, options, out);
+    expect(returned).toBe(out);
+    expect(Array.from(out)).toEqual(Array.from(renderMaps(...args, options)));
+  });
+
+  it("gives the same pixels after rendering a larger image (reused scratch space)", () => {
+    const options = optionsOf({ outlines: true });
+    const before = Array.from(renderMaps(...args, options));
+    const big = inputs.spike_40x40;
+    renderMaps(big.image, big.positive, big.negative, big.width, big.height, options);
+    expect(Array.from(renderMaps(...args, options))).toEqual(before);
+  });
+
+  it("rejects inconsistent sizes and bad options, naming them", () => {
+    const ok = optionsOf({});
+    expect(() => renderMaps(input.image, input.positive, input.negative, 40, 16, ok)).toThrow(
+      /image: expected 1920 RGB bytes/,
+    );
+    expect(() =>
+      renderMaps(input.image, input.positive.subarray(1), input.negative, 40, 17, ok),
+    ).toThrow(/positive, negative: expected 680 values/);
+    expect(() => renderMaps(...args, ok, new Uint8ClampedArray(10))).toThrow(/out: expected 2720/);
+    expect(() => renderMaps(...args, optionsOf({ structure: 0 }))).toThrow(/structure/);
+    expect(() => renderMaps(...args, optionsOf({ structure: 2.5 }))).toThrow(/structure/);
+    expect(() =>
+      renderMaps(...args, optionsOf({ clip_above_percentile: 20, clip_below_percentile: 20 })),
+    ).toThrow(/clip_below_percentile: expected a value below/);
+    expect(() => renderMaps(...args, optionsOf({ clip_above_percentile: 101 }))).toThrow(
+      /clip_above_percentile: expected a number in \[0, 100\]/,
+    );
+    expect(() => renderMaps(...args, optionsOf({ positive_color: [0, 256, 0] }))).toThrow(
+      /positive_color/,
+    );
+    expect(() =>
+      renderMaps(...args, optionsOf({ polarity: "sideways" as RenderOptions["polarity"] })),
+    ).toThrow(/polarity/);
+  });
+});

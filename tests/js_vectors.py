@@ -1,0 +1,186 @@
+"""Test vectors for the browser renderer: inputs and the Python renderer's output.
+
+Run as ``python -m tests.js_vectors OUTDIR``. Writes ``OUTDIR/vectors.bin``
+and ``OUTDIR/index.json``; ``js/tests/render.test.ts`` replays every case
+through ``renderMaps`` and compares it with the expected pixels.
+
+Layout of ``index.json``::
+
+    {"inputs": {name: {"width", "height", "image": [offset, bytes],
+                       "positive": [offset, bytes], "negative": [offset, bytes]}},
+     "cases": [{"input": name, "options": {...}, "expected": [offset, bytes]}]}
+
+``image`` and ``expected`` are RGB uint8 (H, W, 3); ``positive`` and
+``negative`` are little-endian float32 (H, W). Every block starts at a
+multiple of 8 bytes so the reader can view it without copying.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ig_widget.render import channel_maps, render_maps
+
+CLIP_PAIRS = ((99.9, 0.0), (99.0, 0.0), (95.0, 28.0), (90.0, 10.0), (100.0, 0.0), (50.0, 49.5))
+CLEANUP = (None, 2, 3, 4)
+
+
+def _smooth_map(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    noise = ndimage.gaussian_filter(rng.normal(size=(height, width, 3)), (1.5, 1.5, 0))
+    return (0.95 * noise / np.abs(noise).max()).astype(np.float32)
+
+
+def _quantised_map(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    # Few distinct values: ties in the sort, flat plateaus for the morphology
+    # and many equal-sized components for the outline ranking.
+    return (rng.integers(-3, 4, size=(height, width, 3)) / 4).astype(np.float32)
+
+
+def _synthetic_photo(size: int) -> np.ndarray:
+    """A bright disk on a colour gradient: something for a CNN to react to."""
+    y, x = np.mgrid[0:size, 0:size] / (size - 1)
+    disk = ((x - 0.6) ** 2 + (y - 0.4) ** 2) < 0.08
+    image = np.stack([200 * x, 120 + 60 * y, 80 * (1 - x)], axis=2)
+    image[disk] = (250, 230, 40)
+    return image.astype(np.float32)
+
+
+def _tiny_model_maps(size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, integrated gradients and plain gradients from a tiny Keras CNN."""
+    import ig_widget
+    from tests.models import tiny_cnn
+
+    image = _synthetic_photo(size)
+    result = ig_widget.integrated_gradients(tiny_cnn(size=size), image, steps=32)
+    return image.astype(np.uint8), result.attributions, result.gradients
+
+
+def _inputs(with_model: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Display image (uint8 RGB) and attributions (H, W, 3) per input name."""
+    rng = np.random.default_rng(7)
+
+    def photo(height: int, width: int) -> np.ndarray:
+        return rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+    spike = np.ones((40, 40, 3), np.float32)
+    spike[11, 17] = 5.0  # below the 0.1 % share: both thresholds land on 1
+    single = np.zeros((10, 10, 3), np.float32)
+    single[4, 6] = (0.5, -0.2, 0.3)
+    inputs = {
+        "smooth_24x24": (photo(24, 24), _smooth_map(rng, 24, 24)),
+        "smooth_17x40": (photo(17, 40), _smooth_map(rng, 17, 40)),
+        "column_30x1": (photo(30, 1), _smooth_map(rng, 30, 1)),
+        "row_1x23": (photo(1, 23), _smooth_map(rng, 1, 23)),
+        "speckle_32x32": (
+            photo(32, 32),
+            rng.uniform(-0.99, 0.99, size=(32, 32, 3)).astype(np.float32),
+        ),
+        "quantised_20x28": (photo(20, 28), _quantised_map(rng, 20, 28)),
+        "zeros_12x9": (photo(12, 9), np.zeros((12, 9, 3), np.float32)),
+        "single_pixel_10x10": (photo(10, 10), single),
+        "constant_8x8": (photo(8, 8), np.full((8, 8, 3), 0.25, np.float32)),
+        "spike_40x40": (photo(40, 40), spike),
+    }
+    if with_model:
+        image, integrated, plain = _tiny_model_maps()
+        inputs["tiny_cnn_ig_32x32"] = (image, integrated)
+        inputs["tiny_cnn_gradients_32x32"] = (image, plain)
+    return inputs
+
+
+def _option_sets() -> list[dict[str, Any]]:
+    sets = []
+    for polarity, (above, below), cleanup, outlines, overlay in itertools.product(
+        ("positive", "negative", "both"), CLIP_PAIRS, CLEANUP, (False, True), (False, True)
+    ):
+        sets.append(
+            {
+                "polarity": polarity,
+                "clip_above_percentile": above,
+                "clip_below_percentile": below,
+                "morphological_cleanup": cleanup is not None,
+                "structure": cleanup or 3,
+                "outlines": outlines,
+                "overlay": overlay,
+            }
+        )
+    # Colours that share channels (their contributions add and saturate) and
+    # the component share at its extremes.
+    for percentage, overlay in itertools.product((0.0, 50.0, 100.0), (False, True)):
+        sets.append(
+            {
+                "polarity": "both",
+                "outlines": True,
+                "outlines_component_percentage": percentage,
+                "overlay": overlay,
+                "positive_color": (255, 200, 0),
+                "negative_color": (90, 128, 255),
+            }
+        )
+    for structure in (1, 5, 9):
+        sets.append({"polarity": "both", "morphological_cleanup": True, "structure": structure})
+    return sets
+
+
+class _Blob:
+    """Appends arrays to one byte string, each at an 8-byte boundary."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, array: np.ndarray) -> list[int]:
+        data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+        padding = -self.size % 8
+        self.chunks.append(b"\0" * padding + data)
+        self.size += padding
+        where = [self.size, len(data)]
+        self.size += len(data)
+        return where
+
+
+def write_vectors(outdir: str | Path, *, with_model: bool = True) -> dict[str, Any]:
+    """Write ``vectors.bin`` and ``index.json`` into ``outdir``; return the index.
+
+    ``with_model=False`` leaves out the two inputs that need TensorFlow.
+
+    Examples
+    --------
+    From the shell: ``python -m tests.js_vectors js/tests/vectors``.
+    """
+    target = Path(outdir)
+    target.mkdir(parents=True, exist_ok=True)
+    blob = _Blob()
+    index: dict[str, Any] = {"inputs": {}, "cases": []}
+    option_sets = _option_sets()
+    for name, (image, attributions) in _inputs(with_model).items():
+        positive, negative = channel_maps(attributions)
+        index["inputs"][name] = {
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "image": blob.add(image),
+            "positive": blob.add(positive),
+            "negative": blob.add(negative),
+        }
+        for options in option_sets:
+            expected = render_maps(image, positive, negative, **options)
+            index["cases"].append(
+                {"input": name, "options": options, "expected": blob.add(expected)}
+            )
+    (target / "vectors.bin").write_bytes(b"".join(blob.chunks))
+    (target / "index.json").write_text(json.dumps(index))
+    return index
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.js_vectors OUTDIR")
+    written = write_vectors(sys.argv[1])
+    print(f"{len(written['cases'])} cases from {len(written['inputs'])} inputs in {sys.argv[1]}")

@@ -1,0 +1,506 @@
+"""The renderer: parity with the Keras example's process_grads, robustness, errors, plot."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+from scipy import ndimage
+
+import ig_widget as igw
+from ig_widget.render import (
+    RENDER_DEFAULTS,
+    _cleanup,
+    _fill_holes,
+    _inner_border,
+    channel_maps,
+    display_image,
+    plot,
+    render,
+    render_maps,
+    validate_render_options,
+)
+
+from .js_vectors import _synthetic_photo, write_vectors
+from .models import tiny_cnn
+
+RNG = np.random.default_rng(3)
+
+
+def reference_process_grads(
+    image,
+    attributions,
+    polarity="positive",
+    clip_above_percentile=99.9,
+    clip_below_percentile=0,
+    morphological_cleanup=False,
+    structure=3,
+    outlines=False,
+    outlines_component_percentage=90,
+    overlay=True,
+):
+    """The Keras example's GradVisualizer.process_grads, step for step, for comparison.
+
+    Written for this test with the example's structure and arithmetic (float32
+    maps, the non-flat np.ones structure, a loop over components); only
+    ndimage.measurements.label is replaced by its non-deprecated name.
+    """
+    if polarity == "positive":
+        attributions = np.clip(attributions, 0, 1)
+        colour = [0, 255, 0]
+    else:
+        attributions = np.abs(np.clip(attributions, -1, 0))
+        colour = [255, 0, 0]
+    attributions = np.average(attributions, axis=2)
+
+    def threshold(values, percentage):
+        if percentage == 100.0:
+            return np.min(values)
+        flat = values.flatten()
+        total = np.sum(flat)
+        ordered = np.sort(np.abs(flat))[::-1]
+        cumulative = 100.0 * np.cumsum(ordered) / total
+        return ordered[np.where(cumulative >= percentage)[0][0]]
+
+    high = threshold(attributions, 100 - clip_above_percentile)
+    low = threshold(attributions, 100 - clip_below_percentile)
+    transformed = (np.abs(attributions) - low) / (high - low)
+    transformed *= np.sign(attributions)
+    transformed *= transformed >= 0.0
+    attributions = np.clip(transformed, 0.0, 1.0)
+
+    if morphological_cleanup:
+        footprint = np.ones((structure, structure))
+        closed = ndimage.grey_closing(attributions, structure=footprint)
+        attributions = ndimage.grey_opening(closed, structure=footprint)
+
+    if outlines:
+        mask = ndimage.binary_fill_holes(attributions > 0.001)
+        components, count = ndimage.label(mask, structure=np.ones((3, 3)))
+        total = np.sum(mask[components > 0])
+        sums_and_masks = []
+        for label in range(1, count + 1):
+            component = components == label
+            sums_and_masks.append((np.sum(mask[component]), component))
+        sums_and_masks = sorted(sums_and_masks, key=lambda pair: pair[0], reverse=True)
+        cumulative = np.cumsum([pair[0] for pair in sums_and_masks])
+        cutoff = np.where(cumulative >= outlines_component_percentage * total / 100)[0][0]
+        border = np.zeros_like(mask)
+        for index in range(min(cutoff, 2) + 1):
+            border[sums_and_masks[index][1]] = 1
+        border[ndimage.binary_erosion(border, iterations=1)] = 0
+        attributions = border
+
+    coloured = np.expand_dims(attributions, 2) * colour
+    if overlay:
+        coloured = np.clip(coloured * 0.8 + image, 0, 255)
+    return coloured.astype(np.uint8)
+
+
+def _smooth(height, width):
+    noise = ndimage.gaussian_filter(RNG.normal(size=(height, width, 3)), (2, 2, 0))
+    return (0.9 * noise / np.abs(noise).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def maps():
+    """Image and attribution pairs: random maps with |a| < 1 and a tiny CNN's real maps."""
+    photo = _synthetic_photo(32)
+    result = igw.integrated_gradients(tiny_cnn(size=32), photo, steps=24)
+    pairs = {
+        "smooth": (RNG.integers(0, 256, (36, 44, 3), dtype=np.uint8), _smooth(36, 44)),
+        "speckle": (
+            RNG.integers(0, 256, (24, 24, 3), dtype=np.uint8),
+            RNG.uniform(-0.99, 0.99, (24, 24, 3)).astype(np.float32),
+        ),
+        "real_ig": (photo.astype(np.uint8), result.attributions),
+        "real_gradients": (photo.astype(np.uint8), result.gradients),
+    }
+    for _, attributions in pairs.values():
+        # The example clips to [-1, 1]; below 1 that is the same as our sign split.
+        assert 0 < np.abs(attributions).max() < 1
+    return pairs
+
+
+@pytest.mark.parametrize("overlay", [True, False])
+@pytest.mark.parametrize("outlines", [False, True])
+@pytest.mark.parametrize("cleanup", [None, 2, 3, 4])
+@pytest.mark.parametrize("clip", [(99.0, 0.0), (95.0, 28.0), (99.9, 0.0), (90.0, 10.0)])
+@pytest.mark.parametrize("polarity", ["positive", "negative"])
+def test_render_matches_the_reference_steps(maps, polarity, clip, cleanup, outlines, overlay):
+    options = {
+        "polarity": polarity,
+        "clip_above_percentile": clip[0],
+        "clip_below_percentile": clip[1],
+        "morphological_cleanup": cleanup is not None,
+        "structure": cleanup or 3,
+        "outlines": outlines,
+        "overlay": overlay,
+    }
+    for name, (image, attributions) in maps.items():
+        ours = render(image, attributions, **options).astype(int)
+        expected = reference_process_grads(image, attributions, **options).astype(int)
+        assert np.abs(ours - expected).max() <= 1, name
+        # Rounding only: nearly every pixel is identical.
+        assert np.mean(ours != expected) < 0.002, name
+        assert np.any(ours != image), f"{name}: nothing drawn, the comparison would be empty"
+
+
+def test_both_polarity_draws_each_sign_in_its_colour(maps):
+    for image, attributions in maps.values():
+        for overlay in (True, False):
+            both = render(image, attributions, polarity="both", overlay=overlay)
+            positive = render(image, attributions, polarity="positive", overlay=overlay)
+            negative = render(image, attributions, polarity="negative", overlay=overlay)
+            # Default colours use disjoint channels: green from the positive
+            # map, red from the negative one, blue untouched.
+            np.testing.assert_array_equal(both[..., 1], positive[..., 1])
+            np.testing.assert_array_equal(both[..., 0], negative[..., 0])
+            np.testing.assert_array_equal(both[..., 2], image[..., 2] if overlay else 0)
+
+
+def test_both_polarity_adds_shared_channels_and_saturates():
+    image = np.full((1, 2, 3), 100, np.uint8)
+    positive = np.array([[1.0, 0.0]], np.float32)
+    negative = np.array([[1.0, 0.0]], np.float32)
+    rgb = render_maps(
+        image,
+        positive,
+        negative,
+        polarity="both",
+        clip_above_percentile=100.0,
+        positive_color=(200, 10, 0),
+        negative_color=(200, 20, 0),
+    )
+    # 0.8 * (200 + 200) + 100 clips to 255; 0.8 * (10 + 20) + 100 = 124.
+    assert rgb[0, 0].tolist() == [255, 124, 100]
+    assert rgb[0, 1].tolist() == [100, 100, 100]
+
+
+def test_attributions_above_one_are_not_saturated():
+    # Raw-pixel-unit attributions exceed 1; the picture depends on their
+    # ratios only, where the example's clip to [0, 1] would flatten them.
+    image = RNG.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    attributions = _smooth(30, 30)
+    small = render(image, attributions, overlay=False).astype(int)
+    large = render(image, attributions * 400, overlay=False).astype(int)
+    assert np.abs(small - large).max() <= 1
+    assert len(np.unique(large[..., 1])) > 50
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8])
+def test_cleanup_equals_scipy_grey_closing_then_opening(size):
+    for height, width in [(1, 1), (1, 9), (7, 1), (2, 3), (23, 17)]:
+        values = RNG.random((height, width))
+        values[RNG.random((height, width)) < 0.3] = 0.5  # plateaus
+        footprint = np.ones((size, size), dtype=bool)
+        expected = ndimage.grey_opening(
+            ndimage.grey_closing(values, footprint=footprint), footprint=footprint
+        )
+        np.testing.assert_array_equal(_cleanup(values, size), expected)
+
+
+def test_hole_filling_and_border_equal_scipy():
+    for _ in range(200):
+        height, width = RNG.integers(1, 20, size=2)
+        mask = RNG.random((height, width)) < RNG.random()
+        np.testing.assert_array_equal(_fill_holes(mask), ndimage.binary_fill_holes(mask))
+        np.testing.assert_array_equal(_inner_border(mask), mask & ~ndimage.binary_erosion(mask))
+
+
+def test_outlines_keep_the_three_largest_components_as_one_pixel_borders():
+    attributions = np.zeros((40, 40, 3), np.float32)
+    attributions[2:12, 2:12] = 0.5  # 100 pixels
+    attributions[20:28, 2:10] = 0.5  # 64
+    attributions[2:9, 20:27] = 0.5  # 49
+    attributions[30:36, 30:36] = 0.5  # 36: fourth, never outlined
+    attributions[5:8, 5:8] = 0.0  # a hole, filled before outlining
+    image = np.zeros((40, 40, 3), np.uint8)
+    rgb = render(image, attributions, outlines=True, overlay=False, clip_above_percentile=100.0)
+    drawn = rgb[..., 1] == 255
+    expected = np.zeros((40, 40), bool)
+    for top, left, size in [(2, 2, 10), (20, 2, 8), (2, 20, 7)]:
+        expected[top : top + size, left : left + size] = True
+        expected[top + 1 : top + size - 1, left + 1 : left + size - 1] = False
+    np.testing.assert_array_equal(drawn, expected)
+    only_largest = render(
+        image,
+        attributions,
+        outlines=True,
+        overlay=False,
+        clip_above_percentile=100.0,
+        outlines_component_percentage=40.0,
+    )
+    assert (only_largest[..., 1] == 255).sum() == 36  # the 10x10 square's border
+
+
+def _render_without_warnings(image, attributions, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return render(image, attributions, **options)
+
+
+DEGENERATE_OPTIONS = [
+    {},
+    {"polarity": "both", "morphological_cleanup": True, "outlines": True},
+    {"polarity": "negative", "outlines": True, "clip_below_percentile": 50.0},
+]
+
+
+@pytest.mark.parametrize("options", DEGENERATE_OPTIONS)
+def test_all_zero_map_renders_the_plain_image_or_black(options):
+    image = RNG.integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    zeros = np.zeros((9, 13, 3), np.float32)
+    np.testing.assert_array_equal(_render_without_warnings(image, zeros, **options), image)
+    black = _render_without_warnings(image, zeros, overlay=False, **options)
+    np.testing.assert_array_equal(black, 0)
+
+
+def test_no_component_left_for_outlines_renders_the_plain_image():
+    image = RNG.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    attributions = np.zeros((12, 12, 3), np.float32)
+    attributions[5, 6] = 0.7  # an isolated peak: the opening removes it
+    options = {"morphological_cleanup": True, "outlines": True}
+    np.testing.assert_array_equal(_render_without_warnings(image, attributions, **options), image)
+    black = _render_without_warnings(image, attributions, overlay=False, **options)
+    np.testing.assert_array_equal(black, 0)
+    # Without the cleanup the peak itself is outlined.
+    peak = _render_without_warnings(image, attributions, outlines=True, overlay=False)
+    assert np.argwhere(peak[..., 1] == 255).tolist() == [[5, 6]]
+
+
+def test_equal_thresholds_show_only_values_above_them():
+    image = RNG.integers(0, 200, (8, 8, 3), dtype=np.uint8)
+    constant = np.full((8, 8, 3), 0.3, np.float32)
+    np.testing.assert_array_equal(_render_without_warnings(image, constant), image)
+    # 1600 ones and one 5: the 5 alone is under 0.1 % of the total, so both
+    # thresholds are 1 and only the 5 is drawn, at full strength.
+    spike = np.ones((40, 40, 3), np.float32)
+    spike[11, 17] = 5.0
+    black = np.zeros((40, 40, 3), np.uint8)
+    rgb = _render_without_warnings(black, spike, overlay=False)
+    assert np.argwhere(rgb.any(axis=2)).tolist() == [[11, 17]]
+    assert rgb[11, 17].tolist() == [0, 255, 0]
+
+
+def test_greyscale_and_rgba_images_are_shown_as_rgb():
+    grey = RNG.integers(0, 256, (6, 7), dtype=np.uint8)
+    attributions = np.zeros((6, 7), np.float32)
+    np.testing.assert_array_equal(render(grey, attributions), np.repeat(grey[..., None], 3, 2))
+    np.testing.assert_array_equal(
+        render(grey[..., None], attributions[..., None]), np.repeat(grey[..., None], 3, 2)
+    )
+    rgba = RNG.integers(0, 256, (6, 7, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(render(rgba, np.zeros((6, 7, 4), np.float32)), rgba[..., :3])
+    assert (
+        display_image(Image.fromarray(grey)).tolist() == np.repeat(grey[..., None], 3, 2).tolist()
+    )
+
+
+def test_float_images_follow_the_documented_rule():
+    unit = np.array([[[0.0, 0.5, 1.0]]], np.float32)
+    assert display_image(unit).tolist() == [[[0, 128, 255]]]
+    # Any value outside [0, 1]: a 0..255 image, clipped.
+    assert display_image(np.array([[[-3.0, 0.5, 300.0]]])).tolist() == [[[0, 0, 255]]]
+    assert display_image(np.array([[[1.0, 2.0, 3.0]]])).tolist() == [[[1, 2, 3]]]
+    # Integer images are 0..255 even when their values are 0 and 1.
+    assert display_image(np.array([[[0, 1, 1]]], np.uint8)).tolist() == [[[0, 1, 1]]]
+    attributions = np.zeros((1, 1, 3), np.float32)
+    assert render(unit, attributions).tolist() == [[[0, 128, 255]]]
+
+
+def test_channel_maps_split_the_signs_and_average():
+    attributions = np.array([[[3.0, -3.0, 6.0], [-1.5, -1.5, 0.0]]])
+    positive, negative = channel_maps(attributions)
+    assert positive.dtype == np.float32 and negative.dtype == np.float32
+    assert positive.tolist() == [[3.0, 0.0]]
+    assert negative.tolist() == [[1.0, 1.0]]
+
+
+def test_render_is_render_maps_of_display_image_and_channel_maps(maps):
+    image, attributions = maps["real_ig"]
+    options = {"polarity": "both", "outlines": True, "clip_below_percentile": 20.0}
+    np.testing.assert_array_equal(
+        render(image, attributions, **options),
+        render_maps(display_image(image), *channel_maps(attributions), **options),
+    )
+
+
+def test_defaults_are_the_examples_and_match_the_signature():
+    assert RENDER_DEFAULTS == {
+        "polarity": "positive",
+        "clip_above_percentile": 99.9,
+        "clip_below_percentile": 0.0,
+        "morphological_cleanup": False,
+        "structure": 3,
+        "outlines": False,
+        "outlines_component_percentage": 90.0,
+        "overlay": True,
+        "positive_color": (0, 255, 0),
+        "negative_color": (255, 0, 0),
+    }
+    signature = inspect.signature(render).parameters
+    assert {name: signature[name].default for name in RENDER_DEFAULTS} == RENDER_DEFAULTS
+    assert validate_render_options() == RENDER_DEFAULTS
+
+
+def test_validate_render_options_normalises_browser_values():
+    checked = validate_render_options(
+        clip_above_percentile=95, structure=np.int64(4), positive_color=[1, 2, 3], overlay=np.True_
+    )
+    assert checked["clip_above_percentile"] == 95.0
+    assert isinstance(checked["clip_above_percentile"], float)
+    assert checked["structure"] == 4 and type(checked["structure"]) is int
+    assert checked["positive_color"] == (1, 2, 3)
+    assert checked["overlay"] is True
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"polarity": "up"}, ValueError, "polarity: expected one of 'positive', 'negative'"),
+        ({"clip_above_percentile": 100.5}, ValueError, r"clip_above_percentile: .*\[0.0, 100.0\]"),
+        ({"clip_below_percentile": -1}, ValueError, r"clip_below_percentile: .*\[0.0, 100.0\]"),
+        (
+            {"clip_above_percentile": 30, "clip_below_percentile": 30},
+            ValueError,
+            r"clip_below_percentile: expected a value below clip_above_percentile \(30.0\)",
+        ),
+        ({"clip_above_percentile": "99"}, TypeError, "clip_above_percentile: expected a number"),
+        ({"clip_above_percentile": float("nan")}, ValueError, "clip_above_percentile: .*finite"),
+        ({"structure": 0}, ValueError, "structure: expected an integer >= 1"),
+        ({"structure": 65}, ValueError, "structure: expected an integer <= 64"),
+        ({"structure": 2.5}, TypeError, "structure: expected an integer"),
+        ({"outlines_component_percentage": 101}, ValueError, "outlines_component_percentage"),
+        ({"overlay": 1}, TypeError, "overlay: expected True or False"),
+        ({"outlines": "yes"}, TypeError, "outlines: expected True or False"),
+        ({"morphological_cleanup": None}, TypeError, "morphological_cleanup: expected True"),
+        ({"positive_color": (0, 256, 0)}, ValueError, r"positive_color\[1\]: .*<= 255"),
+        ({"negative_color": "red"}, TypeError, r"negative_color: expected 3 integers"),
+        ({"negative_color": (1.0, 0, 0)}, TypeError, r"negative_color\[0\]: expected an integer"),
+        ({"positive_color": (0, 255)}, TypeError, r"positive_color: expected 3 integers"),
+        ({"clip_above": 99}, TypeError, "clip_above: not a render option; expected one of"),
+    ],
+)
+def test_bad_options_are_rejected_naming_the_option(options, error, message):
+    with pytest.raises(error, match=message):
+        validate_render_options(**options)
+    image = np.zeros((4, 4, 3), np.uint8)
+    if "clip_above" not in options:
+        with pytest.raises(error, match=message):
+            render(image, np.zeros((4, 4, 3)), **options)
+
+
+def test_bad_attributions_are_rejected_before_rendering():
+    image = np.zeros((5, 6, 3), np.uint8)
+    bad = np.zeros((5, 6, 3))
+    bad[2, 3, 1] = np.nan
+    with pytest.raises(ValueError, match="attributions: contains NaN or infinite values"):
+        render(image, bad)
+    bad[2, 3, 1] = np.inf
+    with pytest.raises(ValueError, match="attributions: contains NaN"):
+        render(image, bad)
+    with pytest.raises(ValueError, match=r"attributions: expected the image's shape \(5, 6, 3\)"):
+        render(image, np.zeros((6, 5, 3)))
+    with pytest.raises(ValueError, match=r"attributions: expected the image's shape"):
+        render(image, np.zeros((5, 6, 2)))
+    with pytest.raises(TypeError, match="attributions: expected an array of real numbers"):
+        render(image, np.full((5, 6, 3), "x"))
+    with pytest.raises(ValueError, match="attributions: expected a non-empty array"):
+        render(image, np.zeros((5,)))
+    with pytest.raises(ValueError, match="image: expected 1, 3 or 4 channels"):
+        render(np.zeros((5, 6, 2)), np.zeros((5, 6, 2)))
+
+
+def test_render_maps_checks_its_inputs():
+    image = np.zeros((3, 4, 3), np.uint8)
+    maps = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"image: expected a uint8 array \(H, W, 3\)"):
+        render_maps(image.astype(np.float32), maps, maps)
+    with pytest.raises(ValueError, match=r"positive: expected shape \(3, 4\)"):
+        render_maps(image, maps.T, maps)
+    with pytest.raises(TypeError, match="negative: expected float32 values"):
+        render_maps(image, maps, maps.astype(int))
+    with pytest.raises(ValueError, match="negative: contains NaN"):
+        render_maps(image, maps, np.full((3, 4), np.nan, np.float32))
+
+
+def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
+    image, attributions = maps["real_ig"]
+    _, gradients = maps["real_gradients"]
+    name = "$x$ <b>elephant</b>"
+    fig = plot(image, gradients, attributions, class_name=name, score=0.8871, outlines=True)
+    assert isinstance(fig, Figure)
+    titles = ["Input", "Normal gradients", "Integrated gradients"]
+    assert [ax.get_title() for ax in fig.axes] == titles
+    assert fig.get_suptitle() == f"{name} — score 0.8871"
+    assert tuple(fig.get_size_inches()) == (15.0, 8.0)
+    shown = [np.asarray(ax.images[0].get_array()) for ax in fig.axes]
+    np.testing.assert_array_equal(shown[0], image)
+    np.testing.assert_array_equal(shown[1], render(image, gradients, outlines=True))
+    np.testing.assert_array_equal(shown[2], render(image, attributions, outlines=True))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=40)
+    with Image.open(io.BytesIO(buffer.getvalue())) as png:
+        assert png.format == "PNG" and png.size == (600, 320)
+    untitled = plot(image, gradients, attributions, figsize=(6, 3))
+    assert untitled.get_suptitle() == ""
+    assert plot(image, gradients, attributions, score=0.5).get_suptitle() == "score 0.5"
+
+
+def test_plot_rejects_bad_arguments(maps):
+    image, attributions = maps["smooth"]
+    with pytest.raises(TypeError, match="class_name: expected a string"):
+        plot(image, attributions, attributions, class_name=3)
+    with pytest.raises(TypeError, match="score: expected a number"):
+        plot(image, attributions, attributions, score="high")
+    with pytest.raises(ValueError, match="figsize: expected"):
+        plot(image, attributions, attributions, figsize=(0, 3))
+    with pytest.raises(ValueError, match="polarity"):
+        plot(image, attributions, attributions, polarity="up")
+    with pytest.raises(ValueError, match="attributions: expected the image's shape"):
+        plot(image, attributions[:-1], attributions)
+
+
+def test_package_exports_the_functions_even_after_the_module_is_imported():
+    # Importing ig_widget.render makes Python set the package attribute
+    # "render" to the submodule; igw.render must still be the function.
+    code = (
+        "import ig_widget, ig_widget.render\n"
+        "print(callable(ig_widget.render), callable(ig_widget.plot))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["True", "True"]
+
+
+def _read_block(blob, block, dtype, shape):
+    offset, size = block
+    assert offset % 8 == 0
+    return np.frombuffer(blob, dtype, size // np.dtype(dtype).itemsize, offset).reshape(shape)
+
+
+def test_js_vector_generator_writes_cases_the_renderer_reproduces(tmp_path):
+    index = write_vectors(tmp_path, with_model=False)
+    assert json.loads((tmp_path / "index.json").read_text()) == json.loads(json.dumps(index))
+    blob = (tmp_path / "vectors.bin").read_bytes()
+    assert {"column_30x1", "row_1x23", "zeros_12x9", "single_pixel_10x10"} <= set(index["inputs"])
+    for case in index["cases"][:: max(1, len(index["cases"]) // 40)]:
+        source = index["inputs"][case["input"]]
+        shape = (source["height"], source["width"])
+        image = _read_block(blob, source["image"], np.uint8, (*shape, 3))
+        positive = _read_block(blob, source["positive"], "<f4", shape)
+        negative = _read_block(blob, source["negative"], "<f4", shape)
+        expected = _read_block(blob, case["expected"], np.uint8, (*shape, 3))
+        np.testing.assert_array_equal(
+            render_maps(image, positive, negative, **case["options"]), expected
+        )

@@ -1,0 +1,10 @@
+// anywidget entry point: ig_widget.IGWidget loads this module (built to
+// ig_widget/static/widget.js) and calls render once per displayed view.
+
+import type { Render } from "@anywidget/types";
+import { mountView, type WidgetState } from "./view";
+
+const render: Render<WidgetState> = ({ model, el }) =>
+  mountView(model, el, { computeEnabled: true });
+
+export default { render };

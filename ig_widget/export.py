@@ -1,0 +1,162 @@
+"""Snapshots of the widget: a PNG of the three panels and a standalone HTML page.
+
+Both write exactly one file, where asked. The HTML page carries the browser
+code, its styles and the shown data in one file, so it opens offline from a
+``file://`` URL; the data is JSON inside ``<script type="application/json">``
+with ``<``, ``>`` and ``&`` escaped, so no text in it (class names from a
+model, say) can end the script element or be read as HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .render import render_maps
+from .validation import check_path_for_writing
+
+PANEL_TITLES = ("Input", "Normal gradients", "Integrated gradients")
+# Small images are enlarged (nearest neighbour, so pixels stay crisp) until a
+# panel is at least this many pixels on its longer side.
+MIN_PANEL_PIXELS = 256
+MARGIN = 14
+FONT_SIZE = 15
+BACKGROUND = (255, 255, 255)
+TEXT_COLOR = (33, 33, 33)
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+def write_file(path: str | Path, data: bytes, name: str = "path") -> Path:
+    """Write ``data`` to ``path`` (a file, not a directory) and return the path.
+
+    Examples
+    --------
+    >>> write_file(tmp_path / "x.bin", b"1")  # doctest: +SKIP
+    PosixPath('.../x.bin')
+    """
+    target = check_path_for_writing(path, name)
+    target.write_bytes(data)
+    return target
+
+
+def panels_png(
+    image_rgb: np.ndarray,
+    maps: dict[str, tuple[np.ndarray, np.ndarray]],
+    render_options: dict[str, Any],
+    heading: str,
+) -> bytes:
+    """The three panels side by side, titled, under a one-line heading, as PNG bytes.
+
+    Parameters
+    ----------
+    image_rgb : ndarray, uint8, (H, W, 3)
+        The display image.
+    maps : dict
+        ``{"gradient": (positive, negative), "ig": (positive, negative)}``,
+        float32 (H, W) channel-mean maps.
+    render_options : dict
+        As for ``igw.render``.
+    heading : str
+        Drawn as plain text above the panels.
+
+    Examples
+    --------
+    >>> zero = np.zeros((4, 4), np.float32)
+    >>> png = panels_png(np.zeros((4, 4, 3), np.uint8), {"gradient": (zero, zero),
+    ...                  "ig": (zero, zero)}, {}, "demo")
+    >>> png[:4]
+    b'\\x89PNG'
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    pictures = [
+        image_rgb,
+        render_maps(image_rgb, *maps["gradient"], **render_options),
+        render_maps(image_rgb, *maps["ig"], **render_options),
+    ]
+    height, width = image_rgb.shape[:2]
+    scale = max(1, math.ceil(MIN_PANEL_PIXELS / max(height, width)))
+    panel_h, panel_w = height * scale, width * scale
+    font = ImageFont.load_default(size=FONT_SIZE)
+    line = FONT_SIZE + 8
+    canvas = Image.new(
+        "RGB", (3 * panel_w + 4 * MARGIN, panel_h + 2 * line + 2 * MARGIN), BACKGROUND
+    )
+    draw = ImageDraw.Draw(canvas)
+    draw.text((MARGIN, MARGIN), heading, fill=TEXT_COLOR, font=font)
+    top = MARGIN + 2 * line
+    for index, (title, picture) in enumerate(zip(PANEL_TITLES, pictures, strict=True)):
+        left = MARGIN + index * (panel_w + MARGIN)
+        draw.text((left, top - line), title, fill=TEXT_COLOR, font=font)
+        enlarged = Image.fromarray(picture).resize((panel_w, panel_h), Image.Resampling.NEAREST)
+        canvas.paste(enlarged, (left, top))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def embedded_json(data: Any) -> str:
+    """JSON that is safe inside an HTML ``<script>`` element.
+
+    Examples
+    --------
+    >>> embedded_json({"name": "</script>"})
+    '{"name": "\\\\u003c/script\\\\u003e"}'
+    """
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    return "".join(_JSON_ESCAPES.get(char, char) for char in text)
+
+
+def _inline(text: str, closing_tag: str, source: Path) -> str:
+    if closing_tag in text.lower():
+        raise RuntimeError(f"{source} contains '{closing_tag}' and cannot be inlined; rebuild it")
+    return text
+
+
+def standalone_html(state: dict[str, Any], buffers: dict[str, bytes], static_dir: Path) -> str:
+    """One self-contained HTML page showing the widget ``state``.
+
+    Parameters
+    ----------
+    state : dict
+        JSON-serialisable widget state (trait name -> value).
+    buffers : dict
+        Binary traits (name -> bytes), embedded as base64.
+    static_dir : Path
+        Folder holding the built ``standalone.js`` and ``widget.css``.
+
+    Returns
+    -------
+    str
+        The page.
+
+    Examples
+    --------
+    >>> page = standalone_html(w.get_state(...), {...}, STATIC)  # doctest: +SKIP
+    """
+    script_path = static_dir / "standalone.js"
+    style_path = static_dir / "widget.css"
+    script = _inline(script_path.read_text("utf-8"), "</script", script_path)
+    style = _inline(style_path.read_text("utf-8"), "</style", style_path)
+    data = {
+        "state": state,
+        "buffers": {
+            name: base64.b64encode(value).decode("ascii") for name, value in buffers.items()
+        },
+    }
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>Integrated gradients (ig-widget)</title>\n"
+        f"<style>\n{style}\n</style>\n</head>\n"
+        '<body class="igw-page">\n<main id="igw-root"></main>\n'
+        f'<script type="application/json" id="igw-data">{embedded_json(data)}</script>\n'
+        f"<script>\n{script}\n</script>\n</body>\n</html>\n"
+    )

@@ -1,0 +1,594 @@
+"""``IGWidget``: the three-panel Integrated Gradients view as a Jupyter widget.
+
+The kernel side validates options, runs the engine (blocking on construction
+and in ``compute()``, in a background thread when the browser asks) and sends
+the browser the display image and, per panel, the positive and negative
+channel-mean maps as binary buffers. The browser redraws every display-option
+change itself from those maps (``js/src/render.ts``); the display options
+still sync back here, so ``to_png`` and ``to_html`` show what the user sees.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from . import export
+from .backends import backend_for
+from .baselines import BASELINES, make_baselines
+from .engine import MAX_STEPS, ComputationCancelled, IGResult, integrated_gradients
+from .quadrature import METHODS, integration_points
+from .render import RENDER_DEFAULTS, channel_maps, display_image, validate_render_options
+from .validation import as_image, check_choice, check_int
+
+STATIC = Path(__file__).parent / "static"
+CUSTOM_BASELINE = "custom"
+COMPUTE_OPTIONS = ("steps", "baseline", "runs", "method")
+# Everything the browser may change; any other key it sends is refused.
+FRONT_END_OPTIONS = (*RENDER_DEFAULTS, *COMPUTE_OPTIONS, "target")
+MAP_BUFFERS = ("gradient_positive", "gradient_negative", "ig_positive", "ig_negative")
+# One result update (RGB image + four float32 maps) stays under this many
+# bytes; larger images are averaged down for display only.
+MAX_UPDATE_BYTES = 8 * 1024**2
+BYTES_PER_DISPLAY_PIXEL = 3 + 4 * len(MAP_BUFFERS)
+# The engine reports progress (and can be cancelled) once per batch, so the
+# widget asks for about this many batches per computation.
+PROGRESS_STEPS = 10
+
+
+def display_factor(height: int, width: int) -> int:
+    """Smallest integer reduction that keeps one result update under ``MAX_UPDATE_BYTES``.
+
+    Examples
+    --------
+    >>> display_factor(299, 299), display_factor(2000, 2000)
+    (1, 4)
+    """
+    factor = 1
+    while (
+        math.ceil(height / factor) * math.ceil(width / factor) * BYTES_PER_DISPLAY_PIXEL
+        > MAX_UPDATE_BYTES
+    ):
+        factor += 1
+    return factor
+
+
+def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks of an (H, W) or (H, W, C) array.
+
+    Blocks at the bottom and right edges may be smaller; each is averaged
+    over the pixels it has, so the result is an area resampling.
+
+    Examples
+    --------
+    >>> block_mean(np.arange(9.0).reshape(3, 3), 2).tolist()
+    [[2.0, 3.5], [6.5, 8.0]]
+    """
+    if factor == 1:
+        return array.astype(np.float32)
+    height, width = array.shape[:2]
+    rows = np.arange(0, height, factor)
+    cols = np.arange(0, width, factor)
+    sums = np.add.reduceat(np.add.reduceat(array.astype(np.float64), rows, axis=0), cols, axis=1)
+    counts = np.outer(np.diff(rows, append=height), np.diff(cols, append=width))
+    if array.ndim == 3:
+        counts = counts[:, :, None]
+    return (sums / counts).astype(np.float32)
+
+
+def _check_class_names(class_names: Any, classes: int | None) -> list[str] | None:
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
+        raise TypeError(
+            f"class_names: expected a list of strings, one per class, "
+            f"got {type(class_names).__name__}"
+        )
+    names = list(class_names)
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(
+                f"class_names[{index}]: expected a string, got {type(name).__name__} {name!r}"
+            )
+    if classes is not None and len(names) != classes:
+        raise ValueError(
+            f"class_names: expected {classes} names (the model's number of classes), "
+            f"got {len(names)}"
+        )
+    return names
+
+
+def _count_classes(model: Any, image: np.ndarray, preprocess: Callable | None) -> int:
+    """The model's number of classes, from one forward pass on ``image``."""
+    try:
+        scores = np.asarray(backend_for(model, preprocess).predict(image[None]))
+    except Exception as exc:
+        raise ValueError(
+            f"model: failed on a batch of shape {(1, *image.shape)} float32: {_describe(exc)}"
+        ) from exc
+    if scores.ndim != 2 or scores.shape[0] != 1:
+        raise ValueError(
+            f"model: expected class scores of shape (1, K) for one image, got shape {scores.shape}"
+        )
+    return int(scores.shape[1])
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or "(no message)"
+    return f"{type(error).__name__}: {text}"
+
+
+class IGWidget(anywidget.AnyWidget):
+    """Integrated Gradients of an image classifier, with live display controls.
+
+    Shows three panels (Input, Normal gradients, Integrated gradients), the
+    top-k classes to choose the explained one from, the completeness error
+    and the score along the integration path. Display options redraw in the
+    browser at once; compute options apply with the Compute button (or
+    ``compute()``); choosing a class recomputes in the background with a
+    progress bar and a Cancel button.
+
+    Parameters
+    ----------
+    model : Keras model or callable
+        Maps a float32 batch (N, H, W, C) to class scores (N, K).
+    image : array, PIL image or path
+        One image in raw pixel units, as for ``igw.integrated_gradients``.
+    preprocess : callable, optional
+        Applied to each batch inside the differentiated computation.
+    class_names : sequence of str, optional
+        One name per class (K names); class indices are shown otherwise.
+    target : int, optional
+        Class to explain; default the top predicted class.
+    steps, baseline, runs, method
+        As for ``igw.integrated_gradients``. An array ``baseline`` shows as
+        ``"custom"`` in the ``baseline`` trait.
+    top_k : int
+        Number of top-scoring classes offered in the class menu.
+    **render_options
+        Display options, as for ``igw.render``.
+
+    Examples
+    --------
+    >>> w = IGWidget(model, image, class_names=names, clip_above_percentile=99)  # doctest: +SKIP
+    >>> w  # doctest: +SKIP
+    >>> w.result.delta, w.to_png("ig.png")  # doctest: +SKIP
+    """
+
+    _esm = STATIC / "widget.js"
+    _css = STATIC / "widget.css"
+
+    # Display options, as igw.render's.
+    polarity = traitlets.Any(RENDER_DEFAULTS["polarity"]).tag(sync=True)
+    clip_above_percentile = traitlets.Any(RENDER_DEFAULTS["clip_above_percentile"]).tag(sync=True)
+    clip_below_percentile = traitlets.Any(RENDER_DEFAULTS["clip_below_percentile"]).tag(sync=True)
+    morphological_cleanup = traitlets.Any(RENDER_DEFAULTS["morphological_cleanup"]).tag(sync=True)
+    structure = traitlets.Any(RENDER_DEFAULTS["structure"]).tag(sync=True)
+    outlines = traitlets.Any(RENDER_DEFAULTS["outlines"]).tag(sync=True)
+    outlines_component_percentage = traitlets.Any(
+        RENDER_DEFAULTS["outlines_component_percentage"]
+    ).tag(sync=True)
+    overlay = traitlets.Any(RENDER_DEFAULTS["overlay"]).tag(sync=True)
+    positive_color = traitlets.Any(RENDER_DEFAULTS["positive_color"]).tag(sync=True)
+    negative_color = traitlets.Any(RENDER_DEFAULTS["negative_color"]).tag(sync=True)
+
+    # Compute options: they take effect on the next computation.
+    steps = traitlets.Any(50).tag(sync=True)
+    baseline = traitlets.Any("black").tag(sync=True)
+    runs = traitlets.Any(1).tag(sync=True)
+    method = traitlets.Any("trapezoid").tag(sync=True)
+    target = traitlets.Any(0).tag(sync=True)
+    baseline_choices = traitlets.List(list(BASELINES)).tag(sync=True)
+    method_choices = traitlets.List(list(METHODS)).tag(sync=True)
+
+    # The shown result. classes: [index, label, score] for the top-k classes
+    # (and the target, if not among them), best first.
+    classes = traitlets.List().tag(sync=True)
+    summary = traitlets.Dict().tag(sync=True)
+    path = traitlets.Dict().tag(sync=True)
+    image_size = traitlets.List([0, 0]).tag(sync=True)
+    display_size = traitlets.List([0, 0]).tag(sync=True)
+    image_rgb = traitlets.Bytes(b"").tag(sync=True)
+    gradient_positive = traitlets.Bytes(b"").tag(sync=True)
+    gradient_negative = traitlets.Bytes(b"").tag(sync=True)
+    ig_positive = traitlets.Bytes(b"").tag(sync=True)
+    ig_negative = traitlets.Bytes(b"").tag(sync=True)
+
+    # Status.
+    computing = traitlets.Bool(False).tag(sync=True)
+    progress = traitlets.List([0, 0]).tag(sync=True)
+    stale = traitlets.Bool(False).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    notice = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(
+        self,
+        model: Any,
+        image: Any,
+        *,
+        preprocess: Callable[[Any], Any] | None = None,
+        class_names: Sequence[str] | None = None,
+        target: int | None = None,
+        steps: int | str = 50,
+        baseline: str | np.ndarray = "black",
+        runs: int = 1,
+        method: str = "trapezoid",
+        top_k: int = 5,
+        **render_options: Any,
+    ) -> None:
+        if not (STATIC / "widget.js").is_file():
+            raise RuntimeError(
+                f"IGWidget: the front end is not built ({STATIC / 'widget.js'} is missing); "
+                "run `npm ci && npm run build` in the repository, or install a wheel"
+            )
+        if model is None or not callable(model):
+            raise TypeError(
+                f"model: expected a Keras model or callable, got {type(model).__name__}"
+            )
+        if preprocess is not None and not callable(preprocess):
+            raise TypeError(
+                f"preprocess: expected a callable or None, got {type(preprocess).__name__}"
+            )
+        display_options = validate_render_options(**render_options)
+        self._top_k = check_int("top_k", top_k, low=1)
+        pixels = as_image(image)
+        self._custom_baseline: np.ndarray | None = None
+        if not isinstance(baseline, str):
+            make_baselines(pixels, baseline, 1)  # raises on a shape that does not fit
+            self._custom_baseline = np.array(baseline, dtype=np.float32)
+            baseline = CUSTOM_BASELINE
+        self._model = model
+        self._preprocess = preprocess
+        self._pixels = pixels
+        compute_options = self._checked_compute_options(
+            {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
+        )
+        if target is not None:
+            target = check_int("target", target, low=0)
+        self._class_count = _count_classes(model, pixels, preprocess)
+        self._class_names = _check_class_names(class_names, self._class_count)
+        if target is not None:
+            check_int("target", target, low=0, high=self._class_count - 1)
+
+        self._sync_lock = threading.RLock()
+        self._cancel = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._display_rgb = display_image(image)
+        self._factor = display_factor(*pixels.shape[:2])
+        result = self._run_engine(compute_options, target, progress=None)
+        small_rgb = np.rint(block_mean(self._display_rgb, self._factor)).astype(np.uint8)
+        super().__init__(
+            **display_options,
+            **compute_options,
+            target=result.target,
+            image_size=list(pixels.shape[:2]),
+            display_size=list(small_rgb.shape[:2]),
+            image_rgb=small_rgb.tobytes(),
+            **self._adopt(result, {**compute_options, "target": result.target}),
+        )
+        self.on_msg(self._handle_front_end_message)
+
+    # -- validation ---------------------------------------------------------
+
+    def _checked_compute_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        method = check_choice("method", options["method"], METHODS)
+        steps = options["steps"]
+        if steps == "auto":
+            if method != "trapezoid":
+                raise ValueError(
+                    f"steps: 'auto' needs method='trapezoid', got method={method!r}; "
+                    "choose a number of steps or the trapezoid rule"
+                )
+        else:
+            steps = check_int("steps", steps, low=1, high=MAX_STEPS)
+        allowed = (*BASELINES, CUSTOM_BASELINE) if self._custom_baseline is not None else BASELINES
+        baseline = check_choice("baseline", options["baseline"], allowed)
+        runs = check_int("runs", options["runs"], low=1, high=MAX_STEPS)
+        return {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
+
+    def _checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``changes`` together with the other current options; return all, normalised."""
+        current = {name: getattr(self, name) for name in FRONT_END_OPTIONS}
+        merged = {**current, **changes}
+        checked = validate_render_options(**{name: merged[name] for name in RENDER_DEFAULTS})
+        checked.update(self._checked_compute_options(merged))
+        checked["target"] = check_int("target", merged["target"], low=0, high=self._class_count - 1)
+        return checked
+
+    @traitlets.validate(*FRONT_END_OPTIONS)
+    def _validate_option(self, proposal: dict[str, Any]) -> Any:
+        # Runs for assignments from Python (raising there); the browser's
+        # changes are checked in set_state before they reach the traits.
+        name = proposal["trait"].name
+        return self._checked_options({name: proposal["value"]})[name]
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Apply a state update from the browser, refusing invalid or read-only values.
+
+        A refused update leaves the previous values, sends them back to the
+        browser and shows the reason in the widget.
+        """
+        with self._sync_lock:
+            refused = [name for name in sync_data if name not in FRONT_END_OPTIONS]
+            accepted = {name: sync_data[name] for name in sync_data if name in FRONT_END_OPTIONS}
+            problem = ""
+            if refused:
+                problem = f"{refused[0]}: cannot be changed from the browser"
+            if "target" in accepted and self.computing:
+                problem = "target: a computation is running; cancel it before choosing a class"
+                refused += list(accepted)
+                accepted = {}
+            if accepted:
+                try:
+                    normalised = self._checked_options(accepted)
+                except (TypeError, ValueError) as exc:
+                    problem = str(exc)
+                    refused += list(accepted)
+                    accepted = {}
+                else:
+                    accepted = {name: normalised[name] for name in accepted}
+            previous_target = self.target
+            super().set_state(accepted)
+            self.error = problem
+            if refused:
+                self.send_state(refused)
+        if "target" in accepted and accepted["target"] != previous_target:
+            self._start_background()
+
+    # -- computing ----------------------------------------------------------
+
+    def _run_engine(
+        self,
+        options: dict[str, Any],
+        target: int | None,
+        progress: Callable[[int, int], bool] | None,
+    ) -> IGResult:
+        baseline = self._custom_baseline if options["baseline"] == CUSTOM_BASELINE else None
+        baseline = options["baseline"] if baseline is None else baseline
+        batch_size = None
+        if options["steps"] != "auto":
+            distinct_runs = options["runs"] if options["baseline"] == "uniform" else 1
+            points = len(integration_points(options["method"], options["steps"])[0])
+            batch_size = max(1, math.ceil(points * distinct_runs / PROGRESS_STEPS))
+        return integrated_gradients(
+            self._model,
+            self._pixels,
+            target=target,
+            baseline=baseline,
+            steps=options["steps"],
+            runs=options["runs"],
+            method=options["method"],
+            preprocess=self._preprocess,
+            batch_size=batch_size,
+            progress=progress,
+        )
+
+    def _request(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in COMPUTE_OPTIONS}, "target": self.target}
+
+    @traitlets.observe(*COMPUTE_OPTIONS, "target")
+    def _mark_stale(self, _change: dict[str, Any]) -> None:
+        self.stale = self._request() != self._computed_request
+
+    def _report_progress(self, done: int, total: int) -> bool:
+        with self._sync_lock:
+            self.progress = [done, total]
+        return not self._cancel.is_set()
+
+    def _compute(self, *, background: bool) -> IGResult | None:
+        request = self._request()
+        options = {name: request[name] for name in COMPUTE_OPTIONS}
+        with self._sync_lock:
+            self.error = ""
+            self.notice = ""
+            self.progress = [0, 0]
+            self.computing = True
+        try:
+            result = self._run_engine(options, request["target"], self._report_progress)
+        except BaseException as exc:
+            with self._sync_lock:
+                # The class menu shows the explained class, so it goes back
+                # with the result; edited compute options stay, marked stale.
+                self.target = self.result.target
+                if isinstance(exc, ComputationCancelled):
+                    self.notice = "Cancelled; the panels show the previous result."
+                elif isinstance(exc, KeyboardInterrupt):
+                    self.notice = "Interrupted; the panels show the previous result."
+                else:
+                    self.error = _describe(exc)
+                self.computing = False
+            if isinstance(exc, ComputationCancelled) or (background and isinstance(exc, Exception)):
+                return None
+            raise
+        with self._sync_lock, self.hold_sync():
+            for name, value in self._adopt(result, request).items():
+                setattr(self, name, value)
+            self.stale = self._request() != request
+            self.computing = False
+        return result
+
+    def compute(self) -> IGResult | None:
+        """Recompute with the current compute options and target, blocking.
+
+        Waits for a background computation to finish first. Errors from the
+        model or engine are raised (and shown in the widget); the previous
+        result stays.
+
+        Returns
+        -------
+        IGResult, or None if the computation was cancelled from the browser.
+
+        Examples
+        --------
+        >>> w.steps = 100  # doctest: +SKIP
+        >>> w.compute().delta  # doctest: +SKIP
+        """
+        self.wait()
+        self._cancel.clear()
+        return self._compute(background=False)
+
+    def _start_background(self) -> None:
+        if self.computing:
+            return
+        # Set here, not in the thread, so that the browser sees the
+        # computation start at once and a second request is ignored.
+        self.computing = True
+        self._cancel.clear()
+        self._worker = threading.Thread(
+            target=self._compute, kwargs={"background": True}, name="ig-widget-compute"
+        )
+        self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a background computation ends; False if ``timeout`` passed first.
+
+        Examples
+        --------
+        >>> w.wait(timeout=60)  # doctest: +SKIP
+        True
+        """
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+            if worker.is_alive():
+                return False
+        return True
+
+    def cancel(self, wait: bool = True) -> None:
+        """Stop a background computation after its current batch; the previous result stays.
+
+        Examples
+        --------
+        >>> w.cancel()  # doctest: +SKIP
+        """
+        self._cancel.set()
+        if wait:
+            self.wait()
+
+    def _handle_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "compute":
+            self._start_background()
+        elif kind == "cancel":
+            self.cancel(wait=False)
+
+    # -- state for the browser ----------------------------------------------
+
+    def _label(self, index: int) -> str:
+        return self._class_names[index] if self._class_names is not None else f"class {index}"
+
+    def _adopt(self, result: IGResult, request: dict[str, Any]) -> dict[str, Any]:
+        """Make ``result`` the shown one; return the trait values that show it."""
+        self.result = result
+        self._computed_request = request
+        self._maps = {
+            "gradient": channel_maps(result.gradients),
+            "ig": channel_maps(result.attributions),
+        }
+        scores = result.scores
+        ranked = [int(i) for i in np.argsort(-scores, kind="stable")[: self._top_k]]
+        if result.target not in ranked:
+            ranked.append(result.target)
+        buffers = {
+            f"{panel}_{sign}": block_mean(values, self._factor).tobytes()
+            for panel, pair in self._maps.items()
+            for sign, values in zip(("positive", "negative"), pair, strict=True)
+        }
+        path_scores = np.asarray(result.path_scores, np.float64)
+        return {
+            "classes": [[i, self._label(i), float(scores[i])] for i in ranked],
+            "summary": {
+                "target": result.target,
+                "label": self._label(result.target),
+                "score": result.score,
+                "predicted": ranked[0],
+                "predicted_label": self._label(ranked[0]),
+                "predicted_score": float(scores[ranked[0]]),
+                "delta": float(result.delta),
+                "steps": result.steps,
+                "method": result.method,
+                "runs": result.runs,
+                "points_used": result.points_used,
+                "elapsed_s": float(result.elapsed_s),
+                "display_factor": self._factor,
+            },
+            "path": {
+                "alphas": [float(a) for a in result.path_alphas],
+                "mean": path_scores.mean(axis=0).tolist(),
+                "low": path_scores.min(axis=0).tolist(),
+                "high": path_scores.max(axis=0).tolist(),
+                "baseline_score": float(np.mean(result.baseline_scores)),
+                "score": result.score,
+            },
+            **buffers,
+            "progress": [result.points_used, result.points_used],
+        }
+
+    # -- snapshots ------------------------------------------------------------
+
+    def render_options(self) -> dict[str, Any]:
+        """The current display options, as keyword arguments for ``igw.render``.
+
+        Examples
+        --------
+        >>> igw.render(image, w.result.attributions, **w.render_options())  # doctest: +SKIP
+        """
+        return {name: getattr(self, name) for name in RENDER_DEFAULTS}
+
+    def _png(self) -> bytes:
+        summary = self.summary
+        heading = (
+            f"Predicted: {summary['predicted_label']} ({summary['predicted_score']:.4g})   "
+            f"Explained: {summary['label']} ({summary['score']:.4g})   "
+            f"completeness error {100 * summary['delta']:.2f}%"
+        )
+        return export.panels_png(self._display_rgb, self._maps, self.render_options(), heading)
+
+    def to_png(self, path: str | Path) -> Path:
+        """Write the three panels, as currently displayed, to one PNG file.
+
+        Panels are drawn at the image's full resolution with the current
+        display options. Writes only ``path``; a directory is refused.
+
+        Examples
+        --------
+        >>> w.to_png("ig.png")  # doctest: +SKIP
+        PosixPath('ig.png')
+        """
+        return export.write_file(path, self._png())
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write one self-contained HTML page with the widget's current view.
+
+        The page holds the front end, its styles and the shown data; it opens
+        offline (also from a ``file://`` URL), its display controls work and
+        its compute controls are disabled. Writes only ``path``.
+
+        Examples
+        --------
+        >>> w.to_html("ig.html")  # doctest: +SKIP
+        PosixPath('ig.html')
+        """
+        state = self.get_state(key=list(IGWidget.class_own_traits(sync=True)))
+        binary = {name: state.pop(name) for name in ("image_rgb", *MAP_BUFFERS)}
+        # The page shows the result, not the session's passing messages.
+        state.update(error="", notice="", computing=False)
+        page = export.standalone_html(state, binary, STATIC)
+        return export.write_file(path, page.encode("utf-8"))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        # Viewers without a kernel (GitHub, nbviewer) show this picture.
+        data = {**data, "image/png": base64.b64encode(self._png()).decode("ascii")}
+        return data, metadata

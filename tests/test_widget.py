@@ -1,0 +1,446 @@
+"""IGWidget on the kernel side: state, validation from both sides, background
+computing, cancel, errors, snapshots. The browser side is in js/tests and
+tests/test_browser.py."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import threading
+
+import comm
+import numpy as np
+import pytest
+import tensorflow as tf
+from comm.base_comm import BaseComm
+from ipywidgets.widgets.widget import _remove_buffers
+from PIL import Image
+
+import ig_widget as igw
+from ig_widget import export, widget
+from ig_widget.render import channel_maps, display_image, render_maps
+
+from .models import linear_model, random_image, tiny_cnn
+
+NAMES = ["cat", "dog", "bird", "fish"]
+HOSTILE = "</script><script>alert(1)</script>"
+
+
+class RecordingComm(BaseComm):
+    """A comm that keeps what the widget would send to the browser."""
+
+    def __init__(self, **kwargs):
+        self.messages = []
+        super().__init__(**kwargs)
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        self.messages.append((msg_type, data, list(buffers or [])))
+
+    def updates(self):
+        """(method, state with binary traits put back, buffers) of each state message."""
+        found = []
+        for msg_type, data, buffers in self.messages:
+            if msg_type == "comm_msg" and data.get("method") in ("update", "echo_update"):
+                state = dict(data["state"])
+                for path, buffer in zip(data.get("buffer_paths", []), buffers, strict=True):
+                    state[path[0]] = buffer
+                found.append((data["method"], state, buffers))
+        return found
+
+
+@pytest.fixture(autouse=True)
+def recording_comms(monkeypatch):
+    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: RecordingComm(**kwargs))
+
+
+class GatedModel:
+    """A tiny CNN that can be made to fail, or to block inside a call.
+
+    The blocking gate is a stateful numpy_function, so it runs on every
+    execution of the traced gradient program, not only while tracing.
+    """
+
+    def __init__(self, base):
+        self.base = base
+        self.block = False
+        self.fail = None
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def _gate(self, _):
+        if self.block:
+            self.entered.set()
+            self.release.wait(30)
+        return np.int32(0)
+
+    def __call__(self, batch):
+        # Eager calls (the engine's first prediction) run this Python code
+        # every time, so a failure set here surfaces as the model's own error.
+        if self.fail is not None:
+            raise self.fail
+        passed = tf.numpy_function(self._gate, [tf.shape(batch)[0]], tf.int32, stateful=True)
+        with tf.control_dependencies([passed]):
+            batch = tf.identity(batch)
+        return self.base(batch)
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return tiny_cnn(16)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return random_image(16)
+
+
+@pytest.fixture
+def w(cnn, image):
+    return igw.IGWidget(cnn, image, class_names=NAMES, steps=8, top_k=3)
+
+
+def _sent_maps(w):
+    height, width = w.display_size
+    return {
+        name: np.frombuffer(getattr(w, name), np.float32).reshape(height, width)
+        for name in widget.MAP_BUFFERS
+    }
+
+
+def test_first_display_shows_a_computed_result(w, cnn, image):
+    res = w.result
+    expected = igw.integrated_gradients(cnn, image, steps=8)
+    assert res.target == expected.target == int(np.argmax(res.scores)) == w.target
+    np.testing.assert_allclose(res.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    ranked = np.argsort(-res.scores)[:3]
+    assert w.classes == [[int(i), NAMES[i], pytest.approx(float(res.scores[i]))] for i in ranked]
+    assert w.summary["label"] == NAMES[res.target]
+    assert w.summary["delta"] == pytest.approx(res.delta)
+    assert w.summary["points_used"] == 9
+    assert w.path["alphas"] == pytest.approx(np.linspace(0, 1, 9).tolist())
+    assert w.path["mean"] == pytest.approx(res.path_scores[0].tolist())
+    assert not w.stale and not w.computing and w.error == ""
+    assert w.image_size == w.display_size == [16, 16]
+    rgb = np.frombuffer(w.image_rgb, np.uint8).reshape(16, 16, 3)
+    np.testing.assert_array_equal(rgb, display_image(image))
+    maps = _sent_maps(w)
+    for panel, values in (("gradient", res.gradients), ("ig", res.attributions)):
+        positive, negative = channel_maps(values)
+        np.testing.assert_array_equal(maps[f"{panel}_positive"], positive)
+        np.testing.assert_array_equal(maps[f"{panel}_negative"], negative)
+
+
+def test_state_is_json_apart_from_binary_buffers(w):
+    state, paths, buffers = _remove_buffers(w.get_state())
+    json.dumps(state)
+    assert sorted(p[0] for p in paths) == sorted(["image_rgb", *widget.MAP_BUFFERS])
+    assert sum(len(b) for b in buffers) == 16 * 16 * widget.BYTES_PER_DISPLAY_PIXEL
+
+
+def test_traits_round_trip_between_widgets(cnn, image, w):
+    w.polarity = "both"
+    w.clip_below_percentile = 30
+    w.structure = 5
+    w.positive_color = (0, 0, 255)
+    w.steps = 12
+    w.method = "gausslegendre"
+    keys = list(widget.FRONT_END_OPTIONS)
+    state = json.loads(json.dumps(w.get_state(key=keys)))
+    other = igw.IGWidget(cnn, image, class_names=NAMES, steps=8)
+    other.set_state(state)
+    assert other.error == ""
+    for key in keys:
+        assert getattr(other, key) == getattr(w, key), key
+    assert w.positive_color == (0, 0, 255) and w.clip_below_percentile == 30.0
+    assert other.stale  # steps and method changed; target did not
+
+
+def test_constructor_takes_render_options_and_an_array_baseline(cnn, image):
+    start = np.full(image.shape, 128, np.float32)
+    w = igw.IGWidget(cnn, image, steps=4, baseline=start, overlay=False, outlines=True)
+    assert w.baseline == "custom" and w.overlay is False and w.outlines is True
+    expected = igw.integrated_gradients(cnn, image, steps=4, baseline=start)
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    assert w.render_options()["outlines"] is True
+    w.baseline = "white"
+    w.baseline = "custom"  # the array is kept
+    with pytest.raises(ValueError, match="baseline"):
+        igw.IGWidget(cnn, image, steps=4).baseline = "custom"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"class_names": ["a", "b"]}, ValueError, "class_names: expected 4 names"),
+        ({"class_names": "abcd"}, TypeError, "class_names"),
+        ({"top_k": 0}, ValueError, "top_k"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"steps": "auto", "method": "riemann_left"}, ValueError, "steps"),
+        ({"runs": 0}, ValueError, "runs"),
+        ({"method": "simpson"}, ValueError, "method"),
+        ({"baseline": "grey"}, ValueError, "baseline"),
+        ({"baseline": np.zeros((3, 3, 3))}, ValueError, "baseline"),
+        ({"target": 4}, ValueError, "target"),
+        ({"clip_above_percentile": 120}, ValueError, "clip_above_percentile"),
+        ({"structure": 2.5}, TypeError, "structure"),
+        ({"colour": (1, 2, 3)}, TypeError, "colour"),
+    ],
+)
+def test_constructor_refuses_bad_input_before_computing(
+    cnn, image, monkeypatch, kwargs, error, pattern
+):
+    def no_computing(*args, **kw):
+        raise AssertionError("the engine ran before validation finished")
+
+    monkeypatch.setattr(widget, "integrated_gradients", no_computing)
+    with pytest.raises(error, match=pattern):
+        igw.IGWidget(cnn, image, **kwargs)
+
+
+def test_constructor_reports_a_model_that_is_not_a_classifier(image):
+    with pytest.raises(ValueError, match=r"model: expected class scores of shape \(1, K\)"):
+        igw.IGWidget(lambda batch: tf.reduce_sum(batch, axis=[1, 2, 3]), image)
+    with pytest.raises(TypeError, match="model"):
+        igw.IGWidget("not a model", image)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [
+        ("steps", 0, ValueError),
+        ("steps", "many", TypeError),
+        ("runs", 1.5, TypeError),
+        ("method", "simpson", ValueError),
+        ("target", 4, ValueError),
+        ("polarity", "up", ValueError),
+        ("clip_below_percentile", 99.95, ValueError),
+        ("structure", 0, ValueError),
+        ("overlay", "yes", TypeError),
+        ("negative_color", (1, 2), TypeError),
+    ],
+)
+def test_python_assignment_is_validated_and_keeps_the_value(w, name, value, error):
+    before = getattr(w, name)
+    with pytest.raises(error, match=name):
+        setattr(w, name, value)
+    assert getattr(w, name) == before
+
+
+@pytest.mark.parametrize(
+    ("state", "pattern"),
+    [
+        ({"steps": -1}, "steps: expected an integer >= 1"),
+        ({"clip_below_percentile": 99.95}, "clip_below_percentile: expected a value below"),
+        ({"polarity": "<b>up</b>"}, "polarity"),
+        ({"positive_color": [0, 300, 0]}, r"positive_color\[1\]"),
+        ({"target": 7}, r"target: expected an integer <= 3"),
+        ({"summary": {}}, "summary: cannot be changed from the browser"),
+    ],
+)
+def test_front_end_update_refused_restores_value_and_shows_error(w, state, pattern):
+    [name] = state
+    before = getattr(w, name)
+    w.comm.messages.clear()
+    w.set_state(state)
+    assert getattr(w, name) == before
+    assert re.search(pattern, w.error)
+    restored = [s for method, s, _ in w.comm.updates() if method == "update" and name in s]
+    assert restored, "the previous value was not sent back to the browser"
+    assert json.loads(json.dumps(restored[-1][name])) == json.loads(json.dumps(before))
+    assert not w.computing
+
+
+def test_front_end_display_change_is_accepted_without_a_kernel_redraw(w):
+    w.error = "stale message"
+    w.comm.messages.clear()
+    w.set_state({"clip_above_percentile": 97, "outlines": True})
+    assert w.clip_above_percentile == 97.0 and w.outlines is True
+    assert w.error == ""
+    # Only the echo of the change and the cleared error go back; no maps.
+    assert all(not buffers for _, _, buffers in w.comm.updates())
+    assert {key for _, state, _ in w.comm.updates() for key in state} <= {
+        "clip_above_percentile",
+        "outlines",
+        "error",
+    }
+
+
+def test_class_choice_from_the_front_end_recomputes_in_the_background(w, cnn, image):
+    new_target = w.classes[1][0]
+    w.comm.messages.clear()
+    w.set_state({"target": new_target})
+    assert w.wait(timeout=60)
+    assert w.result.target == new_target == w.target == w.summary["target"]
+    expected = igw.integrated_gradients(cnn, image, steps=8, target=new_target)
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(
+        _sent_maps(w)["ig_positive"], channel_maps(w.result.attributions)[0]
+    )
+    assert w.progress == [9, 9] and not w.computing and not w.stale
+    progress = [s["progress"] for _, s, _ in w.comm.updates() if "progress" in s]
+    assert progress[0] == [0, 0] and progress[-1] == [9, 9] and len(progress) >= 3
+    result_update = [b for _, s, b in w.comm.updates() if "ig_positive" in s]
+    assert len(result_update) == 1 and len(result_update[0]) == 4
+
+
+def test_compute_message_applies_edited_options(w):
+    w.steps = 5
+    w.method = "riemann_middle"
+    assert w.stale
+    previous = w.result
+    w._handle_msg(
+        {"content": {"data": {"method": "custom", "content": {"type": "compute"}}}, "buffers": []}
+    )
+    assert w.wait(timeout=60)
+    assert w.result is not previous
+    assert (w.result.steps, w.result.method, w.result.points_used) == (5, "riemann_middle", 5)
+    assert not w.stale
+
+
+def test_blocking_compute_and_python_target(w):
+    w.target = 2
+    assert w.stale
+    res = w.compute()
+    assert res is w.result and res.target == 2 and not w.stale
+
+
+@pytest.fixture
+def gated(image):
+    model = GatedModel(tiny_cnn(16, seed=3))
+    w = igw.IGWidget(model, image, class_names=NAMES, steps=30)
+    return model, w
+
+
+def _compute_threads():
+    return [t for t in threading.enumerate() if t.name == "ig-widget-compute"]
+
+
+def test_cancel_mid_computation_keeps_the_previous_result(gated):
+    model, w = gated
+    previous = w.result
+    previous_maps = _sent_maps(w)
+    model.block = True
+    w.set_state({"target": (previous.target + 1) % 4})
+    assert model.entered.wait(30) and w.computing
+    w.set_state({"target": previous.target})
+    assert "computation is running" in w.error
+    w._handle_msg(
+        {"content": {"data": {"method": "custom", "content": {"type": "cancel"}}}, "buffers": []}
+    )
+    model.release.set()
+    assert w.wait(timeout=30)
+    assert not _compute_threads()
+    assert w.result is previous and w.target == previous.target and not w.computing
+    assert "Cancelled" in w.notice
+    for name, values in _sent_maps(w).items():
+        np.testing.assert_array_equal(values, previous_maps[name])
+    model.block = False
+    assert w.compute().target == previous.target and w.notice == ""
+
+
+def test_model_error_is_reported_and_the_widget_stays_usable(gated):
+    model, w = gated
+    previous = w.result
+    model.fail = RuntimeError("the accelerator <b>caught fire</b>")
+    w.set_state({"target": (previous.target + 1) % 4})
+    assert w.wait(timeout=30)
+    assert "caught fire" in w.error and w.result is previous
+    assert w.target == previous.target and not w.computing
+    with pytest.raises(Exception, match="caught fire"):
+        w.compute()
+    assert "caught fire" in w.error and w.result is previous
+    model.fail = None
+    w.set_state({"target": (previous.target + 1) % 4})
+    assert w.wait(timeout=30)
+    assert w.error == "" and w.result.target == (previous.target + 1) % 4
+
+
+def test_keyboard_interrupt_during_compute_keeps_the_result(gated):
+    model, w = gated
+    previous = w.result
+    model.fail = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        w.compute()
+    assert w.result is previous and not w.computing and "Interrupted" in w.notice
+
+
+def test_large_images_are_reduced_for_display_only():
+    size = 700
+    weights = np.random.default_rng(0).normal(size=(size, size, 3, 2)).astype(np.float32)
+    image = np.random.default_rng(1).uniform(0, 255, (size, size, 3)).astype(np.float32)
+    w = igw.IGWidget(linear_model(weights), image, steps=1)
+    assert widget.display_factor(size, size) == 2
+    assert w.display_size == [350, 350] and w.image_size == [size, size]
+    assert w.result.attributions.shape == (size, size, 3)
+    _, _, buffers = _remove_buffers(w.get_state())
+    assert sum(len(b) for b in buffers) <= widget.MAX_UPDATE_BYTES
+    positive, _ = channel_maps(w.result.attributions)
+    expected = positive.reshape(350, 2, 350, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(_sent_maps(w)["ig_positive"], expected, rtol=1e-5, atol=1e-6)
+    assert w.summary["display_factor"] == 2
+
+
+def test_display_factor_and_block_mean():
+    limit = widget.MAX_UPDATE_BYTES // widget.BYTES_PER_DISPLAY_PIXEL
+    side = int(np.sqrt(limit))
+    assert widget.display_factor(side, side) == 1
+    assert widget.display_factor(side + 1, side + 1) == 2
+    values = np.arange(5 * 7 * 2, dtype=np.float32).reshape(5, 7, 2)
+    reduced = widget.block_mean(values, 3)
+    assert reduced.shape == (2, 3, 2)
+    assert reduced[0, 0].tolist() == values[:3, :3].mean(axis=(0, 1)).tolist()
+    assert reduced[1, 2].tolist() == values[3:, 6:].mean(axis=(0, 1)).tolist()
+
+
+def test_to_png_writes_the_shown_panels(w, image, tmp_path):
+    w.polarity = "both"
+    w.outlines = True
+    target = w.to_png(tmp_path / "panels.png")
+    assert sorted(tmp_path.iterdir()) == [target]
+    picture = np.asarray(Image.open(target).convert("RGB"))
+    scale = int(np.ceil(export.MIN_PANEL_PIXELS / 16))
+    panel = 16 * scale
+    top = export.MARGIN + 2 * (export.FONT_SIZE + 8)
+    left = export.MARGIN + 2 * (panel + export.MARGIN)
+    shown = picture[top : top + panel : scale, left : left + panel : scale]
+    expected = render_maps(
+        display_image(image),
+        *channel_maps(w.result.attributions),
+        **w.render_options(),
+    )
+    np.testing.assert_array_equal(shown, expected)
+    with pytest.raises(ValueError, match="directory"):
+        w.to_png(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        w.to_png(tmp_path / "missing" / "x.png")
+    assert sorted(tmp_path.iterdir()) == [target]
+
+
+def test_repr_carries_a_png_for_viewers_without_a_kernel(w):
+    data, _ = w._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    picture = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+    assert picture.format == "PNG" and picture.width > 3 * 16
+
+
+def test_to_html_embeds_hostile_text_safely(cnn, image, tmp_path):
+    w = igw.IGWidget(cnn, image, class_names=[HOSTILE, "b&c", "<d>", "e"], steps=4, top_k=4)
+    w.set_state({"clip_below_percentile": 99.99})  # an error that must not be exported
+    target = w.to_html(tmp_path / "view.html")
+    assert sorted(tmp_path.iterdir()) == [target]
+    page = target.read_text("utf-8")
+    assert page.lower().count("</script") == 2  # the data element's and the code's
+    assert "<script>alert" not in page and HOSTILE not in page
+    match = re.search(r'<script type="application/json" id="igw-data">(.*?)</script>', page, re.S)
+    data = json.loads(match.group(1))
+    assert sorted(name for _, name, _ in data["state"]["classes"]) == sorted(
+        [HOSTILE, "b&c", "<d>", "e"]
+    )
+    assert data["state"]["error"] == ""
+    assert base64.b64decode(data["buffers"]["ig_positive"]) == w.ig_positive
+    assert re.search(r"<(script|link|img)[^>]+(src|href)=", page) is None  # nothing fetched
+    with pytest.raises(ValueError, match="directory"):
+        w.to_html(tmp_path)
+    assert sorted(tmp_path.iterdir()) == [target]

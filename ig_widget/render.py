@@ -376,6 +376,11 @@ def _check_map(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise TypeError(f"{name}: expected float32 values, got dtype {array.dtype}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: contains NaN or infinite values; expected finite numbers")
+    if array.size and array.min() < 0:
+        raise ValueError(
+            f"{name}: expected values >= 0 (a channel mean of max(a, 0), from channel_maps), "
+            f"got {array.min()}"
+        )
     return array.astype(np.float32, copy=False)
 
 

@@ -431,6 +431,8 @@ def test_render_maps_checks_its_inputs():
         render_maps(image, maps, maps.astype(int))
     with pytest.raises(ValueError, match="negative: contains NaN"):
         render_maps(image, maps, np.full((3, 4), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"positive: expected values >= 0 .*got -0.5"):
+        render_maps(image, np.full((3, 4), -0.5, np.float32), maps)
 
 
 def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):

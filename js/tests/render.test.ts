@@ -136,6 +136,51 @@ describe("renderMaps buffers and checks", () => {
     expect(Array.from(renderMaps(...args, options))).toEqual(before);
   });
 
+  it("notices maps changed in place and maps it has not seen", () => {
+    // What a redraw reuses per map (sorted values, cleaned map) must follow
+    // the map's contents, not the array object.
+    const options = optionsOf({ morphological_cleanup: true, outlines: true });
+    const other = inputs.smooth_24x24;
+    const positive = input.positive.slice();
+    const negative = input.negative.slice();
+    const draw = () =>
+      Array.from(renderMaps(input.image, positive, negative, 40, 17, options)).join();
+    const original = draw();
+    positive.set(input.positive.map((v, i) => (i % 7 === 0 ? 0 : v * 1.5 + 0.01)));
+    const changed = draw();
+    expect(changed).not.toEqual(original);
+    const fresh = renderMaps(input.image, positive.slice(), negative.slice(), 40, 17, options);
+    expect(changed).toEqual(Array.from(fresh).join());
+    positive.set(input.positive);
+    expect(draw()).toEqual(original);
+    const bigger = renderMaps(
+      other.image,
+      other.positive,
+      other.negative,
+      other.width,
+      other.height,
+      optionsOf({ ...options, structure: 4 }),
+    );
+    expect(bigger.length).toBe(24 * 24 * 4);
+    expect(draw()).toEqual(original);
+  });
+
+  it("rejects negative, NaN and infinite map values, naming the map", () => {
+    const ok = optionsOf({});
+    for (const bad of [-0.25, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const negative = input.negative.slice();
+      negative[5] = bad;
+      expect(() =>
+        renderMaps(input.image, input.positive, negative, 40, 17, optionsOf({ polarity: "both" })),
+      ).toThrow(/negative: expected finite values >= 0/);
+    }
+    const positive = input.positive.slice();
+    positive[0] = -1;
+    expect(() => renderMaps(input.image, positive, input.negative, 40, 17, ok)).toThrow(
+      /positive: expected finite values >= 0 .* got -1 at 0/,
+    );
+  });
+
   it("rejects inconsistent sizes and bad options, naming them", () => {
     const ok = optionsOf({});
     expect(() => renderMaps(input.image, input.positive, input.negative, 40, 16, ok)).toThrow(

@@ -1,0 +1,194 @@
+"""Renderer timings: ``igw.render`` in Python and ``renderMaps`` in headless Chromium.
+
+Goals at 299 x 299 (the Keras example's size), every option on: Python under
+20 ms per picture; the browser under 16 ms to redraw both attribution panels
+(normal gradients and integrated gradients), one frame at 60 Hz.
+
+Run as ``python -m benchmarks.bench_render``.
+"""
+
+from __future__ import annotations
+
+import base64
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ig_widget.render import channel_maps, render
+
+SIZE = 299
+REPEATS = 40
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parent.parent
+ALL_ON = {"morphological_cleanup": True, "structure": 3, "outlines": True}
+
+
+def _inputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An image and two attribution maps shaped like real ones: speckle, denser on an object."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    envelope = np.exp(-((x - 150) ** 2 + (y - 120) ** 2) / (2 * 50.0**2))[..., None]
+    image = ndimage.gaussian_filter(rng.uniform(0, 255, (SIZE, SIZE, 3)), (4, 4, 0))
+    gradients = rng.normal(size=(SIZE, SIZE, 3)) * (0.3 + envelope) * 1e-3
+    integrated = (rng.normal(0.2, 1.0, (SIZE, SIZE, 3)) * envelope + 0.05) * 1e-3
+    return image.astype(np.uint8), gradients.astype(np.float32), integrated.astype(np.float32)
+
+
+def _median_ms(action: Any, repeats: int = REPEATS) -> float:
+    action()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def python_rows() -> list[dict[str, Any]]:
+    """Median time of one ``igw.render`` call at 299 x 299."""
+    image, _, integrated = _inputs()
+    rows = []
+    for label, options in [
+        ("all options on", {**ALL_ON}),
+        ("all options on, polarity='both'", {**ALL_ON, "polarity": "both"}),
+        ("defaults", {}),
+    ]:
+        milliseconds = _median_ms(lambda options=options: render(image, integrated, **options))
+        rows.append(
+            {
+                "name": f"python igw.render 299x299, {label}",
+                "milliseconds": round(milliseconds, 2),
+                "notes": f"median of {REPEATS}; one picture, from raw attributions; goal < 20 ms",
+            }
+        )
+    return rows
+
+
+def _bundle() -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "render.js"
+        subprocess.run(
+            [
+                "npx",
+                "esbuild",
+                "js/src/render.ts",
+                "--bundle",
+                "--format=iife",
+                "--global-name=igRender",
+                f"--outfile={target}",
+                "--log-level=warning",
+            ],
+            cwd=REPO,
+            check=True,
+        )
+        return target.read_text()
+
+
+# Runs in the page: decode the inputs, draw each case once on its own copy of
+# the maps (cold: the maps' summaries and cleanup are computed, and the first
+# case also compiles), warm up, then time (1) redraws of both panels while the
+# clip slider moves, as when a user drags it, and (2) draws of maps the
+# renderer has not seen, as after a recompute.
+_PAGE_BENCHMARK = """
+async ({image, maps, size, repeats, cases}) => {
+  const decode = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const pixels = decode(image);
+  const panels = maps.map(([pos, neg]) => [
+    new Float32Array(decode(pos).buffer), new Float32Array(decode(neg).buffer)]);
+  const fresh = () => panels.map(([pos, neg]) => [pos.slice(), neg.slice()]);
+  const out = panels.map(() => new Uint8ClampedArray(size * size * 4));
+  const sliderPositions = [99.9, 99.5, 99, 98, 97];
+  const draw = (partial, step, drawn = panels) => {
+    const clip = sliderPositions[step % sliderPositions.length];
+    const options = {...igRender.RENDER_DEFAULTS, ...partial, clip_above_percentile: clip};
+    drawn.forEach(([pos, neg], i) =>
+      igRender.renderMaps(pixels, pos, neg, size, size, options, out[i]));
+  };
+  const time = (action) => {
+    const started = performance.now();
+    action();
+    return performance.now() - started;
+  };
+  const median = (times) => times.sort((a, b) => a - b)[times.length >> 1];
+  const first = cases.map(([, partial]) => {
+    const copies = fresh();
+    return time(() => draw(partial, 0, copies));
+  });
+  for (let i = 0; i < 30; i++) cases.forEach(([, partial]) => draw(partial, i));
+  return cases.map(([label, partial], index) => {
+    const redraws = [];
+    for (let i = 0; i < repeats; i++) redraws.push(time(() => draw(partial, i)));
+    const newMaps = [];
+    for (let i = 0; i < 10; i++) {
+      const copies = fresh();
+      newMaps.push(time(() => draw(partial, i, copies)));
+    }
+    return {label, median: median(redraws), best: redraws[0], newMaps: median(newMaps),
+            first: first[index]};
+  });
+}
+"""
+
+
+def browser_rows() -> list[dict[str, Any]]:
+    """Median time for ``renderMaps`` to redraw both attribution panels in headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    image, gradients, integrated = _inputs()
+
+    def encoded(array: np.ndarray) -> str:
+        return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+
+    payload = {
+        "image": encoded(image),
+        "maps": [[encoded(m) for m in channel_maps(a)] for a in (gradients, integrated)],
+        "size": SIZE,
+        "repeats": REPEATS,
+        "cases": [
+            ["all options on", ALL_ON],
+            ["all options on, polarity='both'", {**ALL_ON, "polarity": "both"}],
+            ["defaults", {}],
+        ],
+    }
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.set_content("<!doctype html><html><body></body></html>")
+            page.add_script_tag(content=_bundle())
+            results = page.evaluate(_PAGE_BENCHMARK, payload)
+        finally:
+            browser.close()
+    return [
+        {
+            "name": f"browser renderMaps x2 (gradients + IG panels) 299x299, {result['label']}",
+            "milliseconds": round(result["median"], 2),
+            "notes": (
+                f"median of {REPEATS} redraws of both attribution panels while clip_above "
+                f"moves (best {result['best']:.1f} ms); new maps, as after a recompute: "
+                f"{result['newMaps']:.1f} ms; very first draw {result['first']:.1f} ms "
+                "(compiling); headless Chromium; goal < 16 ms for redraws"
+            ),
+        }
+        for result in results
+    ]
+
+
+def run() -> list[dict[str, Any]]:
+    """All renderer timings, as rows of name, milliseconds and notes."""
+    return python_rows() + browser_rows()
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(f"{row['milliseconds']:8.2f} ms  {row['name']}  ({row['notes']})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import inspect
 import io
 import json
@@ -16,6 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 import ig_widget as igw
+import ig_widget.render as render_module
 from ig_widget.render import (
     RENDER_DEFAULTS,
     _cleanup,
@@ -470,6 +472,11 @@ def test_plot_rejects_bad_arguments(maps):
         plot(image, attributions, attributions, polarity="up")
     with pytest.raises(ValueError, match="attributions: expected the image's shape"):
         plot(image, attributions[:-1], attributions)
+
+
+def test_docstring_examples_hold():
+    failures, tried = doctest.testmod(render_module)
+    assert failures == 0 and tried >= 6
 
 
 def test_package_exports_the_functions_even_after_the_module_is_imported():

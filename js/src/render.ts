@@ -132,8 +132,8 @@ function checkOptions(options: RenderOptions): void {
 
 /**
  * Sorts the first `count` keys ascending, in place: bit patterns of positive
- * float32 values, which order like the values. A radix sort, several times
- * faster than TypedArray.prototype.sort here.
+ * float32 values, which order like the values. A radix sort: about twice as
+ * fast as TypedArray.prototype.sort on 299 x 299 maps in V8.
  */
 function sortPositiveFloatBits(keys: Uint32Array, count: number, ws: Workspace): void {
   const counts = ws.sortCounts;

@@ -1,7 +1,8 @@
 """ig-widget: Integrated Gradients for image classifiers, as a live Jupyter widget.
 
 The engine (``integrated_gradients``, ``gradients``) and the renderer
-(``render``, ``plot``) import only the numerical stack; the widget stack
+(``render``, ``plot``) import only NumPy and SciPy (TensorFlow and matplotlib
+load on first use); the widget stack
 (anywidget, ipywidgets) and the demo load on first use, so the engine runs in
 plain scripts and on machines without Jupyter.
 """
@@ -13,11 +14,13 @@ from typing import Any
 
 from .engine import ComputationCancelled, IGResult, gradients, integrated_gradients
 
+# Imported eagerly: a lazy ``render`` attribute would be replaced by the
+# ``ig_widget.render`` submodule as soon as anything imports that module.
+from .render import plot, render
+
 __version__ = "0.1.0"
 
 _LAZY = {
-    "render": ("ig_widget.render", "render"),
-    "plot": ("ig_widget.render", "plot"),
     "IGWidget": ("ig_widget.widget", "IGWidget"),
     "keras_application": ("ig_widget.applications", "keras_application"),
     "demo": ("ig_widget.demo", None),

@@ -389,10 +389,12 @@ export function mountView(
   };
 
   // Several traits often change in one update; draw once after all of them.
-  let pending = { input: false, maps: false };
+  // The input panel is redrawn too: it costs little next to the renderer
+  // and keeps every redraw a complete, consistent picture.
+  let dataChanged = false;
   let scheduled = false;
-  const schedule = (input: boolean): void => {
-    pending = { input: pending.input || input, maps: true };
+  const schedule = (reload: boolean): void => {
+    dataChanged ||= reload;
     if (scheduled) {
       return;
     }
@@ -402,12 +404,11 @@ export function mountView(
       if (signal.aborted) {
         return;
       }
-      const { input } = pending;
-      pending = { input: false, maps: false };
-      loadData();
-      if (input) {
-        drawInput();
+      if (dataChanged) {
+        loadData();
+        dataChanged = false;
       }
+      drawInput();
       drawMaps();
     });
   };
@@ -600,10 +601,11 @@ export function mountView(
     });
   }
   for (const key of MAP_KEYS) {
-    listen(`change:${key}`, () => schedule(false));
+    listen(`change:${key}`, () => schedule(true));
   }
-  listen("change:display_size", () => schedule(true));
-  listen("change:image_rgb", () => schedule(true));
+  for (const key of ["display_size", "image_rgb"]) {
+    listen(`change:${key}`, () => schedule(true));
+  }
   for (const key of ["steps", "baseline", "runs", "method", "baseline_choices", "method_choices"]) {
     listen(`change:${key}`, showComputeOptions);
   }

@@ -190,8 +190,10 @@ describe("mountView", () => {
     slider.dispatchEvent(new Event("change"));
     expect(saves).toHaveBeenCalledTimes(1);
     expect(sends).not.toHaveBeenCalled();
-    // The input panel is not redrawn for a display option.
-    expect(contextOf(canvases[0]).frames).toHaveLength(1);
+    // Every redraw is a complete picture: the input panel is drawn again, unchanged.
+    const input = contextOf(canvases[0]).frames;
+    expect(input).toHaveLength(2);
+    expect(input[1]).toEqual(input[0]);
   });
 
   it("keeps clip below under clip above", async () => {

@@ -124,6 +124,15 @@ def test_widget_in_jupyterlab(chromium, tmp_path, artifacts):
         assert np.any(canvas_pixels(canvases.nth(2)) != ig_before)
         assert page.locator(".igw-error").is_hidden()
 
+        # A compute option marks the view stale; the Compute button applies it.
+        steps = page.locator("input.igw-steps")
+        steps.fill("12")
+        steps.press("Enter")
+        page.locator(".igw-stale").wait_for()
+        page.locator(".igw-compute-button").click()
+        page.locator(".igw-details", has_text="13 points").wait_for(timeout=60_000)
+        assert page.locator(".igw-stale").is_hidden()
+
         _assert_text_is_literal(page)
         page.locator(".igw").screenshot(path=artifacts / "jupyterlab-light.png")
 

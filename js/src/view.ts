@@ -146,6 +146,10 @@ export function mountView(
 
   const root = element("div", "igw");
   root.dataset.computeEnabled = String(options.computeEnabled);
+  // Keys typed into the controls belong to them, not to JupyterLab's
+  // notebook shortcuts (digits would turn the cell into a heading, Enter
+  // would enter edit mode).
+  root.dataset.lmSuppressShortcuts = "true";
 
   // -- header ----------------------------------------------------------------
   const header = element("div", "igw-header");
@@ -503,6 +507,20 @@ export function mountView(
   const on = (node: HTMLElement, event: string, handler: () => void): void => {
     node.addEventListener(event, handler, { signal });
   };
+  // Typed values apply on Enter as well as when the box loses focus (the
+  // browser's change event comes only with the latter).
+  const onEntry = (node: HTMLInputElement, apply: () => void): void => {
+    on(node, "change", apply);
+    node.addEventListener(
+      "keydown",
+      (event: KeyboardEvent) => {
+        if (event.key === "Enter") {
+          apply();
+        }
+      },
+      { signal },
+    );
+  };
   // Sliders redraw while dragging (model.set fires the change event); the
   // kernel hears about the final value only, on release. The clip sliders
   // keep below < above, which the renderer requires.
@@ -541,7 +559,7 @@ export function mountView(
   );
   on(polarity, "change", () => commit("polarity", polarity.value as RenderOptions["polarity"]));
   on(cleanup, "change", () => commit("morphological_cleanup", cleanup.checked));
-  on(structure, "change", () => commit("structure", Number(structure.value)));
+  onEntry(structure, () => commit("structure", Number(structure.value)));
   on(outlines, "change", () => commit("outlines", outlines.checked));
   on(overlay, "change", () => commit("overlay", overlay.checked));
   on(positiveColor, "input", () => model.set("positive_color", fromHex(positiveColor.value)));
@@ -549,9 +567,9 @@ export function mountView(
   on(negativeColor, "input", () => model.set("negative_color", fromHex(negativeColor.value)));
   on(negativeColor, "change", () => model.save_changes());
 
-  on(steps, "change", () => commit("steps", parseSteps(steps.value)));
+  onEntry(steps, () => commit("steps", parseSteps(steps.value)));
   on(baseline, "change", () => commit("baseline", baseline.value));
-  on(runs, "change", () => commit("runs", Number(runs.value)));
+  onEntry(runs, () => commit("runs", Number(runs.value)));
   on(method, "change", () => commit("method", method.value));
   on(classSelect, "change", () => commit("target", Number(classSelect.value)));
   on(computeButton, "click", () => model.send({ type: "compute" }));

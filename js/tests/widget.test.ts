@@ -262,6 +262,10 @@ describe("mountView", () => {
     steps.value = " 120 ";
     steps.dispatchEvent(new Event("change"));
     expect(model.get("steps")).toBe(120);
+    steps.value = "auto";
+    steps.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(model.get("steps")).toBe("auto");
+    expect(saves).toHaveBeenCalledTimes(3);
     query<HTMLButtonElement>(el, ".igw-compute-button").click();
     expect(sends).toHaveBeenLastCalledWith({ type: "compute" });
     model.set("computing", true);

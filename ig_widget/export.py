@@ -37,8 +37,8 @@ def write_file(path: str | Path, data: bytes, name: str = "path") -> Path:
 
     Examples
     --------
-    >>> write_file(tmp_path / "x.bin", b"1")  # doctest: +SKIP
-    PosixPath('.../x.bin')
+    >>> write_file("ig.png", png_bytes)  # doctest: +SKIP
+    PosixPath('ig.png')
     """
     target = check_path_for_writing(path, name)
     target.write_bytes(data)
@@ -138,7 +138,9 @@ def standalone_html(state: dict[str, Any], buffers: dict[str, bytes], static_dir
 
     Examples
     --------
-    >>> page = standalone_html(w.get_state(...), {...}, STATIC)  # doctest: +SKIP
+    >>> page = standalone_html({"error": ""}, {}, Path("ig_widget/static"))  # doctest: +SKIP
+    >>> page.startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    True
     """
     script_path = static_dir / "standalone.js"
     style_path = static_dir / "widget.css"

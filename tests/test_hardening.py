@@ -6,12 +6,15 @@ the parameter, before any heavy work (checked by counting model calls).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 import ig_widget as igw
+from ig_widget.backends import backend_for
 
 from .models import random_image, tiny_cnn
 
@@ -187,3 +190,136 @@ def test_render_and_plot_refuse_bad_options(function, kwargs, error, pattern):
             igw.render(IMAGE, attributions, **kwargs)
         else:
             igw.plot(IMAGE, ATTRIBUTIONS, attributions, **kwargs)
+
+
+WIDGET_CASES = [
+    ("class_names short", {"class_names": ["a", "b"]}, ValueError, "class_names: expected 4"),
+    ("class_names text", {"class_names": "abcd"}, TypeError, "class_names"),
+    ("top_k zero", {"top_k": 0}, ValueError, "top_k: expected an integer >= 1"),
+    ("steps zero", {"steps": 0}, ValueError, "steps: expected an integer >= 1"),
+    ("runs text", {"runs": "two"}, TypeError, "runs: expected an integer"),
+    ("method", {"method": "euler"}, ValueError, "method: expected one of"),
+    ("baseline", {"baseline": "grey"}, ValueError, "baseline: expected one of"),
+    ("target", {"target": 9}, ValueError, "target: expected an integer <= 3"),
+    ("render option", {"clip_above_percentile": 120}, ValueError, "clip_above_percentile"),
+    ("image", {"image": np.zeros((16, 16, 3, 2))}, ValueError, "image: expected one image"),
+    ("image channels", {"image": np.zeros((16, 16, 2))}, ValueError, "image: expected 1, 3 or 4"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [case[1:] for case in WIDGET_CASES],
+    ids=[case[0] for case in WIDGET_CASES],
+)
+def test_widget_constructor_refuses_bad_input_before_computing(cnn, kwargs, error, pattern):
+    model = CountingModel(cnn)
+    kwargs = {"image": IMAGE, **kwargs}
+    image = kwargs.pop("image")
+    with pytest.raises(error, match=pattern):
+        igw.IGWidget(model, image, **kwargs)
+    assert model.calls <= 1  # at most the forward pass that counts the classes
+
+
+@pytest.fixture(scope="module")
+def shared_widget(cnn):
+    return igw.IGWidget(cnn, IMAGE, steps=8, class_names=["a", "b", "c", "d"])
+
+
+FRONT_END_CASES = [
+    ({"clip_above_percentile": 150}, "clip_above_percentile"),
+    ({"clip_below_percentile": "lots"}, "clip_below_percentile"),
+    ({"clip_below_percentile": 99.95}, "clip_below_percentile: expected a value below"),
+    ({"structure": 0}, "structure"),
+    ({"outlines_component_percentage": -3}, "outlines_component_percentage"),
+    ({"polarity": "sideways"}, "polarity"),
+    ({"steps": 20_000}, "steps"),
+    ({"runs": 0}, "runs"),
+    ({"method": "<img src=x>"}, "method"),
+    ({"target": 17}, "target"),
+    ({"image_rgb": b"\x00" * 10}, "image_rgb: cannot be changed from the browser"),
+]
+
+
+@pytest.mark.parametrize(("state", "pattern"), FRONT_END_CASES)
+def test_widget_refuses_bad_values_from_the_browser_and_keeps_its_state(
+    shared_widget, state, pattern
+):
+    name = next(iter(state))
+    before = getattr(shared_widget, name)
+    result = shared_widget.result
+    shared_widget.set_state(state)
+    assert shared_widget.wait(30)
+    assert getattr(shared_widget, name) == before
+    assert shared_widget.result is result
+    assert re.search(pattern, shared_widget.error)
+    shared_widget.set_state({"clip_above_percentile": 98.0})  # still usable
+    assert shared_widget.error == "" and shared_widget.clip_above_percentile == 98.0
+    shared_widget.clip_above_percentile = 99.9
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def test_200_recomputes_neither_retrace_nor_leak(cnn):
+    w = igw.IGWidget(cnn, IMAGE, steps=4)
+    backend = backend_for(cnn, None)
+    program = backend._programs[IMAGE.shape]
+    options = [
+        {"steps": 4, "method": "trapezoid", "runs": 1, "baseline": "black"},
+        {"steps": 5, "method": "gausslegendre", "runs": 1, "baseline": "white"},
+        {"steps": 3, "method": "riemann_middle", "runs": 2, "baseline": "uniform"},
+        {"steps": 6, "method": "riemann_left", "runs": 1, "baseline": "blur"},
+    ]
+
+    def recompute(i):
+        for name, value in options[i % len(options)].items():
+            setattr(w, name, value)
+        w.target = i % 4
+        result = w.compute()
+        assert result.target == i % 4 and result.steps == options[i % len(options)]["steps"]
+
+    for i in range(20):  # warm-up: allocator pools and caches settle
+        recompute(i)
+    traces, rss = program.experimental_get_tracing_count(), _rss_bytes()
+    for i in range(200):
+        recompute(i)
+    assert program.experimental_get_tracing_count() == traces == 1
+    assert _rss_bytes() - rss < 50 * 1024**2
+
+
+def test_two_widgets_on_one_model_compute_at_the_same_time(cnn):
+    other_image = random_image(seed=9)
+    first = igw.IGWidget(cnn, IMAGE, steps=30)
+    second = igw.IGWidget(cnn, other_image, steps=30)
+    first.set_state({"target": 1})
+    second.set_state({"target": 2})
+    assert first.wait(60) and second.wait(60)
+    for w, image, target in ((first, IMAGE, 1), (second, other_image, 2)):
+        expected = igw.integrated_gradients(cnn, image, steps=30, target=target)
+        assert w.result.target == target and w.error == ""
+        np.testing.assert_allclose(
+            w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-7
+        )
+
+
+def test_out_of_memory_at_batch_one_is_reported_and_the_widget_recovers(cnn):
+    w = igw.IGWidget(cnn, IMAGE, steps=6)
+    previous = w.result
+    backend = backend_for(cnn, None)
+
+    def always_out_of_memory(*args):
+        raise tf.errors.ResourceExhaustedError(None, None, "simulated OOM")
+
+    backend.gradient_sums = always_out_of_memory
+    try:
+        w.set_state({"target": (previous.target + 1) % 4})
+        assert w.wait(30)
+    finally:
+        del backend.gradient_sums
+    assert "batch_size: out of memory even for one point" in w.error
+    assert w.result is previous and w.target == previous.target
+    w.target = (previous.target + 1) % 4
+    assert w.compute().target == (previous.target + 1) % 4 and w.error == ""

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .backends import GradientBackend, backend_for
+from .backends import PRECISIONS, GradientBackend, backend_for
 from .baselines import BASELINES, make_baselines
 from .quadrature import METHODS, integration_points, trapezoid_refinement
 from .validation import as_image, check_choice, check_int, check_number
@@ -24,10 +24,10 @@ MAX_STEPS = 10_000
 # steps="auto" starts from this many trapezoid intervals and doubles up to the cap.
 AUTO_START_INTERVALS = 8
 AUTO_MAX_INTERVALS = 512
-# Batch sizing: share of available RAM the engine may use on CPU, the fixed
-# budget where free memory is unknown (GPUs under TensorFlow), and the cap
-# beyond which larger batches stop paying off.
-RAM_SHARE = 0.25
+# Batch sizing (see batch_size_for): share of free memory the engine may use,
+# the fixed budget where free memory is unknown (GPUs under TensorFlow), and
+# the cap beyond which larger batches stop paying off.
+MEMORY_SHARE = 0.25
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 MAX_BATCH = 256
 
@@ -164,17 +164,18 @@ def _checked_scores(output: Any, batch: int) -> np.ndarray:
 
 
 def _prepare(
-    model: Any, image: Any, target: Any, preprocess: Any
+    model: Any, image: Any, target: Any, preprocess: Any, precision: Any
 ) -> tuple[GradientBackend, np.ndarray, np.ndarray, int]:
     """Validate model-independent input, run the model once and resolve the target."""
     if model is None or not callable(model):
         raise TypeError(f"model: expected a Keras model or callable, got {type(model).__name__}")
     _check_callable("preprocess", preprocess)
+    precision = check_choice("precision", precision, PRECISIONS)
     target = _check_target(target)
     image = as_image(image)
     if preprocess is None:
         _check_model_input(model, image)
-    backend = backend_for(model, preprocess)
+    backend = backend_for(model, preprocess, precision)
     try:
         output = backend.predict(image[None])
     except (TypeError, ValueError) as exc:
@@ -191,20 +192,48 @@ def _prepare(
     return backend, image, scores, target
 
 
-def _batch_size_for(backend: GradientBackend, model: Any, image: np.ndarray) -> int:
-    """Points per batch that fit the memory budget (see README, 'Memory')."""
+def batch_size_for(backend: GradientBackend, model: Any, image: np.ndarray) -> int:
+    """Points per model call when ``batch_size=None``: the memory rule.
+
+    ``batch = clip(budget // per_point, 1, 256)``, where
+
+    - ``budget`` is a quarter of the memory free for this computation: free
+      GPU memory where the framework reports it (PyTorch's
+      ``torch.cuda.mem_get_info`` plus its cached blocks, JAX's device
+      ``memory_stats``), available RAM (``MemAvailable``) on the CPU, and a
+      fixed 2 GiB where neither is known (TensorFlow on a GPU);
+    - ``per_point = backend.activation_bytes * activations + 16 * pixels``:
+      ``activations`` is the sum of a Keras model's layer output sizes for one
+      image (64 values per input value for models without Keras layers), and
+      ``activation_bytes`` is the peak memory one such value costs in a
+      backward pass, measured on Xception at 299x299 on the CPU and rounded
+      up: TensorFlow 1.6 -> 2 bytes, JAX 3.1 -> 4, PyTorch 9.3 -> 10 (graph
+      compilers drop most intermediates, eager PyTorch keeps them);
+      ``16 * pixels`` covers the point, its gradient and the sums.
+
+    A quarter leaves room for the model, the framework and other programs; an
+    out-of-memory error on a GPU still halves the batch (on the CPU the
+    operating system may kill the process instead, hence the margins). With
+    TensorFlow and 24 GiB free, a 1024x1024 image through Xception gets
+    batches of 4 (about 1 GiB per point measured; the earlier estimate of 12
+    bytes per value gave batches of 1), and a 299x299 image batches of 49.
+
+    Examples
+    --------
+    >>> import keras
+    >>> from ig_widget.backends import backend_for
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])
+    >>> 1 <= batch_size_for(backend_for(model, None), model, np.zeros((8, 8, 3))) <= 256
+    True
+    """
     free = backend.free_memory_bytes()
-    budget = DEFAULT_MEMORY_BUDGET if free is None else int(free * RAM_SHARE)
-    per_point = 4 * _activation_values(model, image) * 3
-    return int(min(MAX_BATCH, max(1, budget // max(per_point, 1))))
+    budget = DEFAULT_MEMORY_BUDGET if free is None else int(free * MEMORY_SHARE)
+    per_point = backend.activation_bytes * _activation_values(model, image) + 16 * image.size
+    return int(min(MAX_BATCH, max(1, budget // per_point)))
 
 
 def _activation_values(model: Any, image: np.ndarray) -> int:
-    """Estimate of the float values one image keeps alive through forward and backward.
-
-    For a Keras model, the sum of its layers' output sizes; for other
-    callables, a generous multiple of the image size.
-    """
+    """Float values one image produces through the model's layers (see ``batch_size_for``)."""
     fallback = 64 * image.size
     try:
         layers = model.layers
@@ -216,6 +245,8 @@ def _activation_values(model: Any, image: np.ndarray) -> int:
             shape = layer.output.shape
         except (AttributeError, ValueError):
             return fallback
+        # An unknown (None) spatial size is taken as the image's longer side:
+        # an overestimate for downsampled layers, which only costs speed.
         total += math.prod(d if d is not None else max(image.shape[:2]) for d in shape[1:])
     return max(total, image.size)
 
@@ -224,7 +255,14 @@ class _PathEvaluator:
     """Evaluates weighted gradient sums over many path points, in batches.
 
     Halves the batch and retries on an out-of-memory error (the result is the
-    same, only the grouping of points changes), and reports progress.
+    same, only the grouping of points changes), and reports progress. With
+    ``balance`` (an automatic batch size) the points of one call are split
+    into equal batches (103 points under a limit of 64: 52 + 51, not 64 + 39),
+    which costs the same and shows compiled backends fewer batch shapes.
+
+    The plain gradient at the image rides along in the first call instead of
+    costing a call of its own: the image is one more start row, and the point
+    at alpha = 1 on the path from the image to itself is the image exactly.
     """
 
     def __init__(
@@ -235,31 +273,50 @@ class _PathEvaluator:
         target: int,
         batch_size: int,
         progress: ProgressCallback | None,
+        balance: bool = False,
     ) -> None:
         self.backend = backend
         self.image = image
-        self.baselines = baselines
+        self.runs = baselines.shape[0]
+        # Every call gets the same start rows, so compiled programs see one shape.
+        self.starts = np.concatenate([baselines, image[None]])
         self.target = target
         self.batch_size = batch_size
         self.progress = progress
+        self.balance = balance
+        self.image_gradient: np.ndarray | None = None
         self.done = 0
         self.total = 0
 
-    def evaluate(self, alphas: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient sums per baseline and target scores (runs, len(alphas))."""
-        runs = self.baselines.shape[0]
-        run_index = np.repeat(np.arange(runs, dtype=np.int32), len(alphas))
-        all_alphas = np.tile(alphas, runs).astype(np.float32)
-        all_weights = np.tile(weights, runs).astype(np.float32)
-        sums = np.zeros(self.baselines.shape, np.float64)
+    def evaluate(
+        self, alphas: np.ndarray, weights: np.ndarray, *, image_gradient: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient sums per baseline and target scores (runs, len(alphas)).
+
+        With ``image_gradient`` the plain gradient at the image is computed
+        too and kept in ``self.image_gradient``.
+        """
+        path_points = self.runs * len(alphas)
+        run_index = np.repeat(np.arange(self.runs, dtype=np.int32), len(alphas))
+        all_alphas = np.tile(alphas, self.runs).astype(np.float32)
+        all_weights = np.tile(weights, self.runs).astype(np.float32)
+        if image_gradient:
+            run_index = np.append(run_index, np.int32(self.runs))
+            all_alphas = np.append(all_alphas, np.float32(1))
+            all_weights = np.append(all_weights, np.float32(1))
+        sums = np.zeros(self.starts.shape, np.float64)
         scores = np.empty(len(all_alphas), np.float64)
         start = 0
         while start < len(all_alphas):
-            stop = min(start + self.batch_size, len(all_alphas))
+            remaining = len(all_alphas) - start
+            size = min(self.batch_size, remaining)
+            if self.balance:
+                size = math.ceil(remaining / math.ceil(remaining / self.batch_size))
+            stop = start + size
             try:
                 batch_sums, batch_scores = self.backend.gradient_sums(
                     self.image,
-                    self.baselines,
+                    self.starts,
                     run_index[start:stop],
                     all_alphas[start:stop],
                     all_weights[start:stop],
@@ -277,13 +334,15 @@ class _PathEvaluator:
                 continue
             sums += batch_sums
             scores[start:stop] = batch_scores[:, self.target]
-            self.done += stop - start
+            self.done += min(stop, path_points) - min(start, path_points)
             start = stop
             if self.progress is not None and self.progress(self.done, self.total) is False:
                 raise ComputationCancelled(
                     "integrated gradients cancelled by the progress callback"
                 )
-        return sums, scores.reshape(runs, len(alphas))
+        if image_gradient:
+            self.image_gradient = sums[self.runs].astype(np.float32)
+        return sums[: self.runs], scores[:path_points].reshape(self.runs, len(alphas))
 
 
 def _gradient_at_image(backend: GradientBackend, image: np.ndarray, target: int) -> np.ndarray:
@@ -298,6 +357,19 @@ def _gradient_at_image(backend: GradientBackend, image: np.ndarray, target: int)
         target,
     )
     return sums[0].astype(np.float32)
+
+
+def _baseline_scores(
+    backend: GradientBackend,
+    baselines: np.ndarray,
+    alphas: np.ndarray,
+    path_scores: np.ndarray,
+    target: int,
+) -> np.ndarray:
+    # A rule that evaluates alpha = 0 has already scored the baselines exactly.
+    if alphas[0] == 0.0:
+        return path_scores[:, 0]
+    return _checked_scores(backend.predict(baselines), len(baselines))[:, target]
 
 
 def _relative_delta(attributions: np.ndarray, score: float, baseline_scores: np.ndarray) -> float:
@@ -321,15 +393,18 @@ def integrated_gradients(
     progress: ProgressCallback | None = None,
     tolerance: float = 0.01,
     pixel_range: tuple[float, float] = (0.0, 255.0),
+    precision: str = "float32",
 ) -> IGResult:
     """Integrated gradients of ``model``'s ``target`` score at ``image``.
 
     Parameters
     ----------
-    model : Keras model or callable
+    model : Keras model, torch.nn.Module or callable
         Maps a float32 batch (N, H, W, C) to class scores (N, K), logits or
-        probabilities. A ``torch.nn.Module`` or a Keras model on the JAX or
-        PyTorch backend is differentiated with that framework.
+        probabilities. A Keras model is differentiated by its Keras backend
+        (TensorFlow, JAX or PyTorch), a ``torch.nn.Module`` by PyTorch, any
+        other callable by TensorFlow. A channels-first Module gets its permute
+        in ``preprocess``: ``preprocess=lambda x: x.permute(0, 3, 1, 2) / 255``.
     image : array, PIL image or path
         One image (H, W, C) or (H, W) in raw pixel units (see ``pixel_range``).
     target : int, optional
@@ -348,8 +423,9 @@ def integrated_gradients(
         computation, so attributions are in raw pixel units and completeness
         holds in them (unlike the Keras example this package grew from).
     batch_size : int, optional
-        Points per model call; default from the memory budget. An
-        out-of-memory error halves it and retries, with the same result.
+        Points per model call; default from the memory budget (see
+        ``batch_size_for``). An out-of-memory error halves it and retries,
+        with the same result.
     seed : int, optional
         Seed of the uniform baselines.
     progress : callable, optional
@@ -359,6 +435,12 @@ def integrated_gradients(
         Target ``delta`` for ``steps="auto"``.
     pixel_range : (float, float)
         Darkest and brightest pixel value, for the black, white and uniform baselines.
+    precision : {"float32", "bfloat16"}
+        Arithmetic of the model. ``"bfloat16"`` (mixed precision, for GPUs
+        with bfloat16 units) runs a Keras model's layers under the
+        ``mixed_bfloat16`` policy, a ``torch.nn.Module`` under
+        ``torch.autocast``; the path points, the gradients and their sums stay
+        float32. Expect attributions within about 1e-2 relative of float32.
 
     Returns
     -------
@@ -387,18 +469,18 @@ def integrated_gradients(
     _check_callable("progress", progress)
     low, high = (check_number("pixel_range", v) for v in pixel_range)
 
-    backend, image, scores, target = _prepare(model, image, target, preprocess)
+    backend, image, scores, target = _prepare(model, image, target, preprocess, precision)
     # Deterministic baselines give identical runs: evaluate one and reuse it.
     distinct_runs = runs if isinstance(baseline, str) and baseline == "uniform" else 1
     baselines = make_baselines(image, baseline, distinct_runs, seed=seed, pixel_range=(low, high))
-    baseline_scores = _checked_scores(backend.predict(baselines), distinct_runs)[:, target]
     evaluator = _PathEvaluator(
         backend,
         image,
         baselines,
         target,
-        batch_size or _batch_size_for(backend, model, image),
+        batch_size or batch_size_for(backend, model, image),
         progress,
+        balance=batch_size is None,
     )
     directions = (image[None] - baselines).astype(np.float64)
 
@@ -409,7 +491,8 @@ def integrated_gradients(
         raw_weights = np.ones_like(alphas)
         raw_weights[[0, -1]] = 0.5
         evaluator.total = distinct_runs * len(alphas)
-        sums, path_scores = evaluator.evaluate(alphas, raw_weights)
+        sums, path_scores = evaluator.evaluate(alphas, raw_weights, image_gradient=True)
+        baseline_scores = _baseline_scores(backend, baselines, alphas, path_scores, target)
         while True:
             attributions = np.mean(directions * sums, axis=0) / intervals
             delta = _relative_delta(attributions, scores[target], baseline_scores)
@@ -426,14 +509,15 @@ def integrated_gradients(
     else:
         alphas, weights = integration_points(method, steps)
         evaluator.total = distinct_runs * len(alphas)
-        sums, path_scores = evaluator.evaluate(alphas, weights)
+        sums, path_scores = evaluator.evaluate(alphas, weights, image_gradient=True)
+        baseline_scores = _baseline_scores(backend, baselines, alphas, path_scores, target)
         attributions = np.mean(directions * sums, axis=0)
         delta = _relative_delta(attributions, scores[target], baseline_scores)
 
     order = np.argsort(alphas, kind="stable")
     return IGResult(
         attributions=attributions.astype(np.float32),
-        gradients=_gradient_at_image(backend, image, target),
+        gradients=evaluator.image_gradient,
         target=target,
         scores=scores,
         path_alphas=alphas[order],
@@ -454,6 +538,7 @@ def gradients(
     *,
     target: int | None = None,
     preprocess: Callable[[Any], Any] | None = None,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Plain gradient of the ``target`` score with respect to the raw image.
 
@@ -470,5 +555,5 @@ def gradients(
     >>> gradients(model, np.full((1, 1, 3), 2.0), target=1).ravel().tolist()
     [0.0, 4.0, 0.0]
     """
-    backend, image, _, target = _prepare(model, image, target, preprocess)
+    backend, image, _, target = _prepare(model, image, target, preprocess, precision)
     return _gradient_at_image(backend, image, target)

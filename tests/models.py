@@ -1,14 +1,20 @@
-"""Small models with known behaviour, shared by the test files."""
+"""Small models with known behaviour, shared by the test files.
+
+Only ``linear_model`` needs TensorFlow, and it imports it itself, so that the
+Keras models here also serve tests that run Keras on JAX or PyTorch with
+TensorFlow blocked.
+"""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 def linear_model(weights: np.ndarray):
     """F(x) = x.flatten() @ weights: IG is exactly weights * (x - x')."""
+    import tensorflow as tf
+
     w = tf.constant(weights.reshape(-1, weights.shape[-1]), tf.float32)
 
     def model(batch):
@@ -46,3 +52,23 @@ def tiny_cnn(
 
 def random_image(size: int = 16, channels: int = 3, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, (size, size, channels)).astype(np.float32)
+
+
+def seeded_weights(model: keras.Model, seed: int = 0) -> list[np.ndarray]:
+    """NumPy weights for ``model`` that do not depend on the Keras backend.
+
+    Keras' initialisers draw different numbers on TensorFlow, JAX and PyTorch;
+    these let the same network run on every backend. Kernels get a
+    1/sqrt(fan-in) scale, the last one 3 times that (wide logits, as in
+    ``tiny_cnn``); biases a small spread.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = [w.shape for w in model.get_weights()]
+    weights = []
+    for i, shape in enumerate(shapes):
+        if len(shape) == 1:
+            weights.append(rng.normal(0, 0.1, shape).astype(np.float32))
+            continue
+        scale = (3.0 if i == len(shapes) - 2 else 1.0) / np.sqrt(np.prod(shape[:-1]))
+        weights.append(rng.normal(0, scale, shape).astype(np.float32))
+    return weights

@@ -253,6 +253,8 @@ BAD_INPUTS = [
     ({"batch_size": 0}, ValueError, "batch_size"),
     ({"progress": 3}, TypeError, "progress: expected a callable"),
     ({"preprocess": "scale"}, TypeError, "preprocess: expected a callable"),
+    ({"precision": "float16"}, ValueError, "precision: expected one of 'float32', 'bfloat16'"),
+    ({"precision": None}, ValueError, "precision: expected one of"),
 ]
 
 
@@ -282,6 +284,11 @@ def test_bad_input_names_the_parameter(cnn, image, kwargs, error, message):
 def test_bad_models_are_named(image, model, error, message):
     with pytest.raises(error, match=message):
         igw.integrated_gradients(model, image)
+
+
+def test_bfloat16_needs_layers_to_switch():
+    with pytest.raises(ValueError, match="precision: 'bfloat16' needs a Keras model"):
+        igw.integrated_gradients(linear_model(LIN_WEIGHTS), LIN_IMAGE, precision="bfloat16")
 
 
 def test_a_model_that_raises_is_reported(image):

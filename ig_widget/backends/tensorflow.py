@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from . import available_ram_bytes
+from . import available_ram_bytes, keras_precision
 
 
 def _call_model(model: Any, batch: tf.Tensor) -> tf.Tensor:
@@ -22,10 +22,14 @@ class TensorFlowBackend:
     """Gradients of a Keras model (TensorFlow backend) or any TF-differentiable callable."""
 
     name = "tensorflow"
+    activation_bytes = 2.0
 
-    def __init__(self, model: Any, preprocess: Callable[[Any], Any] | None) -> None:
+    def __init__(
+        self, model: Any, preprocess: Callable[[Any], Any] | None, precision: str = "float32"
+    ) -> None:
         self._model = model
         self._preprocess = preprocess
+        self._precision = precision
         # One traced program per image shape; batch size and target are
         # dynamic so that neither causes a retrace.
         self._programs: dict[tuple[int, ...], Any] = {}
@@ -33,7 +37,10 @@ class TensorFlowBackend:
     def _scores(self, batch: tf.Tensor) -> tf.Tensor:
         if self._preprocess is not None:
             batch = self._preprocess(batch)
-        return _call_model(self._model, batch)
+        # Inside a tf.function this runs once, while tracing: the bfloat16
+        # casts are then part of the compiled program.
+        with keras_precision(self._model, self._precision):
+            return _call_model(self._model, batch)
 
     def predict(self, batch: np.ndarray) -> Any:
         # Keep the output's structure (tuple, dict) so the engine can say what is wrong with it.

@@ -1,0 +1,136 @@
+"""PyTorch backend: ``torch.autograd`` on Keras models (torch backend) and ``torch.nn.Module``."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import available_ram_bytes, is_keras_model, keras_precision
+
+
+def _device_of(model: Any) -> torch.device:
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    first = next(tensors, None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _to_numpy(output: Any) -> Any:
+    # Structures pass through untouched so that the engine can name them.
+    if not isinstance(output, torch.Tensor):
+        return output
+    output = output.detach().cpu()
+    return (output.float() if output.dtype == torch.bfloat16 else output).numpy()
+
+
+class TorchBackend:
+    """Gradients of a Keras model on Keras' torch backend, or of a plain ``torch.nn.Module``.
+
+    The model runs on its own device (that of its first parameter), in
+    inference mode (``eval()`` for a Module, restored afterwards;
+    ``training=False`` for Keras). A plain Module receives the batch as
+    (N, H, W, C) like every model here; for a channels-first network, permute
+    in ``preprocess``, which runs inside the differentiated computation.
+    """
+
+    name = "torch"
+    activation_bytes = 10.0
+
+    def __init__(
+        self, model: Any, preprocess: Callable[[Any], Any] | None, precision: str = "float32"
+    ) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        self._model = model
+        self._preprocess = preprocess
+        self._precision = precision
+        self._keras = is_keras_model(model)
+        self.device = _device_of(model)
+
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        if self._keras:
+            with keras_precision(self._model, self._precision):
+                yield
+            return
+        was_training = self._model.training
+        self._model.eval()
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self._precision == "bfloat16"
+            else contextlib.nullcontext()
+        )
+        try:
+            with autocast:
+                yield
+        finally:
+            self._model.train(was_training)
+
+    def _scores(self, batch: torch.Tensor) -> Any:
+        if self._preprocess is not None:
+            # Keras' preprocess_input divides in place, which autograd forbids
+            # on the leaf tensor the gradient is taken with respect to.
+            batch = self._preprocess(batch.clone())
+        with self._inference():
+            if self._keras:
+                return self._model(batch, training=False)
+            return self._model(batch)
+
+    def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
+
+    def predict(self, batch: np.ndarray) -> Any:
+        with torch.no_grad():
+            return _to_numpy(self._scores(self._tensor(batch)))
+
+    def gradient_sums(
+        self,
+        image: np.ndarray,
+        baselines: np.ndarray,
+        run_index: np.ndarray,
+        alphas: np.ndarray,
+        weights: np.ndarray,
+        target: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        starts_all = self._tensor(baselines)
+        index = self._tensor(run_index, torch.long)
+        starts = starts_all[index]
+        with torch.enable_grad():
+            points = starts + self._tensor(alphas)[:, None, None, None] * (
+                self._tensor(image)[None] - starts
+            )
+            points.requires_grad_(True)
+            scores = self._scores(points).float()
+            if not scores.requires_grad:
+                raise ValueError(
+                    "model: its scores do not depend differentiably on the input image"
+                )
+            # grad_outputs applies each point's quadrature weight inside the
+            # backward pass, so no per-point gradient is kept.
+            (grads,) = torch.autograd.grad(
+                scores[:, target], points, grad_outputs=self._tensor(weights), allow_unused=True
+            )
+        if grads is None:
+            raise ValueError("model: its scores do not depend differentiably on the input image")
+        sums = torch.zeros_like(starts_all).index_add_(0, index, grads)
+        return _to_numpy(sums), _to_numpy(scores)
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+            return True
+        # A failed CPU allocation is a plain RuntimeError.
+        return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+    def free_memory_bytes(self) -> int | None:
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            # Blocks torch's caching allocator holds but does not use are free to us too.
+            cached = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(
+                self.device
+            )
+            return int(free + cached)
+        return available_ram_bytes()

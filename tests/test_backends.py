@@ -1,0 +1,427 @@
+"""The JAX and PyTorch backends: parity with TensorFlow, plain torch.nn.Module models,
+bfloat16, out-of-memory detection, the memory rule, and running without TensorFlow.
+
+Keras fixes its backend at import, so each Keras backend runs in its own
+subprocess (all three at once) on the same weights and image; the parent
+compares what they return. The JAX and PyTorch subprocesses block the
+``tensorflow`` import, as on a GPU machine that has no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ig_widget as igw
+from ig_widget import engine
+from ig_widget.backends import backend_for
+from ig_widget.baselines import make_baselines
+from ig_widget.quadrature import integration_points
+
+from .models import random_image
+
+ROOT = Path(__file__).resolve().parent.parent
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+IG_ARGS = {"steps": 16, "runs": 2, "baseline": "uniform", "seed": 3, "target": 1, "batch_size": 5}
+# Makes `import tensorflow` fail as if it were not installed. It answers
+# find_spec probes (torch._dynamo makes some) with a spec that has no origin,
+# and fails at load. Putting None into sys.modules would not do: Keras takes
+# the key's presence for a loaded TensorFlow.
+BLOCK_TENSORFLOW = """
+import importlib.machinery, sys
+class BlockTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            return importlib.machinery.ModuleSpec(name, self)
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (blocked)", name=spec.name)
+    def exec_module(self, module):
+        pass
+sys.meta_path.insert(0, BlockTensorFlow())
+"""
+# Running Keras layers in bfloat16 (8 bits of mantissa) moves attributions by a
+# few per cent of their norm on a small CNN; float32 differences are ~1e-6.
+BF16_TOLERANCE = 0.05
+
+
+def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
+
+
+# What each backend's subprocess computes and saves for the parent to compare.
+# It is a script rather than a function here so that the subprocess does not
+# import this module, and with it PyTorch, for nothing.
+CHILD = f"""
+import sys
+import keras
+import numpy as np
+import ig_widget as igw
+from ig_widget.backends import backend_for
+from tests.models import random_image, seeded_weights, tiny_cnn
+
+IG_ARGS = {IG_ARGS!r}
+model = tiny_cnn()
+model.set_weights(seeded_weights(model))
+image = random_image()
+full = igw.integrated_gradients(model, image, **IG_ARGS)
+half = igw.integrated_gradients(model, image, precision="bfloat16", **IG_ARGS)
+policies = sorted({{layer.dtype_policy.name for layer in model._flatten_layers()}})
+backend = backend_for(model, None)
+compiled = {{}}
+if keras.backend.backend() == "jax":
+    # Same shapes, new image and target: the jitted program must not recompile.
+    compiled["before"] = backend._program._cache_size()
+    igw.integrated_gradients(model, image[::-1].copy(), **{{**IG_ARGS, "target": 2}})
+    compiled["after"] = backend._program._cache_size()
+np.savez(
+    sys.argv[1],
+    backend=backend.name,
+    attributions=full.attributions,
+    gradients=full.gradients,
+    scores=full.scores,
+    path_scores=full.path_scores,
+    baseline_scores=full.baseline_scores,
+    delta=full.delta,
+    half_attributions=half.attributions,
+    half_scores=half.scores,
+    policies=policies,
+    tensorflow_loaded="tensorflow" in sys.modules,
+    **compiled,
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def per_backend(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("backends")
+    children = {}
+    for name in KERAS_BACKENDS:
+        code = (BLOCK_TENSORFLOW if name != "tensorflow" else "") + CHILD
+        env = {**os.environ, "KERAS_BACKEND": name, "PYTHONPATH": str(ROOT)}
+        children[name] = subprocess.Popen(
+            [sys.executable, "-c", code, str(folder / f"{name}.npz")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    results = {}
+    for name, child in children.items():
+        output, _ = child.communicate(timeout=300)
+        assert child.returncode == 0, f"{name} subprocess failed:\n{output[-3000:]}"
+        results[name] = dict(np.load(folder / f"{name}.npz"))
+    return results
+
+
+@pytest.mark.parametrize("name", ["jax", "torch"])
+def test_keras_backends_match_tensorflow(per_backend, name):
+    reference, other = per_backend["tensorflow"], per_backend[name]
+    assert str(other["backend"]) == name and str(reference["backend"]) == "tensorflow"
+    for key in ("attributions", "gradients"):
+        scale = np.abs(reference[key]).max()
+        np.testing.assert_allclose(other[key], reference[key], rtol=1e-4, atol=1e-4 * scale)
+    for key in ("scores", "path_scores", "baseline_scores"):
+        np.testing.assert_allclose(other[key], reference[key], rtol=1e-4, atol=1e-5)
+    assert float(other["delta"]) == pytest.approx(float(reference["delta"]), rel=1e-2, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
+def test_bfloat16_stays_close_to_float32(per_backend, name):
+    result = per_backend[name]
+    assert result["half_attributions"].dtype == np.float32
+    error = _relative_error(result["half_attributions"], result["attributions"])
+    assert 0 < error < BF16_TOLERANCE
+    # The last layer really ran in bfloat16: its outputs are bfloat16 numbers.
+    half_scores = result["half_scores"]
+    assert not np.array_equal(half_scores, result["scores"])
+    np.testing.assert_array_equal(half_scores.astype(_bfloat16()).astype(np.float64), half_scores)
+    np.testing.assert_allclose(half_scores, result["scores"], rtol=0.02, atol=0.02)
+    # Every layer's policy is back to float32 afterwards.
+    assert list(result["policies"]) == ["float32"]
+
+
+def _bfloat16() -> np.dtype:
+    """NumPy's bfloat16 type (ml_dtypes ships with JAX and TensorFlow)."""
+    import ml_dtypes
+
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+@pytest.mark.parametrize("name", ["jax", "torch"])
+def test_jax_and_torch_paths_never_import_tensorflow(per_backend, name):
+    assert not per_backend[name]["tensorflow_loaded"]
+
+
+def test_jax_does_not_recompile_for_a_new_image_or_target(per_backend):
+    result = per_backend["jax"]
+    # 34 path points and the image's own point: 7 batches of 5, one program.
+    assert int(result["before"]) == 1
+    assert int(result["after"]) == int(result["before"])
+
+
+def test_without_tensorflow_plain_torch_module_and_import(tmp_path):
+    code = BLOCK_TENSORFLOW + (
+        "import numpy as np, torch, ig_widget as igw\n"
+        "model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))\n"
+        "res = igw.integrated_gradients(model, np.ones((2, 2, 3)), steps=4)\n"
+        "assert res.attributions.shape == (2, 2, 3) and 'tensorflow' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+# --- plain torch.nn.Module models, in this process -------------------------------
+
+
+def _torch_cnn(seed: int = 0) -> torch.nn.Module:
+    """A channels-first CNN, as torchvision and Captum users have, with logits wide apart."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3),
+        torch.nn.Tanh(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 8, 3),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),
+    )
+    with torch.no_grad():
+        model[-1].weight.mul_(10)
+    return model
+
+
+def _channels_first(batch: torch.Tensor) -> torch.Tensor:
+    return batch.permute(0, 3, 1, 2) / 127.5 - 1
+
+
+def _torch_loop_ig(model, image, baselines, target, method, steps):
+    """One point per forward/backward pass, written directly in PyTorch."""
+    alphas, weights = integration_points(method, steps)
+    total = np.zeros(image.shape, np.float64)
+    for start in baselines:
+        grad_sum = np.zeros(image.shape, np.float64)
+        for alpha, weight in zip(alphas, weights, strict=True):
+            point = torch.tensor((start + alpha * (image - start))[None].astype(np.float32))
+            point.requires_grad_(True)
+            model(_channels_first(point))[0, target].backward()
+            grad_sum += weight * point.grad.numpy()[0]
+        total += (image - start) * grad_sum
+    return total / len(baselines)
+
+
+@pytest.mark.parametrize("method", ["trapezoid", "gausslegendre"])
+def test_torch_module_matches_a_hand_written_loop(method):
+    model, image = _torch_cnn(), random_image()
+    res = igw.integrated_gradients(
+        model, image, method=method, preprocess=_channels_first, **IG_ARGS
+    )
+    baselines = make_baselines(image, "uniform", 2, seed=3)
+    expected = _torch_loop_ig(model, image, baselines, 1, method, 16)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(res.attributions, expected, rtol=1e-4, atol=1e-4 * scale)
+    with torch.no_grad():
+        scores = model(_channels_first(torch.tensor(image[None])))[0].numpy()
+    np.testing.assert_allclose(res.scores, scores, rtol=1e-5)
+    point = torch.tensor(image[None], requires_grad=True)
+    model(_channels_first(point))[0, 1].backward()
+    expected_gradient = point.grad.numpy()[0]
+    np.testing.assert_allclose(
+        res.gradients, expected_gradient, rtol=1e-5, atol=1e-5 * np.abs(expected_gradient).max()
+    )
+    assert backend_for(model, _channels_first).device == torch.device("cpu")
+
+
+def test_torch_module_completeness():
+    # (From black, this network's score barely changes, which makes the relative
+    # error meaningless; white gives a gap of 0.7.)
+    res = igw.integrated_gradients(
+        _torch_cnn(), random_image(), steps=100, baseline="white", preprocess=_channels_first
+    )
+    assert res.delta < 0.01
+    assert abs(res.score - res.baseline_scores[0]) > 0.5
+
+
+@pytest.mark.parametrize("method", ["trapezoid", "riemann_middle", "gausslegendre"])
+def test_linear_torch_module_is_exact(method):
+    rng = np.random.default_rng(5)
+    image = rng.uniform(0, 255, (6, 5, 3)).astype(np.float32)
+    start = rng.uniform(0, 255, image.shape).astype(np.float32)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(image.size, 4))
+    res = igw.integrated_gradients(model, image, target=2, baseline=start, steps=3, method=method)
+    weights = model[1].weight.detach().numpy()[2].reshape(image.shape)
+    expected = weights * (image - start)
+    np.testing.assert_allclose(
+        res.attributions, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max()
+    )
+    np.testing.assert_allclose(res.gradients, weights, rtol=1e-6)
+
+
+def test_torch_module_runs_in_eval_mode_and_keeps_its_mode():
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(48, 16),
+        torch.nn.BatchNorm1d(16),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(16, 3),
+    )
+    model.train()
+    image = random_image(size=4)
+    first = igw.integrated_gradients(model, image, steps=8)
+    second = igw.integrated_gradients(model, image, steps=8)
+    np.testing.assert_array_equal(first.attributions, second.attributions)
+    assert model.training and all(m.training for m in model.modules())
+    with torch.no_grad():
+        model.eval()
+        expected = model(torch.tensor(image[None]))[0].numpy()
+    np.testing.assert_allclose(first.scores, expected, rtol=1e-6)
+    assert first.delta < 0.01
+
+
+def test_torch_module_bfloat16_uses_autocast_and_stays_close():
+    model, image = _torch_cnn(), random_image()
+    full = igw.integrated_gradients(model, image, preprocess=_channels_first, **IG_ARGS)
+    half = igw.integrated_gradients(
+        model, image, preprocess=_channels_first, precision="bfloat16", **IG_ARGS
+    )
+    assert half.attributions.dtype == np.float32
+    assert 0 < _relative_error(half.attributions, full.attributions) < BF16_TOLERANCE
+    np.testing.assert_array_equal(half.scores.astype(_bfloat16()).astype(np.float64), half.scores)
+    np.testing.assert_allclose(half.scores, full.scores, rtol=0.05, atol=0.05)
+
+
+def test_torch_out_of_memory_is_detected_and_halves_the_batch():
+    model, image = _torch_cnn(), random_image()
+    backend = backend_for(model, _channels_first)
+    try:
+        torch.empty(2**46)
+    except RuntimeError as exc:
+        assert backend.is_out_of_memory(exc)
+    else:
+        pytest.fail("allocating 256 TiB did not fail")
+    assert backend.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert not backend.is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+    reference = igw.integrated_gradients(model, image, steps=30, preprocess=_channels_first)
+    original = backend.gradient_sums
+    seen = []
+
+    def flaky(image_, baselines, run_index, *args):
+        seen.append(len(run_index))
+        if len(run_index) > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(image_, baselines, run_index, *args)
+
+    backend.gradient_sums = flaky
+    try:
+        res = igw.integrated_gradients(
+            model, image, steps=30, batch_size=31, preprocess=_channels_first
+        )
+    finally:
+        del backend.gradient_sums
+    assert seen[:3] == [31, 15, 7]
+    np.testing.assert_allclose(res.attributions, reference.attributions, rtol=1e-5, atol=1e-9)
+
+
+def test_jax_out_of_memory_is_detected():
+    from ig_widget.backends.jax import JaxBackend
+
+    backend = JaxBackend.__new__(JaxBackend)  # the check needs no model
+    import jax.numpy as jnp
+
+    try:
+        jnp.ones(2**45).block_until_ready()
+    except RuntimeError as exc:
+        assert backend.is_out_of_memory(exc)
+    else:
+        pytest.fail("allocating 128 TiB did not fail")
+    assert not backend.is_out_of_memory(RuntimeError("INVALID_ARGUMENT: shapes differ"))
+
+
+def test_torch_models_that_cannot_be_differentiated_are_named():
+    class Detached(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, :3].detach()
+
+    with pytest.raises(ValueError, match="model: its scores do not depend differentiably"):
+        igw.integrated_gradients(Detached(), random_image(size=4), steps=2)
+
+    class Labels(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1).argmax(1, keepdim=True)
+
+    with pytest.raises(TypeError, match="cannot be differentiated"):
+        igw.integrated_gradients(Labels(), random_image(size=4), steps=2)
+
+
+# --- batch sizing ------------------------------------------------------------------
+
+
+def test_memory_rule_for_a_1024_image_through_xception():
+    import keras
+
+    model = keras.applications.Xception(weights=None, input_shape=(1024, 1024, 3))
+    image = np.zeros((1024, 1024, 3), np.float32)
+    backend = backend_for(model, None)
+    backend.free_memory_bytes = lambda: 24 * 1024**3
+    try:
+        # Measured peak: about 1.1 GiB per point (benchmarks/README.md); a
+        # quarter of 24 GiB holds about 5 of them.
+        assert 3 <= engine.batch_size_for(backend, model, image) <= 6
+        small = np.zeros((299, 299, 3), np.float32)
+        small_model = keras.applications.Xception(weights=None)
+        assert 30 <= engine.batch_size_for(backend, small_model, small) <= 60
+        backend.free_memory_bytes = lambda: 10 * 1024**2
+        assert engine.batch_size_for(backend, model, image) == 1
+        backend.free_memory_bytes = lambda: None
+        # The fixed 2 GiB over 2 bytes x 63.0 M activations + 16 bytes x 268 203 pixel values.
+        assert engine.batch_size_for(backend, small_model, small) == 16
+    finally:
+        del backend.free_memory_bytes
+
+
+def test_automatic_batches_are_balanced(monkeypatch):
+    model, image = _torch_cnn(), random_image()
+    backend = backend_for(model, _channels_first)
+    original = backend.gradient_sums
+    seen = []
+
+    def counting(image_, baselines, run_index, *args):
+        seen.append(len(run_index))
+        return original(image_, baselines, run_index, *args)
+
+    monkeypatch.setattr(engine, "batch_size_for", lambda *a: 64)
+    monkeypatch.setattr(backend, "gradient_sums", counting)
+    res = igw.integrated_gradients(
+        model, image, steps=50, runs=2, baseline="uniform", seed=0, preprocess=_channels_first
+    )
+    # 102 path points and the image's own point, in two equal batches.
+    assert seen == [52, 51]
+    fixed = igw.integrated_gradients(
+        model,
+        image,
+        steps=50,
+        runs=2,
+        baseline="uniform",
+        seed=0,
+        preprocess=_channels_first,
+        batch_size=64,
+    )
+    assert seen[2:] == [64, 39]
+    np.testing.assert_allclose(res.attributions, fixed.attributions, rtol=1e-5, atol=1e-9)

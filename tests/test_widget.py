@@ -58,8 +58,8 @@ def recording_comms(monkeypatch):
 class GatedModel:
     """A tiny CNN that can be made to fail, or to block inside a call.
 
-    The blocking gate is a stateful numpy_function, so it runs on every
-    execution of the traced gradient program, not only while tracing.
+    The gate is a stateful numpy_function, so it runs (and can block or
+    raise) on every execution of a traced program, not only while tracing.
     """
 
     def __init__(self, base):
@@ -70,16 +70,14 @@ class GatedModel:
         self.release = threading.Event()
 
     def _gate(self, _):
+        if self.fail is not None:
+            raise self.fail
         if self.block:
             self.entered.set()
             self.release.wait(30)
         return np.int32(0)
 
     def __call__(self, batch):
-        # Eager calls (the engine's first prediction) run this Python code
-        # every time, so a failure set here surfaces as the model's own error.
-        if self.fail is not None:
-            raise self.fail
         passed = tf.numpy_function(self._gate, [tf.shape(batch)[0]], tf.int32, stateful=True)
         with tf.control_dependencies([passed]):
             batch = tf.identity(batch)
@@ -357,13 +355,23 @@ def test_model_error_is_reported_and_the_widget_stays_usable(gated):
     assert w.error == "" and w.result.target == (previous.target + 1) % 4
 
 
-def test_keyboard_interrupt_during_compute_keeps_the_result(gated):
-    model, w = gated
+def test_keyboard_interrupt_during_compute_keeps_the_result(gated, monkeypatch):
+    _, w = gated
     previous = w.result
-    model.fail = KeyboardInterrupt()
+
+    def interrupted(done, total):
+        # Ctrl-C lands in Python code between two batches, as here.
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(w, "_report_progress", interrupted)
+    w.target = (previous.target + 1) % 4
     with pytest.raises(KeyboardInterrupt):
         w.compute()
     assert w.result is previous and not w.computing and "Interrupted" in w.notice
+    assert w.target == previous.target
+    monkeypatch.undo()
+    w.target = (previous.target + 1) % 4
+    assert w.compute().target == (previous.target + 1) % 4 and w.notice == ""
 
 
 def test_large_images_are_reduced_for_display_only():

@@ -1,0 +1,136 @@
+"""The four notebooks execute headlessly, offline, and show what they claim to show."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+NAMES = (
+    "quickstart",
+    "reference_walkthrough",
+    "how_integrated_gradients_work",
+    "finding_a_shortcut",
+)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# The shortcut notebook under test: smaller, still a real training run.
+SHORTCUT_PARAMETERS = "N_TRAIN = 2000\nEPOCHS = 2\nSEED = 0"
+SHORTCUT_RESULTS = (
+    "accuracy_with_marks",
+    "accuracy_with_wrong_marks",
+    "follows_mark",
+    "mark_share",
+    "object_share",
+    "mark_area",
+    "object_area",
+)
+
+
+def read(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def execute(notebook: nbformat.NotebookNode, timeout: int) -> nbformat.NotebookNode:
+    """Run every cell in a fresh kernel from this venv that imports this checkout."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    client.execute(env={**os.environ, "PYTHONPATH": path})
+    return notebook
+
+
+def outputs(notebook: nbformat.NotebookNode) -> list[dict]:
+    return [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
+
+
+def printed(notebook: nbformat.NotebookNode) -> str:
+    return "".join(
+        out.get("text", "") for out in outputs(notebook) if out["output_type"] == "stream"
+    )
+
+
+def count_in(cell: nbformat.NotebookNode, mime: str) -> int:
+    return sum(mime in out.get("data", {}) for out in cell.outputs)
+
+
+def count(notebook: nbformat.NotebookNode, mime: str) -> int:
+    return sum(count_in(cell, mime) for cell in notebook.cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebooks_have_no_outputs(name):
+    notebook = read(name)
+    assert notebook.metadata.kernelspec.name == "python3"
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+def test_quickstart_shows_the_widget_in_under_ten_lines():
+    notebook = read("quickstart")
+    code = [
+        line
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    assert len(code) < 10
+    execute(notebook, timeout=120)
+    assert count(notebook, WIDGET_VIEW) == 1
+
+
+def test_reference_walkthrough_runs_offline_on_the_demo_model():
+    notebook = execute(read("reference_walkthrough"), timeout=180)
+    text = printed(notebook)
+    # Offline, it says so exactly once and goes on with the bundled model.
+    assert text.count("ImageNet weights are not available") == 1
+    assert "Predicted: star" in text
+    delta = float(text.split("delta = ")[1].split()[0])
+    assert delta < 0.05
+    # The example's two figures, then the widget.
+    figures = [c for c in notebook.cells if c.cell_type == "code" and "igw.plot(" in c.source]
+    assert len(figures) == 2
+    assert all(count_in(cell, "image/png") == 1 for cell in figures)
+    assert count(notebook, WIDGET_VIEW) == 1
+
+
+def test_how_integrated_gradients_work_runs_and_passes_its_sanity_check():
+    notebook = execute(read("how_integrated_gradients_work"), timeout=240)
+    assert count(notebook, "image/png") >= 6
+    text = printed(notebook)
+    line = next(row for row in text.splitlines() if row.startswith("share of positive"))
+    trained = float(line.split("trained ")[1].split("%")[0])
+    randomised = float(line.split("randomised ")[1].split("%")[0])
+    assert trained >= 50 and randomised < trained / 2
+
+
+def test_finding_a_shortcut_trains_and_exposes_the_mark():
+    notebook = read("finding_a_shortcut")
+    parameters = [c for c in notebook.cells if c.source.lstrip().startswith("N_TRAIN =")]
+    assert len(parameters) == 1
+    parameters[0].source = SHORTCUT_PARAMETERS
+    report = "import json\nprint(json.dumps({" + ", ".join(f"{n!r}: {n}" for n in SHORTCUT_RESULTS)
+    notebook.cells.append(nbformat.v4.new_code_cell(report + "}))"))
+    execute(notebook, timeout=240)
+    results = json.loads(notebook.cells[-1].outputs[0]["text"])
+    print("\nshortcut notebook (reduced):", results)
+    # The accuracy looks fine...
+    assert results["accuracy_with_marks"] >= 0.9
+    # ...but the model reads the mark: IG puts its mass there, and a wrong mark fools it.
+    mark_density = results["mark_share"] / results["mark_area"]
+    object_density = results["object_share"] / results["object_area"]
+    assert mark_density > 5 * object_density
+    assert results["follows_mark"] >= 0.7
+    assert results["accuracy_with_wrong_marks"] <= 0.3
+    assert count(notebook, WIDGET_VIEW) == 1

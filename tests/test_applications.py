@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 import ig_widget as igw
+import ig_widget.applications
 from ig_widget.applications import APPLICATIONS, keras_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,3 +115,8 @@ def test_offline_failure_is_one_clear_error_within_seconds(tmp_path):
     models_dir = tmp_path / "models"
     assert not models_dir.exists() or not any(models_dir.iterdir())
     assert "Traceback" not in completed.stderr
+
+
+def test_docstring_examples_run():
+    failures, tried = doctest.testmod(ig_widget.applications)
+    assert tried > 0 and failures == 0

@@ -49,7 +49,7 @@ def model() -> Any:
     Examples
     --------
     >>> m = model()
-    >>> m.output.shape
+    >>> m.output_shape
     (None, 6)
     """
     import keras

@@ -45,7 +45,7 @@ def build_model(size: int = IMAGE_SIZE, classes: int = len(class_names)) -> Any:
 
     Examples
     --------
-    >>> build_model().output.shape
+    >>> build_model().output_shape
     (None, 6)
     """
     import keras

@@ -1,0 +1,209 @@
+"""The benchmark table: ``python -m benchmarks.run`` (``make bench``).
+
+Sections, each printed as a Markdown table:
+
+- speed: loop / engine / floor seconds, ratios and peak memory for a small CNN
+  (128x128), MobileNetV2 (224x224) and Xception (299x299), weights=None,
+  51 points with 1 and 2 uniform baselines (``benchmarks.speed``);
+- memory: the automatic batch for a 1024x1024 image through Xception
+  (``benchmarks.memory``);
+- steps: points for ``delta <= 1%`` on the demo model, fixed grids against
+  ``steps="auto"`` (``benchmarks.steps``);
+- render: ``igw.render`` and the browser redraw (``benchmarks.bench_render``).
+
+Every measurement runs in its own process: Keras fixes its backend at import
+(``--backends tensorflow jax torch`` runs each in turn) and peak memory must
+belong to one measurement. ``--quick`` runs a short version (small sizes, one
+repeat, 10 images, no 1024x1024 run); ``--cpu`` hides any GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Repeats per model: enough for a stable median where a run is cheap.
+REPEATS = {"small_cnn": 9, "mobilenetv2": 5, "xception": 3}
+QUICK_SIZES = {"small_cnn": 64, "mobilenetv2": 96, "xception": 71}
+SECTIONS = ("speed", "memory", "steps", "render")
+
+
+def _worker(module: str, args: list[str], backend: str, cpu: bool) -> list[dict[str, Any]]:
+    """Run ``python -m module args`` with ``KERAS_BACKEND=backend``; return its ROW lines."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    if cpu:
+        env.update(CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
+    command = [sys.executable, "-m", module, *args]
+    print(f"# KERAS_BACKEND={backend} {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {args} failed:\n{done.stderr[-4000:]}")
+    rows = [json.loads(line[4:]) for line in done.stdout.splitlines() if line.startswith("ROW ")]
+    for row in rows:
+        print(f"# {json.dumps(row)}", file=sys.stderr, flush=True)
+    return rows
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _best(row: dict[str, Any], slow: str, fast: str) -> float:
+    """Ratio of the fastest repeats: less sensitive to other programs on a shared machine."""
+    return min(row[f"{slow}_all_s"]) / min(row[f"{fast}_all_s"])
+
+
+def speed_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| backend | precision | device | model | size | baselines | points | batch "
+        "| loop s | engine s | floor s | engine/floor (best of) | loop/engine (best of) "
+        "| peak MiB loop / engine / floor |",
+        "|" + "---|" * 14,
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['precision']} | {r['device']} | {r['model']} "
+            f"| {r['size']} | {r['baselines']} | {r['points']} | {r['batch']} "
+            f"| {_seconds(r['loop_s'])} | {_seconds(r['engine_s'])} | {_seconds(r['floor_s'])} "
+            f"| {r['engine_s'] / r['floor_s']:.2f} ({_best(r, 'engine', 'floor'):.2f}) "
+            f"| {r['loop_s'] / r['engine_s']:.1f} ({_best(r, 'loop', 'engine'):.1f}) "
+            f"| {_mib(r['loop_peak_mib'])} / {_mib(r['engine_peak_mib'])} "
+            f"/ {_mib(r['floor_peak_mib'])} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| backend | image | free GiB | activations (M values) | batch (rule) "
+        "| batch (old rule) | s/point, batch 1 | s/point, rule | peak GiB, batch 1 "
+        "| peak GiB, rule |",
+        "|" + "---|" * 10,
+    ]
+    for r in rows:
+        free = "-" if r["free_gib"] is None else f"{r['free_gib']:.1f}"
+        lines.append(
+            f"| {r['backend']} | {r['size']}x{r['size']} | {free} "
+            f"| {r['activation_values_m']:.0f} | {r['batch']} | {r['old_rule_batch']} "
+            f"| {r['one_s_per_point']:.1f} | {r['auto_s_per_point']:.1f} "
+            f"| {r['one_peak_gib']:.2f} | {r['auto_peak_gib']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def steps_table(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    lines = [
+        f"Demo model, {result['images']} images, tolerance {result['tolerance']:.0%}:",
+        "",
+        "| rule | points | notes |",
+        "|---|---|---|",
+    ]
+    for method in ("trapezoid", "gausslegendre"):
+        row = rows[method]
+        lines.append(
+            f"| {method}, one grid for all images | {row['points']} "
+            f"| steps={row['steps']}, worst delta {row['worst_delta']:.4f} |"
+        )
+    fixed = rows["trapezoid"]["points"]
+    for name in ("auto", "auto_raised_cap"):
+        auto = rows[name]
+        ratio = "" if not fixed else f"; {auto['points'] / fixed:.2f} of the fixed trapezoid grid"
+        lines.append(
+            f"| auto, cap {auto['cap']} intervals, per image (mean) | {auto['points']:.1f} "
+            f"| min {auto['points_min']}, max {auto['points_max']}, "
+            f"{auto['reached']}/{result['images']} reached the tolerance, "
+            f"worst delta {auto['worst_delta']:.4f}{ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def render_table() -> str:
+    try:
+        from benchmarks import bench_render
+    except ImportError as exc:
+        return f"(renderer benchmark not available: {exc})"
+    lines = ["| display | ms | notes |", "|---|---|---|"]
+    for row in bench_render.run():
+        lines.append(f"| {row['name']} | {row['milliseconds']:.2f} | {row['notes']} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {load:.1f} at the start"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="ig-widget benchmark table")
+    parser.add_argument("--quick", action="store_true", help="a short run: small sizes, 1 repeat")
+    parser.add_argument("--cpu", action="store_true", help="hide GPUs from the measurements")
+    parser.add_argument("--backends", nargs="+", default=["tensorflow"])
+    parser.add_argument("--precisions", nargs="+", default=["float32"])
+    parser.add_argument("--models", nargs="+", default=list(REPEATS))
+    parser.add_argument("--size", type=int, help="image size for every model")
+    parser.add_argument("--repeats", type=int, help="repeats per measurement")
+    parser.add_argument("--baselines", nargs="+", default=["1", "2"], help="uniform baselines")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--output", type=Path, help="also write the tables to this file")
+    args = parser.parse_args(argv)
+
+    parts: list[str] = []
+
+    def emit(part: str) -> None:
+        # Each section is printed (and written) as soon as it is measured, so a
+        # long run that fails late still leaves what it measured.
+        parts.append(part)
+        print(part + "\n", flush=True)
+        if args.output:
+            args.output.write_text("\n\n".join(parts) + "\n")
+
+    emit(
+        f"Run {datetime.datetime.now():%Y-%m-%d %H:%M} on {machine()}"
+        + (" (--quick)" if args.quick else "")
+    )
+    if "speed" in args.sections:
+        rows = []
+        for backend in args.backends:
+            for precision in args.precisions:
+                for model in args.models:
+                    size = args.size or (QUICK_SIZES[model] if args.quick else None)
+                    repeats = args.repeats or (1 if args.quick else REPEATS[model])
+                    options = ["--model", model, "--precision", precision]
+                    options += ["--baselines", *args.baselines]
+                    options += ["--repeats", str(repeats)]
+                    options += ["--size", str(size)] if size else []
+                    rows += _worker("benchmarks.speed", options, backend, args.cpu)
+        emit(speed_table(rows))
+    if "memory" in args.sections and not args.quick:
+        emit(memory_table(_worker("benchmarks.memory", [], args.backends[0], args.cpu)))
+    if "steps" in args.sections:
+        images = ["--images", "10"] if args.quick else []
+        emit(steps_table(_worker("benchmarks.steps", images, args.backends[0], args.cpu)[0]))
+    if "render" in args.sections:
+        emit(render_table())
+
+
+if __name__ == "__main__":
+    main()

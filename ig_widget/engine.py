@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -413,8 +414,9 @@ def integrated_gradients(
         Where the path starts. ``"uniform"`` is noise over ``pixel_range``.
     steps : int or "auto"
         Intervals of the integration rule (trapezoid: ``steps + 1`` points).
-        ``"auto"`` doubles a trapezoid grid, reusing every evaluation, until
-        ``delta <= tolerance`` or 512 intervals.
+        ``"auto"`` doubles a trapezoid grid from 8 intervals, reusing every
+        evaluation, until ``delta <= tolerance`` or 512 intervals (with a
+        ``RuntimeWarning`` if the cap stops it first).
     runs : int
         Number of baselines to average over (independent draws for "uniform").
     method : {"trapezoid", "riemann_left", "riemann_right", "riemann_middle", "gausslegendre"}
@@ -496,7 +498,17 @@ def integrated_gradients(
         while True:
             attributions = np.mean(directions * sums, axis=0) / intervals
             delta = _relative_delta(attributions, scores[target], baseline_scores)
-            if delta <= tolerance or intervals >= AUTO_MAX_INTERVALS:
+            if delta <= tolerance:
+                break
+            if intervals >= AUTO_MAX_INTERVALS:
+                warnings.warn(
+                    f"steps='auto' stopped at its cap of {AUTO_MAX_INTERVALS} intervals with "
+                    f"delta={delta:.3g} > tolerance={tolerance:g}: the score along the path "
+                    "is rough (ReLU and max-pool switching) or barely changes; "
+                    "the result's delta says how far completeness is off",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 break
             midpoints = trapezoid_refinement(intervals)
             evaluator.total += distinct_runs * len(midpoints)

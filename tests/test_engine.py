@@ -207,6 +207,14 @@ def test_auto_steps_reuses_points_and_meets_tolerance(cnn, image):
     np.testing.assert_allclose(res.attributions, fixed.attributions, rtol=1e-4, atol=1e-9)
 
 
+def test_auto_steps_warns_when_the_cap_stops_it(cnn, image):
+    with pytest.warns(RuntimeWarning, match=r"steps='auto' stopped at its cap of 512 intervals"):
+        res = igw.integrated_gradients(cnn, image, steps="auto", tolerance=1e-9, baseline="white")
+    assert res.steps == 512 and res.points_used == 513 and res.delta > 1e-9
+    fixed = igw.integrated_gradients(cnn, image, steps=512, baseline="white")
+    np.testing.assert_allclose(res.attributions, fixed.attributions, rtol=1e-4, atol=1e-9)
+
+
 def test_plain_gradients_match_a_tape(cnn, image):
     g = igw.gradients(cnn, image, target=3)
     point = tf.constant(image[None])

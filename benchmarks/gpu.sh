@@ -20,8 +20,9 @@
 #   --python PYTHON  use this interpreter as it is, no virtual environment
 #                    (default: .venv-gpu, made with the system's torch and jax)
 #   --cpu            the same steps on the CPU at a small size (Xception 71x71,
-#                    one baseline, one repeat): a dry run that proves the
-#                    script works (bfloat16 convolutions are slow on most CPUs)
+#                    one baseline, 5 points, one repeat): a dry run that proves
+#                    the script works in minutes (bfloat16 convolutions are
+#                    slow on most CPUs, so the numbers mean nothing)
 # The table is printed and written to benchmarks/gpu-results.md (--cpu: to
 # ${TMPDIR:-/tmp}/ig-widget-gpu-dry-run.md).
 set -euo pipefail
@@ -67,7 +68,7 @@ done
 
 options=(--output benchmarks/gpu-results.md)
 if [ "$cpu" = 1 ]; then
-  options=(--cpu --size 71 --repeats 1 --baselines 1
+  options=(--cpu --size 71 --steps 4 --repeats 1 --baselines 1
     --output "${TMPDIR:-/tmp}/ig-widget-gpu-dry-run.md")
 else
   command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv

@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, help="image size for every model")
     parser.add_argument("--repeats", type=int, help="repeats per measurement")
     parser.add_argument("--baselines", nargs="+", default=["1", "2"], help="uniform baselines")
+    parser.add_argument("--steps", type=int, help="intervals per path (default 50)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--output", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                     options += ["--baselines", *args.baselines]
                     options += ["--repeats", str(repeats)]
                     options += ["--size", str(size)] if size else []
+                    options += ["--steps", str(args.steps)] if args.steps else []
                     rows += _worker("benchmarks.speed", options, backend, args.cpu)
         emit(speed_table(rows))
     if "memory" in args.sections and not args.quick:

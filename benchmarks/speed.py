@@ -1,13 +1,13 @@
 """Speed rows for one model on the Keras backend of this process.
 
-For 51 points (steps=50, trapezoid) and each number of uniform baselines it
-times (a) the Keras example's eager per-point loop, (b) the engine and (c) the
-floor, one compiled batched gradient call over the same points (see
-``benchmarks.frameworks``), interleaved so that a change in machine load hits
-all three alike; medians of ``repeats`` runs after a warm-up. Peak memory is
-the process's peak resident set during the warm-up run (on the CPU), or the
-framework's device-memory peak (on a GPU), measured in growing order: loop,
-engine, floor, one baseline before two.
+For 51 points (steps=50, trapezoid; ``--steps`` changes it) and each number of
+uniform baselines it times (a) the Keras example's eager per-point loop, (b)
+the engine and (c) the floor, one compiled batched gradient call over the same
+points (see ``benchmarks.frameworks``), interleaved so that a change in
+machine load hits all three alike; medians of ``repeats`` runs after a
+warm-up. Peak memory is the process's peak resident set during the warm-up run
+(on the CPU), or the framework's device-memory peak (on a GPU), measured in
+growing order: loop, engine, floor, one baseline before two.
 
 Run through ``python -m benchmarks.run``, which starts one process per Keras
 backend; alone: ``KERAS_BACKEND=jax python -m benchmarks.speed --model xception``.
@@ -121,6 +121,7 @@ def measure(
     baselines: tuple[int, ...] = (1, 2),
     repeats: int = 3,
     precision: str = "float32",
+    steps: int = STEPS,
 ) -> list[dict[str, Any]]:
     """Rows of loop/engine/floor seconds and peak memory for one model."""
     framework = active()
@@ -128,7 +129,7 @@ def measure(
     image = np.random.default_rng(0).uniform(0, 255, (size, size, 3)).astype(np.float32)
     target = int(np.argmax(backend_for(model, preprocess, precision).predict(image[None])[0]))
     floor = framework.floor(model, preprocess, precision)
-    alphas, _ = integration_points("trapezoid", STEPS)
+    alphas, _ = integration_points("trapezoid", steps)
     rows = []
     for runs in baselines:
         starts = make_baselines(image, "uniform", runs, seed=0)
@@ -138,7 +139,7 @@ def measure(
             .astype(np.float32)
         )
         actions = {
-            "loop": lambda s=starts, n=STEPS: framework.loop(
+            "loop": lambda s=starts, n=steps: framework.loop(
                 model, preprocess, image, s, target, n, precision
             ),
             "engine": lambda r=runs: (
@@ -146,7 +147,7 @@ def measure(
                     model,
                     image,
                     target=target,
-                    steps=STEPS,
+                    steps=steps,
                     runs=r,
                     baseline="uniform",
                     seed=0,
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baselines", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="float32")
+    parser.add_argument("--steps", type=int, default=STEPS)
     args = parser.parse_args(argv)
     for row in measure(
         args.model,
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         baselines=tuple(args.baselines),
         repeats=args.repeats,
         precision=args.precision,
+        steps=args.steps,
     ):
         print("ROW " + json.dumps(row), flush=True)
     # GPU machines may have no TensorFlow: the JAX and PyTorch paths must not need it.

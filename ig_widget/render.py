@@ -540,7 +540,8 @@ def plot(
     """Three panels side by side: Input, Normal gradients, Integrated gradients.
 
     Returns the figure without showing it; it needs no pyplot state, so it
-    works headless. Save it with ``fig.savefig("ig.png")``.
+    works headless. A notebook shows it as a PNG when it is a cell's value,
+    with or without ``%matplotlib inline``. Save it with ``fig.savefig("ig.png")``.
 
     Parameters
     ----------
@@ -567,7 +568,7 @@ def plot(
     >>> [ax.get_title() for ax in fig.axes]
     ['Input', 'Normal gradients', 'Integrated gradients']
     """
-    from matplotlib.figure import Figure
+    from ._figure import NotebookFigure
 
     options = validate_render_options(**render_options)
     if class_name is not None and not isinstance(class_name, str):
@@ -587,7 +588,7 @@ def plot(
         "Normal gradients": render_maps(pixels, *channel_maps(gradient_values), **options),
         "Integrated gradients": render_maps(pixels, *channel_maps(ig_values), **options),
     }
-    figure = Figure(figsize=tuple(float(size) for size in figsize))
+    figure = NotebookFigure(figsize=tuple(float(size) for size in figsize))
     for axes, (title, picture) in zip(figure.subplots(1, 3), panels.items(), strict=True):
         axes.imshow(picture, interpolation="nearest")
         axes.set_title(title)

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from IPython.core.formatters import PNGFormatter
 from matplotlib.figure import Figure
 from PIL import Image
 from scipy import ndimage
@@ -455,6 +456,10 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     fig.savefig(buffer, format="png", dpi=40)
     with Image.open(io.BytesIO(buffer.getvalue())) as png:
         assert png.format == "PNG" and png.size == (600, 320)
+    # What a notebook shows for a figure that is a cell's value when no
+    # matplotlib backend has registered a formatter (no %matplotlib inline).
+    shown_png = PNGFormatter()(fig)
+    assert shown_png is not None and shown_png.startswith(b"\x89PNG")
     untitled = plot(image, gradients, attributions, figsize=(6, 3))
     assert untitled.get_suptitle() == ""
     assert plot(image, gradients, attributions, score=0.5).get_suptitle() == "score 0.5"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -233,6 +234,33 @@ def batch_size_for(backend: GradientBackend, model: Any, image: np.ndarray) -> i
     return int(min(MAX_BATCH, max(1, budget // per_point)))
 
 
+# The rule's batch per backend and image shape, fixed at first use: free
+# memory drifts from call to call, and under JAX every new batch size is a new
+# compilation.
+_automatic_batches: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def automatic_batch_size(backend: GradientBackend, model: Any, image: np.ndarray) -> int:
+    """The batch ``batch_size=None`` uses: ``batch_size_for``, once per backend and image shape.
+
+    Examples
+    --------
+    >>> import keras
+    >>> from ig_widget.backends import backend_for
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])
+    >>> backend = backend_for(model, None)
+    >>> first = automatic_batch_size(backend, model, np.zeros((8, 8, 3)))
+    >>> first == automatic_batch_size(backend, model, np.ones((8, 8, 3)))
+    True
+    """
+    per_shape = _automatic_batches.setdefault(backend, {})
+    if image.shape not in per_shape:
+        per_shape[image.shape] = batch_size_for(backend, model, image)
+    return per_shape[image.shape]
+
+
 def _activation_values(model: Any, image: np.ndarray) -> int:
     """Float values one image produces through the model's layers (see ``batch_size_for``)."""
     fallback = 64 * image.size
@@ -426,8 +454,9 @@ def integrated_gradients(
         holds in them (unlike the Keras example this package grew from).
     batch_size : int, optional
         Points per model call; default from the memory budget (see
-        ``batch_size_for``). An out-of-memory error halves it and retries,
-        with the same result.
+        ``batch_size_for``), chosen at the first call for a model and image
+        shape. An out-of-memory error halves it and retries, with the same
+        result.
     seed : int, optional
         Seed of the uniform baselines.
     progress : callable, optional
@@ -454,7 +483,7 @@ def integrated_gradients(
     >>> w = tf.constant([[1.0], [2.0], [3.0]])
     >>> model = lambda x: tf.reshape(x, (-1, 3)) @ w
     >>> res = integrated_gradients(model, np.ones((1, 1, 3)) * 10)
-    >>> res.attributions.ravel().tolist()
+    >>> np.round(res.attributions.ravel(), 4).tolist()  # w * (x - black baseline)
     [10.0, 20.0, 30.0]
     """
     started = time.perf_counter()
@@ -480,7 +509,7 @@ def integrated_gradients(
         image,
         baselines,
         target,
-        batch_size or batch_size_for(backend, model, image),
+        batch_size or automatic_batch_size(backend, model, image),
         progress,
         balance=batch_size is None,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import os
 import subprocess
@@ -115,8 +114,3 @@ def test_offline_failure_is_one_clear_error_within_seconds(tmp_path):
     models_dir = tmp_path / "models"
     assert not models_dir.exists() or not any(models_dir.iterdir())
     assert "Traceback" not in completed.stderr
-
-
-def test_docstring_examples_run():
-    failures, tried = doctest.testmod(ig_widget.applications)
-    assert tried > 0 and failures == 0

@@ -396,6 +396,25 @@ def test_memory_rule_for_a_1024_image_through_xception():
         del backend.free_memory_bytes
 
 
+def test_automatic_batch_is_chosen_once_per_model_and_image_shape(monkeypatch):
+    import keras
+
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3)])
+    image = np.zeros((64, 64, 3), np.float32)
+    backend = backend_for(model, None)
+    free = [2 * 1024**3]
+    monkeypatch.setattr(backend, "free_memory_bytes", lambda: free[0])
+    first = engine.automatic_batch_size(backend, model, image)
+    assert first == engine.batch_size_for(backend, model, image) > 1
+    # Free memory drifts between calls; a new batch size would mean a new
+    # compilation under JAX, so the first choice stands for this shape.
+    free[0] = 1024**2
+    assert engine.automatic_batch_size(backend, model, image + 1) == first
+    # A new shape is sized from the memory free now.
+    smaller = engine.automatic_batch_size(backend, model, image[:32])
+    assert smaller == engine.batch_size_for(backend, model, image[:32]) < first
+
+
 def test_automatic_batches_are_balanced(monkeypatch):
     model, image = _torch_cnn(), random_image()
     backend = backend_for(model, _channels_first)

@@ -7,7 +7,6 @@ the object, and they stop doing so when the weights are randomised.
 
 from __future__ import annotations
 
-import doctest
 import json
 import os
 import subprocess
@@ -304,11 +303,3 @@ def test_randomised_weights_lose_the_object(localisation):
     )
     assert abs(np.mean(shares) - area_share) < 0.1
     assert np.mean(correlations) < 0.3
-
-
-@pytest.mark.parametrize(
-    "module", [igw.demo, ig_widget.demo.shapes, ig_widget.demo.train], ids=lambda m: m.__name__
-)
-def test_docstring_examples_run(module):
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert tried > 0 and failures == 0

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
+import pkgutil
 import subprocess
 import sys
 
 import pytest
 
 import ig_widget as igw
+
+PACKAGE_MODULES = sorted(
+    name for _, name, _ in pkgutil.walk_packages(igw.__path__, prefix="ig_widget.")
+)
 
 
 def _modules_after(code: str) -> set[str]:
@@ -41,3 +48,12 @@ def test_lazy_exports_resolve_and_unknown_names_fail():
     assert set(igw.__all__) <= set(dir(igw))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         igw.nope  # noqa: B018
+
+
+@pytest.mark.parametrize("name", PACKAGE_MODULES)
+def test_docstring_examples_hold(name):
+    # import_module, not attribute access: the package's function `render`
+    # shadows the submodule of that name.
+    module = importlib.import_module(name)
+    failures, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert failures == 0

@@ -28,6 +28,8 @@ class Framework:
     """Interface; one subclass per Keras backend."""
 
     name = ""
+    # True where the device-memory peak cannot be reset between measurements.
+    peak_is_running_max = False
 
     def device(self) -> str:
         raise NotImplementedError
@@ -92,7 +94,21 @@ class TensorFlow(Framework):
         return self.tf.constant(array)
 
     def sync(self, value: Any) -> None:
+        # Fetch one number that depends on every value: copying a whole batch
+        # of gradients to the host would charge the floor for a transfer the
+        # engine never makes.
+        if isinstance(value, self.tf.Tensor):
+            value = self.tf.reduce_sum(value)
         np.asarray(value)
+
+    def reset_peak(self) -> None:
+        if self.tf.config.list_logical_devices("GPU"):
+            self.tf.config.experimental.reset_memory_stats("GPU:0")
+
+    def peak_bytes(self) -> int | None:
+        if not self.tf.config.list_logical_devices("GPU"):
+            return None
+        return int(self.tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
     def point_gradient(self, model: Any, preprocess: Any, point: Any, target: int) -> Any:
         with self.tf.GradientTape() as tape:
@@ -116,6 +132,7 @@ class TensorFlow(Framework):
 
 class Jax(Framework):
     name = "jax"
+    peak_is_running_max = True
 
     def __init__(self) -> None:
         import jax
@@ -165,7 +182,6 @@ class Jax(Framework):
 
     def peak_bytes(self) -> int | None:
         stats = self.jax.devices()[0].memory_stats()
-        # JAX keeps one peak per process: rows are measured in growing order.
         return int(stats["peak_bytes_in_use"]) if stats else None
 
 

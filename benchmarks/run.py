@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPEATS = {"small_cnn": 9, "mobilenetv2": 5, "xception": 3}
 QUICK_SIZES = {"small_cnn": 64, "mobilenetv2": 96, "xception": 71}
 SECTIONS = ("speed", "memory", "steps", "render")
+METHODS = ("loop", "engine", "floor")
 
 
 def _worker(module: str, args: list[str], backend: str, cpu: bool) -> list[dict[str, Any]]:
@@ -56,8 +57,10 @@ def _seconds(value: float) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
-def _mib(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
+def _mib(value: float | None, running_max: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"≤ {value:,.0f}" if running_max else f"{value:,.0f}"
 
 
 def _best(row: dict[str, Any], slow: str, fast: str) -> float:
@@ -79,8 +82,7 @@ def speed_table(rows: list[dict[str, Any]]) -> str:
             f"| {_seconds(r['loop_s'])} | {_seconds(r['engine_s'])} | {_seconds(r['floor_s'])} "
             f"| {r['engine_s'] / r['floor_s']:.2f} ({_best(r, 'engine', 'floor'):.2f}) "
             f"| {r['loop_s'] / r['engine_s']:.1f} ({_best(r, 'loop', 'engine'):.1f}) "
-            f"| {_mib(r['loop_peak_mib'])} / {_mib(r['engine_peak_mib'])} "
-            f"/ {_mib(r['floor_peak_mib'])} |"
+            f"| {' / '.join(_mib(r[f'{m}_peak_mib'], r['peak_is_running_max']) for m in METHODS)} |"
         )
     return "\n".join(lines)
 
@@ -136,7 +138,11 @@ def render_table() -> str:
     except ImportError as exc:
         return f"(renderer benchmark not available: {exc})"
     lines = ["| display | ms | notes |", "|---|---|---|"]
-    for row in bench_render.run():
+    try:
+        rows = bench_render.run()
+    except Exception as exc:  # a missing browser or bundler must not cost the other sections
+        return f"(renderer benchmark failed: {type(exc).__name__}: {exc})"
+    for row in rows:
         lines.append(f"| {row['name']} | {row['milliseconds']:.2f} | {row['notes']} |")
     return "\n".join(lines)
 
@@ -185,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         + (" (--quick)" if args.quick else "")
     )
     if "speed" in args.sections:
-        rows = []
+        rows, failures = [], []
         for backend in args.backends:
             for precision in args.precisions:
                 for model in args.models:
@@ -196,8 +202,14 @@ def main(argv: list[str] | None = None) -> None:
                     options += ["--repeats", str(repeats)]
                     options += ["--size", str(size)] if size else []
                     options += ["--steps", str(args.steps)] if args.steps else []
-                    rows += _worker("benchmarks.speed", options, backend, args.cpu)
-        emit(speed_table(rows))
+                    try:
+                        rows += _worker("benchmarks.speed", options, backend, args.cpu)
+                    except RuntimeError as exc:
+                        # One failed configuration (out of memory, say) keeps the others.
+                        reason = str(exc).strip().splitlines()[-1]
+                        failures.append(f"- {backend} {precision} {model}: {reason}")
+                        print(exc, file=sys.stderr, flush=True)
+        emit("\n".join([speed_table(rows), *(["", "Failed:", *failures] if failures else [])]))
     if "memory" in args.sections and not args.quick:
         emit(memory_table(_worker("benchmarks.memory", [], args.backends[0], args.cpu)))
     if "steps" in args.sections:
@@ -205,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
         emit(steps_table(_worker("benchmarks.steps", images, args.backends[0], args.cpu)[0]))
     if "render" in args.sections:
         emit(render_table())
+    if "speed" in args.sections and failures:
+        raise SystemExit(f"{len(failures)} speed configuration(s) failed; see above")
 
 
 if __name__ == "__main__":

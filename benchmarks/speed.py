@@ -4,19 +4,24 @@ For 51 points (steps=50, trapezoid; ``--steps`` changes it) and each number of
 uniform baselines it times (a) the Keras example's eager per-point loop, (b)
 the engine and (c) the floor, one compiled batched gradient call over the same
 points (see ``benchmarks.frameworks``), interleaved so that a change in
-machine load hits all three alike; medians of ``repeats`` runs after a
-warm-up. Peak memory is the process's peak resident set during the warm-up run
-(on the CPU), or the framework's device-memory peak (on a GPU), measured in
-growing order: loop, engine, floor, one baseline before two.
+machine load hits all three alike; medians of ``repeats`` runs after an
+untimed warm-up. The engine does a little more than the floor: the plain
+gradient at the image (one more point) and one forward pass for the score.
+Peak memory is the largest over the timed runs of the process's peak resident
+set (on the CPU) or of the framework's device-memory peak (on a GPU). JAX
+cannot reset its device peak, so there each value is the process's peak so far
+(``peak_is_running_max``; the table marks it with ≤).
 
 Run through ``python -m benchmarks.run``, which starts one process per Keras
-backend; alone: ``KERAS_BACKEND=jax python -m benchmarks.speed --model xception``.
+backend, precision and model; alone:
+``KERAS_BACKEND=jax python -m benchmarks.speed --model xception``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import sys
@@ -30,7 +35,7 @@ import numpy as np
 import ig_widget as igw
 from ig_widget.backends import backend_for
 from ig_widget.baselines import make_baselines
-from ig_widget.engine import batch_size_for
+from ig_widget.engine import automatic_batch_size
 from ig_widget.quadrature import integration_points
 
 from .frameworks import Framework, active
@@ -84,26 +89,29 @@ def _status_bytes(key: str) -> int | None:
 
 
 class PeakMemory:
-    """Peak memory of what runs inside ``with``: device memory if the framework
-    counts it, else the process's peak resident set (Linux resets it through
-    ``/proc/self/clear_refs``), in MiB."""
+    """Peak memory of what runs inside ``with``, in MiB: device memory if the
+    framework counts it, else the process's peak resident set (Linux resets it
+    through ``/proc/self/clear_refs``); None where neither can be measured."""
 
     def __init__(self, framework: Framework) -> None:
         self.framework = framework
         self.mib: float | None = None
+        self._host_peak_reset = False
 
     def __enter__(self) -> PeakMemory:
         self.framework.reset_peak()
         try:
             with open("/proc/self/clear_refs", "w") as clear:
                 clear.write("5")
+            self._host_peak_reset = True
         except OSError:
-            pass
+            # Without the reset, VmHWM is the whole process's peak: not this one's.
+            self._host_peak_reset = False
         return self
 
     def __exit__(self, *exc: object) -> None:
         peak = self.framework.peak_bytes()
-        if peak is None:
+        if peak is None and self._host_peak_reset:
             peak = _status_bytes("VmHWM")
         self.mib = None if peak is None else peak / 2**20
 
@@ -157,20 +165,24 @@ def measure(
             ),
             "floor": lambda p=points: floor(p, target),
         }
-        peaks = {}
-        # The loop's peak and warm-up need only a few points: it holds one at a time.
+        # Warm-up (tracing, compilation, autotuning), untimed; the loop's needs
+        # only a few points.
         short_loop = actions["loop"]
         warm = {**actions, "loop": lambda loop=short_loop, s=starts: loop(s, 2)}
-        for method, action in warm.items():
-            with PeakMemory(framework) as peak:
-                framework.sync(action())
-            peaks[method] = peak.mib
+        for action in warm.values():
+            framework.sync(action())
         times: dict[str, list[float]] = {method: [] for method in actions}
+        peaks: dict[str, list[float | None]] = {method: [] for method in actions}
         for _ in range(repeats):
             for method, action in actions.items():
-                times[method].append(_timed(action, framework))
+                with PeakMemory(framework) as peak:
+                    times[method].append(_timed(action, framework))
+                peaks[method].append(peak.mib)
         median = {method: statistics.median(values) for method, values in times.items()}
-        engine = backend_for(model, preprocess, precision)
+        # The engine's batch: the memory rule's (fixed at its first use),
+        # split evenly over the path points and the image's own point.
+        limit = automatic_batch_size(backend_for(model, preprocess, precision), model, image)
+        calls = math.ceil((runs * len(alphas) + 1) / limit)
         rows.append(
             {
                 "backend": framework.name,
@@ -180,10 +192,15 @@ def measure(
                 "size": size,
                 "baselines": runs,
                 "points": runs * len(alphas),
-                "batch": batch_size_for(engine, model, image),
+                "batch": math.ceil((runs * len(alphas) + 1) / calls),
                 **{f"{method}_s": median[method] for method in actions},
                 **{f"{method}_all_s": times[method] for method in actions},
-                **{f"{method}_peak_mib": peaks[method] for method in actions},
+                **{
+                    f"{method}_peak_mib": None if None in values else max(values)
+                    for method, values in peaks.items()
+                },
+                "peak_is_running_max": framework.peak_is_running_max
+                and framework.peak_bytes() is not None,
             }
         )
     return rows

@@ -381,7 +381,7 @@ def test_memory_rule_for_a_1024_image_through_xception():
     backend = backend_for(model, None)
     backend.free_memory_bytes = lambda: 24 * 1024**3
     try:
-        # Measured peak: about 1.1 GiB per point (benchmarks/README.md); a
+        # Measured peak: about 1 GiB per point (benchmarks/README.md); a
         # quarter of 24 GiB holds about 5 of them.
         assert 3 <= engine.batch_size_for(backend, model, image) <= 6
         small = np.zeros((299, 299, 3), np.float32)

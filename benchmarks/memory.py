@@ -18,7 +18,7 @@ import numpy as np
 
 import ig_widget as igw
 from ig_widget.backends import backend_for
-from ig_widget.engine import _activation_values, batch_size_for
+from ig_widget.engine import MEMORY_SHARE, _activation_values, automatic_batch_size
 
 from .frameworks import active
 from .speed import PeakMemory
@@ -44,10 +44,11 @@ def run(size: int = SIZE, steps: int = STEPS) -> dict[str, Any]:
         "size": size,
         "free_gib": None if free is None else free / 2**30,
         "activation_values_m": values / 1e6,
-        "batch": batch_size_for(backend, model, image),
+        # The engine's own choice, which its later calls for this shape keep.
+        "batch": automatic_batch_size(backend, model, image),
         "old_rule_batch": None
         if free is None
-        else max(1, int(free * 0.25 // (OLD_BYTES_PER_VALUE * values))),
+        else max(1, int(free * MEMORY_SHARE // (OLD_BYTES_PER_VALUE * values))),
     }
     points = steps + 2
     # Warm-up outside the timings: the first predict runs eagerly and the

@@ -68,68 +68,82 @@ def _best(row: dict[str, Any], slow: str, fast: str) -> float:
     return min(row[f"{slow}_all_s"]) / min(row[f"{fast}_all_s"])
 
 
-def speed_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| backend | precision | device | model | size | baselines | points | batch "
-        "| loop s | engine s | floor s | engine/floor (best of) | loop/engine (best of) "
-        "| peak MiB loop / engine / floor |",
-        "|" + "---|" * 14,
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['backend']} | {r['precision']} | {r['device']} | {r['model']} "
-            f"| {r['size']} | {r['baselines']} | {r['points']} | {r['batch']} "
-            f"| {_seconds(r['loop_s'])} | {_seconds(r['engine_s'])} | {_seconds(r['floor_s'])} "
-            f"| {r['engine_s'] / r['floor_s']:.2f} ({_best(r, 'engine', 'floor'):.2f}) "
-            f"| {r['loop_s'] / r['engine_s']:.1f} ({_best(r, 'loop', 'engine'):.1f}) "
-            f"| {' / '.join(_mib(r[f'{m}_peak_mib'], r['peak_is_running_max']) for m in METHODS)} |"
-        )
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table with ``header`` cells over ``rows`` of cells."""
+    lines = ["| " + " | ".join(str(cell) for cell in line) + " |" for line in [header, *rows]]
+    lines.insert(1, "|" + "---|" * len(header))
     return "\n".join(lines)
+
+
+def speed_table(rows: list[dict[str, Any]]) -> str:
+    header = ["backend", "precision", "device", "model", "size", "baselines", "points", "batch"]
+    header += [f"{m} s" for m in METHODS]
+    header += ["engine/floor (best of)", "loop/engine (best of)", "peak MiB loop / engine / floor"]
+    return markdown_table(
+        header,
+        [
+            [
+                *(r[key] for key in ("backend", "precision", "device", "model", "size")),
+                *(r[key] for key in ("baselines", "points", "batch")),
+                *(_seconds(r[f"{m}_s"]) for m in METHODS),
+                f"{r['engine_s'] / r['floor_s']:.2f} ({_best(r, 'engine', 'floor'):.2f})",
+                f"{r['loop_s'] / r['engine_s']:.1f} ({_best(r, 'loop', 'engine'):.1f})",
+                " / ".join(_mib(r[f"{m}_peak_mib"], r["peak_is_running_max"]) for m in METHODS),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def memory_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| backend | image | free GiB | activations (M values) | batch (rule) "
-        "| batch (old rule) | s/point, batch 1 | s/point, rule | peak GiB, batch 1 "
-        "| peak GiB, rule |",
-        "|" + "---|" * 10,
-    ]
-    for r in rows:
-        free = "-" if r["free_gib"] is None else f"{r['free_gib']:.1f}"
-        lines.append(
-            f"| {r['backend']} | {r['size']}x{r['size']} | {free} "
-            f"| {r['activation_values_m']:.0f} | {r['batch']} | {r['old_rule_batch']} "
-            f"| {r['one_s_per_point']:.1f} | {r['auto_s_per_point']:.1f} "
-            f"| {r['one_peak_gib']:.2f} | {r['auto_peak_gib']:.2f} |"
-        )
-    return "\n".join(lines)
+    header = ["backend", "image", "free GiB", "activations (M values)", "batch (rule)"]
+    header += ["batch (old rule)", "s/point, batch 1", "s/point, rule"]
+    header += ["peak GiB, batch 1", "peak GiB, rule"]
+    return markdown_table(
+        header,
+        [
+            [
+                r["backend"],
+                f"{r['size']}x{r['size']}",
+                "-" if r["free_gib"] is None else f"{r['free_gib']:.1f}",
+                f"{r['activation_values_m']:.0f}",
+                r["batch"],
+                r["old_rule_batch"],
+                f"{r['one_s_per_point']:.1f}",
+                f"{r['auto_s_per_point']:.1f}",
+                f"{r['one_peak_gib']:.2f}",
+                f"{r['auto_peak_gib']:.2f}",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def steps_table(result: dict[str, Any]) -> str:
     rows = result["rows"]
-    lines = [
-        f"Demo model, {result['images']} images, tolerance {result['tolerance']:.0%}:",
-        "",
-        "| rule | points | notes |",
-        "|---|---|---|",
+    cells = [
+        [
+            f"{method}, one grid for all images",
+            rows[method]["points"],
+            f"steps={rows[method]['steps']}, worst delta {rows[method]['worst_delta']:.4f}",
+        ]
+        for method in ("trapezoid", "gausslegendre")
     ]
-    for method in ("trapezoid", "gausslegendre"):
-        row = rows[method]
-        lines.append(
-            f"| {method}, one grid for all images | {row['points']} "
-            f"| steps={row['steps']}, worst delta {row['worst_delta']:.4f} |"
-        )
     fixed = rows["trapezoid"]["points"]
     for name in ("auto", "auto_raised_cap"):
         auto = rows[name]
         ratio = "" if not fixed else f"; {auto['points'] / fixed:.2f} of the fixed trapezoid grid"
-        lines.append(
-            f"| auto, cap {auto['cap']} intervals, per image (mean) | {auto['points']:.1f} "
-            f"| min {auto['points_min']}, max {auto['points_max']}, "
-            f"{auto['reached']}/{result['images']} reached the tolerance, "
-            f"worst delta {auto['worst_delta']:.4f}{ratio} |"
+        cells.append(
+            [
+                f"auto, cap {auto['cap']} intervals, per image (mean)",
+                f"{auto['points']:.1f}",
+                f"min {auto['points_min']}, max {auto['points_max']}, "
+                f"{auto['reached']}/{result['images']} reached the tolerance, "
+                f"worst delta {auto['worst_delta']:.4f}{ratio}",
+            ]
         )
-    return "\n".join(lines)
+    title = f"Demo model, {result['images']} images, tolerance {result['tolerance']:.0%}:"
+    return title + "\n\n" + markdown_table(["rule", "points", "notes"], cells)
 
 
 def render_table() -> str:
@@ -137,14 +151,14 @@ def render_table() -> str:
         from benchmarks import bench_render
     except ImportError as exc:
         return f"(renderer benchmark not available: {exc})"
-    lines = ["| display | ms | notes |", "|---|---|---|"]
     try:
         rows = bench_render.run()
     except Exception as exc:  # a missing browser or bundler must not cost the other sections
         return f"(renderer benchmark failed: {type(exc).__name__}: {exc})"
-    for row in rows:
-        lines.append(f"| {row['name']} | {row['milliseconds']:.2f} | {row['notes']} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["display", "ms", "notes"],
+        [[row["name"], f"{row['milliseconds']:.2f}", row["notes"]] for row in rows],
+    )
 
 
 def machine() -> str:
@@ -190,8 +204,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Run {datetime.datetime.now():%Y-%m-%d %H:%M} on {machine()}"
         + (" (--quick)" if args.quick else "")
     )
+    failures: list[str] = []
     if "speed" in args.sections:
-        rows, failures = [], []
+        rows = []
         for backend in args.backends:
             for precision in args.precisions:
                 for model in args.models:
@@ -217,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         emit(steps_table(_worker("benchmarks.steps", images, args.backends[0], args.cpu)[0]))
     if "render" in args.sections:
         emit(render_table())
-    if "speed" in args.sections and failures:
+    if failures:
         raise SystemExit(f"{len(failures)} speed configuration(s) failed; see above")
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import statistics
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 import ig_widget as igw
 from ig_widget.backends import backend_for
 from ig_widget.baselines import make_baselines
-from ig_widget.engine import automatic_batch_size
+from ig_widget.engine import automatic_batch_size, balanced_batch_size
 from ig_widget.quadrature import integration_points
 
 from .frameworks import Framework, active
@@ -182,7 +181,6 @@ def measure(
         # The engine's batch: the memory rule's (fixed at its first use),
         # split evenly over the path points and the image's own point.
         limit = automatic_batch_size(backend_for(model, preprocess, precision), model, image)
-        calls = math.ceil((runs * len(alphas) + 1) / limit)
         rows.append(
             {
                 "backend": framework.name,
@@ -192,7 +190,7 @@ def measure(
                 "size": size,
                 "baselines": runs,
                 "points": runs * len(alphas),
-                "batch": math.ceil((runs * len(alphas) + 1) / calls),
+                "batch": balanced_batch_size(runs * len(alphas) + 1, limit),
                 **{f"{method}_s": median[method] for method in actions},
                 **{f"{method}_all_s": times[method] for method in actions},
                 **{

@@ -261,6 +261,17 @@ def automatic_batch_size(backend: GradientBackend, model: Any, image: np.ndarray
     return per_shape[image.shape]
 
 
+def balanced_batch_size(points: int, limit: int) -> int:
+    """Batch that splits ``points`` into the fewest calls of at most ``limit``, evenly.
+
+    Examples
+    --------
+    >>> balanced_batch_size(103, 64)  # 52 + 51, not 64 + 39
+    52
+    """
+    return math.ceil(points / math.ceil(points / limit))
+
+
 def _activation_values(model: Any, image: np.ndarray) -> int:
     """Float values one image produces through the model's layers (see ``batch_size_for``)."""
     fallback = 64 * image.size
@@ -340,7 +351,7 @@ class _PathEvaluator:
             remaining = len(all_alphas) - start
             size = min(self.batch_size, remaining)
             if self.balance:
-                size = math.ceil(remaining / math.ceil(remaining / self.batch_size))
+                size = balanced_batch_size(remaining, self.batch_size)
             stop = start + size
             try:
                 batch_sums, batch_scores = self.backend.gradient_sums(

@@ -15,7 +15,6 @@ import pytest
 import tensorflow as tf
 
 import ig_widget as igw
-import ig_widget.applications
 from ig_widget.applications import APPLICATIONS, keras_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,9 +23,11 @@ browser:
 	  $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
 
+# Jupyter refuses to run as root (containers, CI) without --allow-root.
 demo: setup
 	@echo "Opening JupyterLab on notebooks/quickstart.ipynb; open the URL printed below."
-	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb --no-browser --ip=127.0.0.1 --port=8888
+	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb --no-browser --ip=127.0.0.1 --port=8888 \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,18 +1,24 @@
 """Snapshots of the widget: a PNG of the three panels and a standalone HTML page.
 
-Both write exactly one file, where asked. The HTML page carries the browser
-code, its styles and the shown data in one file, so it opens offline from a
-``file://`` URL; the data is JSON inside ``<script type="application/json">``
-with ``<``, ``>`` and ``&`` escaped, so no text in it (class names from a
-model, say) can end the script element or be read as HTML.
+Both write exactly one file, where asked, atomically (``write_file``). The
+HTML page carries the browser code, its styles and the shown data in one
+file, so it opens offline from a ``file://`` URL; the data is JSON inside
+``<script type="application/json">`` with ``<``, ``>`` and ``&`` escaped, so
+no text in it (class names from a model, say) can end the script element or
+be read as HTML.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import math
+import os
+import secrets
+import stat
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +36,79 @@ FONT_SIZE = 15
 BACKGROUND = (255, 255, 255)
 TEXT_COLOR = (33, 33, 33)
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+PNG_SUFFIXES = (".png",)
+HTML_SUFFIXES = (".html", ".htm")
 
 
-def write_file(path: str | Path, data: bytes, name: str = "path") -> Path:
-    """Write ``data`` to ``path`` (a file, not a directory) and return the path.
+def write_file(
+    path: str | Path,
+    contents: Callable[[], bytes],
+    suffixes: Sequence[str],
+    name: str = "path",
+) -> Path:
+    """Write ``contents()`` to ``path`` atomically and return ``Path(path)``.
+
+    ``path`` is checked first (``check_path_for_writing``: a regular file
+    ending in one of ``suffixes``; a symbolic link writes the file it points
+    to), so a bad path costs no rendering. The bytes go to a temporary file
+    in the destination's folder, which then replaces the destination in one
+    rename: a reader sees the old file or the new one, never a part, and a
+    failed write (a full disk) leaves the previous file as it was and no
+    temporary file behind. A replaced file keeps its permissions; a new one
+    gets the usual ones (0o666 less the umask).
+
+    Raises
+    ------
+    OSError
+        When the operating system refuses; the message names ``name`` and the
+        path, and the original error is chained.
 
     Examples
     --------
-    >>> write_file("ig.png", png_bytes)  # doctest: +SKIP
-    PosixPath('ig.png')
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     write_file(Path(folder) / "note.html", lambda: b"<p>hi</p>", HTML_SUFFIXES).read_bytes()
+    b'<p>hi</p>'
     """
-    target = check_path_for_writing(path, name)
-    target.write_bytes(data)
-    return target
+    destination = check_path_for_writing(path, name, suffixes)
+    data = contents()
+    try:
+        _replace_atomically(destination, data)
+    except OSError as exc:
+        error = OSError(f"{name}: cannot write '{os.fsdecode(path)}': {exc.strerror or exc}")
+        error.errno = exc.errno
+        raise error from exc
+    return Path(path)
+
+
+def _replace_atomically(destination: Path, data: bytes) -> None:
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(destination).st_mode)
+    except FileNotFoundError:
+        mode = None
+    while True:
+        # Shortened so that a name near the file system's limit still fits.
+        temporary = destination.with_name(f".{destination.name[:64]}.{secrets.token_hex(4)}.tmp")
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        try:
+            if mode is not None:
+                os.chmod(temporary, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def panels_png(

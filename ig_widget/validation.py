@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -156,13 +157,58 @@ def as_image(image: Any, name: str = "image") -> np.ndarray:
     return out
 
 
-def check_path_for_writing(path: str | os.PathLike, name: str = "path") -> Path:
-    """Return ``path`` as a Path that may be written, or raise naming ``name``."""
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_path_for_writing(
+    path: str | os.PathLike, name: str = "path", suffixes: Sequence[str] = ()
+) -> Path:
+    """Return the file that writing ``path`` replaces, or raise naming ``name``.
+
+    ``path`` must name a regular file (existing or not) in an existing
+    folder, ending in one of ``suffixes`` (any case) when they are given. A
+    symbolic link is followed: the file it points to is the one written, and
+    the link stays, as with any program that opens the link to write. Nothing
+    is opened, so a named pipe or device is refused without blocking.
+
+    Examples
+    --------
+    >>> check_path_for_writing("ig.png", suffixes=(".png",)).name
+    'ig.png'
+    >>> check_path_for_writing("ig.jpg", suffixes=(".png",))
+    Traceback (most recent call last):
+    ...
+    ValueError: path: expected a file name ending in '.png', got 'ig.jpg'
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name}: expected a file path, got {type(path).__name__}")
-    target = Path(path)
-    if target.is_dir():
-        raise ValueError(f"{name}: '{target}' is a directory; expected a file path")
+    text = os.fsdecode(path)
+    if text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise ValueError(f"{name}: '{text}' names a folder; expected a file path")
+    target = Path(os.path.realpath(text))
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:  # a symlink loop, a folder that cannot be searched
+        raise ValueError(f"{name}: cannot write '{text}': {exc.strerror or exc}") from exc
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
+        raise ValueError(f"{name}: '{text}' is {kind}; expected a regular file path")
+    if suffixes and Path(text).suffix.lower() not in suffixes:
+        expected = " or ".join(repr(suffix) for suffix in suffixes)
+        raise ValueError(f"{name}: expected a file name ending in {expected}, got '{text}'")
+    if not Path(text).parent.is_dir():
+        raise ValueError(f"{name}: folder '{Path(text).parent}' does not exist")
     if not target.parent.is_dir():
-        raise ValueError(f"{name}: folder '{target.parent}' does not exist")
+        raise ValueError(
+            f"{name}: '{text}' is a symbolic link into folder '{target.parent}', "
+            "which does not exist"
+        )
     return target

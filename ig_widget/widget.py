@@ -556,33 +556,38 @@ class IGWidget(anywidget.AnyWidget):
         """Write the three panels, as currently displayed, to one PNG file.
 
         Panels are drawn at the image's full resolution with the current
-        display options. Writes only ``path``; a directory is refused.
+        display options. ``path`` must end in ``.png``; the file is replaced
+        atomically (see ``export.write_file``: a failed write keeps the old
+        file, a symbolic link's target is written), and nothing else is.
 
         Examples
         --------
         >>> w.to_png("ig.png")  # doctest: +SKIP
         PosixPath('ig.png')
         """
-        return export.write_file(path, self._png())
+        return export.write_file(path, self._png, export.PNG_SUFFIXES)
 
     def to_html(self, path: str | Path) -> Path:
         """Write one self-contained HTML page with the widget's current view.
 
         The page holds the front end, its styles and the shown data; it opens
         offline (also from a ``file://`` URL), its display controls work and
-        its compute controls are disabled. Writes only ``path``.
+        its compute controls are disabled. ``path`` must end in ``.html`` or
+        ``.htm``; it is written as ``to_png`` writes.
 
         Examples
         --------
         >>> w.to_html("ig.html")  # doctest: +SKIP
         PosixPath('ig.html')
         """
+        return export.write_file(path, self._html, export.HTML_SUFFIXES)
+
+    def _html(self) -> bytes:
         state = self.get_state(key=list(IGWidget.class_own_traits(sync=True)))
         binary = {name: state.pop(name) for name in ("image_rgb", *MAP_BUFFERS)}
         # The page shows the result, not the session's passing messages.
         state.update(error="", notice="", computing=False)
-        page = export.standalone_html(state, binary, STATIC)
-        return export.write_file(path, page.encode("utf-8"))
+        return export.standalone_html(state, binary, STATIC).encode("utf-8")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
         bundle = super()._repr_mimebundle_(**kwargs)

@@ -426,6 +426,16 @@ def test_to_png_writes_the_shown_panels(w, image, tmp_path):
     assert sorted(tmp_path.iterdir()) == [target]
 
 
+def test_snapshots_refuse_a_name_of_another_format_before_rendering(w, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "panels_png", None)  # rendering would fail loudly
+    monkeypatch.setattr(export, "standalone_html", None)
+    with pytest.raises(ValueError, match=r"path: expected a file name ending in '\.png'"):
+        w.to_png(tmp_path / "x.jpg")
+    with pytest.raises(ValueError, match=r"path: expected a file name ending in '\.html'"):
+        w.to_html(tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_repr_carries_a_png_for_viewers_without_a_kernel(w):
     data, _ = w._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data

@@ -113,7 +113,7 @@ def train(
     seed = check_int("seed", seed, low=0)
     train_images = check_int("train_images", train_images, low=1)
     epochs = check_int("epochs", epochs, low=1)
-    output = check_path_for_writing(output, "output")
+    output = check_path_for_writing(output, "output", suffixes=(".keras",))
 
     import keras
     import tensorflow as tf

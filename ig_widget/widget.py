@@ -84,7 +84,8 @@ def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
     return (sums / counts).astype(np.float32)
 
 
-def _check_class_names(class_names: Any, classes: int | None) -> list[str] | None:
+def _check_class_names(class_names: Any) -> list[str] | None:
+    """The names as a list of strings that the browser and ``to_html`` can carry."""
     if class_names is None:
         return None
     if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
@@ -98,12 +99,22 @@ def _check_class_names(class_names: Any, classes: int | None) -> list[str] | Non
             raise TypeError(
                 f"class_names[{index}]: expected a string, got {type(name).__name__} {name!r}"
             )
-    if classes is not None and len(names) != classes:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"class_names[{index}]: expected text that UTF-8 can encode, got {name!r} "
+                f"(a lone surrogate at position {exc.start})"
+            ) from exc
+    return names
+
+
+def _check_class_count(names: list[str] | None, classes: int) -> None:
+    if names is not None and len(names) != classes:
         raise ValueError(
             f"class_names: expected {classes} names (the model's number of classes), "
             f"got {len(names)}"
         )
-    return names
 
 
 def _count_classes(model: Any, image: np.ndarray, preprocess: Callable | None) -> int:
@@ -253,8 +264,9 @@ class IGWidget(anywidget.AnyWidget):
         )
         if target is not None:
             target = check_int("target", target, low=0)
+        self._class_names = _check_class_names(class_names)
         self._class_count = _count_classes(model, pixels, preprocess)
-        self._class_names = _check_class_names(class_names, self._class_count)
+        _check_class_count(self._class_names, self._class_count)
         if target is not None:
             check_int("target", target, low=0, high=self._class_count - 1)
 
@@ -263,15 +275,17 @@ class IGWidget(anywidget.AnyWidget):
         self._worker: threading.Thread | None = None
         self._display_rgb = display_image(image)
         self._factor = display_factor(*pixels.shape[:2])
+        # The picture for viewers without a kernel: (result, display options, base64 PNG).
+        self._fallback: tuple[IGResult, tuple, str] | None = None
         result = self._run_engine(compute_options, target, progress=None)
-        small_rgb = np.rint(block_mean(self._display_rgb, self._factor)).astype(np.uint8)
+        self._shown_rgb = np.rint(block_mean(self._display_rgb, self._factor)).astype(np.uint8)
         super().__init__(
             **display_options,
             **compute_options,
             target=result.target,
             image_size=list(pixels.shape[:2]),
-            display_size=list(small_rgb.shape[:2]),
-            image_rgb=small_rgb.tobytes(),
+            display_size=list(self._shown_rgb.shape[:2]),
+            image_rgb=self._shown_rgb.tobytes(),
             **self._adopt(result, {**compute_options, "target": result.target}),
         )
         self.on_msg(self._handle_front_end_message)
@@ -497,9 +511,14 @@ class IGWidget(anywidget.AnyWidget):
         ranked = [int(i) for i in np.argsort(-scores, kind="stable")[: self._top_k]]
         if result.target not in ranked:
             ranked.append(result.target)
+        # What the browser gets: the maps averaged down to the display size.
+        self._shown_maps = {
+            panel: (block_mean(positive, self._factor), block_mean(negative, self._factor))
+            for panel, (positive, negative) in self._maps.items()
+        }
         buffers = {
-            f"{panel}_{sign}": block_mean(values, self._factor).tobytes()
-            for panel, pair in self._maps.items()
+            f"{panel}_{sign}": values.tobytes()
+            for panel, pair in self._shown_maps.items()
             for sign, values in zip(("positive", "negative"), pair, strict=True)
         }
         path_scores = np.asarray(result.path_scores, np.float64)
@@ -543,14 +562,19 @@ class IGWidget(anywidget.AnyWidget):
         """
         return {name: getattr(self, name) for name in RENDER_DEFAULTS}
 
-    def _png(self) -> bytes:
+    def _png(self, full_resolution: bool = True) -> bytes:
         summary = self.summary
         heading = (
             f"Predicted: {summary['predicted_label']} ({summary['predicted_score']:.4g})   "
             f"Explained: {summary['label']} ({summary['score']:.4g})   "
             f"completeness error {100 * summary['delta']:.2f}%"
         )
-        return export.panels_png(self._display_rgb, self._maps, self.render_options(), heading)
+        rgb, maps = (
+            (self._display_rgb, self._maps)
+            if full_resolution
+            else (self._shown_rgb, self._shown_maps)
+        )
+        return export.panels_png(rgb, maps, self.render_options(), heading)
 
     def to_png(self, path: str | Path) -> Path:
         """Write the three panels, as currently displayed, to one PNG file.
@@ -594,6 +618,12 @@ class IGWidget(anywidget.AnyWidget):
         if bundle is None:
             return None
         data, metadata = bundle
-        # Viewers without a kernel (GitHub, nbviewer) show this picture.
-        data = {**data, "image/png": base64.b64encode(self._png()).decode("ascii")}
-        return data, metadata
+        # Viewers without a kernel (GitHub, nbviewer) show this picture: the
+        # panels at the size the browser shows them, built once per result
+        # and display options (a full-resolution one is megabytes of base64
+        # in the notebook file for large images).
+        options = tuple(self.render_options().items())
+        if self._fallback is None or self._fallback[:2] != (self.result, options):
+            encoded = base64.b64encode(self._png(full_resolution=False)).decode("ascii")
+            self._fallback = (self.result, options, encoded)
+        return {**data, "image/png": self._fallback[2]}, metadata

@@ -173,6 +173,17 @@ def test_constructor_takes_render_options_and_an_array_baseline(cnn, image):
     [
         ({"class_names": ["a", "b"]}, ValueError, "class_names: expected 4 names"),
         ({"class_names": "abcd"}, TypeError, "class_names"),
+        (
+            {"class_names": ["a", "\ud800", "c", "d"]},
+            ValueError,
+            r"class_names\[1\]: expected text that UTF-8 can encode, got '\\ud800' "
+            r"\(a lone surrogate at position 0\)",
+        ),
+        (
+            {"class_names": ["a", "b", "c", "ok\udfff"]},
+            ValueError,
+            r"class_names\[3\]: .*position 2",
+        ),
         ({"top_k": 0}, ValueError, "top_k"),
         ({"steps": 0}, ValueError, "steps"),
         ({"steps": "auto", "method": "riemann_left"}, ValueError, "steps"),
@@ -441,6 +452,40 @@ def test_repr_carries_a_png_for_viewers_without_a_kernel(w):
     assert "application/vnd.jupyter.widget-view+json" in data
     picture = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
     assert picture.format == "PNG" and picture.width > 3 * 16
+
+
+def test_the_fallback_png_is_built_once_at_display_size(monkeypatch):
+    # 700 x 700 is shown at 350 x 350; the fallback used to be full resolution
+    # (48 MB of base64 at 2048 x 2048) and rebuilt on every display.
+    size = 700
+    weights = np.random.default_rng(0).normal(size=(size, size, 3, 2)).astype(np.float32)
+    image = np.random.default_rng(1).uniform(0, 255, (size, size, 3)).astype(np.float32)
+    w = igw.IGWidget(linear_model(weights), image, steps=1, polarity="both")
+    built = []
+    real_panels_png = export.panels_png
+    monkeypatch.setattr(
+        export, "panels_png", lambda *args: built.append(args[0].shape) or real_panels_png(*args)
+    )
+    first, _ = w._repr_mimebundle_()
+    again, _ = w._repr_mimebundle_()
+    assert built == [(350, 350, 3)] and again["image/png"] is first["image/png"]
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(first["image/png"]))))
+    assert picture.shape[1] == 3 * 350 + 4 * export.MARGIN
+    top = export.MARGIN + 2 * (export.FONT_SIZE + 8)
+    left = export.MARGIN + 2 * (350 + export.MARGIN)
+    shown_rgb = np.frombuffer(w.image_rgb, np.uint8).reshape(350, 350, 3)
+    maps = _sent_maps(w)
+    expected = render_maps(
+        shown_rgb, maps["ig_positive"], maps["ig_negative"], **w.render_options()
+    )
+    np.testing.assert_array_equal(picture[top : top + 350, left : left + 350, :3], expected)
+    w.outlines = True  # a display change draws it again, once
+    w._repr_mimebundle_()
+    w._repr_mimebundle_()
+    w.target = 1 - w.target  # so does a new result
+    w.compute()
+    w._repr_mimebundle_()
+    assert len(built) == 3
 
 
 def test_to_html_embeds_hostile_text_safely(cnn, image, tmp_path):

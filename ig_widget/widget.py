@@ -11,6 +11,7 @@ still sync back here, so ``to_png`` and ``to_html`` show what the user sees.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 import anywidget
 import numpy as np
 import traitlets
+from anywidget._util import try_file_contents
 
 from . import export
 from .backends import backend_for
@@ -132,6 +134,17 @@ def _count_classes(model: Any, image: np.ndarray, preprocess: Callable | None) -
     return int(scores.shape[1])
 
 
+@functools.cache
+def _front_end_file(name: str) -> Any:
+    """anywidget's live view of a built front-end file (``str()`` gives its text).
+
+    anywidget's own rule decides whether it watches the file for hot reload
+    (``ANYWIDGET_HMR=1``, the package outside site-packages, ``watchfiles``
+    installed); then its ``changed`` signal carries the new text.
+    """
+    return try_file_contents(STATIC / name)
+
+
 def _describe(error: BaseException) -> str:
     text = str(error) or "(no message)"
     return f"{type(error).__name__}: {text}"
@@ -174,8 +187,12 @@ class IGWidget(anywidget.AnyWidget):
     >>> w.result.delta, w.to_png("ig.png")  # doctest: +SKIP
     """
 
-    _esm = STATIC / "widget.js"
-    _css = STATIC / "widget.css"
+    # Declared as traits, not given as Paths: for a Path anywidget connects
+    # each new widget to the file's watcher through a closure that is never
+    # disconnected, so no widget was ever freed. Here each widget listens
+    # through a bound method, which the signal holds by weak reference.
+    _esm = traitlets.Unicode().tag(sync=True)
+    _css = traitlets.Unicode().tag(sync=True)
 
     # Display options, as igw.render's.
     polarity = traitlets.Any(RENDER_DEFAULTS["polarity"]).tag(sync=True)
@@ -279,7 +296,10 @@ class IGWidget(anywidget.AnyWidget):
         self._fallback: tuple[IGResult, tuple, str] | None = None
         result = self._run_engine(compute_options, target, progress=None)
         self._shown_rgb = np.rint(block_mean(self._display_rgb, self._factor)).astype(np.uint8)
+        script, style = _front_end_file("widget.js"), _front_end_file("widget.css")
         super().__init__(
+            _esm=str(script),
+            _css=str(style),
             **display_options,
             **compute_options,
             target=result.target,
@@ -289,6 +309,24 @@ class IGWidget(anywidget.AnyWidget):
             **self._adopt(result, {**compute_options, "target": result.target}),
         )
         self.on_msg(self._handle_front_end_message)
+        script.changed.connect(self._reload_script)
+        style.changed.connect(self._reload_style)
+
+    def _reload_script(self, text: str) -> None:
+        self._esm = text
+
+    def _reload_style(self, text: str) -> None:
+        self._css = text
+
+    def close(self) -> None:
+        """Close the views and stop a background computation after its current batch.
+
+        Examples
+        --------
+        >>> w.close()  # doctest: +SKIP
+        """
+        self._cancel.set()
+        super().close()
 
     # -- validation ---------------------------------------------------------
 
@@ -607,7 +645,8 @@ class IGWidget(anywidget.AnyWidget):
         return export.write_file(path, self._html, export.HTML_SUFFIXES)
 
     def _html(self) -> bytes:
-        state = self.get_state(key=list(IGWidget.class_own_traits(sync=True)))
+        own = [name for name in IGWidget.class_own_traits(sync=True) if not name.startswith("_")]
+        state = self.get_state(key=own)
         binary = {name: state.pop(name) for name in ("image_rgb", *MAP_BUFFERS)}
         # The page shows the result, not the session's passing messages.
         state.update(error="", notice="", computing=False)

@@ -1,8 +1,10 @@
 """Shared helpers for the headless-browser tests (and the browser benchmark).
 
 - ``launch_chromium``: Debian's Chromium driven by Playwright, headless;
-- ``jupyter_lab``: a JupyterLab server from this venv on a free port, with a
-  random token, a temporary root folder and its own settings, stopped on exit;
+- ``jupyter_server``: a JupyterLab or Notebook 7 server from this venv on a
+  free port, with a random token, a temporary root folder and its own
+  settings, stopped on exit; ``open_notebook`` and ``run_all_cells`` drive it
+  the same way in both front ends;
 - ``canvas_pixels`` and ``measure_redraw_ms``: reading what the widget drew.
 """
 
@@ -65,46 +67,95 @@ def free_port() -> int:
 
 
 @dataclass(frozen=True)
-class LabServer:
-    """A running JupyterLab: where it serves and the folder it serves."""
+class FrontEnd:
+    """How to start one Jupyter front end and where it opens a notebook."""
 
+    name: str
+    module: str  # run as ``python -m module``
+    app: str  # the traitlets class that takes the settings options
+    notebook_path: str  # URL path of a notebook, ``{name}`` replaced
+    kernel_idle: str  # a Playwright selector that matches once the kernel is connected and idle
+    extra_options: tuple[str, ...] = ()
+
+    def options(self, settings: Path, workspaces: Path) -> list[str]:
+        return [
+            f"--{self.app}.user_settings_dir={settings}",
+            f"--{self.app}.workspaces_dir={workspaces}",
+            *self.extra_options,
+        ]
+
+
+JUPYTERLAB = FrontEnd(
+    name="JupyterLab",
+    module="jupyterlab",
+    app="LabApp",
+    notebook_path="lab/tree/{name}",
+    # The status bar says "Idle" once the kernel is connected (the toolbar's
+    # indicator already says idle while it is still initialising).
+    kernel_idle=r"text=/\| Idle$/",
+    extra_options=("--LabApp.extension_manager=readonly",),
+)
+NOTEBOOK7 = FrontEnd(
+    name="Notebook 7",
+    module="notebook",
+    app="JupyterNotebookApp",
+    notebook_path="notebooks/{name}",
+    # No status bar; the toolbar's indicator goes "connecting" -> "idle".
+    kernel_idle='.jp-Notebook-ExecutionIndicator[data-status="idle"]',
+)
+FRONT_ENDS = {"lab": JUPYTERLAB, "notebook": NOTEBOOK7}
+
+
+@dataclass(frozen=True)
+class JupyterServer:
+    """A running Jupyter server: its front end, where it serves and the folder it serves."""
+
+    front_end: FrontEnd
     base_url: str
     token: str
     root: Path
 
     def url(self, path: str) -> str:
-        """The URL of ``path`` (e.g. ``lab/tree/x.ipynb``) with the token."""
+        """The URL of ``path`` (e.g. ``api/status``) with the token."""
         return f"{self.base_url}/{path}?token={self.token}"
 
+    def notebook_url(self, name: str) -> str:
+        """The URL that opens notebook ``name`` (relative to ``root``) in this front end."""
+        return self.url(self.front_end.notebook_path.format(name=name))
 
-def _wait_until_serving(server: LabServer, process: subprocess.Popen, log: Path) -> None:
+
+def _wait_until_serving(server: JupyterServer, process: subprocess.Popen, log: Path) -> None:
+    what = server.front_end.name
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited at start:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{what} exited at start:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(server.url("api/status"), timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.5)
-    raise RuntimeError(
-        f"JupyterLab did not start in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()}"
-    )
+    raise RuntimeError(f"{what} did not start in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()}")
 
 
 @contextmanager
-def jupyter_lab(workdir: Path) -> Iterator[LabServer]:
-    """Run JupyterLab serving ``workdir / "root"``; everything else it writes stays in ``workdir``.
+def jupyter_server(workdir: Path, front_end: str = "lab") -> Iterator[JupyterServer]:
+    """Run a Jupyter front end (``"lab"`` or ``"notebook"``) serving ``workdir / "root"``.
 
-    The kernel imports ``ig_widget`` from this checkout (PYTHONPATH). The
-    server and its kernels are stopped when the block ends.
+    Everything else the server writes (settings, workspaces, runtime files)
+    stays in ``workdir``. The kernel imports ``ig_widget`` from this checkout
+    (PYTHONPATH). The server and its kernels are stopped when the block ends.
+    Open a notebook with ``open_notebook`` and run it with ``run_all_cells``.
 
     Examples
     --------
-    >>> with jupyter_lab(tmp_path) as lab:  # doctest: +SKIP
-    ...     page.goto(lab.url("lab/tree/demo.ipynb"))
+    >>> with jupyter_server(tmp_path, "notebook") as server:  # doctest: +SKIP
+    ...     write_notebook(server.root / "demo.ipynb", ["1 + 1"])
+    ...     open_notebook(page, server, "demo.ipynb")
+    ...     run_all_cells(page)
     """
+    spec = FRONT_ENDS[front_end]
     root = workdir / "root"
     settings = workdir / "settings"
     root.mkdir(parents=True, exist_ok=True)
@@ -112,7 +163,7 @@ def jupyter_lab(workdir: Path) -> Iterator[LabServer]:
         path = settings / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    server = LabServer(f"http://127.0.0.1:{free_port()}", secrets.token_hex(16), root)
+    server = JupyterServer(spec, f"http://127.0.0.1:{free_port()}", secrets.token_hex(16), root)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -120,23 +171,20 @@ def jupyter_lab(workdir: Path) -> Iterator[LabServer]:
         "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
         "IPYTHONDIR": str(workdir / "ipython"),
         "JUPYTER_PLATFORM_DIRS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
     }
-    log = workdir / "jupyterlab.log"
+    log = workdir / f"{front_end}.log"
     command = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        spec.module,
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={server.base_url.rsplit(':', 1)[1]}",
         "--ServerApp.port_retries=0",
         f"--ServerApp.token={server.token}",
         f"--ServerApp.root_dir={root}",
-        f"--LabApp.user_settings_dir={settings}",
-        f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
-        "--LabApp.extension_manager=readonly",
         "--ServerApp.terminals_enabled=False",
+        *spec.options(settings, workdir / "workspaces"),
     ]
     if os.geteuid() == 0:
         command.append("--allow-root")
@@ -155,6 +203,55 @@ def jupyter_lab(workdir: Path) -> Iterator[LabServer]:
         yield server
     finally:
         _stop_session(process)
+
+
+def open_notebook(page: Any, server: JupyterServer, name: str, timeout_ms: int = 90_000) -> None:
+    """Open notebook ``name`` on ``page`` and wait until its kernel is connected and idle.
+
+    Accepts the front end's "Select Kernel" dialog when it asks. Both front
+    ends can show "idle" before the page has connected to a kernel (a click
+    on "Run All Cells" then does nothing), so this also waits for the server
+    to see the page's connection to the notebook's kernel.
+
+    Examples
+    --------
+    >>> open_notebook(page, server, "widget.ipynb")  # doctest: +SKIP
+    """
+    page.goto(server.notebook_url(name))
+    idle = page.locator(server.front_end.kernel_idle)
+    select_kernel = page.locator(".jp-Dialog").get_by_role("button", name="Select")
+    idle.or_(select_kernel).first.wait_for(timeout=timeout_ms)
+    if select_kernel.count():
+        select_kernel.click()
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not _kernel_connected(server, name):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name}: no kernel connected in {timeout_ms} ms")
+        time.sleep(0.25)
+    idle.first.wait_for(timeout=timeout_ms)
+
+
+def _kernel_connected(server: JupyterServer, name: str) -> bool:
+    """Whether the kernel of notebook ``name`` has a client connected and is idle."""
+    with urllib.request.urlopen(server.url("api/sessions"), timeout=5) as response:
+        sessions = json.load(response)
+    return any(
+        session["path"] == name
+        and session["kernel"]["connections"] > 0
+        and session["kernel"]["execution_state"] == "idle"
+        for session in sessions
+    )
+
+
+def run_all_cells(page: Any) -> None:
+    """Run every cell of the open notebook from the Run menu (same in both front ends).
+
+    Examples
+    --------
+    >>> run_all_cells(page)  # doctest: +SKIP
+    """
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.get_by_text("Run All Cells", exact=True).click()
 
 
 def _stop_session(process: subprocess.Popen) -> None:

@@ -1,9 +1,7 @@
-"""The widget in a real browser: JupyterLab with a live kernel, and the
-standalone HTML export opened from a file:// URL. Headless Chromium."""
+"""The widget in a real browser: JupyterLab and Notebook 7 with a live kernel,
+and the standalone HTML export opened from a file:// URL. Headless Chromium."""
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pytest
@@ -11,7 +9,15 @@ import pytest
 import ig_widget as igw
 from ig_widget.render import channel_maps, display_image, render_maps
 
-from .browser import canvas_pixels, is_blank, jupyter_lab, sample_image, write_notebook
+from .browser import (
+    canvas_pixels,
+    is_blank,
+    jupyter_server,
+    open_notebook,
+    run_all_cells,
+    sample_image,
+    write_notebook,
+)
 from .models import tiny_cnn
 
 pytestmark = pytest.mark.browser
@@ -66,24 +72,20 @@ def _assert_text_is_literal(page) -> None:
     assert page.evaluate("() => window.__igwPwned") is None
 
 
-def test_widget_in_jupyterlab(chromium, tmp_path, artifacts):
-    with jupyter_lab(tmp_path) as lab:
+@pytest.mark.parametrize("front_end", ["lab", "notebook"])
+def test_widget_in_jupyter(front_end, chromium, tmp_path, artifacts):
+    with jupyter_server(tmp_path, front_end) as server:
         write_notebook(
-            lab.root / "widget.ipynb",
+            server.root / "widget.ipynb",
             [NOTEBOOK_SETUP, "import time\ntime.sleep(12)\nprint('kernel free')"],
         )
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        open_notebook(page, server, "widget.ipynb")
+        # Listening from here on: Notebook 7.6's own keyboard-shortcut settings
+        # throw a TypeError ("reading 'schema'") while the page loads.
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(lab.url("lab/tree/widget.ipynb"))
-        # The status bar says "Idle" once the kernel is connected (the toolbar's
-        # indicator already says idle while it is still initialising).
-        page.get_by_text(re.compile(r"\| Idle$")).wait_for(timeout=90_000)
-        kernel_dialog = page.locator(".jp-Dialog").get_by_role("button", name="Select")
-        if kernel_dialog.count():
-            kernel_dialog.click()
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.get_by_text("Run All Cells", exact=True).click()
+        run_all_cells(page)
 
         canvases = page.locator(".igw canvas")
         canvases.nth(2).wait_for(timeout=120_000)
@@ -107,7 +109,7 @@ def test_widget_in_jupyterlab(chromium, tmp_path, artifacts):
         assert np.any(before != after)
         clip = float(page.locator("input.igw-clip-above").input_value())
         assert 20 < clip < 40
-        page.screenshot(path=artifacts / "jupyterlab-slider-moved.png", full_page=True)
+        page.screenshot(path=artifacts / f"{front_end}-slider-moved.png", full_page=True)
 
         kernel_free.wait_for(timeout=60_000)
         page.evaluate(WATCH_PROGRESS)
@@ -134,7 +136,7 @@ def test_widget_in_jupyterlab(chromium, tmp_path, artifacts):
         assert page.locator(".igw-stale").is_hidden()
 
         _assert_text_is_literal(page)
-        page.locator(".igw").screenshot(path=artifacts / "jupyterlab-light.png")
+        page.locator(".igw").screenshot(path=artifacts / f"{front_end}-light.png")
 
         light_color = page.locator(".igw").evaluate("(el) => getComputedStyle(el).color")
         page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
@@ -145,7 +147,7 @@ def test_widget_in_jupyterlab(chromium, tmp_path, artifacts):
             arg=light_color,
             timeout=30_000,
         )
-        page.locator(".igw").screenshot(path=artifacts / "jupyterlab-dark.png")
+        page.locator(".igw").screenshot(path=artifacts / f"{front_end}-dark.png")
         assert errors == []
         page.close()
 

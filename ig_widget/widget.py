@@ -11,10 +11,12 @@ still sync back here, so ``to_png`` and ``to_html`` show what the user sees.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,13 @@ from .backends import backend_for
 from .baselines import BASELINES, make_baselines
 from .engine import MAX_STEPS, ComputationCancelled, IGResult, integrated_gradients
 from .quadrature import METHODS, integration_points
-from .render import RENDER_DEFAULTS, channel_maps, display_image, validate_render_options
+from .render import (
+    POLARITIES,
+    RENDER_DEFAULTS,
+    channel_maps,
+    display_image,
+    validate_render_options,
+)
 from .validation import as_image, check_choice, check_int
 
 STATIC = Path(__file__).parent / "static"
@@ -150,6 +158,62 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"
 
 
+class _Checked(traitlets.TraitType):
+    """Mixin for a synced option: an assignment passes the widget's checks first.
+
+    A bad value (``None`` included) gets the project's message, naming the
+    option and what was expected, and the trait's own type then holds the
+    normalised value. While traitlets holds notifications (construction, a
+    state update from the browser) the widget has checked every value
+    already, and only the type check runs.
+    """
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if not obj._cross_validation_lock:
+            value = obj._checked_options({self.name: value})[self.name]
+        return super().validate(obj, value)  # type: ignore[misc]
+
+
+class _Choice(_Checked, traitlets.Enum):
+    """One of a fixed set of strings."""
+
+
+class _Number(_Checked, traitlets.Float):
+    """A finite float."""
+
+
+class _Integer(_Checked, traitlets.Int):
+    """An int."""
+
+
+class _Flag(_Checked, traitlets.Bool):
+    """True or False."""
+
+
+class _Color(_Checked, traitlets.Tuple):
+    """Three ints (R, G, B) in 0..255."""
+
+
+class _Steps(_Checked, traitlets.Union):
+    """An int, or "auto"."""
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A result as the widget shows it.
+
+    ``maps`` are the full-resolution channel maps (for ``to_png``),
+    ``shown_maps`` the display-size ones the browser gets, ``traits`` the
+    synced values that show the result.
+    """
+
+    result: IGResult
+    request: dict[str, Any]
+    maps: dict[str, tuple[np.ndarray, np.ndarray]]
+    shown_maps: dict[str, tuple[np.ndarray, np.ndarray]]
+    traits: dict[str, Any]
+
+
 class IGWidget(anywidget.AnyWidget):
     """Integrated Gradients of an image classifier, with live display controls.
 
@@ -195,35 +259,45 @@ class IGWidget(anywidget.AnyWidget):
     _css = traitlets.Unicode().tag(sync=True)
 
     # Display options, as igw.render's.
-    polarity = traitlets.Any(RENDER_DEFAULTS["polarity"]).tag(sync=True)
-    clip_above_percentile = traitlets.Any(RENDER_DEFAULTS["clip_above_percentile"]).tag(sync=True)
-    clip_below_percentile = traitlets.Any(RENDER_DEFAULTS["clip_below_percentile"]).tag(sync=True)
-    morphological_cleanup = traitlets.Any(RENDER_DEFAULTS["morphological_cleanup"]).tag(sync=True)
-    structure = traitlets.Any(RENDER_DEFAULTS["structure"]).tag(sync=True)
-    outlines = traitlets.Any(RENDER_DEFAULTS["outlines"]).tag(sync=True)
-    outlines_component_percentage = traitlets.Any(
-        RENDER_DEFAULTS["outlines_component_percentage"]
+    polarity = _Choice(POLARITIES, RENDER_DEFAULTS["polarity"]).tag(sync=True)
+    clip_above_percentile = _Number(RENDER_DEFAULTS["clip_above_percentile"]).tag(sync=True)
+    clip_below_percentile = _Number(RENDER_DEFAULTS["clip_below_percentile"]).tag(sync=True)
+    morphological_cleanup = _Flag(RENDER_DEFAULTS["morphological_cleanup"]).tag(sync=True)
+    structure = _Integer(RENDER_DEFAULTS["structure"]).tag(sync=True)
+    outlines = _Flag(RENDER_DEFAULTS["outlines"]).tag(sync=True)
+    outlines_component_percentage = _Number(RENDER_DEFAULTS["outlines_component_percentage"]).tag(
+        sync=True
+    )
+    overlay = _Flag(RENDER_DEFAULTS["overlay"]).tag(sync=True)
+    positive_color = _Color(
+        traitlets.Int(),
+        traitlets.Int(),
+        traitlets.Int(),
+        default_value=RENDER_DEFAULTS["positive_color"],
     ).tag(sync=True)
-    overlay = traitlets.Any(RENDER_DEFAULTS["overlay"]).tag(sync=True)
-    positive_color = traitlets.Any(RENDER_DEFAULTS["positive_color"]).tag(sync=True)
-    negative_color = traitlets.Any(RENDER_DEFAULTS["negative_color"]).tag(sync=True)
+    negative_color = _Color(
+        traitlets.Int(),
+        traitlets.Int(),
+        traitlets.Int(),
+        default_value=RENDER_DEFAULTS["negative_color"],
+    ).tag(sync=True)
 
     # Compute options: they take effect on the next computation.
-    steps = traitlets.Any(50).tag(sync=True)
-    baseline = traitlets.Any("black").tag(sync=True)
-    runs = traitlets.Any(1).tag(sync=True)
-    method = traitlets.Any("trapezoid").tag(sync=True)
-    target = traitlets.Any(0).tag(sync=True)
-    baseline_choices = traitlets.List(list(BASELINES)).tag(sync=True)
-    method_choices = traitlets.List(list(METHODS)).tag(sync=True)
+    steps = _Steps([traitlets.Int(), traitlets.Enum(["auto"])], default_value=50).tag(sync=True)
+    baseline = _Choice((*BASELINES, CUSTOM_BASELINE), "black").tag(sync=True)
+    runs = _Integer(1).tag(sync=True)
+    method = _Choice(METHODS, "trapezoid").tag(sync=True)
+    target = _Integer(0).tag(sync=True)
+    baseline_choices = traitlets.List(traitlets.Unicode(), list(BASELINES)).tag(sync=True)
+    method_choices = traitlets.List(traitlets.Unicode(), list(METHODS)).tag(sync=True)
 
     # The shown result. classes: [index, label, score] for the top-k classes
     # (and the target, if not among them), best first.
-    classes = traitlets.List().tag(sync=True)
+    classes = traitlets.List(traitlets.List()).tag(sync=True)
     summary = traitlets.Dict().tag(sync=True)
     path = traitlets.Dict().tag(sync=True)
-    image_size = traitlets.List([0, 0]).tag(sync=True)
-    display_size = traitlets.List([0, 0]).tag(sync=True)
+    image_size = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
+    display_size = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     image_rgb = traitlets.Bytes(b"").tag(sync=True)
     gradient_positive = traitlets.Bytes(b"").tag(sync=True)
     gradient_negative = traitlets.Bytes(b"").tag(sync=True)
@@ -232,7 +306,7 @@ class IGWidget(anywidget.AnyWidget):
 
     # Status.
     computing = traitlets.Bool(False).tag(sync=True)
-    progress = traitlets.List([0, 0]).tag(sync=True)
+    progress = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     stale = traitlets.Bool(False).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     notice = traitlets.Unicode("").tag(sync=True)
@@ -252,6 +326,9 @@ class IGWidget(anywidget.AnyWidget):
         top_k: int = 5,
         **render_options: Any,
     ) -> None:
+        # First, so that close() (ipywidgets calls it on collection) works
+        # on a widget whose construction failed.
+        self._cancel = threading.Event()
         if not (STATIC / "widget.js").is_file():
             raise RuntimeError(
                 f"IGWidget: the front end is not built ({STATIC / 'widget.js'} is missing); "
@@ -288,7 +365,6 @@ class IGWidget(anywidget.AnyWidget):
             check_int("target", target, low=0, high=self._class_count - 1)
 
         self._sync_lock = threading.RLock()
-        self._cancel = threading.Event()
         self._worker: threading.Thread | None = None
         self._display_rgb = display_image(image)
         self._factor = display_factor(*pixels.shape[:2])
@@ -296,6 +372,7 @@ class IGWidget(anywidget.AnyWidget):
         self._fallback: tuple[IGResult, tuple, str] | None = None
         result = self._run_engine(compute_options, target, progress=None)
         self._shown_rgb = np.rint(block_mean(self._display_rgb, self._factor)).astype(np.uint8)
+        self._shown = self._shown_state(result, {**compute_options, "target": result.target})
         script, style = _front_end_file("widget.js"), _front_end_file("widget.css")
         super().__init__(
             _esm=str(script),
@@ -306,7 +383,7 @@ class IGWidget(anywidget.AnyWidget):
             image_size=list(pixels.shape[:2]),
             display_size=list(self._shown_rgb.shape[:2]),
             image_rgb=self._shown_rgb.tobytes(),
-            **self._adopt(result, {**compute_options, "target": result.target}),
+            **self._shown.traits,
         )
         self.on_msg(self._handle_front_end_message)
         script.changed.connect(self._reload_script)
@@ -354,13 +431,6 @@ class IGWidget(anywidget.AnyWidget):
         checked.update(self._checked_compute_options(merged))
         checked["target"] = check_int("target", merged["target"], low=0, high=self._class_count - 1)
         return checked
-
-    @traitlets.validate(*FRONT_END_OPTIONS)
-    def _validate_option(self, proposal: dict[str, Any]) -> Any:
-        # Runs for assignments from Python (raising there); the browser's
-        # changes are checked in set_state before they reach the traits.
-        name = proposal["trait"].name
-        return self._checked_options({name: proposal["value"]})[name]
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply a state update from the browser, refusing invalid or read-only values.
@@ -428,7 +498,7 @@ class IGWidget(anywidget.AnyWidget):
 
     @traitlets.observe(*COMPUTE_OPTIONS, "target")
     def _mark_stale(self, _change: dict[str, Any]) -> None:
-        self.stale = self._request() != self._computed_request
+        self.stale = self._request() != self._shown.request
 
     def _report_progress(self, done: int, total: int) -> bool:
         with self._sync_lock:
@@ -436,6 +506,7 @@ class IGWidget(anywidget.AnyWidget):
         return not self._cancel.is_set()
 
     def _compute(self, *, background: bool) -> IGResult | None:
+        """Run one computation and show its result; every way out clears ``computing``."""
         request = self._request()
         options = {name: request[name] for name in COMPUTE_OPTIONS}
         with self._sync_lock:
@@ -445,27 +516,30 @@ class IGWidget(anywidget.AnyWidget):
             self.computing = True
         try:
             result = self._run_engine(options, request["target"], self._report_progress)
-        except BaseException as exc:
             with self._sync_lock:
-                # The class menu shows the explained class, so it goes back
-                # with the result; edited compute options stay, marked stale.
-                self.target = self.result.target
-                if isinstance(exc, ComputationCancelled):
-                    self.notice = "Cancelled; the panels show the previous result."
-                elif isinstance(exc, KeyboardInterrupt):
-                    self.notice = "Interrupted; the panels show the previous result."
-                else:
-                    self.error = _describe(exc)
-                self.computing = False
+                self._show(self._shown_state(result, request))
+                self.stale = self._request() != request
+            return result
+        except BaseException as exc:
+            self._report_failure(exc)
             if isinstance(exc, ComputationCancelled) or (background and isinstance(exc, Exception)):
                 return None
             raise
-        with self._sync_lock, self.hold_sync():
-            for name, value in self._adopt(result, request).items():
-                setattr(self, name, value)
-            self.stale = self._request() != request
-            self.computing = False
-        return result
+        finally:
+            with self._sync_lock:
+                self.computing = False
+
+    def _report_failure(self, error: BaseException) -> None:
+        with self._sync_lock:
+            # The class menu shows the explained class, so it goes back with
+            # the result; edited compute options stay, marked stale.
+            self.target = self.result.target
+            if isinstance(error, ComputationCancelled):
+                self.notice = "Cancelled; the panels show the previous result."
+            elif isinstance(error, KeyboardInterrupt):
+                self.notice = "Interrupted; the panels show the previous result."
+            else:
+                self.error = _describe(error)
 
     def compute(self) -> IGResult | None:
         """Recompute with the current compute options and target, blocking.
@@ -537,11 +611,14 @@ class IGWidget(anywidget.AnyWidget):
     def _label(self, index: int) -> str:
         return self._class_names[index] if self._class_names is not None else f"class {index}"
 
-    def _adopt(self, result: IGResult, request: dict[str, Any]) -> dict[str, Any]:
-        """Make ``result`` the shown one; return the trait values that show it."""
-        self.result = result
-        self._computed_request = request
-        self._maps = {
+    @property
+    def result(self) -> IGResult:
+        """The shown result (the latest that completed)."""
+        return self._shown.result
+
+    def _shown_state(self, result: IGResult, request: dict[str, Any]) -> _Shown:
+        """How ``result`` (computed for ``request``) is shown; changes nothing."""
+        maps = {
             "gradient": channel_maps(result.gradients),
             "ig": channel_maps(result.attributions),
         }
@@ -550,17 +627,17 @@ class IGWidget(anywidget.AnyWidget):
         if result.target not in ranked:
             ranked.append(result.target)
         # What the browser gets: the maps averaged down to the display size.
-        self._shown_maps = {
+        shown_maps = {
             panel: (block_mean(positive, self._factor), block_mean(negative, self._factor))
-            for panel, (positive, negative) in self._maps.items()
+            for panel, (positive, negative) in maps.items()
         }
         buffers = {
             f"{panel}_{sign}": values.tobytes()
-            for panel, pair in self._shown_maps.items()
+            for panel, pair in shown_maps.items()
             for sign, values in zip(("positive", "negative"), pair, strict=True)
         }
         path_scores = np.asarray(result.path_scores, np.float64)
-        return {
+        traits = {
             "classes": [[i, self._label(i), float(scores[i])] for i in ranked],
             "summary": {
                 "target": result.target,
@@ -588,6 +665,22 @@ class IGWidget(anywidget.AnyWidget):
             **buffers,
             "progress": [result.points_used, result.points_used],
         }
+        return _Shown(result, request, maps, shown_maps, traits)
+
+    def _show(self, shown: _Shown) -> None:
+        """Make ``shown`` the displayed result; if that fails, the previous one stays everywhere."""
+        previous = self._shown
+        self._shown = shown
+        try:
+            with self.hold_sync():
+                for name, value in shown.traits.items():
+                    setattr(self, name, value)
+        except BaseException:
+            self._shown = previous
+            with contextlib.suppress(Exception), self.hold_sync():
+                for name, value in previous.traits.items():
+                    setattr(self, name, value)
+            raise
 
     # -- snapshots ------------------------------------------------------------
 
@@ -608,9 +701,9 @@ class IGWidget(anywidget.AnyWidget):
             f"completeness error {100 * summary['delta']:.2f}%"
         )
         rgb, maps = (
-            (self._display_rgb, self._maps)
+            (self._display_rgb, self._shown.maps)
             if full_resolution
-            else (self._shown_rgb, self._shown_maps)
+            else (self._shown_rgb, self._shown.shown_maps)
         )
         return export.panels_png(rgb, maps, self.render_options(), heading)
 

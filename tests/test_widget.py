@@ -18,13 +18,14 @@ import comm
 import numpy as np
 import pytest
 import tensorflow as tf
+import traitlets
 from comm.base_comm import BaseComm
 from ipywidgets.widgets.widget import _remove_buffers
 from PIL import Image
 
 import ig_widget as igw
 from ig_widget import export, widget
-from ig_widget.render import channel_maps, display_image, render_maps
+from ig_widget.render import channel_maps, display_image, render_maps, validate_render_options
 
 from .models import linear_model, random_image, tiny_cnn
 
@@ -37,9 +38,13 @@ class RecordingComm(BaseComm):
 
     def __init__(self, **kwargs):
         self.messages = []
+        self.refuse = None  # a binary trait whose updates fail to send, as a broken link would
         super().__init__(**kwargs)
 
     def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        sent = [path[0] for path in (data or {}).get("buffer_paths", [])]
+        if self.refuse in sent:
+            raise OSError(f"the link to the browser broke while sending {self.refuse}")
         self.messages.append((msg_type, data, list(buffers or [])))
 
     def updates(self):
@@ -241,6 +246,61 @@ def test_python_assignment_is_validated_and_keeps_the_value(w, name, value, erro
     assert getattr(w, name) == before
 
 
+@pytest.mark.parametrize("name", widget.FRONT_END_OPTIONS)
+def test_none_is_refused_unless_the_renderer_takes_it(w, name):
+    # The traits used to be traitlets.Any: None was accepted silently, and a
+    # compute option set to None then broke compute() for good.
+    before = getattr(w, name)
+    try:
+        validate_render_options(**{name: None})
+    except (TypeError, ValueError) as exc:
+        expected = re.escape(str(exc))
+    else:
+        expected = None
+    if name not in widget.RENDER_DEFAULTS or expected is not None:
+        with pytest.raises((TypeError, ValueError), match=rf"^{name}: expected"):
+            setattr(w, name, None)
+        assert getattr(w, name) == before
+    else:
+        w.set_trait(name, None)  # the renderer's own meaning of None
+        assert getattr(w, name) is None
+        setattr(w, name, before)
+
+
+def test_every_synced_trait_has_a_type(w):
+    untyped = [name for name, trait in w.traits(sync=True).items() if type(trait) is traitlets.Any]
+    assert untyped == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "pattern"),
+    [
+        ("clip_above_percentile", True, TypeError, "expected a number, got bool"),
+        ("overlay", 1, TypeError, "expected True or False"),
+        ("steps", 8.0, TypeError, "expected an integer, got float"),
+        ("runs", "2", TypeError, "expected an integer, got str"),
+        ("target", np.float32(1), TypeError, "expected an integer"),
+        ("positive_color", "red", TypeError, "expected 3 integers"),
+    ],
+)
+def test_wrong_types_are_refused_not_converted(w, name, value, error, pattern):
+    before = getattr(w, name)
+    with pytest.raises(error, match=f"^{name}: {pattern}"):
+        setattr(w, name, value)
+    assert getattr(w, name) == before and type(getattr(w, name)) is type(before)
+
+
+def test_numpy_values_are_taken_as_plain_python_values(w):
+    w.structure = np.int64(5)
+    w.clip_above_percentile = np.float32(99.5)
+    w.overlay = np.bool_(False)
+    assert (type(w.structure), type(w.clip_above_percentile), type(w.overlay)) == (
+        int,
+        float,
+        bool,
+    )
+
+
 @pytest.mark.parametrize(
     ("state", "pattern"),
     [
@@ -387,6 +447,53 @@ def test_keyboard_interrupt_during_compute_keeps_the_result(gated, monkeypatch):
     monkeypatch.undo()
     w.target = (previous.target + 1) % 4
     assert w.compute().target == (previous.target + 1) % 4 and w.notice == ""
+
+
+def _shown_traits(w):
+    return {name: getattr(w, name) for name in ("summary", "path", "classes", *widget.MAP_BUFFERS)}
+
+
+def test_a_failure_while_preparing_the_result_keeps_the_previous_one(gated, monkeypatch):
+    # The background thread itself fails (not the model or the engine).
+    _, w = gated
+    previous, shown = w.result, _shown_traits(w)
+
+    def broken(_):
+        raise RuntimeError("maps broke")
+
+    monkeypatch.setattr(widget, "channel_maps", broken)
+    w.set_state({"target": (previous.target + 1) % 4})
+    assert w.wait(30)
+    assert "RuntimeError: maps broke" in w.error and not w.computing
+    assert w.result is previous and _shown_traits(w) == shown and w.target == previous.target
+    monkeypatch.undo()
+    assert w.compute().target == previous.target and w.error == ""
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["compute()", "background"])
+def test_a_failure_while_showing_the_result_rolls_back(gated, background):
+    # The result is computed, but sending it to the browser fails midway.
+    _, w = gated
+    previous, shown = w.result, _shown_traits(w)
+    w.comm.refuse = "ig_positive"
+    w.target = (previous.target + 1) % 4
+    if background:
+        w._handle_msg(
+            {
+                "content": {"data": {"method": "custom", "content": {"type": "compute"}}},
+                "buffers": [],
+            }
+        )
+        assert w.wait(30)
+    else:
+        with pytest.raises(OSError, match="link to the browser broke"):
+            w.compute()
+    assert "link to the browser broke" in w.error and not w.computing
+    assert w.result is previous and _shown_traits(w) == shown and w.target == previous.target
+    w.comm.refuse = None
+    w.target = (previous.target + 1) % 4
+    assert w.compute().target == (previous.target + 1) % 4 and w.error == ""
+    assert w.summary["target"] == w.target
 
 
 def test_large_images_are_reduced_for_display_only():

@@ -566,6 +566,8 @@ def integrated_gradients(
         attributions = np.mean(directions * sums, axis=0)
         delta = _relative_delta(attributions, scores[target], baseline_scores)
 
+    # Both branches above ask their first evaluation for the gradient at the image.
+    assert evaluator.image_gradient is not None
     order = np.argsort(alphas, kind="stable")
     return IGResult(
         attributions=attributions.astype(np.float32),

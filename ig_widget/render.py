@@ -126,7 +126,7 @@ def validate_render_options(**options: Any) -> dict[str, Any]:
             f"{unknown[0]}: not a render option; expected one of {', '.join(RENDER_DEFAULTS)}"
         )
     merged = {**RENDER_DEFAULTS, **options}
-    checked = {
+    checked: dict[str, Any] = {
         "polarity": check_choice("polarity", merged["polarity"], POLARITIES),
         "clip_above_percentile": check_number(
             "clip_above_percentile", merged["clip_above_percentile"], low=0.0, high=100.0
@@ -588,7 +588,8 @@ def plot(
         "Normal gradients": render_maps(pixels, *channel_maps(gradient_values), **options),
         "Integrated gradients": render_maps(pixels, *channel_maps(ig_values), **options),
     }
-    figure = NotebookFigure(figsize=tuple(float(size) for size in figsize))
+    width, height = (float(size) for size in figsize)
+    figure = NotebookFigure(figsize=(width, height))
     for axes, (title, picture) in zip(figure.subplots(1, 3), panels.items(), strict=True):
         axes.imshow(picture, interpolation="nearest")
         axes.set_title(title)

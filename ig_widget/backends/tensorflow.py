@@ -74,7 +74,14 @@ class TensorFlowBackend:
                     tf.TensorSpec([], tf.int32),
                 ]
             )
-            def program(image, baselines, run_index, alphas, weights, target):
+            def program(
+                image: tf.Tensor,
+                baselines: tf.Tensor,
+                run_index: tf.Tensor,
+                alphas: tf.Tensor,
+                weights: tf.Tensor,
+                target: tf.Tensor,
+            ) -> tuple[tf.Tensor, tf.Tensor]:
                 starts = tf.gather(baselines, run_index)
                 points = starts + alphas[:, None, None, None] * (image[None] - starts)
                 with tf.GradientTape() as tape:

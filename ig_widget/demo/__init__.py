@@ -109,5 +109,7 @@ def photo(name: str, size: int | None = None) -> np.ndarray:
         if size is not None:
             side = min(img.size)
             left, top = (img.width - side) // 2, (img.height - side) // 2
-            img = img.resize((size, size), Image.LANCZOS, box=(left, top, left + side, top + side))
+            img = img.resize(
+                (size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side)
+            )
         return np.asarray(img).copy()

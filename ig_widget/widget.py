@@ -199,14 +199,41 @@ class _Steps(_Checked, traitlets.Union):
 
 
 @dataclass(frozen=True)
+class _Image:
+    """The explained image: raw pixels for the engine, its picture, the picture's display copy."""
+
+    pixels: np.ndarray
+    rgb: np.ndarray
+    factor: int
+    shown_rgb: np.ndarray
+
+    @classmethod
+    def of(cls, image: Any) -> _Image:
+        """Check and convert ``image`` (as ``igw.integrated_gradients`` takes it)."""
+        pixels = as_image(image)
+        rgb = display_image(image)
+        factor = display_factor(*pixels.shape[:2])
+        shown_rgb = np.rint(block_mean(rgb, factor)).astype(np.uint8)
+        return cls(pixels, rgb, factor, shown_rgb)
+
+    def traits(self) -> dict[str, Any]:
+        return {
+            "image_size": list(self.pixels.shape[:2]),
+            "display_size": list(self.shown_rgb.shape[:2]),
+            "image_rgb": self.shown_rgb.tobytes(),
+        }
+
+
+@dataclass(frozen=True)
 class _Shown:
-    """A result as the widget shows it.
+    """A result as the widget shows it, with the image it explains.
 
     ``maps`` are the full-resolution channel maps (for ``to_png``),
     ``shown_maps`` the display-size ones the browser gets, ``traits`` the
-    synced values that show the result.
+    synced values that show the image and result.
     """
 
+    image: _Image
     result: IGResult
     request: dict[str, Any]
     maps: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -344,7 +371,8 @@ class IGWidget(anywidget.AnyWidget):
             )
         display_options = validate_render_options(**render_options)
         self._top_k = check_int("top_k", top_k, low=1)
-        pixels = as_image(image)
+        shown_image = _Image.of(image)
+        pixels = shown_image.pixels
         self._custom_baseline: np.ndarray | None = None
         if not isinstance(baseline, str):
             make_baselines(pixels, baseline, 1)  # raises on a shape that does not fit
@@ -352,7 +380,6 @@ class IGWidget(anywidget.AnyWidget):
             baseline = CUSTOM_BASELINE
         self._model = model
         self._preprocess = preprocess
-        self._pixels = pixels
         compute_options = self._checked_compute_options(
             {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
         )
@@ -366,13 +393,11 @@ class IGWidget(anywidget.AnyWidget):
 
         self._sync_lock = threading.RLock()
         self._worker: threading.Thread | None = None
-        self._display_rgb = display_image(image)
-        self._factor = display_factor(*pixels.shape[:2])
         # The picture for viewers without a kernel: (result, display options, base64 PNG).
         self._fallback: tuple[IGResult, tuple, str] | None = None
-        result = self._run_engine(compute_options, target, progress=None)
-        self._shown_rgb = np.rint(block_mean(self._display_rgb, self._factor)).astype(np.uint8)
-        self._shown = self._shown_state(result, {**compute_options, "target": result.target})
+        result = self._run_engine(pixels, compute_options, target, progress=None)
+        request = {**compute_options, "target": result.target}
+        self._shown = self._shown_state(shown_image, result, request)
         script, style = _front_end_file("widget.js"), _front_end_file("widget.css")
         super().__init__(
             _esm=str(script),
@@ -380,9 +405,6 @@ class IGWidget(anywidget.AnyWidget):
             **display_options,
             **compute_options,
             target=result.target,
-            image_size=list(pixels.shape[:2]),
-            display_size=list(self._shown_rgb.shape[:2]),
-            image_rgb=self._shown_rgb.tobytes(),
             **self._shown.traits,
         )
         self.on_msg(self._handle_front_end_message)
@@ -469,6 +491,7 @@ class IGWidget(anywidget.AnyWidget):
 
     def _run_engine(
         self,
+        pixels: np.ndarray,
         options: dict[str, Any],
         target: int | None,
         progress: Callable[[int, int], bool] | None,
@@ -482,7 +505,7 @@ class IGWidget(anywidget.AnyWidget):
             batch_size = max(1, math.ceil(points * distinct_runs / PROGRESS_STEPS))
         return integrated_gradients(
             self._model,
-            self._pixels,
+            pixels,
             target=target,
             baseline=baseline,
             steps=options["steps"],
@@ -505,19 +528,30 @@ class IGWidget(anywidget.AnyWidget):
             self.progress = [done, total]
         return not self._cancel.is_set()
 
-    def _compute(self, *, background: bool) -> IGResult | None:
-        """Run one computation and show its result; every way out clears ``computing``."""
+    def _compute(
+        self, *, background: bool, image: _Image | None = None, top_class: bool = False
+    ) -> IGResult | None:
+        """Run one computation and show its result; every way out clears ``computing``.
+
+        ``image``: a new image to explain instead of the shown one; with
+        ``top_class`` the engine explains its top class instead of ``target``.
+        """
+        image = self._shown.image if image is None else image
         request = self._request()
         options = {name: request[name] for name in COMPUTE_OPTIONS}
+        target = None if top_class else request["target"]
         with self._sync_lock:
             self.error = ""
             self.notice = ""
             self.progress = [0, 0]
             self.computing = True
         try:
-            result = self._run_engine(options, request["target"], self._report_progress)
+            result = self._run_engine(image.pixels, options, target, self._report_progress)
+            request = {**options, "target": result.target}
             with self._sync_lock:
-                self._show(self._shown_state(result, request))
+                self._show(self._shown_state(image, result, request))
+                if top_class:
+                    self.target = result.target
                 self.stale = self._request() != request
             return result
         except BaseException as exc:
@@ -540,6 +574,70 @@ class IGWidget(anywidget.AnyWidget):
                 self.notice = "Interrupted; the panels show the previous result."
             else:
                 self.error = _describe(error)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The explained image, float32 (H, W, C) in raw pixel units (read-only).
+
+        Assigning an image (anything ``igw.integrated_gradients`` takes, of
+        any size the model takes) explains it at once, as ``set_image``.
+
+        Examples
+        --------
+        >>> w.image = other_image  # doctest: +SKIP
+        >>> w.image.shape  # doctest: +SKIP
+        (96, 96, 3)
+        """
+        view = self._shown.image.pixels.view()
+        view.flags.writeable = False
+        return view
+
+    @image.setter
+    def image(self, image: Any) -> None:
+        self.set_image(image)
+
+    def set_image(self, image: Any, *, target: int | None = None) -> IGResult | None:
+        """Explain another image with the current options, blocking; show it with its result.
+
+        Parameters
+        ----------
+        image : array, PIL image or path
+            As for ``igw.integrated_gradients``; its size may differ from the
+            shown one's.
+        target : int, optional
+            Class to explain; default the new image's top predicted class.
+
+        Returns
+        -------
+        IGResult, or None if the computation was cancelled from the browser.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For an image that cannot be used (naming ``image``), or when the
+            model or engine fails on it; the previous image and result stay.
+
+        Examples
+        --------
+        >>> w.set_image(igw.demo.images()[0][3], target=2).target  # doctest: +SKIP
+        2
+        """
+        new = _Image.of(image)
+        if target is not None:
+            target = check_int("target", target, low=0, high=self._class_count - 1)
+        if self._custom_baseline is not None and self.baseline == CUSTOM_BASELINE:
+            try:
+                make_baselines(new.pixels, self._custom_baseline, 1)
+            except ValueError as exc:
+                raise ValueError(
+                    f"image: shape {new.pixels.shape} does not fit the custom baseline ({exc}); "
+                    "choose another baseline first"
+                ) from exc
+        self.wait()
+        self._cancel.clear()
+        if target is not None:
+            self.target = target
+        return self._compute(background=False, image=new, top_class=target is None)
 
     def compute(self) -> IGResult | None:
         """Recompute with the current compute options and target, blocking.
@@ -616,8 +714,8 @@ class IGWidget(anywidget.AnyWidget):
         """The shown result (the latest that completed)."""
         return self._shown.result
 
-    def _shown_state(self, result: IGResult, request: dict[str, Any]) -> _Shown:
-        """How ``result`` (computed for ``request``) is shown; changes nothing."""
+    def _shown_state(self, image: _Image, result: IGResult, request: dict[str, Any]) -> _Shown:
+        """How ``image`` and its ``result`` (for ``request``) are shown; changes nothing."""
         maps = {
             "gradient": channel_maps(result.gradients),
             "ig": channel_maps(result.attributions),
@@ -628,7 +726,7 @@ class IGWidget(anywidget.AnyWidget):
             ranked.append(result.target)
         # What the browser gets: the maps averaged down to the display size.
         shown_maps = {
-            panel: (block_mean(positive, self._factor), block_mean(negative, self._factor))
+            panel: (block_mean(positive, image.factor), block_mean(negative, image.factor))
             for panel, (positive, negative) in maps.items()
         }
         buffers = {
@@ -638,6 +736,7 @@ class IGWidget(anywidget.AnyWidget):
         }
         path_scores = np.asarray(result.path_scores, np.float64)
         traits = {
+            **image.traits(),
             "classes": [[i, self._label(i), float(scores[i])] for i in ranked],
             "summary": {
                 "target": result.target,
@@ -652,7 +751,7 @@ class IGWidget(anywidget.AnyWidget):
                 "runs": result.runs,
                 "points_used": result.points_used,
                 "elapsed_s": float(result.elapsed_s),
-                "display_factor": self._factor,
+                "display_factor": image.factor,
             },
             "path": {
                 "alphas": [float(a) for a in result.path_alphas],
@@ -665,7 +764,7 @@ class IGWidget(anywidget.AnyWidget):
             **buffers,
             "progress": [result.points_used, result.points_used],
         }
-        return _Shown(result, request, maps, shown_maps, traits)
+        return _Shown(image, result, request, maps, shown_maps, traits)
 
     def _show(self, shown: _Shown) -> None:
         """Make ``shown`` the displayed result; if that fails, the previous one stays everywhere."""
@@ -701,9 +800,9 @@ class IGWidget(anywidget.AnyWidget):
             f"completeness error {100 * summary['delta']:.2f}%"
         )
         rgb, maps = (
-            (self._display_rgb, self._shown.maps)
+            (self._shown.image.rgb, self._shown.maps)
             if full_resolution
-            else (self._shown_rgb, self._shown.shown_maps)
+            else (self._shown.image.shown_rgb, self._shown.shown_maps)
         )
         return export.panels_png(rgb, maps, self.render_options(), heading)
 

@@ -15,6 +15,7 @@ import time
 import weakref
 
 import comm
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -494,6 +495,91 @@ def test_a_failure_while_showing_the_result_rolls_back(gated, background):
     w.target = (previous.target + 1) % 4
     assert w.compute().target == (previous.target + 1) % 4 and w.error == ""
     assert w.summary["target"] == w.target
+
+
+def _any_size_cnn():
+    """A small fully convolutional classifier that takes images of any size."""
+    keras.utils.set_random_seed(4)
+    return keras.Sequential(
+        [
+            keras.Input((None, None, 3)),
+            keras.layers.Rescaling(1 / 127.5, offset=-1),
+            keras.layers.Conv2D(6, 3, activation="tanh"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4, kernel_initializer=keras.initializers.RandomNormal(stddev=3)),
+        ]
+    )
+
+
+def test_a_new_image_from_python_is_explained_and_shown(w, cnn, tmp_path):
+    # w.image = other used to set a plain attribute and change nothing.
+    other = random_image(16, seed=7)
+    w.image = other
+    expected = igw.integrated_gradients(cnn, other, steps=8)
+    assert w.result.target == expected.target == w.target == w.summary["target"]
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(w.image, other)
+    rgb = np.frombuffer(w.image_rgb, np.uint8).reshape(16, 16, 3)
+    np.testing.assert_array_equal(rgb, display_image(other))
+    np.testing.assert_array_equal(
+        _sent_maps(w)["ig_positive"], channel_maps(w.result.attributions)[0]
+    )
+    assert not w.stale and not w.computing and w.error == ""
+    with pytest.raises(ValueError, match="read-only"):
+        w.image[0, 0, 0] = 1
+    second = (expected.target + 1) % 4
+    assert w.set_image(random_image(16, seed=8), target=second).target == second == w.target
+    panels = np.asarray(Image.open(w.to_png(tmp_path / "x.png")).convert("RGB"))
+    scale = int(np.ceil(export.MIN_PANEL_PIXELS / 16))
+    top = export.MARGIN + 2 * (export.FONT_SIZE + 8)
+    shown = panels[
+        top : top + 16 * scale : scale, export.MARGIN : export.MARGIN + 16 * scale : scale
+    ]
+    np.testing.assert_array_equal(shown, display_image(random_image(16, seed=8)))
+
+
+def test_a_new_image_may_have_another_size():
+    model = _any_size_cnn()
+    w = igw.IGWidget(model, random_image(16), steps=4)
+    bigger = np.random.default_rng(5).uniform(0, 255, (24, 20, 3)).astype(np.float32)
+    w.image = bigger
+    expected = igw.integrated_gradients(model, bigger, steps=4)
+    assert w.result.attributions.shape == (24, 20, 3)
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    assert w.image_size == w.display_size == [24, 20]
+    assert len(w.image_rgb) == 24 * 20 * 3 and len(w.ig_positive) == 24 * 20 * 4
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "pattern", "shown_in_the_view"),
+    [
+        (np.zeros((16, 16, 2)), ValueError, "image: expected 1, 3 or 4 channels", False),
+        ("/nonexistent/cat.png", ValueError, "image: no image file at", False),
+        (np.full((16, 16, 3), np.nan), ValueError, "image: contains NaN", False),
+        (np.zeros((20, 20, 3)), ValueError, r"image: the model takes images of shape", True),
+    ],
+    ids=["channels", "missing file", "NaN", "size the model refuses"],
+)
+def test_a_bad_image_is_refused_and_the_previous_one_stays(
+    w, bad, error, pattern, shown_in_the_view
+):
+    before, shown = w.image.copy(), _shown_traits(w)
+    previous, rgb = w.result, w.image_rgb
+    with pytest.raises(error, match=pattern):
+        w.image = bad
+    assert w.result is previous and w.image_rgb == rgb and _shown_traits(w) == shown
+    np.testing.assert_array_equal(w.image, before)
+    assert not w.computing and bool(re.search(pattern, w.error)) == shown_in_the_view
+
+
+def test_a_new_image_must_fit_a_custom_baseline(image):
+    model = _any_size_cnn()
+    w = igw.IGWidget(model, image, steps=2, baseline=np.full(image.shape, 128.0))
+    with pytest.raises(ValueError, match=r"image: shape \(20, 20, 3\) does not fit the custom"):
+        w.image = np.zeros((20, 20, 3))
+    w.baseline = "black"
+    w.image = np.zeros((20, 20, 3))
+    assert w.image_size == [20, 20]
 
 
 def test_large_images_are_reduced_for_display_only():

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .render import render_maps
+from .render import KeyEntry, colour_key, key_labels, render_maps
 from .validation import check_path_for_writing
 
 PANEL_TITLES = ("Input", "Normal gradients", "Integrated gradients")
@@ -33,6 +33,8 @@ PANEL_TITLES = ("Input", "Normal gradients", "Integrated gradients")
 MIN_PANEL_PIXELS = 256
 MARGIN = 14
 FONT_SIZE = 15
+KEY_FONT_SIZE = 12
+KEY_BAR_PIXELS = 12
 BACKGROUND = (255, 255, 255)
 TEXT_COLOR = (33, 33, 33)
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
@@ -119,6 +121,10 @@ def panels_png(
 ) -> bytes:
     """The three panels side by side, titled, under a one-line heading, as PNG bytes.
 
+    Under each attribution panel, its colour key: per drawn sign, what the
+    colour means, the colour bar, and the values and shares of the total
+    its ends stand for (see ``igw.render.colour_key``).
+
     Parameters
     ----------
     image_rgb : ndarray, uint8, (H, W, 3)
@@ -141,18 +147,25 @@ def panels_png(
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    pictures = [
-        image_rgb,
-        render_maps(image_rgb, *maps["gradient"], **render_options),
-        render_maps(image_rgb, *maps["ig"], **render_options),
-    ]
+    pictures = [image_rgb]
+    keys: list[list[KeyEntry]] = [[]]
+    for panel in ("gradient", "ig"):
+        pictures.append(render_maps(image_rgb, *maps[panel], **render_options))
+        keys.append(colour_key(*maps[panel], **render_options))
     height, width = image_rgb.shape[:2]
     scale = max(1, math.ceil(MIN_PANEL_PIXELS / max(height, width)))
     panel_h, panel_w = height * scale, width * scale
     font = ImageFont.load_default(size=FONT_SIZE)
+    key_font = ImageFont.load_default(size=KEY_FONT_SIZE)
     line = FONT_SIZE + 8
+    key_line = KEY_FONT_SIZE + 4
+    # Per key entry: its meaning, the bar, the end values, their shares.
+    entry_height = 3 * key_line + KEY_BAR_PIXELS + MARGIN // 2
+    keys_height = max(len(entries) for entries in keys) * entry_height
     canvas = Image.new(
-        "RGB", (3 * panel_w + 4 * MARGIN, panel_h + 2 * line + 2 * MARGIN), BACKGROUND
+        "RGB",
+        (3 * panel_w + 4 * MARGIN, panel_h + 2 * line + 2 * MARGIN + keys_height),
+        BACKGROUND,
     )
     draw = ImageDraw.Draw(canvas)
     draw.text((MARGIN, MARGIN), heading, fill=TEXT_COLOR, font=font)
@@ -162,6 +175,20 @@ def panels_png(
         draw.text((left, top - line), title, fill=TEXT_COLOR, font=font)
         enlarged = Image.fromarray(picture).resize((panel_w, panel_h), Image.Resampling.NEAREST)
         canvas.paste(enlarged, (left, top))
+        for row, entry in enumerate(keys[index]):
+            labels = key_labels(entry)
+            y = top + panel_h + MARGIN // 2 + row * entry_height
+            draw.text((left, y), f"{entry['polarity']}: {labels['meaning']}", TEXT_COLOR, key_font)
+            bar = Image.fromarray(np.asarray(entry["colors"], np.uint8)[None])
+            bar = bar.resize((panel_w, KEY_BAR_PIXELS), Image.Resampling.NEAREST)
+            canvas.paste(bar, (left, y + key_line))
+            y += key_line + KEY_BAR_PIXELS + 2
+            for offset, (start, end) in enumerate(
+                ((labels["low"], labels["high"]), (labels["low_share"], labels["high_share"]))
+            ):
+                row_y = y + offset * key_line
+                draw.text((left, row_y), start, fill=TEXT_COLOR, font=key_font)
+                draw.text((left + panel_w, row_y), end, TEXT_COLOR, key_font, anchor="ra")
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -33,6 +33,7 @@ from .quadrature import METHODS, integration_points
 from .render import (
     POLARITIES,
     RENDER_DEFAULTS,
+    STYLES,
     channel_maps,
     display_image,
     validate_render_options,
@@ -286,6 +287,7 @@ class IGWidget(anywidget.AnyWidget):
     _css = traitlets.Unicode().tag(sync=True)
 
     # Display options, as igw.render's.
+    style = _Choice(STYLES, RENDER_DEFAULTS["style"]).tag(sync=True)
     polarity = _Choice(POLARITIES, RENDER_DEFAULTS["polarity"]).tag(sync=True)
     clip_above_percentile = _Number(RENDER_DEFAULTS["clip_above_percentile"]).tag(sync=True)
     clip_below_percentile = _Number(RENDER_DEFAULTS["clip_below_percentile"]).tag(sync=True)
@@ -296,17 +298,20 @@ class IGWidget(anywidget.AnyWidget):
         sync=True
     )
     overlay = _Flag(RENDER_DEFAULTS["overlay"]).tag(sync=True)
+    # None: the style's own colour.
     positive_color = _Color(
         traitlets.Int(),
         traitlets.Int(),
         traitlets.Int(),
         default_value=RENDER_DEFAULTS["positive_color"],
+        allow_none=True,
     ).tag(sync=True)
     negative_color = _Color(
         traitlets.Int(),
         traitlets.Int(),
         traitlets.Int(),
         default_value=RENDER_DEFAULTS["negative_color"],
+        allow_none=True,
     ).tag(sync=True)
 
     # Compute options: they take effect on the next computation.

@@ -8,7 +8,8 @@ Layout of ``index.json``::
 
     {"inputs": {name: {"width", "height", "image": [offset, bytes],
                        "positive": [offset, bytes], "negative": [offset, bytes]}},
-     "cases": [{"input": name, "options": {...}, "expected": [offset, bytes]}]}
+     "cases": [{"input": name, "options": {...}, "expected": [offset, bytes]}],
+     "keys": [{"input": name, "options": {...}, "entries": [colour_key entry + "labels"]}]}
 
 ``image`` and ``expected`` are RGB uint8 (H, W, 3); ``positive`` and
 ``negative`` are little-endian float32 (H, W). Every block starts at a
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ig_widget.render import channel_maps, render_maps
+from ig_widget.render import STYLES, channel_maps, colour_key, key_labels, render_maps
 
 CLIP_PAIRS = ((99.9, 0.0), (99.0, 0.0), (95.0, 28.0), (90.0, 10.0), (100.0, 0.0), (50.0, 49.5))
 CLEANUP = (None, 2, 3, 4)
@@ -97,11 +98,12 @@ def _inputs(with_model: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def _option_sets() -> list[dict[str, Any]]:
     sets = []
-    for polarity, (above, below), cleanup, outlines, overlay in itertools.product(
-        ("positive", "negative", "both"), CLIP_PAIRS, CLEANUP, (False, True), (False, True)
+    for style, polarity, (above, below), cleanup, outlines, overlay in itertools.product(
+        STYLES, ("positive", "negative", "both"), CLIP_PAIRS, CLEANUP, (False, True), (False, True)
     ):
         sets.append(
             {
+                "style": style,
                 "polarity": polarity,
                 "clip_above_percentile": above,
                 "clip_below_percentile": below,
@@ -113,9 +115,10 @@ def _option_sets() -> list[dict[str, Any]]:
         )
     # Colours that share channels (their contributions add and saturate) and
     # the component share at its extremes.
-    for percentage, overlay in itertools.product((0.0, 50.0, 100.0), (False, True)):
+    for style, percentage, overlay in itertools.product(STYLES, (0.0, 50.0, 100.0), (False, True)):
         sets.append(
             {
+                "style": style,
                 "polarity": "both",
                 "outlines": True,
                 "outlines_component_percentage": percentage,
@@ -124,9 +127,31 @@ def _option_sets() -> list[dict[str, Any]]:
                 "negative_color": (90, 128, 255),
             }
         )
-    for structure in (1, 5, 9):
-        sets.append({"polarity": "both", "morphological_cleanup": True, "structure": structure})
+    for style, structure in itertools.product(STYLES, (1, 5, 9)):
+        sets.append(
+            {
+                "style": style,
+                "polarity": "both",
+                "morphological_cleanup": True,
+                "structure": structure,
+            }
+        )
     return sets
+
+
+def _key_option_sets() -> list[dict[str, Any]]:
+    return [
+        {
+            "style": style,
+            "polarity": polarity,
+            "clip_above_percentile": above,
+            "clip_below_percentile": below,
+            "overlay": overlay,
+        }
+        for style, polarity, (above, below), overlay in itertools.product(
+            STYLES, ("positive", "negative", "both"), CLIP_PAIRS, (False, True)
+        )
+    ] + [{"polarity": "both", "positive_color": (10, 20, 30), "negative_color": (200, 100, 0)}]
 
 
 class _Blob:
@@ -158,7 +183,7 @@ def write_vectors(outdir: str | Path, *, with_model: bool = True) -> dict[str, A
     target = Path(outdir)
     target.mkdir(parents=True, exist_ok=True)
     blob = _Blob()
-    index: dict[str, Any] = {"inputs": {}, "cases": []}
+    index: dict[str, Any] = {"inputs": {}, "cases": [], "keys": []}
     option_sets = _option_sets()
     for name, (image, attributions) in _inputs(with_model).items():
         positive, negative = channel_maps(attributions)
@@ -174,6 +199,12 @@ def write_vectors(outdir: str | Path, *, with_model: bool = True) -> dict[str, A
             index["cases"].append(
                 {"input": name, "options": options, "expected": blob.add(expected)}
             )
+        for options in _key_option_sets():
+            entries = [
+                {**entry, "labels": key_labels(entry)}
+                for entry in colour_key(positive, negative, **options)
+            ]
+            index["keys"].append({"input": name, "options": options, "entries": entries})
     (target / "vectors.bin").write_bytes(b"".join(blob.chunks))
     (target / "index.json").write_text(json.dumps(index))
     return index

@@ -1,9 +1,12 @@
-"""The renderer: parity with the Keras example's process_grads, robustness, errors, plot."""
+"""The renderer: the keras style's parity with the example's process_grads, the heatmap
+style's definition, the colour key, robustness, errors, plot."""
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
+import itertools
 import json
 import subprocess
 import sys
@@ -18,12 +21,16 @@ from scipy import ndimage
 
 import ig_widget as igw
 from ig_widget.render import (
+    KEY_STOPS,
     RENDER_DEFAULTS,
+    STYLE_COLORS,
     _cleanup,
     _fill_holes,
     _inner_border,
     channel_maps,
+    colour_key,
     display_image,
+    key_labels,
     plot,
     render,
     render_maps,
@@ -131,6 +138,13 @@ def maps():
     return pairs
 
 
+def _draws_the_frame(image, picture, overlay):
+    drawn = np.any(picture != (image if overlay else 0), axis=2)
+    frame = np.ones(drawn.shape, bool)
+    frame[1:-1, 1:-1] = False
+    return np.array_equal(drawn, frame)
+
+
 @pytest.mark.parametrize("overlay", [True, False])
 @pytest.mark.parametrize("outlines", [False, True])
 @pytest.mark.parametrize("cleanup", [None, 2, 3, 4])
@@ -138,6 +152,7 @@ def maps():
 @pytest.mark.parametrize("polarity", ["positive", "negative"])
 def test_render_matches_the_reference_steps(maps, polarity, clip, cleanup, outlines, overlay):
     options = {
+        "style": "keras",
         "polarity": polarity,
         "clip_above_percentile": clip[0],
         "clip_below_percentile": clip[1],
@@ -148,19 +163,26 @@ def test_render_matches_the_reference_steps(maps, polarity, clip, cleanup, outli
     }
     for name, (image, attributions) in maps.items():
         ours = render(image, attributions, **options).astype(int)
-        expected = reference_process_grads(image, attributions, **options).astype(int)
+        reference_options = {name: value for name, value in options.items() if name != "style"}
+        expected = reference_process_grads(image, attributions, **reference_options).astype(int)
+        frame = outlines and _draws_the_frame(image, expected, overlay)
+        if frame:
+            # The one deliberate difference: the frame is not drawn.
+            expected = image.astype(int) if overlay else np.zeros_like(expected)
         assert np.abs(ours - expected).max() <= 1, name
         # Rounding only: nearly every pixel is identical.
         assert np.mean(ours != expected) < 0.002, name
-        assert np.any(ours != image), f"{name}: nothing drawn, the comparison would be empty"
+        drawn = np.any(ours != (image if overlay else 0))
+        assert drawn != frame, f"{name}: nothing drawn, the comparison would be empty"
 
 
 def test_both_polarity_draws_each_sign_in_its_colour(maps):
     for image, attributions in maps.values():
         for overlay in (True, False):
-            both = render(image, attributions, polarity="both", overlay=overlay)
-            positive = render(image, attributions, polarity="positive", overlay=overlay)
-            negative = render(image, attributions, polarity="negative", overlay=overlay)
+            keras = {"style": "keras", "overlay": overlay}
+            both = render(image, attributions, polarity="both", **keras)
+            positive = render(image, attributions, polarity="positive", **keras)
+            negative = render(image, attributions, polarity="negative", **keras)
             # Default colours use disjoint channels: green from the positive
             # map, red from the negative one, blue untouched.
             np.testing.assert_array_equal(both[..., 1], positive[..., 1])
@@ -176,6 +198,7 @@ def test_both_polarity_adds_shared_channels_and_saturates():
         image,
         positive,
         negative,
+        style="keras",
         polarity="both",
         clip_above_percentile=100.0,
         positive_color=(200, 10, 0),
@@ -186,15 +209,16 @@ def test_both_polarity_adds_shared_channels_and_saturates():
     assert rgb[0, 1].tolist() == [100, 100, 100]
 
 
-def test_attributions_above_one_are_not_saturated():
+@pytest.mark.parametrize("style", ["heatmap", "keras"])
+def test_attributions_above_one_are_not_saturated(style):
     # Raw-pixel-unit attributions exceed 1; the picture depends on their
     # ratios only, where the example's clip to [0, 1] would flatten them.
     image = RNG.integers(0, 256, (30, 30, 3), dtype=np.uint8)
     attributions = _smooth(30, 30)
-    small = render(image, attributions, overlay=False).astype(int)
-    large = render(image, attributions * 400, overlay=False).astype(int)
+    small = render(image, attributions, style=style, overlay=False).astype(int)
+    large = render(image, attributions * 400, style=style, overlay=False).astype(int)
     assert np.abs(small - large).max() <= 1
-    assert len(np.unique(large[..., 1])) > 50
+    assert len(np.unique(large.reshape(-1, 3), axis=0)) > 50
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8])
@@ -225,7 +249,8 @@ def test_outlines_keep_the_three_largest_components_as_one_pixel_borders():
     attributions[30:36, 30:36] = 0.5  # 36: fourth, never outlined
     attributions[5:8, 5:8] = 0.0  # a hole, filled before outlining
     image = np.zeros((40, 40, 3), np.uint8)
-    rgb = render(image, attributions, outlines=True, overlay=False, clip_above_percentile=100.0)
+    keras = {"style": "keras", "outlines": True, "overlay": False}
+    rgb = render(image, attributions, clip_above_percentile=100.0, **keras)
     drawn = rgb[..., 1] == 255
     expected = np.zeros((40, 40), bool)
     for top, left, size in [(2, 2, 10), (20, 2, 8), (2, 20, 7)]:
@@ -235,10 +260,9 @@ def test_outlines_keep_the_three_largest_components_as_one_pixel_borders():
     only_largest = render(
         image,
         attributions,
-        outlines=True,
-        overlay=False,
         clip_above_percentile=100.0,
         outlines_component_percentage=40.0,
+        **keras,
     )
     assert (only_largest[..., 1] == 255).sum() == 36  # the 10x10 square's border
 
@@ -256,38 +280,66 @@ DEGENERATE_OPTIONS = [
 ]
 
 
+def _grey(image):
+    """The heatmap style's background: the luma, rounded half up."""
+    luma = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.repeat(np.floor(luma + 0.5).astype(np.uint8)[..., None], 3, axis=2)
+
+
 @pytest.mark.parametrize("options", DEGENERATE_OPTIONS)
 def test_all_zero_map_renders_the_plain_image_or_black(options):
     image = RNG.integers(0, 256, (9, 13, 3), dtype=np.uint8)
     zeros = np.zeros((9, 13, 3), np.float32)
-    np.testing.assert_array_equal(_render_without_warnings(image, zeros, **options), image)
-    black = _render_without_warnings(image, zeros, overlay=False, **options)
-    np.testing.assert_array_equal(black, 0)
+    keras = _render_without_warnings(image, zeros, style="keras", **options)
+    np.testing.assert_array_equal(keras, image)
+    np.testing.assert_array_equal(_render_without_warnings(image, zeros, **options), _grey(image))
+    for style in ("keras", "heatmap"):
+        black = _render_without_warnings(image, zeros, style=style, overlay=False, **options)
+        np.testing.assert_array_equal(black, 0)
 
 
 def test_no_component_left_for_outlines_renders_the_plain_image():
     image = RNG.integers(0, 256, (12, 12, 3), dtype=np.uint8)
     attributions = np.zeros((12, 12, 3), np.float32)
     attributions[5, 6] = 0.7  # an isolated peak: the opening removes it
-    options = {"morphological_cleanup": True, "outlines": True}
+    options = {"style": "keras", "morphological_cleanup": True, "outlines": True}
     np.testing.assert_array_equal(_render_without_warnings(image, attributions, **options), image)
     black = _render_without_warnings(image, attributions, overlay=False, **options)
     np.testing.assert_array_equal(black, 0)
     # Without the cleanup the peak itself is outlined.
-    peak = _render_without_warnings(image, attributions, outlines=True, overlay=False)
+    peak = _render_without_warnings(
+        image, attributions, style="keras", outlines=True, overlay=False
+    )
     assert np.argwhere(peak[..., 1] == 255).tolist() == [[5, 6]]
+
+
+@pytest.mark.parametrize("style", ["heatmap", "keras"])
+def test_outlining_the_whole_image_draws_nothing_rather_than_the_frame(style):
+    # With clip_below_percentile=0 every pixel with a positive value is in
+    # the selection; speckle joins them into one region, which after hole
+    # filling is the whole image: its border would be the frame.
+    image = RNG.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    speckle = RNG.uniform(0.01, 1.0, (24, 24, 3)).astype(np.float32)
+    plain = render(image, np.zeros_like(speckle), style=style)
+    outlined = _render_without_warnings(image, speckle, style=style, outlines=True)
+    np.testing.assert_array_equal(outlined, plain)
+    # A selection that leaves pixels out is outlined as before.
+    speckle[:, 12:] = 0.0
+    outlined = render(image, speckle, style=style, outlines=True, overlay=False)
+    drawn = outlined.any(axis=2)
+    assert drawn[:, 11].all() and not drawn[:, 12:].any() and not drawn[1:-1, 1:11].any()
 
 
 def test_equal_thresholds_show_only_values_above_them():
     image = RNG.integers(0, 200, (8, 8, 3), dtype=np.uint8)
     constant = np.full((8, 8, 3), 0.3, np.float32)
-    np.testing.assert_array_equal(_render_without_warnings(image, constant), image)
+    np.testing.assert_array_equal(_render_without_warnings(image, constant, style="keras"), image)
     # 1600 ones and one 5: the 5 alone is under 0.1 % of the total, so both
     # thresholds are 1 and only the 5 is drawn, at full strength.
     spike = np.ones((40, 40, 3), np.float32)
     spike[11, 17] = 5.0
     black = np.zeros((40, 40, 3), np.uint8)
-    rgb = _render_without_warnings(black, spike, overlay=False)
+    rgb = _render_without_warnings(black, spike, style="keras", overlay=False)
     assert np.argwhere(rgb.any(axis=2)).tolist() == [[11, 17]]
     assert rgb[11, 17].tolist() == [0, 255, 0]
 
@@ -295,12 +347,15 @@ def test_equal_thresholds_show_only_values_above_them():
 def test_greyscale_and_rgba_images_are_shown_as_rgb():
     grey = RNG.integers(0, 256, (6, 7), dtype=np.uint8)
     attributions = np.zeros((6, 7), np.float32)
-    np.testing.assert_array_equal(render(grey, attributions), np.repeat(grey[..., None], 3, 2))
-    np.testing.assert_array_equal(
-        render(grey[..., None], attributions[..., None]), np.repeat(grey[..., None], 3, 2)
-    )
+    for style in ("heatmap", "keras"):
+        # A grey image's luma is itself.
+        shown = render(grey, attributions, style=style)
+        np.testing.assert_array_equal(shown, np.repeat(grey[..., None], 3, 2))
+        shown = render(grey[..., None], attributions[..., None], style=style)
+        np.testing.assert_array_equal(shown, np.repeat(grey[..., None], 3, 2))
     rgba = RNG.integers(0, 256, (6, 7, 4), dtype=np.uint8)
-    np.testing.assert_array_equal(render(rgba, np.zeros((6, 7, 4), np.float32)), rgba[..., :3])
+    zeros = np.zeros((6, 7, 4), np.float32)
+    np.testing.assert_array_equal(render(rgba, zeros, style="keras"), rgba[..., :3])
     assert (
         display_image(Image.fromarray(grey)).tolist() == np.repeat(grey[..., None], 3, 2).tolist()
     )
@@ -315,7 +370,7 @@ def test_float_images_follow_the_documented_rule():
     # Integer images are 0..255 even when their values are 0 and 1.
     assert display_image(np.array([[[0, 1, 1]]], np.uint8)).tolist() == [[[0, 1, 1]]]
     attributions = np.zeros((1, 1, 3), np.float32)
-    assert render(unit, attributions).tolist() == [[[0, 128, 255]]]
+    assert render(unit, attributions, style="keras").tolist() == [[[0, 128, 255]]]
 
 
 def test_channel_maps_split_the_signs_and_average():
@@ -335,8 +390,9 @@ def test_render_is_render_maps_of_display_image_and_channel_maps(maps):
     )
 
 
-def test_defaults_are_the_examples_and_match_the_signature():
+def test_defaults_are_the_examples_but_the_style_and_match_the_signature():
     assert RENDER_DEFAULTS == {
+        "style": "heatmap",
         "polarity": "positive",
         "clip_above_percentile": 99.9,
         "clip_below_percentile": 0.0,
@@ -345,9 +401,10 @@ def test_defaults_are_the_examples_and_match_the_signature():
         "outlines": False,
         "outlines_component_percentage": 90.0,
         "overlay": True,
-        "positive_color": (0, 255, 0),
-        "negative_color": (255, 0, 0),
+        "positive_color": None,
+        "negative_color": None,
     }
+    assert STYLE_COLORS["keras"] == {"positive": (0, 255, 0), "negative": (255, 0, 0)}
     signature = inspect.signature(render).parameters
     assert {name: signature[name].default for name in RENDER_DEFAULTS} == RENDER_DEFAULTS
     assert validate_render_options() == RENDER_DEFAULTS
@@ -361,13 +418,17 @@ def test_validate_render_options_normalises_browser_values():
     assert isinstance(checked["clip_above_percentile"], float)
     assert checked["structure"] == 4 and type(checked["structure"]) is int
     assert checked["positive_color"] == (1, 2, 3)
+    assert checked["negative_color"] is None
     assert checked["overlay"] is True
+    assert validate_render_options(style="keras")["style"] == "keras"
 
 
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
         ({"polarity": "up"}, ValueError, "polarity: expected one of 'positive', 'negative'"),
+        ({"style": "Keras"}, ValueError, "style: expected one of 'heatmap', 'keras', got 'Keras'"),
+        ({"style": None}, ValueError, "style: expected one of"),
         ({"clip_above_percentile": 100.5}, ValueError, r"clip_above_percentile: .*\[0.0, 100.0\]"),
         ({"clip_below_percentile": -1}, ValueError, r"clip_below_percentile: .*\[0.0, 100.0\]"),
         (
@@ -442,11 +503,12 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     name = "$x$ <b>elephant</b>"
     fig = plot(image, gradients, attributions, class_name=name, score=0.8871, outlines=True)
     assert isinstance(fig, Figure)
+    panels = fig.axes
     titles = ["Input", "Normal gradients", "Integrated gradients"]
-    assert [ax.get_title() for ax in fig.axes] == titles
+    assert [ax.get_title() for ax in panels] == titles
     assert fig.get_suptitle() == f"{name} — score 0.8871"
     assert tuple(fig.get_size_inches()) == (15.0, 8.0)
-    shown = [np.asarray(ax.images[0].get_array()) for ax in fig.axes]
+    shown = [np.asarray(ax.images[0].get_array()) for ax in panels]
     np.testing.assert_array_equal(shown[0], image)
     np.testing.assert_array_equal(shown[1], render(image, gradients, outlines=True))
     np.testing.assert_array_equal(shown[2], render(image, attributions, outlines=True))
@@ -461,6 +523,32 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     untitled = plot(image, gradients, attributions, figsize=(6, 3))
     assert untitled.get_suptitle() == ""
     assert plot(image, gradients, attributions, score=0.5).get_suptitle() == "score 0.5"
+
+
+def test_plot_draws_a_colour_key_under_each_attribution_panel(maps):
+    image, attributions = maps["real_ig"]
+    _, gradients = maps["real_gradients"]
+    fig = plot(image, gradients, attributions, polarity="both", clip_below_percentile=28.0)
+    keys = [child for ax in fig.axes for child in ax.child_axes]
+    assert {key.get_label() for key in keys} == {"colour key"}
+    assert len(keys) == 4  # two signs under each of the two attribution panels
+    options = {"polarity": "both", "clip_below_percentile": 28.0}
+    expected = colour_key(*channel_maps(gradients), **options) + colour_key(
+        *channel_maps(attributions), **options
+    )
+    for bar, entry in zip(keys, expected, strict=True):
+        np.testing.assert_array_equal(bar.images[0].get_array()[0], entry["colors"])
+        labels = key_labels(entry)
+        assert bar.get_title() == f"{entry['polarity']}: {labels['meaning']}"
+        ticks = [tick.get_text() for tick in bar.get_xticklabels()]
+        assert ticks == [
+            f"{labels['low']}\n{labels['low_share']}",
+            f"{labels['high']}\n{labels['high_share']}",
+        ]
+    assert [bar.get_title() for bar in keys[:2]] == [
+        "positive: raises the score",
+        "negative: lowers the score",
+    ]
 
 
 def test_plot_rejects_bad_arguments(maps):
@@ -511,3 +599,139 @@ def test_js_vector_generator_writes_cases_the_renderer_reproduces(tmp_path):
         np.testing.assert_array_equal(
             render_maps(image, positive, negative, **case["options"]), expected
         )
+
+
+def _keras_golden_inputs():
+    rng = np.random.default_rng(20261130)
+
+    def smooth(height, width):
+        noise = ndimage.gaussian_filter(rng.normal(size=(height, width, 3)), (2, 2, 0))
+        return (0.9 * noise / np.abs(noise).max()).astype(np.float32)
+
+    return {
+        "smooth": (rng.integers(0, 256, (36, 44, 3), dtype=np.uint8), smooth(36, 44)),
+        "speckle": (
+            rng.integers(0, 256, (24, 24, 3), dtype=np.uint8),
+            rng.uniform(-0.99, 0.99, (24, 24, 3)).astype(np.float32),
+        ),
+        "scaled": (rng.integers(0, 256, (30, 20, 3), dtype=np.uint8), smooth(30, 20) * 300),
+    }
+
+
+def test_keras_style_is_pixel_identical_to_the_pipeline_before_styles():
+    # SHA-256 of 144 pictures drawn by the renderer before the heatmap style
+    # was added (commit a3e8287). Outlines appear only with
+    # clip_below_percentile=28, where no region fills the whole image (the
+    # one case drawn differently since: see the frame test).
+    digest = hashlib.sha256()
+    for image, attributions in _keras_golden_inputs().values():
+        for polarity, clip, cleanup, outlines, overlay in itertools.product(
+            ("positive", "negative", "both"),
+            ((99.9, 0.0), (95.0, 28.0), (90.0, 10.0)),
+            (None, 3),
+            (False, True),
+            (False, True),
+        ):
+            if outlines and clip[1] != 28.0:
+                continue
+            picture = render(
+                image,
+                attributions,
+                style="keras",
+                polarity=polarity,
+                clip_above_percentile=clip[0],
+                clip_below_percentile=clip[1],
+                morphological_cleanup=cleanup is not None,
+                structure=cleanup or 3,
+                outlines=outlines,
+                overlay=overlay,
+            )
+            digest.update(picture.tobytes())
+    assert digest.hexdigest() == "56b809413a830fcd44def3030560c2f097fcd0a5a851c082363f640efccccc98"
+
+
+def _heatmap_by_definition(image, values, colour, above, below):
+    """The heatmap style for one sign, pixel by pixel, from its definition."""
+    grey = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    total = values[values > 0].astype(np.float64).sum()
+    out = np.empty(image.shape, np.uint8)
+    for (row, col), value in np.ndenumerate(values):
+        share_above = 100.0 * values[values > value].astype(np.float64).sum() / total
+        if value <= 0:
+            share_above = 100.0
+        strength = np.clip((100 - below - share_above) / (above - below), 0, 1)
+        opacity = min(1.0, strength / 0.5) ** 2
+        for channel in range(3):
+            target = colour[channel] * (1 - 0.5 * strength)
+            shown = grey[row, col] + opacity * (target - grey[row, col])
+            out[row, col, channel] = int(np.floor(shown + 0.5))
+    return out
+
+
+@pytest.mark.parametrize("clip", [(99.9, 0.0), (95.0, 28.0), (70.0, 40.0)])
+def test_heatmap_style_follows_its_definition(clip):
+    image = RNG.integers(0, 256, (14, 17, 3), dtype=np.uint8)
+    attributions = _smooth(14, 17)
+    positive, negative = channel_maps(attributions)
+    options = {"clip_above_percentile": clip[0], "clip_below_percentile": clip[1]}
+    for sign, values in (("positive", positive), ("negative", negative)):
+        expected = _heatmap_by_definition(
+            image, values, STYLE_COLORS["heatmap"][sign], *clip
+        ).astype(int)
+        shown = render(image, attributions, polarity=sign, **options).astype(int)
+        # The definition sums differently (not as one running total): rounding only.
+        assert np.abs(shown - expected).max() <= 1
+        assert np.mean(shown != expected) < 0.01
+
+
+def test_heatmap_style_shows_the_top_share_opaque_and_the_tail_faded():
+    # Values 10, 9, ..., 1 and zeros: the total is 55.
+    values = np.zeros((4, 5), np.float32)
+    values.flat[:10] = np.arange(10, 0, -1)
+    image = np.full((4, 5, 3), 200, np.uint8)
+    shown = render(image, values, clip_above_percentile=100.0)
+    green = shown[..., 1].ravel()
+    # The largest value has nothing above it: full strength, the deepest colour.
+    assert shown[0, 0].tolist() == [128, 24, 0]
+    # Pixels with less than half the total above them are opaque: 10 + 9 + 8
+    # + 7 = 34 (62 %) is above the 6, so it is the first to be translucent.
+    opaque = [
+        np.isclose(green[i], 48 * (1 - 0.5 * s), atol=0.5)
+        for i, s in enumerate(np.clip(1 - np.cumsum(np.r_[0, values.flat[:9]]) / 55, 0, 1))
+    ]
+    assert opaque[:4] == [True] * 4 and not any(opaque[5:9])
+    # Below that, the colour fades towards the image's grey.
+    distance = np.abs(shown.reshape(-1, 3)[:10].astype(int) - 200).sum(axis=1)
+    assert np.all(np.diff(distance[4:]) < 0)
+    # Zeros and the smallest value (everything else is above it) show the grey image.
+    assert shown.reshape(-1, 3)[9:].tolist() == [[200, 200, 200]] * 11
+
+
+def test_colour_key_states_the_thresholds_shares_and_colours():
+    values = np.zeros((10, 10), np.float32)
+    values.flat[:20] = np.arange(20, 0, -1)  # total 210
+    zeros = np.zeros_like(values)
+    (entry,) = colour_key(values, zeros, clip_above_percentile=90.0, clip_below_percentile=20.0)
+    # 20 (9.5 %) and 19 (18.6 %): the 19 reaches 10 %; from the top, 20 + ... + 10
+    # = 165 (78.6 %) and + 9 = 174 (82.9 %): the 9 reaches 80 %.
+    assert (entry["high"], entry["low"]) == (19.0, 9.0)
+    assert entry["high_share"] == pytest.approx(100 * 39 / 210)
+    assert entry["low_share"] == pytest.approx(100 * 174 / 210)
+    assert entry["total"] == 210.0
+    # The strongest 5 % of the 100 pixels: 20 + 19 + 18 + 17 + 16 = 90.
+    assert entry["top_share"] == pytest.approx(100 * 90 / 210)
+    assert len(entry["colors"]) == KEY_STOPS
+    assert entry["colors"][0] == [128, 128, 128]
+    assert entry["colors"][-1] == [128, 24, 0]
+    keras = colour_key(values, zeros, style="keras", polarity="both", overlay=False)
+    assert [e["polarity"] for e in keras] == ["positive", "negative"]
+    assert keras[0]["colors"][0] == [0, 0, 0] and keras[0]["colors"][-1] == [0, 255, 0]
+    assert keras[1]["total"] == 0.0 and keras[1]["top_share"] == 0.0
+    labels = key_labels(entry)
+    assert labels == {
+        "meaning": "raises the score",
+        "low": "9.00",
+        "high": "19.0",
+        "low_share": "top 82.9 % of total",
+        "high_share": "top 18.6 % of total",
+    }

@@ -2,6 +2,8 @@
 // from the baseline (alpha = 0) to the image (alpha = 1). Drawn as SVG so it
 // follows the theme's colours through CSS; its labels are text nodes.
 
+import { formatNumber } from "./format";
+
 export interface PathData {
   alphas: number[];
   mean: number[];
@@ -38,16 +40,6 @@ function label(x: number, y: number, text: string, anchor: string): SVGTextEleme
   const element = svgElement("text", { x, y, "text-anchor": anchor }, "igw-plot-label");
   element.textContent = text;
   return element;
-}
-
-/** Three significant digits, in exponent form for very small or large magnitudes. */
-export function formatScore(value: number): string {
-  if (value === 0) {
-    return "0";
-  }
-  return Math.abs(value) >= 1e-3 && Math.abs(value) < 1e4
-    ? value.toPrecision(3)
-    : value.toExponential(2);
 }
 
 /**
@@ -91,8 +83,8 @@ export function drawPathPlot(svg: SVGSVGElement, data: PathData): void {
   }
   svg.append(svgElement("polyline", { points: points(data.mean) }, "igw-plot-line"));
   svg.append(
-    label(LEFT - 4, TOP + 8, formatScore(highest), "end"),
-    label(LEFT - 4, TOP + height, formatScore(lowest), "end"),
+    label(LEFT - 4, TOP + 8, formatNumber(highest), "end"),
+    label(LEFT - 4, TOP + height, formatNumber(lowest), "end"),
     label(x(0), PLOT_HEIGHT - 12, "0", "middle"),
     label(x(1) - 2, PLOT_HEIGHT - 12, "1", "middle"),
     label(LEFT + width / 2, PLOT_HEIGHT - 3, "α: baseline → image", "middle"),

@@ -1,48 +1,57 @@
-// The browser's copy of ig_widget/render.py's render_maps: channel maps in,
-// RGBA pixels out. It must stay pixel-identical to the Python renderer, which
-// generates the test vectors in js/tests; the module docstring of render.py
-// describes the steps. Pure functions, no DOM.
+// The browser's copy of ig_widget/render.py's render_maps and colour_key:
+// channel maps in, RGBA pixels out. It must stay pixel-identical to the Python
+// renderer, which generates the test vectors in js/tests; the module docstring
+// of render.py describes the steps and the two styles. Pure functions, no DOM.
+// The constants and option types come from the Python side (generated.ts).
 //
 // Speed: a display change (a slider) redraws from the same maps, so what
 // depends on a map alone is kept per map (in a WeakMap, checked against the
-// map's contents each call): its sorted positive values, and its cleaned-up
+// map's contents each call): its sorted positive values and their running
+// shares of the total, each pixel's share (heatmap style), and its cleaned-up
 // version. The cleanup runs on the map itself rather than on the transformed
-// strengths, which gives identical results: grey closing and opening only pick
-// values, and the strength transform is non-decreasing, so the two commute.
+// strengths, which gives identical results: grey closing and opening only
+// pick values, and both styles' strengths are non-decreasing in the value, so
+// the two commute.
 
-export type Polarity = "positive" | "negative" | "both";
+import {
+  BINARIZE_THRESHOLD,
+  type Color,
+  DEEPEN,
+  KEY_BACKGROUND,
+  KEY_STOPS,
+  LUMA_WEIGHTS,
+  MAX_OUTLINED_COMPONENTS,
+  MAX_STRUCTURE,
+  OPAQUE_STRENGTH,
+  OVERLAY_WEIGHT,
+  POLARITIES,
+  type RenderOptions,
+  STYLE_COLORS,
+  STYLES,
+  TOP_PIXELS_PERCENT,
+} from "./generated";
 
-export interface RenderOptions {
-  polarity: Polarity;
-  clip_above_percentile: number;
-  clip_below_percentile: number;
-  morphological_cleanup: boolean;
-  structure: number;
-  outlines: boolean;
-  outlines_component_percentage: number;
-  overlay: boolean;
-  positive_color: [number, number, number];
-  negative_color: [number, number, number];
+export type { Color, Polarity, RenderOptions, Style } from "./generated";
+export { MAX_STRUCTURE, RENDER_DEFAULTS } from "./generated";
+
+type Sign = "positive" | "negative";
+
+/** What one sign's colours stand for in a picture (ig_widget.render.KeyEntry). */
+export interface KeyEntry {
+  polarity: Sign;
+  color: Color;
+  /** KEY_STOPS RGB colours for strengths 0 .. 1, over KEY_BACKGROUND grey (black without overlay). */
+  colors: Color[];
+  /** Attribution magnitudes at strength 0 and 1 (the clip thresholds). */
+  low: number;
+  high: number;
+  /** Percent of the sign's total held by the pixels at least as strong as low, high. */
+  low_share: number;
+  high_share: number;
+  total: number;
+  /** Percent of the total held by the strongest TOP_PIXELS_PERCENT % of the pixels. */
+  top_share: number;
 }
-
-/** The Python defaults (ig_widget.render.RENDER_DEFAULTS). Copy before changing. */
-export const RENDER_DEFAULTS: RenderOptions = {
-  polarity: "positive",
-  clip_above_percentile: 99.9,
-  clip_below_percentile: 0,
-  morphological_cleanup: false,
-  structure: 3,
-  outlines: false,
-  outlines_component_percentage: 90,
-  overlay: true,
-  positive_color: [0, 255, 0],
-  negative_color: [255, 0, 0],
-};
-
-export const MAX_STRUCTURE = 64;
-const BINARIZE_THRESHOLD = 0.001;
-const MAX_OUTLINED_COMPONENTS = 3;
-const OVERLAY_WEIGHT = 0.8;
 
 /** Scratch buffers shared by all calls, so a redraw allocates nothing per pixel. */
 class Workspace {
@@ -86,11 +95,17 @@ function workspaceFor(pixels: number): Workspace {
 /** What redraws can reuse from one channel map while its contents stay the same. */
 interface MapSummary {
   contents: Uint32Array;
+  /** The positive values, ascending. */
   ascending: Float32Array;
+  /** Percent of the total reached by the j + 1 largest values, for each j. */
+  descendingShare: Float64Array;
   total: number;
   minimum: number;
+  /** Per pixel: percent of the total held by the values above it (heatmap style). */
+  shares: Float64Array | null;
   cleanedSize: number;
   cleaned: Float32Array | null;
+  cleanedShares: Float64Array | null;
 }
 
 const summaries = new WeakMap<Float32Array, MapSummary>();
@@ -101,18 +116,27 @@ function checkPercentage(name: string, value: number): void {
   }
 }
 
-function checkColor(name: string, color: readonly number[]): void {
+function checkColor(name: string, color: readonly number[] | null): void {
+  if (color === null) {
+    return;
+  }
   if (color.length !== 3 || !color.every((c) => Number.isInteger(c) && c >= 0 && c <= 255)) {
-    throw new RangeError(`${name}: expected 3 integers in 0..255, got [${color.join(", ")}]`);
+    throw new RangeError(
+      `${name}: expected 3 integers in 0..255, or null for the style's colour, got [${color.join(", ")}]`,
+    );
+  }
+}
+
+function checkChoice(name: string, value: string, choices: readonly string[]): void {
+  if (!choices.includes(value)) {
+    const allowed = choices.map((choice) => `"${choice}"`).join(", ");
+    throw new RangeError(`${name}: expected one of ${allowed}, got ${String(value)}`);
   }
 }
 
 function checkOptions(options: RenderOptions): void {
-  if (!["positive", "negative", "both"].includes(options.polarity)) {
-    throw new RangeError(
-      `polarity: expected "positive", "negative" or "both", got ${String(options.polarity)}`,
-    );
-  }
+  checkChoice("style", options.style, STYLES);
+  checkChoice("polarity", options.polarity, POLARITIES);
   checkPercentage("clip_above_percentile", options.clip_above_percentile);
   checkPercentage("clip_below_percentile", options.clip_below_percentile);
   if (options.clip_below_percentile >= options.clip_above_percentile) {
@@ -128,6 +152,15 @@ function checkOptions(options: RenderOptions): void {
   }
   checkColor("positive_color", options.positive_color);
   checkColor("negative_color", options.negative_color);
+}
+
+/** The colour each sign is drawn in: the option, or the style's own where it is null. */
+export function polarityColors(options: RenderOptions): Record<Sign, Color> {
+  const own = STYLE_COLORS[options.style];
+  return {
+    positive: options.positive_color ?? [...own.positive],
+    negative: options.negative_color ?? [...own.negative],
+  };
 }
 
 /**
@@ -201,13 +234,22 @@ function summarise(name: string, values: Float32Array, ws: Workspace): MapSummar
   for (let i = count - 1; i >= 0; i--) {
     total += ascending[i];
   }
+  const descendingShare = new Float64Array(count);
+  let cumulative = 0;
+  for (let i = count - 1, j = 0; i >= 0; i--, j++) {
+    cumulative += ascending[i];
+    descendingShare[j] = (100 * cumulative) / total;
+  }
   const summary: MapSummary = {
     contents: bits.slice(),
     ascending,
+    descendingShare,
     total,
     minimum,
+    shares: null,
     cleanedSize: 0,
     cleaned: null,
+    cleanedShares: null,
   };
   summaries.set(values, summary);
   return summary;
@@ -218,18 +260,50 @@ function summarise(name: string, values: Float32Array, ws: Workspace): MapSummar
  * the minimum where none does (or at 100 percent, as the example has it).
  */
 function shareThreshold(summary: MapSummary, percentage: number): number {
-  const { ascending, total } = summary;
+  const { ascending, descendingShare } = summary;
   if (!(percentage < 100)) {
     return summary.minimum;
   }
-  let cumulative = 0;
-  for (let i = ascending.length - 1; i >= 0; i--) {
-    cumulative += ascending[i];
-    if ((100 * cumulative) / total >= percentage) {
-      return ascending[i];
-    }
+  // The first (largest-first) index whose running share reaches the percentage.
+  let low = 0;
+  let high = descendingShare.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (descendingShare[middle] < percentage) low = middle + 1;
+    else high = middle;
   }
-  return summary.minimum;
+  return low < ascending.length ? ascending[ascending.length - 1 - low] : summary.minimum;
+}
+
+/**
+ * Percent of the total held by the values above `value` (or equal, if
+ * `inclusive`); 100 for values <= 0, which every positive value is above.
+ */
+function shareAbove(summary: MapSummary, value: number, inclusive: boolean): number {
+  if (!(value > 0)) {
+    return 100;
+  }
+  const { ascending, descendingShare } = summary;
+  // The first ascending index holding a value counted as above.
+  let low = 0;
+  let high = ascending.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    const entry = ascending[middle];
+    if (inclusive ? entry < value : entry <= value) low = middle + 1;
+    else high = middle;
+  }
+  const above = ascending.length - low;
+  return above > 0 ? descendingShare[above - 1] : 0;
+}
+
+/** Each pixel's share of the total held by the values above it. */
+function pixelShares(summary: MapSummary, values: Float32Array): Float64Array {
+  const shares = new Float64Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    shares[i] = shareAbove(summary, values[i], false);
+  }
+  return shares;
 }
 
 /** Source index of each position -before .. length + after - 1 under scipy's "reflect" mode. */
@@ -328,6 +402,7 @@ function cleanedMap(
   windowExtreme(keys, ws.cleanScratch, width, height, size, true);
   summary.cleaned = new Float32Array(keys.buffer);
   summary.cleanedSize = size;
+  summary.cleanedShares = null;
   return summary.cleaned;
 }
 
@@ -417,6 +492,11 @@ function outline(
     mask[i] = strength[i] > BINARIZE_THRESHOLD ? 1 : 0;
   }
   fillHoles(mask, width, height, ws);
+  if (mask.subarray(0, pixels).every((inside) => inside === 1)) {
+    // One region that is the whole image: its border would be the frame.
+    strength.fill(0, 0, pixels);
+    return;
+  }
   // Provisional labels in raster order, merged to the lowest: a component's
   // root is the label of its first pixel, so roots in increasing order are
   // scipy.ndimage.label's numbering. Of the four neighbours already seen,
@@ -522,21 +602,39 @@ function computeStrength(
   ws: Workspace,
 ): void {
   const summary = summarise(name, values, ws);
-  const high = shareThreshold(summary, 100 - options.clip_above_percentile);
-  const low = shareThreshold(summary, 100 - options.clip_below_percentile);
+  const top = 100 - options.clip_above_percentile;
+  const bottom = 100 - options.clip_below_percentile;
   const source = options.morphological_cleanup
     ? cleanedMap(values, summary, width, height, options.structure, ws)
     : values;
-  const span = high - low;
   const pixels = width * height;
-  if (span > 0) {
+  if (options.style === "heatmap") {
+    let shares: Float64Array;
+    if (options.morphological_cleanup) {
+      summary.cleanedShares ??= pixelShares(summary, source);
+      shares = summary.cleanedShares;
+    } else {
+      summary.shares ??= pixelShares(summary, values);
+      shares = summary.shares;
+    }
+    const span = bottom - top;
     for (let i = 0; i < pixels; i++) {
-      const t = (source[i] - low) / span;
+      const t = (bottom - shares[i]) / span;
       strength[i] = t < 0 ? 0 : Math.min(t, 1);
     }
   } else {
-    for (let i = 0; i < pixels; i++) {
-      strength[i] = source[i] > high ? 1 : 0;
+    const high = shareThreshold(summary, top);
+    const low = shareThreshold(summary, bottom);
+    const span = high - low;
+    if (span > 0) {
+      for (let i = 0; i < pixels; i++) {
+        const t = (source[i] - low) / span;
+        strength[i] = t < 0 ? 0 : Math.min(t, 1);
+      }
+    } else {
+      for (let i = 0; i < pixels; i++) {
+        strength[i] = source[i] > high ? 1 : 0;
+      }
     }
   }
   if (options.outlines) {
@@ -549,7 +647,125 @@ function toByte(value: number): number {
   return value >= 255 ? 255 : value > 0 ? value | 0 : 0;
 }
 
-const NO_COLOR: readonly [number, number, number] = [0, 0, 0];
+const NO_COLOR: Color = [0, 0, 0];
+
+/**
+ * Colour two strength layers onto the RGB `image` in the options' style,
+ * writing RGBA into `target`: layer A first, then layer B (all zeros with
+ * no colour when only one sign is drawn, which leaves the result exact).
+ */
+function compose(
+  image: Uint8Array,
+  layerA: Float64Array,
+  colorA: readonly number[],
+  layerB: Float64Array,
+  colorB: readonly number[],
+  pixels: number,
+  options: RenderOptions,
+  target: Uint8ClampedArray,
+): void {
+  const [redA, greenA, blueA] = colorA;
+  const [redB, greenB, blueB] = colorB;
+  const overlay = options.overlay;
+  if (options.style === "keras") {
+    for (let i = 0, rgb = 0, rgba = 0; i < pixels; i++, rgb += 3, rgba += 4) {
+      const a = layerA[i];
+      const b = layerB[i];
+      if (a === 0 && b === 0) {
+        // Nothing drawn here: the formula below gives the image, or black.
+        target[rgba] = overlay ? image[rgb] : 0;
+        target[rgba + 1] = overlay ? image[rgb + 1] : 0;
+        target[rgba + 2] = overlay ? image[rgb + 2] : 0;
+        target[rgba + 3] = 255;
+        continue;
+      }
+      let red = a * redA + b * redB;
+      let green = a * greenA + b * greenB;
+      let blue = a * blueA + b * blueB;
+      if (overlay) {
+        red = red * OVERLAY_WEIGHT + image[rgb];
+        green = green * OVERLAY_WEIGHT + image[rgb + 1];
+        blue = blue * OVERLAY_WEIGHT + image[rgb + 2];
+      }
+      target[rgba] = toByte(red);
+      target[rgba + 1] = toByte(green);
+      target[rgba + 2] = toByte(blue);
+      target[rgba + 3] = 255;
+    }
+    return;
+  }
+  const mixed = mixBuffer(pixels);
+  const [lumaRed, lumaGreen, lumaBlue] = LUMA_WEIGHTS;
+  for (let i = 0, rgb = 0; i < pixels; i++, rgb += 3) {
+    const grey = overlay
+      ? lumaRed * image[rgb] + lumaGreen * image[rgb + 1] + lumaBlue * image[rgb + 2]
+      : 0;
+    mixed[rgb] = grey;
+    mixed[rgb + 1] = grey;
+    mixed[rgb + 2] = grey;
+  }
+  blend(mixed, layerA, colorA, pixels);
+  blend(mixed, layerB, colorB, pixels);
+  for (let i = 0, rgb = 0, rgba = 0; i < pixels; i++, rgb += 3, rgba += 4) {
+    // Rounded half up, as the Python renderer's np.floor(x + 0.5).
+    target[rgba] = Math.floor(mixed[rgb] + 0.5);
+    target[rgba + 1] = Math.floor(mixed[rgb + 1] + 0.5);
+    target[rgba + 2] = Math.floor(mixed[rgb + 2] + 0.5);
+    target[rgba + 3] = 255;
+  }
+}
+
+let mixScratch = new Float64Array(0);
+
+function mixBuffer(pixels: number): Float64Array {
+  if (mixScratch.length < pixels * 3) {
+    mixScratch = new Float64Array(pixels * 3);
+  }
+  return mixScratch;
+}
+
+/** heatmap style: blend one layer's colour over `mixed` (RGB floats), by its opacity. */
+function blend(
+  mixed: Float64Array,
+  strength: Float64Array,
+  color: readonly number[],
+  pixels: number,
+): void {
+  const [red, green, blue] = color;
+  for (let i = 0, rgb = 0; i < pixels; i++, rgb += 3) {
+    const s = strength[i];
+    // A zero strength blends with opacity 0, which leaves the value exact.
+    if (s === 0) continue;
+    const ramp = Math.min(s / OPAQUE_STRENGTH, 1);
+    const opacity = ramp * ramp;
+    const shade = 1 - DEEPEN * s;
+    mixed[rgb] += opacity * (red * shade - mixed[rgb]);
+    mixed[rgb + 1] += opacity * (green * shade - mixed[rgb + 1]);
+    mixed[rgb + 2] += opacity * (blue * shade - mixed[rgb + 2]);
+  }
+}
+
+function checkSizes(
+  image: Uint8Array,
+  positive: Float32Array,
+  negative: Float32Array,
+  width: number,
+  height: number,
+): number {
+  if (!(Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0)) {
+    throw new RangeError(`width, height: expected positive integers, got ${width} x ${height}`);
+  }
+  const pixels = width * height;
+  if (image.length !== pixels * 3) {
+    throw new RangeError(`image: expected ${pixels * 3} RGB bytes, got ${image.length}`);
+  }
+  if (positive.length !== pixels || negative.length !== pixels) {
+    throw new RangeError(
+      `positive, negative: expected ${pixels} values each, got ${positive.length} and ${negative.length}`,
+    );
+  }
+  return pixels;
+}
 
 /**
  * Draw the positive and negative channel maps on the image, as
@@ -572,26 +788,14 @@ export function renderMaps(
   options: RenderOptions,
   out?: Uint8ClampedArray,
 ): Uint8ClampedArray {
-  if (!(Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0)) {
-    throw new RangeError(`width, height: expected positive integers, got ${width} x ${height}`);
-  }
-  const pixels = width * height;
-  if (image.length !== pixels * 3) {
-    throw new RangeError(`image: expected ${pixels * 3} RGB bytes, got ${image.length}`);
-  }
-  if (positive.length !== pixels || negative.length !== pixels) {
-    throw new RangeError(
-      `positive, negative: expected ${pixels} values each, got ${positive.length} and ${negative.length}`,
-    );
-  }
+  const pixels = checkSizes(image, positive, negative, width, height);
   const target = out ?? new Uint8ClampedArray(pixels * 4);
   if (target.length !== pixels * 4) {
     throw new RangeError(`out: expected ${pixels * 4} RGBA bytes, got ${target.length}`);
   }
   checkOptions(options);
   const ws = workspaceFor(pixels);
-  // Layer A is drawn first and layer B added to it; with one polarity, B is
-  // all zeros with no colour, and x + 0 leaves the sum exact.
+  const colors = polarityColors(options);
   const drawsPositive = options.polarity !== "negative";
   const drawsNegative = options.polarity !== "positive";
   const layerA = ws.strengthA;
@@ -600,46 +804,82 @@ export function renderMaps(
   let colorB: readonly number[] = NO_COLOR;
   if (drawsPositive) {
     computeStrength("positive", positive, layerA, width, height, options, ws);
-    colorA = options.positive_color;
+    colorA = colors.positive;
   }
   if (drawsNegative) {
     const layer = drawsPositive ? layerB : layerA;
     computeStrength("negative", negative, layer, width, height, options, ws);
     if (drawsPositive) {
-      colorB = options.negative_color;
+      colorB = colors.negative;
     } else {
-      colorA = options.negative_color;
+      colorA = colors.negative;
     }
   }
   if (!(drawsPositive && drawsNegative)) {
     layerB.fill(0, 0, pixels);
   }
-  const [redA, greenA, blueA] = colorA;
-  const [redB, greenB, blueB] = colorB;
-  const overlay = options.overlay;
-  for (let i = 0, rgb = 0, rgba = 0; i < pixels; i++, rgb += 3, rgba += 4) {
-    const a = layerA[i];
-    const b = layerB[i];
-    if (a === 0 && b === 0) {
-      // Nothing drawn here: the formula below gives the image, or black.
-      target[rgba] = overlay ? image[rgb] : 0;
-      target[rgba + 1] = overlay ? image[rgb + 1] : 0;
-      target[rgba + 2] = overlay ? image[rgb + 2] : 0;
-      target[rgba + 3] = 255;
+  compose(image, layerA, colorA, layerB, colorB, pixels, options, target);
+  return target;
+}
+
+/** The colours of the key: strengths 0 .. 1 in KEY_STOPS steps, over grey (or black). */
+function keyColors(color: Color, options: RenderOptions): Color[] {
+  const strengths = Float64Array.from({ length: KEY_STOPS }, (_, i) => i / (KEY_STOPS - 1));
+  const grey = new Uint8Array(KEY_STOPS * 3).fill(KEY_BACKGROUND);
+  const rgba = new Uint8ClampedArray(KEY_STOPS * 4);
+  const none = new Float64Array(KEY_STOPS);
+  compose(grey, strengths, color, none, NO_COLOR, KEY_STOPS, options, rgba);
+  return Array.from(
+    { length: KEY_STOPS },
+    (_, i): Color => [rgba[i * 4], rgba[i * 4 + 1], rgba[i * 4 + 2]],
+  );
+}
+
+/**
+ * What the colours of a picture stand for, one entry per drawn sign, as
+ * ig_widget.render.colour_key computes it.
+ *
+ * @example
+ * const [entry] = colourKey(pos, neg, { ...RENDER_DEFAULTS });
+ * entry.high; // the value drawn at full strength
+ */
+export function colourKey(
+  positive: Float32Array,
+  negative: Float32Array,
+  options: RenderOptions,
+): KeyEntry[] {
+  checkOptions(options);
+  if (positive.length !== negative.length) {
+    throw new RangeError(
+      `positive, negative: expected the same size, got ${positive.length} and ${negative.length}`,
+    );
+  }
+  const ws = workspaceFor(positive.length);
+  const colors = polarityColors(options);
+  const topCount = Math.floor((positive.length * TOP_PIXELS_PERCENT + 99) / 100);
+  const entries: KeyEntry[] = [];
+  for (const [sign, values] of [
+    ["positive", positive],
+    ["negative", negative],
+  ] as const) {
+    if (options.polarity !== sign && options.polarity !== "both") {
       continue;
     }
-    let red = a * redA + b * redB;
-    let green = a * greenA + b * greenB;
-    let blue = a * blueA + b * blueB;
-    if (overlay) {
-      red = red * OVERLAY_WEIGHT + image[rgb];
-      green = green * OVERLAY_WEIGHT + image[rgb + 1];
-      blue = blue * OVERLAY_WEIGHT + image[rgb + 2];
-    }
-    target[rgba] = toByte(red);
-    target[rgba + 1] = toByte(green);
-    target[rgba + 2] = toByte(blue);
-    target[rgba + 3] = 255;
+    const summary = summarise(sign, values, ws);
+    const high = shareThreshold(summary, 100 - options.clip_above_percentile);
+    const low = shareThreshold(summary, 100 - options.clip_below_percentile);
+    const count = summary.ascending.length;
+    entries.push({
+      polarity: sign,
+      color: colors[sign],
+      colors: keyColors(colors[sign], options),
+      low,
+      high,
+      low_share: shareAbove(summary, low, true),
+      high_share: shareAbove(summary, high, true),
+      total: summary.total,
+      top_share: summary.total ? summary.descendingShare[Math.min(topCount, count) - 1] : 0,
+    });
   }
-  return target;
+  return entries;
 }

@@ -5,8 +5,9 @@
 // Every text from the model or the user goes in through textContent.
 
 import type { AnyModel } from "@anywidget/types";
-import { drawPathPlot, formatScore, type PathData } from "./pathplot";
-import { RENDER_DEFAULTS, type RenderOptions, renderMaps } from "./render";
+import { formatNumber, formatSigned } from "./format";
+import { drawPathPlot, type PathData } from "./pathplot";
+import { polarityColors, RENDER_DEFAULTS, type RenderOptions, renderMaps } from "./render";
 
 type Color = [number, number, number];
 
@@ -100,12 +101,6 @@ function toHex(color: readonly number[]): string {
 function fromHex(hex: string): Color {
   const value = Number.parseInt(hex.slice(1), 16);
   return [(value >> 16) & 255, (value >> 8) & 255, value & 255];
-}
-
-/** A signed value for the hover readout. */
-export function formatValue(value: number): string {
-  const text = formatScore(value);
-  return value > 0 ? `+${text}` : text;
 }
 
 /** Parse the steps box: "auto" or a whole number; anything else goes to the kernel to refuse. */
@@ -440,8 +435,9 @@ export function mountView(
     componentShareValue.textContent = `${model.get("outlines_component_percentage")}`;
     componentShare.disabled = !model.get("outlines");
     overlay.checked = model.get("overlay");
-    positiveColor.value = toHex(model.get("positive_color"));
-    negativeColor.value = toHex(model.get("negative_color"));
+    const colors = polarityColors(renderOptions());
+    positiveColor.value = toHex(colors.positive);
+    negativeColor.value = toHex(colors.negative);
   };
 
   const showComputeOptions = (): void => {
@@ -462,7 +458,7 @@ export function mountView(
       ...model.get("classes").map(([index, name, score]) => {
         const option = element("option");
         option.value = String(index);
-        option.text = `${name} (${formatScore(score)})`;
+        option.text = `${name} (${formatNumber(score)})`;
         return option;
       }),
     );
@@ -474,7 +470,7 @@ export function mountView(
     predicted.replaceChildren(
       element("span", "igw-field-name", "Predicted"),
       element("strong", "igw-predicted-name", summary.predicted_label),
-      element("span", "igw-score", formatScore(summary.predicted_score)),
+      element("span", "igw-score", formatNumber(summary.predicted_score)),
     );
     delta.textContent = `Δ ${(100 * summary.delta).toFixed(2)}%`;
     delta.classList.toggle("igw-delta-high", summary.delta > 0.05);
@@ -608,7 +604,7 @@ export function mountView(
     const averaged = factor > 1 ? " (block mean)" : "";
     readout.textContent =
       `x ${span(x, fullWidth)}, y ${span(y, fullHeight)} · channel mean${averaged}: ` +
-      `gradient ${formatValue(gradient)} · IG ${formatValue(ig)}`;
+      `gradient ${formatSigned(gradient)} · IG ${formatSigned(ig)}`;
   };
 
   // -- model events ----------------------------------------------------------------

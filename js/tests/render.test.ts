@@ -5,7 +5,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { RENDER_DEFAULTS, type RenderOptions, renderMaps } from "../src/render";
+import { keyLabels } from "../src/format";
+import {
+  colourKey,
+  type KeyEntry,
+  RENDER_DEFAULTS,
+  type RenderOptions,
+  renderMaps,
+} from "../src/render";
 
 type Block = [offset: number, bytes: number];
 
@@ -15,6 +22,11 @@ interface VectorIndex {
     { width: number; height: number; image: Block; positive: Block; negative: Block }
   >;
   cases: { input: string; options: Partial<RenderOptions>; expected: Block }[];
+  keys: {
+    input: string;
+    options: Partial<RenderOptions>;
+    entries: (KeyEntry & { labels: ReturnType<typeof keyLabels> })[];
+  }[];
 }
 
 const VECTORS = join(dirname(fileURLToPath(import.meta.url)), "vectors");
@@ -112,6 +124,22 @@ describe("renderMaps matches the Python renderer", () => {
         }
       }
       expect(failures).toEqual([]);
+    });
+  }
+});
+
+describe("colourKey matches the Python colour_key", () => {
+  it("has key cases for every input", () => {
+    expect(new Set(index.keys.map((k) => k.input))).toEqual(new Set(Object.keys(inputs)));
+  });
+
+  for (const name of Object.keys(inputs)) {
+    it(`describes every option set exactly on ${name}`, () => {
+      const input = inputs[name];
+      for (const { options, entries } of index.keys.filter((k) => k.input === name)) {
+        const computed = colourKey(input.positive, input.negative, optionsOf(options));
+        expect(computed.map((entry) => ({ ...entry, labels: keyLabels(entry) }))).toEqual(entries);
+      }
     });
   }
 });

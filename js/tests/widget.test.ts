@@ -3,10 +3,11 @@
 // model text stays text. happy-dom has no 2D canvas, so each canvas gets a
 // recording context; real drawing is checked in Chromium (tests/test_browser.py).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { formatSigned } from "../src/format";
 import { LocalModel } from "../src/local-model";
 import { drawPathPlot } from "../src/pathplot";
 import { RENDER_DEFAULTS, renderMaps } from "../src/render";
-import { formatValue, mountView, parseSteps, type WidgetState } from "../src/view";
+import { mountView, parseSteps, type WidgetState } from "../src/view";
 
 const WIDTH = 5;
 const HEIGHT = 4;
@@ -301,7 +302,7 @@ describe("mountView", () => {
     const gradient = floats(state.gradient_positive)[i] - floats(state.gradient_negative)[i];
     const ig = floats(state.ig_positive)[i] - floats(state.ig_negative)[i];
     expect(query(el, ".igw-readout").textContent).toBe(
-      `x 3, y 2 · channel mean: gradient ${formatValue(gradient)} · IG ${formatValue(ig)}`,
+      `x 3, y 2 · channel mean: gradient ${formatSigned(gradient)} · IG ${formatSigned(ig)}`,
     );
   });
 
@@ -349,9 +350,9 @@ describe("helpers", () => {
   });
 
   it("formats signed values", () => {
-    expect(formatValue(0)).toBe("0");
-    expect(formatValue(0.5)).toBe("+0.500");
-    expect(formatValue(-2.5e-5)).toBe("-2.50e-5");
+    expect(formatSigned(0)).toBe("0");
+    expect(formatSigned(0.5)).toBe("+0.500");
+    expect(formatSigned(-2.5e-5)).toBe("-2.50e-5");
   });
 
   it("plots the path with text labels and a band for several runs", () => {

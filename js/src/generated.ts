@@ -1,0 +1,66 @@
+// Generated from the Python package by `python -m tests.typescript js/src/generated.ts`;
+// do not edit. tests/test_typescript.py fails when it is out of date.
+
+export type Color = [number, number, number];
+export type Style = "heatmap" | "keras";
+export type Polarity = "positive" | "negative" | "both";
+
+/** Display options, as igw.render's keywords. */
+export interface RenderOptions {
+  style: Style;
+  polarity: Polarity;
+  clip_above_percentile: number;
+  clip_below_percentile: number;
+  morphological_cleanup: boolean;
+  structure: number;
+  outlines: boolean;
+  outlines_component_percentage: number;
+  overlay: boolean;
+  positive_color: Color | null;
+  negative_color: Color | null;
+}
+
+/** igw.render's defaults. Copy before changing. */
+export const RENDER_DEFAULTS: RenderOptions = { style: "heatmap", polarity: "positive", clip_above_percentile: 99.9, clip_below_percentile: 0.0, morphological_cleanup: false, structure: 3, outlines: false, outlines_component_percentage: 90.0, overlay: true, positive_color: null, negative_color: null };
+
+/** Picture styles, the default first. */
+export const STYLES = ["heatmap", "keras"] as const;
+
+/** Which signs a picture draws. */
+export const POLARITIES = ["positive", "negative", "both"] as const;
+
+/** Each style's colours, used where an option colour is null. */
+export const STYLE_COLORS = { heatmap: { positive: [255, 48, 0], negative: [33, 102, 172] }, keras: { positive: [0, 255, 0], negative: [255, 0, 0] } } as const;
+
+/** Largest cleanup window. */
+export const MAX_STRUCTURE = 64;
+
+/** Strength above which a pixel belongs to an outlined region. */
+export const BINARIZE_THRESHOLD = 0.001;
+
+/** At most this many regions are outlined. */
+export const MAX_OUTLINED_COMPONENTS = 3;
+
+/** keras style: the share of the colour added to the image. */
+export const OVERLAY_WEIGHT = 0.8;
+
+/** heatmap style: the grey image's weights of red, green and blue. */
+export const LUMA_WEIGHTS = [0.299, 0.587, 0.114] as const;
+
+/** heatmap style: a pixel is opaque from this strength on. */
+export const OPAQUE_STRENGTH = 0.5;
+
+/** heatmap style: at full strength the colour is darkened by this fraction. */
+export const DEEPEN = 0.5;
+
+/** The colour key samples this many strengths from 0 to 1. */
+export const KEY_STOPS = 64;
+
+/** The colour key is drawn over this grey (black without overlay). */
+export const KEY_BACKGROUND = 128;
+
+/** A panel's concentration: the share held by this % of the pixels. */
+export const TOP_PIXELS_PERCENT = 5;
+
+/** What each sign's colour says about the score. */
+export const MEANINGS = { positive: "raises the score", negative: "lowers the score" } as const;

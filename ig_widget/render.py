@@ -79,7 +79,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 from scipy import ndimage
@@ -378,7 +378,7 @@ class _Scale:
         values = np.asarray(values, np.float64)
         result = np.full(values.shape, 100.0)
         positive = values > 0
-        side = "left" if inclusive else "right"
+        side: Literal["left", "right"] = "left" if inclusive else "right"
         count = self.ordered.size - np.searchsorted(self.ordered[::-1], values[positive], side=side)
         result[positive] = np.where(count > 0, self.share[np.maximum(count, 1) - 1], 0.0)
         return result

@@ -70,6 +70,7 @@ def test_registered_input_size_is_the_models():
     assert model.output_shape == (None, 1000)
 
 
+@pytest.mark.slow
 def test_offline_failure_is_one_clear_error_within_seconds(tmp_path):
     # This machine cannot reach Keras' download hosts, and an empty KERAS_HOME
     # holds no cached weights: the call must fail fast with our message.

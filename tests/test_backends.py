@@ -120,6 +120,7 @@ def per_backend(tmp_path_factory):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["jax", "torch"])
 def test_keras_backends_match_tensorflow(per_backend, name):
     reference, other = per_backend["tensorflow"], per_backend[name]

@@ -188,6 +188,7 @@ def test_model_file_is_small_and_loads_in_safe_mode():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_from_its_seed(tmp_path):
     # A tiny run, twice from the same seed (in a fresh process, as the training
     # switches on TensorFlow's deterministic ops): the weights must be identical.
@@ -212,6 +213,7 @@ def test_training_is_reproducible_from_its_seed(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_model_accuracy_on_fresh_images():
     assert ACCURACY_SEED not in (TRAIN_SEED, VALIDATION_SEED, igw.demo.EXAMPLES_SEED)
     images, labels, _ = make_shapes(1000, seed=ACCURACY_SEED)
@@ -269,6 +271,7 @@ def localisation():
     return {"regions": regions, "maps": maps, "deltas": deltas}
 
 
+@pytest.mark.slow
 def test_ig_mass_falls_on_the_object(localisation):
     regions = localisation["regions"]
     trained = localisation["maps"]["trained"]
@@ -287,6 +290,7 @@ def test_ig_mass_falls_on_the_object(localisation):
     assert np.median(deltas) < 0.05
 
 
+@pytest.mark.slow
 def test_randomised_weights_lose_the_object(localisation):
     regions = localisation["regions"]
     trained, randomised = localisation["maps"]["trained"], localisation["maps"]["randomised"]

@@ -76,6 +76,7 @@ def test_committed_notebooks_have_no_outputs(name):
             assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
 
 
+@pytest.mark.slow
 def test_quickstart_shows_the_widget_in_under_ten_lines():
     notebook = read("quickstart")
     code = [
@@ -90,6 +91,7 @@ def test_quickstart_shows_the_widget_in_under_ten_lines():
     assert count(notebook, WIDGET_VIEW) == 1
 
 
+@pytest.mark.slow
 def test_reference_walkthrough_runs_offline_on_the_demo_model():
     notebook = execute(read("reference_walkthrough"), timeout=180)
     text = printed(notebook)
@@ -105,6 +107,7 @@ def test_reference_walkthrough_runs_offline_on_the_demo_model():
     assert count(notebook, WIDGET_VIEW) == 1
 
 
+@pytest.mark.slow
 def test_how_integrated_gradients_work_runs_and_passes_its_sanity_check():
     notebook = execute(read("how_integrated_gradients_work"), timeout=240)
     assert count(notebook, "image/png") >= 6
@@ -115,6 +118,7 @@ def test_how_integrated_gradients_work_runs_and_passes_its_sanity_check():
     assert trained >= 50 and randomised < trained / 2
 
 
+@pytest.mark.slow
 def test_finding_a_shortcut_trains_and_exposes_the_mark():
     notebook = read("finding_a_shortcut")
     parameters = [c for c in notebook.cells if c.source.lstrip().startswith("N_TRAIN =")]

@@ -18,7 +18,7 @@ import numpy as np
 
 import ig_widget as igw
 from ig_widget.backends import backend_for
-from ig_widget.engine import MEMORY_SHARE, _activation_values, automatic_batch_size
+from ig_widget.batching import MEMORY_SHARE, activation_values, tuner_for
 
 from .frameworks import active
 from .speed import PeakMemory
@@ -38,14 +38,14 @@ def run(size: int = SIZE, steps: int = STEPS) -> dict[str, Any]:
     image = np.random.default_rng(0).uniform(0, 255, (size, size, 3)).astype(np.float32)
     backend = backend_for(model, preprocess)
     free = backend.free_memory_bytes()
-    values = _activation_values(model, image)
+    values = activation_values(model, image)
     row: dict[str, Any] = {
         "backend": framework.name,
         "size": size,
         "free_gib": None if free is None else free / 2**30,
         "activation_values_m": values / 1e6,
-        # The engine's own choice, which its later calls for this shape keep.
-        "batch": automatic_batch_size(backend, model, image),
+        # The memory rule's limit, which the engine keeps for this shape.
+        "batch": tuner_for(backend, model, image, "gradients").limit,
         "old_rule_batch": None
         if free is None
         else max(1, int(free * MEMORY_SHARE // (OLD_BYTES_PER_VALUE * values))),

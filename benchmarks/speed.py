@@ -34,7 +34,7 @@ import numpy as np
 import ig_widget as igw
 from ig_widget.backends import backend_for
 from ig_widget.baselines import make_baselines
-from ig_widget.engine import automatic_batch_size, balanced_batch_size
+from ig_widget.batching import tuner_for
 from ig_widget.quadrature import integration_points
 
 from .frameworks import Framework, active
@@ -170,6 +170,13 @@ def measure(
         warm = {**actions, "loop": lambda loop=short_loop, s=starts: loop(s, 2)}
         for action in warm.values():
             framework.sync(action())
+        # The engine's warm-up includes finding its batch (the tuner measures
+        # a few sizes, at most a dozen calls), as tracing is part of the others'.
+        tuner = tuner_for(backend_for(model, preprocess, precision), model, image, "gradients")
+        for _ in range(12):
+            if tuner.fixed or tuner.size >= runs * len(alphas) + 1:
+                break
+            framework.sync(actions["engine"]())
         times: dict[str, list[float]] = {method: [] for method in actions}
         peaks: dict[str, list[float | None]] = {method: [] for method in actions}
         for _ in range(repeats):
@@ -178,9 +185,6 @@ def measure(
                     times[method].append(_timed(action, framework))
                 peaks[method].append(peak.mib)
         median = {method: statistics.median(values) for method, values in times.items()}
-        # The engine's batch: the memory rule's (fixed at its first use),
-        # split evenly over the path points and the image's own point.
-        limit = automatic_batch_size(backend_for(model, preprocess, precision), model, image)
         rows.append(
             {
                 "backend": framework.name,
@@ -190,7 +194,10 @@ def measure(
                 "size": size,
                 "baselines": runs,
                 "points": runs * len(alphas),
-                "batch": balanced_batch_size(runs * len(alphas) + 1, limit),
+                # The engine's batch as the tuner settled it (the memory
+                # rule's limit bounds it), for at most the points there are.
+                "batch": min(tuner.size, runs * len(alphas) + 1),
+                "batch_limit": tuner.limit,
                 **{f"{method}_s": median[method] for method in actions},
                 **{f"{method}_all_s": times[method] for method in actions},
                 **{

@@ -1,6 +1,7 @@
 """ig-widget: Integrated Gradients for image classifiers, as a live Jupyter widget.
 
-The engine (``integrated_gradients``, ``gradients``) and the renderer
+The engine (``integrated_gradients``, ``integrated_gradients_batch``,
+``gradients``, ``IGOptions``) and the renderer
 (``render``, ``plot``) import only NumPy and SciPy (TensorFlow and matplotlib
 load on first use); the widget stack
 (anywidget, ipywidgets) and the demo load on first use, so the engine runs in
@@ -12,7 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .engine import ComputationCancelled, IGResult, gradients, integrated_gradients
+from .engine import (
+    ComputationCancelled,
+    IGResult,
+    gradients,
+    integrated_gradients,
+    integrated_gradients_batch,
+)
+from .options import IGOptions
 
 # Imported eagerly: a lazy ``render`` attribute would be replaced by the
 # ``ig_widget.render`` submodule as soon as anything imports that module.
@@ -28,11 +36,13 @@ _LAZY = {
 
 __all__ = [
     "ComputationCancelled",
+    "IGOptions",
     "IGResult",
     "IGWidget",
     "demo",
     "gradients",
     "integrated_gradients",
+    "integrated_gradients_batch",
     "keras_application",
     "plot",
     "render",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 import os
 import stat
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,47 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
+def to_numpy(value: Any, name: str = "image", expected: str = "an array") -> np.ndarray:
+    """``value`` as a NumPy array: arrays, lists, and tensors of TensorFlow, JAX and
+    PyTorch (a tensor that requires grad is detached, one on a GPU copied over).
+
+    Examples
+    --------
+    >>> to_numpy([[1, 2]]).shape
+    (1, 2)
+    """
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+        value = value.numpy()
+    try:
+        return np.asarray(value)
+    except Exception as exc:
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}") from exc
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the calling function point at
+    the first frame outside this package: the user's line.
+
+    Examples
+    --------
+    >>> caller_stacklevel() >= 1
+    True
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package + os.sep
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def _read_image_file(path: str | os.PathLike, name: str) -> Any:
     from PIL import Image, UnidentifiedImageError
 
@@ -118,14 +160,7 @@ def as_image(image: Any, name: str = "image") -> np.ndarray:
         image = _read_image_file(image, name)
     if type(image).__module__.startswith("PIL."):
         image = _pil_to_array(image)
-    if hasattr(image, "numpy") and not isinstance(image, np.ndarray):
-        image = image.numpy()
-    try:
-        array = np.asarray(image)
-    except Exception as exc:
-        raise TypeError(
-            f"{name}: expected an array, PIL image or file path, got {type(image).__name__}"
-        ) from exc
+    array = to_numpy(image, name, expected="an array, PIL image or file path")
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
@@ -137,6 +172,11 @@ def as_image(image: Any, name: str = "image") -> np.ndarray:
         raise ValueError(f"{name}: expected a non-empty image, got shape {array.shape}")
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]
+    elif array.ndim == 4 and name == "image":
+        raise ValueError(
+            f"image: expected one image, got a batch of {array.shape[0]} of shape "
+            f"{array.shape[1:]}; use igw.integrated_gradients_batch for several images"
+        )
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3:

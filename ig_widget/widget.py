@@ -25,11 +25,11 @@ import numpy as np
 import traitlets
 from anywidget._util import try_file_contents
 
-from . import export
-from .backends import backend_for
-from .baselines import BASELINES, make_baselines
-from .engine import MAX_STEPS, ComputationCancelled, IGResult, integrated_gradients
-from .quadrature import METHODS, integration_points
+from . import engine, export
+from .baselines import BASELINES, single_baseline
+from .engine import ComputationCancelled, IGResult, PreparedInput
+from .options import IGOptions, check_model, check_target
+from .quadrature import METHODS
 from .render import (
     POLARITIES,
     RENDER_DEFAULTS,
@@ -50,9 +50,9 @@ MAP_BUFFERS = ("gradient_positive", "gradient_negative", "ig_positive", "ig_nega
 # bytes; larger images are averaged down for display only.
 MAX_UPDATE_BYTES = 8 * 1024**2
 BYTES_PER_DISPLAY_PIXEL = 3 + 4 * len(MAP_BUFFERS)
-# The engine reports progress (and can be cancelled) once per batch, so the
-# widget asks for about this many batches per computation.
-PROGRESS_STEPS = 10
+# Progress updates (and chances to cancel) the widget asks the engine for per
+# computation; the engine keeps its batches within its own rule either way.
+PROGRESS_UPDATES = 10
 
 
 def display_factor(height: int, width: int) -> int:
@@ -126,21 +126,6 @@ def _check_class_count(names: list[str] | None, classes: int) -> None:
             f"class_names: expected {classes} names (the model's number of classes), "
             f"got {len(names)}"
         )
-
-
-def _count_classes(model: Any, image: np.ndarray, preprocess: Callable | None) -> int:
-    """The model's number of classes, from one forward pass on ``image``."""
-    try:
-        scores = np.asarray(backend_for(model, preprocess).predict(image[None]))
-    except Exception as exc:
-        raise ValueError(
-            f"model: failed on a batch of shape {(1, *image.shape)} float32: {_describe(exc)}"
-        ) from exc
-    if scores.ndim != 2 or scores.shape[0] != 1:
-        raise ValueError(
-            f"model: expected class scores of shape (1, K) for one image, got shape {scores.shape}"
-        )
-    return int(scores.shape[1])
 
 
 @functools.cache
@@ -366,21 +351,14 @@ class IGWidget(anywidget.AnyWidget):
                 f"IGWidget: the front end is not built ({STATIC / 'widget.js'} is missing); "
                 "run `npm ci && npm run build` in the repository, or install a wheel"
             )
-        if model is None or not callable(model):
-            raise TypeError(
-                f"model: expected a Keras model or callable, got {type(model).__name__}"
-            )
-        if preprocess is not None and not callable(preprocess):
-            raise TypeError(
-                f"preprocess: expected a callable or None, got {type(preprocess).__name__}"
-            )
+        check_model(model)
         display_options = validate_render_options(**render_options)
         self._top_k = check_int("top_k", top_k, low=1)
         shown_image = _Image.of(image)
         pixels = shown_image.pixels
         self._custom_baseline: np.ndarray | None = None
         if not isinstance(baseline, str):
-            make_baselines(pixels, baseline, 1)  # raises on a shape that does not fit
+            single_baseline(pixels, baseline)  # raises on a shape that does not fit
             self._custom_baseline = np.array(baseline, dtype=np.float32)
             baseline = CUSTOM_BASELINE
         self._model = model
@@ -388,19 +366,20 @@ class IGWidget(anywidget.AnyWidget):
         compute_options = self._checked_compute_options(
             {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
         )
-        if target is not None:
-            target = check_int("target", target, low=0)
+        target = check_target(target)
         self._class_names = _check_class_names(class_names)
-        self._class_count = _count_classes(model, pixels, preprocess)
-        _check_class_count(self._class_names, self._class_count)
+        # The engine's one forward pass at the image: the class count comes
+        # from it, and every computation on this image reuses it.
+        self._prepared = engine.prepare(model, pixels, self._engine_options(compute_options, None))
+        _check_class_count(self._class_names, self._prepared.classes)
         if target is not None:
-            check_int("target", target, low=0, high=self._class_count - 1)
+            self._prepared.target_index(target)
 
         self._sync_lock = threading.RLock()
         self._worker: threading.Thread | None = None
         # The picture for viewers without a kernel: (result, display options, base64 PNG).
         self._fallback: tuple[IGResult, tuple, str] | None = None
-        result = self._run_engine(pixels, compute_options, target, progress=None)
+        result = self._run_engine(self._prepared, compute_options, target, progress=None)
         request = {**compute_options, "target": result.target}
         self._shown = self._shown_state(shown_image, result, request)
         script, style = _front_end_file("widget.js"), _front_end_file("widget.css")
@@ -434,21 +413,31 @@ class IGWidget(anywidget.AnyWidget):
 
     # -- validation ---------------------------------------------------------
 
+    def _engine_options(self, options: dict[str, Any], target: Any) -> IGOptions:
+        """The engine's description of the computation the compute options ask for."""
+        baseline = options["baseline"]
+        if isinstance(baseline, str) and baseline == CUSTOM_BASELINE:
+            baseline = self._custom_baseline
+        return IGOptions(
+            target=target,
+            baseline=baseline,
+            steps=options["steps"],
+            runs=options["runs"],
+            method=options["method"],
+            preprocess=self._preprocess,
+        )
+
     def _checked_compute_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        method = check_choice("method", options["method"], METHODS)
-        steps = options["steps"]
-        if steps == "auto":
-            if method != "trapezoid":
-                raise ValueError(
-                    f"steps: 'auto' needs method='trapezoid', got method={method!r}; "
-                    "choose a number of steps or the trapezoid rule"
-                )
-        else:
-            steps = check_int("steps", steps, low=1, high=MAX_STEPS)
+        # The trait holds a baseline's name ("custom" for the array given at construction).
         allowed = (*BASELINES, CUSTOM_BASELINE) if self._custom_baseline is not None else BASELINES
         baseline = check_choice("baseline", options["baseline"], allowed)
-        runs = check_int("runs", options["runs"], low=1, high=MAX_STEPS)
-        return {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
+        checked = self._engine_options({**options, "baseline": baseline}, None)
+        return {
+            "steps": checked.steps,
+            "baseline": baseline,
+            "runs": checked.runs,
+            "method": checked.method,
+        }
 
     def _checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Validate ``changes`` together with the other current options; return all, normalised."""
@@ -456,7 +445,9 @@ class IGWidget(anywidget.AnyWidget):
         merged = {**current, **changes}
         checked = validate_render_options(**{name: merged[name] for name in RENDER_DEFAULTS})
         checked.update(self._checked_compute_options(merged))
-        checked["target"] = check_int("target", merged["target"], low=0, high=self._class_count - 1)
+        if merged["target"] is None:
+            raise TypeError("target: expected an integer, got None")
+        checked["target"] = self._prepared.target_index(merged["target"])
         return checked
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
@@ -496,29 +487,16 @@ class IGWidget(anywidget.AnyWidget):
 
     def _run_engine(
         self,
-        pixels: np.ndarray,
+        prepared: PreparedInput,
         options: dict[str, Any],
         target: int | None,
         progress: Callable[[int, int], bool] | None,
     ) -> IGResult:
-        baseline = self._custom_baseline if options["baseline"] == CUSTOM_BASELINE else None
-        baseline = options["baseline"] if baseline is None else baseline
-        batch_size = None
-        if options["steps"] != "auto":
-            distinct_runs = options["runs"] if options["baseline"] == "uniform" else 1
-            points = len(integration_points(options["method"], options["steps"])[0])
-            batch_size = max(1, math.ceil(points * distinct_runs / PROGRESS_STEPS))
-        return integrated_gradients(
-            self._model,
-            pixels,
-            target=target,
-            baseline=baseline,
-            steps=options["steps"],
-            runs=options["runs"],
-            method=options["method"],
-            preprocess=self._preprocess,
-            batch_size=batch_size,
+        return engine.run(
+            prepared,
+            self._engine_options(options, target),
             progress=progress,
+            progress_updates=PROGRESS_UPDATES,
         )
 
     def _request(self) -> dict[str, Any]:
@@ -551,10 +529,16 @@ class IGWidget(anywidget.AnyWidget):
             self.progress = [0, 0]
             self.computing = True
         try:
-            result = self._run_engine(image.pixels, options, target, self._report_progress)
+            prepared = (
+                self._prepared
+                if image is self._shown.image
+                else engine.prepare(self._model, image.pixels, self._engine_options(options, None))
+            )
+            result = self._run_engine(prepared, options, target, self._report_progress)
             request = {**options, "target": result.target}
             with self._sync_lock:
                 self._show(self._shown_state(image, result, request))
+                self._prepared = prepared
                 if top_class:
                     self.target = result.target
                 self.stale = self._request() != request
@@ -629,10 +613,11 @@ class IGWidget(anywidget.AnyWidget):
         """
         new = _Image.of(image)
         if target is not None:
-            target = check_int("target", target, low=0, high=self._class_count - 1)
+            # The same model: the class count of the shown image's forward pass holds.
+            target = self._prepared.target_index(target)
         if self._custom_baseline is not None and self.baseline == CUSTOM_BASELINE:
             try:
-                make_baselines(new.pixels, self._custom_baseline, 1)
+                single_baseline(new.pixels, self._custom_baseline)
             except ValueError as exc:
                 raise ValueError(
                     f"image: shape {new.pixels.shape} does not fit the custom baseline ({exc}); "

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import ig_widget as igw
-from ig_widget import engine
+from ig_widget import batching
 from ig_widget.backends import backend_for
 from ig_widget.baselines import make_baselines
 from ig_widget.quadrature import integration_points
@@ -323,11 +323,11 @@ def test_torch_out_of_memory_is_detected_and_halves_the_batch():
     original = backend.gradient_sums
     seen = []
 
-    def flaky(image_, baselines, run_index, *args):
-        seen.append(len(run_index))
-        if len(run_index) > 8:
+    def flaky(starts, ends, start_index, *args):
+        seen.append(len(start_index))
+        if len(start_index) > 8:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(image_, baselines, run_index, *args)
+        return original(starts, ends, start_index, *args)
 
     backend.gradient_sums = flaky
     try:
@@ -384,20 +384,20 @@ def test_memory_rule_for_a_1024_image_through_xception():
     try:
         # Measured peak: about 1 GiB per point (benchmarks/README.md); a
         # quarter of 24 GiB holds about 5 of them.
-        assert 3 <= engine.batch_size_for(backend, model, image) <= 6
+        assert 3 <= batching.batch_size_for(backend, model, image) <= 6
         small = np.zeros((299, 299, 3), np.float32)
         small_model = keras.applications.Xception(weights=None)
-        assert 30 <= engine.batch_size_for(backend, small_model, small) <= 60
+        assert 30 <= batching.batch_size_for(backend, small_model, small) <= 60
         backend.free_memory_bytes = lambda: 10 * 1024**2
-        assert engine.batch_size_for(backend, model, image) == 1
+        assert batching.batch_size_for(backend, model, image) == 1
         backend.free_memory_bytes = lambda: None
         # The fixed 2 GiB over 2 bytes x 63.0 M activations + 16 bytes x 268 203 pixel values.
-        assert engine.batch_size_for(backend, small_model, small) == 16
+        assert batching.batch_size_for(backend, small_model, small) == 16
     finally:
         del backend.free_memory_bytes
 
 
-def test_automatic_batch_is_chosen_once_per_model_and_image_shape(monkeypatch):
+def test_memory_limit_is_chosen_once_per_model_and_image_shape(monkeypatch):
     import keras
 
     model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3)])
@@ -405,43 +405,12 @@ def test_automatic_batch_is_chosen_once_per_model_and_image_shape(monkeypatch):
     backend = backend_for(model, None)
     free = [2 * 1024**3]
     monkeypatch.setattr(backend, "free_memory_bytes", lambda: free[0])
-    first = engine.automatic_batch_size(backend, model, image)
-    assert first == engine.batch_size_for(backend, model, image) > 1
-    # Free memory drifts between calls; a new batch size would mean a new
-    # compilation under JAX, so the first choice stands for this shape.
+    first = batching.tuner_for(backend, model, image, "gradients")
+    assert first.limit == batching.batch_size_for(backend, model, image) > 1
+    # Free memory drifts between calls; a new limit would mean new batch
+    # shapes (new compilations under JAX), so the first choice stands.
     free[0] = 1024**2
-    assert engine.automatic_batch_size(backend, model, image + 1) == first
+    assert batching.tuner_for(backend, model, image + 1, "gradients") is first
     # A new shape is sized from the memory free now.
-    smaller = engine.automatic_batch_size(backend, model, image[:32])
-    assert smaller == engine.batch_size_for(backend, model, image[:32]) < first
-
-
-def test_automatic_batches_are_balanced(monkeypatch):
-    model, image = _torch_cnn(), random_image()
-    backend = backend_for(model, _channels_first)
-    original = backend.gradient_sums
-    seen = []
-
-    def counting(image_, baselines, run_index, *args):
-        seen.append(len(run_index))
-        return original(image_, baselines, run_index, *args)
-
-    monkeypatch.setattr(engine, "batch_size_for", lambda *a: 64)
-    monkeypatch.setattr(backend, "gradient_sums", counting)
-    res = igw.integrated_gradients(
-        model, image, steps=50, runs=2, baseline="uniform", seed=0, preprocess=_channels_first
-    )
-    # 102 path points and the image's own point, in two equal batches.
-    assert seen == [52, 51]
-    fixed = igw.integrated_gradients(
-        model,
-        image,
-        steps=50,
-        runs=2,
-        baseline="uniform",
-        seed=0,
-        preprocess=_channels_first,
-        batch_size=64,
-    )
-    assert seen[2:] == [64, 39]
-    np.testing.assert_allclose(res.attributions, fixed.attributions, rtol=1e-5, atol=1e-9)
+    smaller = batching.tuner_for(backend, model, image[:32], "gradients")
+    assert smaller.limit == batching.batch_size_for(backend, model, image[:32]) < first.limit

@@ -151,11 +151,11 @@ def test_out_of_memory_halves_the_batch_with_identical_result(cnn, image):
     original = backend.gradient_sums
     seen = []
 
-    def flaky(image_, baselines, run_index, *args):
-        seen.append(len(run_index))
-        if len(run_index) > 4:
+    def flaky(starts, ends, start_index, *args):
+        seen.append(len(start_index))
+        if len(start_index) > 4:
             raise tf.errors.ResourceExhaustedError(None, None, "simulated OOM")
-        return original(image_, baselines, run_index, *args)
+        return original(starts, ends, start_index, *args)
 
     backend.gradient_sums = flaky
     try:
@@ -190,7 +190,8 @@ def test_progress_reports_and_cancels(cnn, image):
     igw.integrated_gradients(
         cnn, image, steps=20, batch_size=8, progress=lambda d, t: calls.append((d, t))
     )
-    assert calls == [(8, 21), (16, 21), (21, 21)]
+    # 21 path points and the image's own point.
+    assert calls == [(8, 22), (16, 22), (22, 22)]
     stop = threading.Event()
     stop.set()
     with pytest.raises(igw.ComputationCancelled):
@@ -305,3 +306,98 @@ def test_a_model_that_raises_is_reported(image):
 
     with pytest.raises(ValueError, match=r"model: failed on a batch of shape.*weights not loaded"):
         igw.gradients(broken, image)
+
+
+# --- several images at once -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"steps": 12},
+        {"steps": 9, "method": "gausslegendre", "baseline": "uniform", "runs": 3, "seed": 5},
+        {"steps": 10, "baseline": "blur", "runs": 2},
+        {"steps": "auto", "baseline": "white", "tolerance": 0.005},
+    ],
+    ids=["black", "uniform-gausslegendre", "blur", "auto"],
+)
+def test_a_batch_of_images_equals_single_calls(cnn, options):
+    images = np.stack([random_image(seed=s) for s in (1, 2, 3)])
+    targets = [2, None, 0]
+    batch = igw.integrated_gradients_batch(cnn, images, targets=targets, **options)
+    assert len(batch) == 3
+    for image, target, result in zip(images, targets, batch, strict=True):
+        single = igw.integrated_gradients(cnn, image, target=target, **options)
+        scale = np.abs(single.attributions).max()
+        np.testing.assert_allclose(
+            result.attributions, single.attributions, rtol=1e-4, atol=1e-5 * scale
+        )
+        np.testing.assert_allclose(result.gradients, single.gradients, rtol=1e-4, atol=1e-7)
+        for key in ("scores", "path_alphas", "path_scores", "baseline_scores"):
+            np.testing.assert_allclose(
+                getattr(result, key), getattr(single, key), rtol=1e-5, atol=1e-6
+            )
+        assert (result.target, result.steps, result.runs, result.points_used) == (
+            single.target,
+            single.steps,
+            single.runs,
+            single.points_used,
+        )
+        assert result.delta == pytest.approx(single.delta, rel=1e-3, abs=1e-6)
+
+
+def test_a_batch_of_small_images_shares_model_calls(cnn, monkeypatch):
+    images = [random_image(seed=s) for s in range(4)]  # a sequence works too
+    backend = backend_for(cnn, None)
+    calls = []
+    original = backend.gradient_sums
+
+    def counting(*args):
+        calls.append(len(args[2]))
+        return original(*args)
+
+    monkeypatch.setattr(backend, "gradient_sums", counting)
+    results = igw.integrated_gradients_batch(cnn, images, targets=1, steps=8, batch_size=64)
+    # 4 x 9 path points and the 4 images' own points: one call.
+    assert calls == [40] and [r.target for r in results] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("images", "kwargs", "error", "pattern"),
+    [
+        (np.zeros((2, 16, 16, 3)), {"targets": [1]}, ValueError, "targets: expected 2 class"),
+        (
+            [np.zeros((16, 16, 3)), np.zeros((8, 8, 3))],
+            {},
+            ValueError,
+            "images: expected images of one shape",
+        ),
+        (
+            np.zeros((16, 16, 3)),
+            {},
+            ValueError,
+            r"images: expected an array of shape \(N, H, W, C\)",
+        ),
+        ([], {}, ValueError, "images: expected at least one image"),
+        ("cat.png", {}, TypeError, "images: expected an array"),
+        (
+            np.zeros((2, 16, 16, 3)),
+            {"targets": [1, 9]},
+            ValueError,
+            r"target: expected a class index in \[0, 3\]",
+        ),
+        (np.zeros((2, 16, 16, 3)), {"steps": 0}, ValueError, "steps: expected an integer >= 1"),
+    ],
+)
+def test_a_bad_batch_is_named(cnn, images, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        igw.integrated_gradients_batch(cnn, images, **kwargs)
+
+
+def test_one_image_call_refuses_a_batch_but_takes_a_batch_of_one(cnn, image):
+    with pytest.raises(ValueError, match=r"image: .*batch of 2.*integrated_gradients_batch"):
+        igw.integrated_gradients(cnn, np.stack([image, image]))
+    one = igw.integrated_gradients(cnn, image[None], steps=4)
+    np.testing.assert_array_equal(
+        one.attributions, igw.integrated_gradients(cnn, image, steps=4).attributions
+    )

@@ -200,7 +200,7 @@ WIDGET_CASES = [
     ("runs text", {"runs": "two"}, TypeError, "runs: expected an integer"),
     ("method", {"method": "euler"}, ValueError, "method: expected one of"),
     ("baseline", {"baseline": "grey"}, ValueError, "baseline: expected one of"),
-    ("target", {"target": 9}, ValueError, "target: expected an integer <= 3"),
+    ("target", {"target": 9}, ValueError, r"target: expected a class index in \[0, 3\]"),
     ("render option", {"clip_above_percentile": 120}, ValueError, "clip_above_percentile"),
     ("image", {"image": np.zeros((16, 16, 3, 2))}, ValueError, "image: expected one image"),
     ("image channels", {"image": np.zeros((16, 16, 2))}, ValueError, "image: expected 1, 3 or 4"),

@@ -25,7 +25,8 @@ from ipywidgets.widgets.widget import _remove_buffers
 from PIL import Image
 
 import ig_widget as igw
-from ig_widget import export, widget
+from ig_widget import batching, export, widget
+from ig_widget.backends import backend_for
 from ig_widget.render import channel_maps, display_image, render_maps, validate_render_options
 
 from .models import linear_model, random_image, tiny_cnn
@@ -213,9 +214,39 @@ def test_constructor_refuses_bad_input_before_computing(
     def no_computing(*args, **kw):
         raise AssertionError("the engine ran before validation finished")
 
-    monkeypatch.setattr(widget, "integrated_gradients", no_computing)
+    monkeypatch.setattr(widget.engine, "run", no_computing)
     with pytest.raises(error, match=pattern):
         igw.IGWidget(cnn, image, **kwargs)
+
+
+def test_construction_runs_the_model_forward_once_and_computes_within_the_engine_rule(
+    image, monkeypatch
+):
+    model = tiny_cnn(16, seed=4)
+    backend = backend_for(model, None)
+    forward, batches = [], []
+    predict, gradient_sums = backend.predict, backend.gradient_sums
+
+    def counting_predict(batch):
+        forward.append(len(batch))
+        return predict(batch)
+
+    def counting_gradient_sums(*args):
+        batches.append(len(args[2]))
+        return gradient_sums(*args)
+
+    monkeypatch.setattr(backend, "predict", counting_predict)
+    monkeypatch.setattr(backend, "gradient_sums", counting_gradient_sums)
+    w = igw.IGWidget(model, image, steps=40, runs=3, baseline="uniform")
+    # One forward pass gave the class count and the scores; the first
+    # result's path starts at alpha 0, so the baselines need none of their own.
+    assert forward == [1]
+    limit = batching.tuner_for(backend, model, image, "gradients").limit
+    # About ten progress updates, never a batch beyond the engine's rule.
+    assert len(batches) >= 10 and max(batches) <= limit and sum(batches) == 3 * 41 + 1
+    w.target = (w.target + 1) % 4
+    w.compute()
+    assert forward == [1]
 
 
 def test_constructor_reports_a_model_that_is_not_a_classifier(image):
@@ -309,7 +340,7 @@ def test_numpy_values_are_taken_as_plain_python_values(w):
         ({"clip_below_percentile": 99.95}, "clip_below_percentile: expected a value below"),
         ({"polarity": "<b>up</b>"}, "polarity"),
         ({"positive_color": [0, 300, 0]}, r"positive_color\[1\]"),
-        ({"target": 7}, r"target: expected an integer <= 3"),
+        ({"target": 7}, r"target: expected a class index in \[0, 3\]"),
         ({"summary": {}}, "summary: cannot be changed from the browser"),
     ],
 )

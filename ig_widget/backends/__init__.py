@@ -4,15 +4,25 @@ A backend wraps a model (and an optional preprocess function) and offers two
 operations on NumPy arrays; everything else in the engine is framework-free:
 
 - ``predict(batch)`` -> the model's output for a batch, as NumPy (the engine checks it is (N, K));
-- ``gradient_sums(image, baselines, run_index, alphas, weights, target)`` ->
-  (per-baseline weighted gradient sums (R, H, W, C), scores of the points (B, K)).
-  Point ``b`` is ``baselines[run_index[b]] + alphas[b] * (image - baselines[run_index[b]])``
-  and the gradient of its target score is multiplied by ``weights[b]`` and
-  summed into row ``run_index[b]``. This one compiled call serves integrated
-  gradients (many points) and plain gradients (one point at alpha = 1).
+- ``gradient_sums(starts, ends, start_index, end_index, alphas, weights, directional,
+  targets, segments, n_segments)`` -> (sums (n_segments, H, W, C) float32, scores (B, K)),
+  one compiled call over a batch of B points given by rows::
+
+      point_b   = starts[start_index[b]] + alphas[b] * (ends[end_index[b]] - starts[start_index[b]])
+      contrib_b = weights[b] * grad_{point_b} scores[b, targets[b]]
+                  * ((ends - starts)[b] if directional[b] else 1)
+      sums[s]   = sum of contrib_b over the points with segments[b] == s
+
+  The weights enter the backward pass as the output gradients (cotangents),
+  so nothing is kept per point unless the segments ask for it. This serves
+  integrated gradients over many baselines (direction folded in), plain
+  gradients (a non-directional point at alpha 0 on a line from the image),
+  several images per call and per-point gradients (see ``ig_widget.points``).
 
 Two more tell the engine how large a batch may be: ``free_memory_bytes()`` and
-the ``activation_bytes`` attribute (see ``ig_widget.engine.batch_size_for``).
+the ``activation_bytes`` attribute (see ``ig_widget.batching``); a backend
+whose compiled programs are fixed to their input shapes sets
+``static_shapes`` so that the engine sends it a few bucketed shapes.
 
 ``precision="bfloat16"`` runs the model's arithmetic in bfloat16 while the
 points, the gradients handed back and their sums stay float32.
@@ -20,12 +30,17 @@ points, the gradients handed back and their sums stay float32.
 
 from __future__ import annotations
 
+import threading
+import warnings
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
+
+from ..validation import caller_stacklevel
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -35,17 +50,23 @@ class GradientBackend(Protocol):
     # Peak bytes one activation value of one point costs in a backward pass,
     # measured on Xception (benchmarks/README.md, "Memory").
     activation_bytes: float
+    # True where every new input shape compiles a new program (JAX).
+    static_shapes: bool
 
     def predict(self, batch: np.ndarray) -> Any: ...
 
     def gradient_sums(
         self,
-        image: np.ndarray,
-        baselines: np.ndarray,
-        run_index: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        start_index: np.ndarray,
+        end_index: np.ndarray,
         alphas: np.ndarray,
         weights: np.ndarray,
-        target: int,
+        directional: np.ndarray,
+        targets: np.ndarray,
+        segments: np.ndarray,
+        n_segments: int,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...
@@ -92,7 +113,36 @@ def keras_precision(model: Any, precision: str) -> Iterator[None]:
 
 # Compiled programs are cached per model so that recomputing (a new target, a
 # new image of the same shape) reuses the traced function instead of retracing.
-_cache: weakref.WeakKeyDictionary[Any, dict[Any, GradientBackend]] = weakref.WeakKeyDictionary()
+# A few per model (one per preprocess function and precision), least recently
+# used dropped first, so that a preprocess recreated on every call cannot
+# grow memory without bound.
+BACKENDS_PER_MODEL = 4
+_cache: weakref.WeakKeyDictionary[Any, OrderedDict[Any, GradientBackend]] = (
+    weakref.WeakKeyDictionary()
+)
+_warned_models: weakref.WeakSet[Any] = weakref.WeakSet()
+_cache_lock = threading.Lock()
+_model_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_model_locks_lock = threading.Lock()
+
+
+def model_lock(model: Any) -> threading.RLock:
+    """One lock per model, held by backends that switch the model's state around a
+    call (a Module's train/eval mode, Keras layers' dtype policies), so that
+    two threads never see each other's switch.
+
+    Examples
+    --------
+    >>> class Model: pass
+    >>> model = Model()
+    >>> model_lock(model) is model_lock(model)
+    True
+    """
+    with _model_locks_lock:
+        try:
+            return _model_locks.setdefault(model, threading.RLock())
+        except TypeError:  # not weak-referenceable: a lock of its own per call
+            return threading.RLock()
 
 
 def framework_of(model: Any) -> str:
@@ -131,14 +181,42 @@ def backend_for(
             f"precision: {precision!r} needs a Keras model or a torch.nn.Module "
             "(a plain callable has no layers to switch); use precision='float32'"
         )
-    try:
-        per_model = _cache.setdefault(model, {})
-    except TypeError:  # not weak-referenceable: no caching
-        per_model = {}
     key = (framework, preprocess, precision)
-    if key not in per_model:
-        per_model[key] = _make_backend(framework, model, preprocess, precision)
-    return per_model[key]
+    with _cache_lock:
+        try:
+            per_model = _cache.setdefault(model, OrderedDict())
+        except TypeError:  # not weak-referenceable: no caching
+            per_model = OrderedDict()
+        if key in per_model:
+            per_model.move_to_end(key)
+            return per_model[key]
+        _warn_if_recreated(model, preprocess, per_model)
+        backend = _make_backend(framework, model, preprocess, precision)
+        per_model[key] = backend
+        while len(per_model) > BACKENDS_PER_MODEL:
+            per_model.popitem(last=False)
+        return backend
+
+
+def _warn_if_recreated(model: Any, preprocess: Any, per_model: OrderedDict) -> None:
+    code = getattr(preprocess, "__code__", None)
+    if code is None or model in _warned_models:
+        return
+    if any(
+        key[1] is not preprocess and getattr(key[1], "__code__", None) is code for key in per_model
+    ):
+        try:
+            _warned_models.add(model)
+        except TypeError:
+            pass
+        warnings.warn(
+            "preprocess: a new function with the same code as an earlier one (a lambda or "
+            "inner function created on every call); its compiled program cannot be reused, "
+            "so every call traces the model again. Define the preprocess function once and "
+            "pass the same object",
+            RuntimeWarning,
+            stacklevel=caller_stacklevel(),
+        )
 
 
 def _make_backend(

@@ -17,11 +17,13 @@ class JaxBackend:
 
     The model's variables are passed into the compiled program as arguments
     (not baked in as constants), so retraining the model is seen at once and
-    the program stays small. XLA compiles once per batch size.
+    the program stays small. XLA compiles once per input shape, so the engine
+    sends a few bucketed batch shapes (``static_shapes``).
     """
 
     name = "jax"
     activation_bytes = 4.0
+    static_shapes = True
 
     def __init__(
         self, model: Any, preprocess: Callable[[Any], Any] | None, precision: str = "float32"
@@ -34,7 +36,7 @@ class JaxBackend:
         self._preprocess = preprocess
         self._precision = precision
         self._predict = jax.jit(self._scores)
-        self._program = jax.jit(self._gradient_sums)
+        self._program = jax.jit(self._gradient_sums, static_argnames="n_segments")
 
     def _variables(self) -> tuple[list[Any], list[Any]]:
         return (
@@ -54,25 +56,32 @@ class JaxBackend:
         self,
         trainable: list[Any],
         non_trainable: list[Any],
-        image: Any,
-        baselines: Any,
-        run_index: Any,
+        starts: Any,
+        ends: Any,
+        start_index: Any,
+        end_index: Any,
         alphas: Any,
         weights: Any,
-        target: Any,
+        directional: Any,
+        targets: Any,
+        segments: Any,
+        n_segments: int,
     ) -> tuple[Any, Any]:
-        starts = baselines[run_index]
-        points = starts + alphas[:, None, None, None] * (image[None] - starts)
+        origins = starts[start_index]
+        directions = ends[end_index] - origins
+        points = origins + alphas[:, None, None, None] * directions
 
         def target_scores(points: Any) -> tuple[Any, Any]:
             scores = self._scores(trainable, non_trainable, points).astype(jnp.float32)
-            return scores[:, target], scores
+            return jnp.take_along_axis(scores, targets[:, None], axis=1)[:, 0], scores
 
         _, pullback, scores = jax.vjp(target_scores, points, has_aux=True)
-        # The quadrature weights are the cotangent of the target scores, so the
-        # backward pass returns already-weighted gradients.
+        # The weights are the cotangent of the target scores, so the backward
+        # pass returns already-weighted gradients.
         (grads,) = pullback(weights)
-        sums = jax.ops.segment_sum(grads, run_index, num_segments=baselines.shape[0])
+        along = directional[:, None, None, None] > 0
+        contributions = jnp.where(along, grads * directions, grads)
+        sums = jax.ops.segment_sum(contributions, segments, num_segments=n_segments)
         return sums, scores
 
     def predict(self, batch: np.ndarray) -> Any:
@@ -81,21 +90,29 @@ class JaxBackend:
 
     def gradient_sums(
         self,
-        image: np.ndarray,
-        baselines: np.ndarray,
-        run_index: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        start_index: np.ndarray,
+        end_index: np.ndarray,
         alphas: np.ndarray,
         weights: np.ndarray,
-        target: int,
+        directional: np.ndarray,
+        targets: np.ndarray,
+        segments: np.ndarray,
+        n_segments: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         sums, scores = self._program(
             *self._variables(),
-            jnp.asarray(image, jnp.float32),
-            jnp.asarray(baselines, jnp.float32),
-            jnp.asarray(run_index, jnp.int32),
+            jnp.asarray(starts, jnp.float32),
+            jnp.asarray(ends, jnp.float32),
+            jnp.asarray(start_index, jnp.int32),
+            jnp.asarray(end_index, jnp.int32),
             jnp.asarray(alphas, jnp.float32),
             jnp.asarray(weights, jnp.float32),
-            jnp.asarray(target, jnp.int32),
+            jnp.asarray(directional, jnp.float32),
+            jnp.asarray(targets, jnp.int32),
+            jnp.asarray(segments, jnp.int32),
+            n_segments=int(n_segments),
         )
         return np.asarray(sums), np.asarray(scores)
 

@@ -23,6 +23,7 @@ class TensorFlowBackend:
 
     name = "tensorflow"
     activation_bytes = 2.0
+    static_shapes = False
 
     def __init__(
         self, model: Any, preprocess: Callable[[Any], Any] | None, precision: str = "float32"
@@ -61,41 +62,53 @@ class TensorFlowBackend:
 
     def _program(self, shape: tuple[int, ...]) -> Any:
         if shape not in self._programs:
-            image_spec = tf.TensorSpec(shape, tf.float32)
-            vector = tf.TensorSpec([None], tf.float32)
+            rows = tf.TensorSpec([None, *shape], tf.float32)
+            floats = tf.TensorSpec([None], tf.float32)
+            ints = tf.TensorSpec([None], tf.int32)
 
             @tf.function(
                 input_signature=[
-                    image_spec,
-                    tf.TensorSpec([None, *shape], tf.float32),
-                    tf.TensorSpec([None], tf.int32),
-                    vector,
-                    vector,
+                    rows,
+                    rows,
+                    ints,
+                    ints,
+                    floats,
+                    floats,
+                    floats,
+                    ints,
+                    ints,
                     tf.TensorSpec([], tf.int32),
                 ]
             )
             def program(
-                image: tf.Tensor,
-                baselines: tf.Tensor,
-                run_index: tf.Tensor,
+                starts: tf.Tensor,
+                ends: tf.Tensor,
+                start_index: tf.Tensor,
+                end_index: tf.Tensor,
                 alphas: tf.Tensor,
                 weights: tf.Tensor,
-                target: tf.Tensor,
+                directional: tf.Tensor,
+                targets: tf.Tensor,
+                segments: tf.Tensor,
+                n_segments: tf.Tensor,
             ) -> tuple[tf.Tensor, tf.Tensor]:
-                starts = tf.gather(baselines, run_index)
-                points = starts + alphas[:, None, None, None] * (image[None] - starts)
+                origins = tf.gather(starts, start_index)
+                directions = tf.gather(ends, end_index) - origins
+                points = origins + alphas[:, None, None, None] * directions
                 with tf.GradientTape() as tape:
                     tape.watch(points)
                     scores = tf.cast(self._scores(points), tf.float32)
-                    target_scores = tf.gather(scores, target, axis=1)
-                # output_gradients applies each point's quadrature weight inside
-                # the backward pass, so no per-point gradient is kept.
+                    target_scores = tf.gather(scores, targets, axis=1, batch_dims=1)
+                # output_gradients applies each point's weight inside the
+                # backward pass, so no per-point gradient is kept.
                 grads = tape.gradient(target_scores, points, output_gradients=weights)
                 if grads is None:
                     raise ValueError(
                         "model: its scores do not depend differentiably on the input image"
                     )
-                sums = tf.math.unsorted_segment_sum(grads, run_index, tf.shape(baselines)[0])
+                along = directional[:, None, None, None] > 0
+                contributions = tf.where(along, grads * directions, grads)
+                sums = tf.math.unsorted_segment_sum(contributions, segments, n_segments)
                 return sums, scores
 
             self._programs[shape] = program
@@ -103,21 +116,29 @@ class TensorFlowBackend:
 
     def gradient_sums(
         self,
-        image: np.ndarray,
-        baselines: np.ndarray,
-        run_index: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        start_index: np.ndarray,
+        end_index: np.ndarray,
         alphas: np.ndarray,
         weights: np.ndarray,
-        target: int,
+        directional: np.ndarray,
+        targets: np.ndarray,
+        segments: np.ndarray,
+        n_segments: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        program = self._program(tuple(image.shape))
+        program = self._program(tuple(starts.shape[1:]))
         sums, scores = program(
-            tf.constant(image, tf.float32),
-            tf.constant(baselines, tf.float32),
-            tf.constant(run_index, tf.int32),
+            tf.constant(starts, tf.float32),
+            tf.constant(ends, tf.float32),
+            tf.constant(start_index, tf.int32),
+            tf.constant(end_index, tf.int32),
             tf.constant(alphas, tf.float32),
             tf.constant(weights, tf.float32),
-            tf.constant(target, tf.int32),
+            tf.constant(directional, tf.float32),
+            tf.constant(targets, tf.int32),
+            tf.constant(segments, tf.int32),
+            tf.constant(n_segments, tf.int32),
         )
         return sums.numpy(), scores.numpy()
 

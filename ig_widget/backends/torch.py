@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import available_ram_bytes, is_keras_model, keras_precision
+from . import available_ram_bytes, is_keras_model, keras_precision, model_lock
 
 
 def _device_of(model: Any) -> torch.device:
@@ -32,13 +32,15 @@ class TorchBackend:
 
     The model runs on its own device (that of its first parameter), in
     inference mode (``eval()`` for a Module, restored afterwards;
-    ``training=False`` for Keras). A plain Module receives the batch as
+    ``training=False`` for Keras), one call at a time per model across
+    threads, so that no call sees another's mode switch. A plain Module receives the batch as
     (N, H, W, C) like every model here; for a channels-first network, permute
     in ``preprocess``, which runs inside the differentiated computation.
     """
 
     name = "torch"
     activation_bytes = 10.0
+    static_shapes = False
 
     def __init__(
         self, model: Any, preprocess: Callable[[Any], Any] | None, precision: str = "float32"
@@ -50,6 +52,9 @@ class TorchBackend:
         self._precision = precision
         self._keras = is_keras_model(model)
         self.device = _device_of(model)
+        # Held for every call: the eval/train switch (or Keras' precision
+        # switch) and the call must not interleave with another thread's.
+        self._lock = model_lock(model)
 
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
@@ -84,39 +89,45 @@ class TorchBackend:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
 
     def predict(self, batch: np.ndarray) -> Any:
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             return _to_numpy(self._scores(self._tensor(batch)))
 
     def gradient_sums(
         self,
-        image: np.ndarray,
-        baselines: np.ndarray,
-        run_index: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        start_index: np.ndarray,
+        end_index: np.ndarray,
         alphas: np.ndarray,
         weights: np.ndarray,
-        target: int,
+        directional: np.ndarray,
+        targets: np.ndarray,
+        segments: np.ndarray,
+        n_segments: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        starts_all = self._tensor(baselines)
-        index = self._tensor(run_index, torch.long)
-        starts = starts_all[index]
-        with torch.enable_grad():
-            points = starts + self._tensor(alphas)[:, None, None, None] * (
-                self._tensor(image)[None] - starts
-            )
+        with self._lock, torch.enable_grad():
+            origins = self._tensor(starts)[self._tensor(start_index, torch.long)]
+            directions = self._tensor(ends)[self._tensor(end_index, torch.long)] - origins
+            points = origins + self._tensor(alphas)[:, None, None, None] * directions
             points.requires_grad_(True)
             scores = self._scores(points).float()
             if not scores.requires_grad:
                 raise ValueError(
                     "model: its scores do not depend differentiably on the input image"
                 )
-            # grad_outputs applies each point's quadrature weight inside the
-            # backward pass, so no per-point gradient is kept.
+            target_scores = scores.gather(1, self._tensor(targets, torch.long)[:, None])[:, 0]
+            # grad_outputs applies each point's weight inside the backward
+            # pass, so no per-point gradient is kept.
             (grads,) = torch.autograd.grad(
-                scores[:, target], points, grad_outputs=self._tensor(weights), allow_unused=True
+                target_scores, points, grad_outputs=self._tensor(weights), allow_unused=True
             )
         if grads is None:
             raise ValueError("model: its scores do not depend differentiably on the input image")
-        sums = torch.zeros_like(starts_all).index_add_(0, index, grads)
+        along = self._tensor(directional)[:, None, None, None] > 0
+        contributions = torch.where(along, grads * directions.detach(), grads)
+        sums = torch.zeros((n_segments, *starts.shape[1:]), device=self.device).index_add_(
+            0, self._tensor(segments, torch.long), contributions
+        )
         return _to_numpy(sums), _to_numpy(scores)
 
     def is_out_of_memory(self, error: BaseException) -> bool:

@@ -1,0 +1,291 @@
+"""How many points go through the model in one call: one rule for every caller.
+
+The automatic batch is bounded twice:
+
+- by **memory** (``batch_size_for``): a quarter of the free memory over the
+  measured cost of one point, at most 256 points;
+- by **measured benefit** (``BatchTuner``): starting from 8 points, the batch
+  doubles while the time per point falls by at least 10 %, and is fixed at
+  the best size as soon as it stops falling. Calls that trace or compile are
+  not measured. Bigger batches past that point only cost memory (MobileNetV2
+  at 224x224 on a 2-core CPU is no faster at 256 points than at 64 and holds
+  4.5 GB more).
+
+Both are kept per backend, image shape and kind of call (gradients or forward
+passes only), so every later computation on the same model and shape starts
+from what was learnt, and a compiled backend sees the same few batch shapes.
+Backends that compile one program per shape (``static_shapes``, JAX) get batch
+shapes from a short list of buckets (``bucket``), the last batch padded.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+
+from .backends import GradientBackend
+
+# Share of free memory the engine may use, the fixed budget where free memory
+# is unknown (GPUs under TensorFlow), and the cap beyond which larger batches
+# have never paid off.
+MEMORY_SHARE = 0.25
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3
+MAX_BATCH = 256
+# The tuner's first batch, the time-per-point gain a doubled batch must bring
+# to be kept, and the measured calls per size (the fastest one counts, so that
+# one call slowed by other work on the machine does not end the search).
+FIRST_BATCH = 8
+REQUIRED_GAIN = 0.9
+SAMPLES_PER_SIZE = 2
+# The smallest batch shape a static-shape backend compiles (padding a tiny
+# last batch up to it costs less than another program).
+SMALLEST_BUCKET = 8
+
+
+def batch_size_for(backend: GradientBackend, model: Any, image: np.ndarray) -> int:
+    """Largest batch the memory rule allows for ``model`` at ``image``'s shape.
+
+    ``batch = clip(budget // per_point, 1, 256)``, where
+
+    - ``budget`` is a quarter of the memory free for this computation: free
+      GPU memory where the framework reports it (PyTorch's
+      ``torch.cuda.mem_get_info`` plus its cached blocks, JAX's device
+      ``memory_stats``), available RAM (``MemAvailable``) on the CPU, and a
+      fixed 2 GiB where neither is known (TensorFlow on a GPU);
+    - ``per_point = backend.activation_bytes * activations + 16 * pixels``:
+      ``activations`` is the sum of a Keras model's layer output sizes for one
+      image (64 values per input value for models without Keras layers), and
+      ``activation_bytes`` is the peak memory one such value costs in a
+      backward pass, measured on Xception at 299x299 on the CPU and rounded
+      up: TensorFlow 1.6 -> 2 bytes, JAX 3.1 -> 4, PyTorch 9.3 -> 10 (graph
+      compilers drop most intermediates, eager PyTorch keeps them);
+      ``16 * pixels`` covers the point, its direction, its gradient and the sums.
+
+    A quarter leaves room for the model, the framework and other programs; an
+    out-of-memory error on a GPU still halves the batch (on the CPU the
+    operating system may kill the process instead, hence the margins). With
+    TensorFlow and 24 GiB free, a 1024x1024 image through Xception gets
+    batches of 4 (about 1 GiB per point measured), and a 299x299 image
+    batches of 49. ``BatchTuner`` then stops below this bound where larger
+    batches are not faster.
+
+    Examples
+    --------
+    >>> import keras
+    >>> from ig_widget.backends import backend_for
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])
+    >>> 1 <= batch_size_for(backend_for(model, None), model, np.zeros((8, 8, 3))) <= 256
+    True
+    """
+    free = backend.free_memory_bytes()
+    budget = DEFAULT_MEMORY_BUDGET if free is None else int(free * MEMORY_SHARE)
+    per_point = backend.activation_bytes * activation_values(model, image) + 16 * image.size
+    return int(min(MAX_BATCH, max(1, budget // per_point)))
+
+
+def activation_values(model: Any, image: np.ndarray) -> int:
+    """Float values one image produces through the model's layers (see ``batch_size_for``).
+
+    Examples
+    --------
+    >>> activation_values(lambda x: x, np.zeros((4, 4, 3)))  # no layers: 64 per input value
+    3072
+    """
+    fallback = 64 * image.size
+    try:
+        layers = model.layers
+    except AttributeError:
+        return fallback
+    total = 0
+    for layer in layers:
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            return fallback
+        # An unknown (None) spatial size is taken as the image's longer side:
+        # an overestimate for downsampled layers, which only costs speed.
+        total += math.prod(d if d is not None else max(image.shape[:2]) for d in shape[1:])
+    return max(total, image.size)
+
+
+def bucket(size: int, limit: int) -> int:
+    """The batch shape a static-shape backend compiles for ``size`` points under ``limit``:
+    the next power of two (at least 8), or ``limit`` itself.
+
+    Examples
+    --------
+    >>> [bucket(n, 52) for n in (1, 9, 33, 52)]
+    [8, 16, 52, 52]
+    """
+    return min(limit, max(SMALLEST_BUCKET, 1 << (size - 1).bit_length()))
+
+
+def bucket_below(size: int, limit: int) -> int:
+    """The largest bucket (see ``bucket``) that holds at most ``size`` points.
+
+    Examples
+    --------
+    >>> [bucket_below(n, 52) for n in (1, 9, 33, 60)]
+    [1, 8, 32, 52]
+    """
+    if size >= limit:
+        return limit
+    return 1 << (size.bit_length() - 1)
+
+
+class BatchTuner:
+    """The automatic batch for one backend, image shape and kind of call.
+
+    ``size`` is the batch to use now. Report every call with ``record``; the
+    tuner doubles ``size`` while the time per point falls by at least 10 %
+    (``REQUIRED_GAIN``) and fixes it at the best size once it stops falling or
+    reaches ``limit``. The first call (which traces a compiled program) and,
+    for ``static_shapes`` backends, the first call of every size (a new
+    compilation) are not measured. Thread-safe.
+
+    Examples
+    --------
+    >>> tuner = BatchTuner(limit=64, static_shapes=False)
+    >>> for size, seconds in [(8, 9.0), (8, 0.8), (8, 0.8), (16, 1.6), (16, 1.6)]:
+    ...     tuner.record(size, seconds)
+    >>> tuner.size, tuner.fixed  # 16 points took as long per point as 8: stays at 8
+    (8, True)
+    """
+
+    def __init__(self, limit: int, static_shapes: bool) -> None:
+        self.limit = limit
+        self.size = min(limit, FIRST_BATCH)
+        self.fixed = self.size >= limit
+        self._static = static_shapes
+        self._measured_sizes: set[int] = set()
+        self._warm = False
+        self._samples: list[float] = []
+        self._best_size = self.size
+        self._best_per_point = math.inf
+        self._lock = threading.Lock()
+
+    def record(self, size: int, seconds: float) -> None:
+        """Account one call of ``size`` points that took ``seconds``."""
+        with self._lock:
+            first_of_size = size not in self._measured_sizes
+            self._measured_sizes.add(size)
+            if not self._warm or (self._static and first_of_size):
+                self._warm = True
+                return
+            if self.fixed or size != self.size:
+                return
+            self._samples.append(seconds / size)
+            if len(self._samples) < SAMPLES_PER_SIZE:
+                return
+            per_point = min(self._samples)
+            self._samples = []
+            if per_point < REQUIRED_GAIN * self._best_per_point:
+                self._best_per_point, self._best_size = per_point, size
+                if size >= self.limit:
+                    self.fixed = True
+                else:
+                    self.size = min(self.limit, 2 * size)
+            else:
+                self.size, self.fixed = self._best_size, True
+
+    def out_of_memory(self, size: int) -> None:
+        """A call of ``size`` points ran out of memory: never try that many again."""
+        with self._lock:
+            self.limit = max(1, min(self.limit, size // 2))
+            if self.size > self.limit:
+                self.size, self.fixed = self.limit, True
+            self._best_size = min(self._best_size, self.limit)
+
+
+# Per backend (dropped with it) and (image shape, kind of call).
+_tuners: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], BatchTuner]] = (
+    weakref.WeakKeyDictionary()
+)
+_tuners_lock = threading.Lock()
+
+
+def tuner_for(backend: GradientBackend, model: Any, image: np.ndarray, kind: str) -> BatchTuner:
+    """The ``BatchTuner`` of ``backend`` for ``image``'s shape and ``kind``
+    ("gradients" or "forward"), created with the memory rule's limit at first use.
+
+    Examples
+    --------
+    >>> import keras
+    >>> from ig_widget.backends import backend_for
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])
+    >>> backend = backend_for(model, None)
+    >>> tuner = tuner_for(backend, model, np.zeros((8, 8, 3)), "gradients")
+    >>> tuner is tuner_for(backend, model, np.ones((8, 8, 3)), "gradients")
+    True
+    """
+    key = (tuple(image.shape), kind)
+    with _tuners_lock:
+        per_backend = _tuners.setdefault(backend, {})
+        if key not in per_backend:
+            limit = batch_size_for(backend, model, image)
+            per_backend[key] = BatchTuner(limit, getattr(backend, "static_shapes", False))
+        return per_backend[key]
+
+
+class BatchPlan:
+    """The batches of one evaluation of ``total`` points.
+
+    With an explicit ``batch_size`` every batch has that size (halved on an
+    out-of-memory error); otherwise the ``tuner`` decides and learns.
+    ``progress_updates`` asks for at least that many batches (progress calls),
+    never for larger ones. For ``static_shapes`` backends full batches are
+    buckets and ``padded`` rounds a last, smaller one up to its bucket.
+
+    Examples
+    --------
+    >>> plan = BatchPlan(total=103, batch_size=64, progress_updates=10)
+    >>> plan.next_size(103)  # 103 // 10 points per batch: at least 10 progress calls
+    10
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        batch_size: int | None = None,
+        tuner: BatchTuner | None = None,
+        progress_updates: int | None = None,
+        static_shapes: bool = False,
+    ) -> None:
+        if (batch_size is None) == (tuner is None):
+            raise ValueError("batch_size: give either a batch size or a tuner")
+        self.tuner = tuner
+        self.limit = batch_size if tuner is None else tuner.limit
+        self._granularity = max(1, total // progress_updates) if progress_updates else self.limit
+        self._static = static_shapes
+
+    def next_size(self, remaining: int) -> int:
+        """Points in the next batch, given ``remaining`` points."""
+        full = self.limit if self.tuner is None else min(self.limit, self.tuner.size)
+        full = min(full, self._granularity)
+        if self._static:
+            full = bucket_below(full, self.limit)
+        return max(1, min(full, remaining))
+
+    def padded(self, size: int) -> int:
+        """The batch shape ``size`` points are sent as (see ``bucket``)."""
+        return bucket(size, self.limit) if self._static else size
+
+    def record(self, size: int, seconds: float) -> None:
+        if self.tuner is not None:
+            self.tuner.record(size, seconds)
+
+    def out_of_memory(self, size: int) -> None:
+        """Halve below ``size``; ``MemoryError`` naming ``batch_size`` at one point."""
+        if size <= 1:
+            raise MemoryError(
+                "batch_size: out of memory even for one point at a time; "
+                "use a smaller image or a smaller model"
+            )
+        self.limit = max(1, min(self.limit, size // 2))
+        if self.tuner is not None:
+            self.tuner.out_of_memory(size)

@@ -1,0 +1,221 @@
+"""What one integrated-gradients computation is: its options, validated once.
+
+``IGOptions`` is the single description of a computation that
+``integrated_gradients``, ``integrated_gradients_batch`` and the widget all
+build and pass around. Every rule about the options lives here, once: the
+ranges, "``steps='auto'`` needs ``method='trapezoid'``", which baselines give
+distinct runs, what a model and a target may be. Rules that need the image or
+the model's output (a baseline array's shape, the target's upper bound) are
+checked when the engine prepares the input (``ig_widget.engine.prepare``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from .backends import PRECISIONS
+from .baselines import BASELINES
+from .quadrature import METHODS
+from .validation import check_choice, check_int, check_number, to_numpy
+
+MAX_STEPS = 10_000
+
+
+def check_model(model: Any) -> Any:
+    """Return ``model`` if the engine can call it, or raise naming ``model``.
+
+    Examples
+    --------
+    >>> check_model("model.keras")
+    Traceback (most recent call last):
+    ...
+    TypeError: model: expected a Keras model or callable, got str
+    """
+    if model is None or not callable(model):
+        raise TypeError(f"model: expected a Keras model or callable, got {type(model).__name__}")
+    return model
+
+
+def check_callable(name: str, value: Any) -> Any:
+    """Return ``value`` if it is callable or None, or raise naming ``name``.
+
+    Examples
+    --------
+    >>> check_callable("preprocess", None) is None
+    True
+    """
+    if value is not None and not callable(value):
+        raise TypeError(f"{name}: expected a callable or None, got {type(value).__name__}")
+    return value
+
+
+def check_target(target: Any) -> int | None:
+    """A class index (or None) from an int, a NumPy integer, or a 0-d or one-element
+    integer array or tensor (NumPy, TensorFlow, PyTorch, JAX).
+
+    The upper bound depends on the model and is checked by
+    ``PreparedInput.target_index``.
+
+    Examples
+    --------
+    >>> check_target(np.array([3])), check_target(None)
+    (3, None)
+    """
+    if target is None:
+        return None
+    if not isinstance(target, (numbers.Number, str)) and hasattr(target, "__array__"):
+        array = to_numpy(target)
+        if array.size != 1:
+            raise ValueError(
+                f"target: expected one class index, got an array of shape {array.shape}"
+            )
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"target: expected an integer, got a {array.dtype} array {array!r}")
+        target = array.reshape(()).item()
+    return check_int("target", target, low=0)
+
+
+def _check_steps(steps: Any, method: str) -> int | Literal["auto"]:
+    if isinstance(steps, str) and steps == "auto":
+        if method != "trapezoid":
+            raise ValueError(
+                f"steps: 'auto' refines nested trapezoid grids and needs method='trapezoid', "
+                f"got method={method!r}"
+            )
+        return "auto"
+    return check_int("steps", steps, low=1, high=MAX_STEPS)
+
+
+def _check_baseline(baseline: Any) -> str | np.ndarray:
+    if isinstance(baseline, str):
+        return check_choice("baseline", baseline, BASELINES)
+    if baseline is None:
+        raise TypeError(
+            f"baseline: expected one of {', '.join(map(repr, BASELINES))} or an array, got None"
+        )
+    array = to_numpy(baseline, name="baseline")
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(f"baseline: expected an array of real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("baseline: contains NaN or infinite pixel values")
+    # The options are immutable; so is the array they hold.
+    array.flags.writeable = False
+    return array
+
+
+def _check_pixel_range(pixel_range: Any) -> tuple[float, float]:
+    if (
+        isinstance(pixel_range, (str, bytes))
+        or not isinstance(pixel_range, Sequence)
+        or len(pixel_range) != 2
+    ):
+        raise ValueError(
+            f"pixel_range: expected (darkest, brightest), two numbers, got {pixel_range!r}"
+        )
+    low, high = (check_number("pixel_range", value) for value in pixel_range)
+    if not low < high:
+        raise ValueError(
+            f"pixel_range: expected (darkest, brightest) with darkest < brightest, "
+            f"got ({low:g}, {high:g})"
+        )
+    return low, high
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IGOptions:
+    """The options of one integrated-gradients computation, validated at construction.
+
+    Every field is as documented for ``igw.integrated_gradients``. Building an
+    ``IGOptions`` (or ``replace``-ing fields) raises ``TypeError`` or
+    ``ValueError`` naming the parameter, before any model is called; fields
+    are normalised (``steps`` and ``runs`` to ``int``, ``pixel_range`` to two
+    floats, an array ``baseline`` to a read-only float32 array).
+
+    Examples
+    --------
+    >>> options = IGOptions(steps=20, baseline="uniform", runs=4, seed=0)
+    >>> options.distinct_runs, options.replace(baseline="black").distinct_runs
+    (4, 1)
+    >>> options.replace(steps=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps: expected an integer >= 1, got 0
+    """
+
+    target: int | None = None
+    baseline: str | np.ndarray = "black"
+    steps: int | Literal["auto"] = 50
+    runs: int = 1
+    method: str = "trapezoid"
+    preprocess: Callable[[Any], Any] | None = None
+    precision: str = "float32"
+    batch_size: int | None = None
+    seed: int | None = None
+    tolerance: float = 0.01
+    pixel_range: tuple[float, float] = (0.0, 255.0)
+
+    def __post_init__(self) -> None:
+        method = check_choice("method", self.method, METHODS)
+        checked = {
+            "target": check_target(self.target),
+            "baseline": _check_baseline(self.baseline),
+            "steps": _check_steps(self.steps, method),
+            "runs": check_int("runs", self.runs, low=1, high=MAX_STEPS),
+            "method": method,
+            "preprocess": check_callable("preprocess", self.preprocess),
+            "precision": check_choice("precision", self.precision, PRECISIONS),
+            "batch_size": None
+            if self.batch_size is None
+            else check_int("batch_size", self.batch_size, low=1),
+            "seed": None if self.seed is None else check_int("seed", self.seed, low=0),
+            "tolerance": check_number("tolerance", self.tolerance, low=0.0),
+            "pixel_range": _check_pixel_range(self.pixel_range),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    def replace(self, **changes: Any) -> IGOptions:
+        """A copy with ``changes`` applied and everything validated again.
+
+        Examples
+        --------
+        >>> IGOptions().replace(steps=8).steps
+        8
+        """
+        unknown = sorted(set(changes) - {field.name for field in dataclasses.fields(self)})
+        if unknown:
+            allowed = ", ".join(field.name for field in dataclasses.fields(self))
+            raise TypeError(f"{unknown[0]}: not an option of a computation; expected {allowed}")
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def distinct_runs(self) -> int:
+        """Baselines that differ: ``runs`` for ``"uniform"`` noise (the only random
+        baseline), 1 for the others, whose runs are identical and computed once."""
+        return self.runs if isinstance(self.baseline, str) and self.baseline == "uniform" else 1
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IGOptions):
+            return NotImplemented
+        for field in dataclasses.fields(self):
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if isinstance(mine, np.ndarray) or isinstance(theirs, np.ndarray):
+                if not (
+                    isinstance(mine, np.ndarray)
+                    and isinstance(theirs, np.ndarray)
+                    and np.array_equal(mine, theirs)
+                ):
+                    return False
+            elif mine is not theirs and mine != theirs:
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]

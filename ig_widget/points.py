@@ -1,0 +1,865 @@
+"""Point sets and their evaluators: the one loop every computation runs through.
+
+A *point set* is a list of points in image space, each defined by a row of
+small arrays (see ``PointBatch``): point ``b`` lies at ``alphas[b]`` on the
+straight line from ``starts[start_index[b]]`` to ``ends[end_index[b]]``; the
+gradient of its ``targets[b]`` score, times ``weights[b]`` and, where
+``directional[b]``, times the line's direction ``end - start``, is summed into
+row ``segments[b]`` of the result. That one shape of work serves integrated
+gradients over many baselines (direction folded in, nothing kept per run),
+plain gradients (a non-directional point at the image), several images in one
+model call (a segment per image) and per-point gradients (a segment per
+point).
+
+``evaluate_points`` runs a point set through a model in batches (sized by
+``ig_widget.batching``), with progress, cancellation, out-of-memory halving,
+a clear error for model failures and non-finite values, and returns the sums
+and the target scores; ``evaluate_scores`` does the same for forward passes
+only. Start and end rows may be produced lazily (``UniformRows``), so that a
+computation over 10,000 noise baselines never holds more than a batch of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from .backends import GradientBackend
+from .batching import BatchPlan, bucket, tuner_for
+
+ProgressCallback = Callable[[int, int], Any]
+
+
+class ComputationCancelled(Exception):
+    """Raised when a ``progress`` callback returns ``False``."""
+
+
+def report_progress(progress: ProgressCallback | None, done: int, total: int) -> None:
+    """Call ``progress(done, total)``; a result that is ``False`` (also ``np.False_``) cancels.
+
+    ``None`` and every other value mean "go on".
+
+    Examples
+    --------
+    >>> report_progress(lambda done, total: np.False_, 1, 2)
+    Traceback (most recent call last):
+    ...
+    ig_widget.points.ComputationCancelled: cancelled by the progress callback after 1 of 2 points
+    """
+    if progress is None:
+        return
+    answer = progress(done, total)
+    if isinstance(answer, (bool, np.bool_)) and not answer:
+        raise ComputationCancelled(
+            f"cancelled by the progress callback after {done} of {total} points"
+        )
+
+
+# -- rows ---------------------------------------------------------------------------
+
+
+class Rows(Protocol):
+    """Images (rows) by index, for the starts and ends of a point set.
+
+    ``shape`` is one row's (H, W, C); ``take(indices)`` returns float32
+    (len(indices), H, W, C).
+    """
+
+    shape: tuple[int, ...]
+
+    def __len__(self) -> int: ...
+
+    def take(self, indices: np.ndarray) -> np.ndarray: ...
+
+
+class ArrayRows:
+    """Rows held in one float32 array (S, H, W, C).
+
+    Examples
+    --------
+    >>> ArrayRows(np.zeros((3, 2, 2, 1))).take(np.array([2, 0])).shape
+    (2, 2, 2, 1)
+    """
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = np.asarray(array, np.float32)
+        self.shape = tuple(self.array.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        return self.array[indices]
+
+
+class UniformRows:
+    """``count`` rows of uniform noise over ``pixel_range``, generated on demand.
+
+    Row ``i`` is drawn from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``,
+    so it is the same whichever rows are asked for together (any batch size
+    gives the same baselines) and no row is kept. ``seed=None`` draws fresh
+    entropy once, at construction.
+
+    Examples
+    --------
+    >>> rows = UniformRows(10_000, (2, 2, 3), (0.0, 255.0), seed=0)
+    >>> bool(np.array_equal(rows.take(np.array([7]))[0], rows.take(np.arange(9))[7]))
+    True
+    """
+
+    def __init__(
+        self,
+        count: int,
+        shape: tuple[int, ...],
+        pixel_range: tuple[float, float],
+        seed: int | None,
+    ) -> None:
+        self.count = count
+        self.shape = tuple(shape)
+        self.pixel_range = pixel_range
+        self.seed = np.random.SeedSequence(seed).entropy
+
+    def __len__(self) -> int:
+        return self.count
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        low, high = self.pixel_range
+        out = np.empty((len(indices), *self.shape), np.float32)
+        for row, index in enumerate(np.asarray(indices).tolist()):
+            sequence = np.random.SeedSequence(self.seed, spawn_key=(index,))
+            out[row] = np.random.default_rng(sequence).uniform(low, high, self.shape)
+        return out
+
+
+class StackedRows:
+    """The rows of several sources one after another.
+
+    Examples
+    --------
+    >>> rows = StackedRows(ArrayRows(np.zeros((2, 1, 1, 1))), ArrayRows(np.ones((1, 1, 1, 1))))
+    >>> len(rows), rows.take(np.array([2, 0])).ravel().tolist()
+    (3, [1.0, 0.0])
+    """
+
+    def __init__(self, *sources: Rows) -> None:
+        self.sources = sources
+        self.shape = sources[0].shape
+        self._offsets = np.cumsum([0, *(len(source) for source in sources)])
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices)
+        out = np.empty((len(indices), *self.shape), np.float32)
+        which = np.searchsorted(self._offsets, indices, side="right") - 1
+        for number, source in enumerate(self.sources):
+            chosen = which == number
+            if np.any(chosen):
+                out[chosen] = source.take(indices[chosen] - self._offsets[number])
+        return out
+
+
+def as_rows(value: np.ndarray | Rows) -> Rows:
+    """An array (S, H, W, C) as ``ArrayRows``; ``Rows`` objects pass through."""
+    return ArrayRows(value) if isinstance(value, np.ndarray) else value
+
+
+# -- point sets ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PointBatch:
+    """The per-point arrays of consecutive points (see the module docstring)."""
+
+    start_index: np.ndarray
+    end_index: np.ndarray
+    alphas: np.ndarray
+    weights: np.ndarray
+    directional: np.ndarray
+    targets: np.ndarray
+    segments: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.alphas)
+
+    def select(self, rows: np.ndarray | slice) -> PointBatch:
+        return PointBatch(*(getattr(self, field.name)[rows] for field in dataclasses.fields(self)))
+
+
+class Points(Protocol):
+    """What ``evaluate_points`` needs: rows, a segment count, and the points by position."""
+
+    starts: np.ndarray | Rows
+    ends: np.ndarray | Rows
+    n_segments: int
+
+    def __len__(self) -> int: ...
+
+    def batch(self, start: int, stop: int) -> PointBatch: ...
+
+    def describe(self, index: int) -> str: ...
+
+
+class PointSet:
+    """A point set given by its per-point arrays (the general case).
+
+    Parameters
+    ----------
+    starts, ends : ndarray (S, H, W, C) and (E, H, W, C), or ``Rows``
+    start_index, end_index, alphas, weights, directional, targets, segments : array-like (B,)
+        ``directional`` is 0/1 (or bool); ``targets`` are class indices of the
+        ``Classifier`` (for a one-column binary model, 0 is the complement).
+    n_segments : int
+        Rows of the sums; every ``segments`` value is below it.
+    labels : sequence of str, optional
+        Where each point lies, for error messages ("point 3" otherwise).
+
+    Examples
+    --------
+    >>> image = np.ones((2, 2, 1), np.float32)
+    >>> points = PointSet(image[None] * 0, image[None], [0, 0], [0, 0], [0.5, 1.0],
+    ...                   [1.0, 1.0], [1, 0], [0, 0], [0, 1], n_segments=2)
+    >>> len(points), points.batch(1, 2).alphas.tolist()
+    (2, [1.0])
+    """
+
+    def __init__(
+        self,
+        starts: np.ndarray | Rows,
+        ends: np.ndarray | Rows,
+        start_index: Any,
+        end_index: Any,
+        alphas: Any,
+        weights: Any,
+        directional: Any,
+        targets: Any,
+        segments: Any,
+        *,
+        n_segments: int,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        self.starts, self.ends = starts, ends
+        self.n_segments = int(n_segments)
+        self._points = PointBatch(
+            np.asarray(start_index, np.int64),
+            np.asarray(end_index, np.int64),
+            np.asarray(alphas, np.float64),
+            np.asarray(weights, np.float64),
+            np.asarray(directional, np.float64),
+            np.asarray(targets, np.int64),
+            np.asarray(segments, np.int64),
+        )
+        count = len(self._points)
+        for field in dataclasses.fields(self._points):
+            values = getattr(self._points, field.name)
+            if values.shape != (count,):
+                raise ValueError(
+                    f"{field.name}: expected one value per point ({count}), "
+                    f"got shape {values.shape}"
+                )
+        for name, values, bound in (
+            ("start_index", self._points.start_index, len(as_rows(starts))),
+            ("end_index", self._points.end_index, len(as_rows(ends))),
+            ("segments", self._points.segments, self.n_segments),
+        ):
+            if count and (values.min() < 0 or values.max() >= bound):
+                raise ValueError(f"{name}: expected values in [0, {bound - 1}]")
+        self._labels = labels
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def batch(self, start: int, stop: int) -> PointBatch:
+        return self._points.select(slice(start, stop))
+
+    def describe(self, index: int) -> str:
+        return self._labels[index] if self._labels is not None else f"point {index}"
+
+
+class PathPoints:
+    """Integrated-gradients points: for each image ``m``, ``runs`` straight paths
+    from its baselines to it at the given alphas, optionally preceded by one
+    non-directional point at the image itself (its plain gradient).
+
+    Points are ordered: the images' own points, then image by image, run by
+    run, alpha by alpha. Nothing is stored per point.
+
+    Parameters
+    ----------
+    starts, ends : Rows
+        Baselines (and the images, for their own points) and the images.
+    images : (M,) int
+        Row of ``ends`` of each image.
+    baseline_index : (M, runs) int
+        Row of ``starts`` of each image's baselines.
+    alphas, weights : (P,) float
+    targets : (M,) int
+    segments : (M,) int
+        Where each image's integrated gradients are summed.
+    gradient_rows, gradient_segments : (M,) int, optional
+        Row of ``starts`` holding each image, and where its plain gradient goes;
+        None leaves the images' own points out.
+    n_segments : int
+    names : sequence of str, optional
+        How to call each image in messages (nothing is added for one image).
+    """
+
+    def __init__(
+        self,
+        starts: Rows,
+        ends: Rows,
+        *,
+        images: np.ndarray,
+        baseline_index: np.ndarray,
+        alphas: np.ndarray,
+        weights: np.ndarray,
+        targets: np.ndarray,
+        segments: np.ndarray,
+        gradient_rows: np.ndarray | None,
+        gradient_segments: np.ndarray | None,
+        n_segments: int,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        self.starts, self.ends = starts, ends
+        self.n_segments = n_segments
+        self.images = np.asarray(images, np.int64)
+        self.baseline_index = np.asarray(baseline_index, np.int64)
+        self.alphas = np.asarray(alphas, np.float64)
+        self.weights = np.asarray(weights, np.float64)
+        self.targets = np.asarray(targets, np.int64)
+        self.segments = np.asarray(segments, np.int64)
+        self.gradient_rows = gradient_rows
+        self.gradient_segments = gradient_segments
+        self._own = 0 if gradient_rows is None else len(self.images)
+        self.runs = self.baseline_index.shape[1]
+        self._names = names
+
+    def __len__(self) -> int:
+        return self._own + len(self.images) * self.runs * len(self.alphas)
+
+    def batch(self, start: int, stop: int) -> PointBatch:
+        k = np.arange(start, stop)
+        own = k < self._own
+        j = np.where(own, 0, k - self._own)
+        per_image = self.runs * len(self.alphas)
+        image = np.where(own, k, j // per_image)
+        run = (j // len(self.alphas)) % self.runs
+        step = j % len(self.alphas)
+        start_index = self.baseline_index[image, run]
+        segments = self.segments[image]
+        if self._own:
+            assert self.gradient_rows is not None and self.gradient_segments is not None
+            start_index = np.where(own, self.gradient_rows[image], start_index)
+            segments = np.where(own, self.gradient_segments[image], segments)
+        return PointBatch(
+            start_index=start_index,
+            end_index=self.images[image],
+            # alpha 0 on a path that starts at the image is the image exactly.
+            alphas=np.where(own, 0.0, self.alphas[step]),
+            weights=np.where(own, 1.0, self.weights[step]),
+            directional=np.where(own, 0.0, 1.0),
+            targets=self.targets[image],
+            segments=segments,
+        )
+
+    def describe(self, index: int) -> str:
+        if index < self._own:
+            where, image = "the image itself (its plain gradient)", index
+        else:
+            j = index - self._own
+            image = j // (self.runs * len(self.alphas))
+            run = (j // len(self.alphas)) % self.runs
+            alpha = self.alphas[j % len(self.alphas)]
+            where = f"baseline run {run}, alpha {alpha:.6g}"
+        if self._names is None:
+            return where
+        return f"{where} of {self._names[image]}"
+
+
+# -- the model as the engine sees it ------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Classifier:
+    """A model behind its backend, with the class view the engine explains.
+
+    A model with one output column (a binary classifier: sigmoid or logit) is
+    shown as two classes: class 1 is its column ``s``, class 0 the
+    complement, ``1 - s`` when the model ends in a sigmoid
+    (``complement="probability"``) and ``-s`` otherwise (``"logit"``). The
+    complement's gradients are the column's with the opposite sign, so
+    completeness holds for both classes.
+
+    Examples
+    --------
+    >>> binary = Classifier(model=None, backend=None, columns=1, complement="probability")
+    >>> binary.classes, binary.class_scores(np.array([[0.8]])).round(3).tolist()
+    (2, [[0.2, 0.8]])
+    """
+
+    model: Any
+    backend: GradientBackend
+    columns: int
+    complement: Literal["probability", "logit"] | None = None
+
+    @property
+    def classes(self) -> int:
+        return 2 if self.columns == 1 else self.columns
+
+    def class_scores(self, raw: np.ndarray) -> np.ndarray:
+        """Scores per class (N, classes) from the model's output (N, columns)."""
+        raw = np.asarray(raw, np.float64)
+        if self.columns != 1:
+            return raw
+        other = 1.0 - raw if self.complement == "probability" else -raw
+        return np.concatenate([other, raw], axis=1)
+
+    def columns_and_signs(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model column and gradient sign that give each target class's score."""
+        if self.columns != 1:
+            return targets, np.ones(len(targets))
+        return np.zeros_like(targets), np.where(targets == 0, -1.0, 1.0)
+
+    def target_scores(self, raw: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Each row's ``targets`` class score from the model's output rows."""
+        return self.class_scores(raw)[np.arange(len(targets)), targets]
+
+
+def complement_of(model: Any) -> Literal["probability", "logit"]:
+    """How a one-column model's other class is scored: ``"probability"`` (1 - p) when
+    its last layer is a sigmoid (Keras ``activation="sigmoid"``, ``torch.nn.Sigmoid``),
+    ``"logit"`` (-z) otherwise.
+
+    Examples
+    --------
+    >>> complement_of(lambda x: x)
+    'logit'
+    """
+    last = None
+    layers = getattr(model, "layers", None)
+    if isinstance(layers, Sequence) and layers:
+        last = layers[-1]
+    elif hasattr(model, "modules") and callable(model.modules):
+        modules = list(model.modules())
+        last = modules[-1] if modules else None
+    if last is None:
+        return "logit"
+    activation = getattr(last, "activation", None)
+    names = {type(last).__name__.lower(), getattr(activation, "__name__", "")}
+    return "probability" if "sigmoid" in names else "logit"
+
+
+# -- model output checks and errors -------------------------------------------------
+
+
+def checked_output(output: Any, batch: int) -> np.ndarray:
+    """The output for ``batch`` inputs as float64 (batch, K), or an error naming ``model``."""
+    if isinstance(output, (dict, list, tuple)):
+        raise TypeError(
+            f"model: expected one tensor of class scores of shape (N, K), "
+            f"got a {type(output).__name__}; wrap the model to return a single output"
+        )
+    scores = np.asarray(output)
+    if scores.dtype == bool or np.issubdtype(scores.dtype, np.integer):
+        raise TypeError(
+            f"model: returns {scores.dtype} values, which cannot be differentiated; "
+            "integrated gradients needs float class scores (logits or probabilities), "
+            "not labels from argmax"
+        )
+    # bfloat16 (ml_dtypes) is not a NumPy floating type, but is float scores.
+    if not (np.issubdtype(scores.dtype, np.floating) or "float" in scores.dtype.name):
+        raise TypeError(
+            f"model: expected float class scores (logits or probabilities), "
+            f"got values of dtype {scores.dtype}"
+        )
+    if scores.ndim != 2 or scores.shape[0] != batch or scores.shape[1] == 0:
+        raise ValueError(
+            f"model: expected class scores of shape ({batch}, K) with K >= 1 for a batch of "
+            f"{batch}, got shape {scores.shape}"
+        )
+    return scores.astype(np.float64)
+
+
+def _raise_model_failure(error: Exception, shape: tuple[int, ...]) -> None:
+    """Report that the model failed on a batch of ``shape``.
+
+    Errors that already name the model go on unchanged; every other is raised
+    as ``ValueError("model: ...")`` chained to the original.
+    """
+    if isinstance(error, (TypeError, ValueError)) and str(error).startswith("model:"):
+        raise error
+    text = str(error).strip() or "(no message)"
+    raise ValueError(
+        f"model: failed on a batch of shape {shape} float32: {type(error).__name__}: {text}"
+    ) from error
+
+
+NON_FINITE_HINT = (
+    "integrated gradients needs a score that is finite and differentiable along the whole "
+    "path; choose another baseline or make the model finite there (e.g. log(x + eps))"
+)
+
+
+def _non_finite(what: str, where: str) -> ValueError:
+    return ValueError(f"model: {what} is NaN or infinite at {where}; {NON_FINITE_HINT}")
+
+
+# -- evaluators ---------------------------------------------------------------------
+
+
+class _RowFeed:
+    """The rows one batch needs: the whole source when it is no bigger than a
+    batch (one shape for compiled programs), else the rows the batch uses."""
+
+    def __init__(self, rows: Rows, limit: int, static_shapes: bool) -> None:
+        self.rows = rows
+        self.limit = limit
+        self.static = static_shapes
+        self.whole: np.ndarray | None = None
+        if len(rows) <= limit:
+            self.whole = (
+                rows.array if isinstance(rows, ArrayRows) else rows.take(np.arange(len(rows)))
+            )
+
+    def gather(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.whole is not None:
+            return self.whole, index
+        needed, local = np.unique(index, return_inverse=True)
+        rows = self.rows.take(needed)
+        if self.static:
+            rows = _pad(rows, bucket(len(rows), self.limit))
+        return rows, local
+
+
+def _pad(array: np.ndarray, size: int) -> np.ndarray:
+    """``array`` with its last row repeated up to ``size`` rows."""
+    if len(array) >= size:
+        return array
+    return np.concatenate([array, np.repeat(array[-1:], size - len(array), axis=0)])
+
+
+def _plan(
+    backend: GradientBackend,
+    model: Any,
+    shape: tuple[int, ...],
+    kind: str,
+    total: int,
+    batch_size: int | None,
+    progress_updates: int | None,
+) -> BatchPlan:
+    static = getattr(backend, "static_shapes", False)
+    tuner = None
+    if batch_size is None:
+        tuner = tuner_for(backend, model, np.empty(shape, np.float32), kind)
+    return BatchPlan(
+        total,
+        batch_size=batch_size,
+        tuner=tuner,
+        progress_updates=progress_updates,
+        static_shapes=static,
+    )
+
+
+def evaluate_points(
+    classifier: Classifier,
+    points: Points,
+    *,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    progress_updates: int | None = None,
+    all_scores: bool = False,
+    accumulate: Callable[[np.ndarray, np.ndarray], None] | None = None,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Weighted gradient sums per segment and the target scores of a point set.
+
+    Runs the points through ``classifier``'s backend in batches of the one
+    batching rule (``ig_widget.batching``; or ``batch_size`` each), halving a
+    batch that runs out of memory (same result, other grouping), and calls
+    ``progress(done, total)`` after each batch (``False`` cancels with
+    ``ComputationCancelled``; ``progress_updates`` asks for at least that many
+    calls). A model that fails on any batch is reported as
+    ``ValueError("model: ...")`` chained to the original error; a score or
+    gradient that is NaN or infinite anywhere raises ``ValueError`` naming the
+    model and the point (``points.describe``), so sums are always finite.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        From ``ig_widget.engine.prepare`` (``prepared.classifier``).
+    points : PointSet, PathPoints or any ``Points``
+    all_scores : bool
+        Return every class's score per point (B, classes), not only the target's (B,).
+    accumulate : callable, optional
+        Called as ``accumulate(segment_ids, sums)`` with each batch's float32
+        sums (one row per id) instead of adding them into one array; then no
+        sums are returned. For statistics over per-point gradients (one
+        segment per point) without keeping them all.
+
+    Returns
+    -------
+    sums : ndarray float64 (n_segments, H, W, C), or None with ``accumulate``
+    scores : ndarray float64 (B,) or (B, classes)
+
+    Examples
+    --------
+    Integrated gradients of a linear model from two baselines, and its plain
+    gradient, in one call: the direction is folded in, so ``sums[0]`` is
+    already ``w * (x - x')`` averaged over the baselines.
+
+    >>> import tensorflow as tf
+    >>> from ig_widget.engine import prepare
+    >>> from ig_widget.options import IGOptions
+    >>> w = tf.constant([[1.0, 0.0], [2.0, 0.0], [3.0, 1.0]])
+    >>> model = lambda x: tf.reshape(x, (-1, 3)) @ w
+    >>> image = np.full((1, 1, 3), 10.0, np.float32)
+    >>> prepared = prepare(model, image, IGOptions())
+    >>> baselines = np.stack([np.zeros_like(image), np.full_like(image, 4.0)])
+    >>> alphas = [0.0, 0.5, 1.0] * 2 + [1.0]
+    >>> quarter = [0.25, 0.5, 0.25]  # trapezoid weights, halved for two baselines
+    >>> points = PointSet(
+    ...     starts=np.concatenate([baselines, image[None]]), ends=image[None],
+    ...     start_index=[0, 0, 0, 1, 1, 1, 2], end_index=[0] * 7, alphas=alphas,
+    ...     weights=[q / 2 for q in quarter] * 2 + [1.0], directional=[1] * 6 + [0],
+    ...     targets=[0] * 7, segments=[0] * 6 + [1], n_segments=2)
+    >>> sums, scores = evaluate_points(prepared.classifier, points)
+    >>> sums[0].ravel().round(4).tolist(), sums[1].ravel().tolist()  # IG, gradient
+    ([8.0, 16.0, 24.0], [1.0, 2.0, 3.0])
+    >>> scores.round(4).tolist()  # target score at each point
+    [0.0, 30.0, 60.0, 24.0, 42.0, 60.0, 60.0]
+    """
+    backend = classifier.backend
+    starts, ends = as_rows(points.starts), as_rows(points.ends)
+    shape = starts.shape
+    total = len(points)
+    plan = _plan(backend, classifier.model, shape, "gradients", total, batch_size, progress_updates)
+    static = getattr(backend, "static_shapes", False)
+    start_feed = _RowFeed(starts, plan.limit, static)
+    end_feed = _RowFeed(ends, plan.limit, static)
+    global_segments = points.n_segments <= plan.limit
+    sums = None if accumulate is not None else np.zeros((points.n_segments, *shape), np.float64)
+    scores = np.empty((total, classifier.classes) if all_scores else total, np.float64)
+    done = 0
+    while done < total:
+        size = plan.next_size(total - done)
+        batch = points.batch(done, done + size)
+        try:
+            segment_ids, batch_sums, raw = _gradient_batch(
+                backend,
+                classifier,
+                batch,
+                start_feed,
+                end_feed,
+                plan,
+                global_segments,
+                points.n_segments,
+            )
+        except Exception as exc:
+            if not backend.is_out_of_memory(exc):
+                _raise_model_failure(exc, (plan.padded(size), *shape))
+            plan.out_of_memory(size)
+            continue
+        _check_batch(classifier, points, batch, done, raw, batch_sums, start_feed, end_feed)
+        if accumulate is not None:
+            accumulate(segment_ids, batch_sums)
+        else:
+            assert sums is not None
+            sums[segment_ids] += batch_sums[: len(segment_ids)]
+        class_scores = classifier.class_scores(raw)
+        scores[done : done + size] = (
+            class_scores if all_scores else class_scores[np.arange(size), batch.targets]
+        )
+        done += size
+        report_progress(progress, done, total)
+    return sums, scores
+
+
+def _gradient_batch(
+    backend: GradientBackend,
+    classifier: Classifier,
+    batch: PointBatch,
+    start_feed: _RowFeed,
+    end_feed: _RowFeed,
+    plan: BatchPlan | None,
+    global_segments: bool,
+    n_segments: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One backend call: (segment ids, their float32 sums, raw scores of the real points)."""
+    size = len(batch)
+    start_rows, start_index = start_feed.gather(batch.start_index)
+    end_rows, end_index = end_feed.gather(batch.end_index)
+    if global_segments:
+        segment_ids, local_segments, call_segments = (
+            np.arange(n_segments),
+            batch.segments,
+            n_segments,
+        )
+    else:
+        segment_ids, local_segments = np.unique(batch.segments, return_inverse=True)
+        call_segments = len(segment_ids)
+    columns, signs = classifier.columns_and_signs(batch.targets)
+    weights = batch.weights * signs
+    padded = size if plan is None else plan.padded(size)
+    if not global_segments and padded != size:
+        call_segments = bucket(call_segments, padded)
+    # Padding repeats the last point with weight 0: a real point, so its
+    # gradient is as finite as that one's, and it adds nothing.
+    arrays = [start_index, end_index, batch.alphas, weights, batch.directional, columns,
+              local_segments]  # fmt: skip
+    arrays = [_pad(np.asarray(a), padded) for a in arrays]
+    arrays[3] = np.where(np.arange(padded) < size, arrays[3], 0.0)
+    started = time.perf_counter()
+    batch_sums, raw = backend.gradient_sums(
+        start_rows,
+        end_rows,
+        arrays[0].astype(np.int32),
+        arrays[1].astype(np.int32),
+        arrays[2].astype(np.float32),
+        arrays[3].astype(np.float32),
+        arrays[4].astype(np.float32),
+        arrays[5].astype(np.int32),
+        arrays[6].astype(np.int32),
+        call_segments,
+    )
+    if plan is not None:
+        plan.record(size, time.perf_counter() - started)
+    return segment_ids, np.asarray(batch_sums), np.asarray(raw, np.float64)[:size]
+
+
+def _check_batch(
+    classifier: Classifier,
+    points: Points,
+    batch: PointBatch,
+    offset: int,
+    raw: np.ndarray,
+    batch_sums: np.ndarray,
+    start_feed: _RowFeed,
+    end_feed: _RowFeed,
+) -> None:
+    """Raise naming the model and the first point where a score or gradient is not finite."""
+    finite_scores = np.all(np.isfinite(raw), axis=1)
+    if not np.all(finite_scores):
+        first = int(np.argmin(finite_scores))
+        raise _non_finite("its score", points.describe(offset + first))
+    if np.all(np.isfinite(batch_sums)):
+        return
+    # Find the point: its batch again, one segment per point.
+    per_point = dataclasses.replace(batch, segments=np.arange(len(batch)))
+    last = points.describe(offset + len(batch) - 1)
+    between = f"one of the points from {points.describe(offset)} to {last}"
+    try:
+        _, point_sums, _ = _gradient_batch(
+            classifier.backend, classifier, per_point, start_feed, end_feed, None, True, len(batch)
+        )
+    except Exception as exc:
+        raise _non_finite("its gradient", between) from exc
+    bad = ~np.all(np.isfinite(point_sums.reshape(len(batch), -1)), axis=1)
+    if np.any(bad):
+        raise _non_finite("its gradient", points.describe(offset + int(np.argmax(bad))))
+    raise ValueError(
+        f"model: the weighted sum of its gradients overflows float32 at {between}; "
+        f"{NON_FINITE_HINT}"
+    )
+
+
+def predict_rows(
+    backend: GradientBackend,
+    model: Any,
+    rows: np.ndarray | Rows,
+    *,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    progress_updates: int | None = None,
+    describe: Callable[[int], str] | None = None,
+) -> np.ndarray:
+    """The model's raw output (N, K) for every row, in batches; checked, float64.
+
+    The forward-pass evaluator under ``evaluate_scores``, for use before a
+    ``Classifier`` exists (``prepare``'s one forward pass). Batching,
+    progress, cancellation, out-of-memory halving and model errors are as in
+    ``evaluate_points``; non-finite scores are refused naming the row
+    (``describe``).
+    """
+    rows = as_rows(rows)
+    total = len(rows)
+    plan = _plan(backend, model, rows.shape, "forward", total, batch_size, progress_updates)
+    out: np.ndarray | None = None
+    done = 0
+    while done < total:
+        size = plan.next_size(total - done)
+        padded = plan.padded(size)
+        batch = _pad(rows.take(np.arange(done, done + size)), padded)
+        started = time.perf_counter()
+        try:
+            output = backend.predict(batch)
+        except Exception as exc:
+            if not backend.is_out_of_memory(exc):
+                _raise_model_failure(exc, batch.shape)
+            plan.out_of_memory(size)
+            continue
+        plan.record(size, time.perf_counter() - started)
+        output = checked_output(output, padded)[:size]
+        if out is None:
+            out = np.empty((total, output.shape[1]), np.float64)
+        elif output.shape[1] != out.shape[1]:
+            raise ValueError(
+                f"model: returned {output.shape[1]} class scores for one batch and "
+                f"{out.shape[1]} for another"
+            )
+        finite = np.all(np.isfinite(output), axis=1)
+        if not np.all(finite):
+            first = done + int(np.argmin(finite))
+            where = describe(first) if describe is not None else f"row {first}"
+            raise ValueError(f"model: returned NaN or infinite scores for {where}")
+        out[done : done + size] = output
+        done += size
+        report_progress(progress, done, total)
+    assert out is not None
+    return out
+
+
+def evaluate_scores(
+    classifier: Classifier,
+    rows: np.ndarray | Rows,
+    *,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    progress_updates: int | None = None,
+    describe: Callable[[int], str] | None = None,
+) -> np.ndarray:
+    """Every class's score (N, classes) for many images: forward passes only, batched.
+
+    Same batching rule (its own tuner: forward passes cost less than
+    gradients), progress, cancellation and errors as ``evaluate_points``. For
+    insertion/deletion curves and baseline scores.
+
+    Examples
+    --------
+    >>> import tensorflow as tf
+    >>> from ig_widget.engine import prepare
+    >>> from ig_widget.options import IGOptions
+    >>> model = lambda x: tf.reshape(tf.reduce_mean(x, axis=[1, 2, 3]), (-1, 1))
+    >>> image = np.full((4, 4, 3), 0.5, np.float32)
+    >>> prepared = prepare(model, image, IGOptions())  # one column: two classes
+    >>> deleted = np.stack([image * keep for keep in (1.0, 0.5, 0.0)])
+    >>> evaluate_scores(prepared.classifier, deleted).tolist()  # [-z, z] per image
+    [[-0.5, 0.5], [-0.25, 0.25], [-0.0, 0.0]]
+    """
+    raw = predict_rows(
+        classifier.backend,
+        classifier.model,
+        rows,
+        batch_size=batch_size,
+        progress=progress,
+        progress_updates=progress_updates,
+        describe=describe,
+    )
+    if raw.shape[1] != classifier.columns:
+        raise ValueError(
+            f"model: returned {raw.shape[1]} class scores, {classifier.columns} before"
+        )
+    return classifier.class_scores(raw)

@@ -1,0 +1,114 @@
+"""The batching rule: bounded by memory and by measured benefit; buckets for compiled shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ig_widget as igw
+from ig_widget import batching
+from ig_widget.backends import backend_for
+from ig_widget.batching import BatchPlan, BatchTuner, bucket
+
+from .models import random_image, tiny_cnn
+
+
+def _tune(tuner: BatchTuner, seconds) -> list[int]:
+    """Feed the tuner calls of its current size until it fixes one; return the sizes used."""
+    sizes = []
+    while not tuner.fixed:
+        sizes.append(tuner.size)
+        tuner.record(tuner.size, seconds(tuner.size))
+        assert len(sizes) < 100
+    return sizes
+
+
+def test_the_batch_grows_while_time_per_point_falls_then_stays_at_the_best():
+    tuner = BatchTuner(limit=256, static_shapes=False)
+    # 0.1 s per call plus 10 ms per point: per point 22.5, 16.3, 13.1, 11.6 and
+    # 10.8 ms at 8..128 points; the step from 64 to 128 gains under 10 %.
+    sizes = _tune(tuner, lambda size: 0.1 + 0.01 * size)
+    assert tuner.size == 64
+    # The first call (tracing) is not measured; then two measured calls per size.
+    assert sizes == [8, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128]
+
+
+def test_a_slower_larger_batch_is_not_kept():
+    tuner = BatchTuner(limit=256, static_shapes=False)
+    # Time per point rises past 16 points (the machine's caches overflow).
+    _tune(tuner, lambda size: 0.05 + 0.01 * size * (1 if size <= 16 else 1.5))
+    assert tuner.size == 16
+
+
+def test_the_memory_limit_bounds_the_batch():
+    tuner = BatchTuner(limit=24, static_shapes=False)
+    sizes = _tune(tuner, lambda size: 1.0)  # per-call cost only: bigger is always better
+    assert tuner.size == 24 and max(sizes) == 24
+
+
+def test_compilation_calls_are_not_measured():
+    tuner = BatchTuner(limit=64, static_shapes=True)
+    compiled = set()
+
+    def seconds(size):
+        # Each new shape compiles first: 100 times slower, which must not stop the growth.
+        first = size not in compiled
+        compiled.add(size)
+        return (0.1 + 0.001 * size) * (100 if first else 1)
+
+    _tune(tuner, seconds)
+    assert tuner.size == 64
+
+
+def test_out_of_memory_lowers_the_limit_for_good():
+    tuner = BatchTuner(limit=64, static_shapes=False)
+    tuner.size = 32
+    tuner.out_of_memory(32)
+    assert tuner.limit == 16 and tuner.size == 16 and tuner.fixed
+
+
+@pytest.mark.parametrize("updates", [1, 10, 37])
+def test_progress_granularity_gives_at_least_that_many_batches(updates):
+    for total in (1, 9, 10, 51, 103, 1001):
+        plan = BatchPlan(total, batch_size=64, progress_updates=updates)
+        sizes, remaining = [], total
+        while remaining:
+            sizes.append(plan.next_size(remaining))
+            remaining -= sizes[-1]
+        assert len(sizes) >= min(updates, total)
+        assert max(sizes) <= 64
+
+
+def test_static_shapes_use_a_few_buckets_for_any_number_of_points():
+    shapes = set()
+    for total in range(1, 1002):
+        plan = BatchPlan(total, batch_size=52, static_shapes=True)
+        remaining = total
+        while remaining:
+            size = plan.next_size(remaining)
+            shapes.add(plan.padded(size))
+            remaining -= size
+    assert shapes == {8, 16, 32, 52}
+    assert [bucket(n, 300) for n in (1, 8, 9, 200, 256, 257)] == [8, 8, 16, 256, 256, 300]
+
+
+def test_the_engine_learns_the_batch_and_keeps_the_result(monkeypatch):
+    model, image = tiny_cnn(seed=3), random_image()
+    backend = backend_for(model, None)
+    tuner = batching.tuner_for(backend, model, image, "gradients")
+    reference = igw.integrated_gradients(model, image, steps=600, batch_size=61)
+    seen = []
+    original = backend.gradient_sums
+
+    def counting(starts, ends, start_index, *args):
+        seen.append(len(start_index))
+        return original(starts, ends, start_index, *args)
+
+    monkeypatch.setattr(backend, "gradient_sums", counting)
+    for _ in range(8):
+        res = igw.integrated_gradients(model, image, steps=600)
+        np.testing.assert_allclose(res.attributions, reference.attributions, rtol=1e-5, atol=1e-7)
+        if tuner.fixed:
+            break
+    assert tuner.fixed and 8 <= tuner.size <= tuner.limit
+    assert seen[0] == 8 and max(seen) <= tuner.limit

@@ -256,10 +256,13 @@ class BatchPlan:
         progress_updates: int | None = None,
         static_shapes: bool = False,
     ) -> None:
-        if (batch_size is None) == (tuner is None):
-            raise ValueError("batch_size: give either a batch size or a tuner")
         self.tuner = tuner
-        self.limit = batch_size if tuner is None else tuner.limit
+        if tuner is not None and batch_size is None:
+            self.limit = tuner.limit
+        elif tuner is None and batch_size is not None:
+            self.limit = batch_size
+        else:
+            raise ValueError("batch_size: give either a batch size or a tuner")
         self._granularity = max(1, total // progress_updates) if progress_updates else self.limit
         self._static = static_shapes
 

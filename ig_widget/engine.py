@@ -369,18 +369,16 @@ def run_batch(
     runs = options.distinct_runs
     starts = StackedRows(baselines, ArrayRows(images))
     names = None if count == 1 else [f"images[{index}]" for index in range(count)]
-    path = dict(
-        starts=starts,
-        ends=ArrayRows(images),
-        n_segments=2 * count,
-        names=names,
-    )
+    ends = ArrayRows(images)
     counter = _Progress(progress)
-    evaluate = dict(batch_size=options.batch_size, progress_updates=progress_updates)
     every = np.arange(count)
 
-    def path_points(active: np.ndarray, alphas: np.ndarray, weights: np.ndarray, own: bool):
+    def path_points(
+        active: np.ndarray, alphas: np.ndarray, weights: np.ndarray, own: bool
+    ) -> PathPoints:
         return PathPoints(
+            starts,
+            ends,
             images=active,
             baseline_index=baseline_index[active],
             alphas=alphas,
@@ -389,8 +387,20 @@ def run_batch(
             segments=2 * active,
             gradient_rows=len(baselines) + active if own else None,
             gradient_segments=2 * active + 1 if own else None,
-            **path,
+            n_segments=2 * count,
+            names=names,
         )
+
+    def evaluate(points: PathPoints) -> tuple[np.ndarray, np.ndarray]:
+        sums, scores = evaluate_points(
+            classifier,
+            points,
+            batch_size=options.batch_size,
+            progress=counter.stage(len(points)),
+            progress_updates=progress_updates,
+        )
+        assert sums is not None
+        return sums, scores
 
     if options.steps == "auto":
         alphas, _ = integration_points("trapezoid", AUTO_START_INTERVALS)
@@ -401,11 +411,7 @@ def run_batch(
     else:
         alphas, weights = integration_points(options.method, options.steps)
         normaliser = np.ones(count)
-    points = path_points(every, alphas, weights, own=True)
-    sums, scores = evaluate_points(
-        classifier, points, progress=counter.stage(len(points)), **evaluate
-    )
-    assert sums is not None
+    sums, scores = evaluate(path_points(every, alphas, weights, own=True))
     path_scores = [scores[count:].reshape(count, runs, len(alphas))[i] for i in range(count)]
     path_alphas = [alphas] * count
     baseline_scores = _baseline_scores(
@@ -425,11 +431,9 @@ def run_batch(
                 _warn_at_cap(active, deltas, options.tolerance, count)
                 break
             midpoints = trapezoid_refinement(intervals)
-            points = path_points(active, midpoints, np.ones_like(midpoints), own=False)
-            more, more_scores = evaluate_points(
-                classifier, points, progress=counter.stage(len(points)), **evaluate
+            more, more_scores = evaluate(
+                path_points(active, midpoints, np.ones_like(midpoints), own=False)
             )
-            assert more is not None
             sums += more
             intervals *= 2
             more_scores = more_scores.reshape(len(active), runs, len(midpoints))

@@ -311,6 +311,7 @@ def test_a_model_that_raises_is_reported(image):
 # --- several images at once -----------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:steps='auto' stopped at its cap")
 @pytest.mark.parametrize(
     "options",
     [

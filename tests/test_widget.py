@@ -27,7 +27,13 @@ from PIL import Image
 import ig_widget as igw
 from ig_widget import batching, export, widget
 from ig_widget.backends import backend_for
-from ig_widget.render import channel_maps, display_image, render_maps, validate_render_options
+from ig_widget.render import (
+    RENDER_DEFAULTS,
+    channel_maps,
+    display_image,
+    render_maps,
+    validate_render_options,
+)
 
 from .models import linear_model, random_image, tiny_cnn
 
@@ -116,6 +122,13 @@ def _sent_maps(w):
         name: np.frombuffer(getattr(w, name), np.float32).reshape(height, width)
         for name in widget.MAP_BUFFERS
     }
+
+
+def _message_from_the_browser(w, kind):
+    """What the view's Compute and Cancel buttons send."""
+    w._handle_msg(
+        {"content": {"data": {"method": "custom", "content": {"type": kind}}}, "buffers": []}
+    )
 
 
 def test_first_display_shows_a_computed_result(w, cnn, image):
@@ -289,7 +302,7 @@ def test_none_is_refused_unless_the_renderer_takes_it(w, name):
         expected = re.escape(str(exc))
     else:
         expected = None
-    if name not in widget.RENDER_DEFAULTS or expected is not None:
+    if name not in RENDER_DEFAULTS or expected is not None:
         with pytest.raises((TypeError, ValueError), match=rf"^{name}: expected"):
             setattr(w, name, None)
         assert getattr(w, name) == before
@@ -407,9 +420,7 @@ def test_compute_message_applies_edited_options(w):
     w.method = "riemann_middle"
     assert w.stale
     previous = w.result
-    w._handle_msg(
-        {"content": {"data": {"method": "custom", "content": {"type": "compute"}}}, "buffers": []}
-    )
+    _message_from_the_browser(w, "compute")
     assert w.wait(timeout=60)
     assert w.result is not previous
     assert (w.result.steps, w.result.method, w.result.points_used) == (5, "riemann_middle", 5)
@@ -443,9 +454,7 @@ def test_cancel_mid_computation_keeps_the_previous_result(gated):
     assert model.entered.wait(30) and w.computing
     w.set_state({"target": previous.target})
     assert "computation is running" in w.error
-    w._handle_msg(
-        {"content": {"data": {"method": "custom", "content": {"type": "cancel"}}}, "buffers": []}
-    )
+    _message_from_the_browser(w, "cancel")
     model.release.set()
     assert w.wait(timeout=30)
     assert not _compute_threads()
@@ -482,7 +491,7 @@ def test_keyboard_interrupt_during_compute_keeps_the_result(gated, monkeypatch):
         # Ctrl-C lands in Python code between two batches, as here.
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(w, "_report_progress", interrupted)
+    monkeypatch.setattr(w._runner, "_report", interrupted)
     w.target = (previous.target + 1) % 4
     with pytest.raises(KeyboardInterrupt):
         w.compute()
@@ -491,6 +500,16 @@ def test_keyboard_interrupt_during_compute_keeps_the_result(gated, monkeypatch):
     monkeypatch.undo()
     w.target = (previous.target + 1) % 4
     assert w.compute().target == (previous.target + 1) % 4 and w.notice == ""
+
+
+def _compute_expecting_failure(w, background, error, pattern):
+    """Compute from the browser (in a thread), or with compute(), which raises."""
+    if background:
+        _message_from_the_browser(w, "compute")
+        assert w.wait(30)
+    else:
+        with pytest.raises(error, match=pattern):
+            w.compute()
 
 
 def _shown_traits(w):
@@ -505,7 +524,7 @@ def test_a_failure_while_preparing_the_result_keeps_the_previous_one(gated, monk
     def broken(_):
         raise RuntimeError("maps broke")
 
-    monkeypatch.setattr(widget, "channel_maps", broken)
+    monkeypatch.setattr(widget.shown, "channel_maps", broken)
     w.set_state({"target": (previous.target + 1) % 4})
     assert w.wait(30)
     assert "RuntimeError: maps broke" in w.error and not w.computing
@@ -521,23 +540,33 @@ def test_a_failure_while_showing_the_result_rolls_back(gated, background):
     previous, shown = w.result, _shown_traits(w)
     w.comm.refuse = "ig_positive"
     w.target = (previous.target + 1) % 4
-    if background:
-        w._handle_msg(
-            {
-                "content": {"data": {"method": "custom", "content": {"type": "compute"}}},
-                "buffers": [],
-            }
-        )
-        assert w.wait(30)
-    else:
-        with pytest.raises(OSError, match="link to the browser broke"):
-            w.compute()
+    _compute_expecting_failure(w, background, OSError, "link to the browser broke")
     assert "link to the browser broke" in w.error and not w.computing
     assert w.result is previous and _shown_traits(w) == shown and w.target == previous.target
     w.comm.refuse = None
     w.target = (previous.target + 1) % 4
     assert w.compute().target == (previous.target + 1) % 4 and w.error == ""
     assert w.summary["target"] == w.target
+
+
+def _log_of_the_mean(batch):
+    """Finite at any image with a pixel above 0, -inf (with an infinite gradient) at black."""
+    mean = tf.reduce_mean(batch, axis=[1, 2, 3])
+    return tf.stack([tf.math.log(mean), -tf.math.log(mean)], axis=1)
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["compute()", "background"])
+def test_a_non_finite_result_is_refused_and_the_previous_one_stays(image, background):
+    # The widget used to adopt delta=nan and infinite maps, and stay computing.
+    w = igw.IGWidget(_log_of_the_mean, image, steps=4, baseline="white")
+    previous, shown = w.result, _shown_traits(w)
+    w.baseline = "black"
+    _compute_expecting_failure(w, background, ValueError, r"model: .*alpha")
+    assert re.search(r"model: .*(NaN|infinite|non-finite).*alpha", w.error), w.error
+    assert not w.computing and w.result is previous and _shown_traits(w) == shown
+    assert w.stale and w.baseline == "black"  # the edited option stays, marked stale
+    w.baseline = "white"
+    assert w.compute() is not previous and w.error == "" and np.isfinite(w.result.delta)
 
 
 def _any_size_cnn():
@@ -779,7 +808,7 @@ def test_closing_during_a_computation_stops_it_and_frees_the_widget(image):
     model.block = True
     w.set_state({"target": (previous.target + 1) % 4})
     assert model.entered.wait(30) and w.computing
-    worker = w._worker
+    worker = w._runner._worker
     reference = weakref.ref(w)
     w.close()
     model.release.set()
@@ -794,9 +823,9 @@ def test_closing_during_a_computation_stops_it_and_frees_the_widget(image):
 def test_hot_reload_reaches_live_widgets_and_lets_closed_ones_go(cnn, image, tmp_path, monkeypatch):
     for name in ("widget.js", "widget.css"):
         shutil.copy(widget.STATIC / name, tmp_path / name)
-    monkeypatch.setattr(widget, "STATIC", tmp_path)
+    monkeypatch.setattr(widget.state, "STATIC", tmp_path)
     monkeypatch.setenv("ANYWIDGET_HMR", "1")  # anywidget watches the files (watchfiles)
-    widget._front_end_file.cache_clear()
+    widget.state.front_end_file.cache_clear()
     try:
         w = igw.IGWidget(cnn, image, steps=2)
         assert w._esm == (tmp_path / "widget.js").read_text()
@@ -813,5 +842,5 @@ def test_hot_reload_reaches_live_widgets_and_lets_closed_ones_go(cnn, image, tmp
         assert reference() is None
     finally:
         for name in ("widget.js", "widget.css"):
-            widget._front_end_file(name).stop_thread()
-        widget._front_end_file.cache_clear()
+            widget.state.front_end_file(name).stop_thread()
+        widget.state.front_end_file.cache_clear()

@@ -1,0 +1,460 @@
+"""``IGWidget``: the three-panel Integrated Gradients view as a Jupyter widget.
+
+The kernel side checks options, asks the engine for computations (blocking
+on construction, in ``compute()`` and ``set_image()``, in a background thread
+when the browser asks) and sends the browser the display image and, per
+panel, the positive and negative channel-mean maps as binary buffers. The
+browser redraws every display-option change itself from those maps
+(``js/src/render.ts``); the display options still sync back here, so
+``to_png`` and ``to_html`` show what the user sees.
+
+The parts, each in its module:
+
+- ``state``: the synced traits, typed, with the checks every change passes
+  (from Python or from the browser);
+- ``runner``: one computation at a time, blocking or in a thread, with
+  progress, cancel, and status traits that are right on every way out;
+- ``shown``: what the browser is sent for an image and its result, built
+  without side effects;
+- ``snapshots``: ``to_png``, ``to_html`` and the notebook's fallback picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import traitlets
+
+from .. import engine, export
+from ..baselines import single_baseline
+from ..engine import IGResult, PreparedInput
+from ..options import IGOptions, check_model, check_target
+from ..render import validate_render_options
+from ..validation import check_int
+from . import snapshots
+from .options import (
+    COMPUTE_OPTIONS,
+    CUSTOM_BASELINE,
+    FRONT_END_OPTIONS,
+    checked_options,
+    compute_traits,
+    engine_options,
+)
+from .runner import ProgressCallback, Runner
+from .shown import (
+    BYTES_PER_DISPLAY_PIXEL,
+    MAP_BUFFERS,
+    MAX_UPDATE_BYTES,
+    ShownImage,
+    ShownResult,
+    block_mean,
+    display_factor,
+    shown_result,
+)
+from .state import STATIC, WidgetState
+
+# Progress updates (and chances to cancel) the widget asks the engine for per
+# computation; the engine keeps its batches within its own rule either way.
+PROGRESS_UPDATES = 10
+
+__all__ = [
+    "BYTES_PER_DISPLAY_PIXEL",
+    "FRONT_END_OPTIONS",
+    "MAP_BUFFERS",
+    "MAX_UPDATE_BYTES",
+    "IGWidget",
+    "block_mean",
+    "display_factor",
+]
+
+
+def _check_class_names(class_names: Any) -> list[str] | None:
+    """The names as a list of strings that the browser and ``to_html`` can carry."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
+        raise TypeError(
+            f"class_names: expected a list of strings, one per class, "
+            f"got {type(class_names).__name__}"
+        )
+    names = list(class_names)
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(
+                f"class_names[{index}]: expected a string, got {type(name).__name__} {name!r}"
+            )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"class_names[{index}]: expected text that UTF-8 can encode, got {name!r} "
+                f"(a lone surrogate at position {exc.start})"
+            ) from exc
+    return names
+
+
+def _check_class_count(names: list[str] | None, classes: int) -> None:
+    if names is not None and len(names) != classes:
+        raise ValueError(
+            f"class_names: expected {classes} names (the model's number of classes), "
+            f"got {len(names)}"
+        )
+
+
+class IGWidget(WidgetState):
+    """Integrated Gradients of an image classifier, with live display controls.
+
+    Shows three panels (Input, Normal gradients, Integrated gradients), the
+    top-k classes to choose the explained one from, the completeness error
+    and the score along the integration path. Display options redraw in the
+    browser at once; compute options apply with the Compute button (or
+    ``compute()``); choosing a class recomputes in the background with a
+    progress bar and a Cancel button.
+
+    Parameters
+    ----------
+    model : Keras model or callable
+        Maps a float32 batch (N, H, W, C) to class scores (N, K).
+    image : array, PIL image or path
+        One image in raw pixel units, as for ``igw.integrated_gradients``.
+    preprocess : callable, optional
+        Applied to each batch inside the differentiated computation.
+    class_names : sequence of str, optional
+        One name per class (K names); class indices are shown otherwise.
+    target : int, optional
+        Class to explain; default the top predicted class.
+    steps, baseline, runs, method
+        As for ``igw.integrated_gradients``. An array ``baseline`` shows as
+        ``"custom"`` in the ``baseline`` trait.
+    top_k : int
+        Number of top-scoring classes offered in the class menu.
+    **render_options
+        Display options, as for ``igw.render``.
+
+    Examples
+    --------
+    >>> w = IGWidget(model, image, class_names=names, clip_above_percentile=99)  # doctest: +SKIP
+    >>> w  # doctest: +SKIP
+    >>> w.result.delta, w.to_png("ig.png")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        image: Any,
+        *,
+        preprocess: Callable[[Any], Any] | None = None,
+        class_names: Sequence[str] | None = None,
+        target: int | None = None,
+        steps: int | str = 50,
+        baseline: str | np.ndarray = "black",
+        runs: int = 1,
+        method: str = "trapezoid",
+        top_k: int = 5,
+        **render_options: Any,
+    ) -> None:
+        # First, so that close() (ipywidgets calls it on collection) works
+        # on a widget whose construction failed.
+        self._runner = Runner(self)
+        if not (STATIC / "widget.js").is_file():
+            raise RuntimeError(
+                f"IGWidget: the front end is not built ({STATIC / 'widget.js'} is missing); "
+                "run `npm ci && npm run build` in the repository, or install a wheel"
+            )
+        check_model(model)
+        display_options = validate_render_options(**render_options)
+        self._top_k = check_int("top_k", top_k, low=1)
+        shown_image = ShownImage.of(image)
+        self._custom_baseline: np.ndarray | None = None
+        if not isinstance(baseline, str):
+            single_baseline(shown_image.pixels, baseline)  # raises on a shape that does not fit
+            self._custom_baseline = np.array(baseline, dtype=np.float32)
+            baseline = CUSTOM_BASELINE
+        self._model = model
+        self._preprocess = preprocess
+        requested = {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
+        compute_options = compute_traits(self._engine_options(requested), baseline)
+        target = check_target(target)
+        self._class_names = _check_class_names(class_names)
+        # The engine's one forward pass at the image: the class count comes
+        # from it, and every computation on this image reuses it.
+        prepared = engine.prepare(model, shown_image.pixels, self._engine_options(compute_options))
+        _check_class_count(self._class_names, prepared.classes)
+        if target is not None:
+            prepared.target_index(target)
+
+        self._fallback = snapshots.FallbackPng()
+        result = self._run_engine(prepared, compute_options, target, progress=None)
+        request = {**compute_options, "target": result.target}
+        self._shown = self._shown_result(shown_image, prepared, result, request)
+        super().__init__(
+            **display_options,
+            **compute_options,
+            target=result.target,
+            **self._shown.traits,
+        )
+        self.on_msg(self._handle_front_end_message)
+
+    # -- the shown result ------------------------------------------------------
+
+    @property
+    def result(self) -> IGResult:
+        """The shown result (the latest that completed)."""
+        return self._shown.result
+
+    def _label(self, index: int) -> str:
+        return self._class_names[index] if self._class_names is not None else f"class {index}"
+
+    def _shown_result(
+        self, image: ShownImage, prepared: PreparedInput, result: IGResult, request: dict[str, Any]
+    ) -> ShownResult:
+        return shown_result(image, prepared, result, request, self._label, self._top_k)
+
+    def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Check ``changes`` together with the other current options; return all, normalised."""
+        return checked_options(
+            self.current_options(), changes, self._custom_baseline, self._shown.prepared
+        )
+
+    @traitlets.observe(*COMPUTE_OPTIONS, "target")
+    def _mark_stale(self, _change: dict[str, Any]) -> None:
+        self.stale = self.request() != self._shown.request
+
+    # -- computing ---------------------------------------------------------------
+
+    def _engine_options(self, options: dict[str, Any], target: int | None = None) -> IGOptions:
+        return engine_options(
+            options, self._custom_baseline, target=target, preprocess=self._preprocess
+        )
+
+    def _run_engine(
+        self,
+        prepared: PreparedInput,
+        options: dict[str, Any],
+        target: int | None,
+        progress: ProgressCallback | None,
+    ) -> IGResult:
+        return engine.run(
+            prepared,
+            self._engine_options(options, target),
+            progress=progress,
+            progress_updates=PROGRESS_UPDATES,
+        )
+
+    def _job(
+        self, image: ShownImage | None = None, top_class: bool = False
+    ) -> Callable[[ProgressCallback], IGResult]:
+        """The computation the options ask for now, and showing its result.
+
+        ``image``: a new image to explain instead of the shown one; with
+        ``top_class`` the engine explains its top class instead of ``target``.
+        """
+        shown_image = self._shown.image if image is None else image
+        request = self.request()
+        options = {name: request[name] for name in COMPUTE_OPTIONS}
+        target = None if top_class else request["target"]
+
+        def job(progress: ProgressCallback) -> IGResult:
+            prepared = (
+                self._shown.prepared
+                if image is None
+                else engine.prepare(self._model, shown_image.pixels, self._engine_options(options))
+            )
+            result = self._run_engine(prepared, options, target, progress)
+            done = {**options, "target": result.target}
+            shown = self._shown_result(shown_image, prepared, result, done)
+            with self.sync_lock:
+                previous, self._shown = self._shown, shown
+                try:
+                    self.show(self._shown, previous)
+                except BaseException:
+                    self._shown = previous
+                    raise
+                if top_class:
+                    self.target = result.target
+                self.stale = self.request() != done
+            return result
+
+        return job
+
+    def _restore_target(self) -> None:
+        # The class menu shows the explained class, so it goes back with the
+        # result after a failure; edited compute options stay, marked stale.
+        self.target = self.result.target
+
+    def compute(self) -> IGResult | None:
+        """Recompute with the current compute options and target, blocking.
+
+        Waits for a background computation to finish first. Errors from the
+        model or engine are raised (and shown in the widget); the previous
+        result stays.
+
+        Returns
+        -------
+        IGResult, or None if the computation was cancelled from the browser.
+
+        Examples
+        --------
+        >>> w.steps = 100  # doctest: +SKIP
+        >>> w.compute().delta  # doctest: +SKIP
+        """
+        return self._runner.run_after_background(self._job(), self._restore_target)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The explained image, float32 (H, W, C) in raw pixel units (read-only).
+
+        Assigning an image (anything ``igw.integrated_gradients`` takes, of
+        any size the model takes) explains it at once, as ``set_image``.
+
+        Examples
+        --------
+        >>> w.image = other_image  # doctest: +SKIP
+        >>> w.image.shape  # doctest: +SKIP
+        (96, 96, 3)
+        """
+        view = self._shown.image.pixels.view()
+        view.flags.writeable = False
+        return view
+
+    @image.setter
+    def image(self, image: Any) -> None:
+        self.set_image(image)
+
+    def set_image(self, image: Any, *, target: int | None = None) -> IGResult | None:
+        """Explain another image with the current options, blocking; show it with its result.
+
+        Parameters
+        ----------
+        image : array, PIL image or path
+            As for ``igw.integrated_gradients``; its size may differ from the
+            shown one's.
+        target : int, optional
+            Class to explain; default the new image's top predicted class.
+
+        Returns
+        -------
+        IGResult, or None if the computation was cancelled from the browser.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For an image that cannot be used (naming ``image``), or when the
+            model or engine fails on it; the previous image and result stay.
+
+        Examples
+        --------
+        >>> w.set_image(igw.demo.images()[0][3], target=2).target  # doctest: +SKIP
+        2
+        """
+        new = ShownImage.of(image)
+        if target is not None:
+            # The same model: the shown image's forward pass knows its classes.
+            target = self._shown.prepared.target_index(target)
+        if self._custom_baseline is not None and self.baseline == CUSTOM_BASELINE:
+            try:
+                single_baseline(new.pixels, self._custom_baseline)
+            except ValueError as exc:
+                raise ValueError(
+                    f"image: shape {new.pixels.shape} does not fit the custom baseline ({exc}); "
+                    "choose another baseline first"
+                ) from exc
+        self._runner.wait()
+        if target is not None:
+            self.target = target
+        job = self._job(new, top_class=target is None)
+        return self._runner.run_after_background(job, self._restore_target)
+
+    def set_state(self, sync_data: dict[str, Any]) -> dict[str, Any]:
+        """Apply a state update from the browser; a newly chosen class is computed at once."""
+        previous_target = self.target
+        accepted = super().set_state(sync_data)
+        if "target" in accepted and accepted["target"] != previous_target:
+            self._runner.start(self._job(), self._restore_target)
+        return accepted
+
+    def _handle_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "compute":
+            self._runner.start(self._job(), self._restore_target)
+        elif kind == "cancel":
+            self._runner.cancel(wait=False)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a background computation ends; False if ``timeout`` passed first.
+
+        Examples
+        --------
+        >>> w.wait(timeout=60)  # doctest: +SKIP
+        True
+        """
+        return self._runner.wait(timeout)
+
+    def cancel(self, wait: bool = True) -> None:
+        """Stop a background computation after its current batch; the previous result stays.
+
+        Examples
+        --------
+        >>> w.cancel()  # doctest: +SKIP
+        """
+        self._runner.cancel(wait)
+
+    def close(self) -> None:
+        """Close the views and stop a background computation after its current batch.
+
+        Examples
+        --------
+        >>> w.close()  # doctest: +SKIP
+        """
+        self._runner.cancel(wait=False)
+        super().close()
+
+    # -- snapshots -----------------------------------------------------------------
+
+    def to_png(self, path: str | Path) -> Path:
+        """Write the three panels, as currently displayed, to one PNG file.
+
+        Panels are drawn at the image's full resolution with the current
+        display options. ``path`` must end in ``.png``; the file is replaced
+        atomically (see ``export.write_file``: a failed write keeps the old
+        file, a symbolic link's target is written), and nothing else is.
+
+        Examples
+        --------
+        >>> w.to_png("ig.png")  # doctest: +SKIP
+        PosixPath('ig.png')
+        """
+        return export.write_file(
+            path,
+            lambda: snapshots.panels_png(self._shown, self.render_options()),
+            export.PNG_SUFFIXES,
+        )
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write one self-contained HTML page with the widget's current view.
+
+        The page holds the front end, its styles and the shown data; it opens
+        offline (also from a ``file://`` URL), its display controls work and
+        its compute controls are disabled. ``path`` must end in ``.html`` or
+        ``.htm``; it is written as ``to_png`` writes.
+
+        Examples
+        --------
+        >>> w.to_html("ig.html")  # doctest: +SKIP
+        PosixPath('ig.html')
+        """
+        synced = [name for name in WidgetState.class_own_traits(sync=True) if name[0] != "_"]
+        return export.write_file(
+            path, lambda: snapshots.page(self.get_state(key=synced)), export.HTML_SUFFIXES
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        picture = self._fallback.base64(self._shown, self.render_options())
+        return {**data, "image/png": picture}, metadata

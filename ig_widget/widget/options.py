@@ -1,0 +1,88 @@
+"""The widget's options as the engine's, and the checks every option change passes.
+
+The compute-option traits hold what the view shows (``baseline="custom"``
+names the array given at construction); ``engine_options`` turns them into
+the engine's ``IGOptions``, whose checks are the engine's own: no rule of a
+computation is written again here. ``checked_options`` checks a change
+together with all the other current options (display options by
+``igw.render``'s rules, the target against the model's classes) and returns
+them all, normalised, or raises with the project's message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..baselines import BASELINES
+from ..engine import PreparedInput
+from ..options import IGOptions
+from ..render import RENDER_DEFAULTS, validate_render_options
+from ..validation import check_choice
+
+# The baseline trait's value for the array given at construction.
+CUSTOM_BASELINE = "custom"
+COMPUTE_OPTIONS = ("steps", "baseline", "runs", "method")
+# Everything the browser may change; any other key it sends is refused.
+FRONT_END_OPTIONS = (*RENDER_DEFAULTS, *COMPUTE_OPTIONS, "target")
+
+
+def engine_options(
+    options: dict[str, Any], custom_baseline: np.ndarray | None, **more: Any
+) -> IGOptions:
+    """The engine's description of the computation the compute options ask for.
+
+    ``more``: further ``IGOptions`` fields (``target``, ``preprocess``).
+
+    Examples
+    --------
+    >>> chosen = {"steps": 8, "baseline": "blur", "runs": 1, "method": "trapezoid"}
+    >>> engine_options(chosen, None, target=2).target
+    2
+    >>> engine_options({**chosen, "baseline": "custom"}, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: baseline: expected one of 'black', 'white', 'uniform', 'blur', got 'custom'
+    """
+    allowed = (*BASELINES, CUSTOM_BASELINE) if custom_baseline is not None else BASELINES
+    baseline: str | np.ndarray = check_choice("baseline", options["baseline"], allowed)
+    if baseline == CUSTOM_BASELINE and custom_baseline is not None:
+        baseline = custom_baseline
+    return IGOptions(
+        baseline=baseline,
+        steps=options["steps"],
+        runs=options["runs"],
+        method=options["method"],
+        **more,
+    )
+
+
+def compute_traits(options: IGOptions, baseline: str) -> dict[str, Any]:
+    """The compute-option trait values that show ``options`` (``baseline``: the trait's name)."""
+    return {
+        "steps": options.steps,
+        "baseline": baseline,
+        "runs": options.runs,
+        "method": options.method,
+    }
+
+
+def checked_options(
+    current: dict[str, Any],
+    changes: dict[str, Any],
+    custom_baseline: np.ndarray | None,
+    prepared: PreparedInput,
+) -> dict[str, Any]:
+    """``changes`` checked together with the ``current`` options; every option, normalised.
+
+    ``prepared``: the engine's prepared input of the shown image, which knows
+    the model's classes.
+    """
+    merged = {**current, **changes}
+    checked = validate_render_options(**{name: merged[name] for name in RENDER_DEFAULTS})
+    checked.update(compute_traits(engine_options(merged, custom_baseline), merged["baseline"]))
+    if merged["target"] is None:  # the engine would read None as "the top class"
+        raise TypeError("target: expected an integer, got None")
+    checked["target"] = prepared.target_index(merged["target"])
+    return checked

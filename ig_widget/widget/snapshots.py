@@ -1,0 +1,75 @@
+"""Pictures and pages of what the widget shows: ``to_png``, ``to_html``, the notebook fallback.
+
+``export`` draws and writes; this module says what to draw: the shown image
+and maps (full resolution for ``to_png``, display size for the fallback PNG
+that viewers without a kernel show) under a heading from the summary, and
+the synced state for the standalone page.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from .. import export
+from .shown import MAP_BUFFERS, ShownResult
+from .state import STATIC
+
+
+def heading(summary: dict[str, Any]) -> str:
+    """The line above the panels: predicted and explained class, completeness error.
+
+    Examples
+    --------
+    >>> heading({"predicted_label": "cat", "predicted_score": 0.9, "label": "cat",
+    ...          "score": 0.9, "delta": 0.004})
+    'Predicted: cat (0.9)   Explained: cat (0.9)   completeness error 0.40%'
+    """
+    return (
+        f"Predicted: {summary['predicted_label']} ({summary['predicted_score']:.4g})   "
+        f"Explained: {summary['label']} ({summary['score']:.4g})   "
+        f"completeness error {100 * summary['delta']:.2f}%"
+    )
+
+
+def panels_png(
+    shown: ShownResult, render_options: dict[str, Any], *, full_resolution: bool = True
+) -> bytes:
+    """The three panels of ``shown`` as PNG bytes, at full resolution or at display size."""
+    image = shown.image
+    rgb, maps = (image.rgb, shown.maps) if full_resolution else (image.shown_rgb, shown.shown_maps)
+    return export.panels_png(rgb, maps, render_options, heading(shown.traits["summary"]))
+
+
+class FallbackPng:
+    """The picture for viewers without a kernel (GitHub, nbviewer), built once per result.
+
+    The panels at the size the browser shows them: a full-resolution picture
+    was megabytes of base64 in the notebook file for large images (48 MB at
+    2048 x 2048), rebuilt on every display.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[object, tuple[tuple[str, Any], ...]] | None = None
+        self._encoded = ""
+
+    def base64(self, shown: ShownResult, render_options: dict[str, Any]) -> str:
+        """The base64 PNG for ``shown`` drawn with ``render_options``, from the cache if it can."""
+        key = (shown.result, tuple(render_options.items()))
+        if key != self._key:
+            png = panels_png(shown, render_options, full_resolution=False)
+            self._encoded = base64.b64encode(png).decode("ascii")
+            self._key = key
+        return self._encoded
+
+
+def page(state: dict[str, Any]) -> bytes:
+    """The standalone HTML page for the synced ``state`` (binary traits included).
+
+    The page shows the result, not the session's passing messages, and its
+    compute controls are disabled.
+    """
+    state = dict(state)
+    binary = {name: state.pop(name) for name in ("image_rgb", *MAP_BUFFERS)}
+    state.update(error="", notice="", computing=False)
+    return export.standalone_html(state, binary, STATIC).encode("utf-8")

@@ -1,0 +1,225 @@
+"""The widget's synced state: typed traits, their checks, and the gate for browser updates.
+
+Every trait the browser sees is declared here with its type. Options
+(display, compute, target) are checked on every assignment with the
+project's messages (``"polarity: expected one of ..."``): the trait types
+below run the same checks for Python assignments that ``set_state`` runs for
+the browser's. Values that show a result are set together by ``show``, which
+puts the previous ones back if sending them fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+from anywidget._util import try_file_contents
+
+from ..baselines import BASELINES
+from ..quadrature import METHODS
+from ..render import POLARITIES, RENDER_DEFAULTS, STYLES
+from .options import COMPUTE_OPTIONS, CUSTOM_BASELINE, FRONT_END_OPTIONS
+from .shown import ShownResult
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+@functools.cache
+def front_end_file(name: str) -> Any:
+    """anywidget's live view of a built front-end file (``str()`` gives its text).
+
+    anywidget's own rule decides whether it watches the file for hot reload
+    (``ANYWIDGET_HMR=1``, the package outside site-packages, ``watchfiles``
+    installed); then its ``changed`` signal carries the new text.
+    """
+    return try_file_contents(STATIC / name)
+
+
+class _Checked(traitlets.TraitType):
+    """Mixin for a synced option: an assignment passes the widget's checks first.
+
+    A bad value (``None`` included) gets the project's message, naming the
+    option and what was expected, and the trait's own type then holds the
+    normalised value. While traitlets holds notifications (construction, a
+    state update from the browser) the widget has checked every value
+    already, and only the type check runs.
+    """
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if not obj._cross_validation_lock:
+            value = obj.checked_options({self.name: value})[self.name]
+        return super().validate(obj, value)  # type: ignore[misc]
+
+
+class _Choice(_Checked, traitlets.Enum):
+    """One of a fixed set of strings."""
+
+
+class _Number(_Checked, traitlets.Float):
+    """A finite float."""
+
+
+class _Integer(_Checked, traitlets.Int):
+    """An int."""
+
+
+class _Flag(_Checked, traitlets.Bool):
+    """True or False."""
+
+
+class _Color(_Checked, traitlets.Tuple):
+    """Three ints (R, G, B) in 0..255, or None for the style's colour."""
+
+    def __init__(self, default: tuple[int, int, int] | None) -> None:
+        channel = traitlets.Int()
+        super().__init__(channel, channel, channel, default_value=default, allow_none=True)
+
+
+class _Steps(_Checked, traitlets.Union):
+    """An int, or "auto"."""
+
+
+class WidgetState(anywidget.AnyWidget):
+    """The traits shared with the browser, and the rules for changing them.
+
+    What a valid option is depends on the computation (the model's classes,
+    a custom baseline): the subclass says, in ``checked_options``.
+
+    Parameters
+    ----------
+    **traits
+        Initial trait values, already checked.
+    """
+
+    # Declared as traits, not given as Paths: for a Path anywidget connects
+    # each new widget to the file's watcher through a closure that is never
+    # disconnected, so no widget was ever freed. Here each widget listens
+    # through a bound method, which the signal holds by weak reference.
+    _esm = traitlets.Unicode().tag(sync=True)
+    _css = traitlets.Unicode().tag(sync=True)
+
+    # Display options, as igw.render's; the browser redraws them itself.
+    style = _Choice(STYLES, RENDER_DEFAULTS["style"]).tag(sync=True)
+    polarity = _Choice(POLARITIES, RENDER_DEFAULTS["polarity"]).tag(sync=True)
+    clip_above_percentile = _Number(RENDER_DEFAULTS["clip_above_percentile"]).tag(sync=True)
+    clip_below_percentile = _Number(RENDER_DEFAULTS["clip_below_percentile"]).tag(sync=True)
+    morphological_cleanup = _Flag(RENDER_DEFAULTS["morphological_cleanup"]).tag(sync=True)
+    structure = _Integer(RENDER_DEFAULTS["structure"]).tag(sync=True)
+    outlines = _Flag(RENDER_DEFAULTS["outlines"]).tag(sync=True)
+    outlines_component_percentage = _Number(RENDER_DEFAULTS["outlines_component_percentage"]).tag(
+        sync=True
+    )
+    overlay = _Flag(RENDER_DEFAULTS["overlay"]).tag(sync=True)
+    positive_color = _Color(RENDER_DEFAULTS["positive_color"]).tag(sync=True)
+    negative_color = _Color(RENDER_DEFAULTS["negative_color"]).tag(sync=True)
+
+    # Compute options: they take effect on the next computation.
+    steps = _Steps([traitlets.Int(), traitlets.Enum(["auto"])], default_value=50).tag(sync=True)
+    baseline = _Choice((*BASELINES, CUSTOM_BASELINE), "black").tag(sync=True)
+    runs = _Integer(1).tag(sync=True)
+    method = _Choice(METHODS, "trapezoid").tag(sync=True)
+    target = _Integer(0).tag(sync=True)
+    baseline_choices = traitlets.List(traitlets.Unicode(), list(BASELINES)).tag(sync=True)
+    method_choices = traitlets.List(traitlets.Unicode(), list(METHODS)).tag(sync=True)
+
+    # The shown image and result (see shown.py).
+    classes = traitlets.List(traitlets.List()).tag(sync=True)
+    summary = traitlets.Dict().tag(sync=True)
+    path = traitlets.Dict().tag(sync=True)
+    image_size = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
+    display_size = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
+    image_rgb = traitlets.Bytes(b"").tag(sync=True)
+    gradient_positive = traitlets.Bytes(b"").tag(sync=True)
+    gradient_negative = traitlets.Bytes(b"").tag(sync=True)
+    ig_positive = traitlets.Bytes(b"").tag(sync=True)
+    ig_negative = traitlets.Bytes(b"").tag(sync=True)
+
+    # Status.
+    computing = traitlets.Bool(False).tag(sync=True)
+    progress = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
+    stale = traitlets.Bool(False).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    notice = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **traits: Any) -> None:
+        # Browser updates and the background thread change the state in turns.
+        self.sync_lock = threading.RLock()
+        script, sheet = front_end_file("widget.js"), front_end_file("widget.css")
+        super().__init__(_esm=str(script), _css=str(sheet), **traits)
+        script.changed.connect(self._reload_script)
+        sheet.changed.connect(self._reload_sheet)
+
+    def _reload_script(self, text: str) -> None:
+        self._esm = text
+
+    def _reload_sheet(self, text: str) -> None:
+        self._css = text
+
+    def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Check ``changes`` together with the other current options; return all, normalised."""
+        raise NotImplementedError
+
+    def current_options(self) -> dict[str, Any]:
+        """Every option the browser may change, as it is now."""
+        return {name: getattr(self, name) for name in FRONT_END_OPTIONS}
+
+    def set_state(self, sync_data: dict[str, Any]) -> dict[str, Any]:
+        """Apply a state update from the browser, refusing invalid or read-only values.
+
+        A refused update leaves the previous values, sends them back to the
+        browser and shows the reason in the widget. Returns what was applied.
+        """
+        with self.sync_lock:
+            refused = [name for name in sync_data if name not in FRONT_END_OPTIONS]
+            accepted = {name: sync_data[name] for name in sync_data if name in FRONT_END_OPTIONS}
+            problem = ""
+            if refused:
+                problem = f"{refused[0]}: cannot be changed from the browser"
+            if "target" in accepted and self.computing:
+                problem = "target: a computation is running; cancel it before choosing a class"
+                refused += list(accepted)
+                accepted = {}
+            if accepted:
+                try:
+                    normalised = self.checked_options(accepted)
+                except (TypeError, ValueError) as exc:
+                    problem = str(exc)
+                    refused += list(accepted)
+                    accepted = {}
+                else:
+                    accepted = {name: normalised[name] for name in accepted}
+            super().set_state(accepted)
+            self.error = problem
+            if refused:
+                self.send_state(refused)
+        return accepted
+
+    def request(self) -> dict[str, Any]:
+        """The compute options and target a computation started now would use."""
+        return {**{name: getattr(self, name) for name in COMPUTE_OPTIONS}, "target": self.target}
+
+    def render_options(self) -> dict[str, Any]:
+        """The current display options, as keyword arguments for ``igw.render``.
+
+        Examples
+        --------
+        >>> igw.render(image, w.result.attributions, **w.render_options())  # doctest: +SKIP
+        """
+        return {name: getattr(self, name) for name in RENDER_DEFAULTS}
+
+    def show(self, shown: ShownResult, previous: ShownResult) -> None:
+        """Set the values that show ``shown``; if that fails, put ``previous``'s back and raise."""
+        try:
+            with self.hold_sync():
+                for name, value in shown.traits.items():
+                    setattr(self, name, value)
+        except BaseException:
+            with contextlib.suppress(Exception), self.hold_sync():
+                for name, value in previous.traits.items():
+                    setattr(self, name, value)
+            raise

@@ -311,6 +311,29 @@ def _as_attributions(value: Any, name: str = "attributions") -> np.ndarray:
     return array
 
 
+def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks of an (H, W) or (H, W, C) array.
+
+    Blocks at the bottom and right edges may be smaller; each is averaged
+    over the pixels it has, so the result is an area resampling.
+
+    Examples
+    --------
+    >>> block_mean(np.arange(9.0).reshape(3, 3), 2).tolist()
+    [[2.0, 3.5], [6.5, 8.0]]
+    """
+    if factor == 1:
+        return array.astype(np.float32)
+    height, width = array.shape[:2]
+    rows = np.arange(0, height, factor)
+    cols = np.arange(0, width, factor)
+    sums = np.add.reduceat(np.add.reduceat(array.astype(np.float64), rows, axis=0), cols, axis=1)
+    counts = np.outer(np.diff(rows, append=height), np.diff(cols, append=width))
+    if array.ndim == 3:
+        counts = counts[:, :, None]
+    return (sums / counts).astype(np.float32)
+
+
 def channel_maps(attributions: Any) -> tuple[np.ndarray, np.ndarray]:
     """Positive and negative attribution maps, averaged over the channels.
 

@@ -39,6 +39,7 @@ from .options import (
     COMPUTE_OPTIONS,
     CUSTOM_BASELINE,
     FRONT_END_OPTIONS,
+    NO_MODEL,
     checked_options,
     compute_traits,
     engine_options,
@@ -116,8 +117,10 @@ class IGWidget(WidgetState):
 
     Parameters
     ----------
-    model : Keras model or callable
-        Maps a float32 batch (N, H, W, C) to class scores (N, K).
+    model : Keras model or callable, or None
+        Maps a float32 batch (N, H, W, C) to class scores (N, K). None (with
+        ``result``) shows a stored result: display options work, computing
+        is off.
     image : array, PIL image or path
         One image in raw pixel units, as for ``igw.integrated_gradients``.
     preprocess : callable, optional
@@ -129,6 +132,10 @@ class IGWidget(WidgetState):
     steps, baseline, runs, method
         As for ``igw.integrated_gradients``. An array ``baseline`` shows as
         ``"custom"`` in the ``baseline`` trait.
+    result : IGResult, optional
+        A result already computed for ``image`` (for example from a dataset
+        store), shown at once instead of computing one; ``steps``, ``runs``
+        and ``method`` are then the result's.
     top_k : int
         Number of top-scoring classes offered in the class menu.
     **render_options
@@ -153,6 +160,7 @@ class IGWidget(WidgetState):
         baseline: str | np.ndarray = "black",
         runs: int = 1,
         method: str = "trapezoid",
+        result: IGResult | None = None,
         top_k: int = 5,
         **render_options: Any,
     ) -> None:
@@ -164,10 +172,20 @@ class IGWidget(WidgetState):
                 f"IGWidget: the front end is not built ({STATIC / 'widget.js'} is missing); "
                 "run `npm ci && npm run build` in the repository, or install a wheel"
             )
-        check_model(model)
+        if model is not None or result is None:
+            check_model(model)
         display_options = validate_render_options(**render_options)
         self._top_k = check_int("top_k", top_k, low=1)
         shown_image = ShownImage.of(image)
+        if result is not None:
+            if not isinstance(result, IGResult):
+                raise TypeError(f"result: expected an IGResult, got {type(result).__name__}")
+            if result.attributions.shape != shown_image.pixels.shape:
+                raise ValueError(
+                    f"result: its attributions have shape {result.attributions.shape}, "
+                    f"the image {shown_image.pixels.shape}; give the result computed for it"
+                )
+            steps, runs, method = result.steps, result.runs, result.method
         self._custom_baseline: np.ndarray | None = None
         if not isinstance(baseline, str):
             single_baseline(shown_image.pixels, baseline)  # raises on a shape that does not fit
@@ -180,20 +198,30 @@ class IGWidget(WidgetState):
         target = check_target(target)
         self._class_names = _check_class_names(class_names)
         # The engine's one forward pass at the image: the class count comes
-        # from it, and every computation on this image reuses it.
-        prepared = engine.prepare(model, shown_image.pixels, self._engine_options(compute_options))
-        _check_class_count(self._class_names, prepared.classes)
-        if target is not None:
-            prepared.target_index(target)
+        # from it, and every computation on this image reuses it. A stored
+        # result shown without a model brings its own scores.
+        prepared = None
+        if model is None:
+            assert result is not None  # checked with the model above
+            _check_class_count(self._class_names, len(result.scores))
+        else:
+            options = self._engine_options(compute_options)
+            prepared = engine.prepare(model, shown_image.pixels, options)
+            _check_class_count(self._class_names, prepared.classes)
+            if target is not None:
+                prepared.target_index(target)
 
         self._fallback = snapshots.FallbackPng()
-        result = self._run_engine(prepared, compute_options, target, progress=None)
+        if result is None:
+            assert prepared is not None  # without a result there is a model
+            result = self._run_engine(prepared, compute_options, target, progress=None)
         request = {**compute_options, "target": result.target}
         self._shown = self._shown_result(shown_image, prepared, result, request)
         super().__init__(
             **display_options,
             **compute_options,
             target=result.target,
+            compute_enabled=model is not None,
             **self._shown.traits,
         )
         self.on_msg(self._handle_front_end_message)
@@ -209,7 +237,11 @@ class IGWidget(WidgetState):
         return self._class_names[index] if self._class_names is not None else f"class {index}"
 
     def _shown_result(
-        self, image: ShownImage, prepared: PreparedInput, result: IGResult, request: dict[str, Any]
+        self,
+        image: ShownImage,
+        prepared: PreparedInput | None,
+        result: IGResult,
+        request: dict[str, Any],
     ) -> ShownResult:
         return shown_result(image, prepared, result, request, self._label, self._top_k)
 
@@ -258,6 +290,8 @@ class IGWidget(WidgetState):
         target = None if top_class else request["target"]
 
         def job(progress: ProgressCallback) -> IGResult:
+            if self._shown.prepared is None:
+                raise ValueError(NO_MODEL)
             prepared = (
                 self._shown.prepared
                 if image is None
@@ -350,6 +384,8 @@ class IGWidget(WidgetState):
         >>> w.set_image(igw.demo.images()[0][3], target=2).target  # doctest: +SKIP
         2
         """
+        if self._shown.prepared is None:
+            raise ValueError(NO_MODEL)
         new = ShownImage.of(image)
         if target is not None:
             # The same model: the shown image's forward pass knows its classes.

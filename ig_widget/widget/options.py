@@ -23,6 +23,7 @@ from ..validation import check_choice
 
 # The baseline trait's value for the array given at construction.
 CUSTOM_BASELINE = "custom"
+NO_MODEL = "model: this view shows a stored result; give a model to recompute"
 COMPUTE_OPTIONS = ("steps", "baseline", "runs", "method")
 # Everything the browser may change; any other key it sends is refused.
 FRONT_END_OPTIONS = (*RENDER_DEFAULTS, *COMPUTE_OPTIONS, "target")
@@ -72,14 +73,22 @@ def checked_options(
     current: dict[str, Any],
     changes: dict[str, Any],
     custom_baseline: np.ndarray | None,
-    prepared: PreparedInput,
+    prepared: PreparedInput | None,
 ) -> dict[str, Any]:
     """``changes`` checked together with the ``current`` options; every option, normalised.
 
     ``prepared``: the engine's prepared input of the shown image, which knows
-    the model's classes.
+    the model's classes; None for a stored result shown without a model,
+    whose compute options and target cannot change.
     """
     merged = {**current, **changes}
+    if prepared is None:
+        if any(merged[name] != current[name] for name in (*COMPUTE_OPTIONS, "target")):
+            raise ValueError(NO_MODEL)
+        return {
+            **validate_render_options(**{n: merged[n] for n in RENDER_DEFAULTS}),
+            **{name: current[name] for name in (*COMPUTE_OPTIONS, "target")},
+        }
     checked = validate_render_options(**{name: merged[name] for name in RENDER_DEFAULTS})
     checked.update(compute_traits(engine_options(merged, custom_baseline), merged["baseline"]))
     if merged["target"] is None:  # the engine would read None as "the top class"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import IGResult, PreparedInput
-from ..render import channel_maps, display_image
+from ..render import block_mean, channel_maps, display_image
 from ..validation import as_image
 
 PANELS = ("gradient", "ig")
@@ -45,29 +45,6 @@ def display_factor(height: int, width: int) -> int:
     ):
         factor += 1
     return factor
-
-
-def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``factor`` x ``factor`` blocks of an (H, W) or (H, W, C) array.
-
-    Blocks at the bottom and right edges may be smaller; each is averaged
-    over the pixels it has, so the result is an area resampling.
-
-    Examples
-    --------
-    >>> block_mean(np.arange(9.0).reshape(3, 3), 2).tolist()
-    [[2.0, 3.5], [6.5, 8.0]]
-    """
-    if factor == 1:
-        return array.astype(np.float32)
-    height, width = array.shape[:2]
-    rows = np.arange(0, height, factor)
-    cols = np.arange(0, width, factor)
-    sums = np.add.reduceat(np.add.reduceat(array.astype(np.float64), rows, axis=0), cols, axis=1)
-    counts = np.outer(np.diff(rows, append=height), np.diff(cols, append=width))
-    if array.ndim == 3:
-        counts = counts[:, :, None]
-    return (sums / counts).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -109,7 +86,8 @@ class ShownResult:
     """A result as the widget shows it, with the image it explains.
 
     ``prepared`` is the engine's prepared input of the image (its one forward
-    pass, reused by every computation on it), ``request`` the compute options
+    pass, reused by every computation on it; None for a stored result shown
+    without a model), ``request`` the compute options
     and target the result was computed for,
     ``maps`` the full-resolution channel maps (for ``to_png``),
     ``shown_maps`` the display-size ones the browser gets, ``traits`` the
@@ -117,7 +95,7 @@ class ShownResult:
     """
 
     image: ShownImage
-    prepared: PreparedInput
+    prepared: PreparedInput | None
     result: IGResult
     request: dict[str, Any]
     maps: Maps
@@ -127,7 +105,7 @@ class ShownResult:
 
 def shown_result(
     image: ShownImage,
-    prepared: PreparedInput,
+    prepared: PreparedInput | None,
     result: IGResult,
     request: dict[str, Any],
     label: Callable[[int], str],

@@ -139,7 +139,8 @@ class WidgetState(anywidget.AnyWidget):
     ig_positive = traitlets.Bytes(b"").tag(sync=True)
     ig_negative = traitlets.Bytes(b"").tag(sync=True)
 
-    # Status.
+    # Status. compute_enabled: False for a stored result shown without a model.
+    compute_enabled = traitlets.Bool(True).tag(sync=True)
     computing = traitlets.Bool(False).tag(sync=True)
     progress = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     stale = traitlets.Bool(False).tag(sync=True)

@@ -1,0 +1,149 @@
+"""The columns of a dataset's table: one value per image, computed where the image is.
+
+Each column is a ``Column``: a name, a pandas dtype, a sentence for the
+documentation and a function of the ``Explained`` image (its item, its
+``IGResult``, the model and preprocess that computed it). The table of
+``explain_dataset`` has the columns of ``COLUMNS`` (those with
+``needs_masks`` only when masks were given), in that order. A new per-image
+measure is one more ``Column`` in ``COLUMNS``: it is computed by whichever
+executor runs the image (local or a Ray worker), stored in the Parquet table,
+sortable and filterable in the gallery. Stores written before it existed
+still open; their table lacks the column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..engine import IGResult
+    from .sources import Item
+
+
+@dataclass(frozen=True)
+class Explained:
+    """One image after its computation, as the columns see it."""
+
+    item: Item
+    result: IGResult
+    model: Any
+    preprocess: Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: ``value(explained)`` for each image."""
+
+    name: str
+    dtype: str
+    description: str
+    value: Callable[[Explained], Any]
+    needs_masks: bool = False
+
+
+def positive_attribution(result: IGResult) -> np.ndarray:
+    """Per pixel, the positive part of the channel sum of the attributions (H, W)."""
+    return np.maximum(result.attributions.sum(axis=2, dtype=np.float64), 0.0)
+
+
+def mask_share(explained: Explained) -> float:
+    """Share of the positive attribution that lies inside the mask (NaN if there is none).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> a = np.zeros((2, 2, 1), np.float32); a[0, 0], a[1, 1] = 3.0, 1.0
+    >>> item = NS(mask=np.array([[True, False], [False, False]]))
+    >>> mask_share(Explained(item, NS(attributions=a), None, None))
+    0.75
+    """
+    positive = positive_attribution(explained.result)
+    total = positive.sum()
+    if total <= 0:
+        return float("nan")
+    return float(positive[explained.item.mask].sum() / total)
+
+
+def _correct(explained: Explained) -> Any:
+    label = explained.item.label
+    return None if label is None else bool(label == int(np.argmax(explained.result.scores)))
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column(
+        "source",
+        "string",
+        "Where the image came from: its file path, or 'array[i]', 'tf.data[i]', ...",
+        lambda e: e.item.source,
+    ),
+    Column("label", "Int64", "The true class, where given.", lambda e: e.item.label),
+    Column(
+        "predicted",
+        "int64",
+        "The model's top class.",
+        lambda e: int(np.argmax(e.result.scores)),
+    ),
+    Column("target", "int64", "The explained class.", lambda e: e.result.target),
+    Column("score", "float64", "The model's output for the target.", lambda e: e.result.score),
+    Column(
+        "delta",
+        "float64",
+        "Relative completeness error of the attributions (see IGResult.delta).",
+        lambda e: e.result.delta,
+    ),
+    Column(
+        "correct",
+        "boolean",
+        "Whether the top class is the label (missing without a label).",
+        _correct,
+    ),
+    Column(
+        "mask_share",
+        "float64",
+        "Share of the positive attribution (channel sum, positive part) inside the mask.",
+        mask_share,
+        needs_masks=True,
+    ),
+    Column(
+        "mask_area",
+        "float64",
+        "Share of the image's pixels inside the mask (mask_share / mask_area > 1: "
+        "attribution concentrates on the mask).",
+        lambda e: float(np.mean(np.asarray(e.item.mask))),
+        needs_masks=True,
+    ),
+)
+
+
+def columns_for(has_masks: bool, names: tuple[str, ...] | None = None) -> tuple[Column, ...]:
+    """The columns of a table: those of ``COLUMNS`` that apply, or those ``names``.
+
+    Examples
+    --------
+    >>> [c.name for c in columns_for(False)][:3]
+    ['source', 'label', 'predicted']
+    """
+    if names is not None:
+        known = {column.name: column for column in COLUMNS}
+        return tuple(known[name] for name in names if name in known)
+    return tuple(column for column in COLUMNS if has_masks or not column.needs_masks)
+
+
+def table_rows(explained: list[Explained], columns: tuple[Column, ...]) -> Any:
+    """The table rows of some images: a pandas DataFrame indexed by image."""
+    import pandas as pd
+
+    index = pd.Index([e.item.index for e in explained], dtype="int64", name="image")
+    return pd.DataFrame(
+        {
+            column.name: pd.Series(
+                [column.value(e) for e in explained], dtype=column.dtype, index=index
+            )
+            for column in columns
+        },
+        index=index,
+    )

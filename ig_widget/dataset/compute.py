@@ -1,0 +1,205 @@
+"""One chunk of a dataset, computed and stored: the work every executor does.
+
+``Computation`` holds everything a worker needs (the model or how to load
+it, the validated options, how targets are chosen, the store and its
+layout) and pickles, so that a Ray actor runs exactly what the local
+executor runs: ``Computation.run_chunk(items)`` computes the chunk's
+attributions through the engine's shared-batch path, writes its arrays to the
+store and returns its table rows; the caller commits them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import engine
+from ..engine import IGResult
+from ..options import IGOptions
+from ..quadrature import integration_points
+from ..validation import check_choice
+from .columns import Explained, columns_for, table_rows
+from .sources import Item
+from .store import MAPS, Layout, Store, encode_map, thumbnail, thumbnail_factor
+
+TARGET_MODES = ("predicted", "label")
+# steps="auto" stops at this many intervals (the engine's cap): its paths have
+# at most one point more.
+AUTO_PATH_POINTS = 513
+
+
+@dataclass(frozen=True)
+class ModelFactory:
+    """Build the model where it is used: once per worker (and once locally).
+
+    For ``executor="ray"`` every actor needs its own model. A Keras model or
+    a torch Module passed as such is pickled to the actors; a model that does
+    not pickle (a plain TensorFlow function), or one that is better loaded on
+    each machine from shared storage, is given as a factory.
+
+    Examples
+    --------
+    >>> factory = ModelFactory(dict, a=1)  # any callable returning the model
+    >>> factory()
+    {'a': 1}
+    """
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if not callable(function):
+            raise TypeError(
+                f"ModelFactory: expected a callable that returns the model, got "
+                f"{type(function).__name__}"
+            )
+        object.__setattr__(self, "function", function)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kwargs", kwargs)
+
+    def __call__(self) -> Any:
+        return self.function(*self.args, **self.kwargs)
+
+
+def resolve_model(model: Any) -> Any:
+    """The model itself: loaded from a ``.keras`` path or built by a ``ModelFactory``."""
+    if isinstance(model, (str, os.PathLike)):
+        import keras
+
+        return keras.saving.load_model(model, compile=False)
+    if isinstance(model, ModelFactory):
+        return model()
+    return model
+
+
+def check_targets(targets: Any, length: int | None) -> str | list[int]:
+    """ "predicted", "label", or one class index per image (validated)."""
+    if isinstance(targets, str):
+        return check_choice("targets", targets, TARGET_MODES)
+    if hasattr(targets, "numpy") and not isinstance(targets, np.ndarray):
+        targets = targets.numpy()
+    if not isinstance(targets, (Sequence, np.ndarray)):
+        raise TypeError(
+            "targets: expected 'predicted', 'label' or one class index per image, "
+            f"got {type(targets).__name__}"
+        )
+    values = np.asarray(targets)
+    if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer) or np.any(values < 0):
+        raise ValueError(
+            "targets: expected a sequence of class indices >= 0, one per image, "
+            f"got {values.dtype} values of shape {values.shape}"
+        )
+    if length is not None and len(values) != length:
+        raise ValueError(
+            f"targets: expected {length} class indices (one per image), got {len(values)}"
+        )
+    return [int(v) for v in values]
+
+
+def path_points(options: IGOptions) -> int:
+    """Points on each path: the longest a result of these options can have."""
+    if options.steps == "auto":
+        return AUTO_PATH_POINTS
+    return len(integration_points(options.method, options.steps)[0])
+
+
+@dataclass
+class Computation:
+    """What every chunk of one ``explain_dataset`` run shares (see the module docstring)."""
+
+    model: Any
+    options: IGOptions
+    targets: str | list[int]
+    store_path: str
+    layout: Layout
+    has_masks: bool
+    _resolved: Any = field(default=None, repr=False)
+    _store: Store | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers load their own model and open their own store.
+        return {**self.__dict__, "_resolved": None, "_store": None}
+
+    @property
+    def resolved_model(self) -> Any:
+        if self._resolved is None:
+            self._resolved = resolve_model(self.model)
+        return self._resolved
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.store_path)
+        return self._store
+
+    def target_of(self, item: Item) -> int | None:
+        if self.targets == "predicted":
+            return None
+        if isinstance(self.targets, str):  # "label"
+            if item.label is None:
+                raise ValueError(
+                    f"targets: 'label' needs a label for every image; image {item.index} "
+                    f"({item.source}) has none"
+                )
+            return item.label
+        if item.index >= len(self.targets):
+            raise ValueError(
+                f"targets: {len(self.targets)} class indices given, but there are more images"
+            )
+        return self.targets[item.index]
+
+    def explain(self, items: list[Item]) -> list[IGResult]:
+        """The chunk's results: the engine's shared-batch path, one forward pass for all."""
+        prepared = engine.prepare_batch(
+            self.resolved_model, [item.image for item in items], self.options
+        )
+        targets = [self.target_of(item) for item in items]
+        return engine.run_batch(prepared, self.options, targets)
+
+    def run_chunk(self, items: list[Item]) -> Any:
+        """Compute, store the arrays of, and return the table rows of one chunk."""
+        results = self.explain(items)
+        self.store.write_arrays(items[0].index, self.arrays(items, results))
+        explained = [
+            Explained(item, result, self.resolved_model, self.options.preprocess)
+            for item, result in zip(items, results, strict=True)
+        ]
+        return table_rows(explained, columns_for(self.has_masks, self.layout.columns))
+
+    def arrays(self, items: list[Item], results: list[IGResult]) -> dict[str, np.ndarray]:
+        """The store's array rows for these images."""
+        layout = self.layout
+        points = layout.path_points
+        factor = thumbnail_factor(*layout.image_shape[:2])
+        values: dict[str, list[Any]] = {name: [] for name in layout.array_specs()}
+        for item, result in zip(items, results, strict=True):
+            alphas = np.full(points, np.nan)
+            alphas[: len(result.path_alphas)] = result.path_alphas
+            path_scores = np.full((layout.runs, points), np.nan)
+            path_scores[:, : result.path_scores.shape[1]] = result.path_scores
+            assert item.image is not None  # only skipped items have none
+            small_rgb, small_maps = thumbnail(item.image, result.attributions, factor)
+            row = {
+                "inputs": item.image,
+                "scores": result.scores,
+                "path_alphas": alphas,
+                "path_scores": path_scores,
+                "baseline_scores": result.baseline_scores,
+                "steps": result.steps,
+                "points_used": result.points_used,
+                "elapsed_s": result.elapsed_s,
+                "thumbnails": small_rgb,
+                "thumbnail_maps": small_maps,
+            }
+            for name, source in zip(MAPS, (result.attributions, result.gradients), strict=True):
+                row[name], scale = encode_map(source, layout.maps_dtype)
+                if layout.maps_dtype == "float16":
+                    row[f"{name}_scale"] = scale
+            for name, value in row.items():
+                values[name].append(value)
+        return {name: np.stack([np.asarray(v) for v in rows]) for name, rows in values.items()}

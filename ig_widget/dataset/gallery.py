@@ -1,0 +1,410 @@
+"""``Gallery``: browse a dataset's attributions, sorted and filtered by any table column.
+
+The browser shows a virtualised grid (``js/src/gallery.ts``): only the cells
+in view exist, and their thumbnails (the store's reduced display image and IG
+channel maps) are sent when they come into view, as two binary buffers per
+request. Display options are the renderer's and redraw every thumbnail in the
+browser. Sorting and filtering run here on the pandas table; the browser gets
+the resulting order of images. Clicking an image opens its three-panel
+``IGWidget`` below the grid: live (recomputable) when a model is given,
+otherwise shown from the stored maps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+from ipywidgets import widget_serialization
+
+from ..render import RENDER_DEFAULTS, validate_render_options
+from ..validation import as_image, check_choice
+from ..widget import IGWidget, _check_class_names
+from ..widget.state import front_end_file
+from .result import DatasetResult
+from .sources import _raws, carries_labels
+
+OPERATORS = {
+    "number": ("<", "<=", ">", ">=", "==", "!="),
+    "integer": ("==", "!=", "<", "<=", ">", ">="),
+    "class": ("==", "!="),
+    "boolean": ("==",),
+    "text": ("contains", "==", "!="),
+}
+CLASS_COLUMNS = ("label", "predicted", "target")
+# The most thumbnails one request may ask for (the browser asks for fewer).
+MAX_REQUEST = 256
+
+
+def column_kind(name: str, dtype: Any) -> str:
+    """How the gallery treats a table column: number, integer, class, boolean or text.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> column_kind("label", pd.Int64Dtype()), column_kind("delta", np.dtype("float64"))
+    ('class', 'number')
+    """
+    import pandas as pd
+
+    if name in CLASS_COLUMNS:
+        return "class"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    return "text"
+
+
+def _random_access(images: Any) -> list[Any]:
+    """Loaders of the images of an array, a sequence or a folder (not of a one-pass iterable)."""
+    if carries_labels(images):
+        raise TypeError(
+            "images: expected an array, a sequence or a folder (indexed like the table), "
+            f"got {type(images).__name__}; without images the gallery uses the store's copies"
+        )
+    return list(_raws(images, "images"))
+
+
+def _display_traits() -> dict[str, Any]:
+    return {
+        name: traitlets.Any(default).tag(sync=True) for name, default in RENDER_DEFAULTS.items()
+    }
+
+
+class Gallery(anywidget.AnyWidget):
+    """A grid of a dataset's images and IG pictures, to find where the model looks.
+
+    Parameters
+    ----------
+    result : DatasetResult or path
+        From ``igw.explain_dataset`` (or ``igw.open_dataset``).
+    images : optional
+        The dataset's images (an array, a sequence or a folder, indexed like
+        the table) for the three-panel view; by default the store's copies.
+    model : optional
+        The model the dataset was explained with: the three-panel view is then
+        live (another class, other options recompute). Without it, the view
+        shows the stored result.
+    preprocess : callable, optional
+        The ``preprocess`` the dataset was explained with, for the live view.
+    class_names : sequence of str, optional
+        Names for the label, predicted and target columns.
+    sort_by : str
+        Table column to sort by.
+    descending : bool
+        Largest values first.
+    filters : list of (column, operator, value)
+        Operators: ``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=`` (numbers),
+        ``contains`` (text); for example ``[("correct", "==", False)]``.
+    **render_options
+        Display options, as for ``igw.render``; they apply to every thumbnail
+        and to the three-panel view.
+
+    Examples
+    --------
+    >>> g = igw.Gallery(result, class_names=names, sort_by="mask_share")  # doctest: +SKIP
+    >>> g.filters = [("correct", "==", False)]  # doctest: +SKIP
+    >>> g.open_image(12)  # doctest: +SKIP
+    """
+
+    # Traits, as IGWidget's: a Path would keep every gallery alive (see IGWidget).
+    _esm = traitlets.Unicode().tag(sync=True)
+    _css = traitlets.Unicode().tag(sync=True)
+    locals().update(_display_traits())
+
+    columns: traitlets.List[list[str]] = traitlets.List().tag(sync=True)
+    sort_by = traitlets.Unicode("delta").tag(sync=True)
+    descending = traitlets.Bool(True).tag(sync=True)
+    filters: traitlets.List[list[Any]] = traitlets.List().tag(sync=True)
+    order = traitlets.Bytes(b"").tag(sync=True)
+    total = traitlets.Int(0).tag(sync=True)
+    class_names: traitlets.List[str] = traitlets.List().tag(sync=True)
+    thumbnail_size = traitlets.List([0, 0]).tag(sync=True)
+    selected = traitlets.Int(-1).tag(sync=True)
+    detail = traitlets.Instance(IGWidget, allow_none=True).tag(sync=True, **widget_serialization)
+    live = traitlets.Bool(False).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(
+        self,
+        result: DatasetResult | str | os.PathLike,
+        *,
+        images: Any = None,
+        model: Any = None,
+        preprocess: Any = None,
+        class_names: Sequence[str] | None = None,
+        sort_by: str = "delta",
+        descending: bool = True,
+        filters: Sequence[Sequence[Any]] = (),
+        **render_options: Any,
+    ) -> None:
+        if isinstance(result, (str, os.PathLike)):
+            result = DatasetResult(result)
+        if not isinstance(result, DatasetResult):
+            raise TypeError(
+                f"result: expected a DatasetResult or a store path, got {type(result).__name__}"
+            )
+        if model is not None and not callable(model):
+            raise TypeError(
+                f"model: expected a Keras model or callable, got {type(model).__name__}"
+            )
+        if preprocess is not None and not callable(preprocess):
+            raise TypeError(
+                f"preprocess: expected a callable or None, got {type(preprocess).__name__}"
+            )
+        self._result = result
+        self._table = result.table
+        self._images = images
+        self._image_files = None if images is None else _random_access(images)
+        self._model = model
+        self._preprocess = preprocess
+        names = _check_class_names(class_names) or []
+        columns = [[name, column_kind(name, dtype)] for name, dtype in self._table.dtypes.items()]
+        self._kinds = dict((name, kind) for name, kind in columns)
+        display = validate_render_options(**render_options)
+        view = self._checked_view(sort_by, descending, filters)
+        script, style = front_end_file("gallery.js"), front_end_file("gallery.css")
+        super().__init__(
+            _esm=str(script),
+            _css=str(style),
+            **display,
+            columns=columns,
+            class_names=names,
+            total=len(self._table),
+            thumbnail_size=list(result.thumbnail_shape),
+            live=model is not None,
+            **view,
+            order=self._order(view),
+        )
+        self.on_msg(self._handle_message)
+        script.changed.connect(self._reload_script)
+        style.changed.connect(self._reload_style)
+
+    def _reload_script(self, text: str) -> None:
+        self._esm = text
+
+    def _reload_style(self, text: str) -> None:
+        self._css = text
+
+    # -- sorting and filtering -------------------------------------------------
+
+    def _checked_filter(self, filter_: Any) -> list[Any]:
+        if (
+            isinstance(filter_, (str, bytes))
+            or not isinstance(filter_, Sequence)
+            or len(filter_) != 3
+        ):
+            raise ValueError(
+                f"filters: expected (column, operator, value) triples, got {filter_!r}"
+            )
+        column, operator, value = filter_
+        column = check_choice("filters", column, list(self._kinds))
+        kind = self._kinds[column]
+        operator = check_choice(f"filters ({column})", operator, OPERATORS[kind])
+        if kind == "text":
+            if not isinstance(value, str):
+                raise TypeError(f"filters ({column}): expected text to compare with, got {value!r}")
+        elif kind == "boolean":
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"filters ({column}): expected true or false, got {value!r}")
+            value = bool(value)
+        elif isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"filters ({column}): expected a number, got {value!r}")
+        elif not np.isfinite(value):
+            raise ValueError(f"filters ({column}): expected a finite number, got {value!r}")
+        return [column, operator, value]
+
+    def _checked_view(self, sort_by: Any, descending: Any, filters: Any) -> dict[str, Any]:
+        sort_by = check_choice("sort_by", sort_by, list(self._kinds))
+        if not isinstance(descending, (bool, np.bool_)):
+            raise TypeError(f"descending: expected True or False, got {descending!r}")
+        if isinstance(filters, (str, bytes)) or not isinstance(filters, Sequence):
+            raise TypeError(
+                f"filters: expected a list of (column, operator, value), got {filters!r}"
+            )
+        return {
+            "sort_by": sort_by,
+            "descending": bool(descending),
+            "filters": [self._checked_filter(f) for f in filters],
+        }
+
+    def _view_table(self, view: dict[str, Any]) -> Any:
+        table = self._table
+        keep = np.ones(len(table), bool)
+        for column, operator, value in view["filters"]:
+            values = table[column]
+            if operator == "contains":
+                matches = values.str.contains(value, regex=False)
+            else:
+                matches = {
+                    "<": values < value,
+                    "<=": values <= value,
+                    ">": values > value,
+                    ">=": values >= value,
+                    "==": values == value,
+                    "!=": values != value,
+                }[operator]
+            keep &= matches.fillna(False).to_numpy(bool)
+        return table[keep].sort_values(
+            view["sort_by"], ascending=not view["descending"], na_position="last", kind="stable"
+        )
+
+    def _order(self, view: dict[str, Any]) -> bytes:
+        return self._view_table(view).index.to_numpy(np.int32).tobytes()
+
+    @traitlets.validate("sort_by", "descending", "filters")
+    def _validate_view(self, proposal: dict[str, Any]) -> Any:
+        name = proposal["trait"].name
+        current = {"sort_by": self.sort_by, "descending": self.descending, "filters": self.filters}
+        return self._checked_view(**{**current, name: proposal["value"]})[name]
+
+    @traitlets.observe("sort_by", "descending", "filters")
+    def _reorder(self, _change: dict[str, Any]) -> None:
+        view = {"sort_by": self.sort_by, "descending": self.descending, "filters": self.filters}
+        self.order = self._order(view)
+
+    @traitlets.validate(*RENDER_DEFAULTS)
+    def _validate_display(self, proposal: dict[str, Any]) -> Any:
+        name = proposal["trait"].name
+        current = {key: getattr(self, key) for key in RENDER_DEFAULTS}
+        return validate_render_options(**{**current, name: proposal["value"]})[name]
+
+    def shown(self) -> Any:
+        """The table rows shown, in the order shown (a pandas DataFrame).
+
+        Examples
+        --------
+        >>> g.shown().head()  # doctest: +SKIP
+        """
+        return self._table.loc[np.frombuffer(self.order, np.int32)]
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Apply display options from the browser; anything else, or a bad value, is refused."""
+        accepted = {name: value for name, value in sync_data.items() if name in RENDER_DEFAULTS}
+        refused = [name for name in sync_data if name not in RENDER_DEFAULTS]
+        problem = f"{refused[0]}: cannot be changed from the browser" if refused else ""
+        try:
+            current = {key: getattr(self, key) for key in RENDER_DEFAULTS}
+            checked = validate_render_options(**{**current, **accepted})
+        except (TypeError, ValueError) as exc:
+            problem, refused, accepted = str(exc), refused + list(accepted), {}
+        else:
+            accepted = {name: checked[name] for name in accepted}
+        super().set_state(accepted)
+        self.error = problem
+        if refused:
+            self.send_state(refused)
+
+    # -- messages from the browser ---------------------------------------------------
+
+    def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        try:
+            if kind == "thumbnails":
+                self._send_thumbnails(content.get("indices"))
+            elif kind == "view":
+                view = self._checked_view(
+                    content.get("sort_by"), content.get("descending"), content.get("filters")
+                )
+                with self.hold_trait_notifications():
+                    self.sort_by, self.descending, self.filters = (
+                        view["sort_by"],
+                        view["descending"],
+                        view["filters"],
+                    )
+                self.error = ""
+            elif kind == "open":
+                self.open_image(content.get("index"))
+            elif kind == "close":
+                self.close_detail()
+        except (TypeError, ValueError, IndexError) as exc:
+            self.error = str(exc)
+
+    def _send_thumbnails(self, indices: Any) -> None:
+        if not isinstance(indices, list) or len(indices) > MAX_REQUEST:
+            raise ValueError(f"indices: expected a list of at most {MAX_REQUEST} image indices")
+        indices = [int(i) for i in indices]
+        rgb, maps = self._result.thumbnails(indices)
+        captions = []
+        for index in indices:
+            row = self._table.loc[index]
+            caption = {
+                "source": str(row["source"]),
+                "label": None if row.isna()["label"] else int(row["label"]),
+                "predicted": int(row["predicted"]),
+                "target": int(row["target"]),
+                "score": float(row["score"]),
+                "delta": float(row["delta"]),
+                "correct": None if row.isna()["correct"] else bool(row["correct"]),
+            }
+            if "mask_share" in row:
+                caption["mask_share"] = (
+                    None if row.isna()["mask_share"] else float(row["mask_share"])
+                )
+            captions.append(caption)
+        self.send(
+            {"type": "thumbnails", "indices": indices, "captions": captions},
+            [rgb.astype(np.uint8).tobytes(), maps.astype(np.float32).tobytes()],
+        )
+
+    # -- the three-panel view ------------------------------------------------------------
+
+    def _image(self, index: int) -> np.ndarray:
+        if self._image_files is None:
+            return self._result.image(index)
+        if not 0 <= index < len(self._image_files):
+            raise IndexError(f"images: no image {index} (it has {len(self._image_files)})")
+        return as_image(self._image_files[index].load(), name=f"images[{index}]")
+
+    def open_image(self, index: int) -> IGWidget:
+        """Show image ``index``'s three-panel view below the grid, and return it.
+
+        Live when the gallery has a model: another class or other compute
+        options recompute; otherwise the view shows the stored result.
+
+        Examples
+        --------
+        >>> g.open_image(int(g.shown().index[0]))  # doctest: +SKIP
+        """
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index: expected an image index, got {index!r}")
+        index = int(index)
+        stored = self._result[index]
+        image = self._image(index)
+        display = {name: getattr(self, name) for name in RENDER_DEFAULTS}
+        names = list(self.class_names) or None
+        options = self._result.options
+        baseline = self._result.baseline()
+        # The stored result shows at once; with a model, other choices recompute.
+        widget = IGWidget(
+            self._model,
+            image,
+            preprocess=self._preprocess,
+            class_names=names,
+            baseline=options["baseline"] if baseline is None else baseline,
+            result=stored,
+            **display,
+        )
+        previous = self.detail
+        with self.hold_sync():
+            self.selected = index
+            self.detail = widget
+        if previous is not None:
+            previous.close()
+        return widget
+
+    def close_detail(self) -> None:
+        """Hide the three-panel view."""
+        previous = self.detail
+        with self.hold_sync():
+            self.selected = -1
+            self.detail = None
+        if previous is not None:
+            previous.close()

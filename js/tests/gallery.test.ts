@@ -1,0 +1,230 @@
+// @vitest-environment happy-dom
+// The gallery on a page-local model: what it asks the kernel for, how it
+// draws what arrives, and that table text stays text. Real scrolling and
+// drawing are checked in Chromium (tests/test_gallery_browser.py).
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  type Caption,
+  formatPercentage,
+  type GalleryState,
+  indicesOf,
+  mountGallery,
+  ThumbnailCache,
+  visibleRows,
+} from "../src/gallery";
+import { LocalModel } from "../src/local-model";
+import { RENDER_DEFAULTS, renderMaps } from "../src/render";
+
+const SIDE = 4;
+const PIXELS = SIDE * SIDE;
+const HOSTILE = '<img src=x onerror="window.__pwned = 1">';
+
+class RecordingContext {
+  readonly frames: Uint8ClampedArray[] = [];
+
+  createImageData(width: number, height: number): ImageData {
+    return { width, height, data: new Uint8ClampedArray(width * height * 4) } as ImageData;
+  }
+
+  putImageData(pixels: ImageData): void {
+    this.frames.push(pixels.data.slice());
+  }
+
+  clearRect(): void {}
+}
+
+const contexts = new Map<HTMLCanvasElement, RecordingContext>();
+const originalGetContext = HTMLCanvasElement.prototype.getContext;
+
+function state(count: number): GalleryState {
+  const order = Int32Array.from({ length: count }, (_, i) => count - 1 - i);
+  return {
+    ...RENDER_DEFAULTS,
+    columns: [
+      ["source", "text"],
+      ["label", "class"],
+      ["delta", "number"],
+      ["correct", "boolean"],
+    ],
+    sort_by: "delta",
+    descending: true,
+    filters: [],
+    order: new DataView(order.buffer),
+    total: count,
+    class_names: ["circle", HOSTILE],
+    thumbnail_size: [SIDE, SIDE],
+    selected: -1,
+    detail: null,
+    live: false,
+    error: "",
+  };
+}
+
+function caption(index: number): Caption {
+  return {
+    source: `array[${index}]`,
+    label: 1,
+    predicted: 0,
+    target: 0,
+    score: 0.9,
+    delta: 0.0123,
+    correct: false,
+    mask_share: 0.25,
+  };
+}
+
+function thumbnails(indices: number[]): DataView[] {
+  const rgb = Uint8Array.from({ length: indices.length * PIXELS * 3 }, (_, i) => (i * 13) % 256);
+  const maps = Float32Array.from({ length: indices.length * 2 * PIXELS }, (_, i) => (i % 7) * 0.5);
+  return [new DataView(rgb.buffer), new DataView(maps.buffer)];
+}
+
+const frame = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 40));
+
+beforeEach(() => {
+  contexts.clear();
+  HTMLCanvasElement.prototype.getContext = function (this: HTMLCanvasElement) {
+    const context = contexts.get(this) ?? new RecordingContext();
+    contexts.set(this, context);
+    return context;
+  } as unknown as typeof HTMLCanvasElement.prototype.getContext;
+});
+
+afterEach(() => {
+  HTMLCanvasElement.prototype.getContext = originalGetContext;
+  document.body.replaceChildren();
+});
+
+describe("helpers", () => {
+  it("keeps the most recently used thumbnails", () => {
+    const cache = new ThumbnailCache<string>(2);
+    cache.set(1, "a");
+    cache.set(2, "b");
+    expect(cache.get(1)).toBe("a");
+    cache.set(3, "c");
+    expect([cache.has(1), cache.has(2), cache.has(3)]).toEqual([true, false, true]);
+  });
+
+  it("lays out the rows in view and one around them", () => {
+    expect(visibleRows(0, 300, 100, 50, 1)).toEqual([0, 4]);
+    expect(visibleRows(1000, 300, 100, 50, 1)).toEqual([9, 14]);
+    expect(visibleRows(4900, 300, 100, 50, 1)).toEqual([48, 49]);
+    expect(visibleRows(0, 300, 100, 0, 1)).toEqual([0, -1]);
+  });
+
+  it("reads the order from unaligned bytes", () => {
+    const bytes = new Uint8Array(9);
+    new DataView(bytes.buffer).setInt32(1, 7, true);
+    new DataView(bytes.buffer).setInt32(5, 3, true);
+    expect([...indicesOf(new DataView(bytes.buffer, 1, 8))]).toEqual([7, 3]);
+    expect(formatPercentage(0.01234)).toBe("1.23%");
+    expect(formatPercentage(null)).toBe("–");
+  });
+});
+
+describe("mountGallery", () => {
+  it("asks for the thumbnails in view and draws them with the renderer", async () => {
+    const model = new LocalModel(state(10_000));
+    const sends = vi.spyOn(model, "send");
+    const subscriptions = vi.spyOn(model, "on");
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = mountGallery(model, el, null);
+    await frame();
+    const requested = sends.mock.calls.flatMap(
+      (call) => (call as unknown[] as [{ indices: number[] }])[0].indices,
+    );
+    // Only a few of the 10,000, starting with the first in the order.
+    expect(requested[0]).toBe(9999);
+    expect(requested.length).toBeGreaterThan(0);
+    expect(requested.length).toBeLessThan(100);
+    expect(el.querySelector(".igg-count")?.textContent).toBe("10000 of 10000 images");
+
+    const first = requested.slice(0, 2);
+    const receive = subscriptions.mock.calls.find(([event]) => event === "msg:custom")?.[1];
+    receive?.(
+      { type: "thumbnails", indices: first, captions: first.map(caption) },
+      thumbnails(first),
+    );
+    await frame();
+    const cell = el.querySelector<HTMLElement>(".igg-cell[data-image='9999']");
+    expect(cell).not.toBeNull();
+    const [input, picture] = [...(cell as HTMLElement).querySelectorAll("canvas")];
+    const [rgbView, mapsView] = thumbnails(first);
+    const rgb = new Uint8Array(rgbView.buffer).slice(0, PIXELS * 3);
+    const maps = new Float32Array(mapsView.buffer);
+    const expected = renderMaps(
+      rgb,
+      maps.slice(0, PIXELS),
+      maps.slice(PIXELS, 2 * PIXELS),
+      SIDE,
+      SIDE,
+      RENDER_DEFAULTS,
+    );
+    expect(contexts.get(picture)?.frames.at(-1)).toEqual(expected);
+    expect(contexts.get(input)?.frames).toHaveLength(1);
+    // Class names and sources are text, never HTML.
+    expect(cell?.querySelector(".igg-title")?.textContent).toBe(`#9999 · ${HOSTILE} → circle`);
+    expect(cell?.querySelector("img")).toBeNull();
+    expect(cell?.classList.contains("igg-wrong")).toBe(true);
+    expect(cell?.querySelector(".igg-details")?.textContent).toBe("Δ 1.23% · mask 25%");
+
+    // A display option redraws the thumbnails here, without asking the kernel.
+    sends.mockClear();
+    model.set("polarity", "negative");
+    await frame();
+    const redrawn = renderMaps(
+      rgb,
+      maps.slice(0, PIXELS),
+      maps.slice(PIXELS, 2 * PIXELS),
+      SIDE,
+      SIDE,
+      {
+        ...RENDER_DEFAULTS,
+        polarity: "negative",
+      },
+    );
+    expect(contexts.get(picture)?.frames.at(-1)).toEqual(redrawn);
+    expect(sends).not.toHaveBeenCalled();
+
+    (cell as HTMLElement).click();
+    expect(sends).toHaveBeenCalledWith({ type: "open", index: 9999 });
+    dispose();
+  });
+
+  it("sends sorting and filtering to the kernel", async () => {
+    const model = new LocalModel(state(20));
+    const sends = vi.spyOn(model, "send");
+    const el = document.createElement("div");
+    document.body.append(el);
+    mountGallery(model, el, null);
+    sends.mockClear();
+    const toggle = el.querySelector<HTMLInputElement>(
+      "input.igg-misclassified",
+    ) as HTMLInputElement;
+    toggle.checked = true;
+    toggle.dispatchEvent(new Event("change"));
+    expect(sends).toHaveBeenLastCalledWith({
+      type: "view",
+      sort_by: "delta",
+      descending: true,
+      filters: [["correct", "==", false]],
+    });
+    const column = el.querySelector<HTMLSelectElement>(
+      "select.igg-filter-column",
+    ) as HTMLSelectElement;
+    column.value = "delta";
+    column.dispatchEvent(new Event("change"));
+    const value = el.querySelector<HTMLInputElement>("input.igg-filter-value") as HTMLInputElement;
+    value.value = "0.05";
+    (el.querySelector("button.igg-add-filter") as HTMLButtonElement).click();
+    expect(sends).toHaveBeenLastCalledWith({
+      type: "view",
+      sort_by: "delta",
+      descending: true,
+      filters: [["delta", "<", 0.05]],
+    });
+    (el.querySelector("button.igg-direction") as HTMLButtonElement).click();
+    expect(sends).toHaveBeenLastCalledWith(expect.objectContaining({ descending: false }));
+  });
+});

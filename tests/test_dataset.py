@@ -1,0 +1,414 @@
+"""igw.explain_dataset, DatasetResult and the store: every input kind, resume, interruption."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import ig_widget as igw
+from ig_widget.dataset.store import Store, decode_map, encode_map
+
+from .models import tiny_cnn
+
+SIZE = 16
+STEPS = 4
+COUNT = 7
+CHUNK = 3
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_cnn(SIZE, seed=3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (COUNT, SIZE, SIZE, 3)).astype(np.uint8)
+    labels = rng.integers(0, 4, COUNT)
+    masks = np.zeros((COUNT, SIZE, SIZE), bool)
+    masks[:, 4:12, 4:12] = True
+    return images, labels, masks
+
+
+@pytest.fixture(scope="module")
+def reference(model, data, tmp_path_factory):
+    images, labels, masks = data
+    store = tmp_path_factory.mktemp("reference") / "store"
+    return igw.explain_dataset(
+        model,
+        images,
+        labels=labels,
+        masks=masks,
+        steps=STEPS,
+        chunk_size=CHUNK,
+        store=store,
+        progress=False,
+    )
+
+
+def assert_same_results(result, expected):
+    assert len(result) == len(expected)
+    columns = ["label", "predicted", "target", "score", "delta"]
+    pd.testing.assert_frame_equal(result.table[columns], expected.table[columns], rtol=1e-5)
+    for index in range(len(expected)):
+        np.testing.assert_allclose(
+            result[index].attributions, expected[index].attributions, rtol=1e-5, atol=1e-7
+        )
+
+
+def test_each_image_equals_a_single_integrated_gradients_call(model, data, reference):
+    images, labels, masks = data
+    table = reference.table
+    assert list(table.columns) == [
+        "source",
+        "label",
+        "predicted",
+        "target",
+        "score",
+        "delta",
+        "correct",
+        "mask_share",
+        "mask_area",
+    ]
+    assert reference.complete and len(reference) == COUNT
+    for index, image in enumerate(images):
+        single = igw.integrated_gradients(model, image, steps=STEPS)
+        stored = reference[index]
+        np.testing.assert_allclose(stored.attributions, single.attributions, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(stored.gradients, single.gradients, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(stored.path_scores, single.path_scores, rtol=1e-5)
+        assert stored.target == single.target == table.loc[index, "target"]
+        assert table.loc[index, "predicted"] == int(np.argmax(single.scores))
+        assert table.loc[index, "score"] == pytest.approx(single.score, rel=1e-6)
+        assert table.loc[index, "delta"] == pytest.approx(single.delta, rel=1e-4, abs=1e-7)
+        assert table.loc[index, "label"] == labels[index]
+        assert table.loc[index, "correct"] == (labels[index] == table.loc[index, "predicted"])
+        positive = np.maximum(single.attributions.sum(axis=2), 0)
+        share = positive[masks[index]].sum() / positive.sum()
+        assert table.loc[index, "mask_share"] == pytest.approx(share, rel=1e-5)
+        assert table.loc[index, "mask_area"] == pytest.approx(masks[index].mean())
+        assert stored.steps == STEPS and stored.method == "trapezoid" and stored.runs == 1
+        np.testing.assert_array_equal(reference.image(index), image.astype(np.float32))
+    assert table["source"].tolist() == [f"array[{i}]" for i in range(COUNT)]
+
+
+def test_every_input_kind_gives_the_same_results(model, data, reference, tmp_path):
+    import tensorflow as tf
+    import torch
+
+    images, labels, masks = data
+    folder = tmp_path / "images"
+    for index, image in enumerate(images):
+        # Subfolders are read too, in sorted path order.
+        path = folder / f"part{index // 4}" / f"{index:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+    pairs = [(image, int(label)) for image, label in zip(images, labels, strict=True)]
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(images), torch.from_numpy(labels)),
+        batch_size=2,
+    )
+    inputs = {
+        "list of PIL images": ([Image.fromarray(image) for image in images], labels),
+        "folder": (folder, labels),
+        "generator of pairs": ((pair for pair in pairs), None),
+        "tf.data batched": (tf.data.Dataset.from_tensor_slices((images, labels)).batch(3), None),
+        "tf.data": (tf.data.Dataset.from_tensor_slices((images, labels)), None),
+        "DataLoader": (loader, None),
+    }
+    for name, (source, given_labels) in inputs.items():
+        result = igw.explain_dataset(
+            model,
+            source,
+            labels=given_labels,
+            masks=masks,
+            steps=STEPS,
+            chunk_size=CHUNK,
+            store=tmp_path / name,
+            progress=False,
+        )
+        assert result.complete, name
+        assert_same_results(result, reference)
+    sources = igw.open_dataset(tmp_path / "folder").table["source"].tolist()
+    assert sources[0].endswith("part0/00.png") and sources[-1].endswith("part1/06.png")
+    assert igw.open_dataset(tmp_path / "DataLoader").table["source"][4] == "DataLoader[4]"
+
+
+def test_images_are_streamed_a_chunk_at_a_time(model, data, tmp_path):
+    images, _, _ = data
+    store = tmp_path / "store"
+    stored_when_pulled = []
+
+    def images_one_by_one():
+        for index, image in enumerate(images):
+            done = Store(str(store)).done_chunks() if store.exists() else set()
+            stored_when_pulled.append((index, len(done)))
+            yield image
+
+    result = igw.explain_dataset(
+        model, images_one_by_one(), steps=STEPS, chunk_size=CHUNK, store=store, progress=False
+    )
+    # Image i is read only once the chunks before its own are stored.
+    assert [done for _, done in stored_when_pulled] == [i // CHUNK for i in range(COUNT)]
+    assert len(result) == COUNT and result.complete
+    # An input of unknown length: the arrays grew and were cut to the count.
+    assert Store(str(store)).read("attributions", slice(None)).shape[0] == COUNT
+
+
+def test_a_cancelled_run_keeps_its_chunks_and_resumes(model, data, reference, tmp_path):
+    images, labels, masks = data
+    store = tmp_path / "store"
+    options = dict(labels=labels, masks=masks, steps=STEPS, chunk_size=CHUNK, store=store)
+    with pytest.raises(igw.ComputationCancelled, match="the 3 images done are kept") as caught:
+        igw.explain_dataset(model, images, progress=lambda done, total: done < CHUNK, **options)
+    assert str(store) in str(caught.value)
+    partial = igw.open_dataset(store)
+    assert not partial.complete and len(partial) == CHUNK
+    assert "incomplete" in repr(partial)
+    with pytest.raises(IndexError, match="image 5 is not in the store"):
+        partial[5]
+
+    seen = []
+    resumed = igw.explain_dataset(
+        model, images, progress=lambda done, total: seen.append((done, total)), **options
+    )
+    # Only the two chunks not stored were computed.
+    assert seen == [(6, COUNT), (COUNT, COUNT)]
+    assert resumed.complete
+    assert_same_results(resumed, reference)
+
+
+def test_ctrl_c_keeps_what_is_done(model, data, reference, tmp_path):
+    images, labels, masks = data
+    store = tmp_path / "store"
+    options = dict(labels=labels, masks=masks, steps=STEPS, chunk_size=CHUNK, store=store)
+
+    def interrupt(done, total):
+        if done >= 2 * CHUNK:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match="interrupted; the 6 images done are kept"):
+        igw.explain_dataset(model, images, progress=interrupt, **options)
+    assert len(igw.open_dataset(store)) == 2 * CHUNK
+    assert_same_results(igw.explain_dataset(model, images, progress=False, **options), reference)
+
+
+def test_progress_bar_shows_images_per_second(model, data, tmp_path, capsys):
+    images, _, _ = data
+    igw.explain_dataset(model, images[:4], steps=STEPS, chunk_size=2, store=tmp_path / "s")
+    err = capsys.readouterr().err
+    assert "explain_dataset" in err and "4/4" in err and "image/s" in err
+
+
+def test_a_finished_store_reopens_and_saves(reference, tmp_path):
+    reopened = igw.open_dataset(reference.path)
+    assert_same_results(reopened, reference)
+    copy = reopened.save(tmp_path / "copy")
+    assert copy.path == str(tmp_path / "copy")
+    assert_same_results(copy, reference)
+    manifest = json.loads((tmp_path / "copy" / "ig-dataset.json").read_text())
+    assert manifest["complete"] and manifest["count"] == COUNT
+    assert manifest["options"]["steps"] == STEPS
+    with pytest.raises(ValueError, match="exists; give a new folder"):
+        reopened.save(tmp_path / "copy")
+    # The store is plain Parquet and Zarr.
+    parts = sorted((tmp_path / "copy" / "table").glob("chunk-*.parquet"))
+    assert len(parts) == 3
+    assert len(pd.read_parquet(parts[0])) == CHUNK
+    import zarr
+
+    arrays = zarr.open_group(str(tmp_path / "copy" / "arrays.zarr"), mode="r")
+    assert arrays["attributions"].shape == (COUNT, SIZE, SIZE, 3)
+
+
+def test_float16_maps_stay_within_the_documented_bound(model, data, reference, tmp_path):
+    images, labels, masks = data
+    half = igw.explain_dataset(
+        model,
+        images,
+        labels=labels,
+        masks=masks,
+        steps=STEPS,
+        chunk_size=CHUNK,
+        store=tmp_path / "half",
+        maps_dtype="float16",
+        progress=False,
+    )
+    for index in range(COUNT):
+        for name in ("attributions", "gradients"):
+            exact = getattr(reference[index], name)
+            stored = getattr(half[index], name)
+            bound = np.maximum(2.0**-11 * np.abs(exact), 2.0**-25 * np.abs(exact).max())
+            assert np.all(np.abs(stored - exact) <= bound * 1.0001), (index, name)
+    # Values far beyond float16's range keep their relative precision.
+    values = np.array([1e9, -3e7, 2.5, 0.0, 1e-3], np.float32)
+    stored, scale = encode_map(values, "float16")
+    assert stored.dtype == np.float16
+    decoded = decode_map(stored, scale)
+    assert np.all(np.abs(decoded - values) <= np.maximum(2.0**-11 * np.abs(values), 2.0**-25 * 1e9))
+
+
+def test_bad_input_is_refused_before_any_work(model, data, tmp_path):
+    images = data[0]
+    store = tmp_path / "s"
+    cases = [
+        (dict(steps=0), ValueError, "steps: expected an integer >= 1"),
+        (dict(targets="best"), ValueError, "targets: expected one of 'predicted', 'label'"),
+        (dict(targets=[1, 2]), ValueError, "targets: expected 7 class indices"),
+        (dict(targets="label"), ValueError, "targets: 'label' needs labels"),
+        (dict(maps_dtype="int8"), ValueError, "maps_dtype: expected one of"),
+        (dict(executor="dask"), ValueError, "executor: expected one of 'local', 'ray'"),
+        (dict(executor=object()), TypeError, "executor: expected 'local', 'ray' or"),
+        (dict(chunk_size=0), ValueError, "chunk_size: expected an integer >= 1"),
+        (dict(progress="yes"), TypeError, "progress: expected True, False or a callable"),
+        (dict(store=3), TypeError, "store: expected a path or URI"),
+    ]
+    for options, error, message in cases:
+        with pytest.raises(error, match=message):
+            igw.explain_dataset(model, images, **{"store": store, "progress": False, **options})
+        assert not store.exists(), options
+    with pytest.raises(TypeError, match="model: expected a Keras model or callable"):
+        igw.explain_dataset(None, images, store=store)
+    with pytest.raises(ValueError, match=r"images: expected an array of images \(N, H, W, C\)"):
+        igw.explain_dataset(model, images[0], store=store)
+    with pytest.raises(ValueError, match="not a folder"):
+        igw.explain_dataset(model, str(tmp_path / "missing.png"), store=store)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not an ig-widget dataset store"):
+        igw.explain_dataset(model, images, store=tmp_path / "other")
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_bad_images_labels_and_masks_name_the_image(model, data, tmp_path):
+    images, labels, masks = data
+    mixed = [images[0], images[1], np.zeros((8, 8, 3), np.uint8)]
+    cases = [
+        (dict(images=mixed), "images\\[2\\]: has shape \\(8, 8, 3\\), the first image had"),
+        (dict(images=images, labels=labels[:3]), "labels: fewer labels \\(3\\) than images"),
+        (dict(images=images, labels=[*labels, 1]), "labels: more labels \\(8\\) than images"),
+        (dict(images=images, masks=masks[:, :8]), "masks\\[0\\]: expected a mask of the image's"),
+        (dict(images=images, masks=masks[:2]), "masks: fewer masks than images"),
+        (dict(images=images, labels=[-1] * COUNT), "labels\\[0\\]: expected a class index >= 0"),
+    ]
+    for number, (options, message) in enumerate(cases):
+        with pytest.raises(ValueError, match=message):
+            igw.explain_dataset(
+                model, steps=STEPS, store=tmp_path / str(number), progress=False, **options
+            )
+
+
+def test_resuming_with_other_options_is_refused(model, data, reference):
+    images, labels, masks = data
+    with pytest.raises(ValueError, match="holds a computation with steps=4, this one has steps=5"):
+        igw.explain_dataset(
+            model, images, labels=labels, masks=masks, steps=5, store=reference.path
+        )
+    with pytest.raises(ValueError, match="holds a computation with masks=True"):
+        igw.explain_dataset(model, images, labels=labels, steps=STEPS, store=reference.path)
+
+
+def test_targets_label_and_explicit(model, data, tmp_path):
+    images, labels, _ = data
+    by_label = igw.explain_dataset(
+        model,
+        images,
+        labels=labels,
+        targets="label",
+        steps=STEPS,
+        store=tmp_path / "label",
+        progress=False,
+    )
+    assert by_label.table["target"].tolist() == labels.tolist()
+    chosen = [3, 2, 1, 0, 3, 2, 1]
+    explicit = igw.explain_dataset(
+        model, images, targets=chosen, steps=STEPS, store=tmp_path / "explicit", progress=False
+    )
+    assert explicit.table["target"].tolist() == chosen
+    single = igw.integrated_gradients(model, images[1], target=2, steps=STEPS)
+    np.testing.assert_allclose(explicit[1].attributions, single.attributions, rtol=1e-5, atol=1e-7)
+    pairs = ((image, None if i == 2 else 1) for i, image in enumerate(images))
+    with pytest.raises(ValueError, match="image 2 \\(iterable\\[2\\]\\) has none"):
+        igw.explain_dataset(
+            model, pairs, targets="label", steps=STEPS, store=tmp_path / "p", progress=False
+        )
+
+
+def test_a_missing_dependency_names_the_extra(monkeypatch, model, data, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_zarr(name, *args, **kwargs):
+        if name == "zarr" or name.startswith("zarr."):
+            raise ImportError("No module named 'zarr'", name="zarr")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_zarr)
+    with pytest.raises(ImportError, match=r"zarr is missing: .*pip install 'ig-widget\[dataset\]'"):
+        igw.explain_dataset(model, data[0], store=tmp_path / "s")
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """A local Ray with 2 CPUs for this module, shut down after it."""
+    import os
+
+    import ray
+
+    # Every Ray helper process imports jsonschema, which imports the optional
+    # rfc3987_syntax if installed (the Jupyter stack installs it): that builds
+    # an Earley parser, 6 s of CPU per process. On a busy 2-core machine the
+    # raylet's 15 s wait for its agents then runs out. Ray's processes here do
+    # without it (jsonschema skips that one format check).
+    shim = tmp_path_factory.mktemp("ray-shim")
+    (shim / "rfc3987_syntax").mkdir()
+    (shim / "rfc3987_syntax" / "__init__.py").write_text(
+        'raise ImportError("left out of the test\'s Ray processes")\n'
+    )
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), saved]))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_writes_the_store_the_local_executor_writes(model, data, local_ray, tmp_path):
+    import zarr
+
+    images, labels, masks = data
+    options = dict(labels=labels, masks=masks, steps=STEPS, chunk_size=2, progress=False)
+    local = igw.explain_dataset(model, images, store=tmp_path / "local", **options)
+    on_ray = igw.explain_dataset(
+        model,
+        images,
+        store=tmp_path / "ray",
+        executor=igw.RayExecutor(workers=2),
+        **options,
+    )
+    assert on_ray.complete
+    pd.testing.assert_frame_equal(on_ray.table, local.table)
+    expected = zarr.open_group(str(tmp_path / "local" / "arrays.zarr"), mode="r")
+    written = zarr.open_group(str(tmp_path / "ray" / "arrays.zarr"), mode="r")
+    assert sorted(written.array_keys()) == sorted(expected.array_keys())
+    for name in expected.array_keys():
+        if name != "elapsed_s":
+            np.testing.assert_allclose(written[name][:], expected[name][:], rtol=1e-6, err_msg=name)
+    manifests = [
+        json.loads((tmp_path / name / "ig-dataset.json").read_text()) for name in ("local", "ray")
+    ]
+    for manifest in manifests:
+        manifest.pop("created")
+    assert manifests[0] == manifests[1]

@@ -1,0 +1,135 @@
+"""igw.Gallery on the kernel side: sorting, filtering, thumbnails on request, the detail view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ig_widget as igw
+
+from .models import tiny_cnn
+
+SIZE = 16
+NAMES = ["zero", "one", "<b>two</b>", "three"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_cnn(SIZE, seed=5)
+
+
+@pytest.fixture(scope="module")
+def result(model, tmp_path_factory):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (9, SIZE, SIZE, 3)).astype(np.uint8)
+    masks = np.zeros((9, SIZE, SIZE), bool)
+    masks[:, :8] = True
+    return igw.explain_dataset(
+        model,
+        images,
+        labels=rng.integers(0, 4, 9),
+        masks=masks,
+        steps=4,
+        chunk_size=4,
+        store=tmp_path_factory.mktemp("gallery") / "store",
+        progress=False,
+    )
+
+
+def shown(gallery):
+    return np.frombuffer(gallery.order, np.int32).tolist()
+
+
+def test_sorts_and_filters_by_any_column(result):
+    table = result.table
+    gallery = igw.Gallery(result, class_names=NAMES)
+    assert shown(gallery) == table.sort_values("delta", ascending=False).index.tolist()
+    assert gallery.total == 9 and gallery.thumbnail_size == [SIZE, SIZE]
+    assert ["label", "class"] in gallery.columns and ["mask_share", "number"] in gallery.columns
+    gallery.sort_by, gallery.descending = "mask_share", False
+    assert shown(gallery) == table.sort_values("mask_share").index.tolist()
+    gallery.filters = [("correct", "==", False)]
+    assert shown(gallery) == table[~table["correct"]].sort_values("mask_share").index.tolist()
+    gallery.filters = [("mask_share", ">=", 0.5), ("predicted", "!=", 1)]
+    kept = table[(table["mask_share"] >= 0.5) & (table["predicted"] != 1)]
+    assert shown(gallery) == kept.sort_values("mask_share").index.tolist()
+    gallery.filters = [("source", "contains", "[1")]
+    assert shown(gallery) == [1]
+    assert gallery.shown().index.tolist() == [1]
+
+
+def test_bad_views_are_refused_with_the_parameter_named(result):
+    gallery = igw.Gallery(result)
+    with pytest.raises(ValueError, match="sort_by: expected one of"):
+        gallery.sort_by = "nope"
+    with pytest.raises(TypeError, match=r"filters \(delta\): expected a number"):
+        gallery.filters = [("delta", ">", "big")]
+    with pytest.raises(ValueError, match=r"filters \(correct\): expected one of '=='"):
+        gallery.filters = [("correct", "<", True)]
+    with pytest.raises(ValueError, match="clip_above_percentile"):
+        igw.Gallery(result, clip_above_percentile=120)
+    # From the browser: the message is shown, the view stays.
+    before = gallery.order
+    gallery._handle_message(gallery, {"type": "view", "sort_by": "x", "filters": []}, [])
+    assert gallery.error.startswith("sort_by: expected one of")
+    assert gallery.order == before and gallery.sort_by == "delta"
+    gallery.set_state({"clip_above_percentile": 500, "order": b""})
+    assert "clip_above_percentile" in gallery.error or "order" in gallery.error
+    assert (
+        gallery.clip_above_percentile
+        == igw.render.__globals__["RENDER_DEFAULTS"]["clip_above_percentile"]
+    )
+
+
+def test_thumbnails_are_sent_on_request_as_two_buffers(result, monkeypatch):
+    gallery = igw.Gallery(result)
+    sent = []
+    monkeypatch.setattr(gallery, "send", lambda content, buffers: sent.append((content, buffers)))
+    gallery._handle_message(gallery, {"type": "thumbnails", "indices": [4, 0]}, [])
+    (content, (rgb, maps)) = sent[0]
+    assert content["indices"] == [4, 0]
+    assert len(rgb) == 2 * SIZE * SIZE * 3 and len(maps) == 2 * 2 * SIZE * SIZE * 4
+    table = result.table
+    caption = content["captions"][0]
+    assert caption["source"] == "array[4]"
+    assert caption["predicted"] == table.loc[4, "predicted"]
+    assert caption["mask_share"] == pytest.approx(table.loc[4, "mask_share"])
+    positive = np.frombuffer(maps, np.float32).reshape(2, 2, SIZE, SIZE)[0, 0]
+    expected = np.maximum(result[4].attributions, 0).mean(axis=2)
+    np.testing.assert_allclose(positive, expected, rtol=1e-6)
+    np.testing.assert_array_equal(
+        np.frombuffer(rgb, np.uint8).reshape(2, SIZE, SIZE, 3)[1], result.image(0)
+    )
+    gallery._handle_message(gallery, {"type": "thumbnails", "indices": list(range(300))}, [])
+    assert "indices: expected a list of at most 256" in gallery.error
+
+
+def test_clicking_opens_the_stored_or_the_live_view(result, model):
+    stored_view = igw.Gallery(result, class_names=NAMES, overlay=False)
+    stored_view._handle_message(stored_view, {"type": "open", "index": 3}, [])
+    detail = stored_view.detail
+    assert stored_view.selected == 3 and detail is not None
+    assert detail.compute_enabled is False and detail.overlay is False
+    np.testing.assert_array_equal(detail.result.attributions, result[3].attributions)
+    with pytest.raises(ValueError, match="model: this view shows a stored result"):
+        detail.compute()
+    shown_target = detail.target
+    detail.set_state({"target": (shown_target + 1) % 4, "steps": 9})
+    assert detail.error.startswith("model: this view shows a stored result")
+    assert detail.target == shown_target and detail.steps == 4
+    with pytest.raises(ValueError, match="model: this view shows a stored result"):
+        detail.target = (shown_target + 1) % 4
+    detail.overlay = True  # display options still change
+
+    live = igw.Gallery(result, model=model, class_names=NAMES)
+    widget = live.open_image(3)
+    assert widget.compute_enabled and live.live
+    assert widget.target == result.table.loc[3, "target"] and widget.steps == 4
+    np.testing.assert_allclose(
+        widget.result.attributions, result[3].attributions, rtol=1e-5, atol=1e-7
+    )
+    other = (widget.target + 1) % 4
+    widget.target = other
+    assert widget.compute().target == other
+    live._handle_message(live, {"type": "close"}, [])
+    assert live.detail is None and live.selected == -1

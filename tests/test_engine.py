@@ -1,4 +1,5 @@
-"""The IG engine: exactness, completeness, parity with a plain loop, batching, errors."""
+"""The IG engine: exactness, completeness, parity with a plain loop, batching, several images
+at once. What it takes and refuses is in test_inputs.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import threading
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import ig_widget as igw
 from ig_widget.backends import backend_for
@@ -225,87 +225,9 @@ def test_plain_gradients_match_a_tape(cnn, image):
     np.testing.assert_allclose(g, tape.gradient(score, point).numpy()[0], rtol=1e-5, atol=1e-12)
 
 
-def test_greyscale_pil_and_path_images(tmp_path):
-    model = tiny_cnn(channels=1)
-    grey = np.random.default_rng(0).integers(0, 255, (16, 16)).astype(np.uint8)
-    from_array = igw.integrated_gradients(model, grey, steps=8)
-    assert from_array.attributions.shape == (16, 16, 1)
-    Image.fromarray(grey).save(tmp_path / "grey.png")
-    from_pil = igw.integrated_gradients(model, Image.open(tmp_path / "grey.png"), steps=8)
-    from_path = igw.integrated_gradients(model, tmp_path / "grey.png", steps=8)
-    np.testing.assert_array_equal(from_pil.attributions, from_array.attributions)
-    np.testing.assert_array_equal(from_path.attributions, from_array.attributions)
-
-
-def _scalar_model(x):
-    return tf.reduce_sum(x)
-
-
-BAD_INPUTS = [
-    ({"image": np.zeros(16)}, ValueError, "image: expected one image"),
-    ({"image": np.zeros((2, 16, 16, 3))}, ValueError, "image: expected one image"),
-    ({"image": np.zeros((32, 32, 3))}, ValueError, r"image: the model takes images of shape"),
-    ({"image": np.full((16, 16, 3), np.nan)}, ValueError, "image: contains NaN"),
-    ({"image": np.zeros((0, 16, 3))}, ValueError, "image: expected a non-empty"),
-    ({"image": np.full((16, 16, 3), "a")}, TypeError, "image: expected real numbers"),
-    ({"steps": 0}, ValueError, r"steps: expected an integer >= 1"),
-    ({"steps": 10_001}, ValueError, r"steps: expected an integer <= 10000"),
-    ({"steps": 2.5}, TypeError, "steps: expected an integer"),
-    ({"steps": "auto", "method": "gausslegendre"}, ValueError, "steps: 'auto'"),
-    ({"method": "simpson"}, ValueError, "method: expected one of"),
-    ({"baseline": "grey"}, ValueError, "baseline: expected one of"),
-    ({"baseline": np.zeros((8, 8, 3))}, ValueError, "baseline: expected an array of the image"),
-    ({"runs": 0}, ValueError, r"runs: expected an integer >= 1"),
-    ({"target": 4}, ValueError, r"target: expected a class index in \[0, 3\]"),
-    ({"target": -1}, ValueError, "target: expected an integer >= 0"),
-    ({"target": "cat"}, TypeError, "target: expected an integer"),
-    ({"batch_size": 0}, ValueError, "batch_size"),
-    ({"progress": 3}, TypeError, "progress: expected a callable"),
-    ({"preprocess": "scale"}, TypeError, "preprocess: expected a callable"),
-    ({"precision": "float16"}, ValueError, "precision: expected one of 'float32', 'bfloat16'"),
-    ({"precision": None}, ValueError, "precision: expected one of"),
-]
-
-
-@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_INPUTS)
-def test_bad_input_names_the_parameter(cnn, image, kwargs, error, message):
-    kwargs = dict(kwargs)
-    bad_image = kwargs.pop("image", image)
-    with pytest.raises(error, match=message):
-        igw.integrated_gradients(cnn, bad_image, **kwargs)
-
-
-@pytest.mark.parametrize(
-    ("model", "error", "message"),
-    [
-        (_scalar_model, ValueError, r"model: expected class scores of shape \(1, K\)"),
-        (lambda x: tf.reshape(x, (1, 16, 48)), ValueError, "model: expected class scores"),
-        (lambda x: (x, x), TypeError, "model: expected one tensor"),
-        (lambda x: {"a": x}, TypeError, "model: expected one tensor"),
-        (
-            lambda x: tf.argmax(tf.reshape(x, (1, -1)), axis=1)[:, None],
-            TypeError,
-            "cannot be differentiated",
-        ),
-        (None, TypeError, "model: expected a Keras model"),
-    ],
-)
-def test_bad_models_are_named(image, model, error, message):
-    with pytest.raises(error, match=message):
-        igw.integrated_gradients(model, image)
-
-
 def test_bfloat16_needs_layers_to_switch():
     with pytest.raises(ValueError, match="precision: 'bfloat16' needs a Keras model"):
         igw.integrated_gradients(linear_model(LIN_WEIGHTS), LIN_IMAGE, precision="bfloat16")
-
-
-def test_a_model_that_raises_is_reported(image):
-    def broken(x):
-        raise ValueError("weights not loaded")
-
-    with pytest.raises(ValueError, match=r"model: failed on a batch of shape.*weights not loaded"):
-        igw.gradients(broken, image)
 
 
 # --- several images at once -----------------------------------------------------------

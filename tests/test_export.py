@@ -1,7 +1,7 @@
 """Writing snapshots: atomic replacement, refused targets, symbolic links, OS errors.
 
 The widget's ``to_png`` and ``to_html`` both go through ``export.write_file``;
-the pictures and pages they write are tested in test_widget.py.
+the pictures and pages they write are tested in tests/widget/test_snapshots.py.
 """
 
 from __future__ import annotations

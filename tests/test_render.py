@@ -455,10 +455,12 @@ def test_validate_render_options_normalises_browser_values():
 def test_bad_options_are_rejected_naming_the_option(options, error, message):
     with pytest.raises(error, match=message):
         validate_render_options(**options)
-    image = np.zeros((4, 4, 3), np.uint8)
+    image, attributions = np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3))
     if "clip_above" not in options:
         with pytest.raises(error, match=message):
-            render(image, np.zeros((4, 4, 3)), **options)
+            render(image, attributions, **options)
+        with pytest.raises(error, match=message):
+            plot(image, attributions, attributions, **options)
 
 
 def test_bad_attributions_are_rejected_before_rendering():

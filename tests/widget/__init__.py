@@ -1,0 +1,1 @@
+"""IGWidget on the kernel side, one file per part of ig_widget/widget/."""

@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	$(PY) -m pip install --quiet --upgrade pip
 	npm ci --no-audit --no-fund
 	npm run build
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[all]" --group dev
 	touch $(STAMP)
 
 setup: $(STAMP)

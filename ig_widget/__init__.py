@@ -1,11 +1,14 @@
 """ig-widget: Integrated Gradients for image classifiers, as a live Jupyter widget.
 
 The engine (``integrated_gradients``, ``integrated_gradients_batch``,
-``gradients``, ``IGOptions``) and the renderer
-(``render``, ``plot``) import only NumPy and SciPy (TensorFlow and matplotlib
-load on first use); the widget stack
-(anywidget, ipywidgets) and the demo load on first use, so the engine runs in
-plain scripts and on machines without Jupyter.
+``gradients``, ``IGOptions``) and the renderer (``render``, ``plot``): importing
+the package loads only NumPy. SciPy, matplotlib, the model's framework, the
+widget stack (anywidget, ipywidgets) and the demo load on first use, so the
+engine runs in plain scripts and on machines without Jupyter.
+
+TensorFlow's C++ start-up lines (CUDA probing, CPU features, oneDNN) would
+print above every widget: unless ``TF_CPP_MIN_LOG_LEVEL`` is set already,
+importing the package keeps them out (``frameworks.quiet_tensorflow_startup``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from .engine import (
     integrated_gradients,
     integrated_gradients_batch,
 )
+from .frameworks import quiet_tensorflow_startup
 from .options import IGOptions
 
 # Imported eagerly: a lazy ``render`` attribute would be replaced by the
 # ``ig_widget.render`` submodule as soon as anything imports that module.
 from .render import plot, render
+
+# Before anything (the package or the user) imports TensorFlow.
+quiet_tensorflow_startup()
 
 __version__ = "0.1.0"
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .frameworks import import_framework
 from .validation import check_choice
 
 # name -> (constructor in keras.applications, module holding preprocess_input, image side)
@@ -108,8 +109,7 @@ def keras_application(name: str) -> KerasApplication:
     name = check_choice("name", name, tuple(APPLICATIONS))
     constructor_name, module_name, input_size = APPLICATIONS[name]
 
-    import keras
-
+    keras = import_framework("keras", "keras_application")
     module = getattr(keras.applications, module_name)
     constructor = getattr(keras.applications, constructor_name)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .points import UniformRows
 
@@ -34,6 +33,9 @@ def single_baseline(
         if baseline == "white":
             return np.full_like(image, high, dtype=np.float32)
         if baseline == "blur":
+            # scipy loads on first use: at module level it takes most of `import ig_widget`.
+            from scipy import ndimage
+
             sigma = BLUR_SIGMA_FRACTION * max(image.shape[:2])
             blurred = ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0), mode="nearest")
             return blurred.astype(np.float32)

@@ -82,7 +82,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
-from scipy import ndimage
 
 from .validation import as_image, check_choice, check_int, check_number
 
@@ -442,6 +441,9 @@ def _cleanup(strength: np.ndarray, size: int) -> np.ndarray:
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """scipy's binary_fill_holes: background not 4-connected to the border becomes foreground."""
+    # scipy loads on first use: at module level it takes most of `import ig_widget`.
+    from scipy import ndimage
+
     background, _ = ndimage.label(~mask)
     edges = np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
     open_to_border = np.zeros(background.max() + 1, dtype=bool)
@@ -465,6 +467,8 @@ def _outline(mask: np.ndarray, component_percentage: float) -> np.ndarray:
 
     Nothing where the filled components are the whole image.
     """
+    from scipy import ndimage
+
     filled = _fill_holes(mask)
     if filled.all():
         # One region that is the whole image: its border would be the frame.

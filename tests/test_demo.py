@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,8 +170,39 @@ def test_unknown_photo_lists_the_names():
         igw.demo.photo("elephant")
     message = str(error.value)
     assert message.startswith("name:") and all(repr(n) in message for n in igw.demo.photo_names)
-    with pytest.raises(ValueError, match="size: expected an integer >= 1"):
-        igw.demo.photo("coffee", size=0)
+
+
+def test_photo_size_is_a_side_or_a_height_and_width():
+    tall = igw.demo.photo("coffee", size=(120, 60))
+    assert tall.shape == (120, 60, 3) and tall.dtype == np.uint8
+    # The central region of that shape, not the whole photo squeezed.
+    full = igw.demo.photo("coffee").astype(np.float64)
+    height, width = full.shape[:2]
+    left = (width - height // 2) // 2
+    centre = full[:, left : left + height // 2]
+    same = igw.demo.photo("coffee", size=(height, height // 2)).astype(np.float64)
+    assert np.abs(same - centre).mean() < 2.0
+    assert igw.demo.photo("coffee", size=[50, 70]).shape == (50, 70, 3)
+    assert igw.demo.photo("coffee", size=np.int64(32)).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    ("size", "error"),
+    [
+        (0, ValueError),
+        ((299, 0), ValueError),
+        ((5000, 10), ValueError),
+        ((299,), TypeError),
+        ((299, 299, 3), TypeError),
+        ((299.0, 299), TypeError),
+        ("224", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_a_bad_photo_size_names_size(size, error):
+    expected = "size: expected an integer or a (height, width) pair of integers, each 1..4096"
+    with pytest.raises(error, match=re.escape(expected)):
+        igw.demo.photo("coffee", size=size)
 
 
 # -- model file --------------------------------------------------------------------

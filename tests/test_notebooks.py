@@ -37,7 +37,11 @@ def read(name: str) -> nbformat.NotebookNode:
 
 
 def execute(notebook: nbformat.NotebookNode, timeout: int) -> nbformat.NotebookNode:
-    """Run every cell in a fresh kernel from this venv that imports this checkout."""
+    """Run every cell in a fresh kernel from this venv that imports this checkout.
+
+    The notebook must print nothing to stderr: no framework start-up logs
+    (the package keeps TensorFlow's out, see ``ig_widget.frameworks``), no warnings.
+    """
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     client = NotebookClient(
         notebook,
@@ -45,7 +49,11 @@ def execute(notebook: nbformat.NotebookNode, timeout: int) -> nbformat.NotebookN
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
-    client.execute(env={**os.environ, "PYTHONPATH": path})
+    # The kernel gets the user's default: no log level chosen.
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    client.execute(env={**env, "PYTHONPATH": path})
+    stderr = [out for out in outputs(notebook) if out.get("name") == "stderr"]
+    assert stderr == [], "".join(out["text"] for out in stderr)[:3000]
     return notebook
 
 

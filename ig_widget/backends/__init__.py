@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..frameworks import import_framework
 from ..validation import caller_stacklevel
 
 PRECISIONS = ("float32", "bfloat16")
@@ -223,6 +224,8 @@ def _make_backend(
     framework: str, model: Any, preprocess: Callable[[Any], Any] | None, precision: str
 ) -> GradientBackend:
     if framework == "tensorflow":
+        # A Keras model on TensorFlow has it; a plain callable may not.
+        import_framework("tensorflow", "model: differentiating a plain callable")
         from .tensorflow import TensorFlowBackend
 
         return TensorFlowBackend(model, preprocess, precision)

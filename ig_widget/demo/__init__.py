@@ -19,12 +19,14 @@ Importing this package is light: TensorFlow loads only when ``model()`` is calle
 from __future__ import annotations
 
 import functools
+import numbers
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..validation import check_choice, check_int
+from ..frameworks import import_framework
+from ..validation import check_choice
 from .shapes import class_names, make_shapes
 
 __all__ = ["class_names", "images", "make_shapes", "model", "photo", "photo_names"]
@@ -52,8 +54,7 @@ def model() -> Any:
     >>> m.output_shape
     (None, 6)
     """
-    import keras
-
+    keras = import_framework("keras", "demo.model")
     return keras.saving.load_model(MODEL_PATH, compile=False, safe_mode=True)
 
 
@@ -77,7 +78,7 @@ def images() -> tuple[np.ndarray, np.ndarray]:
     return generated[first], labels[first]
 
 
-def photo(name: str, size: int | None = None) -> np.ndarray:
+def photo(name: str, size: int | tuple[int, int] | None = None) -> np.ndarray:
     """A bundled photograph as uint8 RGB.
 
     Parameters
@@ -85,10 +86,11 @@ def photo(name: str, size: int | None = None) -> np.ndarray:
     name : str
         One of ``photo_names``: "chelsea" (a cat), "coffee" (an espresso cup),
         "rocket" (a rocket on its launch pad).
-    size : int, optional
-        If given, the central square is cut out and resized to (size, size),
-        the input of an ImageNet model. Otherwise the stored photo, 299 pixels
-        on its longer side.
+    size : int or (int, int), optional
+        ``(height, width)`` in pixels, or one int for a square (the input of
+        an ImageNet model). The largest central region of that shape is cut
+        out and resized, so nothing is stretched. Without it: the stored
+        photo, 299 pixels on its longer side.
 
     Returns
     -------
@@ -98,18 +100,39 @@ def photo(name: str, size: int | None = None) -> np.ndarray:
     --------
     >>> photo("chelsea", size=224).shape
     (224, 224, 3)
+    >>> photo("rocket", size=(300, 200)).shape
+    (300, 200, 3)
     """
     name = check_choice("name", name, photo_names)
-    if size is not None:
-        size = check_int("size", size, low=1, high=4096)
+    shape = None if size is None else _check_size(size)
     from PIL import Image
 
     with Image.open(PHOTO_DIR / f"{name}.jpg") as img:
         img = img.convert("RGB")
-        if size is not None:
-            side = min(img.size)
-            left, top = (img.width - side) // 2, (img.height - side) // 2
+        if shape is not None:
+            height, width = shape
+            # The largest box of the requested aspect ratio, centred.
+            scale = min(img.width / width, img.height / height)
+            box_width, box_height = width * scale, height * scale
+            left, top = (img.width - box_width) / 2, (img.height - box_height) / 2
             img = img.resize(
-                (size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side)
+                (width, height),
+                Image.Resampling.LANCZOS,
+                box=(left, top, left + box_width, top + box_height),
             )
         return np.asarray(img).copy()
+
+
+def _check_size(size: object) -> tuple[int, int]:
+    expected = "an integer or a (height, width) pair of integers, each 1..4096"
+    if isinstance(size, bool) or not isinstance(size, (numbers.Integral, tuple, list)):
+        raise TypeError(f"size: expected {expected}, got {type(size).__name__} {size!r}")
+    sides = [size, size] if isinstance(size, numbers.Integral) else list(size)
+    if len(sides) != 2 or any(
+        isinstance(side, bool) or not isinstance(side, numbers.Integral) for side in sides
+    ):
+        raise TypeError(f"size: expected {expected}, got {size!r}")
+    height, width = (int(side) for side in sides)
+    if not (1 <= height <= 4096 and 1 <= width <= 4096):
+        raise ValueError(f"size: expected {expected}, got {size!r}")
+    return height, width

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..frameworks import import_framework
 from ..validation import check_int, check_path_for_writing
 from .shapes import class_names, make_shapes
 
@@ -48,8 +49,7 @@ def build_model(size: int = IMAGE_SIZE, classes: int = len(class_names)) -> Any:
     >>> build_model().output_shape
     (None, 6)
     """
-    import keras
-
+    keras = import_framework("keras", "demo.build_model")
     layers = keras.layers
     return keras.Sequential(
         [
@@ -115,9 +115,8 @@ def train(
     epochs = check_int("epochs", epochs, low=1)
     output = check_path_for_writing(output, "output", suffixes=(".keras",))
 
-    import keras
-    import tensorflow as tf
-
+    keras = import_framework("keras", "demo.train")
+    tf = import_framework("tensorflow", "demo.train")
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()

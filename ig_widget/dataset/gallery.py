@@ -23,7 +23,8 @@ from ipywidgets import widget_serialization
 
 from ..render import RENDER_DEFAULTS, validate_render_options
 from ..validation import as_image, check_choice
-from ..widget import IGWidget, _check_class_names
+from ..widget import IGWidget
+from ..widget.options import check_class_names
 from ..widget.state import front_end_file
 from .result import DatasetResult
 from .sources import _raws, carries_labels
@@ -165,7 +166,7 @@ class Gallery(anywidget.AnyWidget):
         self._image_files = None if images is None else _random_access(images)
         self._model = model
         self._preprocess = preprocess
-        names = _check_class_names(class_names) or []
+        names = check_class_names(class_names) or []
         columns = [[name, column_kind(name, dtype)] for name, dtype in self._table.dtypes.items()]
         self._kinds = dict((name, kind) for name, kind in columns)
         display = validate_render_options(**render_options)

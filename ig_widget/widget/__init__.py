@@ -40,6 +40,8 @@ from .options import (
     CUSTOM_BASELINE,
     FRONT_END_OPTIONS,
     NO_MODEL,
+    check_class_count,
+    check_class_names,
     checked_options,
     compute_traits,
     engine_options,
@@ -70,39 +72,6 @@ __all__ = [
     "block_mean",
     "display_factor",
 ]
-
-
-def _check_class_names(class_names: Any) -> list[str] | None:
-    """The names as a list of strings that the browser and ``to_html`` can carry."""
-    if class_names is None:
-        return None
-    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
-        raise TypeError(
-            f"class_names: expected a list of strings, one per class, "
-            f"got {type(class_names).__name__}"
-        )
-    names = list(class_names)
-    for index, name in enumerate(names):
-        if not isinstance(name, str):
-            raise TypeError(
-                f"class_names[{index}]: expected a string, got {type(name).__name__} {name!r}"
-            )
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"class_names[{index}]: expected text that UTF-8 can encode, got {name!r} "
-                f"(a lone surrogate at position {exc.start})"
-            ) from exc
-    return names
-
-
-def _check_class_count(names: list[str] | None, classes: int) -> None:
-    if names is not None and len(names) != classes:
-        raise ValueError(
-            f"class_names: expected {classes} names (the model's number of classes), "
-            f"got {len(names)}"
-        )
 
 
 class IGWidget(WidgetState):
@@ -196,18 +165,18 @@ class IGWidget(WidgetState):
         requested = {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
         compute_options = compute_traits(self._engine_options(requested), baseline)
         target = check_target(target)
-        self._class_names = _check_class_names(class_names)
+        self._class_names = check_class_names(class_names)
         # The engine's one forward pass at the image: the class count comes
         # from it, and every computation on this image reuses it. A stored
         # result shown without a model brings its own scores.
         prepared = None
         if model is None:
             assert result is not None  # checked with the model above
-            _check_class_count(self._class_names, len(result.scores))
+            check_class_count(self._class_names, len(result.scores))
         else:
             options = self._engine_options(compute_options)
             prepared = engine.prepare(model, shown_image.pixels, options)
-            _check_class_count(self._class_names, prepared.classes)
+            check_class_count(self._class_names, prepared.classes)
             if target is not None:
                 prepared.target_index(target)
 

@@ -6,11 +6,13 @@ the engine's ``IGOptions``, whose checks are the engine's own: no rule of a
 computation is written again here. ``checked_options`` checks a change
 together with all the other current options (display options by
 ``igw.render``'s rules, the target against the model's classes) and returns
-them all, normalised, or raises with the project's message.
+them all, normalised, or raises with the project's message. Class names are
+checked once, at construction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -95,3 +97,37 @@ def checked_options(
         raise TypeError("target: expected an integer, got None")
     checked["target"] = prepared.target_index(merged["target"])
     return checked
+
+
+def check_class_names(class_names: Any) -> list[str] | None:
+    """The names as a list of strings that the browser and ``to_html`` can carry."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
+        raise TypeError(
+            f"class_names: expected a list of strings, one per class, "
+            f"got {type(class_names).__name__}"
+        )
+    names = list(class_names)
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(
+                f"class_names[{index}]: expected a string, got {type(name).__name__} {name!r}"
+            )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"class_names[{index}]: expected text that UTF-8 can encode, got {name!r} "
+                f"(a lone surrogate at position {exc.start})"
+            ) from exc
+    return names
+
+
+def check_class_count(names: list[str] | None, classes: int) -> None:
+    """Raise naming ``class_names`` unless there is one name per class (or no names)."""
+    if names is not None and len(names) != classes:
+        raise ValueError(
+            f"class_names: expected {classes} names (the model's number of classes), "
+            f"got {len(names)}"
+        )

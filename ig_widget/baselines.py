@@ -7,6 +7,8 @@ import numpy as np
 from .points import UniformRows
 
 BASELINES = ("black", "white", "uniform", "blur")
+# The baselines that differ from run to run; the others make every run the same.
+RANDOM_BASELINES = ("uniform",)
 
 # A Gaussian this wide (relative to the image's longer side) leaves only the
 # colour layout and removes the edges and textures a classifier keys on.

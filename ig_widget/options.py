@@ -19,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 
 from .backends import PRECISIONS
-from .baselines import BASELINES
-from .quadrature import METHODS
+from .baselines import BASELINES, RANDOM_BASELINES
+from .quadrature import AUTO_STEPS_METHODS, METHODS
 from .validation import check_choice, check_int, check_number, to_numpy
 
 MAX_STEPS = 10_000
@@ -82,7 +82,7 @@ def check_target(target: Any) -> int | None:
 
 def _check_steps(steps: Any, method: str) -> int | Literal["auto"]:
     if isinstance(steps, str) and steps == "auto":
-        if method != "trapezoid":
+        if method not in AUTO_STEPS_METHODS:
             raise ValueError(
                 f"steps: 'auto' refines nested trapezoid grids and needs method='trapezoid', "
                 f"got method={method!r}"
@@ -200,7 +200,8 @@ class IGOptions:
     def distinct_runs(self) -> int:
         """Baselines that differ: ``runs`` for ``"uniform"`` noise (the only random
         baseline), 1 for the others, whose runs are identical and computed once."""
-        return self.runs if isinstance(self.baseline, str) and self.baseline == "uniform" else 1
+        random = isinstance(self.baseline, str) and self.baseline in RANDOM_BASELINES
+        return self.runs if random else 1
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IGOptions):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 METHODS = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle", "gausslegendre")
+# steps="auto" refines nested grids, which only these rules have.
+AUTO_STEPS_METHODS = ("trapezoid",)
 
 
 def integration_points(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -226,7 +226,179 @@ def test_hover_reads_the_values_under_the_pointer(standalone_page, exported):
     canvas.hover(
         position={"x": (x + 0.5) * box["width"] / SIZE, "y": (y + 0.5) * box["height"] / SIZE}
     )
-    text = standalone_page.locator(".igw-readout").text_content()
+    readout = standalone_page.locator(".igw-readout")
+    text = readout.text_content()
     ig = float(widget.result.attributions[y, x].mean())
     assert text.startswith(f"x {x}, y {y} · channel mean: gradient ")
-    assert float(text.rsplit("IG ", 1)[1]) == pytest.approx(ig, rel=5e-3)
+    value, rank = text.rsplit("IG ", 1)[1].split(" (stronger than ")
+    assert float(value) == pytest.approx(ig, rel=5e-3)
+    magnitudes = np.abs(widget.result.attributions.mean(axis=2))
+    below = 100 * np.mean(magnitudes < abs(ig) * (1 - 1e-4))
+    assert float(rank.split(" %")[0]) == pytest.approx(below, abs=1.0)
+    standalone_page.mouse.move(0, 0)
+    assert readout.text_content() == "Hover over a panel to read the values under the pointer."
+
+
+# Whether any element in a panel row overflows what it has (a title or a key cut).
+CUT_TEXT = """() => [...document.querySelectorAll(
+    '.igw-panel-title, .igw-key-ends, .igw-field-name, .igw-description')]
+    .filter((node) => node.scrollWidth > node.clientWidth + 1)
+    .map((node) => node.textContent)"""
+PANEL_BOXES = """() => [...document.querySelectorAll('.igw-panel')].map((node) => {
+    const box = node.getBoundingClientRect();
+    return [Math.round(box.left), Math.round(box.top), Math.round(box.width)];
+})"""
+# Elements wider than the widget (what would need a horizontal scroll).
+OVERFLOWING = """() => {
+    const root = document.querySelector('.igw').getBoundingClientRect();
+    return [...document.querySelectorAll('.igw *')]
+        .filter((node) => node.getBoundingClientRect().right > root.right + 1)
+        .map((node) => node.className || node.tagName);
+}"""
+
+
+def _check_layout(page, min_panel: int) -> list:
+    """Panels wrap rather than shrink, titles are whole, and nothing sticks out of the view."""
+    boxes = page.evaluate(PANEL_BOXES)
+    assert len(boxes) == 4
+    assert min(width for _, _, width in boxes) >= min_panel, boxes
+    assert len({top for _, top, _ in boxes}) >= 2, f"panels on one row: {boxes}"
+    assert page.evaluate(CUT_TEXT) == []
+    assert page.evaluate(OVERFLOWING) == []
+    return boxes
+
+
+def test_exported_page_fits_a_narrow_window(chromium, exported, artifacts):
+    page = chromium.new_page(viewport={"width": 480, "height": 900})
+    page.goto(exported[1].as_uri())
+    page.locator(".igw canvas").nth(2).wait_for()
+    _check_layout(page, min_panel=180)
+    page.screenshot(path=artifacts / "standalone-480.png", full_page=True)
+    # A panel enlarged takes the whole row; its button says so.
+    enlarge = page.get_by_role("button", name="Enlarge Integrated gradients")
+    enlarge.focus()
+    page.keyboard.press("Enter")
+    shrink = page.get_by_role("button", name="Shrink Integrated gradients")
+    assert shrink.get_attribute("aria-pressed") == "true"
+    panel = page.locator(".igw-panel-ig").bounding_box()
+    assert panel["width"] > 400
+    page.close()
+
+
+KEYBOARD_NOTEBOOK = f"""\
+import ig_widget as igw
+from tests.browser import sample_image
+from tests.models import tiny_cnn
+
+igw.IGWidget(tiny_cnn({SIZE}, seed={MODEL_SEED}), sample_image({SIZE}),
+             class_names={NAMES!r}, top_k=4, steps=8)"""
+
+# What has the keyboard focus: the control's label, or the element's tag.
+FOCUSED = """() => {
+    const node = document.activeElement;
+    const label = node && node.closest('label');
+    const name = label && label.querySelector('.igw-field-name');
+    if (name) return name.textContent;
+    return node ? node.getAttribute('aria-label') || node.tagName : null;
+}"""
+# The widget's controls in document order, named as FOCUSED names them.
+TAB_ORDER = """() => [...document.querySelectorAll('.igw input, .igw select, .igw button')]
+    .filter((node) => !node.disabled && !node.hidden && node.offsetParent !== null)
+    .map((node) => {
+        const label = node.closest('label');
+        const name = label && label.querySelector('.igw-field-name');
+        return name ? name.textContent : node.getAttribute('aria-label') || node.tagName;
+    })"""
+
+
+# (control, keys pressed on it, the value it then shows), one after another.
+KEY_PRESSES = [
+    ("clip above", ["ArrowLeft", "ArrowLeft"], "99.7"),
+    ("clip above", ["PageDown"], "89.7"),
+    ("clip above", ["End"], "100"),
+    ("clip below", ["ArrowRight", "ArrowUp"], "0.2"),
+    ("clip below", ["Home"], "0"),
+    ("polarity", ["End"], "both"),
+    ("polarity", ["Home", "ArrowDown"], "negative"),
+    ("style", ["ArrowDown", "ArrowUp", "ArrowDown"], "keras"),
+    ("cleanup", [" "], "true"),
+    ("window (px)", ["ArrowUp", "ArrowUp", "PageUp"], "15"),
+    ("window (px)", ["PageDown", "ArrowDown"], "4"),
+    ("steps", ["ArrowDown"], "7"),
+    ("steps", ["PageUp"], "17"),
+    ("method", ["ArrowDown"], "riemann_left"),
+]
+
+
+def _control(page, name: str):
+    """The widget's control labelled ``name`` (its label's own text)."""
+    label = page.locator(".igw label").filter(
+        has=page.locator(".igw-field-name").get_by_text(name, exact=True)
+    )
+    return label.locator("input, select")
+
+
+def _keyboard_notebook(path) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    # A heading above the widget: the notebook's ArrowLeft shortcut would collapse it.
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# Heading above the widget"),
+        nbformat.v4.new_code_cell(KEYBOARD_NOTEBOOK),
+    ]
+    nbformat.write(notebook, path)
+
+
+@pytest.mark.parametrize("front_end", ["lab", "notebook"])
+def test_keyboard_and_narrow_layout_in_jupyter(front_end, chromium, tmp_path, artifacts):
+    with jupyter_server(tmp_path, front_end) as server:
+        _keyboard_notebook(server.root / "keys.ipynb")
+        page = chromium.new_page(viewport={"width": 700, "height": 1000})
+        open_notebook(page, server, "keys.ipynb")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error) + str(error.stack)))
+        run_all_cells(page)
+        page.locator(".igw canvas").nth(2).wait_for(timeout=120_000)
+        _wait_for_drawing(page, page.locator(".igw canvas").nth(2))
+        cells = page.locator(".jp-Cell").count()
+        _check_layout(page, min_panel=150)
+        page.locator(".igw").screenshot(path=artifacts / f"{front_end}-700.png")
+
+        def value(name):
+            return _control(page, name).evaluate(
+                "(node) => node.type === 'checkbox' ? String(node.checked) : node.value"
+            )
+
+        def press(name, *keys):
+            _control(page, name).focus()
+            for key in keys:
+                page.keyboard.press(key)
+                # Focus stays on the control: the notebook took no key.
+                assert page.evaluate(FOCUSED) == name, (name, key)
+
+        for name, keys, expected in KEY_PRESSES:
+            press(name, *keys)
+            assert value(name) == expected, (name, keys)
+        # The notebook is as it was: no cell added, moved or collapsed, the widget shown.
+        assert page.locator(".jp-Cell").count() == cells
+        assert page.locator(".igw").is_visible()
+        assert page.get_by_role("heading", name="Heading above the widget").is_visible()
+
+        # Tab walks the controls in document order.
+        order = page.evaluate(TAB_ORDER)
+        _control(page, "Explain").focus()
+        walked = [page.evaluate(FOCUSED)]
+        for _ in order[1:]:
+            page.keyboard.press("Tab")
+            walked.append(page.evaluate(FOCUSED))
+        assert walked == order
+        # The state reached the kernel: a redraw there shows the same options.
+        page.locator(".igw").screenshot(path=artifacts / f"{front_end}-700-keyboard.png")
+        assert errors == []
+        page.close()

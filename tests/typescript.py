@@ -1,9 +1,13 @@
-"""TypeScript generated from the Python side: the renderer's constants and option types.
+"""TypeScript generated from the Python side: the synced state's types and the constants.
 
 Run as ``python -m tests.typescript js/src/generated.ts``. The browser code
-imports its constants and the option types from that file instead of
-copying them; ``tests/test_typescript.py`` fails when the committed file is
-not what this module writes, so neither side can change alone.
+imports from that file instead of copying: the render options and the
+renderer's constants (``ig_widget.render``), the compute rules the controls
+follow (which baselines are random, which rules take ``steps="auto"``), and
+``WidgetState``, one entry per synced trait of ``IGWidget`` with its type
+read from the trait (or from its ``ts`` metadata, a Python annotation, for
+lists and dicts). ``tests/test_typescript.py`` fails when the committed file
+is not what this module writes, so neither side can change alone.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any
+
+import traitlets
 
 render = importlib.import_module("ig_widget.render")
 
@@ -21,6 +29,15 @@ HEADER = (
     "// Generated from the Python package by `python -m tests.typescript js/src/generated.ts`;\n"
     "// do not edit. tests/test_typescript.py fails when it is out of date.\n"
 )
+# Compute rules the controls follow, from the modules that own them.
+RULE_CONSTANTS = {
+    ("ig_widget.baselines", "RANDOM_BASELINES"): "Baselines that differ between runs.",
+    ("ig_widget.quadrature", "AUTO_STEPS_METHODS"): 'Integration rules that take steps "auto".',
+    ("ig_widget.options", "MAX_STEPS"): "Most steps (and runs) a computation takes.",
+    ("ig_widget.widget.shown", "MAP_BUFFERS"): "The binary traits holding channel maps (float32).",
+    ("ig_widget.widget.options", "TRAIT_OF_OPTION"): "Render options whose trait has another name.",
+    ("ig_widget.widget.options", "DISPLAY_TRAITS"): "The traits of the render options, in order.",
+}
 # The renderer's constants the browser needs, with what they are for.
 RENDER_CONSTANTS = {
     "STYLES": "Picture styles, the default first.",
@@ -71,10 +88,95 @@ def _option_type(name: str, default: Any) -> str:
     raise TypeError(f"{name}: no TypeScript type for a render option like {default!r}")
 
 
-def _constant(name: str) -> str:
-    value = getattr(render, name)
+def _constant(module: Any, name: str) -> str:
+    value = getattr(module, name)
     suffix = " as const" if isinstance(value, (dict, list, tuple)) else ""
     return f"export const {name} = {_literal(value)}{suffix};"
+
+
+def _annotation(annotation: Any, interfaces: dict[str, str]) -> str:
+    """A Python type annotation as TypeScript; TypedDicts become named interfaces."""
+    if annotation is type(None) or annotation is None:
+        return "null"
+    if annotation is bool:
+        return "boolean"
+    if annotation in (int, float):
+        return "number"
+    if annotation is str:
+        return "string"
+    if typing.is_typeddict(annotation):
+        name = annotation.__name__
+        if name not in interfaces:
+            interfaces[name] = ""  # reserves the name against recursion
+            doc = (annotation.__doc__ or "").strip().splitlines()[0]
+            fields = [
+                f"  {field}: {_annotation(hint, interfaces)};"
+                for field, hint in typing.get_type_hints(annotation).items()
+            ]
+            interfaces[name] = (
+                f"/** {doc} */\nexport interface {name} {{\n" + "\n".join(fields) + "\n}"
+            )
+        return name
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(_literal(argument) for argument in arguments)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_annotation(argument, interfaces) for argument in arguments)
+    if origin is list:
+        item = _annotation(arguments[0], interfaces)
+        return f"{item}[]" if item.isidentifier() or item.startswith("[") else f"({item})[]"
+    if origin is tuple:
+        return f"[{', '.join(_annotation(argument, interfaces) for argument in arguments)}]"
+    raise TypeError(f"no TypeScript type for the annotation {annotation!r}")
+
+
+def _trait_type(trait: traitlets.TraitType, interfaces: dict[str, str]) -> str:
+    """The TypeScript type of a synced trait's value, from its class or its ``ts`` metadata."""
+    if "ts" in trait.metadata:
+        text = _annotation(trait.metadata["ts"], interfaces)
+    elif isinstance(trait, traitlets.Enum):
+        text = " | ".join(_literal(value) for value in trait.values)
+    elif isinstance(trait, (traitlets.Float, traitlets.Int)):
+        text = "number"
+    elif isinstance(trait, traitlets.Bool):
+        text = "boolean"
+    elif isinstance(trait, traitlets.Unicode):
+        text = "string"
+    elif isinstance(trait, traitlets.Bytes):
+        text = "Binary"
+    elif isinstance(trait, traitlets.Union):
+        text = " | ".join(_trait_type(member, interfaces) for member in trait.trait_types)
+    elif isinstance(trait, traitlets.Tuple):
+        text = f"[{', '.join(_trait_type(item, interfaces) for item in trait._traits)}]"
+    elif isinstance(trait, traitlets.List) and trait._trait is not None:
+        item = _trait_type(trait._trait, interfaces)
+        if trait._minlen == trait._maxlen:
+            text = f"[{', '.join([item] * trait._minlen)}]"
+        else:
+            text = f"{item}[]"
+    else:
+        raise TypeError(
+            f"{trait.name}: no TypeScript type for a {type(trait).__name__} trait; "
+            "give its value's Python type as metadata: .tag(sync=True, ts=...)"
+        )
+    return f"{text} | null" if trait.allow_none and "null" not in text else text
+
+
+def _widget_state(interfaces: dict[str, str]) -> list[str]:
+    widget = importlib.import_module("ig_widget.widget").IGWidget
+    # The traits are declared on the synced-state class IGWidget derives from.
+    lines = [
+        "/** IGWidget's synced traits (Python names and value types). */",
+        "export interface WidgetState {",
+        "  [key: string]: unknown;",
+    ]
+    own = widget.class_traits(sync=True)
+    inherited = importlib.import_module("anywidget").AnyWidget.class_traits(sync=True)
+    for name, trait in sorted(own.items()):
+        if name not in inherited and not name.startswith("_"):
+            lines.append(f"  {name}: {_trait_type(trait, interfaces)};")
+    lines.append("}")
+    return lines
 
 
 def typescript() -> str:
@@ -85,7 +187,12 @@ def typescript() -> str:
     >>> "export const RENDER_DEFAULTS: RenderOptions" in typescript()
     True
     """
-    lines = [HEADER, "export type Color = [number, number, number];"]
+    lines = [
+        HEADER,
+        "export type Color = [number, number, number];",
+        "/** A binary trait as the widget model holds it. */",
+        "export type Binary = DataView | ArrayBuffer | ArrayBufferView;",
+    ]
     lines.append(f"export type Style = {_union(render.STYLES)};")
     lines.append(f"export type Polarity = {_union(render.POLARITIES)};")
     lines.append("\n/** Display options, as igw.render's keywords. */")
@@ -101,7 +208,13 @@ def typescript() -> str:
     )
     for name, purpose in RENDER_CONSTANTS.items():
         lines.append(f"\n/** {purpose} */")
-        lines.append(_constant(name))
+        lines.append(_constant(render, name))
+    for (module, name), purpose in RULE_CONSTANTS.items():
+        lines.append(f"\n/** {purpose} ({module}) */")
+        lines.append(_constant(importlib.import_module(module), name))
+    interfaces: dict[str, str] = {}
+    state = _widget_state(interfaces)
+    lines += ["", "\n\n".join(interfaces.values()), "", *state]
     return "\n".join(lines) + "\n"
 
 

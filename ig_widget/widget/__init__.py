@@ -44,6 +44,7 @@ from .options import (
     check_class_names,
     checked_options,
     compute_traits,
+    display_traits,
     engine_options,
 )
 from .runner import ProgressCallback, Runner
@@ -108,7 +109,10 @@ class IGWidget(WidgetState):
     top_k : int
         Number of top-scoring classes offered in the class menu.
     **render_options
-        Display options, as for ``igw.render``.
+        Display options, as for ``igw.render``. Each is a trait of the same
+        name, but ``style``, which is the trait ``picture_style`` (ipywidgets
+        uses ``style`` itself); ``render_options()`` gives them back by
+        ``igw.render``'s names.
 
     Examples
     --------
@@ -187,7 +191,7 @@ class IGWidget(WidgetState):
         request = {**compute_options, "target": result.target}
         self._shown = self._shown_result(shown_image, prepared, result, request)
         super().__init__(
-            **display_options,
+            **display_traits(display_options),
             **compute_options,
             target=result.target,
             compute_enabled=model is not None,

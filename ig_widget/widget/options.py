@@ -27,8 +27,49 @@ from ..validation import check_choice
 CUSTOM_BASELINE = "custom"
 NO_MODEL = "model: this view shows a stored result; give a model to recompute"
 COMPUTE_OPTIONS = ("steps", "baseline", "runs", "method")
+# ipywidgets' views take a widget's ``style`` trait for a reference to a style
+# widget, so the picture style travels as ``picture_style``; every other
+# display option is a trait of igw.render's name.
+TRAIT_OF_OPTION = {"style": "picture_style"}
+DISPLAY_TRAITS = tuple(TRAIT_OF_OPTION.get(name, name) for name in RENDER_DEFAULTS)
 # Everything the browser may change; any other key it sends is refused.
-FRONT_END_OPTIONS = (*RENDER_DEFAULTS, *COMPUTE_OPTIONS, "target")
+FRONT_END_OPTIONS = (*DISPLAY_TRAITS, *COMPUTE_OPTIONS, "target")
+
+
+def display_traits(render_options: dict[str, Any]) -> dict[str, Any]:
+    """igw.render's options as the traits that hold them.
+
+    Examples
+    --------
+    >>> display_traits({"style": "keras", "overlay": False})
+    {'picture_style': 'keras', 'overlay': False}
+    """
+    return {TRAIT_OF_OPTION.get(name, name): value for name, value in render_options.items()}
+
+
+def render_options_of(traits: dict[str, Any]) -> dict[str, Any]:
+    """The display-option traits in ``traits`` (all of them) as igw.render's keyword arguments.
+
+    Examples
+    --------
+    >>> traits = {"picture_style": "keras", **{name: None for name in DISPLAY_TRAITS[1:]}}
+    >>> render_options_of({**traits, "runs": 2})["style"]
+    'keras'
+    """
+    return {name: traits[TRAIT_OF_OPTION.get(name, name)] for name in RENDER_DEFAULTS}
+
+
+def _checked_display(traits: dict[str, Any]) -> dict[str, Any]:
+    """The display-option traits in ``traits``, checked by igw.render's rules and normalised."""
+    try:
+        return display_traits(validate_render_options(**render_options_of(traits)))
+    except (TypeError, ValueError) as exc:
+        # The message names the trait that holds the option.
+        text = str(exc)
+        for option, trait in TRAIT_OF_OPTION.items():
+            if text.startswith(f"{option}:"):
+                raise type(exc)(trait + text[len(option) :]) from None
+        raise
 
 
 def engine_options(
@@ -84,14 +125,11 @@ def checked_options(
     whose compute options and target cannot change.
     """
     merged = {**current, **changes}
+    checked = _checked_display(merged)
     if prepared is None:
         if any(merged[name] != current[name] for name in (*COMPUTE_OPTIONS, "target")):
             raise ValueError(NO_MODEL)
-        return {
-            **validate_render_options(**{n: merged[n] for n in RENDER_DEFAULTS}),
-            **{name: current[name] for name in (*COMPUTE_OPTIONS, "target")},
-        }
-    checked = validate_render_options(**{name: merged[name] for name in RENDER_DEFAULTS})
+        return {**checked, **{name: current[name] for name in (*COMPUTE_OPTIONS, "target")}}
     checked.update(compute_traits(engine_options(merged, custom_baseline), merged["baseline"]))
     if merged["target"] is None:  # the engine would read None as "the top class"
         raise TypeError("target: expected an integer, got None")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -28,6 +28,37 @@ MAX_UPDATE_BYTES = 8 * 1024**2
 BYTES_PER_DISPLAY_PIXEL = 3 + 4 * len(MAP_BUFFERS)
 
 Maps = dict[str, tuple[np.ndarray, np.ndarray]]
+# [index, label, score] of a class in the class menu.
+ClassEntry = tuple[int, str, float]
+
+
+class Summary(TypedDict):
+    """The shown result in brief (the ``summary`` trait)."""
+
+    target: int
+    label: str
+    score: float
+    predicted: int
+    predicted_label: str
+    predicted_score: float
+    delta: float
+    steps: int
+    method: str
+    runs: int
+    points_used: int
+    elapsed_s: float
+    display_factor: int
+
+
+class PathData(TypedDict):
+    """The target score along the path (the ``path`` trait), mean and range over the runs."""
+
+    alphas: list[float]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    baseline_score: float
+    score: float
 
 
 def display_factor(height: int, width: int) -> int:
@@ -137,29 +168,29 @@ def shown_result(
     traits = {
         **image.traits(),
         "classes": [[i, label(i), float(scores[i])] for i in ranked],
-        "summary": {
-            "target": result.target,
-            "label": label(result.target),
-            "score": result.score,
-            "predicted": ranked[0],
-            "predicted_label": label(ranked[0]),
-            "predicted_score": float(scores[ranked[0]]),
-            "delta": float(result.delta),
-            "steps": result.steps,
-            "method": result.method,
-            "runs": result.runs,
-            "points_used": result.points_used,
-            "elapsed_s": float(result.elapsed_s),
-            "display_factor": image.factor,
-        },
-        "path": {
-            "alphas": [float(a) for a in result.path_alphas],
-            "mean": path_scores.mean(axis=0).tolist(),
-            "low": path_scores.min(axis=0).tolist(),
-            "high": path_scores.max(axis=0).tolist(),
-            "baseline_score": float(np.mean(result.baseline_scores)),
-            "score": result.score,
-        },
+        "summary": Summary(
+            target=result.target,
+            label=label(result.target),
+            score=result.score,
+            predicted=ranked[0],
+            predicted_label=label(ranked[0]),
+            predicted_score=float(scores[ranked[0]]),
+            delta=float(result.delta),
+            steps=result.steps,
+            method=result.method,
+            runs=result.runs,
+            points_used=result.points_used,
+            elapsed_s=float(result.elapsed_s),
+            display_factor=image.factor,
+        ),
+        "path": PathData(
+            alphas=[float(a) for a in result.path_alphas],
+            mean=path_scores.mean(axis=0).tolist(),
+            low=path_scores.min(axis=0).tolist(),
+            high=path_scores.max(axis=0).tolist(),
+            baseline_score=float(np.mean(result.baseline_scores)),
+            score=result.score,
+        ),
         **buffers,
         "progress": [result.points_used, result.points_used],
     }

@@ -23,8 +23,14 @@ from anywidget._util import try_file_contents
 from ..baselines import BASELINES
 from ..quadrature import METHODS
 from ..render import POLARITIES, RENDER_DEFAULTS, STYLES
-from .options import COMPUTE_OPTIONS, CUSTOM_BASELINE, FRONT_END_OPTIONS
-from .shown import ShownResult
+from .options import (
+    COMPUTE_OPTIONS,
+    CUSTOM_BASELINE,
+    DISPLAY_TRAITS,
+    FRONT_END_OPTIONS,
+    render_options_of,
+)
+from .shown import ClassEntry, PathData, ShownResult, Summary
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -104,7 +110,7 @@ class WidgetState(anywidget.AnyWidget):
     _css = traitlets.Unicode().tag(sync=True)
 
     # Display options, as igw.render's; the browser redraws them itself.
-    style = _Choice(STYLES, RENDER_DEFAULTS["style"]).tag(sync=True)
+    picture_style = _Choice(STYLES, RENDER_DEFAULTS["style"]).tag(sync=True)
     polarity = _Choice(POLARITIES, RENDER_DEFAULTS["polarity"]).tag(sync=True)
     clip_above_percentile = _Number(RENDER_DEFAULTS["clip_above_percentile"]).tag(sync=True)
     clip_below_percentile = _Number(RENDER_DEFAULTS["clip_below_percentile"]).tag(sync=True)
@@ -127,10 +133,11 @@ class WidgetState(anywidget.AnyWidget):
     baseline_choices = traitlets.List(traitlets.Unicode(), list(BASELINES)).tag(sync=True)
     method_choices = traitlets.List(traitlets.Unicode(), list(METHODS)).tag(sync=True)
 
-    # The shown image and result (see shown.py).
-    classes = traitlets.List(traitlets.List()).tag(sync=True)
-    summary = traitlets.Dict().tag(sync=True)
-    path = traitlets.Dict().tag(sync=True)
+    # The shown image and result (see shown.py). ts: the value's Python type,
+    # for the browser's generated types (tests/typescript.py).
+    classes = traitlets.List(traitlets.List()).tag(sync=True, ts=list[ClassEntry])
+    summary = traitlets.Dict().tag(sync=True, ts=Summary)
+    path = traitlets.Dict().tag(sync=True, ts=PathData)
     image_size = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     display_size = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     image_rgb = traitlets.Bytes(b"").tag(sync=True)
@@ -211,7 +218,7 @@ class WidgetState(anywidget.AnyWidget):
         --------
         >>> igw.render(image, w.result.attributions, **w.render_options())  # doctest: +SKIP
         """
-        return {name: getattr(self, name) for name in RENDER_DEFAULTS}
+        return render_options_of({name: getattr(self, name) for name in DISPLAY_TRAITS})
 
     def show(self, shown: ShownResult, previous: ShownResult) -> None:
         """Set the values that show ``shown``; if that fails, put ``previous``'s back and raise."""

@@ -2,6 +2,8 @@
 // do not edit. tests/test_typescript.py fails when it is out of date.
 
 export type Color = [number, number, number];
+/** A binary trait as the widget model holds it. */
+export type Binary = DataView | ArrayBuffer | ArrayBufferView;
 export type Style = "heatmap" | "keras";
 export type Polarity = "positive" | "negative" | "both";
 
@@ -64,3 +66,86 @@ export const TOP_PIXELS_PERCENT = 5;
 
 /** What each sign's colour says about the score. */
 export const MEANINGS = { positive: "raises the score", negative: "lowers the score" } as const;
+
+/** Baselines that differ between runs. (ig_widget.baselines) */
+export const RANDOM_BASELINES = ["uniform"] as const;
+
+/** Integration rules that take steps "auto". (ig_widget.quadrature) */
+export const AUTO_STEPS_METHODS = ["trapezoid"] as const;
+
+/** Most steps (and runs) a computation takes. (ig_widget.options) */
+export const MAX_STEPS = 10000;
+
+/** The binary traits holding channel maps (float32). (ig_widget.widget.shown) */
+export const MAP_BUFFERS = ["gradient_positive", "gradient_negative", "ig_positive", "ig_negative"] as const;
+
+/** Render options whose trait has another name. (ig_widget.widget.options) */
+export const TRAIT_OF_OPTION = { style: "picture_style" } as const;
+
+/** The traits of the render options, in order. (ig_widget.widget.options) */
+export const DISPLAY_TRAITS = ["picture_style", "polarity", "clip_above_percentile", "clip_below_percentile", "morphological_cleanup", "structure", "outlines", "outlines_component_percentage", "overlay", "positive_color", "negative_color"] as const;
+
+/** The target score along the path (the ``path`` trait), mean and range over the runs. */
+export interface PathData {
+  alphas: number[];
+  mean: number[];
+  low: number[];
+  high: number[];
+  baseline_score: number;
+  score: number;
+}
+
+/** The shown result in brief (the ``summary`` trait). */
+export interface Summary {
+  target: number;
+  label: string;
+  score: number;
+  predicted: number;
+  predicted_label: string;
+  predicted_score: number;
+  delta: number;
+  steps: number;
+  method: string;
+  runs: number;
+  points_used: number;
+  elapsed_s: number;
+  display_factor: number;
+}
+
+/** IGWidget's synced traits (Python names and value types). */
+export interface WidgetState {
+  [key: string]: unknown;
+  baseline: "black" | "white" | "uniform" | "blur" | "custom";
+  baseline_choices: string[];
+  classes: [number, string, number][];
+  clip_above_percentile: number;
+  clip_below_percentile: number;
+  computing: boolean;
+  display_size: [number, number];
+  error: string;
+  gradient_negative: Binary;
+  gradient_positive: Binary;
+  ig_negative: Binary;
+  ig_positive: Binary;
+  image_rgb: Binary;
+  image_size: [number, number];
+  method: "trapezoid" | "riemann_left" | "riemann_right" | "riemann_middle" | "gausslegendre";
+  method_choices: string[];
+  morphological_cleanup: boolean;
+  negative_color: [number, number, number] | null;
+  notice: string;
+  outlines: boolean;
+  outlines_component_percentage: number;
+  overlay: boolean;
+  path: PathData;
+  picture_style: "heatmap" | "keras";
+  polarity: "positive" | "negative" | "both";
+  positive_color: [number, number, number] | null;
+  progress: [number, number];
+  runs: number;
+  stale: boolean;
+  steps: number | "auto";
+  structure: number;
+  summary: Summary;
+  target: number;
+}

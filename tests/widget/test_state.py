@@ -300,15 +300,15 @@ def test_front_end_display_change_is_accepted_without_a_kernel_redraw(w):
 
 
 def test_style_and_style_colours_come_from_the_browser_and_reach_the_snapshots(w):
-    assert w.style == "heatmap" and w.positive_color is None
-    w.set_state({"style": "keras", "positive_color": [1, 2, 3]})
+    assert w.picture_style == "heatmap" and w.positive_color is None
+    w.set_state({"picture_style": "keras", "positive_color": [1, 2, 3]})
     assert w.render_options()["style"] == "keras" and w.positive_color == (1, 2, 3)
     # None again: the style's own colour.
     w.set_state({"positive_color": None})
     assert w.positive_color is None and w.error == ""
-    w.set_state({"style": "sketch"})
-    assert w.style == "keras"
-    assert w.error.startswith("style: expected one of 'heatmap', 'keras'")
+    w.set_state({"picture_style": "sketch"})
+    assert w.picture_style == "keras"
+    assert w.error.startswith("picture_style: expected one of 'heatmap', 'keras'")
 
 
 def test_large_images_are_reduced_for_display_only():

@@ -1,0 +1,65 @@
+// The header: the predicted class, the class menu ("Explain"), the
+// completeness error and what the computation took. Class names are model
+// text: they go in as textContent only.
+
+import { formatNumber, formatPercent } from "../format";
+import type { SyncedState } from "../state";
+import { type Component, element, field, Scope } from "./dom";
+
+/** Δ above this is flagged: the integral is too coarse for the attributions to add up. */
+const HIGH_DELTA = 0.05;
+
+export function createHeader(state: SyncedState): Component {
+  const scope = new Scope();
+  const root = element("div", "igw-header");
+  const predicted = element("span", "igw-predicted");
+  const classSelect = element("select", "igw-class");
+  const classField = field("Explain", classSelect);
+  const delta = element("span", "igw-delta");
+  delta.title =
+    "Completeness error: |sum of attributions − (score at image − score at baseline)|, " +
+    "relative to the score difference. Small is good; raise the steps if it is large.";
+  const details = element("span", "igw-details");
+  root.append(predicted, classField.element, delta, details);
+
+  const showClasses = (): void => {
+    classSelect.replaceChildren(
+      ...state.get("classes").map(([index, name, score]) => {
+        const option = element("option");
+        option.value = String(index);
+        option.text = `${name} (${formatNumber(score)})`;
+        return option;
+      }),
+    );
+    classSelect.value = String(state.get("target"));
+  };
+
+  const showSummary = (): void => {
+    const summary = state.get("summary");
+    predicted.replaceChildren(
+      element("span", "igw-field-name", "Predicted"),
+      element("strong", "igw-predicted-name", summary.predicted_label),
+      element("span", "igw-score", formatNumber(summary.predicted_score)),
+    );
+    delta.textContent = `completeness error Δ ${formatPercent(100 * summary.delta)}`;
+    delta.classList.toggle("igw-delta-high", summary.delta > HIGH_DELTA);
+    const reduced =
+      summary.display_factor > 1 ? ` · shown at 1/${summary.display_factor} resolution` : "";
+    details.textContent =
+      `${summary.points_used} points · ${summary.method} · ` +
+      `${summary.elapsed_s.toFixed(2)} s${reduced}`;
+  };
+
+  const showStatus = (): void => {
+    classSelect.disabled = state.get("computing") || !state.computeEnabled;
+  };
+
+  scope.on(classSelect, "change", () => state.commit("target", Number(classSelect.value)));
+  state.listen(scope, ["classes", "target"], showClasses);
+  state.listen(scope, ["summary"], showSummary);
+  state.listen(scope, ["computing"], showStatus);
+  showClasses();
+  showSummary();
+  showStatus();
+  return { element: root, dispose: () => scope.dispose() };
+}

@@ -1,0 +1,338 @@
+// The panels: the input, one panel per attribution map (ATTRIBUTION_PANELS),
+// and the score along the path. Attribution panels are redrawn here from the
+// raw maps on every display change (renderMaps), with their colour key and a
+// text description. Panels wrap onto more rows when the output is narrow; any
+// panel can be enlarged to the full width (its button, or a click on it).
+// While a computation runs the panels are dimmed and say what is coming.
+
+import { type MAP_BUFFERS, RANDOM_BASELINES } from "../generated";
+import { colourKey, renderMaps } from "../render";
+import { bytesOf, floatsOf, SyncedState } from "../state";
+import { button, type Component, element, Scope, uniqueId } from "./dom";
+import { describe, Ranked, READOUT_HINT, readout, showKey } from "./key";
+import { drawPathPlot } from "./pathplot";
+
+type MapKey = (typeof MAP_BUFFERS)[number];
+
+/** One attribution map shown as a panel: a method's positive and negative channel maps. */
+export interface PanelSpec {
+  id: string;
+  title: string;
+  /** Its name in the hover readout. */
+  short: string;
+  positive: MapKey;
+  negative: MapKey;
+}
+
+/** The attribution panels, in order. Another method's map is one more entry. */
+export const ATTRIBUTION_PANELS: readonly PanelSpec[] = [
+  {
+    id: "gradient",
+    title: "Normal gradients",
+    short: "gradient",
+    positive: "gradient_positive",
+    negative: "gradient_negative",
+  },
+  {
+    id: "ig",
+    title: "Integrated gradients",
+    short: "IG",
+    positive: "ig_positive",
+    negative: "ig_negative",
+  },
+];
+
+const ENLARGE = "⤢";
+const SHRINK = "⤡";
+
+interface Figure {
+  figure: HTMLElement;
+  caption: HTMLElement;
+  enlarge: HTMLButtonElement;
+  description: HTMLElement;
+}
+
+interface Picture extends Figure {
+  canvas: HTMLCanvasElement;
+  context: CanvasRenderingContext2D | null;
+  pixels: ImageData | null;
+}
+
+interface AttributionPanel extends Picture {
+  spec: PanelSpec;
+  key: HTMLElement;
+  positive: Float32Array;
+  negative: Float32Array;
+  ranked: Ranked | null;
+}
+
+function makeFigure(scope: Scope, title: string, className: string): Figure {
+  const figure = element("figure", `igw-panel ${className}`);
+  const caption = element("figcaption", "igw-panel-caption");
+  const enlarge = button(ENLARGE, "igw-enlarge");
+  enlarge.setAttribute("aria-pressed", "false");
+  enlarge.setAttribute("aria-label", `Enlarge ${title}`);
+  enlarge.title = "Enlarge to the full width (a click on the picture does too)";
+  const heading = element("span", "igw-panel-title", title);
+  heading.id = uniqueId("igw-title");
+  // The figure is named by its title alone, not by its button too.
+  figure.setAttribute("aria-labelledby", heading.id);
+  caption.append(heading, enlarge);
+  const description = element("p", "igw-description");
+  description.id = uniqueId("igw-description");
+  figure.append(caption);
+  const toggle = (): void => {
+    const large = figure.classList.toggle("igw-panel-large");
+    enlarge.setAttribute("aria-pressed", String(large));
+    enlarge.textContent = large ? SHRINK : ENLARGE;
+    enlarge.setAttribute("aria-label", `${large ? "Shrink" : "Enlarge"} ${title}`);
+  };
+  scope.on(enlarge, "click", toggle);
+  return { figure, caption, enlarge, description };
+}
+
+function makePicture(scope: Scope, title: string, className: string): Picture {
+  const made = makeFigure(scope, title, className);
+  const canvas = element("canvas", "igw-canvas");
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", title);
+  canvas.setAttribute("aria-describedby", made.description.id);
+  canvas.dataset.panel = title;
+  made.figure.append(canvas);
+  // A click on the picture enlarges it too (the button is the keyboard's way).
+  scope.on(canvas, "click", () => made.enlarge.click());
+  return { ...made, canvas, context: canvas.getContext("2d"), pixels: null };
+}
+
+/**
+ * The panels of `state`; `onRenderError` hears the renderer's error after
+ * each redraw ("" when it drew).
+ */
+export function createPanels(
+  state: SyncedState,
+  onRenderError: (message: string) => void,
+): Component {
+  const scope = new Scope();
+  const root = element("div", "igw-view-panels");
+  const busyNote = element("p", "igw-busy-note");
+  // Announced once when a computation starts and once when it ends.
+  busyNote.setAttribute("role", "status");
+  const grid = element("div", "igw-panels");
+  const readoutLine = element("div", "igw-readout", READOUT_HINT);
+  root.append(busyNote, grid, readoutLine);
+
+  const input = makePicture(scope, "Input", "igw-panel-input");
+  input.canvas.classList.add("igw-canvas-0");
+  input.figure.append(input.description);
+  grid.append(input.figure);
+  const attribution: AttributionPanel[] = ATTRIBUTION_PANELS.map((spec, index) => {
+    const picture = makePicture(scope, spec.title, `igw-panel-${spec.id}`);
+    picture.canvas.classList.add(`igw-canvas-${index + 1}`);
+    const key = element("div", "igw-key");
+    picture.figure.append(key, picture.description);
+    grid.append(picture.figure);
+    return {
+      ...picture,
+      spec,
+      key,
+      positive: new Float32Array(0),
+      negative: new Float32Array(0),
+      ranked: null,
+    };
+  });
+  const plotFigure = makeFigure(scope, "Score along the path", "igw-path");
+  const plot = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  plot.setAttribute("class", "igw-plot");
+  plot.setAttribute("role", "img");
+  plot.setAttribute("aria-label", "Target score along the integration path");
+  plot.setAttribute("aria-describedby", plotFigure.description.id);
+  plotFigure.figure.append(plot, plotFigure.description);
+  grid.append(plotFigure.figure);
+
+  // -- data and drawing ---------------------------------------------------------
+  let width = 0;
+  let height = 0;
+  let image: Uint8Array = new Uint8Array(0);
+
+  const pixelsOf = (picture: Picture): ImageData | null => {
+    if (picture.context === null) {
+      return null;
+    }
+    if (
+      picture.pixels === null ||
+      picture.pixels.width !== width ||
+      picture.pixels.height !== height
+    ) {
+      picture.canvas.width = width;
+      picture.canvas.height = height;
+      picture.pixels = picture.context.createImageData(width, height);
+    }
+    return picture.pixels;
+  };
+
+  const loadData = (): void => {
+    [height, width] = state.get("display_size");
+    image = bytesOf(state.get("image_rgb"));
+    for (const panel of attribution) {
+      panel.positive = floatsOf(state.get(panel.spec.positive));
+      panel.negative = floatsOf(state.get(panel.spec.negative));
+      panel.ranked = null;
+    }
+    for (const picture of [input, ...attribution]) {
+      picture.canvas.style.aspectRatio = `${width} / ${height}`;
+    }
+    const [fullHeight, fullWidth] = state.get("image_size");
+    input.description.textContent = `The explained image, ${fullWidth} × ${fullHeight} pixels.`;
+  };
+
+  const drawInput = (): void => {
+    const pixels = pixelsOf(input);
+    if (pixels === null || input.context === null) {
+      return;
+    }
+    const data = pixels.data;
+    for (let i = 0, j = 0; i < width * height; i++, j += 4) {
+      data[j] = image[i * 3];
+      data[j + 1] = image[i * 3 + 1];
+      data[j + 2] = image[i * 3 + 2];
+      data[j + 3] = 255;
+    }
+    input.context.putImageData(pixels, 0, 0);
+  };
+
+  const drawMaps = (): void => {
+    const options = state.renderOptions();
+    const label = state.get("summary").label;
+    let problem = "";
+    for (const panel of attribution) {
+      try {
+        const pixels = pixelsOf(panel);
+        if (pixels !== null && panel.context !== null) {
+          renderMaps(image, panel.positive, panel.negative, width, height, options, pixels.data);
+          panel.context.putImageData(pixels, 0, 0);
+        }
+        const entries = colourKey(panel.positive, panel.negative, options);
+        showKey(panel.key, entries);
+        panel.description.textContent = describe(panel.spec.title, label, entries);
+      } catch (error) {
+        problem = error instanceof Error ? error.message : String(error);
+      }
+    }
+    onRenderError(problem);
+  };
+
+  const drawPlot = (): void => {
+    const summary = state.get("summary");
+    drawPathPlot(plot, state.get("path"), `score of “${summary.label}”`);
+    const path = state.get("path");
+    plotFigure.description.textContent =
+      `The score of “${summary.label}” rises from ${path.baseline_score.toPrecision(3)} ` +
+      `at the baseline to ${path.score.toPrecision(3)} at the image.`;
+  };
+
+  // Several traits often change in one update; draw once after all of them.
+  // The input panel is redrawn too: it costs little next to the renderer and
+  // keeps every redraw a complete, consistent picture.
+  let dataChanged = false;
+  let scheduled = false;
+  const schedule = (reload: boolean): void => {
+    dataChanged ||= reload;
+    if (scheduled) {
+      return;
+    }
+    scheduled = true;
+    queueMicrotask(() => {
+      scheduled = false;
+      if (scope.disposed) {
+        return;
+      }
+      if (dataChanged) {
+        loadData();
+        dataChanged = false;
+      }
+      drawInput();
+      drawMaps();
+    });
+  };
+
+  // -- computing ----------------------------------------------------------------
+  const showBusy = (): void => {
+    const computing = state.get("computing");
+    grid.classList.toggle("igw-busy", computing);
+    grid.setAttribute("aria-busy", String(computing));
+    if (!computing) {
+      busyNote.hidden = true;
+      busyNote.textContent = "";
+      return;
+    }
+    const steps = state.get("steps");
+    const baseline = state.get("baseline");
+    const runs = (RANDOM_BASELINES as readonly string[]).includes(baseline)
+      ? ` × ${state.get("runs")}`
+      : "";
+    const stepsText = steps === "auto" ? "auto steps" : `${steps} steps`;
+    busyNote.hidden = false;
+    busyNote.textContent =
+      `Computing “${state.classLabel(state.get("target"))}” (${stepsText}, ` +
+      `${baseline} baseline${runs}, ${state.get("method")}); ` +
+      `the panels show “${state.get("summary").label}” until it is done.`;
+  };
+
+  // -- the readout ----------------------------------------------------------------
+  const showReadout = (x: number, y: number): void => {
+    const factor = state.get("summary").display_factor;
+    const [fullHeight, fullWidth] = state.get("image_size");
+    const span = (start: number, size: number): string => {
+      const first = start * factor;
+      const last = Math.min(first + factor, size) - 1;
+      return first === last ? String(first) : `${first}–${last}`;
+    };
+    const maps = attribution.map((panel) => {
+      panel.ranked ??= new Ranked(panel.positive, panel.negative);
+      return { name: panel.spec.short, ranked: panel.ranked };
+    });
+    readoutLine.textContent = readout(
+      span(x, fullWidth),
+      span(y, fullHeight),
+      factor > 1,
+      maps,
+      y * width + x,
+    );
+  };
+  for (const picture of [input, ...attribution]) {
+    scope.on<PointerEvent>(picture.canvas, "pointermove", (event) => {
+      const box = picture.canvas.getBoundingClientRect();
+      if (box.width === 0 || box.height === 0 || width === 0) {
+        return;
+      }
+      const x = Math.floor(((event.clientX - box.left) / box.width) * width);
+      const y = Math.floor(((event.clientY - box.top) / box.height) * height);
+      showReadout(Math.min(width - 1, Math.max(0, x)), Math.min(height - 1, Math.max(0, y)));
+    });
+    scope.on(picture.canvas, "pointerleave", () => {
+      readoutLine.textContent = READOUT_HINT;
+    });
+  }
+
+  // -- model events ---------------------------------------------------------------
+  state.listen(scope, SyncedState.renderKeys, () => schedule(false));
+  state.listen(
+    scope,
+    [
+      "display_size",
+      "image_rgb",
+      ...attribution.flatMap((p) => [p.spec.positive, p.spec.negative]),
+    ],
+    () => schedule(true),
+  );
+  state.listen(scope, ["summary"], () => schedule(false));
+  state.listen(scope, ["summary", "path"], drawPlot);
+  state.listen(scope, ["computing", "target", "steps", "baseline", "runs", "method"], showBusy);
+
+  loadData();
+  drawInput();
+  drawMaps();
+  drawPlot();
+  showBusy();
+  return { element: root, dispose: () => scope.dispose() };
+}

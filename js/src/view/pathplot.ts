@@ -1,0 +1,143 @@
+// The saturation plot: the target score at each point of the straight path
+// from the baseline (alpha = 0) to the image (alpha = 1), with labelled axes
+// and round tick values. Drawn as SVG so it follows the theme's colours
+// through CSS; its labels are text nodes.
+
+import { formatNumber } from "../format";
+import type { PathData } from "../generated";
+
+const SVG = "http://www.w3.org/2000/svg";
+export const PLOT_WIDTH = 240;
+export const PLOT_HEIGHT = 170;
+const LEFT = 52;
+const RIGHT = 8;
+const TOP = 8;
+const BOTTOM = 34;
+/** A score range narrower than this fraction of its magnitude is drawn as constant. */
+const FLAT = 1e-6;
+
+function svgElement<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string | number>,
+  className?: string,
+): SVGElementTagNameMap[K] {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    node.setAttribute(name, String(value));
+  }
+  if (className) {
+    node.setAttribute("class", className);
+  }
+  return node;
+}
+
+function label(
+  x: number,
+  y: number,
+  text: string,
+  anchor: string,
+  className = "igw-plot-label",
+): SVGTextElement {
+  const node = svgElement("text", { x, y, "text-anchor": anchor }, className);
+  node.textContent = text;
+  return node;
+}
+
+/**
+ * Round tick values covering [low, high]: steps of 1, 2 or 5 times a power
+ * of ten, about `count` of them, and the range they span.
+ */
+export function niceTicks(
+  low: number,
+  high: number,
+  count = 4,
+): { ticks: number[]; labels: string[]; low: number; high: number } {
+  const span = high - low;
+  const rough = span / count;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => span / s <= count) ?? 10 * power;
+  const first = Math.floor(low / step + 1e-9) * step;
+  const last = Math.ceil(high / step - 1e-9) * step;
+  // Written with the step's decimals, so 0.30000000000000004 reads 0.3 and
+  // all labels alike (0.45, 0.50, 0.55).
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const small = step < 1e-3 || step >= 1e4;
+  const ticks: number[] = [];
+  const labels: string[] = [];
+  for (let i = 0; first + i * step <= last + step * 1e-9; i++) {
+    const value = first + i * step;
+    ticks.push(Number(value.toFixed(decimals)));
+    labels.push(small ? formatNumber(value) : value.toFixed(decimals));
+  }
+  return { ticks, labels, low: first, high: last };
+}
+
+/**
+ * The score axis's range: the data's, or around a constant score a range
+ * that shows it is constant (a probability stays within 0..1).
+ */
+export function scoreRange(values: readonly number[]): { low: number; high: number } {
+  let low = Math.min(...values);
+  let high = Math.max(...values);
+  const magnitude = Math.max(Math.abs(low), Math.abs(high));
+  if (high - low <= FLAT * Math.max(magnitude, 1e-12)) {
+    const pad = magnitude > 0 ? Math.max(0.1 * magnitude, 1e-3) : 1;
+    const probability = low >= 0 && high <= 1;
+    low = probability ? Math.max(0, low - pad) : low - pad;
+    high = probability ? Math.min(1, high + pad) : high + pad;
+  }
+  return { low, high };
+}
+
+/**
+ * Replace the contents of `svg` with the plot of `data`; `scoreName` labels
+ * the vertical axis (e.g. "score of “cat”").
+ *
+ * @example
+ * drawPathPlot(svg, { alphas: [0, 1], mean: [0.1, 0.9], low: [0.1, 0.9], high: [0.1, 0.9],
+ *                     baseline_score: 0.1, score: 0.9 }, "score of “cat”");
+ */
+export function drawPathPlot(svg: SVGSVGElement, data: PathData, scoreName: string): void {
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `0 0 ${PLOT_WIDTH} ${PLOT_HEIGHT}`);
+  if (data.alphas.length === 0) {
+    return;
+  }
+  const range = scoreRange([...data.low, ...data.high, data.baseline_score, data.score]);
+  const { ticks, labels, low, high } = niceTicks(range.low, range.high);
+  const width = PLOT_WIDTH - LEFT - RIGHT;
+  const height = PLOT_HEIGHT - TOP - BOTTOM;
+  const x = (alpha: number): number => LEFT + alpha * width;
+  const y = (score: number): number => TOP + ((high - score) / (high - low)) * height;
+  const points = (values: number[]): string =>
+    values.map((v, i) => `${x(data.alphas[i]).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+
+  svg.append(svgElement("rect", { x: LEFT, y: TOP, width, height }, "igw-plot-frame"));
+  ticks.forEach((tick, i) => {
+    svg.append(
+      svgElement("line", { x1: LEFT - 3, x2: x(1), y1: y(tick), y2: y(tick) }, "igw-plot-grid"),
+      label(LEFT - 5, y(tick) + 3, labels[i], "end"),
+    );
+  });
+  for (const alpha of [0, 0.5, 1]) {
+    svg.append(label(x(alpha), TOP + height + 11, String(alpha), "middle"));
+  }
+  svg.append(
+    svgElement(
+      "line",
+      { x1: x(0), x2: x(1), y1: y(data.score), y2: y(data.score) },
+      "igw-plot-ref",
+    ),
+  );
+  if (data.high.some((v, i) => v !== data.low[i])) {
+    const band = `${points(data.high)} ${points(data.low).split(" ").reverse().join(" ")}`;
+    svg.append(svgElement("polygon", { points: band }, "igw-plot-band"));
+  }
+  svg.append(svgElement("polyline", { points: points(data.mean) }, "igw-plot-line"));
+  const scoreAxis = label(0, 0, scoreName, "middle", "igw-plot-label igw-plot-axis");
+  scoreAxis.setAttribute("transform", `translate(10 ${TOP + height / 2}) rotate(-90)`);
+  svg.append(
+    label(LEFT + width / 2, PLOT_HEIGHT - 4, "α: baseline (0) → image (1)", "middle"),
+    scoreAxis,
+  );
+}

@@ -1,0 +1,514 @@
+// @vitest-environment happy-dom
+// The view on a page-local model: what it draws, what it sends, what it says
+// (keys, descriptions, readouts, refused values), and that model text stays
+// text.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { formatSigned, keyLabels } from "../src/format";
+import { LocalModel } from "../src/local-model";
+import { colourKey, RENDER_DEFAULTS, renderMaps } from "../src/render";
+import { mountView } from "../src/view";
+import { parseSteps } from "../src/view/controls";
+import { drawPathPlot, niceTicks, scoreRange } from "../src/view/pathplot";
+import {
+  contextOf,
+  control,
+  floats,
+  HEIGHT,
+  HOSTILE,
+  makeState,
+  PIXELS,
+  query,
+  recordCanvases,
+  restoreCanvases,
+  spiedModel,
+  WIDTH,
+} from "./fixtures";
+
+function mount(state = makeState(), computeEnabled = true) {
+  const spied = spiedModel(state);
+  const el = document.createElement("div");
+  document.body.append(el);
+  const dispose = mountView(spied.model, el, { computeEnabled });
+  const canvases = [...el.querySelectorAll("canvas")];
+  return { ...spied, el, dispose, canvases };
+}
+
+function change(node: HTMLInputElement | HTMLSelectElement, value: string, event = "change") {
+  node.value = value;
+  node.dispatchEvent(new Event(event));
+}
+
+beforeEach(recordCanvases);
+
+afterEach(() => {
+  restoreCanvases();
+  document.body.replaceChildren();
+});
+
+describe("drawing", () => {
+  it("draws the input and both attribution panels as the renderer does", () => {
+    const state = makeState();
+    const { canvases } = mount(state);
+    expect(canvases).toHaveLength(3);
+    for (const canvas of canvases) {
+      expect([canvas.width, canvas.height]).toEqual([WIDTH, HEIGHT]);
+      expect(contextOf(canvas).frames).toHaveLength(1);
+    }
+    const image = new Uint8Array((state.image_rgb as DataView).buffer);
+    const input = contextOf(canvases[0]).frames[0];
+    for (let i = 0; i < PIXELS; i++) {
+      expect([...input.subarray(i * 4, i * 4 + 4)]).toEqual([
+        ...image.subarray(i * 3, i * 3 + 3),
+        255,
+      ]);
+    }
+    const options = { ...RENDER_DEFAULTS, clip_above_percentile: 95 };
+    for (const [index, panel] of [
+      [1, "gradient"],
+      [2, "ig"],
+    ] as const) {
+      const expected = renderMaps(
+        image,
+        floats(state[`${panel}_positive`]),
+        floats(state[`${panel}_negative`]),
+        WIDTH,
+        HEIGHT,
+        options,
+      );
+      expect(contextOf(canvases[index]).frames[0]).toEqual(expected);
+    }
+  });
+
+  it("redraws on a display-option change and only syncs the trait", async () => {
+    const { saves, sends, el, canvases, model } = mount();
+    const ig = contextOf(canvases[2]);
+    const before = ig.frames[0];
+    const slider = query<HTMLInputElement>(el, "input.igw-clip-below");
+    change(slider, "60", "input");
+    await Promise.resolve();
+    expect(model.get("clip_below_percentile")).toBe(60);
+    expect(ig.frames).toHaveLength(2);
+    expect(ig.frames[1]).not.toEqual(before);
+    expect(saves).not.toHaveBeenCalled();
+    slider.dispatchEvent(new Event("change"));
+    expect(saves).toHaveBeenCalledTimes(1);
+    expect(sends).not.toHaveBeenCalled();
+    // Every redraw is a complete picture: the input panel is drawn again, unchanged.
+    const input = contextOf(canvases[0]).frames;
+    expect(input).toHaveLength(2);
+    expect(input[1]).toEqual(input[0]);
+  });
+
+  it("keeps clip below under clip above and shows percentages with %", () => {
+    const { model, el } = mount();
+    const slider = query<HTMLInputElement>(el, "input.igw-clip-below");
+    change(slider, "99.5", "input");
+    expect(model.get("clip_below_percentile")).toBe(94.9);
+    expect(slider.value).toBe("94.9");
+    expect(slider.getAttribute("aria-valuetext")).toBe("94.9 %");
+    expect(slider.closest("label")?.querySelector(".igw-value")?.textContent).toBe("94.9 %");
+  });
+
+  it("coalesces several changes into one redraw", async () => {
+    const { model, canvases } = mount();
+    model.set("polarity", "both");
+    model.set("overlay", false);
+    model.set("picture_style", "keras");
+    await Promise.resolve();
+    const frames = contextOf(canvases[2]).frames;
+    expect(frames).toHaveLength(2);
+    const state = makeState();
+    const expected = renderMaps(
+      new Uint8Array((state.image_rgb as DataView).buffer),
+      floats(state.ig_positive),
+      floats(state.ig_negative),
+      WIDTH,
+      HEIGHT,
+      {
+        ...RENDER_DEFAULTS,
+        clip_above_percentile: 95,
+        polarity: "both",
+        overlay: false,
+        style: "keras",
+      },
+    );
+    expect(frames[1]).toEqual(expected);
+  });
+
+  it("offers the styles and shows each style's colours until one is chosen", async () => {
+    const { model, el, saves } = mount();
+    const style = control<HTMLSelectElement>(el, "style");
+    expect([...style.options].map((o) => o.value)).toEqual(["heatmap", "keras"]);
+    const positive = control<HTMLInputElement>(el, "positive colour");
+    expect(positive.value).toBe("#ff3000");
+    change(style, "keras");
+    expect(model.get("picture_style")).toBe("keras");
+    expect(positive.value).toBe("#00ff00");
+    const reset = query<HTMLButtonElement>(el, ".igw-style-colors");
+    expect(reset.hidden).toBe(true);
+    change(positive, "#102030", "input");
+    positive.dispatchEvent(new Event("change"));
+    expect(model.get("positive_color")).toEqual([16, 32, 48]);
+    expect(reset.hidden).toBe(false);
+    reset.click();
+    expect(model.get("positive_color")).toBeNull();
+    expect(positive.value).toBe("#00ff00");
+    expect(saves).toHaveBeenCalled();
+  });
+});
+
+describe("what the view says", () => {
+  it("inserts class names and messages as text", () => {
+    const { el, model } = mount(
+      makeState({
+        summary: { ...makeState().summary, predicted_label: HOSTILE },
+        error: `model: ${HOSTILE}`,
+      }),
+    );
+    const options = [...query<HTMLSelectElement>(el, "select.igw-class").options];
+    expect(options.map((option) => option.text)).toEqual([
+      "tabby cat (0.800)",
+      `${HOSTILE} (0.150)`,
+    ]);
+    expect(query(el, ".igw-predicted-name").textContent).toBe(HOSTILE);
+    expect(query(el, ".igw-error").textContent).toBe(`model: ${HOSTILE}`);
+    model.set("notice", HOSTILE);
+    expect(query(el, ".igw-notice").textContent).toBe(HOSTILE);
+    expect(el.querySelector("b, img")).toBeNull();
+  });
+
+  it("draws a colour key under each attribution panel, from the renderer's key", () => {
+    const state = makeState({ polarity: "both" });
+    const { el } = mount(state);
+    for (const panel of ["gradient", "ig"] as const) {
+      const figure = query(el, `.igw-panel-${panel}`);
+      const entries = colourKey(
+        floats(state[`${panel}_positive`]),
+        floats(state[`${panel}_negative`]),
+        { ...RENDER_DEFAULTS, clip_above_percentile: 95, polarity: "both" },
+      );
+      const rows = [...figure.querySelectorAll(".igw-key-entry")];
+      expect(rows).toHaveLength(2);
+      rows.forEach((row, i) => {
+        const labels = keyLabels(entries[i]);
+        expect(query(row, ".igw-key-meaning").textContent).toBe(
+          `${entries[i].polarity}: ${labels.meaning}`,
+        );
+        expect(query(row, ".igw-key-low").textContent).toBe(`${labels.low}${labels.low_share}`);
+        expect(query(row, ".igw-key-high").textContent).toBe(`${labels.high}${labels.high_share}`);
+        expect(query<HTMLElement>(row, ".igw-key-bar").getAttribute("aria-hidden")).toBe("true");
+      });
+      expect(rows[1].textContent).toContain("lowers the score");
+    }
+  });
+
+  it("describes each panel: which class, and how concentrated the attribution is", () => {
+    const state = makeState();
+    const { el } = mount(state);
+    const canvas = query<HTMLCanvasElement>(el, ".igw-panel-ig canvas");
+    expect(canvas.getAttribute("role")).toBe("img");
+    expect(canvas.getAttribute("aria-label")).toBe("Integrated gradients");
+    const description = document.getElementById(canvas.getAttribute("aria-describedby") ?? "");
+    const [entry] = colourKey(floats(state.ig_positive), floats(state.ig_negative), {
+      ...RENDER_DEFAULTS,
+      clip_above_percentile: 95,
+    });
+    expect(description?.textContent).toBe(
+      `Integrated gradients for “tabby cat”: the strongest 5 % of pixels hold ` +
+        `${Number(entry.top_share.toPrecision(3))} % of the positive total.`,
+    );
+    const input = query<HTMLCanvasElement>(el, ".igw-panel-input canvas");
+    const inputDescription = document.getElementById(input.getAttribute("aria-describedby") ?? "");
+    expect(inputDescription?.textContent).toBe("The explained image, 5 × 4 pixels.");
+  });
+
+  it("reads values under the pointer with their rank, and clears on leave", () => {
+    const state = makeState();
+    const { el, canvases } = mount(state);
+    canvases[2].getBoundingClientRect = () =>
+      ({ left: 0, top: 0, width: 50, height: 40 }) as DOMRect;
+    canvases[2].dispatchEvent(new MouseEvent("pointermove", { clientX: 31, clientY: 25 }));
+    const i = 2 * WIDTH + 3;
+    const ig = floats(state.ig_positive)[i] - floats(state.ig_negative)[i];
+    const magnitudes = Array.from({ length: PIXELS }, (_, j) =>
+      Math.fround(Math.abs(floats(state.ig_positive)[j] - floats(state.ig_negative)[j])),
+    );
+    const below = magnitudes.filter((m) => m < Math.fround(Math.abs(ig))).length;
+    const text = query(el, ".igw-readout").textContent ?? "";
+    expect(text.startsWith("x 3, y 2 · channel mean: gradient ")).toBe(true);
+    expect(text).toContain(
+      `IG ${formatSigned(ig)} (stronger than ${Number(((100 * below) / PIXELS).toPrecision(3))} % of pixels)`,
+    );
+    canvases[2].dispatchEvent(new MouseEvent("pointerleave"));
+    expect(query(el, ".igw-readout").textContent).toBe(
+      "Hover over a panel to read the values under the pointer.",
+    );
+  });
+
+  it("announces no readout, value or key (no live regions but errors and status)", () => {
+    const { el } = mount();
+    expect(el.querySelector("output")).toBeNull();
+    const live = [...el.querySelectorAll("[aria-live], [role=alert], [role=status]")].map(
+      (node) => node.className,
+    );
+    expect(live.sort()).toEqual(["igw-busy-note", "igw-error", "igw-notice"]);
+  });
+
+  it("names every control by its own label", () => {
+    const { el } = mount();
+    const names = [...el.querySelectorAll("input, select")].map((node) => {
+      const label = node.closest("label");
+      return label?.querySelector(".igw-field-name")?.textContent;
+    });
+    expect(names).toEqual([
+      "Explain",
+      "style",
+      "polarity",
+      "clip above",
+      "clip below",
+      "cleanup",
+      "window (px)",
+      "outlines",
+      "outlined area",
+      "on the image",
+      "positive colour",
+      "negative colour",
+      "steps",
+      "auto steps",
+      "baseline",
+      "runs",
+      "method",
+    ]);
+    // Each label holds one control, so its name is nothing but its text.
+    for (const label of el.querySelectorAll("label")) {
+      expect(label.querySelectorAll("input, select")).toHaveLength(1);
+    }
+  });
+
+  it("plots the path with labelled axes and round ticks", () => {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    drawPathPlot(
+      svg,
+      {
+        alphas: [0, 0.5, 1],
+        mean: [0, 2, 4],
+        low: [0, 1, 4],
+        high: [0, 3, 4],
+        baseline_score: 0,
+        score: 4,
+      },
+      "score of “cat”",
+    );
+    expect(svg.querySelector("polygon")).not.toBeNull();
+    const labels = [...svg.querySelectorAll("text")].map((t) => t.textContent);
+    expect(labels).toEqual(expect.arrayContaining(["0", "2", "4", "0.5", "1", "score of “cat”"]));
+    expect(labels).toContain("α: baseline (0) → image (1)");
+  });
+
+  it("shows a constant score on a sensible scale", () => {
+    expect(scoreRange([0.5, 0.5, 0.5])).toEqual({ low: 0.45, high: 0.55 });
+    expect(niceTicks(0.45, 0.55).ticks).toEqual([0.45, 0.5, 0.55]);
+    expect(scoreRange([0, 0])).toEqual({ low: 0, high: 1 });
+    expect(scoreRange([-3, -3]).low).toBeCloseTo(-3.3);
+    expect(niceTicks(0.1, 0.8)).toEqual({
+      ticks: [0, 0.2, 0.4, 0.6, 0.8],
+      labels: ["0.0", "0.2", "0.4", "0.6", "0.8"],
+      low: 0,
+      high: 0.8,
+    });
+    expect(niceTicks(2e-6, 9e-6).labels).toEqual([
+      "2.00e-6",
+      "4.00e-6",
+      "6.00e-6",
+      "8.00e-6",
+      "1.00e-5",
+    ]);
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    drawPathPlot(
+      svg,
+      {
+        alphas: [0, 1],
+        mean: [0.5, 0.5],
+        low: [0.5, 0.5],
+        high: [0.5, 0.5],
+        baseline_score: 0.5,
+        score: 0.5,
+      },
+      "score",
+    );
+    const ticks = [...svg.querySelectorAll("text")].map((t) => t.textContent);
+    expect(ticks).toEqual(expect.arrayContaining(["0.45", "0.50", "0.55"]));
+    expect(ticks.join(" ")).not.toMatch(/0\.501|-0\.499/);
+  });
+});
+
+describe("inputs", () => {
+  it("sends compute and cancel as messages and a class choice as a trait", () => {
+    const { model, saves, sends, el } = mount();
+    const classes = query<HTMLSelectElement>(el, "select.igw-class");
+    change(classes, "4");
+    expect(model.get("target")).toBe(4);
+    expect(saves).toHaveBeenCalledTimes(1);
+    expect(sends).not.toHaveBeenCalled();
+    const steps = control<HTMLInputElement>(el, "steps");
+    change(steps, "120");
+    expect(model.get("steps")).toBe(120);
+    steps.value = "64";
+    steps.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(model.get("steps")).toBe(64);
+    query<HTMLButtonElement>(el, ".igw-compute-button").click();
+    expect(sends).toHaveBeenLastCalledWith({ type: "compute" });
+    model.set("computing", true);
+    const cancel = query<HTMLButtonElement>(el, ".igw-cancel");
+    expect(cancel.hidden).toBe(false);
+    expect(classes.disabled).toBe(true);
+    cancel.click();
+    expect(sends).toHaveBeenLastCalledWith({ type: "cancel" });
+  });
+
+  it("steps number boxes by ten with PageUp and PageDown, and applies them", () => {
+    const { model, el } = mount();
+    const steps = control<HTMLInputElement>(el, "steps");
+    const page = new KeyboardEvent("keydown", { key: "PageUp", cancelable: true });
+    steps.dispatchEvent(page);
+    expect(page.defaultPrevented).toBe(true);
+    expect(model.get("steps")).toBe(60);
+    steps.dispatchEvent(new KeyboardEvent("keydown", { key: "PageDown" }));
+    steps.dispatchEvent(new KeyboardEvent("keydown", { key: "PageDown" }));
+    expect(model.get("steps")).toBe(40);
+  });
+
+  it("keeps a refused value visible and marked, with its message, until corrected", () => {
+    const { model, el } = mount();
+    const steps = control<HTMLInputElement>(el, "steps");
+    change(steps, "0");
+    // The kernel refuses: it restores the old value and says why.
+    model.set("steps", 50);
+    model.set("error", "steps: expected an integer >= 1, got 0");
+    expect(steps.value).toBe("0");
+    expect(steps.getAttribute("aria-invalid")).toBe("true");
+    const message = document.getElementById(
+      (steps.getAttribute("aria-describedby") ?? "").split(" ")[1],
+    );
+    expect(message?.textContent).toBe("steps: expected an integer >= 1, got 0");
+    // Shown at the field, not again in the message area.
+    expect(query<HTMLElement>(el, ".igw-error").hidden).toBe(true);
+    // Another change clears the kernel's error; the refused value stays marked.
+    change(control<HTMLSelectElement>(el, "baseline"), "white");
+    model.set("error", "");
+    expect(steps.value).toBe("0");
+    expect(steps.getAttribute("aria-invalid")).toBe("true");
+    // Corrected: accepted, unmarked.
+    change(steps, "12");
+    model.set("error", "");
+    expect(model.get("steps")).toBe(12);
+    expect(steps.value).toBe("12");
+    expect(steps.hasAttribute("aria-invalid")).toBe(false);
+    expect(message?.hidden).toBe(true);
+  });
+
+  it("offers auto steps only with the rules that take them", () => {
+    const { model, el } = mount();
+    const auto = control<HTMLInputElement>(el, "auto steps");
+    const method = control<HTMLSelectElement>(el, "method");
+    const steps = control<HTMLInputElement>(el, "steps");
+    auto.checked = true;
+    auto.dispatchEvent(new Event("change"));
+    expect(model.get("steps")).toBe("auto");
+    expect(steps.disabled).toBe(true);
+    // While auto is on, only trapezoid can be chosen.
+    const offered = [...method.options].filter((o) => !o.disabled).map((o) => o.value);
+    expect(offered).toEqual(["trapezoid"]);
+    // Off again: the steps box shows the number that will be used.
+    auto.checked = false;
+    auto.dispatchEvent(new Event("change"));
+    expect(model.get("steps")).toBe(50);
+    expect(steps.value).toBe("50");
+    change(method, "gausslegendre");
+    expect(auto.disabled).toBe(true);
+    const hint = document.getElementById(
+      (auto.getAttribute("aria-describedby") ?? "").split(" ")[0],
+    );
+    expect(hint?.textContent).toBe("only with trapezoid");
+  });
+
+  it("disables runs, saying why, for baselines that are the same every run", () => {
+    const { el } = mount();
+    const runs = control<HTMLInputElement>(el, "runs");
+    expect(runs.disabled).toBe(true);
+    const hint = document.getElementById(
+      (runs.getAttribute("aria-describedby") ?? "").split(" ")[0],
+    );
+    expect(hint?.textContent).toBe("no effect: only uniform baselines differ per run");
+    change(control<HTMLSelectElement>(el, "baseline"), "uniform");
+    expect(runs.disabled).toBe(false);
+    expect(hint?.hidden).toBe(true);
+  });
+
+  it("dims the panels while computing and says what is coming", () => {
+    const { model, el } = mount();
+    const note = query<HTMLElement>(el, ".igw-busy-note");
+    expect(note.hidden).toBe(true);
+    model.set("target", 4);
+    model.set("computing", true);
+    model.set("progress", [12, 51]);
+    const grid = query(el, ".igw-panels");
+    expect(grid.classList.contains("igw-busy")).toBe(true);
+    expect(grid.getAttribute("aria-busy")).toBe("true");
+    expect(note.textContent).toBe(
+      `Computing “${HOSTILE}” (50 steps, black baseline, trapezoid); ` +
+        "the panels show “tabby cat” until it is done.",
+    );
+    expect(query(el, ".igw-progress-text").textContent).toBe("12 / 51 points");
+    model.set("computing", false);
+    expect(grid.classList.contains("igw-busy")).toBe(false);
+    expect(note.hidden).toBe(true);
+    model.set("stale", true);
+    expect(query<HTMLElement>(el, ".igw-stale").hidden).toBe(false);
+  });
+
+  it("enlarges a panel with its button or a click, and back", () => {
+    const { el, canvases } = mount();
+    const figure = query(el, ".igw-panel-ig");
+    const enlarge = query<HTMLButtonElement>(figure, ".igw-enlarge");
+    expect(enlarge.getAttribute("aria-label")).toBe("Enlarge Integrated gradients");
+    enlarge.click();
+    expect(figure.classList.contains("igw-panel-large")).toBe(true);
+    expect(enlarge.getAttribute("aria-pressed")).toBe("true");
+    expect(enlarge.getAttribute("aria-label")).toBe("Shrink Integrated gradients");
+    canvases[2].click();
+    expect(figure.classList.contains("igw-panel-large")).toBe(false);
+  });
+
+  it("disables computing in the standalone view", () => {
+    const model = new LocalModel(makeState());
+    const el = document.createElement("div");
+    mountView(model, el, { computeEnabled: false });
+    expect(query<HTMLFieldSetElement>(el, "fieldset.igw-compute").disabled).toBe(true);
+    expect(query<HTMLSelectElement>(el, "select.igw-class").disabled).toBe(true);
+    expect(query<HTMLInputElement>(el, "input.igw-clip-above").disabled).toBe(false);
+  });
+
+  it("marks every control so that notebook shortcuts leave its keys alone", () => {
+    const { el } = mount();
+    const focusable = [...el.querySelectorAll<HTMLElement>("input, select, button")];
+    expect(focusable.length).toBeGreaterThan(15);
+    for (const node of focusable) {
+      expect(node.dataset.lmSuppressShortcuts).toBe("true");
+    }
+  });
+});
+
+describe("helpers", () => {
+  it("parses the steps box", () => {
+    expect(parseSteps(" 64 ")).toBe(64);
+    expect(parseSteps("auto")).toBe("auto");
+    expect(parseSteps("1e3")).toBe("1e3");
+  });
+
+  it("formats signed values", () => {
+    expect(formatSigned(0)).toBe("0");
+    expect(formatSigned(0.5)).toBe("+0.500");
+    expect(formatSigned(-2.5e-5)).toBe("-2.50e-5");
+  });
+});

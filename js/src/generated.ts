@@ -120,6 +120,7 @@ export interface WidgetState {
   classes: [number, string, number][];
   clip_above_percentile: number;
   clip_below_percentile: number;
+  compute_enabled: boolean;
   computing: boolean;
   display_size: [number, number];
   error: string;

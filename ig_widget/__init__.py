@@ -1,10 +1,13 @@
 """ig-widget: Integrated Gradients for image classifiers, as a live Jupyter widget.
 
 The engine (``integrated_gradients``, ``integrated_gradients_batch``,
-``gradients``, ``IGOptions``) and the renderer (``render``, ``plot``): importing
-the package loads only NumPy. SciPy, matplotlib, the model's framework, the
-widget stack (anywidget, ipywidgets) and the demo load on first use, so the
-engine runs in plain scripts and on machines without Jupyter.
+``gradients``, ``IGOptions``), the other attribution methods (``smoothgrad``,
+``expected_gradients``, ``blur_ig``, ``guided_ig``, ``xrai``), the
+faithfulness curves (``insertion_deletion``) and the renderer (``render``,
+``plot``): importing the package loads only NumPy. SciPy, matplotlib, the
+model's framework, the widget stack (anywidget, ipywidgets) and the demo load
+on first use, so the engine runs in plain scripts and on machines without
+Jupyter.
 
 TensorFlow's C++ start-up lines (CUDA probing, CPU features, oneDNN) would
 print above every widget: unless ``TF_CPP_MIN_LOG_LEVEL`` is set already,
@@ -23,6 +26,17 @@ from .engine import (
     integrated_gradients,
     integrated_gradients_batch,
 )
+from .explainers import (
+    EXPLAINERS,
+    AttributionResult,
+    XRAIResult,
+    blur_ig,
+    expected_gradients,
+    guided_ig,
+    smoothgrad,
+    xrai,
+)
+from .faithfulness import InsertionDeletionResult, insertion_deletion
 from .frameworks import quiet_tensorflow_startup
 from .options import IGOptions
 
@@ -48,23 +62,33 @@ _LAZY = {
 }
 
 __all__ = [
+    "EXPLAINERS",
+    "AttributionResult",
     "ComputationCancelled",
     "DatasetResult",
     "Gallery",
     "IGOptions",
     "IGResult",
     "IGWidget",
+    "InsertionDeletionResult",
     "ModelFactory",
     "RayExecutor",
+    "XRAIResult",
+    "blur_ig",
     "demo",
+    "expected_gradients",
     "explain_dataset",
     "gradients",
+    "guided_ig",
+    "insertion_deletion",
     "integrated_gradients",
     "integrated_gradients_batch",
     "keras_application",
     "open_dataset",
     "plot",
     "render",
+    "smoothgrad",
+    "xrai",
 ]
 
 

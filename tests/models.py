@@ -72,3 +72,42 @@ def seeded_weights(model: keras.Model, seed: int = 0) -> list[np.ndarray]:
         scale = (3.0 if i == len(shapes) - 2 else 1.0) / np.sqrt(np.prod(shape[:-1]))
         weights.append(rng.normal(0, scale, shape).astype(np.float32))
     return weights
+
+
+def torch_cnn(seed: int = 0):
+    """A channels-first PyTorch CNN, as torchvision and Captum users have, with logits
+    wide apart; it takes (N, C, H, W) in -1..1 (see ``channels_first``)."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3),
+        torch.nn.Tanh(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 8, 3),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),
+    )
+    with torch.no_grad():
+        model[-1].weight.mul_(10)
+    return model
+
+
+def channels_first(batch):
+    """The engine's ``preprocess`` for ``torch_cnn``: raw (N, H, W, C) to (N, C, H, W) in -1..1."""
+    return batch.permute(0, 3, 1, 2) / 127.5 - 1
+
+
+class CountingModel:
+    """Wraps a model and counts batches, to prove validation happens first."""
+
+    def __init__(self, model):
+        self.model = model
+        self.inputs = model.inputs  # so the engine can check the declared input shape
+        self.calls = 0
+
+    def __call__(self, batch):
+        self.calls += 1
+        return self.model(batch)

@@ -1,10 +1,8 @@
 """The JAX and PyTorch backends: parity with TensorFlow, plain torch.nn.Module models,
 bfloat16, out-of-memory detection, the memory rule, and running without TensorFlow.
 
-Keras fixes its backend at import, so each Keras backend runs in its own
-subprocess (all three at once) on the same weights and image; the parent
-compares what they return. The JAX and PyTorch subprocesses block the
-``tensorflow`` import, as on a GPU machine that has no TensorFlow.
+Each Keras backend runs in its own subprocess (``tests.keras_backends``) on the
+same weights and image; the parent compares what they return.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,27 +21,10 @@ from ig_widget.backends import backend_for
 from ig_widget.baselines import make_baselines
 from ig_widget.quadrature import integration_points
 
-from .models import random_image
+from .keras_backends import BLOCK_TENSORFLOW, KERAS_BACKENDS, ROOT, run_per_backend
+from .models import channels_first, random_image, torch_cnn
 
-ROOT = Path(__file__).resolve().parent.parent
-KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 IG_ARGS = {"steps": 16, "runs": 2, "baseline": "uniform", "seed": 3, "target": 1, "batch_size": 5}
-# Makes `import tensorflow` fail as if it were not installed. It answers
-# find_spec probes (torch._dynamo makes some) with a spec that has no origin,
-# and fails at load. Putting None into sys.modules would not do: Keras takes
-# the key's presence for a loaded TensorFlow.
-BLOCK_TENSORFLOW = """
-import importlib.machinery, sys
-class BlockTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            return importlib.machinery.ModuleSpec(name, self)
-    def create_module(self, spec):
-        raise ModuleNotFoundError(f"No module named {spec.name!r} (blocked)", name=spec.name)
-    def exec_module(self, module):
-        pass
-sys.meta_path.insert(0, BlockTensorFlow())
-"""
 # Running Keras layers in bfloat16 (8 bits of mantissa) moves attributions by a
 # few per cent of their norm on a small CNN; float32 differences are ~1e-6.
 BF16_TOLERANCE = 0.05
@@ -99,25 +79,7 @@ np.savez(
 
 @pytest.fixture(scope="module")
 def per_backend(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("backends")
-    children = {}
-    for name in KERAS_BACKENDS:
-        code = (BLOCK_TENSORFLOW if name != "tensorflow" else "") + CHILD
-        env = {**os.environ, "KERAS_BACKEND": name, "PYTHONPATH": str(ROOT)}
-        children[name] = subprocess.Popen(
-            [sys.executable, "-c", code, str(folder / f"{name}.npz")],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    results = {}
-    for name, child in children.items():
-        output, _ = child.communicate(timeout=300)
-        assert child.returncode == 0, f"{name} subprocess failed:\n{output[-3000:]}"
-        results[name] = dict(np.load(folder / f"{name}.npz"))
-    return results
+    return run_per_backend(CHILD, tmp_path_factory.mktemp("backends"))
 
 
 @pytest.mark.slow
@@ -189,28 +151,6 @@ def test_without_tensorflow_plain_torch_module_and_import(tmp_path):
 # --- plain torch.nn.Module models, in this process -------------------------------
 
 
-def _torch_cnn(seed: int = 0) -> torch.nn.Module:
-    """A channels-first CNN, as torchvision and Captum users have, with logits wide apart."""
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3),
-        torch.nn.Tanh(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(8, 8, 3),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(8, 4),
-    )
-    with torch.no_grad():
-        model[-1].weight.mul_(10)
-    return model
-
-
-def _channels_first(batch: torch.Tensor) -> torch.Tensor:
-    return batch.permute(0, 3, 1, 2) / 127.5 - 1
-
-
 def _torch_loop_ig(model, image, baselines, target, method, steps):
     """One point per forward/backward pass, written directly in PyTorch."""
     alphas, weights = integration_points(method, steps)
@@ -220,7 +160,7 @@ def _torch_loop_ig(model, image, baselines, target, method, steps):
         for alpha, weight in zip(alphas, weights, strict=True):
             point = torch.tensor((start + alpha * (image - start))[None].astype(np.float32))
             point.requires_grad_(True)
-            model(_channels_first(point))[0, target].backward()
+            model(channels_first(point))[0, target].backward()
             grad_sum += weight * point.grad.numpy()[0]
         total += (image - start) * grad_sum
     return total / len(baselines)
@@ -228,31 +168,31 @@ def _torch_loop_ig(model, image, baselines, target, method, steps):
 
 @pytest.mark.parametrize("method", ["trapezoid", "gausslegendre"])
 def test_torch_module_matches_a_hand_written_loop(method):
-    model, image = _torch_cnn(), random_image()
+    model, image = torch_cnn(), random_image()
     res = igw.integrated_gradients(
-        model, image, method=method, preprocess=_channels_first, **IG_ARGS
+        model, image, method=method, preprocess=channels_first, **IG_ARGS
     )
     baselines = make_baselines(image, "uniform", 2, seed=3)
     expected = _torch_loop_ig(model, image, baselines, 1, method, 16)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(res.attributions, expected, rtol=1e-4, atol=1e-4 * scale)
     with torch.no_grad():
-        scores = model(_channels_first(torch.tensor(image[None])))[0].numpy()
+        scores = model(channels_first(torch.tensor(image[None])))[0].numpy()
     np.testing.assert_allclose(res.scores, scores, rtol=1e-5)
     point = torch.tensor(image[None], requires_grad=True)
-    model(_channels_first(point))[0, 1].backward()
+    model(channels_first(point))[0, 1].backward()
     expected_gradient = point.grad.numpy()[0]
     np.testing.assert_allclose(
         res.gradients, expected_gradient, rtol=1e-5, atol=1e-5 * np.abs(expected_gradient).max()
     )
-    assert backend_for(model, _channels_first).device == torch.device("cpu")
+    assert backend_for(model, channels_first).device == torch.device("cpu")
 
 
 def test_torch_module_completeness():
     # (From black, this network's score barely changes, which makes the relative
     # error meaningless; white gives a gap of 0.7.)
     res = igw.integrated_gradients(
-        _torch_cnn(), random_image(), steps=100, baseline="white", preprocess=_channels_first
+        torch_cnn(), random_image(), steps=100, baseline="white", preprocess=channels_first
     )
     assert res.delta < 0.01
     assert abs(res.score - res.baseline_scores[0]) > 0.5
@@ -296,10 +236,10 @@ def test_torch_module_runs_in_eval_mode_and_keeps_its_mode():
 
 
 def test_torch_module_bfloat16_uses_autocast_and_stays_close():
-    model, image = _torch_cnn(), random_image()
-    full = igw.integrated_gradients(model, image, preprocess=_channels_first, **IG_ARGS)
+    model, image = torch_cnn(), random_image()
+    full = igw.integrated_gradients(model, image, preprocess=channels_first, **IG_ARGS)
     half = igw.integrated_gradients(
-        model, image, preprocess=_channels_first, precision="bfloat16", **IG_ARGS
+        model, image, preprocess=channels_first, precision="bfloat16", **IG_ARGS
     )
     assert half.attributions.dtype == np.float32
     assert 0 < _relative_error(half.attributions, full.attributions) < BF16_TOLERANCE
@@ -308,8 +248,8 @@ def test_torch_module_bfloat16_uses_autocast_and_stays_close():
 
 
 def test_torch_out_of_memory_is_detected_and_halves_the_batch():
-    model, image = _torch_cnn(), random_image()
-    backend = backend_for(model, _channels_first)
+    model, image = torch_cnn(), random_image()
+    backend = backend_for(model, channels_first)
     try:
         torch.empty(2**46)
     except RuntimeError as exc:
@@ -319,7 +259,7 @@ def test_torch_out_of_memory_is_detected_and_halves_the_batch():
     assert backend.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"))
     assert not backend.is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 
-    reference = igw.integrated_gradients(model, image, steps=30, preprocess=_channels_first)
+    reference = igw.integrated_gradients(model, image, steps=30, preprocess=channels_first)
     original = backend.gradient_sums
     seen = []
 
@@ -332,7 +272,7 @@ def test_torch_out_of_memory_is_detected_and_halves_the_batch():
     backend.gradient_sums = flaky
     try:
         res = igw.integrated_gradients(
-            model, image, steps=30, batch_size=31, preprocess=_channels_first
+            model, image, steps=30, batch_size=31, preprocess=channels_first
         )
     finally:
         del backend.gradient_sums

@@ -13,22 +13,9 @@ from PIL import Image
 
 import ig_widget as igw
 
-from .models import random_image, tiny_cnn
+from .models import CountingModel, random_image, tiny_cnn
 
 IMAGE = random_image()
-
-
-class CountingModel:
-    """Wraps a model and counts batches, to prove validation happens first."""
-
-    def __init__(self, model):
-        self.model = model
-        self.inputs = model.inputs  # so the engine can check the declared input shape
-        self.calls = 0
-
-    def __call__(self, batch):
-        self.calls += 1
-        return self.model(batch)
 
 
 @pytest.fixture(scope="module")

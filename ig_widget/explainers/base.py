@@ -1,0 +1,134 @@
+"""What every explainer shares: its result, its input checks and its one forward pass.
+
+An explainer is one small function (``smoothgrad``, ``blur_ig``, ...) that
+checks its own parameters, calls ``start`` (the shared options checked, the
+model run once at the image, the target resolved), builds the points it
+needs and runs them through the engine's point-set evaluator
+(``ig_widget.points``), which owns batching, progress, cancellation,
+out-of-memory halving and the checks on the model's output. Adding a method
+means writing its points and its arithmetic, nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine import IGResult, PreparedInput, prepare
+from ..options import IGOptions, check_callable
+from ..points import ProgressCallback
+from ..validation import check_number
+
+
+@dataclass(frozen=True, eq=False)
+class AttributionResult:
+    """What one attribution method computed, in the same terms as ``IGResult``.
+
+    Attributes
+    ----------
+    attributions : ndarray, float32, the image's shape (H, W, C)
+        The attribution map, in raw pixel units where the method has them
+        (XRAI: one channel, the value of each pixel's region).
+    explainer : str
+        The method: ``"smoothgrad"``, ``"expected_gradients"``, ``"blur_ig"``,
+        ``"guided_ig"`` or ``"xrai"``.
+    parameters : dict
+        The method's parameters as used (defaults filled in).
+    target : int
+        The explained class.
+    scores : ndarray, (K,)
+        Model output at the image.
+    points_used : int
+        Gradient evaluations (model forward and backward passes, one per point).
+    elapsed_s : float
+        Wall time of the computation.
+    """
+
+    attributions: np.ndarray
+    explainer: str
+    parameters: Mapping[str, Any]
+    target: int
+    scores: np.ndarray
+    points_used: int
+    elapsed_s: float
+
+    @property
+    def score(self) -> float:
+        """Model output for the target class at the image."""
+        return float(self.scores[self.target])
+
+
+@dataclass
+class Started:
+    """An explainer's checked input: the prepared image, the options, the target."""
+
+    prepared: PreparedInput
+    options: IGOptions
+    target: int
+    progress: ProgressCallback | None
+    began: float = field(default_factory=time.perf_counter)
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.prepared.image
+
+    def result(
+        self,
+        attributions: np.ndarray,
+        explainer: str,
+        parameters: Mapping[str, Any],
+        points_used: int,
+        result_type: type[AttributionResult] = AttributionResult,
+        **extra: Any,
+    ) -> Any:
+        """The result, timed from the start of the checks."""
+        return result_type(
+            attributions=np.asarray(attributions, np.float32),
+            explainer=explainer,
+            parameters=dict(parameters),
+            target=self.target,
+            scores=self.prepared.scores,
+            points_used=int(points_used),
+            elapsed_s=time.perf_counter() - self.began,
+            **extra,
+        )
+
+
+def start(model: Any, image: Any, options: IGOptions, progress: ProgressCallback | None) -> Started:
+    """Run the model once at the image and resolve the target.
+
+    ``options`` (an ``IGOptions``: the options explainers share with
+    ``integrated_gradients`` have its names and messages) is built, and
+    every parameter of the method checked, before: this is the first heavy
+    step.
+    """
+    began = time.perf_counter()
+    check_callable("progress", progress)
+    prepared = prepare(model, image, options)
+    return Started(prepared, options, prepared.target_index(options.target), progress, began)
+
+
+def check_fraction(name: str, value: Any, *, open_low: bool = False) -> float:
+    """A number in [0, 1] (``open_low``: in (0, 1]), or raise naming ``name``.
+
+    Examples
+    --------
+    >>> check_fraction("noise", 0.15)
+    0.15
+    >>> check_fraction("fraction", 0.0, open_low=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: fraction: expected a number in (0, 1], got 0.0
+    """
+    value = check_number(name, value, low=0.0, high=1.0)
+    if open_low and value == 0.0:
+        raise ValueError(f"{name}: expected a number in (0, 1], got {value}")
+    return value
+
+
+# An attribution method's function (integrated_gradients returns an IGResult).
+Explainer = Callable[..., "AttributionResult | IGResult"]

@@ -97,6 +97,28 @@ def test_each_image_equals_a_single_integrated_gradients_call(model, data, refer
     assert table["source"].tolist() == [f"array[{i}]" for i in range(COUNT)]
 
 
+def test_insertion_and_deletion_areas_as_columns(model, data, tmp_path):
+    images = data[0][:4]
+    result = igw.explain_dataset(
+        model, images, steps=STEPS, chunk_size=CHUNK, store=tmp_path / "s", progress=False,
+        insertion_deletion_steps=8,
+    )  # fmt: skip
+    table = result.table
+    assert list(table.columns[-2:]) == ["insertion_auc", "deletion_auc"]
+    for index, image in enumerate(images):
+        curves = igw.insertion_deletion(model, image, result[index], steps=8)
+        assert table.loc[index, "insertion_auc"] == pytest.approx(curves.insertion_auc, rel=1e-5)
+        assert table.loc[index, "deletion_auc"] == pytest.approx(curves.deletion_auc, rel=1e-5)
+    reopened = igw.open_dataset(tmp_path / "s").table
+    pd.testing.assert_frame_equal(reopened, table)
+    with pytest.raises(ValueError, match=r"store: .* insertion_deletion_steps=8, this one has"):
+        igw.explain_dataset(model, images, steps=STEPS, chunk_size=CHUNK, store=tmp_path / "s",
+                            progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"insertion_deletion_steps: expected an integer <= 256"):
+        igw.explain_dataset(model, images, steps=STEPS, store=tmp_path / "t", progress=False,
+                            insertion_deletion_steps=300)  # fmt: skip
+
+
 def test_every_input_kind_gives_the_same_results(model, data, reference, tmp_path):
     import tensorflow as tf
     import torch
@@ -267,6 +289,7 @@ def test_bad_input_is_refused_before_any_work(model, data, tmp_path):
         (dict(chunk_size=0), ValueError, "chunk_size: expected an integer >= 1"),
         (dict(progress="yes"), TypeError, "progress: expected True, False or a callable"),
         (dict(store=3), TypeError, "store: expected a path or URI"),
+        (dict(insertion_deletion_steps=0), ValueError, "insertion_deletion_steps: expected an"),
     ]
     for options, error, message in cases:
         with pytest.raises(error, match=message):

@@ -2,9 +2,11 @@
 
 Each column is a ``Column``: a name, a pandas dtype, a sentence for the
 documentation and a function of the ``Explained`` image (its item, its
-``IGResult``, the model and preprocess that computed it). The table of
+``IGResult``, the model and preprocess that computed it, and its insertion
+and deletion curves when they were asked for). The table of
 ``explain_dataset`` has the columns of ``COLUMNS`` (those with
-``needs_masks`` only when masks were given), in that order. A new per-image
+``needs_masks`` only when masks were given, those with ``needs_curves``
+only with ``insertion_deletion_steps``), in that order. A new per-image
 measure is one more ``Column`` in ``COLUMNS``: it is computed by whichever
 executor runs the image (local or a Ray worker), stored in the Parquet table,
 sortable and filterable in the gallery. Stores written before it existed
@@ -21,6 +23,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ..engine import IGResult
+    from ..faithfulness import InsertionDeletionResult
     from .sources import Item
 
 
@@ -32,6 +35,7 @@ class Explained:
     result: IGResult
     model: Any
     preprocess: Callable[[Any], Any] | None
+    curves: InsertionDeletionResult | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Column:
     description: str
     value: Callable[[Explained], Any]
     needs_masks: bool = False
+    needs_curves: bool = False
 
 
 def positive_attribution(result: IGResult) -> np.ndarray:
@@ -66,6 +71,11 @@ def mask_share(explained: Explained) -> float:
     if total <= 0:
         return float("nan")
     return float(positive[explained.item.mask].sum() / total)
+
+
+def _curves(explained: Explained) -> InsertionDeletionResult:
+    assert explained.curves is not None  # the column exists only with curves
+    return explained.curves
 
 
 def _correct(explained: Explained) -> Any:
@@ -116,21 +126,45 @@ COLUMNS: tuple[Column, ...] = (
         lambda e: float(np.mean(np.asarray(e.item.mask))),
         needs_masks=True,
     ),
+    Column(
+        "insertion_auc",
+        "float64",
+        "Area under the insertion curve of the attributions (igw.insertion_deletion): "
+        "high when the top-attributed pixels alone restore the score.",
+        lambda e: _curves(e).insertion_auc,
+        needs_curves=True,
+    ),
+    Column(
+        "deletion_auc",
+        "float64",
+        "Area under the deletion curve: low when deleting the top-attributed pixels "
+        "destroys the score first.",
+        lambda e: _curves(e).deletion_auc,
+        needs_curves=True,
+    ),
 )
 
 
-def columns_for(has_masks: bool, names: tuple[str, ...] | None = None) -> tuple[Column, ...]:
+def columns_for(
+    has_masks: bool, names: tuple[str, ...] | None = None, has_curves: bool = False
+) -> tuple[Column, ...]:
     """The columns of a table: those of ``COLUMNS`` that apply, or those ``names``.
 
     Examples
     --------
     >>> [c.name for c in columns_for(False)][:3]
     ['source', 'label', 'predicted']
+    >>> [c.name for c in columns_for(False, has_curves=True)][-2:]
+    ['insertion_auc', 'deletion_auc']
     """
     if names is not None:
         known = {column.name: column for column in COLUMNS}
         return tuple(known[name] for name in names if name in known)
-    return tuple(column for column in COLUMNS if has_masks or not column.needs_masks)
+    return tuple(
+        column
+        for column in COLUMNS
+        if (has_masks or not column.needs_masks) and (has_curves or not column.needs_curves)
+    )
 
 
 def table_rows(explained: list[Explained], columns: tuple[Column, ...]) -> Any:

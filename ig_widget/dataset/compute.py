@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import engine
 from ..engine import IGResult
+from ..faithfulness import InsertionDeletionResult, insertion_deletion
 from ..options import IGOptions
 from ..quadrature import integration_points
 from ..validation import check_choice
@@ -118,6 +119,8 @@ class Computation:
     store_path: str
     layout: Layout
     has_masks: bool
+    # Steps of the insertion and deletion curves of every image; None: none.
+    curve_steps: int | None = None
     _resolved: Any = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
@@ -166,10 +169,32 @@ class Computation:
         results = self.explain(items)
         self.store.write_arrays(items[0].index, self.arrays(items, results))
         explained = [
-            Explained(item, result, self.resolved_model, self.options.preprocess)
+            Explained(
+                item,
+                result,
+                self.resolved_model,
+                self.options.preprocess,
+                self.curves(item, result),
+            )
             for item, result in zip(items, results, strict=True)
         ]
         return table_rows(explained, columns_for(self.has_masks, self.layout.columns))
+
+    def curves(self, item: Item, result: IGResult) -> InsertionDeletionResult | None:
+        """The image's insertion and deletion curves, when the run asks for them."""
+        if self.curve_steps is None:
+            return None
+        options = self.options
+        return insertion_deletion(
+            self.resolved_model,
+            item.image,
+            result,
+            steps=self.curve_steps,
+            preprocess=options.preprocess,
+            batch_size=options.batch_size,
+            pixel_range=options.pixel_range,
+            precision=options.precision,
+        )
 
     def arrays(self, items: list[Item], results: list[IGResult]) -> dict[str, np.ndarray]:
         """The store's array rows for these images."""

@@ -35,9 +35,11 @@ class DatasetResult:
         self._manifest = self._store.manifest()
         layout = self._manifest.get("layout")
         self._layout = None if layout is None else Layout.from_json(layout)
-        has_masks = bool(self._manifest["options"]["masks"])
+        options = self._manifest["options"]
         self._columns = columns_for(
-            has_masks, None if self._layout is None else self._layout.columns
+            bool(options["masks"]),
+            None if self._layout is None else self._layout.columns,
+            has_curves=bool(options.get("insertion_deletion_steps")),
         )
         self._table = self._store.read_table(self._columns)
 

@@ -19,7 +19,6 @@ from typing import Any
 import anywidget
 import numpy as np
 import traitlets
-from ipywidgets import widget_serialization
 
 from ..render import RENDER_DEFAULTS, validate_render_options
 from ..validation import as_image, check_choice
@@ -129,7 +128,8 @@ class Gallery(anywidget.AnyWidget):
     class_names: traitlets.List[str] = traitlets.List().tag(sync=True)
     thumbnail_size = traitlets.List([0, 0]).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
-    detail = traitlets.Instance(IGWidget, allow_none=True).tag(sync=True, **widget_serialization)
+    # Sent as anywidget's "anywidget:<model id>" reference, which host.getWidget reads.
+    detail = anywidget.WidgetTrait().tag(sync=True)
     live = traitlets.Bool(False).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
 

@@ -578,7 +578,7 @@ export function mountGallery(
     sortSelect.value = model.get("sort_by");
     directionButton.textContent = model.get("descending") ? "↓ high first" : "↑ low first";
     directionButton.title = "Reverse the order";
-    const filters = model.get("filters");
+    const filters = currentView().filters;
     const hasCorrect = columns.some(([name]) => name === "correct");
     wrongLabel.hidden = !hasCorrect;
     wrongToggle.checked = filters.some(
@@ -650,21 +650,26 @@ export function mountGallery(
   };
 
   // -- user input ---------------------------------------------------------------------------
-  const sendView = (changes: Partial<Pick<GalleryState, "sort_by" | "descending" | "filters">>) => {
-    model.send({
-      type: "view",
+  // The view asked for last: a second change made before the kernel answers
+  // the first builds on it, not on the state the kernel has sent so far.
+  type View = Pick<GalleryState, "sort_by" | "descending" | "filters">;
+  let requestedView: View | null = null;
+  const currentView = (): View =>
+    requestedView ?? {
       sort_by: model.get("sort_by"),
       descending: model.get("descending"),
       filters: model.get("filters"),
-      ...changes,
-    });
+    };
+  const sendView = (changes: Partial<View>) => {
+    requestedView = { ...currentView(), ...changes };
+    model.send({ type: "view", ...requestedView });
   };
   on(sortSelect, "change", () => sendView({ sort_by: sortSelect.value }));
-  on(directionButton, "click", () => sendView({ descending: !model.get("descending") }));
+  on(directionButton, "click", () => sendView({ descending: !currentView().descending }));
   on(wrongToggle, "change", () => {
-    const others = model
-      .get("filters")
-      .filter(([column, operator]) => !(column === "correct" && operator === "=="));
+    const others = currentView().filters.filter(
+      ([column, operator]) => !(column === "correct" && operator === "=="),
+    );
     sendView({ filters: wrongToggle.checked ? [...others, ["correct", "==", false]] : others });
   });
   on(filterColumn, "change", showFilterInputs);
@@ -684,7 +689,7 @@ export function mountGallery(
         filterValue.value.trim() !== "" && Number.isFinite(number) ? number : filterValue.value;
     }
     sendView({
-      filters: [...model.get("filters"), [filterColumn.value, filterOperator.value, value]],
+      filters: [...currentView().filters, [filterColumn.value, filterOperator.value, value]],
     });
     filterValue.value = "";
   };
@@ -759,6 +764,13 @@ export function mountGallery(
   for (const key of ["columns", "sort_by", "descending", "filters", "order", "total"]) {
     listen(`change:${key}`, showView);
   }
+  // The kernel answers every view message with a new order, or with an error.
+  listen("change:order", () => {
+    requestedView = null;
+  });
+  listen("change:error", () => {
+    requestedView = null;
+  });
   listen("change:class_names", () => {
     showView();
     for (const cell of cells) {

@@ -1,4 +1,4 @@
-"""The four notebooks execute headlessly, offline, and show what they claim to show."""
+"""The notebooks execute headlessly, offline, and show what they claim to show."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ NAMES = (
     "reference_walkthrough",
     "how_integrated_gradients_work",
     "finding_a_shortcut",
+    "auditing_a_dataset",
 )
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # The shortcut notebook under test: smaller, still a real training run.
@@ -30,6 +31,10 @@ SHORTCUT_RESULTS = (
     "mark_area",
     "object_area",
 )
+
+# The audit under test: a smaller training run and audit, the same steps.
+AUDIT_PARAMETERS = "N_TRAIN = 2000\nEPOCHS = 2\nN_AUDIT = 120\nSEED = 0"
+AUDIT_RESULTS = ("accuracy", "follows_mark", "mark_share", "mark_area", "wrong_mark")
 
 
 def read(name: str) -> nbformat.NotebookNode:
@@ -146,3 +151,25 @@ def test_finding_a_shortcut_trains_and_exposes_the_mark():
     assert results["follows_mark"] >= 0.7
     assert results["accuracy_with_wrong_marks"] <= 0.3
     assert count(notebook, WIDGET_VIEW) == 1
+
+
+@pytest.mark.slow
+def test_auditing_a_dataset_finds_the_shortcut():
+    notebook = read("auditing_a_dataset")
+    parameters = [c for c in notebook.cells if c.source.lstrip().startswith("N_TRAIN =")]
+    assert len(parameters) == 1
+    parameters[0].source = AUDIT_PARAMETERS
+    report = "import json\nprint(json.dumps({" + ", ".join(f"{n!r}: {n}" for n in AUDIT_RESULTS)
+    notebook.cells.append(nbformat.v4.new_code_cell(report + "}))"))
+    execute(notebook, timeout=600)
+    results = json.loads(notebook.cells[-1].outputs[0]["text"])
+    print("\naudit notebook (reduced):", results)
+    # The attribution crowds onto the mark, far beyond its share of the pixels...
+    assert results["mark_share"] > 10 * results["mark_area"]
+    # ...the model answers the mark, and its mistakes are the images with another class's mark.
+    assert results["follows_mark"] >= 0.9
+    assert results["wrong_mark"] >= 0.8
+    gallery = next(c for c in notebook.cells if c.source.startswith("gallery = igw.Gallery("))
+    assert count_in(gallery, WIDGET_VIEW) == 1
+    # The progress bar and the gallery are widgets; nothing else is.
+    assert count(notebook, WIDGET_VIEW) == 2

@@ -7,6 +7,9 @@ Sections, each printed as a Markdown table:
   51 points with 1 and 2 uniform baselines (``benchmarks.speed``);
 - memory: the automatic batch for a 1024x1024 image through Xception
   (``benchmarks.memory``);
+- batching: the widget against the engine on one computation, the tuned batch
+  against a fixed 64 on MobileNetV2, 10,000 uniform baselines
+  (``benchmarks.batching``);
 - steps: points for ``delta <= 1%`` on the demo model, fixed grids against
   ``steps="auto"`` (``benchmarks.steps``);
 - render: ``igw.render`` and the browser redraw (``benchmarks.bench_render``).
@@ -33,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Repeats per model: enough for a stable median where a run is cheap.
 REPEATS = {"small_cnn": 9, "mobilenetv2": 5, "xception": 3}
 QUICK_SIZES = {"small_cnn": 64, "mobilenetv2": 96, "xception": 71}
-SECTIONS = ("speed", "memory", "steps", "render")
+SECTIONS = ("speed", "memory", "batching", "steps", "render")
 METHODS = ("loop", "engine", "floor")
 
 
@@ -113,6 +116,25 @@ def memory_table(rows: list[dict[str, Any]]) -> str:
                 f"{r['auto_s_per_point']:.1f}",
                 f"{r['one_peak_gib']:.2f}",
                 f"{r['auto_peak_gib']:.2f}",
+            ]
+            for r in rows
+        ],
+    )
+
+
+def batching_table(rows: list[dict[str, Any]]) -> str:
+    header = ["case", "model", "size", "points", "batch (tuned / limit)", "seconds", "peak MiB"]
+    return markdown_table(
+        header,
+        [
+            [
+                r["case"],
+                r["model"],
+                f"{r['size']}x{r['size']}",
+                f"{r['points']:,}",
+                f"{r['batch']} / {r['batch_limit']}" if "batch" in r else "-",
+                _seconds(r["seconds"]),
+                f"{r['peak_mib']:,.0f}",
             ]
             for r in rows
         ],
@@ -227,6 +249,11 @@ def main(argv: list[str] | None = None) -> None:
         emit("\n".join([speed_table(rows), *(["", "Failed:", *failures] if failures else [])]))
     if "memory" in args.sections and not args.quick:
         emit(memory_table(_worker("benchmarks.memory", [], args.backends[0], args.cpu)))
+    if "batching" in args.sections and not args.quick:
+        rows = []
+        for case in ("engine", "widget", "auto", "fixed64", "many_runs"):
+            rows += _worker("benchmarks.batching", ["--case", case], args.backends[0], args.cpu)
+        emit(batching_table(rows))
     if "steps" in args.sections:
         images = ["--images", "10"] if args.quick else []
         emit(steps_table(_worker("benchmarks.steps", images, args.backends[0], args.cpu)[0]))

@@ -425,10 +425,6 @@ class Classifier:
             return targets, np.ones(len(targets))
         return np.zeros_like(targets), np.where(targets == 0, -1.0, 1.0)
 
-    def target_scores(self, raw: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Each row's ``targets`` class score from the model's output rows."""
-        return self.class_scores(raw)[np.arange(len(targets)), targets]
-
 
 def complement_of(model: Any) -> Literal["probability", "logit"]:
     """How a one-column model's other class is scored: ``"probability"`` (1 - p) when

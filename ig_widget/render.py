@@ -307,6 +307,13 @@ def _as_attributions(value: Any, name: str = "attributions") -> np.ndarray:
         )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: contains NaN or infinite values; expected finite numbers")
+    largest = float(np.max(np.abs(array)))
+    if largest > float(np.finfo(np.float32).max):
+        # The maps are float32 (what the browser draws from).
+        raise ValueError(
+            f"{name}: values up to {largest:.3g} exceed float32's range (3.4e38); "
+            "rescale the map first"
+        )
     return array
 
 

@@ -7,16 +7,21 @@ same weights and image; the parent compares what they return.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+import threading
+import time
+import warnings
+import weakref
 
 import numpy as np
 import pytest
 import torch
 
 import ig_widget as igw
-from ig_widget import batching
+from ig_widget import backends, batching
 from ig_widget.backends import backend_for
 from ig_widget.baselines import make_baselines
 from ig_widget.quadrature import integration_points
@@ -24,6 +29,8 @@ from ig_widget.quadrature import integration_points
 from .keras_backends import BLOCK_TENSORFLOW, KERAS_BACKENDS, ROOT, run_per_backend
 from .models import channels_first, random_image, torch_cnn
 
+# steps from 1 to 1000 that the JAX child runs: before buckets, each gave new batch shapes.
+STEP_SAMPLES = [1, 2, 3, 5, 7, 10, 16, 23, 37, 50, 64, 99, 128, 200, 255, 300, 511, 700, 999, 1000]
 IG_ARGS = {"steps": 16, "runs": 2, "baseline": "uniform", "seed": 3, "target": 1, "batch_size": 5}
 # Running Keras layers in bfloat16 (8 bits of mantissa) moves attributions by a
 # few per cent of their norm on a small CNN; float32 differences are ~1e-6.
@@ -46,6 +53,7 @@ from ig_widget.backends import backend_for
 from tests.models import random_image, seeded_weights, tiny_cnn
 
 IG_ARGS = {IG_ARGS!r}
+STEP_SAMPLES = {STEP_SAMPLES!r}
 model = tiny_cnn()
 model.set_weights(seeded_weights(model))
 image = random_image()
@@ -59,6 +67,11 @@ if keras.backend.backend() == "jax":
     compiled["before"] = backend._program._cache_size()
     igw.integrated_gradients(model, image[::-1].copy(), **{{**IG_ARGS, "target": 2}})
     compiled["after"] = backend._program._cache_size()
+    # Any steps from 1 to 1000, automatic batch: a few bucketed batch shapes.
+    fresh = tiny_cnn(seed=5)
+    for steps in STEP_SAMPLES:
+        igw.integrated_gradients(fresh, image, steps=steps)
+    compiled["any_steps"] = backend_for(fresh, None)._program._cache_size()
 np.savez(
     sys.argv[1],
     backend=backend.name,
@@ -127,6 +140,11 @@ def test_jax_does_not_recompile_for_a_new_image_or_target(per_backend):
     # 34 path points and the image's own point: 7 batches of 5, one program.
     assert int(result["before"]) == 1
     assert int(result["after"]) == int(result["before"])
+
+
+def test_jax_compiles_a_few_programs_for_any_steps(per_backend):
+    # Buckets of 8, 16, ..., 256 points (the memory limit of a 16x16 CNN), nothing else.
+    assert int(per_backend["jax"]["any_steps"]) <= 6
 
 
 def test_without_tensorflow_plain_torch_module_and_import(tmp_path):
@@ -233,6 +251,48 @@ def test_torch_module_runs_in_eval_mode_and_keeps_its_mode():
         expected = model(torch.tensor(image[None]))[0].numpy()
     np.testing.assert_allclose(first.scores, expected, rtol=1e-6)
     assert first.delta < 0.01
+
+
+class _Pause(torch.nn.Module):
+    """Sleeps in forward, as a large layer would take time: the other thread runs meanwhile."""
+
+    def forward(self, x):
+        time.sleep(0.005)
+        return x
+
+
+def test_one_module_in_train_mode_used_from_two_threads():
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(48, 64),
+        _Pause(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(64, 3),
+    )
+    image = random_image(size=4)
+    model.eval()
+    reference = igw.integrated_gradients(model, image, steps=16, batch_size=2, target=1)
+    model.train()
+    results, failures = [], []
+
+    def work():
+        try:
+            for _ in range(6):
+                res = igw.integrated_gradients(model, image, steps=16, batch_size=2, target=1)
+                results.append(res.attributions)
+        except Exception as exc:  # reported below; a thread's exception is lost otherwise
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures and len(results) == 12
+    for attributions in results:  # dropout never active during a computation
+        np.testing.assert_allclose(attributions, reference.attributions, rtol=1e-6, atol=1e-9)
+    assert model.training and all(module.training for module in model.modules())
 
 
 def test_torch_module_bfloat16_uses_autocast_and_stays_close():
@@ -354,3 +414,38 @@ def test_memory_limit_is_chosen_once_per_model_and_image_shape(monkeypatch):
     # A new shape is sized from the memory free now.
     smaller = batching.tuner_for(backend, model, image[:32], "gradients")
     assert smaller.limit == batching.batch_size_for(backend, model, image[:32]) < first.limit
+
+
+# --- the cache of compiled programs --------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_preprocess_recreated_per_call_warns_once_and_the_cache_stays_bounded():
+    import tensorflow as tf
+
+    weights = tf.constant(np.random.default_rng(0).normal(size=(48, 3)), tf.float32)
+
+    def model(batch):
+        return tf.reshape(batch, (-1, 48)) @ weights
+
+    image = random_image(size=4)
+    created = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(100):
+            igw.gradients(model, image, preprocess=lambda x: x / 255.0)
+            created.append(weakref.ref(next(reversed(backends._cache[model].values()))))
+    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    assert len(messages) == 1 and messages[0].startswith("preprocess: a new function")
+    assert caught[0].filename == __file__  # points at the caller's line
+    assert len(backends._cache[model]) == backends.BACKENDS_PER_MODEL
+    gc.collect()
+    # Evicted backends (and their traced programs) are freed, not just forgotten.
+    assert sum(ref() is not None for ref in created) <= backends.BACKENDS_PER_MODEL
+    # The same function object is reused without a warning or a new backend.
+    scale = created[-1]()._preprocess
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            igw.gradients(model, image, preprocess=scale)
+    assert created[-1]() is backend_for(model, scale)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import torch
 
 import ig_widget as igw
 from ig_widget.backends import backend_for
@@ -324,3 +326,50 @@ def test_one_image_call_refuses_a_batch_but_takes_a_batch_of_one(cnn, image):
     np.testing.assert_array_equal(
         one.attributions, igw.integrated_gradients(cnn, image, steps=4).attributions
     )
+
+
+# --- a binary classifier with one output column ------------------------------------------
+
+
+def _binary_cnn(activation):
+    keras.utils.set_random_seed(2)
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Rescaling(1 / 127.5, offset=-1),
+            keras.layers.Conv2D(4, 3, activation="tanh"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, activation=activation),
+        ]
+    )
+
+
+@pytest.mark.parametrize(("activation", "complement"), [("sigmoid", "1 - s"), (None, "-s")])
+def test_a_one_column_model_explains_either_class(image, activation, complement):
+    model = _binary_cnn(activation)
+    column = float(model(image[None]).numpy()[0, 0])
+    other = 1 - column if complement == "1 - s" else -column
+    one = igw.integrated_gradients(model, image, target=1, steps=64, baseline="white")
+    zero = igw.integrated_gradients(model, image, target=0, steps=64, baseline="white")
+    np.testing.assert_allclose(one.scores, [other, column], rtol=1e-5)
+    np.testing.assert_allclose(zero.scores, one.scores)
+    # The complement's gradients are the column's with the opposite sign.
+    np.testing.assert_allclose(zero.attributions, -one.attributions, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(zero.gradients, -one.gradients, rtol=1e-5, atol=1e-12)
+    assert zero.score == pytest.approx(other, rel=1e-5)
+    assert zero.delta == pytest.approx(one.delta, rel=1e-3, abs=1e-7) and zero.delta < 0.01
+    np.testing.assert_allclose(zero.path_scores[0, -1], other, rtol=1e-5)
+    top = igw.integrated_gradients(model, image, steps=4)
+    assert top.target == int(np.argmax([other, column]))
+    with pytest.raises(ValueError, match=r"target: expected a class index in \[0, 1\], got 2"):
+        igw.integrated_gradients(model, image, target=2)
+
+
+def test_a_torch_module_ending_in_a_sigmoid_is_a_probability():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 1), torch.nn.Sigmoid())
+    image = random_image(size=4)
+    res = igw.integrated_gradients(model, image, target=0, steps=8)
+    with torch.no_grad():
+        p = float(model(torch.tensor(image[None]))[0, 0])
+    np.testing.assert_allclose(res.scores, [1 - p, p], rtol=1e-5)

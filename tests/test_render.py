@@ -478,6 +478,8 @@ def test_bad_attributions_are_rejected_before_rendering():
         render(image, np.zeros((5, 6, 2)))
     with pytest.raises(TypeError, match="attributions: expected an array of real numbers"):
         render(image, np.full((5, 6, 3), "x"))
+    with pytest.raises(ValueError, match=r"attributions: values up to 1e\+308 exceed float32"):
+        render(image, np.full((5, 6, 3), 1e308))
     with pytest.raises(ValueError, match="attributions: expected a non-empty array"):
         render(image, np.zeros((5,)))
     with pytest.raises(ValueError, match="image: expected 1, 3 or 4 channels"):

@@ -5,6 +5,7 @@
   free port, with a random token, a temporary root folder and its own
   settings, stopped on exit; ``open_notebook`` and ``run_all_cells`` drive it
   the same way in both front ends;
+- ``marimo_app``: a marimo notebook served as an app (``marimo run``), offline;
 - ``canvas_pixels`` and ``measure_redraw_ms``: reading what the widget drew.
 """
 
@@ -33,6 +34,7 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SERVER_START_TIMEOUT_S = 90
+XDG_KINDS = ("CONFIG", "CACHE", "DATA", "STATE")
 
 # Settings that keep JupyterLab from reaching the network or popping up
 # notices over the notebook during a test.
@@ -124,19 +126,45 @@ class JupyterServer:
         return self.url(self.front_end.notebook_path.format(name=name))
 
 
-def _wait_until_serving(server: JupyterServer, process: subprocess.Popen, log: Path) -> None:
-    what = server.front_end.name
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited at start:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(server.url("api/status"), timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{what} did not start in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()}")
+@contextmanager
+def _serving(
+    what: str, command: list[str], *, cwd: Path, env: dict[str, str], log: Path, ready_url: str
+) -> Iterator[None]:
+    """Run ``command`` until the block ends; enter once ``ready_url`` answers 200."""
+    with log.open("w") as output:
+        # A session of its own, so that stopping it also stops its kernels.
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what} exited at start:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{what} did not start in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()}"
+                )
+            try:
+                with urllib.request.urlopen(ready_url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        yield
+    finally:
+        _stop_session(process)
+
+
+def _checkout_env(**extra: str) -> dict[str, str]:
+    """This environment, with this checkout first on the kernel's import path."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 @contextmanager
@@ -164,15 +192,12 @@ def jupyter_server(workdir: Path, front_end: str = "lab") -> Iterator[JupyterSer
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     server = JupyterServer(spec, f"http://127.0.0.1:{free_port()}", secrets.token_hex(16), root)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
-        "IPYTHONDIR": str(workdir / "ipython"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-    }
-    log = workdir / f"{front_end}.log"
+    env = _checkout_env(
+        JUPYTER_CONFIG_DIR=str(workdir / "config"),
+        JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
+        IPYTHONDIR=str(workdir / "ipython"),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
     command = [
         sys.executable,
         "-m",
@@ -188,21 +213,37 @@ def jupyter_server(workdir: Path, front_end: str = "lab") -> Iterator[JupyterSer
     ]
     if os.geteuid() == 0:
         command.append("--allow-root")
-    with log.open("w") as output:
-        # A session of its own, so that stopping it also stops its kernels.
-        process = subprocess.Popen(
-            command,
-            cwd=root,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_until_serving(server, process, log)
+    log = workdir / f"{front_end}.log"
+    ready = server.url("api/status")
+    with _serving(spec.name, command, cwd=root, env=env, log=log, ready_url=ready):
         yield server
-    finally:
-        _stop_session(process)
+
+
+@contextmanager
+def marimo_app(workdir: Path, notebook: Path) -> Iterator[str]:
+    """Serve a marimo notebook as an app (``marimo run``, headless); yields its URL.
+
+    The notebook runs at once, in a kernel that imports this checkout. marimo's
+    configuration, cache and state go to ``workdir`` (its XDG folders), and it
+    does not look for updates, so the test stays offline and leaves no trace.
+
+    Examples
+    --------
+    >>> with marimo_app(tmp_path, Path("notebooks/quickstart_marimo.py")) as url:  # doctest: +SKIP
+    ...     page.goto(url)
+    """
+    port = free_port()
+    env = _checkout_env(
+        **{f"XDG_{kind}_HOME": str(workdir / kind.lower()) for kind in XDG_KINDS},
+        MARIMO_SKIP_UPDATE_CHECK="1",
+    )
+    command = [sys.executable, "-m", "marimo", "run", str(notebook), "--headless"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-token"]
+    url = f"http://127.0.0.1:{port}/"
+    with _serving(
+        "marimo", command, cwd=workdir, env=env, log=workdir / "marimo.log", ready_url=url
+    ):
+        yield url
 
 
 def open_notebook(page: Any, server: JupyterServer, name: str, timeout_ms: int = 90_000) -> None:

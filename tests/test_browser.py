@@ -3,6 +3,8 @@ and the standalone HTML export opened from a file:// URL. Headless Chromium."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from .browser import (
     canvas_pixels,
     is_blank,
     jupyter_server,
+    marimo_app,
     open_notebook,
     run_all_cells,
     sample_image,
@@ -21,6 +24,8 @@ from .browser import (
 from .models import tiny_cnn
 
 pytestmark = pytest.mark.browser
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 HOSTILE = '<b>bold</b><img src=x onerror="window.__igwPwned = 1">'
 NAMES = ["tabby cat", HOSTILE, "<i>italic</i> & co", "golden retriever"]
@@ -39,15 +44,35 @@ w"""
 # Notes whether the progress bar was ever shown. Mutation records keep the
 # value an attribute had before each change, so a bar shown and hidden again
 # between two callbacks is still seen: hiding it records "not hidden" as old.
-WATCH_PROGRESS = """() => {
+WATCH_PROGRESS = """(root) => {
     window.__igwBarShown = false;
-    const bar = document.querySelector(".igw progress");
+    const bar = root.querySelector("progress");
     new MutationObserver((records) => {
         if (!bar.hidden || records.some((record) => record.oldValue === null)) {
             window.__igwBarShown = true;
         }
     }).observe(bar, { attributes: true, attributeFilter: ["hidden"], attributeOldValue: true });
 }"""
+
+
+RECOMPUTED = "(root) => window.__igwBarShown && root.dataset.computing === 'false'"
+
+
+def _recompute_for_another_class(page) -> None:
+    """Choose another class in the menu; the view recomputes (progress bar) and redraws."""
+    root = page.locator(".igw").first
+    root.evaluate(WATCH_PROGRESS)
+    select = page.locator("select.igw-class")
+    shown = select.input_value()
+    values = select.locator("option").evaluate_all("(options) => options.map((o) => o.value)")
+    other = next(value for value in values if value != shown)
+    ig_canvas = page.locator(".igw canvas").nth(2)
+    ig_before = canvas_pixels(ig_canvas)
+    select.select_option(other)
+    page.wait_for_function(RECOMPUTED, arg=root.element_handle(), timeout=60_000)
+    assert select.input_value() == other
+    assert np.any(canvas_pixels(ig_canvas) != ig_before)
+    assert page.locator(".igw-error").is_hidden()
 
 
 def _drag_slider(page, slider, fraction: float) -> None:
@@ -112,19 +137,7 @@ def test_widget_in_jupyter(front_end, chromium, tmp_path, artifacts):
         page.screenshot(path=artifacts / f"{front_end}-slider-moved.png", full_page=True)
 
         kernel_free.wait_for(timeout=60_000)
-        page.evaluate(WATCH_PROGRESS)
-        shown_target = page.locator("select.igw-class").input_value()
-        other = next(v for v in ("0", "1", "2", "3") if v != shown_target)
-        ig_before = canvas_pixels(canvases.nth(2))
-        page.locator("select.igw-class").select_option(other)
-        page.wait_for_function(
-            "() => window.__igwBarShown"
-            " && document.querySelector('.igw').dataset.computing === 'false'",
-            timeout=60_000,
-        )
-        assert page.locator("select.igw-class").input_value() == other
-        assert np.any(canvas_pixels(canvases.nth(2)) != ig_before)
-        assert page.locator(".igw-error").is_hidden()
+        _recompute_for_another_class(page)
 
         # A compute option marks the view stale; the Compute button applies it.
         steps = page.locator("input.igw-steps")
@@ -148,6 +161,36 @@ def test_widget_in_jupyter(front_end, chromium, tmp_path, artifacts):
             timeout=30_000,
         )
         page.locator(".igw").screenshot(path=artifacts / f"{front_end}-dark.png")
+        assert errors == []
+        page.close()
+
+
+def test_widget_in_marimo(chromium, tmp_path, artifacts):
+    # The quickstart as marimo runs it: `marimo run notebooks/quickstart_marimo.py`.
+    with marimo_app(tmp_path, NOTEBOOKS / "quickstart_marimo.py") as url:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        requests, errors = [], []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        canvases = page.locator(".igw canvas")
+        canvases.nth(2).wait_for(timeout=180_000)
+        _wait_for_drawing(page, canvases.nth(2))
+        assert canvases.count() == 3
+        images, _ = igw.demo.images()
+        side = images[0].shape[0]
+        for index in range(3):
+            pixels = canvas_pixels(canvases.nth(index))
+            assert pixels.shape == (side, side, 3) and not is_blank(pixels)
+
+        before = canvas_pixels(canvases.nth(2))
+        _drag_slider(page, page.locator("input.igw-clip-above"), 0.3)
+        assert np.any(canvas_pixels(canvases.nth(2)) != before)
+        assert 20 < float(page.locator("input.igw-clip-above").input_value()) < 40
+
+        _recompute_for_another_class(page)
+        page.screenshot(path=artifacts / "marimo.png", full_page=True)
+        assert [request for request in requests if not request.startswith(url)] == []
         assert errors == []
         page.close()
 

@@ -188,7 +188,7 @@ class WidgetState(anywidget.AnyWidget):
             problem = ""
             if refused:
                 problem = f"{refused[0]}: cannot be changed from the browser"
-            if "target" in accepted and self.computing:
+            if "target" in accepted and self.computing and accepted["target"] != self.target:
                 problem = "target: a computation is running; cancel it before choosing a class"
                 refused += list(accepted)
                 accepted = {}

@@ -12,7 +12,10 @@ Sections, each printed as a Markdown table:
   (``benchmarks.batching``);
 - steps: points for ``delta <= 1%`` on the demo model, fixed grids against
   ``steps="auto"`` (``benchmarks.steps``);
-- render: ``igw.render`` and the browser redraw (``benchmarks.bench_render``).
+- render: ``igw.render`` and the browser redraw (``benchmarks.bench_render``);
+- methods: each attribution method and the insertion/deletion curves against
+  PAIR saliency (TensorFlow), Captum and Quantus (PyTorch) on MobileNetV2
+  (``benchmarks.methods``).
 
 Every measurement runs in its own process: Keras fixes its backend at import
 (``--backends tensorflow jax torch`` runs each in turn) and peak memory must
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Repeats per model: enough for a stable median where a run is cheap.
 REPEATS = {"small_cnn": 9, "mobilenetv2": 5, "xception": 3}
 QUICK_SIZES = {"small_cnn": 64, "mobilenetv2": 96, "xception": 71}
-SECTIONS = ("speed", "memory", "batching", "steps", "render")
+SECTIONS = ("speed", "memory", "batching", "steps", "render", "methods")
 METHODS = ("loop", "engine", "floor")
 
 
@@ -183,6 +186,24 @@ def render_table() -> str:
     )
 
 
+def methods_table(rows: list[dict[str, Any]]) -> str:
+    header = ["method", "peer", "backend", "model", "size", "batch", "evaluations"]
+    header += ["ours s", "peer s", "ours/peer (best of)"]
+    return markdown_table(
+        header,
+        [
+            [
+                *(r[key] for key in ("method", "peer", "backend", "model", "size", "batch")),
+                r["evaluations"],
+                _seconds(r["ours_s"]),
+                _seconds(r["peer_s"]),
+                f"{r['ours_s'] / r['peer_s']:.2f} ({_best(r, 'ours', 'peer'):.2f})",
+            ]
+            for r in rows
+        ],
+    )
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -259,6 +280,14 @@ def main(argv: list[str] | None = None) -> None:
         emit(steps_table(_worker("benchmarks.steps", images, args.backends[0], args.cpu)[0]))
     if "render" in args.sections:
         emit(render_table())
+    if "methods" in args.sections:
+        model = "small_cnn" if args.quick else "mobilenetv2"
+        options = ["--model", model, "--repeats", str(args.repeats or (1 if args.quick else 3))]
+        options += ["--size", str(args.size or 64)] if args.quick or args.size else []
+        rows = []
+        for backend in ("tensorflow", "torch"):
+            rows += _worker("benchmarks.methods", options, backend, args.cpu)
+        emit(methods_table(rows))
     if failures:
         raise SystemExit(f"{len(failures)} speed configuration(s) failed; see above")
 

@@ -30,6 +30,7 @@ from ig_widget.baselines import single_baseline
 from ig_widget.explainers.smoothgrad import NoisyRows
 
 from .models import channels_first, random_image, tiny_cnn, torch_cnn
+from .peers import NumPy2Quantile
 
 TARGET = 1
 
@@ -109,22 +110,11 @@ def test_blur_ig_matches_pair(keras_cnn, image, sqrt, batch):
     assert error < 1e-4
 
 
-class _NumPy2Quantile:
-    """NumPy, with ``quantile``'s ``interpolation=`` spelled ``method=`` (NumPy 2)."""
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-    @staticmethod
-    def quantile(values, q, interpolation="linear", **kwargs):
-        return np.quantile(values, q, method=interpolation, **kwargs)
-
-
 @pytest.mark.parametrize("max_dist", [0.02, 0.1])
 def test_guided_ig_matches_pair(keras_cnn, image, monkeypatch, max_dist):
     from saliency.core import guided_ig as pair_guided_ig
 
-    monkeypatch.setattr(pair_guided_ig, "np", _NumPy2Quantile())
+    monkeypatch.setattr(pair_guided_ig, "np", NumPy2Quantile())
     ours = igw.guided_ig(keras_cnn, image, target=TARGET, steps=40, max_dist=max_dist)
     theirs = pair.GuidedIG().GetMask(
         image,

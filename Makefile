@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test lint test-js test-py bench browser clean
+.PHONY: setup demo dev test lint test-js test-py bench browser clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,10 +24,17 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
 
 # Jupyter refuses to run as root (containers, CI) without --allow-root.
+LAB := $(VENV)/bin/jupyter lab notebooks/quickstart.ipynb --no-browser --ip=127.0.0.1 \
+  --port=8888 $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
 demo: setup
 	@echo "Opening JupyterLab on notebooks/quickstart.ipynb; open the URL printed below."
-	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb --no-browser --ip=127.0.0.1 --port=8888 \
-	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	$(LAB)
+
+# Front-end dev loop: esbuild rebuilds ig_widget/static/ on every save and anywidget's hot
+# reload (ANYWIDGET_HMR=1, with watchfiles) puts the new code and styles into the open widgets.
+dev: setup
+	node js/build.mjs --watch & watcher=$$!; trap 'kill $$watcher' EXIT; ANYWIDGET_HMR=1 $(LAB)
 
 lint: setup
 	$(VENV)/bin/ruff check .

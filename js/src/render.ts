@@ -106,6 +106,23 @@ interface MapSummary {
   cleanedSize: number;
   cleaned: Float32Array | null;
   cleanedShares: Float64Array | null;
+  /** The last outline drawn from this map, and what it was drawn from. */
+  outlined: Outlined | null;
+}
+
+/**
+ * An outline depends on the region it outlines and the component share
+ * only. Both styles' strengths grow with the value, so the region (strength
+ * above BINARIZE_THRESHOLD) is every pixel whose value reaches the smallest
+ * value in it: that value, with the cleanup window, names the region. While a
+ * clip slider moves, the region mostly stays the same and the outline is
+ * reused.
+ */
+interface Outlined {
+  cleanup: number;
+  smallest: number;
+  percentage: number;
+  border: Uint8Array;
 }
 
 const summaries = new WeakMap<Float32Array, MapSummary>();
@@ -250,6 +267,7 @@ function summarise(name: string, values: Float32Array, ws: Workspace): MapSummar
     cleanedSize: 0,
     cleaned: null,
     cleanedShares: null,
+    outlined: null,
   };
   summaries.set(values, summary);
   return summary;
@@ -492,7 +510,9 @@ function outline(
     mask[i] = strength[i] > BINARIZE_THRESHOLD ? 1 : 0;
   }
   fillHoles(mask, width, height, ws);
-  if (mask.subarray(0, pixels).every((inside) => inside === 1)) {
+  let inside = 0;
+  while (inside < pixels && mask[inside] === 1) inside++;
+  if (inside === pixels) {
     // One region that is the whole image: its border would be the frame.
     strength.fill(0, 0, pixels);
     return;
@@ -638,8 +658,41 @@ function computeStrength(
     }
   }
   if (options.outlines) {
-    outline(strength, width, height, options.outlines_component_percentage, ws);
+    outlineOnce(summary, source, strength, width, height, options, ws);
   }
+}
+
+/** The outline of the region in `strength`, drawn into it, or the same one reused. */
+function outlineOnce(
+  summary: MapSummary,
+  source: Float32Array,
+  strength: Float64Array,
+  width: number,
+  height: number,
+  options: RenderOptions,
+  ws: Workspace,
+): void {
+  const pixels = width * height;
+  let smallest = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < pixels; i++) {
+    if (strength[i] > BINARIZE_THRESHOLD && source[i] < smallest) smallest = source[i];
+  }
+  const cleanup = options.morphological_cleanup ? options.structure : 0;
+  const percentage = options.outlines_component_percentage;
+  const known = summary.outlined;
+  if (
+    known === null ||
+    known.cleanup !== cleanup ||
+    known.smallest !== smallest ||
+    known.percentage !== percentage
+  ) {
+    outline(strength, width, height, percentage, ws);
+    const border = new Uint8Array(pixels);
+    for (let i = 0; i < pixels; i++) border[i] = strength[i];
+    summary.outlined = { cleanup, smallest, percentage, border };
+    return;
+  }
+  for (let i = 0; i < pixels; i++) strength[i] = known.border[i];
 }
 
 /** Clip to 0..255, then truncate as NumPy's cast to uint8 does (a clamped array alone rounds). */
@@ -694,55 +747,38 @@ function compose(
     }
     return;
   }
-  const mixed = mixBuffer(pixels);
   const [lumaRed, lumaGreen, lumaBlue] = LUMA_WEIGHTS;
-  for (let i = 0, rgb = 0; i < pixels; i++, rgb += 3) {
+  const mixed = MIXED;
+  for (let i = 0, rgb = 0, rgba = 0; i < pixels; i++, rgb += 3, rgba += 4) {
     const grey = overlay
       ? lumaRed * image[rgb] + lumaGreen * image[rgb + 1] + lumaBlue * image[rgb + 2]
       : 0;
-    mixed[rgb] = grey;
-    mixed[rgb + 1] = grey;
-    mixed[rgb + 2] = grey;
-  }
-  blend(mixed, layerA, colorA, pixels);
-  blend(mixed, layerB, colorB, pixels);
-  for (let i = 0, rgb = 0, rgba = 0; i < pixels; i++, rgb += 3, rgba += 4) {
+    mixed[0] = grey;
+    mixed[1] = grey;
+    mixed[2] = grey;
+    blend(mixed, layerA[i], redA, greenA, blueA);
+    blend(mixed, layerB[i], redB, greenB, blueB);
     // Rounded half up, as the Python renderer's np.floor(x + 0.5).
-    target[rgba] = Math.floor(mixed[rgb] + 0.5);
-    target[rgba + 1] = Math.floor(mixed[rgb + 1] + 0.5);
-    target[rgba + 2] = Math.floor(mixed[rgb + 2] + 0.5);
+    target[rgba] = Math.floor(mixed[0] + 0.5);
+    target[rgba + 1] = Math.floor(mixed[1] + 0.5);
+    target[rgba + 2] = Math.floor(mixed[2] + 0.5);
     target[rgba + 3] = 255;
   }
 }
 
-let mixScratch = new Float64Array(0);
+/** One pixel's colour while the layers are blended over it. */
+const MIXED = new Float64Array(3);
 
-function mixBuffer(pixels: number): Float64Array {
-  if (mixScratch.length < pixels * 3) {
-    mixScratch = new Float64Array(pixels * 3);
-  }
-  return mixScratch;
-}
-
-/** heatmap style: blend one layer's colour over `mixed` (RGB floats), by its opacity. */
-function blend(
-  mixed: Float64Array,
-  strength: Float64Array,
-  color: readonly number[],
-  pixels: number,
-): void {
-  const [red, green, blue] = color;
-  for (let i = 0, rgb = 0; i < pixels; i++, rgb += 3) {
-    const s = strength[i];
-    // A zero strength blends with opacity 0, which leaves the value exact.
-    if (s === 0) continue;
-    const ramp = Math.min(s / OPAQUE_STRENGTH, 1);
-    const opacity = ramp * ramp;
-    const shade = 1 - DEEPEN * s;
-    mixed[rgb] += opacity * (red * shade - mixed[rgb]);
-    mixed[rgb + 1] += opacity * (green * shade - mixed[rgb + 1]);
-    mixed[rgb + 2] += opacity * (blue * shade - mixed[rgb + 2]);
-  }
+/** heatmap style: blend a colour over one pixel (`mixed`, RGB floats) by its strength. */
+function blend(mixed: Float64Array, s: number, red: number, green: number, blue: number): void {
+  // A zero strength blends with opacity 0, which leaves the value exact.
+  if (s === 0) return;
+  const ramp = Math.min(s / OPAQUE_STRENGTH, 1);
+  const opacity = ramp * ramp;
+  const shade = 1 - DEEPEN * s;
+  mixed[0] += opacity * (red * shade - mixed[0]);
+  mixed[1] += opacity * (green * shade - mixed[1]);
+  mixed[2] += opacity * (blue * shade - mixed[2]);
 }
 
 function checkSizes(

@@ -93,10 +93,27 @@ describe("drawing", () => {
     slider.dispatchEvent(new Event("change"));
     expect(saves).toHaveBeenCalledTimes(1);
     expect(sends).not.toHaveBeenCalled();
-    // Every redraw is a complete picture: the input panel is drawn again, unchanged.
+    // The input does not depend on display options: it is not drawn again.
+    expect(contextOf(canvases[0]).frames).toHaveLength(1);
+  });
+
+  it("updates the colour key in place, and redraws the input only for new data", async () => {
+    const { el, model, canvases } = mount();
+    const row = query(el, ".igw-panel-ig .igw-key-entry");
+    const high = query(row, ".igw-key-high").textContent;
+    model.set("clip_above_percentile", 50);
+    await Promise.resolve();
+    expect(query(el, ".igw-panel-ig .igw-key-entry")).toBe(row);
+    expect(query(row, ".igw-key-high").textContent).not.toBe(high);
+    model.set("polarity", "both");
+    await Promise.resolve();
+    expect(el.querySelectorAll(".igw-panel-ig .igw-key-entry")).toHaveLength(2);
+    expect(contextOf(canvases[0]).frames).toHaveLength(1);
+    model.set("image_rgb", new DataView(new Uint8Array(PIXELS * 3).fill(9).buffer));
+    await Promise.resolve();
     const input = contextOf(canvases[0]).frames;
     expect(input).toHaveLength(2);
-    expect(input[1]).toEqual(input[0]);
+    expect(input[1][0]).toBe(9);
   });
 
   it("keeps clip below under clip above and shows percentages with %", () => {

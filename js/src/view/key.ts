@@ -18,30 +18,74 @@ function gradient(entry: KeyEntry): string {
   return `linear-gradient(to right, ${stops.join(", ")})`;
 }
 
-/** Replace the contents of `node` with the key of `entries`. */
+/** The parts of one key row that change with the options. */
+interface KeyRow {
+  row: HTMLElement;
+  meaning: HTMLElement;
+  bar: HTMLElement;
+  lowValue: HTMLElement;
+  lowShare: Text;
+  highValue: HTMLElement;
+  highShare: Text;
+  background: string;
+}
+
+const rows = new WeakMap<HTMLElement, KeyRow[]>();
+
+function keyRow(): KeyRow {
+  const row = element("div", "igw-key-entry");
+  const meaning = element("div", "igw-key-meaning");
+  const bar = element("div", "igw-key-bar");
+  // The bar repeats what the text says in colour.
+  bar.setAttribute("aria-hidden", "true");
+  const ends = element("div", "igw-key-ends");
+  const low = element("span", "igw-key-low");
+  const high = element("span", "igw-key-high");
+  const lowValue = element("span", "igw-key-value");
+  const highValue = element("span", "igw-key-value");
+  const lowShare = document.createTextNode("");
+  const highShare = document.createTextNode("");
+  low.append(lowValue, lowShare);
+  high.append(highValue, highShare);
+  ends.append(low, high);
+  row.append(meaning, bar, ends);
+  return { row, meaning, bar, lowValue, lowShare, highValue, highShare, background: "" };
+}
+
+function setText(node: Node, text: string): void {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/**
+ * Show the key of `entries` in `node`. The rows are kept and only what
+ * changed is written: a slider moves the values, rarely the colours, and
+ * rebuilding the key (its 64-stop gradient above all) would cost the redraw
+ * more than drawing the pictures.
+ */
 export function showKey(node: HTMLElement, entries: readonly KeyEntry[]): void {
-  node.replaceChildren(
-    ...entries.map((entry) => {
-      const labels = keyLabels(entry);
-      const row = element("div", `igw-key-entry igw-key-${entry.polarity}`);
-      const bar = element("div", "igw-key-bar");
-      bar.style.background = gradient(entry);
-      // The bar repeats what the text says in colour.
-      bar.setAttribute("aria-hidden", "true");
-      const ends = element("div", "igw-key-ends");
-      const low = element("span", "igw-key-low");
-      low.append(element("span", "igw-key-value", labels.low), labels.low_share);
-      const high = element("span", "igw-key-high");
-      high.append(element("span", "igw-key-value", labels.high), labels.high_share);
-      ends.append(low, high);
-      row.append(
-        element("div", "igw-key-meaning", `${entry.polarity}: ${labels.meaning}`),
-        bar,
-        ends,
-      );
-      return row;
-    }),
-  );
+  const shown = rows.get(node) ?? [];
+  while (shown.length > entries.length) shown.pop()?.row.remove();
+  while (shown.length < entries.length) {
+    const made = keyRow();
+    node.append(made.row);
+    shown.push(made);
+  }
+  rows.set(node, shown);
+  entries.forEach((entry, i) => {
+    const row = shown[i];
+    const labels = keyLabels(entry);
+    row.row.className = `igw-key-entry igw-key-${entry.polarity}`;
+    setText(row.meaning, `${entry.polarity}: ${labels.meaning}`);
+    setText(row.lowValue, labels.low);
+    setText(row.lowShare, labels.low_share);
+    setText(row.highValue, labels.high);
+    setText(row.highShare, labels.high_share);
+    const background = gradient(entry);
+    if (background !== row.background) {
+      row.bar.style.background = background;
+      row.background = background;
+    }
+  });
 }
 
 /**

@@ -231,8 +231,7 @@ export function createPanels(
   };
 
   // Several traits often change in one update; draw once after all of them.
-  // The input panel is redrawn too: it costs little next to the renderer and
-  // keeps every redraw a complete, consistent picture.
+  // The input panel changes only with the data.
   let dataChanged = false;
   let scheduled = false;
   const schedule = (reload: boolean): void => {
@@ -248,9 +247,9 @@ export function createPanels(
       }
       if (dataChanged) {
         loadData();
+        drawInput();
         dataChanged = false;
       }
-      drawInput();
       drawMaps();
     });
   };

@@ -7,8 +7,11 @@ import os
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
+
+import ig_widget as igw
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -110,14 +113,32 @@ def test_reference_walkthrough_runs_offline_on_the_demo_model():
     text = printed(notebook)
     # Offline, it says so exactly once and goes on with the bundled model.
     assert text.count("ImageNet weights are not available") == 1
-    assert "Predicted: star" in text
+    assert "Predicted: circle" in text
     delta = float(text.split("delta = ")[1].split()[0])
     assert delta < 0.05
-    # The example's two figures, then the widget.
+    # The example's two figures in its look, the same in the default picture, the widget.
     figures = [c for c in notebook.cells if c.cell_type == "code" and "igw.plot(" in c.source]
-    assert len(figures) == 2
+    assert ['style="keras"' in cell.source for cell in figures] == [True, True, False]
     assert all(count_in(cell, "image/png") == 1 for cell in figures)
     assert count(notebook, WIDGET_VIEW) == 1
+
+
+def test_the_reference_fallback_shows_ig_on_the_object_and_the_gradient_around_it():
+    # What the walkthrough says of its offline picture, measured with the
+    # circle's mask: IG (blurred baseline) on the object, the plain gradient
+    # at the image largely beside it.
+    generated, labels, masks = igw.demo.make_shapes(24, seed=igw.demo.EXAMPLES_SEED)
+    circle = int(np.flatnonzero(labels == 0)[0])
+    image, mask = generated[circle], masks[circle]
+    np.testing.assert_array_equal(image, igw.demo.images()[0][0])
+    result = igw.integrated_gradients(igw.demo.model(), image, steps=50, baseline="blur")
+
+    def on_object(values):
+        positive = np.maximum(values.sum(axis=2), 0)
+        return positive[mask].sum() / positive.sum()
+
+    assert on_object(result.attributions) > 0.65
+    assert on_object(result.gradients) < 0.35
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Repeats per model: enough for a stable median where a run is cheap.
 REPEATS = {"small_cnn": 9, "mobilenetv2": 5, "xception": 3}
 QUICK_SIZES = {"small_cnn": 64, "mobilenetv2": 96, "xception": 71}
-SECTIONS = ("speed", "memory", "batching", "steps", "render", "methods")
+SECTIONS = ("speed", "memory", "batching", "steps", "render", "methods", "dataset")
 METHODS = ("loop", "engine", "floor")
 
 
@@ -171,6 +171,48 @@ def steps_table(result: dict[str, Any]) -> str:
     return title + "\n\n" + markdown_table(["rule", "points", "notes"], cells)
 
 
+def dataset_tables(quick: bool, cpu: bool) -> str:
+    """explain_dataset: images/s against the per-image loop and the floor; peak memory in N."""
+    count = "64" if quick else "1000"
+    rows = [
+        _worker(
+            "benchmarks.dataset", ["speed", "--model", name, "--images", count], "tensorflow", cpu
+        )[0]
+        for name in ("demo", "small_cnn")
+    ]
+    speed = markdown_table(
+        [
+            *("model", "size", "images", "loop img/s", "local img/s", "ray (2 workers) img/s"),
+            *("floor img/s", "local/loop", "local/floor time", "load average"),
+        ],
+        [
+            [
+                r["model"],
+                r["size"],
+                r["images"],
+                f"{r['loop_images_per_s']:.2f}",
+                f"{r['local_images_per_s']:.2f}",
+                f"{r.get('ray_images_per_s', float('nan')):.2f}",
+                f"{r['floor_images_per_s']:.2f}",
+                f"{r['local_images_per_s'] / r['loop_images_per_s']:.2f}",
+                f"{r['floor_images_per_s'] / r['local_images_per_s']:.2f}",
+                f"{r['load_average_start']:.1f} / {r['load_average_end']:.1f}",
+            ]
+            for r in rows
+        ],
+    )
+    counts = ("64", "256") if quick else ("1000", "10000")
+    memory = [
+        _worker("benchmarks.dataset", ["memory", "--images", n], "tensorflow", cpu)[0]
+        for n in counts
+    ]
+    peaks = markdown_table(
+        ["images (streamed)", "peak MiB", "seconds"],
+        [[f"{r['images']:,}", f"{r['peak_mib']:,.0f}", f"{r['seconds']:.0f}"] for r in memory],
+    )
+    return speed + "\n\n" + peaks
+
+
 def render_table() -> str:
     try:
         from benchmarks import bench_render
@@ -288,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         for backend in ("tensorflow", "torch"):
             rows += _worker("benchmarks.methods", options, backend, args.cpu)
         emit(methods_table(rows))
+    if "dataset" in args.sections:
+        emit(dataset_tables(args.quick, args.cpu))
     if failures:
         raise SystemExit(f"{len(failures)} speed configuration(s) failed; see above")
 

@@ -13,6 +13,7 @@ import ig_widget as igw
 from ig_widget.dataset.store import Store, decode_map, encode_map
 
 from .models import tiny_cnn
+from .ray_local import start_local_ray
 
 SIZE = 16
 STEPS = 4
@@ -378,31 +379,11 @@ def test_a_missing_dependency_names_the_extra(monkeypatch, model, data, tmp_path
 
 
 @pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
+def local_ray():
     """A local Ray with 2 CPUs for this module, shut down after it."""
-    import os
-
     import ray
 
-    # Every Ray helper process imports jsonschema, which imports the optional
-    # rfc3987_syntax if installed (the Jupyter stack installs it): that builds
-    # an Earley parser, 6 s of CPU per process. On a busy 2-core machine the
-    # raylet's 15 s wait for its agents then runs out. Ray's processes here do
-    # without it (jsonschema skips that one format check).
-    shim = tmp_path_factory.mktemp("ray-shim")
-    (shim / "rfc3987_syntax").mkdir()
-    (shim / "rfc3987_syntax" / "__init__.py").write_text(
-        'raise ImportError("left out of the test\'s Ray processes")\n'
-    )
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), saved]))
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
+    start_local_ray(2)
     yield ray
     ray.shutdown()
 
@@ -426,9 +407,13 @@ def test_ray_writes_the_store_the_local_executor_writes(model, data, local_ray, 
     expected = zarr.open_group(str(tmp_path / "local" / "arrays.zarr"), mode="r")
     written = zarr.open_group(str(tmp_path / "ray" / "arrays.zarr"), mode="r")
     assert sorted(written.array_keys()) == sorted(expected.array_keys())
+    # A Ray worker is another process whose oneDNN kernels may sum in another order: float32
+    # rounding (seen: 1.9e-9 on maps of 1e-4) is the only difference allowed.
     for name in expected.array_keys():
         if name != "elapsed_s":
-            np.testing.assert_allclose(written[name][:], expected[name][:], rtol=1e-6, err_msg=name)
+            np.testing.assert_allclose(
+                written[name][:], expected[name][:], rtol=1e-5, atol=1e-8, err_msg=name
+            )
     manifests = [
         json.loads((tmp_path / name / "ig-dataset.json").read_text()) for name in ("local", "ray")
     ]

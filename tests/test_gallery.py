@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import ig_widget as igw
+from ig_widget.render import RENDER_DEFAULTS
 
 from .models import tiny_cnn
 
@@ -75,10 +76,7 @@ def test_bad_views_are_refused_with_the_parameter_named(result):
     assert gallery.order == before and gallery.sort_by == "delta"
     gallery.set_state({"clip_above_percentile": 500, "order": b""})
     assert "clip_above_percentile" in gallery.error or "order" in gallery.error
-    assert (
-        gallery.clip_above_percentile
-        == igw.render.__globals__["RENDER_DEFAULTS"]["clip_above_percentile"]
-    )
+    assert gallery.clip_above_percentile == RENDER_DEFAULTS["clip_above_percentile"]
 
 
 def test_thumbnails_are_sent_on_request_as_two_buffers(result, monkeypatch):

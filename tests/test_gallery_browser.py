@@ -178,9 +178,5 @@ def test_gallery_in_jupyterlab(chromium, store, tmp_path, artifacts):
         page.locator(".igg-detail-title", has_text=f"Image #{third}").wait_for(timeout=60_000)
         page.keyboard.press("Escape")
         page.locator(".igg-detail").wait_for(state="hidden", timeout=30_000)
-        # ipywidgets reads a synced trait named `style` as a Style widget
-        # reference; the render option of that name makes it fail (for IGWidget
-        # too). Reported in /work/notes/dataset.md; any other page error fails.
-        known = "Cannot read properties of undefined (reading 'then')"
-        assert [error for error in errors if error != known] == []
+        assert errors == []
         page.close()

@@ -23,7 +23,12 @@ import traitlets
 from ..render import RENDER_DEFAULTS, validate_render_options
 from ..validation import as_image, check_choice
 from ..widget import IGWidget
-from ..widget.options import check_class_names
+from ..widget.options import (
+    DISPLAY_TRAITS,
+    check_class_names,
+    display_traits,
+    render_options_of,
+)
 from ..widget.state import front_end_file
 from .result import DatasetResult
 from .sources import _raws, carries_labels
@@ -74,7 +79,8 @@ def _random_access(images: Any) -> list[Any]:
 
 def _display_traits() -> dict[str, Any]:
     return {
-        name: traitlets.Any(default).tag(sync=True) for name, default in RENDER_DEFAULTS.items()
+        trait: traitlets.Any(default).tag(sync=True)
+        for trait, default in display_traits(RENDER_DEFAULTS).items()
     }
 
 
@@ -169,7 +175,7 @@ class Gallery(anywidget.AnyWidget):
         names = check_class_names(class_names) or []
         columns = [[name, column_kind(name, dtype)] for name, dtype in self._table.dtypes.items()]
         self._kinds = dict((name, kind) for name, kind in columns)
-        display = validate_render_options(**render_options)
+        display = display_traits(validate_render_options(**render_options))
         view = self._checked_view(sort_by, descending, filters)
         script, style = front_end_file("gallery.js"), front_end_file("gallery.css")
         super().__init__(
@@ -271,11 +277,16 @@ class Gallery(anywidget.AnyWidget):
         view = {"sort_by": self.sort_by, "descending": self.descending, "filters": self.filters}
         self.order = self._order(view)
 
-    @traitlets.validate(*RENDER_DEFAULTS)
+    def _checked_display(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """The display-option traits with ``changes``, checked by igw.render's rules."""
+        current = {trait: getattr(self, trait) for trait in DISPLAY_TRAITS}
+        options = render_options_of({**current, **changes})
+        return display_traits(validate_render_options(**options))
+
+    @traitlets.validate(*DISPLAY_TRAITS)
     def _validate_display(self, proposal: dict[str, Any]) -> Any:
         name = proposal["trait"].name
-        current = {key: getattr(self, key) for key in RENDER_DEFAULTS}
-        return validate_render_options(**{**current, name: proposal["value"]})[name]
+        return self._checked_display({name: proposal["value"]})[name]
 
     def shown(self) -> Any:
         """The table rows shown, in the order shown (a pandas DataFrame).
@@ -288,12 +299,11 @@ class Gallery(anywidget.AnyWidget):
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply display options from the browser; anything else, or a bad value, is refused."""
-        accepted = {name: value for name, value in sync_data.items() if name in RENDER_DEFAULTS}
-        refused = [name for name in sync_data if name not in RENDER_DEFAULTS]
+        accepted = {name: value for name, value in sync_data.items() if name in DISPLAY_TRAITS}
+        refused = [name for name in sync_data if name not in DISPLAY_TRAITS]
         problem = f"{refused[0]}: cannot be changed from the browser" if refused else ""
         try:
-            current = {key: getattr(self, key) for key in RENDER_DEFAULTS}
-            checked = validate_render_options(**{**current, **accepted})
+            checked = self._checked_display(accepted)
         except (TypeError, ValueError) as exc:
             problem, refused, accepted = str(exc), refused + list(accepted), {}
         else:
@@ -379,7 +389,7 @@ class Gallery(anywidget.AnyWidget):
         index = int(index)
         stored = self._result[index]
         image = self._image(index)
-        display = {name: getattr(self, name) for name in RENDER_DEFAULTS}
+        display = render_options_of({trait: getattr(self, trait) for trait in DISPLAY_TRAITS})
         names = list(self.class_names) or None
         options = self._result.options
         baseline = self._result.baseline()

@@ -10,17 +10,19 @@
 // Every text from the table or the user goes in through textContent.
 
 import type { AnyModel, Host, Render } from "@anywidget/types";
+import { type Binary, DISPLAY_TRAITS } from "./generated";
 import { RENDER_DEFAULTS, type RenderOptions, renderMaps } from "./render";
-
-type Binary = DataView | ArrayBuffer | ArrayBufferView;
+import { bytesOf, traitOf } from "./state";
 
 /** [name, kind]: kind is "number", "integer", "class", "boolean" or "text". */
 export type ColumnSpec = [string, string];
 /** [column, operator, value]. */
 export type Filter = [string, string, number | string | boolean];
 
-export interface GalleryState extends RenderOptions {
+/** The display options travel as the widget's traits (style as picture_style). */
+export interface GalleryState extends Omit<RenderOptions, "style"> {
   [key: string]: unknown;
+  picture_style: RenderOptions["style"];
   columns: ColumnSpec[];
   sort_by: string;
   descending: boolean;
@@ -80,14 +82,7 @@ const REQUEST_LIMIT = 48;
 const PICTURE_SIZE = 96;
 const CELL_GAP = 8;
 const CAPTION_HEIGHT = 36;
-const DISPLAY_KEYS = Object.keys(RENDER_DEFAULTS) as (keyof RenderOptions)[];
-
-function bytesOf(value: Binary): Uint8Array {
-  if (value instanceof ArrayBuffer) {
-    return new Uint8Array(value);
-  }
-  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-}
+const RENDER_OPTIONS = Object.keys(RENDER_DEFAULTS) as (keyof RenderOptions)[];
 
 /** The int32 image indices of `order`, copied to an aligned array. */
 export function indicesOf(value: Binary): Int32Array {
@@ -302,8 +297,8 @@ export function mountGallery(
 
   const renderOptions = (): RenderOptions => {
     const current = { ...RENDER_DEFAULTS };
-    for (const key of DISPLAY_KEYS) {
-      (current as Record<string, unknown>)[key] = model.get(key);
+    for (const option of RENDER_OPTIONS) {
+      (current as Record<string, unknown>)[option] = model.get(traitOf(option));
     }
     return current;
   };
@@ -755,7 +750,7 @@ export function mountGallery(
 
   // -- model events -----------------------------------------------------------------------------
   model.on("msg:custom", receive);
-  for (const key of DISPLAY_KEYS) {
+  for (const key of DISPLAY_TRAITS) {
     listen(`change:${key}`, () => {
       showDisplayOptions();
       schedule();

@@ -38,8 +38,10 @@ const originalGetContext = HTMLCanvasElement.prototype.getContext;
 
 function state(count: number): GalleryState {
   const order = Int32Array.from({ length: count }, (_, i) => count - 1 - i);
+  const { style, ...display } = RENDER_DEFAULTS;
   return {
-    ...RENDER_DEFAULTS,
+    ...display,
+    picture_style: style,
     columns: [
       ["source", "text"],
       ["label", "class"],

@@ -379,9 +379,19 @@ class _Scale:
     Zeros add nothing to the total, so only positive entries are sorted.
     """
 
-    def __init__(self, values: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray, *, with_places: bool = False) -> None:
+        self.shape = values.shape
         self.minimum = float(values.min())
-        self.ordered = np.sort(values[values > 0])[::-1].astype(np.float64)
+        flat = values.ravel()
+        positive = np.flatnonzero(flat > 0)
+        # with_places: sort positions rather than values, so that pixel_shares
+        # knows each pixel's place among the sorted values.
+        self.places: np.ndarray | None = None
+        if with_places:
+            self.places = positive[np.argsort(flat[positive])[::-1]]
+            self.ordered = flat[self.places].astype(np.float64)
+        else:
+            self.ordered = np.sort(flat[positive])[::-1].astype(np.float64)
         cumulative = np.cumsum(self.ordered)
         # The running total's last entry, not np.sum: np.sum adds pairwise and
         # would round differently from the browser's sequential sum.
@@ -411,6 +421,23 @@ class _Scale:
         count = self.ordered.size - np.searchsorted(self.ordered[::-1], values[positive], side=side)
         result[positive] = np.where(count > 0, self.share[np.maximum(count, 1) - 1], 0.0)
         return result
+
+    def pixel_shares(self) -> np.ndarray:
+        """``share_above(values, inclusive=False)`` of the map's own pixels, from the sort.
+
+        A pixel's entries above it are those before the first entry equal to
+        it, largest first; no search is needed.
+        """
+        if self.places is None:
+            raise RuntimeError("pixel_shares needs a _Scale made with_places=True")
+        result = np.full(int(np.prod(self.shape)), 100.0)
+        if self.ordered.size:
+            ordered = self.ordered
+            # Index of the first entry of each run of equal values, carried along the run.
+            starts = np.r_[True, ordered[1:] != ordered[:-1]]
+            first = np.maximum.accumulate(np.where(starts, np.arange(ordered.size), 0))
+            result[self.places] = np.where(first > 0, self.share[np.maximum(first, 1) - 1], 0.0)
+        return result.reshape(self.shape)
 
 
 def _reflected_indices(length: int, before: int, after: int) -> np.ndarray:
@@ -497,11 +524,10 @@ def _outline(mask: np.ndarray, component_percentage: float) -> np.ndarray:
 
 def _strength(values: np.ndarray, options: dict[str, Any]) -> np.ndarray:
     """Colour strength in [0, 1] (float64) for one sign's map, steps 2-5."""
-    scale = _Scale(values)
+    scale = _Scale(values, with_places=options["style"] == "heatmap")
     top, bottom = 100.0 - options["clip_above_percentile"], 100.0 - options["clip_below_percentile"]
     if options["style"] == "heatmap":
-        above = scale.share_above(values, inclusive=False)
-        strength = np.clip((bottom - above) / (bottom - top), 0.0, 1.0)
+        strength = np.clip((bottom - scale.pixel_shares()) / (bottom - top), 0.0, 1.0)
     else:
         high, low = scale.threshold(top), scale.threshold(bottom)
         wide = values.astype(np.float64)

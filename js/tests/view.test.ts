@@ -237,6 +237,10 @@ describe("what the view says", () => {
     const input = query<HTMLCanvasElement>(el, ".igw-panel-input canvas");
     const inputDescription = document.getElementById(input.getAttribute("aria-describedby") ?? "");
     expect(inputDescription?.textContent).toBe("The explained image, 5 × 4 pixels.");
+    const plot = query(el, "svg.igw-plot");
+    expect(document.getElementById(plot.getAttribute("aria-describedby") ?? "")?.textContent).toBe(
+      "The score of “tabby cat” goes from 0.100 at the baseline to 0.800 at the image.",
+    );
   });
 
   it("reads values under the pointer with their rank, and clears on leave", () => {

@@ -226,7 +226,7 @@ export function createPanels(
     drawPathPlot(plot, state.get("path"), `score of “${summary.label}”`);
     const path = state.get("path");
     plotFigure.description.textContent =
-      `The score of “${summary.label}” rises from ${path.baseline_score.toPrecision(3)} ` +
+      `The score of “${summary.label}” goes from ${path.baseline_score.toPrecision(3)} ` +
       `at the baseline to ${path.score.toPrecision(3)} at the image.`;
   };
 

@@ -21,8 +21,11 @@ NAMES = (
     "how_integrated_gradients_work",
     "finding_a_shortcut",
     "auditing_a_dataset",
+    "which_explanation_to_trust",
 )
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# The "which explanation to trust" notebook under test: two images, fewer samples.
+TRUST_PARAMETERS = "N_IMAGES = 2\nSAMPLES = 8\nCURVE_STEPS = 16\nSEED = 0"
 # The shortcut notebook under test: smaller, still a real training run.
 SHORTCUT_PARAMETERS = "N_TRAIN = 2000\nEPOCHS = 2\nSEED = 0"
 SHORTCUT_RESULTS = (
@@ -194,3 +197,29 @@ def test_auditing_a_dataset_finds_the_shortcut():
     assert count_in(gallery, WIDGET_VIEW) == 1
     # The progress bar and the gallery are widgets; nothing else is.
     assert count(notebook, WIDGET_VIEW) == 2
+
+
+@pytest.mark.slow
+def test_which_explanation_to_trust_shows_what_its_conclusions_say():
+    notebook = read("which_explanation_to_trust")
+    parameters = [c for c in notebook.cells if c.source.lstrip().startswith("# The sizes")]
+    assert len(parameters) == 1
+    parameters[0].source = TRUST_PARAMETERS
+    notebook.cells.append(nbformat.v4.new_code_cell("import json\nprint(json.dumps(summary))"))
+    execute(notebook, timeout=600)
+    summary = json.loads(notebook.cells[-1].outputs[0]["text"])
+    print("\ntrust notebook (reduced):", json.dumps(summary, indent=1))
+    random_map = summary.pop("random map")
+    # Every method finds pixels whose deletion costs the score more than random ones.
+    for name, row in summary.items():
+        assert row["deletion_auc"] < random_map["deletion_auc"], name
+    # The two methods the conclusion recommends: on the object, faithful, model-dependent.
+    for name in ("IG, noise x8", "Expected Gradients"):
+        row = summary[name]
+        assert row["object_share"] > max(0.4, 3 * random_map["object_share"]), name
+        assert row["random_model_correlation"] < 0.3, name
+        assert row["object_share"] > 2 * row["random_model_share"], name
+    # The two that build the image into the map keep the most under a random model.
+    ranked = sorted(summary, key=lambda name: -summary[name]["random_model_correlation"])
+    assert set(ranked[:2]) == {"XRAI", "Blur IG"}
+    assert count(notebook, "image/png") >= 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -77,6 +79,20 @@ def test_bad_views_are_refused_with_the_parameter_named(result):
     gallery.set_state({"clip_above_percentile": 500, "order": b""})
     assert "clip_above_percentile" in gallery.error or "order" in gallery.error
     assert gallery.clip_above_percentile == RENDER_DEFAULTS["clip_above_percentile"]
+    # Display options are IGWidget's typed traits: checked, named, normalised.
+    for name, value, error in [
+        ("overlay", None, "overlay: expected True or False, got NoneType None"),
+        ("positive_color", (1, 2), "positive_color: expected 3 integers"),
+        ("picture_style", "x", "picture_style: expected one of 'heatmap', 'keras', got 'x'"),
+        ("structure", "3", "structure: expected an integer"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=re.escape(error)):
+            setattr(gallery, name, value)
+    gallery.clip_above_percentile = 98
+    assert gallery.clip_above_percentile == 98.0
+    assert isinstance(gallery.clip_above_percentile, float)
+    gallery.positive_color = [10, 20, 30]
+    assert gallery.positive_color == (10, 20, 30)
 
 
 def test_thumbnails_are_sent_on_request_as_two_buffers(result, monkeypatch):
@@ -118,6 +134,11 @@ def test_clicking_opens_the_stored_or_the_live_view(result, model):
     with pytest.raises(ValueError, match="model: this view shows a stored result"):
         detail.target = (shown_target + 1) % 4
     detail.overlay = True  # display options still change
+    # The gallery's display options reach the open view.
+    stored_view.picture_style, stored_view.clip_above_percentile = "keras", 97
+    assert detail.picture_style == "keras" and detail.clip_above_percentile == 97.0
+    stored_view.set_state({"polarity": "negative"})
+    assert detail.polarity == "negative"
 
     live = igw.Gallery(result, model=model, class_names=NAMES)
     widget = live.open_image(3)

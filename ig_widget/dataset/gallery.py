@@ -20,16 +20,11 @@ import anywidget
 import numpy as np
 import traitlets
 
-from ..render import RENDER_DEFAULTS, validate_render_options
+from ..render import validate_render_options
 from ..validation import as_image, check_choice
 from ..widget import IGWidget
-from ..widget.options import (
-    DISPLAY_TRAITS,
-    check_class_names,
-    display_traits,
-    render_options_of,
-)
-from ..widget.state import front_end_file
+from ..widget.options import DISPLAY_TRAITS, check_class_names, checked_display, display_traits
+from ..widget.state import DisplayOptions, front_end_file
 from .result import DatasetResult
 from .sources import _raws, carries_labels
 
@@ -77,14 +72,7 @@ def _random_access(images: Any) -> list[Any]:
     return list(_raws(images, "images"))
 
 
-def _display_traits() -> dict[str, Any]:
-    return {
-        trait: traitlets.Any(default).tag(sync=True)
-        for trait, default in display_traits(RENDER_DEFAULTS).items()
-    }
-
-
-class Gallery(anywidget.AnyWidget):
+class Gallery(DisplayOptions, anywidget.AnyWidget):
     """A grid of a dataset's images and IG pictures, to find where the model looks.
 
     Parameters
@@ -121,9 +109,9 @@ class Gallery(anywidget.AnyWidget):
     """
 
     # Traits, as IGWidget's: a Path would keep every gallery alive (see IGWidget).
+    # The display options are IGWidget's typed traits (DisplayOptions).
     _esm = traitlets.Unicode().tag(sync=True)
     _css = traitlets.Unicode().tag(sync=True)
-    locals().update(_display_traits())
 
     columns: traitlets.List[list[str]] = traitlets.List().tag(sync=True)
     sort_by = traitlets.Unicode("delta").tag(sync=True)
@@ -277,16 +265,16 @@ class Gallery(anywidget.AnyWidget):
         view = {"sort_by": self.sort_by, "descending": self.descending, "filters": self.filters}
         self.order = self._order(view)
 
-    def _checked_display(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """The display-option traits with ``changes``, checked by igw.render's rules."""
+    def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """The display options with ``changes``, checked by igw.render's rules; all, normalised."""
         current = {trait: getattr(self, trait) for trait in DISPLAY_TRAITS}
-        options = render_options_of({**current, **changes})
-        return display_traits(validate_render_options(**options))
+        return checked_display({**current, **changes})
 
-    @traitlets.validate(*DISPLAY_TRAITS)
-    def _validate_display(self, proposal: dict[str, Any]) -> Any:
-        name = proposal["trait"].name
-        return self._checked_display({name: proposal["value"]})[name]
+    @traitlets.observe(*DISPLAY_TRAITS)
+    def _follow_display(self, change: dict[str, Any]) -> None:
+        # The open three-panel view shows the gallery's display options too.
+        if self.detail is not None:
+            setattr(self.detail, change["name"], change["new"])
 
     def shown(self) -> Any:
         """The table rows shown, in the order shown (a pandas DataFrame).
@@ -303,7 +291,7 @@ class Gallery(anywidget.AnyWidget):
         refused = [name for name in sync_data if name not in DISPLAY_TRAITS]
         problem = f"{refused[0]}: cannot be changed from the browser" if refused else ""
         try:
-            checked = self._checked_display(accepted)
+            checked = self.checked_options(accepted)
         except (TypeError, ValueError) as exc:
             problem, refused, accepted = str(exc), refused + list(accepted), {}
         else:
@@ -389,7 +377,7 @@ class Gallery(anywidget.AnyWidget):
         index = int(index)
         stored = self._result[index]
         image = self._image(index)
-        display = render_options_of({trait: getattr(self, trait) for trait in DISPLAY_TRAITS})
+        display = self.render_options()
         names = list(self.class_names) or None
         options = self._result.options
         baseline = self._result.baseline()

@@ -59,8 +59,21 @@ def render_options_of(traits: dict[str, Any]) -> dict[str, Any]:
     return {name: traits[TRAIT_OF_OPTION.get(name, name)] for name in RENDER_DEFAULTS}
 
 
-def _checked_display(traits: dict[str, Any]) -> dict[str, Any]:
-    """The display-option traits in ``traits``, checked by igw.render's rules and normalised."""
+def checked_display(traits: dict[str, Any]) -> dict[str, Any]:
+    """The display-option traits in ``traits`` (all of them), checked by igw.render's rules.
+
+    Returns them normalised; a bad value raises naming its trait.
+
+    Examples
+    --------
+    >>> traits = display_traits(RENDER_DEFAULTS)
+    >>> checked_display({**traits, "clip_above_percentile": 99})["clip_above_percentile"]
+    99.0
+    >>> checked_display({**traits, "picture_style": "x"})
+    Traceback (most recent call last):
+    ...
+    ValueError: picture_style: expected one of 'heatmap', 'keras', got 'x'
+    """
     try:
         return display_traits(validate_render_options(**render_options_of(traits)))
     except (TypeError, ValueError) as exc:
@@ -125,7 +138,7 @@ def checked_options(
     whose compute options and target cannot change.
     """
     merged = {**current, **changes}
-    checked = _checked_display(merged)
+    checked = checked_display(merged)
     if prepared is None:
         if any(merged[name] != current[name] for name in (*COMPUTE_OPTIONS, "target")):
             raise ValueError(NO_MODEL)

@@ -90,7 +90,45 @@ class _Steps(_Checked, traitlets.Union):
     """An int, or "auto"."""
 
 
-class WidgetState(anywidget.AnyWidget):
+class DisplayOptions(traitlets.HasTraits):
+    """igw.render's options as typed synced traits, checked on every assignment.
+
+    Shared by every widget that draws pictures (``IGWidget``, ``Gallery``):
+    each says what a valid change is in ``checked_options``, which the
+    traits call first, so a bad value (``None`` included) is refused with
+    the project's message naming the option.
+    """
+
+    # The browser redraws these itself.
+    picture_style = _Choice(STYLES, RENDER_DEFAULTS["style"]).tag(sync=True)
+    polarity = _Choice(POLARITIES, RENDER_DEFAULTS["polarity"]).tag(sync=True)
+    clip_above_percentile = _Number(RENDER_DEFAULTS["clip_above_percentile"]).tag(sync=True)
+    clip_below_percentile = _Number(RENDER_DEFAULTS["clip_below_percentile"]).tag(sync=True)
+    morphological_cleanup = _Flag(RENDER_DEFAULTS["morphological_cleanup"]).tag(sync=True)
+    structure = _Integer(RENDER_DEFAULTS["structure"]).tag(sync=True)
+    outlines = _Flag(RENDER_DEFAULTS["outlines"]).tag(sync=True)
+    outlines_component_percentage = _Number(RENDER_DEFAULTS["outlines_component_percentage"]).tag(
+        sync=True
+    )
+    overlay = _Flag(RENDER_DEFAULTS["overlay"]).tag(sync=True)
+    positive_color = _Color(RENDER_DEFAULTS["positive_color"]).tag(sync=True)
+    negative_color = _Color(RENDER_DEFAULTS["negative_color"]).tag(sync=True)
+
+    def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Check ``changes`` together with the other current options; return all, normalised."""
+        raise NotImplementedError
+
+    def render_options(self) -> dict[str, Any]:
+        """The current display options, as keyword arguments for ``igw.render``.
+
+        Examples
+        --------
+        >>> igw.render(image, w.result.attributions, **w.render_options())  # doctest: +SKIP
+        """
+        return render_options_of({name: getattr(self, name) for name in DISPLAY_TRAITS})
+
+
+class WidgetState(DisplayOptions, anywidget.AnyWidget):
     """The traits shared with the browser, and the rules for changing them.
 
     What a valid option is depends on the computation (the model's classes,
@@ -108,21 +146,6 @@ class WidgetState(anywidget.AnyWidget):
     # through a bound method, which the signal holds by weak reference.
     _esm = traitlets.Unicode().tag(sync=True)
     _css = traitlets.Unicode().tag(sync=True)
-
-    # Display options, as igw.render's; the browser redraws them itself.
-    picture_style = _Choice(STYLES, RENDER_DEFAULTS["style"]).tag(sync=True)
-    polarity = _Choice(POLARITIES, RENDER_DEFAULTS["polarity"]).tag(sync=True)
-    clip_above_percentile = _Number(RENDER_DEFAULTS["clip_above_percentile"]).tag(sync=True)
-    clip_below_percentile = _Number(RENDER_DEFAULTS["clip_below_percentile"]).tag(sync=True)
-    morphological_cleanup = _Flag(RENDER_DEFAULTS["morphological_cleanup"]).tag(sync=True)
-    structure = _Integer(RENDER_DEFAULTS["structure"]).tag(sync=True)
-    outlines = _Flag(RENDER_DEFAULTS["outlines"]).tag(sync=True)
-    outlines_component_percentage = _Number(RENDER_DEFAULTS["outlines_component_percentage"]).tag(
-        sync=True
-    )
-    overlay = _Flag(RENDER_DEFAULTS["overlay"]).tag(sync=True)
-    positive_color = _Color(RENDER_DEFAULTS["positive_color"]).tag(sync=True)
-    negative_color = _Color(RENDER_DEFAULTS["negative_color"]).tag(sync=True)
 
     # Compute options: they take effect on the next computation.
     steps = _Steps([traitlets.Int(), traitlets.Enum(["auto"])], default_value=50).tag(sync=True)
@@ -168,10 +191,6 @@ class WidgetState(anywidget.AnyWidget):
     def _reload_sheet(self, text: str) -> None:
         self._css = text
 
-    def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Check ``changes`` together with the other current options; return all, normalised."""
-        raise NotImplementedError
-
     def current_options(self) -> dict[str, Any]:
         """Every option the browser may change, as it is now."""
         return {name: getattr(self, name) for name in FRONT_END_OPTIONS}
@@ -210,15 +229,6 @@ class WidgetState(anywidget.AnyWidget):
     def request(self) -> dict[str, Any]:
         """The compute options and target a computation started now would use."""
         return {**{name: getattr(self, name) for name in COMPUTE_OPTIONS}, "target": self.target}
-
-    def render_options(self) -> dict[str, Any]:
-        """The current display options, as keyword arguments for ``igw.render``.
-
-        Examples
-        --------
-        >>> igw.render(image, w.result.attributions, **w.render_options())  # doctest: +SKIP
-        """
-        return render_options_of({name: getattr(self, name) for name in DISPLAY_TRAITS})
 
     def show(self, shown: ShownResult, previous: ShownResult) -> None:
         """Set the values that show ``shown``; if that fails, put ``previous``'s back and raise."""

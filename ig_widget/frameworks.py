@@ -18,7 +18,6 @@ It also keeps TensorFlow's start-up lines out of notebooks
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -27,6 +26,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    # Only for types: importlib.abc imports importlib.resources, tempfile and
+    # shutil, a sixth of `import ig_widget` beyond NumPy. The import system
+    # needs the methods, not the base classes.
+    from importlib.abc import Loader
 
 # The extra that installs each framework; Keras is in every extra, and the
 # TensorFlow one is the default backend Keras looks for.
@@ -34,15 +40,15 @@ EXTRAS = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax", "keras": "
 NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX", "keras": "Keras"}
 
 
-def install_command(framework: str) -> str:
-    """The pip command that installs ``framework`` with this package.
+def install_command(extra: str) -> str:
+    """The pip command that installs this package with ``extra``: every message that names one.
 
     Examples
     --------
-    >>> install_command("torch")
-    "pip install 'ig-widget[torch]'"
+    >>> install_command(EXTRAS["keras"])
+    "pip install 'ig-widget[tensorflow]'"
     """
-    return f"pip install 'ig-widget[{EXTRAS[framework]}]'"
+    return f"pip install 'ig-widget[{extra}]'"
 
 
 def import_framework(framework: str, needed_by: str) -> ModuleType:
@@ -75,17 +81,17 @@ def import_framework(framework: str, needed_by: str) -> ModuleType:
             raise
         if missing == "keras":
             message = (
-                f"{needed_by} needs Keras; {install_command('keras')} "
+                f"{needed_by} needs Keras; {install_command(EXTRAS['keras'])} "
                 "(or the torch or jax extra, with KERAS_BACKEND set to that framework)"
             )
         elif missing != framework:
             message = (
                 f"{needed_by} needs Keras' backend {NAMES[missing]}, which is not installed; "
-                f"{install_command(missing)}, or set KERAS_BACKEND to an installed "
+                f"{install_command(EXTRAS[missing])}, or set KERAS_BACKEND to an installed "
                 "backend before Keras is imported"
             )
         else:
-            message = f"{needed_by} needs {NAMES[framework]}; {install_command(framework)}"
+            message = f"{needed_by} needs {NAMES[framework]}; {install_command(EXTRAS[framework])}"
         raise ModuleNotFoundError(message, name=missing) from None
 
 
@@ -127,10 +133,10 @@ def c_log_lines_filtered() -> Iterator[None]:
                 os.write(2, "".join(kept).encode())
 
 
-class _FilteredLoader(importlib.abc.Loader):
+class _FilteredLoader:
     """Runs a module's loader with C++ log lines filtered; the module keeps its own loader."""
 
-    def __init__(self, loader: importlib.abc.Loader) -> None:
+    def __init__(self, loader: Loader) -> None:
         self.loader = loader
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
@@ -144,7 +150,7 @@ class _FilteredLoader(importlib.abc.Loader):
             self.loader.exec_module(module)
 
 
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+class _QuietTensorFlowImport:
     """Finds ``tensorflow`` once, with the usual finders; it loads through ``_FilteredLoader``."""
 
     def find_spec(
@@ -155,7 +161,8 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)
         if spec is not None and spec.loader is not None:
-            spec.loader = _FilteredLoader(spec.loader)
+            # The loader protocol (create_module, exec_module) without importlib.abc's base class.
+            spec.loader = cast("Loader", _FilteredLoader(spec.loader))
         return spec
 
 

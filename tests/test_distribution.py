@@ -18,6 +18,8 @@ import pytest
 
 import ig_widget as igw
 
+from .test_package import DEV_TOOLS, requirement_name
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -33,7 +35,6 @@ STATIC = PYPROJECT["tool"]["hatch"]["build"]["hooks"]["jupyter-builder"]["ensure
 # are a fifth of TensorFlow's, and it needs no pin (torch would need one to
 # stay off a several-GB CUDA build).
 SMOKE_EXTRA = "jax"
-DEV_TOOLS = {"pytest", "ruff", "mypy", "jupyterlab", "notebook", "playwright", "build"}
 
 SMOKE_SCRIPT = """\
 import json, sys
@@ -125,8 +126,7 @@ def test_the_wheel_holds_the_package_and_its_data_only(dist):
     assert set(metadata.get_all("Provides-Extra")) == set(extras)
     core = [req for req in metadata.get_all("Requires-Dist") if "extra ==" not in req]
     assert not any(req.startswith(("tensorflow", "torch", "jax", "keras")) for req in core)
-    required = {req.split(";")[0].split(">")[0].split("=")[0].strip() for req in core}
-    assert not required & DEV_TOOLS
+    assert not {requirement_name(req) for req in core} & DEV_TOOLS
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,14 @@ import pkgutil
 import re
 import subprocess
 import sys
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import ig_widget as igw
-from ig_widget.frameworks import c_log_lines_filtered
+from ig_widget.frameworks import EXTRAS, c_log_lines_filtered
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,6 +26,15 @@ else:
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+# Tools for developing and testing the package; no user needs them.
+DEV_TOOLS = {"pytest", "ruff", "mypy", "build", "jupyterlab", "notebook", "playwright"}
+
+
+def requirement_name(requirement: str) -> str:
+    """The distribution a requirement names: ``"keras>=3.0"`` -> ``"keras"``."""
+    return re.split(r"[<>=!~\[; ]", requirement)[0]
+
 
 PACKAGE_MODULES = sorted(
     name for _, name, _ in pkgutil.walk_packages(igw.__path__, prefix="ig_widget.")
@@ -135,14 +145,24 @@ def test_a_broken_framework_installation_is_reported_as_it_is(tmp_path):
 def test_the_core_needs_no_framework_and_each_extra_brings_one():
     project = PYPROJECT["project"]
     frameworks = {"tensorflow", "torch", "jax", "keras"}
-    core = {re.split(r"[<>=!~\[; ]", dep)[0] for dep in project["dependencies"]}
+    core = {requirement_name(dep) for dep in project["dependencies"]}
     assert not core & frameworks
     extras = project["optional-dependencies"]
     for framework in ("tensorflow", "torch", "jax"):
-        names = {re.split(r"[<>=!~\[; ]", dep)[0] for dep in extras[framework]}
+        names = {requirement_name(dep) for dep in extras[framework]}
         assert names == {framework, "keras"}
     # No exact pin is published (the dev group may pin what CI installs).
     assert not any("==" in dep for deps in extras.values() for dep in deps)
+    # The extras the missing-framework errors name exist.
+    assert set(EXTRAS.values()) <= set(extras)
+
+
+def test_dev_tools_are_a_dependency_group_not_a_published_extra():
+    project = PYPROJECT["project"]
+    assert DEV_TOOLS <= {requirement_name(dep) for dep in PYPROJECT["dependency-groups"]["dev"]}
+    published = [*project["dependencies"], *chain(*project["optional-dependencies"].values())]
+    assert not DEV_TOOLS & {requirement_name(dep) for dep in published}
+    assert "dev" not in project["optional-dependencies"]
 
 
 def test_the_all_extra_names_every_other_extra():

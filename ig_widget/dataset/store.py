@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ..frameworks import install_command
 from ..render import block_mean, channel_maps, display_image
 from .columns import Column
 
@@ -90,7 +91,7 @@ def missing_dependency(error: ImportError, extra: str = "dataset") -> ImportErro
     """The one message for a missing optional dependency: which extra installs it."""
     return ImportError(
         f"{error.name or 'a dependency'} is missing: explaining datasets needs the "
-        f"'{extra}' extra: pip install 'ig-widget[{extra}]'"
+        f"'{extra}' extra: {install_command(extra)}"
     )
 
 

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..frameworks import install_command
+
 # PAIR saliency's segmentation constants (saliency/core/xrai.py), which its
 # parameters were tuned with.
 FELZENSZWALB_SCALES = (50, 100, 150, 250, 500, 1200)
@@ -52,7 +54,7 @@ def require_scikit_image() -> None:
         import skimage  # noqa: F401
     except ModuleNotFoundError as error:
         raise ModuleNotFoundError(
-            "xrai: the default segmentation needs scikit-image; pip install 'ig-widget[xrai]' "
+            f"xrai: the default segmentation needs scikit-image; {install_command('xrai')} "
             "(or pass segments=...)",
             name="skimage",
         ) from error

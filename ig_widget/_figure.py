@@ -1,5 +1,6 @@
 """The figure ``plot`` returns: a matplotlib ``Figure`` that notebooks show as a picture,
-and the colour key drawn under its attribution panels."""
+its three panels placed to fit the image, and the colour key drawn under its
+attribution panels."""
 
 from __future__ import annotations
 
@@ -15,11 +16,24 @@ if TYPE_CHECKING:
     from .render import KeyEntry
 
 KEY_LABEL = "colour key"
-# Height of one key bar and the gap under the panel and between bars, as
-# fractions of the panel's height.
-KEY_BAR_HEIGHT = 0.04
-KEY_GAP = 0.1
-KEY_ROW_HEIGHT = 0.27
+# The layout at the default width, in inches: the side margins and the gap
+# between panels, the figure title and a panel title above them, and the gap
+# under a panel. One key entry under a panel takes KEY_ROW: its meaning
+# (KEY_TEXT), its bar (KEY_BAR) and two lines of end labels. A figure of
+# another size is this layout scaled, text included.
+DEFAULT_WIDTH = 15.0
+SIDE = 0.3
+GAP = 0.4
+TITLES = {True: 0.85, False: 0.45}  # with a figure title, without
+HEADING_TOP = 0.12  # the figure title's top under the figure's top edge
+BELOW = 0.15
+KEY_ROW = 1.05
+KEY_BAR = 0.2
+KEY_TEXT = 0.27
+FONT_SIZE = 11
+MIN_FONT_SIZE = 8
+TITLE_SIZE = 13
+POINTS_PER_INCH = 72
 
 
 class NotebookFigure(Figure):
@@ -38,37 +52,114 @@ class NotebookFigure(Figure):
         return buffer.getvalue()
 
 
-def draw_key(axes: Axes, entries: list[KeyEntry]) -> list[Axes]:
+def panels_figure(
+    panels: dict[str, tuple[np.ndarray, list[KeyEntry] | None]],
+    heading: str,
+    figsize: tuple[float, float] | None,
+) -> NotebookFigure:
+    """Pictures side by side under their titles, each with its colour key (if any) under it.
+
+    ``panels`` maps a title to its picture (H, W, 3; all one size) and key.
+    Without ``figsize`` the figure is ``DEFAULT_WIDTH`` inches wide and as
+    tall as the panels, titles and keys need, so that a saved figure has no
+    empty band. With ``figsize`` the same layout is scaled to fit in it, text
+    included, and centred.
+    """
+    count = len(panels)
+    pictures = [picture for picture, _ in panels.values()]
+    height, width = pictures[0].shape[:2]
+    key_rows = max((len(key) for _, key in panels.values() if key is not None), default=0)
+    top = TITLES[bool(heading)]
+    below = BELOW + key_rows * KEY_ROW
+    panel_w = (DEFAULT_WIDTH - 2 * SIDE - (count - 1) * GAP) / count
+    panel_h = panel_w * height / width
+    natural = (DEFAULT_WIDTH, top + panel_h + below)
+    size = natural if figsize is None else figsize
+    scale = min(size[0] / natural[0], size[1] / natural[1])
+    figure = NotebookFigure(figsize=size)
+    # Where the layout starts in the figure, in inches (matplotlib's origin is bottom left).
+    left = (size[0] - scale * natural[0]) / 2 + scale * SIDE
+    bottom = (size[1] + scale * natural[1]) / 2 - scale * (top + panel_h)
+    entries = [entry for _, key in panels.values() for entry in key or []]
+    font = scale * key_font(panel_w, entries)
+    for index, (title, (picture, key)) in enumerate(panels.items()):
+        axes = figure.add_axes(
+            (
+                (left + scale * index * (panel_w + GAP)) / size[0],
+                bottom / size[1],
+                scale * panel_w / size[0],
+                scale * panel_h / size[1],
+            )
+        )
+        axes.imshow(picture, interpolation="nearest")
+        axes.set_title(title, fontsize=scale * TITLE_SIZE)
+        axes.set_axis_off()
+        if key is not None:
+            _draw_key(axes, key, scale * panel_h, scale, font)
+    if heading:
+        # parse_math=False: a class name with "$" is text, not TeX.
+        figure.suptitle(
+            heading,
+            fontsize=scale * TITLE_SIZE,
+            y=(size[1] + scale * natural[1]) / 2 / size[1] - scale * HEADING_TOP / size[1],
+            va="top",
+            parse_math=False,
+        )
+    return figure
+
+
+def _end_texts(labels: dict[str, str]) -> tuple[str, str]:
+    return f"{labels['low']}\n{labels['low_share']}", f"{labels['high']}\n{labels['high_share']}"
+
+
+def key_font(panel_width: float, entries: list[KeyEntry]) -> float:
+    """The key's font size: up to ``FONT_SIZE``, so that both ends' labels fit side by side.
+
+    ``panel_width`` is in inches, at the default width. Measured in
+    matplotlib's default font; never below ``MIN_FONT_SIZE``.
+    """
+    from matplotlib.textpath import TextPath
+
+    from .render import key_labels
+
+    def width(text: str) -> float:
+        return max(TextPath((0, 0), line, size=1).get_extents().width for line in text.split("\n"))
+
+    needed = [sum(width(text) for text in _end_texts(key_labels(entry))) for entry in entries]
+    room = (panel_width - GAP / 2) * POINTS_PER_INCH
+    return max(MIN_FONT_SIZE, min(FONT_SIZE, room / max(needed, default=1.0)))
+
+
+def _draw_key(
+    axes: Axes, entries: list[KeyEntry], panel_height: float, scale: float, fontsize: float
+) -> None:
     """Colour bars under ``axes``, one per entry, with their meaning and end values.
 
     Each bar is an inset axes labelled ``KEY_LABEL``; its ticks are the
     attribution values at the two ends and the share of the total they
-    stand for.
+    stand for. ``panel_height`` is the panel's height in inches.
     """
     from .render import key_labels
 
-    bars = []
+    # Inset axes are placed in fractions of the panel; the key's rows are in inches.
+    unit = scale / panel_height
     for row, entry in enumerate(entries):
         labels = key_labels(entry)
-        top = -KEY_GAP - row * KEY_ROW_HEIGHT
-        bar = axes.inset_axes((0.0, top - KEY_BAR_HEIGHT, 1.0, KEY_BAR_HEIGHT))
+        top = -(BELOW + KEY_TEXT + row * KEY_ROW) * unit
+        bar = axes.inset_axes((0.0, top - KEY_BAR * unit, 1.0, KEY_BAR * unit))
         bar.set_label(KEY_LABEL)
         colours = np.asarray(entry["colors"], np.uint8)[None]
         bar.imshow(colours, aspect="auto", interpolation="nearest", extent=(0, 1, 0, 1))
         bar.set_yticks([])
-        bar.set_xticks(
-            [0, 1],
-            [
-                f"{labels['low']}\n{labels['low_share']}",
-                f"{labels['high']}\n{labels['high_share']}",
-            ],
-            fontsize="small",
-        )
+        bar.set_xticks([0, 1], _end_texts(labels), fontsize=fontsize)
+        bar.tick_params(length=3 * scale, pad=2 * scale)
         bar.get_xticklabels()[0].set_horizontalalignment("left")
         bar.get_xticklabels()[1].set_horizontalalignment("right")
         # parse_math=False: values such as "2.06e-5" are text.
         bar.set_title(
-            f"{entry['polarity']}: {labels['meaning']}", fontsize="small", pad=3, parse_math=False
+            f"{entry['polarity']}: {labels['meaning']}",
+            fontsize=fontsize,
+            loc="left",
+            pad=4 * scale,
+            parse_math=False,
         )
-        bars.append(bar)
-    return bars

@@ -747,15 +747,22 @@ def format_percent(value: float) -> str:
     return f"{float(f'{value:.3g}'):g} %"
 
 
-def _share_text(share: float) -> str:
-    prefix = "" if share >= 100.0 else "top "
-    return f"{prefix}{format_percent(share)} of total"
+# What each end of a key's bar says about its share: the pixels in colour at
+# all (at least the low end) and those in full colour (at least the high end).
+SHARE_PREFIXES = {"low": "coloured", "high": "full colour"}
+
+
+def _share_text(end: str, share: float) -> str:
+    return f"{SHARE_PREFIXES[end]}: {format_percent(share)} of total"
 
 
 def key_labels(entry: KeyEntry) -> dict[str, str]:
     """The texts of one key entry: what the colour means and what its two ends stand for.
 
     Values of the negative sign are shown negative, as they are in the map.
+    Each end's share says how much of the sign's total the pixels at least
+    that strong hold: all pixels in colour (the low end) and the pixels in
+    full colour (the high end).
 
     Examples
     --------
@@ -764,15 +771,15 @@ def key_labels(entry: KeyEntry) -> dict[str, str]:
     ...                     clip_above_percentile=50.0)
     >>> labels = key_labels(entry)
     >>> labels["meaning"], labels["low"], labels["high"], labels["high_share"]
-    ('lowers the score', '-1.00', '-3.00', 'top 70 % of total')
+    ('lowers the score', '-1.00', '-3.00', 'full colour: 70 % of total')
     """
     sign = -1.0 if entry["polarity"] == "negative" else 1.0
     return {
         "meaning": MEANINGS[entry["polarity"]],
         "low": format_number(sign * entry["low"]) if entry["low"] > 0 else "0",
         "high": format_number(sign * entry["high"]),
-        "low_share": _share_text(entry["low_share"]),
-        "high_share": _share_text(entry["high_share"]),
+        "low_share": _share_text("low", entry["low_share"]),
+        "high_share": _share_text("high", entry["high_share"]),
     }
 
 
@@ -872,7 +879,7 @@ def plot(
     *,
     class_name: str | None = None,
     score: float | None = None,
-    figsize: tuple[float, float] = (15, 8),
+    figsize: tuple[float, float] | None = None,
     **render_options: Any,
 ) -> Figure:
     """Three panels side by side: Input, Normal gradients, Integrated gradients, with colour keys.
@@ -894,8 +901,9 @@ def plot(
         Shown, as plain text, in the figure title.
     score : float, optional
         The model's score for the class, shown in the figure title.
-    figsize : (float, float)
-        Width and height in inches.
+    figsize : (float, float), optional
+        Width and height in inches. By default 15 inches wide and as tall as
+        the panels and their keys need (no empty bands when saved).
     **render_options
         As for ``render``, applied to both attribution panels.
 
@@ -910,14 +918,14 @@ def plot(
     >>> [ax.get_title() for ax in fig.axes]
     ['Input', 'Normal gradients', 'Integrated gradients']
     """
-    from ._figure import NotebookFigure, draw_key
+    from ._figure import panels_figure
 
     options = validate_render_options(**render_options)
     if class_name is not None and not isinstance(class_name, str):
         raise TypeError(f"class_name: expected a string or None, got {type(class_name).__name__}")
     if score is not None:
         score = check_number("score", score)
-    if (
+    if figsize is not None and (
         not isinstance(figsize, (Sequence, np.ndarray))
         or len(figsize) != 2
         or not all(isinstance(size, numbers.Real) and size > 0 for size in figsize)
@@ -937,18 +945,8 @@ def plot(
             colour_key(*ig_maps, **options),
         ),
     }
-    width, height = (float(size) for size in figsize)
-    figure = NotebookFigure(figsize=(width, height))
-    for axes, (title, (picture, key)) in zip(figure.subplots(1, 3), panels.items(), strict=True):
-        axes.imshow(picture, interpolation="nearest")
-        axes.set_title(title)
-        axes.set_axis_off()
-        if key is not None:
-            draw_key(axes, key)
     heading = [] if class_name is None else [class_name]
     if score is not None:
         heading.append(f"score {score:.4g}")
-    if heading:
-        # parse_math=False: a class name with "$" is text, not TeX.
-        figure.suptitle(" — ".join(heading), parse_math=False)
-    return figure
+    size = None if figsize is None else (float(figsize[0]), float(figsize[1]))
+    return panels_figure(panels, " — ".join(heading), size)

@@ -365,13 +365,13 @@ def is_blank(pixels: np.ndarray) -> bool:
     return bool(np.all(pixels == pixels[:1, :1]))
 
 
-_TIME_REDRAWS = """async ([repeats]) => {
-    const slider = document.querySelector(".igw input.igw-clip-above");
+_TIME_REDRAWS = """async ([repeats, slider, positions]) => {
+    const input = document.querySelector(`.igw input.igw-${slider}`);
     const times = [];
     for (let i = 0; i < repeats; i++) {
-        slider.value = String(i % 2 === 0 ? 90 : 99.5);
+        input.value = String(positions[i % positions.length]);
         const start = performance.now();
-        slider.dispatchEvent(new Event("input"));
+        input.dispatchEvent(new Event("input"));
         // The view draws in a microtask after the change; awaiting one
         // resolves after it, before the browser paints.
         await Promise.resolve();
@@ -382,11 +382,17 @@ _TIME_REDRAWS = """async ([repeats]) => {
 }"""
 
 
-def measure_redraw_ms(page: Any, repeats: int = 41) -> float:
+def measure_redraw_ms(
+    page: Any,
+    repeats: int = 41,
+    slider: str = "clip-above",
+    positions: tuple[float, ...] = (90.0, 99.5),
+) -> float:
     """Median time (ms) to redraw the Normal and Integrated gradients panels.
 
-    Moves the clip-above slider of the widget on ``page`` back and forth and
-    times each redraw (renderer and canvas upload) inside the page.
+    Moves the widget's ``slider`` (``"clip-above"`` or ``"clip-below"``) on
+    ``page`` between ``positions`` and times each redraw (renderer, canvas
+    upload, colour keys and descriptions) inside the page.
 
     Examples
     --------
@@ -394,4 +400,4 @@ def measure_redraw_ms(page: Any, repeats: int = 41) -> float:
     >>> measure_redraw_ms(page)  # doctest: +SKIP
     4.2
     """
-    return float(page.evaluate(_TIME_REDRAWS, [repeats]))
+    return float(page.evaluate(_TIME_REDRAWS, [repeats, slider, list(positions)]))

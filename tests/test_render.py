@@ -511,7 +511,8 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     titles = ["Input", "Normal gradients", "Integrated gradients"]
     assert [ax.get_title() for ax in panels] == titles
     assert fig.get_suptitle() == f"{name} — score 0.8871"
-    assert tuple(fig.get_size_inches()) == (15.0, 8.0)
+    width, height = fig.get_size_inches()
+    assert width == 15.0 and 6 < height < 8  # as tall as the square panels and one key row
     shown = [np.asarray(ax.images[0].get_array()) for ax in panels]
     np.testing.assert_array_equal(shown[0], image)
     np.testing.assert_array_equal(shown[1], render(image, gradients, outlines=True))
@@ -519,7 +520,7 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=40)
     with Image.open(io.BytesIO(buffer.getvalue())) as png:
-        assert png.format == "PNG" and png.size == (600, 320)
+        assert png.format == "PNG" and png.size == (600, round(40 * height))
     # What a notebook shows for a figure that is a cell's value when no
     # matplotlib backend has registered a formatter (no %matplotlib inline).
     shown_png = PNGFormatter()(fig)
@@ -543,16 +544,48 @@ def test_plot_draws_a_colour_key_under_each_attribution_panel(maps):
     for bar, entry in zip(keys, expected, strict=True):
         np.testing.assert_array_equal(bar.images[0].get_array()[0], entry["colors"])
         labels = key_labels(entry)
-        assert bar.get_title() == f"{entry['polarity']}: {labels['meaning']}"
+        assert bar.get_title(loc="left") == f"{entry['polarity']}: {labels['meaning']}"
         ticks = [tick.get_text() for tick in bar.get_xticklabels()]
         assert ticks == [
             f"{labels['low']}\n{labels['low_share']}",
             f"{labels['high']}\n{labels['high_share']}",
         ]
-    assert [bar.get_title() for bar in keys[:2]] == [
+    assert [bar.get_title(loc="left") for bar in keys[:2]] == [
         "positive: raises the score",
         "negative: lowers the score",
     ]
+
+
+def _text_boxes(fig, texts):
+    renderer = fig.canvas.get_renderer()
+    return [text.get_window_extent(renderer) for text in texts]
+
+
+@pytest.mark.parametrize("figsize", [None, (8, 6)])
+def test_plot_fits_its_content_with_readable_keys(maps, figsize):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    image, attributions = maps["real_ig"]
+    _, gradients = maps["real_gradients"]
+    fig = plot(image, gradients, attributions, class_name="cat", polarity="both", figsize=figsize)
+    FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    keys = [child for ax in fig.axes for child in ax.child_axes]
+    ticks = [bar.get_xticklabels() for bar in keys]
+    scale = min(1.0, fig.get_figwidth() / 15.0)  # a smaller figure is the layout scaled
+    for low, high in ticks:
+        # Key labels as large as the panel titles' neighbours, side by side without touching.
+        assert low.get_fontsize() >= 10 * scale
+        left, right = _text_boxes(fig, [low, high])
+        assert left.x1 < right.x0
+    everything = fig.get_tightbbox()
+    width, height = fig.get_size_inches()
+    # Nothing is cut, and the default figure has no empty band (a tight save trims < 0.4 in).
+    assert everything.x0 >= 0 and everything.y0 >= 0
+    assert everything.x1 <= width and everything.y1 <= height
+    if figsize is None:
+        assert height - everything.height < 0.4
+        assert width - everything.width < 0.8
 
 
 def test_plot_rejects_bad_arguments(maps):
@@ -736,6 +769,6 @@ def test_colour_key_states_the_thresholds_shares_and_colours():
         "meaning": "raises the score",
         "low": "9.00",
         "high": "19.0",
-        "low_share": "top 82.9 % of total",
-        "high_share": "top 18.6 % of total",
+        "low_share": "coloured: 82.9 % of total",
+        "high_share": "full colour: 18.6 % of total",
     }

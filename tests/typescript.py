@@ -54,6 +54,7 @@ RENDER_CONSTANTS = {
     "KEY_BACKGROUND": "The colour key is drawn over this grey (black without overlay).",
     "TOP_PIXELS_PERCENT": "A panel's concentration: the share held by this % of the pixels.",
     "MEANINGS": "What each sign's colour says about the score.",
+    "SHARE_PREFIXES": "What a key end's share of the total is the share of.",
 }
 
 

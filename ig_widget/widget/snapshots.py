@@ -12,6 +12,7 @@ import base64
 from typing import Any
 
 from .. import export
+from ..render import format_percent
 from .shown import MAP_BUFFERS, ShownResult
 from .state import STATIC
 
@@ -23,12 +24,12 @@ def heading(summary: dict[str, Any]) -> str:
     --------
     >>> heading({"predicted_label": "cat", "predicted_score": 0.9, "label": "cat",
     ...          "score": 0.9, "delta": 0.004})
-    'Predicted: cat (0.9)   Explained: cat (0.9)   completeness error 0.40%'
+    'Predicted: cat (0.9)   Explained: cat (0.9)   completeness error 0.4 %'
     """
     return (
         f"Predicted: {summary['predicted_label']} ({summary['predicted_score']:.4g})   "
         f"Explained: {summary['label']} ({summary['score']:.4g})   "
-        f"completeness error {100 * summary['delta']:.2f}%"
+        f"completeness error {format_percent(100 * summary['delta'])}"
     )
 
 

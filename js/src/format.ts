@@ -3,7 +3,7 @@
 // export and igw.plot read alike. Tested against Python's output in
 // js/tests/render.test.ts.
 
-import { MEANINGS } from "./generated";
+import { MEANINGS, SHARE_PREFIXES } from "./generated";
 import type { KeyEntry } from "./render";
 
 /** Three significant digits, in exponent form below 1e-3 or from 1e4 on. */
@@ -27,8 +27,8 @@ export function formatPercent(value: number): string {
   return `${Number(value.toPrecision(3))} %`;
 }
 
-function shareText(share: number): string {
-  return share >= 100 ? `${formatPercent(share)} of total` : `top ${formatPercent(share)} of total`;
+function shareText(end: keyof typeof SHARE_PREFIXES, share: number): string {
+  return `${SHARE_PREFIXES[end]}: ${formatPercent(share)} of total`;
 }
 
 export interface KeyLabels {
@@ -46,7 +46,7 @@ export function keyLabels(entry: KeyEntry): KeyLabels {
     meaning: MEANINGS[entry.polarity],
     low: entry.low > 0 ? formatNumber(sign * entry.low) : "0",
     high: formatNumber(sign * entry.high),
-    low_share: shareText(entry.low_share),
-    high_share: shareText(entry.high_share),
+    low_share: shareText("low", entry.low_share),
+    high_share: shareText("high", entry.high_share),
   };
 }

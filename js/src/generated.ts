@@ -67,6 +67,9 @@ export const TOP_PIXELS_PERCENT = 5;
 /** What each sign's colour says about the score. */
 export const MEANINGS = { positive: "raises the score", negative: "lowers the score" } as const;
 
+/** What a key end's share of the total is the share of. */
+export const SHARE_PREFIXES = { low: "coloured", high: "full colour" } as const;
+
 /** Baselines that differ between runs. (ig_widget.baselines) */
 export const RANDOM_BASELINES = ["uniform"] as const;
 

@@ -8,7 +8,7 @@ import { LocalModel } from "../src/local-model";
 import { colourKey, RENDER_DEFAULTS, renderMaps } from "../src/render";
 import { mountView } from "../src/view";
 import { parseSteps } from "../src/view/controls";
-import { drawPathPlot, niceTicks, scoreRange } from "../src/view/pathplot";
+import { drawPathPlot, niceTicks, scoreAxisLabel, scoreRange } from "../src/view/pathplot";
 import {
   contextOf,
   control,
@@ -211,8 +211,13 @@ describe("what the view says", () => {
         expect(query(row, ".igw-key-meaning").textContent).toBe(
           `${entries[i].polarity}: ${labels.meaning}`,
         );
-        expect(query(row, ".igw-key-low").textContent).toBe(`${labels.low}${labels.low_share}`);
-        expect(query(row, ".igw-key-high").textContent).toBe(`${labels.high}${labels.high_share}`);
+        // A no-break space keeps "1.3 %" on one line.
+        const spaced = (selector: string) =>
+          query(row, selector).textContent?.replaceAll("\u00a0", " ");
+        expect(spaced(".igw-key-low")).toBe(`${labels.low}${labels.low_share}`);
+        expect(spaced(".igw-key-high")).toBe(`${labels.high}${labels.high_share}`);
+        expect(query(row, ".igw-key-high").textContent).toContain("colour: ");
+        expect(query(row, ".igw-key-high").textContent).not.toMatch(/ %/);
         expect(query<HTMLElement>(row, ".igw-key-bar").getAttribute("aria-hidden")).toBe("true");
       });
       expect(rows[1].textContent).toContain("lowers the score");
@@ -318,11 +323,23 @@ describe("what the view says", () => {
         baseline_score: 0,
         score: 4,
       },
-      "score of “cat”",
+      "cat",
     );
     expect(svg.querySelector("polygon")).not.toBeNull();
-    const labels = [...svg.querySelectorAll("text")].map((t) => t.textContent);
+    // A text's own words, without its tooltip.
+    const labels = [...svg.querySelectorAll("text")].map((t) => t.firstChild?.textContent);
     expect(labels).toEqual(expect.arrayContaining(["0", "2", "4", "0.5", "1", "score of “cat”"]));
+    // A long class name is shortened to fit along the axis; its tooltip has it whole.
+    const long = "German short-haired pointer";
+    drawPathPlot(
+      svg,
+      { alphas: [0, 1], mean: [0, 1], low: [0, 1], high: [0, 1], baseline_score: 0, score: 1 },
+      long,
+    );
+    const axis = svg.querySelector<SVGTextElement>(".igw-plot-axis");
+    expect(axis?.firstChild?.textContent).toBe("score of “German short…”");
+    expect(axis?.querySelector("title")?.textContent).toBe(`score of “${long}”`);
+    expect(scoreAxisLabel("x".repeat(13))).toHaveLength(24);
     expect(labels).toContain("α: baseline (0) → image (1)");
   });
 

@@ -52,6 +52,11 @@ function keyRow(): KeyRow {
   return { row, meaning, bar, lowValue, lowShare, highValue, highShare, background: "" };
 }
 
+/** A share's text with a no-break space before "%": a narrow key never wraps a number from its "%". */
+export function unbroken(share: string): string {
+  return share.replaceAll(" %", "\u00a0%");
+}
+
 function setText(node: Node, text: string): void {
   if (node.textContent !== text) node.textContent = text;
 }
@@ -77,9 +82,9 @@ export function showKey(node: HTMLElement, entries: readonly KeyEntry[]): void {
     row.row.className = `igw-key-entry igw-key-${entry.polarity}`;
     setText(row.meaning, `${entry.polarity}: ${labels.meaning}`);
     setText(row.lowValue, labels.low);
-    setText(row.lowShare, labels.low_share);
+    setText(row.lowShare, unbroken(labels.low_share));
     setText(row.highValue, labels.high);
-    setText(row.highShare, labels.high_share);
+    setText(row.highShare, unbroken(labels.high_share));
     const background = gradient(entry);
     if (background !== row.background) {
       row.bar.style.background = background;

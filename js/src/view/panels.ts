@@ -223,7 +223,7 @@ export function createPanels(
 
   const drawPlot = (): void => {
     const summary = state.get("summary");
-    drawPathPlot(plot, state.get("path"), `score of “${summary.label}”`);
+    drawPathPlot(plot, state.get("path"), summary.label);
     const path = state.get("path");
     plotFigure.description.textContent =
       `The score of “${summary.label}” goes from ${path.baseline_score.toPrecision(3)} ` +

@@ -13,6 +13,8 @@ const LEFT = 52;
 const RIGHT = 8;
 const TOP = 8;
 const BOTTOM = 34;
+/** Characters of the 10 px axis label that fit along the plot's height. */
+const AXIS_CHARACTERS = 24;
 /** A score range narrower than this fraction of its magnitude is drawn as constant. */
 const FLAT = 1e-6;
 
@@ -90,14 +92,26 @@ export function scoreRange(values: readonly number[]): { low: number; high: numb
 }
 
 /**
- * Replace the contents of `svg` with the plot of `data`; `scoreName` labels
- * the vertical axis (e.g. "score of “cat”").
+ * The vertical axis's label for class `name`: "score of “cat”", the name
+ * shortened with "…" where the whole would not fit along the axis.
+ */
+export function scoreAxisLabel(name: string): string {
+  const room = AXIS_CHARACTERS - "score of “”".length;
+  const chars = [...name];
+  const shown = chars.length > room ? `${chars.slice(0, room - 1).join("")}…` : name;
+  return `score of “${shown}”`;
+}
+
+/**
+ * Replace the contents of `svg` with the plot of `data` for class `name`;
+ * the vertical axis says "score of “name”" (shortened to fit; the whole
+ * in its tooltip).
  *
  * @example
  * drawPathPlot(svg, { alphas: [0, 1], mean: [0.1, 0.9], low: [0.1, 0.9], high: [0.1, 0.9],
- *                     baseline_score: 0.1, score: 0.9 }, "score of “cat”");
+ *                     baseline_score: 0.1, score: 0.9 }, "cat");
  */
-export function drawPathPlot(svg: SVGSVGElement, data: PathData, scoreName: string): void {
+export function drawPathPlot(svg: SVGSVGElement, data: PathData, name: string): void {
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${PLOT_WIDTH} ${PLOT_HEIGHT}`);
   if (data.alphas.length === 0) {
@@ -134,7 +148,10 @@ export function drawPathPlot(svg: SVGSVGElement, data: PathData, scoreName: stri
     svg.append(svgElement("polygon", { points: band }, "igw-plot-band"));
   }
   svg.append(svgElement("polyline", { points: points(data.mean) }, "igw-plot-line"));
-  const scoreAxis = label(0, 0, scoreName, "middle", "igw-plot-label igw-plot-axis");
+  const scoreAxis = label(0, 0, scoreAxisLabel(name), "middle", "igw-plot-label igw-plot-axis");
+  const whole = svgElement("title", {});
+  whole.textContent = `score of “${name}”`;
+  scoreAxis.append(whole);
   scoreAxis.setAttribute("transform", `translate(10 ${TOP + height / 2}) rotate(-90)`);
   svg.append(
     label(LEFT + width / 2, PLOT_HEIGHT - 4, "α: baseline (0) → image (1)", "middle"),

@@ -333,8 +333,14 @@ import ig_widget as igw
 from tests.browser import sample_image
 from tests.models import tiny_cnn
 
-igw.IGWidget(tiny_cnn({SIZE}, seed={MODEL_SEED}), sample_image({SIZE}),
-             class_names={NAMES!r}, top_k=4, steps=8)"""
+w = igw.IGWidget(tiny_cnn({SIZE}, seed={MODEL_SEED}), sample_image({SIZE}),
+                 class_names={NAMES!r}, top_k=4, steps=8)
+w"""
+# Run after the keys: what the kernel's widget holds.
+KERNEL_STATE = (
+    "print('kernel:', w.clip_above_percentile, w.clip_below_percentile, w.polarity, "
+    "w.picture_style, w.morphological_cleanup, w.structure, w.steps, w.method)"
+)
 
 # What has the keyboard focus: the control's label, or the element's tag.
 FOCUSED = """() => {
@@ -394,6 +400,7 @@ def _keyboard_notebook(path) -> None:
     notebook.cells = [
         nbformat.v4.new_markdown_cell("# Heading above the widget"),
         nbformat.v4.new_code_cell(KEYBOARD_NOTEBOOK),
+        nbformat.v4.new_code_cell(KERNEL_STATE),
     ]
     nbformat.write(notebook, path)
 
@@ -412,6 +419,18 @@ def test_keyboard_and_narrow_layout_in_jupyter(front_end, chromium, tmp_path, ar
         cells = page.locator(".jp-Cell").count()
         _check_layout(page, min_panel=150)
         page.locator(".igw").screenshot(path=artifacts / f"{front_end}-700.png")
+        # A click on a picture enlarges its panel to the whole row (up to 720 px); again shrinks it.
+        grid = page.locator(".igw-panels").bounding_box()
+        panel = page.locator(".igw-panel-ig")
+        normal_width = panel.bounding_box()["width"]
+        panel.locator("canvas").click()
+        enlarged = panel.bounding_box()
+        assert enlarged["width"] == pytest.approx(min(grid["width"], 720), abs=2)
+        assert enlarged["width"] >= normal_width
+        assert panel.get_by_role("button", name="Shrink Integrated gradients").is_visible()
+        assert page.evaluate(CUT_TEXT) == []
+        panel.locator("canvas").click()
+        assert panel.bounding_box()["width"] == pytest.approx(normal_width, abs=1)
 
         def value(name):
             return _control(page, name).evaluate(
@@ -441,7 +460,23 @@ def test_keyboard_and_narrow_layout_in_jupyter(front_end, chromium, tmp_path, ar
             page.keyboard.press("Tab")
             walked.append(page.evaluate(FOCUSED))
         assert walked == order
-        # The state reached the kernel: a redraw there shows the same options.
+        # The keys' values reached the kernel: run the last cell, which prints them.
+        page.locator(".jp-CodeCell").last.locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        # (Run All printed the options the widget started with.)
+        printed = page.locator(".jp-RenderedText", has_text="riemann_left")
+        printed.wait_for(timeout=60_000)
+        assert printed.text_content().split() == [
+            "kernel:",
+            "100.0",
+            "0.0",
+            "negative",
+            "keras",
+            "True",
+            "4",
+            "17",
+            "riemann_left",
+        ]
         page.locator(".igw").screenshot(path=artifacts / f"{front_end}-700-keyboard.png")
         assert errors == []
         page.close()

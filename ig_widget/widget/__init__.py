@@ -58,7 +58,7 @@ from .shown import (
     display_factor,
     shown_result,
 )
-from .state import STATIC, WidgetState
+from .state import STATIC, DisplayOptions, WidgetState
 
 # Progress updates (and chances to cancel) the widget asks the engine for per
 # computation; the engine keeps its batches within its own rule either way.
@@ -455,7 +455,14 @@ class IGWidget(WidgetState):
         >>> w.to_html("ig.html")  # doctest: +SKIP
         PosixPath('ig.html')
         """
-        synced = [name for name in WidgetState.class_own_traits(sync=True) if name[0] != "_"]
+        # The view's own state: the display options (DisplayOptions) and the rest
+        # (WidgetState), without anywidget's and ipywidgets' traits.
+        synced = [
+            name
+            for owner in (DisplayOptions, WidgetState)
+            for name in owner.class_own_traits(sync=True)
+            if name[0] != "_"
+        ]
         return export.write_file(
             path, lambda: snapshots.page(self.get_state(key=synced)), export.HTML_SUFFIXES
         )

@@ -19,6 +19,7 @@ from ig_widget.render import (
     display_image,
     render_maps,
 )
+from ig_widget.widget.options import DISPLAY_TRAITS
 
 from ..models import linear_model
 from .support import HOSTILE, sent_maps
@@ -113,6 +114,8 @@ def test_to_html_embeds_hostile_text_safely(cnn, image, tmp_path):
         [HOSTILE, "b&c", "<d>", "e"]
     )
     assert data["state"]["error"] == ""
+    # Every display option travels, as the widget has it (the page draws with them).
+    assert {name: data["state"][name] for name in DISPLAY_TRAITS} == w.get_state(DISPLAY_TRAITS)
     assert base64.b64decode(data["buffers"]["ig_positive"]) == w.ig_positive
     assert re.search(r"<(script|link|img)[^>]+(src|href)=", page) is None  # nothing fetched
     with pytest.raises(ValueError, match="directory"):

@@ -27,7 +27,7 @@ import numpy as np
 from .render import KeyEntry, colour_key, key_labels, render_maps
 from .validation import check_path_for_writing
 
-PANEL_TITLES = ("Input", "Normal gradients", "Integrated gradients")
+INPUT_TITLE = "Input"
 # Small images are enlarged (nearest neighbour, so pixels stay crisp) until a
 # panel is at least this many pixels on its longer side.
 MIN_PANEL_PIXELS = 256
@@ -115,11 +115,12 @@ def _replace_atomically(destination: Path, data: bytes) -> None:
 
 def panels_png(
     image_rgb: np.ndarray,
-    maps: dict[str, tuple[np.ndarray, np.ndarray]],
+    panels: Sequence[tuple[str, tuple[np.ndarray, np.ndarray]]],
     render_options: dict[str, Any],
     heading: str,
 ) -> bytes:
-    """The three panels side by side, titled, under a one-line heading, as PNG bytes.
+    """The input and the attribution panels side by side, titled, under a one-line
+    heading, as PNG bytes.
 
     Under each attribution panel, its colour key: per drawn sign, what the
     colour means, the colour bar, and the values and shares of the total
@@ -129,8 +130,8 @@ def panels_png(
     ----------
     image_rgb : ndarray, uint8, (H, W, 3)
         The display image.
-    maps : dict
-        ``{"gradient": (positive, negative), "ig": (positive, negative)}``,
+    panels : sequence of (title, (positive, negative))
+        The attribution panels after the input, in order: each title and its
         float32 (H, W) channel-mean maps.
     render_options : dict
         As for ``igw.render``.
@@ -140,18 +141,20 @@ def panels_png(
     Examples
     --------
     >>> zero = np.zeros((4, 4), np.float32)
-    >>> png = panels_png(np.zeros((4, 4, 3), np.uint8), {"gradient": (zero, zero),
-    ...                  "ig": (zero, zero)}, {}, "demo")
+    >>> png = panels_png(np.zeros((4, 4, 3), np.uint8), [("Normal gradients", (zero, zero)),
+    ...                  ("Integrated gradients", (zero, zero))], {}, "demo")
     >>> png[:4]
     b'\\x89PNG'
     """
     from PIL import Image, ImageDraw, ImageFont
 
+    titles = [INPUT_TITLE]
     pictures = [image_rgb]
     keys: list[list[KeyEntry]] = [[]]
-    for panel in ("gradient", "ig"):
-        pictures.append(render_maps(image_rgb, *maps[panel], **render_options))
-        keys.append(colour_key(*maps[panel], **render_options))
+    for title, maps in panels:
+        titles.append(title)
+        pictures.append(render_maps(image_rgb, *maps, **render_options))
+        keys.append(colour_key(*maps, **render_options))
     height, width = image_rgb.shape[:2]
     scale = max(1, math.ceil(MIN_PANEL_PIXELS / max(height, width)))
     panel_h, panel_w = height * scale, width * scale
@@ -164,13 +167,16 @@ def panels_png(
     keys_height = max(len(entries) for entries in keys) * entry_height
     canvas = Image.new(
         "RGB",
-        (3 * panel_w + 4 * MARGIN, panel_h + 2 * line + 2 * MARGIN + keys_height),
+        (
+            len(pictures) * (panel_w + MARGIN) + MARGIN,
+            panel_h + 2 * line + 2 * MARGIN + keys_height,
+        ),
         BACKGROUND,
     )
     draw = ImageDraw.Draw(canvas)
     draw.text((MARGIN, MARGIN), heading, fill=TEXT_COLOR, font=font)
     top = MARGIN + 2 * line
-    for index, (title, picture) in enumerate(zip(PANEL_TITLES, pictures, strict=True)):
+    for index, (title, picture) in enumerate(zip(titles, pictures, strict=True)):
         left = MARGIN + index * (panel_w + MARGIN)
         draw.text((left, top - line), title, fill=TEXT_COLOR, font=font)
         enlarged = Image.fromarray(picture).resize((panel_w, panel_h), Image.Resampling.NEAREST)

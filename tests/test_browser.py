@@ -115,7 +115,8 @@ def test_widget_in_jupyter(front_end, chromium, tmp_path, artifacts):
         canvases = page.locator(".igw canvas")
         canvases.nth(2).wait_for(timeout=120_000)
         _wait_for_drawing(page, canvases.nth(2))
-        assert canvases.count() == 3
+        # Input, gradient, method; the compare panel stays hidden until compare mode.
+        assert canvases.count() == 4 and canvases.nth(3).is_hidden()
         for index in range(3):
             pixels = canvas_pixels(canvases.nth(index))
             assert pixels.shape == (SIZE, SIZE, 3) and not is_blank(pixels)
@@ -191,6 +192,65 @@ def test_widget_in_marimo(chromium, tmp_path, artifacts):
         _recompute_for_another_class(page)
         page.screenshot(path=artifacts / "marimo.png", full_page=True)
         assert [request for request in requests if not request.startswith(url)] == []
+        assert errors == []
+        page.close()
+
+
+METHODS_SETUP = f"""\
+import ig_widget as igw
+from tests.browser import sample_image
+from tests.models import tiny_cnn
+
+w = igw.IGWidget(tiny_cnn({SIZE}, seed={MODEL_SEED}), sample_image({SIZE}), steps=8,
+                 class_names={NAMES!r},
+                 explainer_options={{"smoothgrad": {{"samples": 4, "seed": 0}}}})
+w"""
+
+
+def _compute_and_wait(page, details: str) -> None:
+    page.locator(".igw-compute-button").click()
+    page.locator(".igw-details", has_text=details).wait_for(timeout=120_000)
+    page.wait_for_function("() => document.querySelector('.igw').dataset.computing === 'false'")
+
+
+def test_method_menu_and_compare_mode_in_jupyterlab(chromium, tmp_path, artifacts):
+    with jupyter_server(tmp_path, "lab") as server:
+        write_notebook(server.root / "methods.ipynb", [METHODS_SETUP])
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        open_notebook(page, server, "methods.ipynb")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        run_all_cells(page)
+        canvases = page.locator(".igw canvas")
+        canvases.nth(2).wait_for(timeout=120_000)
+        _wait_for_drawing(page, canvases.nth(2))
+        ig_pixels = canvas_pixels(canvases.nth(2))
+        assert page.locator(".igw-path .igw-panel-title").text_content() == "Score along the path"
+
+        # Another method in the third panel: its map, its insertion and deletion curves.
+        page.locator("select.igw-explainer").select_option("smoothgrad")
+        _compute_and_wait(page, "SmoothGrad")
+        smooth_pixels = canvas_pixels(canvases.nth(2))
+        assert not is_blank(smooth_pixels) and np.any(smooth_pixels != ig_pixels)
+        assert page.locator(".igw-panel-explainer .igw-panel-title").text_content() == "SmoothGrad"
+        assert page.locator(".igw-plot polyline.igw-curve").count() == 2
+        assert "SmoothGrad: insertion area" in page.locator(".igw-plot").text_content()
+        assert page.locator(".igw-delta").is_hidden()
+
+        # Compare mode: two methods side by side, both with curves; the gradient gives way.
+        page.locator("select.igw-compare").select_option("blur_ig")
+        _compute_and_wait(page, "SmoothGrad and Blur IG")
+        assert page.locator(".igw-panel-gradient").is_hidden()
+        compared = canvases.nth(3)
+        assert compared.is_visible() and not is_blank(canvas_pixels(compared))
+        assert np.array_equal(canvas_pixels(canvases.nth(2)), smooth_pixels)
+        assert page.locator(".igw-plot polyline.igw-curve").count() == 4
+        # Display options apply to both panels: the slider redraws them, no kernel round trip.
+        before = [canvas_pixels(canvases.nth(i)) for i in (2, 3)]
+        _drag_slider(page, page.locator("input.igw-clip-above"), 0.3)
+        after = [canvas_pixels(canvases.nth(i)) for i in (2, 3)]
+        assert all(np.any(b != a) for b, a in zip(before, after, strict=True))
+        page.locator(".igw").screenshot(path=artifacts / "methods-compare-lab.png")
         assert errors == []
         page.close()
 
@@ -287,7 +347,8 @@ CUT_TEXT = """() => [...document.querySelectorAll(
     '.igw-panel-title, .igw-key-ends, .igw-field-name, .igw-description')]
     .filter((node) => node.scrollWidth > node.clientWidth + 1)
     .map((node) => node.textContent)"""
-PANEL_BOXES = """() => [...document.querySelectorAll('.igw-panel')].map((node) => {
+# The shown panels (the compare panel is hidden outside compare mode).
+PANEL_BOXES = """() => [...document.querySelectorAll('.igw-panel:not([hidden])')].map((node) => {
     const box = node.getBoundingClientRect();
     return [Math.round(box.left), Math.round(box.top), Math.round(box.width)];
 })"""
@@ -323,7 +384,7 @@ def test_exported_page_fits_a_narrow_window(chromium, exported, artifacts):
     page.keyboard.press("Enter")
     shrink = page.get_by_role("button", name="Shrink Integrated gradients")
     assert shrink.get_attribute("aria-pressed") == "true"
-    panel = page.locator(".igw-panel-ig").bounding_box()
+    panel = page.locator(".igw-panel-explainer").bounding_box()
     assert panel["width"] > 400
     page.close()
 

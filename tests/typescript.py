@@ -37,6 +37,9 @@ RULE_CONSTANTS = {
     ("ig_widget.widget.shown", "MAP_BUFFERS"): "The binary traits holding channel maps (float32).",
     ("ig_widget.widget.options", "TRAIT_OF_OPTION"): "Render options whose trait has another name.",
     ("ig_widget.widget.options", "DISPLAY_TRAITS"): "The traits of the render options, in order.",
+    ("ig_widget.widget.methods", "STEPS_METHODS"): "Attribution methods that take the steps.",
+    ("ig_widget.widget.methods", "BASELINE_METHODS"): "Attribution methods that take the baseline.",
+    ("ig_widget.widget.methods", "QUADRATURE_METHODS"): "Attribution methods that take the rule.",
 }
 # The renderer's constants the browser needs, with what they are for.
 RENDER_CONSTANTS = {

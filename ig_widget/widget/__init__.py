@@ -31,10 +31,22 @@ import traitlets
 from .. import engine, export
 from ..baselines import single_baseline
 from ..engine import IGResult, PreparedInput
+from ..explainers import AttributionResult
 from ..options import IGOptions, check_model, check_target
 from ..render import validate_render_options
 from ..validation import check_int
 from . import snapshots
+from .methods import (
+    IG,
+    NO_COMPARE,
+    TITLES,
+    Method,
+    Stages,
+    check_explainer_options,
+    curve,
+    offered,
+    run_method,
+)
 from .options import (
     COMPUTE_OPTIONS,
     CUSTOM_BASELINE,
@@ -46,12 +58,14 @@ from .options import (
     compute_traits,
     display_traits,
     engine_options,
+    method_traits,
 )
 from .runner import ProgressCallback, Runner
 from .shown import (
     BYTES_PER_DISPLAY_PIXEL,
     MAP_BUFFERS,
     MAX_UPDATE_BYTES,
+    Explanation,
     ShownImage,
     ShownResult,
     block_mean,
@@ -101,7 +115,18 @@ class IGWidget(WidgetState):
         Class to explain; default the top predicted class.
     steps, baseline, runs, method
         As for ``igw.integrated_gradients``. An array ``baseline`` shows as
-        ``"custom"`` in the ``baseline`` trait.
+        ``"custom"`` in the ``baseline`` trait. ``steps`` is also the path
+        methods' steps (Blur IG, Guided IG, XRAI), ``baseline`` Guided IG's.
+    explainer : str
+        The attribution method of the third panel: ``"integrated_gradients"``
+        or another name of ``igw.EXPLAINERS`` (the method menu).
+    compare : str
+        A second method shown beside it with the same display options, both
+        with their insertion and deletion curves; ``""`` (default) for none.
+    explainer_options : dict, optional
+        Parameters for the methods, by name:
+        ``{"smoothgrad": {"samples": 50}, "expected_gradients": {"references": images}}``
+        (Expected Gradients is offered only with ``references``).
     result : IGResult, optional
         A result already computed for ``image`` (for example from a dataset
         store), shown at once instead of computing one; ``steps``, ``runs``
@@ -133,6 +158,9 @@ class IGWidget(WidgetState):
         baseline: str | np.ndarray = "black",
         runs: int = 1,
         method: str = "trapezoid",
+        explainer: str = IG,
+        compare: str = NO_COMPARE,
+        explainer_options: dict[str, dict[str, Any]] | None = None,
         result: IGResult | None = None,
         top_k: int = 5,
         **render_options: Any,
@@ -149,6 +177,9 @@ class IGWidget(WidgetState):
             check_model(model)
         display_options = validate_render_options(**render_options)
         self._top_k = check_int("top_k", top_k, low=1)
+        self._explainer_options = check_explainer_options(explainer_options)
+        self._offered = offered(self._explainer_options)
+        methods = method_traits({"explainer": explainer, "compare": compare}, self._offered)
         shown_image = ShownImage.of(image)
         if result is not None:
             if not isinstance(result, IGResult):
@@ -157,6 +188,11 @@ class IGWidget(WidgetState):
                 raise ValueError(
                     f"result: its attributions have shape {result.attributions.shape}, "
                     f"the image {shown_image.pixels.shape}; give the result computed for it"
+                )
+            if methods != {"explainer": IG, "compare": NO_COMPARE}:
+                raise ValueError(
+                    "result: a stored result shows integrated gradients; "
+                    "give explainer='integrated_gradients' and no compare"
                 )
             steps, runs, method = result.steps, result.runs, result.method
         self._custom_baseline: np.ndarray | None = None
@@ -167,7 +203,7 @@ class IGWidget(WidgetState):
         self._model = model
         self._preprocess = preprocess
         requested = {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
-        compute_options = compute_traits(self._engine_options(requested), baseline)
+        compute_options = {**compute_traits(self._engine_options(requested), baseline), **methods}
         target = check_target(target)
         self._class_names = check_class_names(class_names)
         # The engine's one forward pass at the image: the class count comes
@@ -187,13 +223,16 @@ class IGWidget(WidgetState):
         self._fallback = snapshots.FallbackPng()
         if result is None:
             assert prepared is not None  # without a result there is a model
-            result = self._run_engine(prepared, compute_options, target, progress=None)
-        request = {**compute_options, "target": result.target}
-        self._shown = self._shown_result(shown_image, prepared, result, request)
+            explanation = self._explain(prepared, compute_options, target, progress=None)
+        else:
+            explanation = Explanation(result, result.gradients)
+        request = {**compute_options, "target": explanation.result.target}
+        self._shown = self._shown_result(shown_image, prepared, explanation, request)
         super().__init__(
             **display_traits(display_options),
             **compute_options,
-            target=result.target,
+            explainer_choices=[[name, TITLES[name]] for name in self._offered],
+            target=explanation.result.target,
             compute_enabled=model is not None,
             **self._shown.traits,
         )
@@ -202,9 +241,15 @@ class IGWidget(WidgetState):
     # -- the shown result ------------------------------------------------------
 
     @property
-    def result(self) -> IGResult:
-        """The shown result (the latest that completed)."""
+    def result(self) -> IGResult | AttributionResult:
+        """The shown result of the ``explainer`` method (the latest that completed):
+        an ``IGResult`` for integrated gradients, an ``AttributionResult`` otherwise."""
         return self._shown.result
+
+    @property
+    def compared(self) -> IGResult | AttributionResult | None:
+        """The shown result of the ``compare`` method; None when compare is off."""
+        return self._shown.explanation.compared
 
     def _label(self, index: int) -> str:
         return self._class_names[index] if self._class_names is not None else f"class {index}"
@@ -213,15 +258,19 @@ class IGWidget(WidgetState):
         self,
         image: ShownImage,
         prepared: PreparedInput | None,
-        result: IGResult,
+        explanation: Explanation,
         request: dict[str, Any],
     ) -> ShownResult:
-        return shown_result(image, prepared, result, request, self._label, self._top_k)
+        return shown_result(image, prepared, explanation, request, self._label, self._top_k)
 
     def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Check ``changes`` together with the other current options; return all, normalised."""
         return checked_options(
-            self.current_options(), changes, self._custom_baseline, self._shown.prepared
+            self.current_options(),
+            changes,
+            self._custom_baseline,
+            self._shown.prepared,
+            self._offered,
         )
 
     @traitlets.observe(*COMPUTE_OPTIONS, "target")
@@ -235,23 +284,84 @@ class IGWidget(WidgetState):
             options, self._custom_baseline, target=target, preprocess=self._preprocess
         )
 
-    def _run_engine(
+    def _explain(
         self,
         prepared: PreparedInput,
         options: dict[str, Any],
         target: int | None,
         progress: ProgressCallback | None,
-    ) -> IGResult:
-        return engine.run(
-            prepared,
-            self._engine_options(options, target),
-            progress=progress,
-            progress_updates=PROGRESS_UPDATES,
+    ) -> Explanation:
+        """The methods ``options`` ask for, on ``prepared``'s image, for ``target``
+        (None: the top class), with their curves where they are shown."""
+        chosen = prepared.target_index(target)
+        engine_options = self._engine_options(options, chosen)
+        names = [options["explainer"], *([options["compare"]] if options["compare"] else [])]
+        with_curves = names != [IG]
+        labels = [TITLES[name] for name in names]
+        if with_curves:
+            labels += [f"{TITLES[name]}: insertion and deletion" for name in names]
+        stages = (
+            Stages(progress, self._announce_stage, labels)
+            if progress is not None
+            else Stages(lambda done, total: None, lambda stage: None, labels)
         )
+        pixels = prepared.image
+        results: list[Method] = []
+        for name in names:
+            if name == IG:
+                results.append(
+                    engine.run(
+                        prepared,
+                        engine_options,
+                        progress=stages.next(),
+                        progress_updates=PROGRESS_UPDATES,
+                    )
+                )
+            else:
+                results.append(
+                    run_method(
+                        name,
+                        self._model,
+                        pixels,
+                        engine_options,
+                        chosen,
+                        self._explainer_options,
+                        stages.next(),
+                    )
+                )
+        curves = tuple(
+            curve(self._model, pixels, result, name, engine_options, stages.next())
+            for name, result in zip(names, results, strict=True)
+            if with_curves
+        )
+        first = results[0]
+        gradients = (
+            first.gradients
+            if isinstance(first, IGResult)
+            else engine.gradients(
+                self._model,
+                pixels,
+                target=chosen,
+                preprocess=self._preprocess,
+                precision=engine_options.precision,
+            )
+        )
+        return Explanation(
+            result=first,
+            gradients=gradients,
+            explainer=names[0],
+            compared=results[1] if len(results) > 1 else None,
+            compare=options["compare"],
+            curves=curves,
+        )
+
+    def _announce_stage(self, stage: str) -> None:
+        with self.sync_lock:
+            self.progress_stage = stage
 
     def _job(
         self, image: ShownImage | None = None, top_class: bool = False
-    ) -> Callable[[ProgressCallback], IGResult]:
+    ) -> Callable[[ProgressCallback], IGResult | AttributionResult]:
         """The computation the options ask for now, and showing its result.
 
         ``image``: a new image to explain instead of the shown one; with
@@ -262,7 +372,7 @@ class IGWidget(WidgetState):
         options = {name: request[name] for name in COMPUTE_OPTIONS}
         target = None if top_class else request["target"]
 
-        def job(progress: ProgressCallback) -> IGResult:
+        def job(progress: ProgressCallback) -> IGResult | AttributionResult:
             if self._shown.prepared is None:
                 raise ValueError(NO_MODEL)
             prepared = (
@@ -270,9 +380,10 @@ class IGWidget(WidgetState):
                 if image is None
                 else engine.prepare(self._model, shown_image.pixels, self._engine_options(options))
             )
-            result = self._run_engine(prepared, options, target, progress)
+            explanation = self._explain(prepared, options, target, progress)
+            result = explanation.result
             done = {**options, "target": result.target}
-            shown = self._shown_result(shown_image, prepared, result, done)
+            shown = self._shown_result(shown_image, prepared, explanation, done)
             with self.sync_lock:
                 previous, self._shown = self._shown, shown
                 try:
@@ -292,7 +403,7 @@ class IGWidget(WidgetState):
         # result after a failure; edited compute options stay, marked stale.
         self.target = self.result.target
 
-    def compute(self) -> IGResult | None:
+    def compute(self) -> IGResult | AttributionResult | None:
         """Recompute with the current compute options and target, blocking.
 
         Waits for a background computation to finish first. Errors from the
@@ -301,7 +412,8 @@ class IGWidget(WidgetState):
 
         Returns
         -------
-        IGResult, or None if the computation was cancelled from the browser.
+        The ``explainer`` method's result (``IGResult`` for integrated
+        gradients), or None if the computation was cancelled from the browser.
 
         Examples
         --------
@@ -331,7 +443,9 @@ class IGWidget(WidgetState):
     def image(self, image: Any) -> None:
         self.set_image(image)
 
-    def set_image(self, image: Any, *, target: int | None = None) -> IGResult | None:
+    def set_image(
+        self, image: Any, *, target: int | None = None
+    ) -> IGResult | AttributionResult | None:
         """Explain another image with the current options, blocking; show it with its result.
 
         Parameters

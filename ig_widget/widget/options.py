@@ -22,11 +22,14 @@ from ..engine import PreparedInput
 from ..options import IGOptions
 from ..render import RENDER_DEFAULTS, validate_render_options
 from ..validation import check_choice
+from .methods import NO_COMPARE
 
 # The baseline trait's value for the array given at construction.
 CUSTOM_BASELINE = "custom"
 NO_MODEL = "model: this view shows a stored result; give a model to recompute"
-COMPUTE_OPTIONS = ("steps", "baseline", "runs", "method")
+# The integration's options, then the methods shown (widget/methods.py).
+IG_OPTIONS = ("steps", "baseline", "runs", "method")
+COMPUTE_OPTIONS = (*IG_OPTIONS, "explainer", "compare")
 # ipywidgets' views take a widget's ``style`` trait for a reference to a style
 # widget, so the picture style travels as ``picture_style``; every other
 # display option is a trait of igw.render's name.
@@ -125,17 +128,42 @@ def compute_traits(options: IGOptions, baseline: str) -> dict[str, Any]:
     }
 
 
+def method_traits(options: dict[str, Any], offered: Sequence[str]) -> dict[str, Any]:
+    """The ``explainer`` and ``compare`` traits of ``options``, checked against the
+    methods ``offered`` (``compare`` may also be ``""``: off).
+
+    Examples
+    --------
+    >>> method_traits({"explainer": "xrai", "compare": ""}, ["integrated_gradients", "xrai"])
+    {'explainer': 'xrai', 'compare': ''}
+    >>> method_traits({"explainer": "xrai", "compare": "xrai"}, ["xrai"])
+    Traceback (most recent call last):
+    ...
+    ValueError: compare: expected another method than the explainer ('xrai') or '' (off), got 'xrai'
+    """
+    explainer = check_choice("explainer", options["explainer"], offered)
+    compare = check_choice("compare", options["compare"], (NO_COMPARE, *offered))
+    if compare == explainer:
+        raise ValueError(
+            f"compare: expected another method than the explainer ({explainer!r}) or '' (off), "
+            f"got {compare!r}"
+        )
+    return {"explainer": explainer, "compare": compare}
+
+
 def checked_options(
     current: dict[str, Any],
     changes: dict[str, Any],
     custom_baseline: np.ndarray | None,
     prepared: PreparedInput | None,
+    offered: Sequence[str],
 ) -> dict[str, Any]:
     """``changes`` checked together with the ``current`` options; every option, normalised.
 
     ``prepared``: the engine's prepared input of the shown image, which knows
     the model's classes; None for a stored result shown without a model,
-    whose compute options and target cannot change.
+    whose compute options and target cannot change. ``offered``: the
+    methods the menus offer.
     """
     merged = {**current, **changes}
     checked = checked_display(merged)
@@ -144,6 +172,7 @@ def checked_options(
             raise ValueError(NO_MODEL)
         return {**checked, **{name: current[name] for name in (*COMPUTE_OPTIONS, "target")}}
     checked.update(compute_traits(engine_options(merged, custom_baseline), merged["baseline"]))
+    checked.update(method_traits(merged, offered))
     if merged["target"] is None:  # the engine would read None as "the top class"
         raise TypeError("target: expected an integer, got None")
     checked["target"] = prepared.target_index(merged["target"])

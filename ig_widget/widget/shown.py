@@ -3,8 +3,11 @@
 The browser gets the image and, per panel, the positive and negative
 channel-mean maps as binary buffers, averaged down when one update would
 exceed ``MAX_UPDATE_BYTES``; full resolution stays here for ``to_png``.
-``shown_result`` turns an engine result into those buffers and the synced
-values that describe it (top classes, summary, the score along the path).
+The panels are the plain gradient, the chosen method (``explainer``) and, in
+compare mode, a second method (``compare``; empty buffers otherwise).
+``shown_result`` turns an ``Explanation`` into those buffers and the synced
+values that describe it (top classes, summary, the score along the path,
+the insertion and deletion curves).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import numpy as np
 from ..engine import IGResult, PreparedInput
 from ..render import block_mean, channel_maps, display_image
 from ..validation import as_image
+from .methods import IG, NO_COMPARE, TITLES, Curve, Method
 
-PANELS = ("gradient", "ig")
+PANELS = ("gradient", "explainer", "compare")
 MAP_BUFFERS = tuple(f"{panel}_{sign}" for panel in PANELS for sign in ("positive", "negative"))
 # One result update (RGB image + four float32 maps) stays under this many
 # bytes; larger images are averaged down for display only.
@@ -41,7 +45,12 @@ class Summary(TypedDict):
     predicted: int
     predicted_label: str
     predicted_score: float
-    delta: float
+    explainer: str
+    explainer_title: str
+    compare: str
+    compare_title: str
+    # Integrated gradients' completeness error; None for the other methods.
+    delta: float | None
     steps: int
     method: str
     runs: int
@@ -112,6 +121,29 @@ class ShownImage:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """What one computation of the widget produced.
+
+    ``result`` is the ``explainer`` method's (an ``IGResult`` for integrated
+    gradients), ``gradients`` the plain gradient at the image, ``compared``
+    the ``compare`` method's result (None when compare is off), ``curves``
+    the insertion and deletion curves of the methods shown (none for
+    integrated gradients alone, whose panel shows the path instead).
+    """
+
+    result: Method
+    gradients: np.ndarray
+    explainer: str = IG
+    compared: Method | None = None
+    compare: str = NO_COMPARE
+    curves: tuple[Curve, ...] = ()
+
+    @property
+    def points_used(self) -> int:
+        return self.result.points_used + (self.compared.points_used if self.compared else 0)
+
+
 @dataclass(frozen=True)
 class ShownResult:
     """A result as the widget shows it, with the image it explains.
@@ -127,44 +159,88 @@ class ShownResult:
 
     image: ShownImage
     prepared: PreparedInput | None
-    result: IGResult
+    explanation: Explanation
     request: dict[str, Any]
     maps: Maps
     shown_maps: Maps
     traits: dict[str, Any]
 
+    @property
+    def result(self) -> Method:
+        """The shown method's result."""
+        return self.explanation.result
+
+    def panels(
+        self, full_resolution: bool = True
+    ) -> list[tuple[str, tuple[np.ndarray, np.ndarray]]]:
+        """The attribution panels shown now, titled, with their channel maps: the plain
+        gradient and the method, or in compare mode the two methods side by side."""
+        maps = self.maps if full_resolution else self.shown_maps
+        summary = self.traits["summary"]
+        method = (summary["explainer_title"], "explainer")
+        titled = (
+            [method, (summary["compare_title"], "compare")]
+            if summary["compare"]
+            else [("Normal gradients", "gradient"), method]
+        )
+        return [(title, maps[panel]) for title, panel in titled]
+
+
+def _path(result: Method) -> PathData:
+    """The score along the path for integrated gradients; empty for the other methods."""
+    if not isinstance(result, IGResult):
+        return PathData(alphas=[], mean=[], low=[], high=[], baseline_score=0.0, score=result.score)
+    path_scores = np.asarray(result.path_scores, np.float64)
+    return PathData(
+        alphas=[float(a) for a in result.path_alphas],
+        mean=path_scores.mean(axis=0).tolist(),
+        low=path_scores.min(axis=0).tolist(),
+        high=path_scores.max(axis=0).tolist(),
+        baseline_score=float(np.mean(result.baseline_scores)),
+        score=result.score,
+    )
+
 
 def shown_result(
     image: ShownImage,
     prepared: PreparedInput | None,
-    result: IGResult,
+    explanation: Explanation,
     request: dict[str, Any],
     label: Callable[[int], str],
     top_k: int,
 ) -> ShownResult:
-    """How ``image`` and its ``result`` (for ``request``) are shown, naming classes with ``label``.
+    """How ``image`` and its ``explanation`` (for ``request``) are shown, naming classes
+    with ``label``.
 
     ``classes`` lists ``[index, label, score]`` for the ``top_k`` classes, best
     first, and the explained class after them if it is not among them.
     """
+    result = explanation.result
     maps = {
-        "gradient": channel_maps(result.gradients),
-        "ig": channel_maps(result.attributions),
+        "gradient": channel_maps(explanation.gradients),
+        "explainer": channel_maps(result.attributions),
     }
+    if explanation.compared is not None:
+        maps["compare"] = channel_maps(explanation.compared.attributions)
     shown_maps = {
         panel: (block_mean(positive, image.factor), block_mean(negative, image.factor))
         for panel, (positive, negative) in maps.items()
     }
-    buffers = {
-        f"{panel}_{sign}": values.tobytes()
-        for panel, pair in shown_maps.items()
-        for sign, values in zip(("positive", "negative"), pair, strict=True)
-    }
+    buffers = {name: b"" for name in MAP_BUFFERS}
+    buffers.update(
+        {
+            f"{panel}_{sign}": values.tobytes()
+            for panel, pair in shown_maps.items()
+            for sign, values in zip(("positive", "negative"), pair, strict=True)
+        }
+    )
     scores = result.scores
     ranked = [int(i) for i in np.argsort(-scores, kind="stable")[:top_k]]
     if result.target not in ranked:
         ranked.append(result.target)
-    path_scores = np.asarray(result.path_scores, np.float64)
+    compared = explanation.compared
+    elapsed = result.elapsed_s + (compared.elapsed_s if compared is not None else 0.0)
+    points = explanation.points_used
     traits = {
         **image.traits(),
         "classes": [[i, label(i), float(scores[i])] for i in ranked],
@@ -175,23 +251,25 @@ def shown_result(
             predicted=ranked[0],
             predicted_label=label(ranked[0]),
             predicted_score=float(scores[ranked[0]]),
-            delta=float(result.delta),
-            steps=result.steps,
-            method=result.method,
-            runs=result.runs,
-            points_used=result.points_used,
-            elapsed_s=float(result.elapsed_s),
+            explainer=explanation.explainer,
+            explainer_title=TITLES[explanation.explainer],
+            compare=explanation.compare,
+            compare_title=TITLES.get(explanation.compare, ""),
+            delta=float(result.delta) if isinstance(result, IGResult) else None,
+            steps=(
+                result.steps
+                if isinstance(result, IGResult)
+                else int(result.parameters.get("steps") or 0)
+            ),
+            method=result.method if isinstance(result, IGResult) else "",
+            runs=result.runs if isinstance(result, IGResult) else 1,
+            points_used=points,
+            elapsed_s=float(elapsed),
             display_factor=image.factor,
         ),
-        "path": PathData(
-            alphas=[float(a) for a in result.path_alphas],
-            mean=path_scores.mean(axis=0).tolist(),
-            low=path_scores.min(axis=0).tolist(),
-            high=path_scores.max(axis=0).tolist(),
-            baseline_score=float(np.mean(result.baseline_scores)),
-            score=result.score,
-        ),
+        "path": _path(result),
+        "curves": [dict(entry) for entry in explanation.curves],
         **buffers,
-        "progress": [result.points_used, result.points_used],
+        "progress": [points, points],
     }
-    return ShownResult(image, prepared, result, request, maps, shown_maps, traits)
+    return ShownResult(image, prepared, explanation, request, maps, shown_maps, traits)

@@ -18,7 +18,8 @@ from .state import STATIC
 
 
 def heading(summary: dict[str, Any]) -> str:
-    """The line above the panels: predicted and explained class, completeness error.
+    """The line above the panels: predicted and explained class, completeness error
+    (integrated gradients only).
 
     Examples
     --------
@@ -26,20 +27,23 @@ def heading(summary: dict[str, Any]) -> str:
     ...          "score": 0.9, "delta": 0.004})
     'Predicted: cat (0.9)   Explained: cat (0.9)   completeness error 0.4 %'
     """
-    return (
+    line = (
         f"Predicted: {summary['predicted_label']} ({summary['predicted_score']:.4g})   "
-        f"Explained: {summary['label']} ({summary['score']:.4g})   "
-        f"completeness error {format_percent(100 * summary['delta'])}"
+        f"Explained: {summary['label']} ({summary['score']:.4g})"
     )
+    if summary["delta"] is None:
+        return line
+    return f"{line}   completeness error {format_percent(100 * summary['delta'])}"
 
 
 def panels_png(
     shown: ShownResult, render_options: dict[str, Any], *, full_resolution: bool = True
 ) -> bytes:
     """The three panels of ``shown`` as PNG bytes, at full resolution or at display size."""
-    image = shown.image
-    rgb, maps = (image.rgb, shown.maps) if full_resolution else (image.shown_rgb, shown.shown_maps)
-    return export.panels_png(rgb, maps, render_options, heading(shown.traits["summary"]))
+    rgb = shown.image.rgb if full_resolution else shown.image.shown_rgb
+    return export.panels_png(
+        rgb, shown.panels(full_resolution), render_options, heading(shown.traits["summary"])
+    )
 
 
 class FallbackPng:
@@ -56,7 +60,7 @@ class FallbackPng:
 
     def base64(self, shown: ShownResult, render_options: dict[str, Any]) -> str:
         """The base64 PNG for ``shown`` drawn with ``render_options``, from the cache if it can."""
-        key = (shown.result, tuple(render_options.items()))
+        key = (shown.explanation, tuple(render_options.items()))
         if key != self._key:
             png = panels_png(shown, render_options, full_resolution=False)
             self._encoded = base64.b64encode(png).decode("ascii")

@@ -23,6 +23,7 @@ from anywidget._util import try_file_contents
 from ..baselines import BASELINES
 from ..quadrature import METHODS
 from ..render import POLARITIES, RENDER_DEFAULTS, STYLES
+from .methods import EXPLAINER_NAMES, IG, NO_COMPARE, Curve
 from .options import (
     COMPUTE_OPTIONS,
     CUSTOM_BASELINE,
@@ -155,6 +156,11 @@ class WidgetState(DisplayOptions, anywidget.AnyWidget):
     target = _Integer(0).tag(sync=True)
     baseline_choices = traitlets.List(traitlets.Unicode(), list(BASELINES)).tag(sync=True)
     method_choices = traitlets.List(traitlets.Unicode(), list(METHODS)).tag(sync=True)
+    # The attribution method of the third panel, and the one compared with it ("": off).
+    explainer = _Choice(EXPLAINER_NAMES, IG).tag(sync=True)
+    compare = _Choice((NO_COMPARE, *EXPLAINER_NAMES), NO_COMPARE).tag(sync=True)
+    # [name, title] of the methods the menus offer.
+    explainer_choices = traitlets.List(traitlets.List()).tag(sync=True, ts=list[tuple[str, str]])
 
     # The shown image and result (see shown.py). ts: the value's Python type,
     # for the browser's generated types (tests/typescript.py).
@@ -166,13 +172,20 @@ class WidgetState(DisplayOptions, anywidget.AnyWidget):
     image_rgb = traitlets.Bytes(b"").tag(sync=True)
     gradient_positive = traitlets.Bytes(b"").tag(sync=True)
     gradient_negative = traitlets.Bytes(b"").tag(sync=True)
-    ig_positive = traitlets.Bytes(b"").tag(sync=True)
-    ig_negative = traitlets.Bytes(b"").tag(sync=True)
+    explainer_positive = traitlets.Bytes(b"").tag(sync=True)
+    explainer_negative = traitlets.Bytes(b"").tag(sync=True)
+    compare_positive = traitlets.Bytes(b"").tag(sync=True)
+    compare_negative = traitlets.Bytes(b"").tag(sync=True)
+    # Insertion and deletion curves of the methods shown (none for IG alone).
+    curves = traitlets.List(traitlets.Dict()).tag(sync=True, ts=list[Curve])
 
     # Status. compute_enabled: False for a stored result shown without a model.
     compute_enabled = traitlets.Bool(True).tag(sync=True)
     computing = traitlets.Bool(False).tag(sync=True)
     progress = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
+    # Which computation the progress counts when one Compute runs several
+    # (methods, then their curves): "2 of 4: Blur IG"; "" for a single one.
+    progress_stage = traitlets.Unicode("").tag(sync=True)
     stale = traitlets.Bool(False).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     notice = traitlets.Unicode("").tag(sync=True)

@@ -80,13 +80,33 @@ export const AUTO_STEPS_METHODS = ["trapezoid"] as const;
 export const MAX_STEPS = 10000;
 
 /** The binary traits holding channel maps (float32). (ig_widget.widget.shown) */
-export const MAP_BUFFERS = ["gradient_positive", "gradient_negative", "ig_positive", "ig_negative"] as const;
+export const MAP_BUFFERS = ["gradient_positive", "gradient_negative", "explainer_positive", "explainer_negative", "compare_positive", "compare_negative"] as const;
 
 /** Render options whose trait has another name. (ig_widget.widget.options) */
 export const TRAIT_OF_OPTION = { style: "picture_style" } as const;
 
 /** The traits of the render options, in order. (ig_widget.widget.options) */
 export const DISPLAY_TRAITS = ["picture_style", "polarity", "clip_above_percentile", "clip_below_percentile", "morphological_cleanup", "structure", "outlines", "outlines_component_percentage", "overlay", "positive_color", "negative_color"] as const;
+
+/** Attribution methods that take the steps. (ig_widget.widget.methods) */
+export const STEPS_METHODS = ["integrated_gradients", "blur_ig", "guided_ig", "xrai"] as const;
+
+/** Attribution methods that take the baseline. (ig_widget.widget.methods) */
+export const BASELINE_METHODS = ["integrated_gradients", "guided_ig"] as const;
+
+/** Attribution methods that take the rule. (ig_widget.widget.methods) */
+export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
+
+/** One method's insertion and deletion curves (an entry of the ``curves`` trait). */
+export interface Curve {
+  explainer: string;
+  title: string;
+  fractions: number[];
+  insertion: number[];
+  deletion: number[];
+  insertion_auc: number;
+  deletion_auc: number;
+}
 
 /** The target score along the path (the ``path`` trait), mean and range over the runs. */
 export interface PathData {
@@ -106,7 +126,11 @@ export interface Summary {
   predicted: number;
   predicted_label: string;
   predicted_score: number;
-  delta: number;
+  explainer: string;
+  explainer_title: string;
+  compare: string;
+  compare_title: string;
+  delta: number | null;
   steps: number;
   method: string;
   runs: number;
@@ -123,14 +147,20 @@ export interface WidgetState {
   classes: [number, string, number][];
   clip_above_percentile: number;
   clip_below_percentile: number;
+  compare: "" | "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai";
+  compare_negative: Binary;
+  compare_positive: Binary;
   compute_enabled: boolean;
   computing: boolean;
+  curves: Curve[];
   display_size: [number, number];
   error: string;
+  explainer: "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai";
+  explainer_choices: [string, string][];
+  explainer_negative: Binary;
+  explainer_positive: Binary;
   gradient_negative: Binary;
   gradient_positive: Binary;
-  ig_negative: Binary;
-  ig_positive: Binary;
   image_rgb: Binary;
   image_size: [number, number];
   method: "trapezoid" | "riemann_left" | "riemann_right" | "riemann_middle" | "gausslegendre";
@@ -146,6 +176,7 @@ export interface WidgetState {
   polarity: "positive" | "negative" | "both";
   positive_color: [number, number, number] | null;
   progress: [number, number];
+  progress_stage: string;
   runs: number;
   stale: boolean;
   steps: number | "auto";

@@ -82,6 +82,12 @@ export class SyncedState {
     return options;
   }
 
+  /** The title of the attribution method `name` as the method menu shows it. */
+  methodTitle(name: string): string {
+    const entry = this.get("explainer_choices").find(([candidate]) => candidate === name);
+    return entry === undefined ? name : entry[1];
+  }
+
   /** The label of class `index` as the class menu shows it ("class 3" without names). */
   classLabel(index: number): string {
     const entry = this.get("classes").find(([candidate]) => candidate === index);

@@ -49,8 +49,11 @@ describe("drawing", () => {
   it("draws the input and both attribution panels as the renderer does", () => {
     const state = makeState();
     const { canvases } = mount(state);
-    expect(canvases).toHaveLength(3);
-    for (const canvas of canvases) {
+    // The compare panel waits, hidden and not drawn, for compare mode.
+    expect(canvases).toHaveLength(4);
+    expect(canvases[3].closest("figure")?.hidden).toBe(true);
+    expect(contextOf(canvases[3]).frames).toHaveLength(0);
+    for (const canvas of canvases.slice(0, 3)) {
       expect([canvas.width, canvas.height]).toEqual([WIDTH, HEIGHT]);
       expect(contextOf(canvas).frames).toHaveLength(1);
     }
@@ -65,7 +68,7 @@ describe("drawing", () => {
     const options = { ...RENDER_DEFAULTS, clip_above_percentile: 95 };
     for (const [index, panel] of [
       [1, "gradient"],
-      [2, "ig"],
+      [2, "explainer"],
     ] as const) {
       const expected = renderMaps(
         image,
@@ -99,15 +102,15 @@ describe("drawing", () => {
 
   it("updates the colour key in place, and redraws the input only for new data", async () => {
     const { el, model, canvases } = mount();
-    const row = query(el, ".igw-panel-ig .igw-key-entry");
+    const row = query(el, ".igw-panel-explainer .igw-key-entry");
     const high = query(row, ".igw-key-high").textContent;
     model.set("clip_above_percentile", 50);
     await Promise.resolve();
-    expect(query(el, ".igw-panel-ig .igw-key-entry")).toBe(row);
+    expect(query(el, ".igw-panel-explainer .igw-key-entry")).toBe(row);
     expect(query(row, ".igw-key-high").textContent).not.toBe(high);
     model.set("polarity", "both");
     await Promise.resolve();
-    expect(el.querySelectorAll(".igw-panel-ig .igw-key-entry")).toHaveLength(2);
+    expect(el.querySelectorAll(".igw-panel-explainer .igw-key-entry")).toHaveLength(2);
     expect(contextOf(canvases[0]).frames).toHaveLength(1);
     model.set("image_rgb", new DataView(new Uint8Array(PIXELS * 3).fill(9).buffer));
     await Promise.resolve();
@@ -137,8 +140,8 @@ describe("drawing", () => {
     const state = makeState();
     const expected = renderMaps(
       new Uint8Array((state.image_rgb as DataView).buffer),
-      floats(state.ig_positive),
-      floats(state.ig_negative),
+      floats(state.explainer_positive),
+      floats(state.explainer_negative),
       WIDTH,
       HEIGHT,
       {
@@ -197,7 +200,7 @@ describe("what the view says", () => {
   it("draws a colour key under each attribution panel, from the renderer's key", () => {
     const state = makeState({ polarity: "both" });
     const { el } = mount(state);
-    for (const panel of ["gradient", "ig"] as const) {
+    for (const panel of ["gradient", "explainer"] as const) {
       const figure = query(el, `.igw-panel-${panel}`);
       const entries = colourKey(
         floats(state[`${panel}_positive`]),
@@ -227,11 +230,11 @@ describe("what the view says", () => {
   it("describes each panel: which class, and how concentrated the attribution is", () => {
     const state = makeState();
     const { el } = mount(state);
-    const canvas = query<HTMLCanvasElement>(el, ".igw-panel-ig canvas");
+    const canvas = query<HTMLCanvasElement>(el, ".igw-panel-explainer canvas");
     expect(canvas.getAttribute("role")).toBe("img");
     expect(canvas.getAttribute("aria-label")).toBe("Integrated gradients");
     const description = document.getElementById(canvas.getAttribute("aria-describedby") ?? "");
-    const [entry] = colourKey(floats(state.ig_positive), floats(state.ig_negative), {
+    const [entry] = colourKey(floats(state.explainer_positive), floats(state.explainer_negative), {
       ...RENDER_DEFAULTS,
       clip_above_percentile: 95,
     });
@@ -255,9 +258,11 @@ describe("what the view says", () => {
       ({ left: 0, top: 0, width: 50, height: 40 }) as DOMRect;
     canvases[2].dispatchEvent(new MouseEvent("pointermove", { clientX: 31, clientY: 25 }));
     const i = 2 * WIDTH + 3;
-    const ig = floats(state.ig_positive)[i] - floats(state.ig_negative)[i];
+    const ig = floats(state.explainer_positive)[i] - floats(state.explainer_negative)[i];
     const magnitudes = Array.from({ length: PIXELS }, (_, j) =>
-      Math.fround(Math.abs(floats(state.ig_positive)[j] - floats(state.ig_negative)[j])),
+      Math.fround(
+        Math.abs(floats(state.explainer_positive)[j] - floats(state.explainer_negative)[j]),
+      ),
     );
     const below = magnitudes.filter((m) => m < Math.fround(Math.abs(ig))).length;
     const text = query(el, ".igw-readout").textContent ?? "";
@@ -299,6 +304,8 @@ describe("what the view says", () => {
       "on the image",
       "positive colour",
       "negative colour",
+      "attribution",
+      "compare with",
       "steps",
       "auto steps",
       "baseline",
@@ -494,7 +501,7 @@ describe("inputs", () => {
     expect(grid.classList.contains("igw-busy")).toBe(true);
     expect(grid.getAttribute("aria-busy")).toBe("true");
     expect(note.textContent).toBe(
-      `Computing “${HOSTILE}” (50 steps, black baseline, trapezoid); ` +
+      `Computing “${HOSTILE}” with Integrated gradients (50 steps, black baseline, trapezoid); ` +
         "the panels show “tabby cat” until it is done.",
     );
     expect(query(el, ".igw-progress-text").textContent).toBe("12 / 51 points");
@@ -507,7 +514,7 @@ describe("inputs", () => {
 
   it("enlarges a panel with its button or a click, and back", () => {
     const { el, canvases } = mount();
-    const figure = query(el, ".igw-panel-ig");
+    const figure = query(el, ".igw-panel-explainer");
     const enlarge = query<HTMLButtonElement>(figure, ".igw-enlarge");
     expect(enlarge.getAttribute("aria-label")).toBe("Enlarge Integrated gradients");
     enlarge.click();

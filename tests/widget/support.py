@@ -73,11 +73,13 @@ class GatedModel:
 
 
 def sent_maps(w):
-    """The four float32 maps the browser was sent, as (H, W) arrays."""
+    """The float32 maps the browser was sent, as (H, W) arrays (the compare panel's
+    only in compare mode)."""
     height, width = w.display_size
     return {
         name: np.frombuffer(getattr(w, name), np.float32).reshape(height, width)
         for name in widget.MAP_BUFFERS
+        if getattr(w, name)
     }
 
 

@@ -37,12 +37,12 @@ def test_class_choice_from_the_front_end_recomputes_in_the_background(w, cnn, im
     expected = igw.integrated_gradients(cnn, image, steps=8, target=new_target)
     np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(
-        sent_maps(w)["ig_positive"], channel_maps(w.result.attributions)[0]
+        sent_maps(w)["explainer_positive"], channel_maps(w.result.attributions)[0]
     )
     assert w.progress == [9, 9] and not w.computing and not w.stale
     progress = [s["progress"] for _, s, _ in w.comm.updates() if "progress" in s]
     assert progress[0] == [0, 0] and progress[-1] == [9, 9] and len(progress) >= 3
-    result_update = [b for _, s, b in w.comm.updates() if "ig_positive" in s]
+    result_update = [b for _, s, b in w.comm.updates() if "explainer_positive" in s]
     assert len(result_update) == 1 and len(result_update[0]) == 4
 
 
@@ -161,7 +161,7 @@ def test_a_failure_while_showing_the_result_rolls_back(gated, background):
     # The result is computed, but sending it to the browser fails midway.
     _, w = gated
     previous, shown = w.result, shown_traits(w)
-    w.comm.refuse = "ig_positive"
+    w.comm.refuse = "explainer_positive"
     w.target = (previous.target + 1) % 4
     _compute_expecting_failure(w, background, OSError, "link to the browser broke")
     assert "link to the browser broke" in w.error and not w.computing
@@ -217,7 +217,7 @@ def test_a_new_image_from_python_is_explained_and_shown(w, cnn, tmp_path):
     rgb = np.frombuffer(w.image_rgb, np.uint8).reshape(16, 16, 3)
     np.testing.assert_array_equal(rgb, display_image(other))
     np.testing.assert_array_equal(
-        sent_maps(w)["ig_positive"], channel_maps(w.result.attributions)[0]
+        sent_maps(w)["explainer_positive"], channel_maps(w.result.attributions)[0]
     )
     assert not w.stale and not w.computing and w.error == ""
     with pytest.raises(ValueError, match="read-only"):
@@ -242,7 +242,7 @@ def test_a_new_image_may_have_another_size():
     assert w.result.attributions.shape == (24, 20, 3)
     np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
     assert w.image_size == w.display_size == [24, 20]
-    assert len(w.image_rgb) == 24 * 20 * 3 and len(w.ig_positive) == 24 * 20 * 4
+    assert len(w.image_rgb) == 24 * 20 * 3 and len(w.explainer_positive) == 24 * 20 * 4
 
 
 @pytest.mark.parametrize(

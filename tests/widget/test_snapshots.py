@@ -88,7 +88,7 @@ def test_the_fallback_png_is_built_once_at_display_size(monkeypatch):
     shown_rgb = np.frombuffer(w.image_rgb, np.uint8).reshape(350, 350, 3)
     maps = sent_maps(w)
     expected = render_maps(
-        shown_rgb, maps["ig_positive"], maps["ig_negative"], **w.render_options()
+        shown_rgb, maps["explainer_positive"], maps["explainer_negative"], **w.render_options()
     )
     np.testing.assert_array_equal(picture[top : top + 350, left : left + 350, :3], expected)
     w.outlines = True  # a display change draws it again, once
@@ -116,7 +116,7 @@ def test_to_html_embeds_hostile_text_safely(cnn, image, tmp_path):
     assert data["state"]["error"] == ""
     # Every display option travels, as the widget has it (the page draws with them).
     assert {name: data["state"][name] for name in DISPLAY_TRAITS} == w.get_state(DISPLAY_TRAITS)
-    assert base64.b64decode(data["buffers"]["ig_positive"]) == w.ig_positive
+    assert base64.b64decode(data["buffers"]["explainer_positive"]) == w.explainer_positive
     assert re.search(r"<(script|link|img)[^>]+(src|href)=", page) is None  # nothing fetched
     with pytest.raises(ValueError, match="directory"):
         w.to_html(tmp_path)

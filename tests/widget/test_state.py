@@ -43,7 +43,7 @@ def test_first_display_shows_a_computed_result(w, cnn, image):
     rgb = np.frombuffer(w.image_rgb, np.uint8).reshape(16, 16, 3)
     np.testing.assert_array_equal(rgb, display_image(image))
     maps = sent_maps(w)
-    for panel, values in (("gradient", res.gradients), ("ig", res.attributions)):
+    for panel, values in (("gradient", res.gradients), ("explainer", res.attributions)):
         positive, negative = channel_maps(values)
         np.testing.assert_array_equal(maps[f"{panel}_positive"], positive)
         np.testing.assert_array_equal(maps[f"{panel}_negative"], negative)
@@ -53,7 +53,8 @@ def test_state_is_json_apart_from_binary_buffers(w):
     state, paths, buffers = _remove_buffers(w.get_state())
     json.dumps(state)
     assert sorted(p[0] for p in paths) == sorted(["image_rgb", *widget.MAP_BUFFERS])
-    assert sum(len(b) for b in buffers) == 16 * 16 * widget.BYTES_PER_DISPLAY_PIXEL
+    # The compare panel's two maps are empty outside compare mode.
+    assert sum(len(b) for b in buffers) == 16 * 16 * (widget.BYTES_PER_DISPLAY_PIXEL - 2 * 4)
 
 
 def test_traits_round_trip_between_widgets(cnn, image, w):
@@ -323,7 +324,7 @@ def test_large_images_are_reduced_for_display_only():
     assert sum(len(b) for b in buffers) <= widget.MAX_UPDATE_BYTES
     positive, _ = channel_maps(w.result.attributions)
     expected = positive.reshape(350, 2, 350, 2).mean(axis=(1, 3))
-    np.testing.assert_allclose(sent_maps(w)["ig_positive"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sent_maps(w)["explainer_positive"], expected, rtol=1e-5, atol=1e-6)
     assert w.summary["display_factor"] == 2
 
 

@@ -7,10 +7,13 @@
 
 import {
   AUTO_STEPS_METHODS,
+  BASELINE_METHODS,
   MAX_STEPS,
   MAX_STRUCTURE,
   POLARITIES,
+  QUADRATURE_METHODS,
   RANDOM_BASELINES,
+  STEPS_METHODS,
   STYLES,
   type WidgetState,
 } from "../generated";
@@ -287,6 +290,16 @@ export function createControls(state: SyncedState): Controls {
   // -- compute options ----------------------------------------------------------
   const compute = element("fieldset", "igw-group igw-compute");
   compute.append(element("legend", undefined, "Compute"));
+  const explainerSelect = select([]);
+  explainerSelect.classList.add("igw-explainer");
+  const explainer = register("explainer", field("attribution", explainerSelect), (value) => {
+    explainerSelect.value = String(value);
+  });
+  const compareSelect = select([]);
+  compareSelect.classList.add("igw-compare");
+  const compare = register("compare", field("compare with", compareSelect), (value) => {
+    compareSelect.value = String(value);
+  });
   const stepsBox = numberBox(1, MAX_STEPS);
   stepsBox.classList.add("igw-steps");
   const steps = register("steps", field("steps", stepsBox), (value) => {
@@ -307,6 +320,7 @@ export function createControls(state: SyncedState): Controls {
     runsBox.value = String(value);
   });
   const methodSelect = select([]);
+  methodSelect.classList.add("igw-method");
   const method = register("method", field("method", methodSelect), (value) => {
     methodSelect.value = String(value);
   });
@@ -317,6 +331,8 @@ export function createControls(state: SyncedState): Controls {
   const progressText = element("span", "igw-progress-text");
   const staleNote = element("span", "igw-stale", "options changed: Compute applies them");
   compute.append(
+    explainer.element,
+    compare.element,
     steps.element,
     auto.element,
     baseline.element,
@@ -360,6 +376,14 @@ export function createControls(state: SyncedState): Controls {
     const value = methodSelect.value as WidgetState["method"];
     enter("method", value, value);
   });
+  scope.on(explainerSelect, "change", () => {
+    const value = explainerSelect.value as WidgetState["explainer"];
+    enter("explainer", value, value);
+  });
+  scope.on(compareSelect, "change", () => {
+    const value = compareSelect.value as WidgetState["compare"];
+    enter("compare", value, value);
+  });
   scope.on(computeButton, "click", () => state.send({ type: "compute" }));
   scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
 
@@ -383,7 +407,18 @@ export function createControls(state: SyncedState): Controls {
     }
     fillSelect(baselineSelect, baselines);
     fillSelect(methodSelect, state.get("method_choices"));
-    for (const key of ["steps", "baseline", "runs", "method"] as const) {
+    const methods = state.get("explainer_choices");
+    fillSelect(
+      explainerSelect,
+      methods.map(([name]) => name),
+      methods.map(([, title]) => title),
+    );
+    fillSelect(
+      compareSelect,
+      ["", ...methods.map(([name]) => name)],
+      ["off", ...methods.map(([, title]) => title)],
+    );
+    for (const key of ["steps", "baseline", "runs", "method", "explainer", "compare"] as const) {
       const entry = entries.get(key);
       if (entry !== undefined) show(entry);
     }
@@ -408,6 +443,23 @@ export function createControls(state: SyncedState): Controls {
       runs,
       random ? "" : `no effect: only ${RANDOM_BASELINES.join(", ")} baselines differ per run`,
     );
+    // A method cannot be compared with itself; options no chosen method uses say so.
+    for (const option of compareSelect.options) {
+      option.disabled = option.value !== "" && option.value === state.get("explainer");
+    }
+    const chosen = [state.get("explainer"), state.get("compare")].filter((name) => name !== "");
+    const unused = (users: readonly string[]): string =>
+      chosen.some((name) => users.includes(name))
+        ? ""
+        : `no effect on ${chosen.map((name) => state.methodTitle(name)).join(" or ")}`;
+    setHint(steps, unused(STEPS_METHODS));
+    setHint(baseline, unused(BASELINE_METHODS));
+    if (!chosen.includes("integrated_gradients")) {
+      setHint(runs, unused(["integrated_gradients"]));
+    }
+    if (!chosen.some((name) => (QUADRATURE_METHODS as readonly string[]).includes(name))) {
+      setHint(method, unused(QUADRATURE_METHODS));
+    }
   };
 
   const showStatus = (): void => {
@@ -419,7 +471,10 @@ export function createControls(state: SyncedState): Controls {
     computeButton.disabled = computing;
     progress.max = Math.max(total, 1);
     progress.value = done;
-    progressText.textContent = total > 0 ? `${done} / ${total} points` : "starting…";
+    // One Compute may run several computations (two methods, their curves): say which.
+    const stage = state.get("progress_stage");
+    const counted = total > 0 ? `${done} / ${total} points` : "starting…";
+    progressText.textContent = stage === "" ? counted : `${stage} · ${counted}`;
     const stale = state.get("stale");
     staleNote.hidden = !stale || computing;
     computeButton.classList.toggle("igw-attention", stale);
@@ -428,10 +483,21 @@ export function createControls(state: SyncedState): Controls {
   state.listen(scope, SyncedState.renderKeys, showDisplay);
   state.listen(
     scope,
-    ["steps", "baseline", "runs", "method", "baseline_choices", "method_choices", "summary"],
+    [
+      "steps",
+      "baseline",
+      "runs",
+      "method",
+      "explainer",
+      "compare",
+      "baseline_choices",
+      "method_choices",
+      "explainer_choices",
+      "summary",
+    ],
     showCompute,
   );
-  state.listen(scope, ["computing", "progress", "stale"], showStatus);
+  state.listen(scope, ["computing", "progress", "progress_stage", "stale"], showStatus);
   showDisplay();
   showCompute();
   showStatus();

@@ -159,16 +159,24 @@ export function select(choices: readonly string[]): HTMLSelectElement {
   return node;
 }
 
-export function fillSelect(node: HTMLSelectElement, choices: readonly string[]): void {
-  const current = [...node.options].map((option) => option.value);
-  if (current.length === choices.length && current.every((value, i) => value === choices[i])) {
+/** Make `choices` the options of `node`, shown as `labels` (the values themselves by default). */
+export function fillSelect(
+  node: HTMLSelectElement,
+  choices: readonly string[],
+  labels: readonly string[] = choices,
+): void {
+  const current = [...node.options];
+  if (
+    current.length === choices.length &&
+    current.every((option, i) => option.value === choices[i] && option.text === labels[i])
+  ) {
     return;
   }
   node.replaceChildren(
-    ...choices.map((choice) => {
+    ...choices.map((choice, i) => {
       const option = element("option");
       option.value = choice;
-      option.text = choice;
+      option.text = labels[i];
       return option;
     }),
   );

@@ -41,12 +41,21 @@ export function createHeader(state: SyncedState): Component {
       element("strong", "igw-predicted-name", summary.predicted_label),
       element("span", "igw-score", formatNumber(summary.predicted_score)),
     );
-    delta.textContent = `completeness error Δ ${formatPercent(100 * summary.delta)}`;
-    delta.classList.toggle("igw-delta-high", summary.delta > HIGH_DELTA);
+    // Only integrated gradients has a completeness error.
+    delta.hidden = summary.delta === null;
+    if (summary.delta !== null) {
+      delta.textContent = `completeness error Δ ${formatPercent(100 * summary.delta)}`;
+      delta.classList.toggle("igw-delta-high", summary.delta > HIGH_DELTA);
+    }
     const reduced =
       summary.display_factor > 1 ? ` · shown at 1/${summary.display_factor} resolution` : "";
+    // Integrated gradients with its quadrature rule ("Integrated gradients (trapezoid)").
+    const rule = summary.method === "" ? "" : ` (${summary.method})`;
+    const methods = [`${summary.explainer_title}${rule}`, summary.compare_title]
+      .filter((text) => text !== "")
+      .join(" and ");
     details.textContent =
-      `${summary.points_used} points · ${summary.method} · ` +
+      `${summary.points_used} points · ${methods} · ` +
       `${summary.elapsed_s.toFixed(2)} s${reduced}`;
   };
 

@@ -1,13 +1,16 @@
 // The panels: the input, one panel per attribution map (ATTRIBUTION_PANELS),
-// and the score along the path. Attribution panels are redrawn here from the
-// raw maps on every display change (renderMaps), with their colour key and a
-// text description. Panels wrap onto more rows when the output is narrow; any
-// panel can be enlarged to the full width (its button, or a click on it).
-// While a computation runs the panels are dimmed and say what is coming.
+// and a plot: the score along the path for integrated gradients, or the
+// insertion and deletion curves of the methods shown. Attribution panels are
+// redrawn here from the raw maps on every display change (renderMaps), with
+// their colour key and a text description. Panels wrap onto more rows when
+// the output is narrow; any panel can be enlarged to the full width (its
+// button, or a click on it). While a computation runs the panels are dimmed
+// and say what is coming.
 
-import { type MAP_BUFFERS, RANDOM_BASELINES } from "../generated";
+import { type MAP_BUFFERS, RANDOM_BASELINES, type Summary } from "../generated";
 import { colourKey, renderMaps } from "../render";
 import { bytesOf, floatsOf, SyncedState } from "../state";
+import { curveSummary, drawCurvesPlot } from "./curves";
 import { button, type Component, element, Scope, uniqueId } from "./dom";
 import { describe, Ranked, READOUT_HINT, readout, showKey } from "./key";
 import { drawPathPlot } from "./pathplot";
@@ -17,30 +20,53 @@ type MapKey = (typeof MAP_BUFFERS)[number];
 /** One attribution map shown as a panel: a method's positive and negative channel maps. */
 export interface PanelSpec {
   id: string;
-  title: string;
+  /** Its title, for the shown result. */
+  title: (summary: Summary) => string;
   /** Its name in the hover readout. */
-  short: string;
+  short: (summary: Summary) => string;
   positive: MapKey;
   negative: MapKey;
+  /** Whether the shown result has this panel. */
+  shown: (summary: Summary) => boolean;
 }
 
-/** The attribution panels, in order. Another method's map is one more entry. */
+const comparing = (summary: Summary): boolean => summary.compare !== "";
+const INTEGRATED_GRADIENTS = "integrated_gradients";
+
+/** The attribution panels, in order: the plain gradient, the method, the compared method. */
 export const ATTRIBUTION_PANELS: readonly PanelSpec[] = [
   {
     id: "gradient",
-    title: "Normal gradients",
-    short: "gradient",
+    title: () => "Normal gradients",
+    short: () => "gradient",
     positive: "gradient_positive",
     negative: "gradient_negative",
+    // Compare mode shows the two methods side by side instead.
+    shown: (summary) => !comparing(summary),
   },
   {
-    id: "ig",
-    title: "Integrated gradients",
-    short: "IG",
-    positive: "ig_positive",
-    negative: "ig_negative",
+    id: "explainer",
+    title: (summary) => summary.explainer_title,
+    short: (summary) =>
+      summary.explainer === INTEGRATED_GRADIENTS ? "IG" : summary.explainer_title,
+    positive: "explainer_positive",
+    negative: "explainer_negative",
+    shown: () => true,
+  },
+  {
+    id: "compare",
+    title: (summary) => summary.compare_title,
+    short: (summary) => summary.compare_title,
+    positive: "compare_positive",
+    negative: "compare_negative",
+    shown: comparing,
   },
 ];
+
+/** Whether the plot shows the path (integrated gradients alone) or the curves. */
+export function showsPath(summary: Summary): boolean {
+  return summary.explainer === INTEGRATED_GRADIENTS && !comparing(summary);
+}
 
 const ENLARGE = "⤢";
 const SHRINK = "⤡";
@@ -48,6 +74,7 @@ const SHRINK = "⤡";
 interface Figure {
   figure: HTMLElement;
   caption: HTMLElement;
+  heading: HTMLElement;
   enlarge: HTMLButtonElement;
   description: HTMLElement;
 }
@@ -85,10 +112,24 @@ function makeFigure(scope: Scope, title: string, className: string): Figure {
     const large = figure.classList.toggle("igw-panel-large");
     enlarge.setAttribute("aria-pressed", String(large));
     enlarge.textContent = large ? SHRINK : ENLARGE;
-    enlarge.setAttribute("aria-label", `${large ? "Shrink" : "Enlarge"} ${title}`);
+    enlarge.setAttribute("aria-label", `${large ? "Shrink" : "Enlarge"} ${heading.textContent}`);
   };
   scope.on(enlarge, "click", toggle);
-  return { figure, caption, enlarge, description };
+  return { figure, caption, heading, enlarge, description };
+}
+
+/** Name a figure (and its picture) `title`; model text, so textContent only. */
+function retitle(made: Figure, title: string, picture?: HTMLElement): void {
+  if (made.heading.textContent === title) {
+    return;
+  }
+  made.heading.textContent = title;
+  const large = made.figure.classList.contains("igw-panel-large");
+  made.enlarge.setAttribute("aria-label", `${large ? "Shrink" : "Enlarge"} ${title}`);
+  picture?.setAttribute("aria-label", title);
+  if (picture !== undefined) {
+    picture.dataset.panel = title;
+  }
 }
 
 function makePicture(scope: Scope, title: string, className: string): Picture {
@@ -126,7 +167,7 @@ export function createPanels(
   input.figure.append(input.description);
   grid.append(input.figure);
   const attribution: AttributionPanel[] = ATTRIBUTION_PANELS.map((spec, index) => {
-    const picture = makePicture(scope, spec.title, `igw-panel-${spec.id}`);
+    const picture = makePicture(scope, spec.title(state.get("summary")), `igw-panel-${spec.id}`);
     picture.canvas.classList.add(`igw-canvas-${index + 1}`);
     const key = element("div", "igw-key");
     picture.figure.append(key, picture.description);
@@ -144,7 +185,6 @@ export function createPanels(
   const plot = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   plot.setAttribute("class", "igw-plot");
   plot.setAttribute("role", "img");
-  plot.setAttribute("aria-label", "Target score along the integration path");
   plot.setAttribute("aria-describedby", plotFigure.description.id);
   plotFigure.figure.append(plot, plotFigure.description);
   grid.append(plotFigure.figure);
@@ -202,9 +242,16 @@ export function createPanels(
 
   const drawMaps = (): void => {
     const options = state.renderOptions();
-    const label = state.get("summary").label;
+    const summary = state.get("summary");
+    const label = summary.label;
     let problem = "";
     for (const panel of attribution) {
+      const shown = panel.spec.shown(summary);
+      panel.figure.hidden = !shown;
+      if (!shown) {
+        continue;
+      }
+      retitle(panel, panel.spec.title(summary), panel.canvas);
       try {
         const pixels = pixelsOf(panel);
         if (pixels !== null && panel.context !== null) {
@@ -213,7 +260,7 @@ export function createPanels(
         }
         const entries = colourKey(panel.positive, panel.negative, options);
         showKey(panel.key, entries);
-        panel.description.textContent = describe(panel.spec.title, label, entries);
+        panel.description.textContent = describe(panel.spec.title(summary), label, entries);
       } catch (error) {
         problem = error instanceof Error ? error.message : String(error);
       }
@@ -223,11 +270,25 @@ export function createPanels(
 
   const drawPlot = (): void => {
     const summary = state.get("summary");
-    drawPathPlot(plot, state.get("path"), summary.label);
-    const path = state.get("path");
+    if (showsPath(summary)) {
+      retitle(plotFigure, "Score along the path");
+      plot.setAttribute("aria-label", "Target score along the integration path");
+      drawPathPlot(plot, state.get("path"), summary.label);
+      const path = state.get("path");
+      plotFigure.description.textContent =
+        `The score of “${summary.label}” goes from ${path.baseline_score.toPrecision(3)} ` +
+        `at the baseline to ${path.score.toPrecision(3)} at the image.`;
+      return;
+    }
+    const curves = state.get("curves");
+    retitle(plotFigure, "Insertion and deletion");
+    plot.setAttribute("aria-label", "Insertion and deletion curves");
+    drawCurvesPlot(plot, curves, summary.label);
     plotFigure.description.textContent =
-      `The score of “${summary.label}” goes from ${path.baseline_score.toPrecision(3)} ` +
-      `at the baseline to ${path.score.toPrecision(3)} at the image.`;
+      `The score of “${summary.label}” as the most attributed pixels are inserted into a ` +
+      `blurred copy (higher is better) or deleted (lower is better). ` +
+      curves.map(curveSummary).join("; ") +
+      ".";
   };
 
   // Several traits often change in one update; draw once after all of them.
@@ -270,9 +331,13 @@ export function createPanels(
       ? ` × ${state.get("runs")}`
       : "";
     const stepsText = steps === "auto" ? "auto steps" : `${steps} steps`;
+    const compare = state.get("compare");
+    const methods =
+      state.methodTitle(state.get("explainer")) +
+      (compare === "" ? "" : ` and ${state.methodTitle(compare)}`);
     busyNote.hidden = false;
     busyNote.textContent =
-      `Computing “${state.classLabel(state.get("target"))}” (${stepsText}, ` +
+      `Computing “${state.classLabel(state.get("target"))}” with ${methods} (${stepsText}, ` +
       `${baseline} baseline${runs}, ${state.get("method")}); ` +
       `the panels show “${state.get("summary").label}” until it is done.`;
   };
@@ -286,10 +351,13 @@ export function createPanels(
       const last = Math.min(first + factor, size) - 1;
       return first === last ? String(first) : `${first}–${last}`;
     };
-    const maps = attribution.map((panel) => {
-      panel.ranked ??= new Ranked(panel.positive, panel.negative);
-      return { name: panel.spec.short, ranked: panel.ranked };
-    });
+    const summary = state.get("summary");
+    const maps = attribution
+      .filter((panel) => panel.spec.shown(summary))
+      .map((panel) => {
+        panel.ranked ??= new Ranked(panel.positive, panel.negative);
+        return { name: panel.spec.short(summary), ranked: panel.ranked };
+      });
     readoutLine.textContent = readout(
       span(x, fullWidth),
       span(y, fullHeight),
@@ -325,8 +393,12 @@ export function createPanels(
     () => schedule(true),
   );
   state.listen(scope, ["summary"], () => schedule(false));
-  state.listen(scope, ["summary", "path"], drawPlot);
-  state.listen(scope, ["computing", "target", "steps", "baseline", "runs", "method"], showBusy);
+  state.listen(scope, ["summary", "path", "curves"], drawPlot);
+  state.listen(
+    scope,
+    ["computing", "target", "steps", "baseline", "runs", "method", "explainer", "compare"],
+    showBusy,
+  );
 
   loadData();
   drawInput();

@@ -18,7 +18,7 @@ const AXIS_CHARACTERS = 24;
 /** A score range narrower than this fraction of its magnitude is drawn as constant. */
 const FLAT = 1e-6;
 
-function svgElement<K extends keyof SVGElementTagNameMap>(
+export function svgElement<K extends keyof SVGElementTagNameMap>(
   tag: K,
   attributes: Record<string, string | number>,
   className?: string,
@@ -33,7 +33,7 @@ function svgElement<K extends keyof SVGElementTagNameMap>(
   return node;
 }
 
-function label(
+export function label(
   x: number,
   y: number,
   text: string,
@@ -103,9 +103,50 @@ export function scoreAxisLabel(name: string): string {
 }
 
 /**
- * Replace the contents of `svg` with the plot of `data` for class `name`;
- * the vertical axis says "score of “name”" (shortened to fit; the whole
- * in its tooltip).
+ * Draw into `svg` the frame of a plot of `scores` against a share from 0 to 1:
+ * the score grid and its labels, the share at 0, ½ and 1 (written by
+ * `shareLabel`), and both axes' names: `shareName`, and "score of “name”"
+ * for class `name` (shortened to fit; the whole in its tooltip); return the
+ * plot's coordinates.
+ *
+ * @example
+ * const { x, y } = drawAxes(svg, [0.1, 0.9], String, "α", "cat");
+ */
+export function drawAxes(
+  svg: SVGSVGElement,
+  scores: readonly number[],
+  shareLabel: (share: number) => string,
+  shareName: string,
+  name: string,
+): { x: (share: number) => number; y: (score: number) => number } {
+  const range = scoreRange(scores);
+  const { ticks, labels, low, high } = niceTicks(range.low, range.high);
+  const width = PLOT_WIDTH - LEFT - RIGHT;
+  const height = PLOT_HEIGHT - TOP - BOTTOM;
+  const x = (share: number): number => LEFT + share * width;
+  const y = (score: number): number => TOP + ((high - score) / (high - low)) * height;
+  svg.append(svgElement("rect", { x: LEFT, y: TOP, width, height }, "igw-plot-frame"));
+  ticks.forEach((tick, i) => {
+    svg.append(
+      svgElement("line", { x1: LEFT - 3, x2: x(1), y1: y(tick), y2: y(tick) }, "igw-plot-grid"),
+      label(LEFT - 5, y(tick) + 3, labels[i], "end"),
+    );
+  });
+  for (const share of [0, 0.5, 1]) {
+    svg.append(label(x(share), TOP + height + 11, shareLabel(share), "middle"));
+  }
+  const scoreAxis = label(0, 0, scoreAxisLabel(name), "middle", "igw-plot-label igw-plot-axis");
+  const whole = svgElement("title", {});
+  whole.textContent = `score of “${name}”`;
+  scoreAxis.append(whole);
+  scoreAxis.setAttribute("transform", `translate(10 ${TOP + height / 2}) rotate(-90)`);
+  svg.append(label(LEFT + width / 2, PLOT_HEIGHT - 4, shareName, "middle"), scoreAxis);
+  return { x, y };
+}
+
+/**
+ * Replace the contents of `svg` with the plot of `data` for class `name`
+ * (the vertical axis says "score of “name”", see `drawAxes`).
  *
  * @example
  * drawPathPlot(svg, { alphas: [0, 1], mean: [0.1, 0.9], low: [0.1, 0.9], high: [0.1, 0.9],
@@ -117,25 +158,16 @@ export function drawPathPlot(svg: SVGSVGElement, data: PathData, name: string): 
   if (data.alphas.length === 0) {
     return;
   }
-  const range = scoreRange([...data.low, ...data.high, data.baseline_score, data.score]);
-  const { ticks, labels, low, high } = niceTicks(range.low, range.high);
-  const width = PLOT_WIDTH - LEFT - RIGHT;
-  const height = PLOT_HEIGHT - TOP - BOTTOM;
-  const x = (alpha: number): number => LEFT + alpha * width;
-  const y = (score: number): number => TOP + ((high - score) / (high - low)) * height;
+  const { x, y } = drawAxes(
+    svg,
+    [...data.low, ...data.high, data.baseline_score, data.score],
+    String,
+    "α: baseline (0) → image (1)",
+    name,
+  );
   const points = (values: number[]): string =>
     values.map((v, i) => `${x(data.alphas[i]).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
 
-  svg.append(svgElement("rect", { x: LEFT, y: TOP, width, height }, "igw-plot-frame"));
-  ticks.forEach((tick, i) => {
-    svg.append(
-      svgElement("line", { x1: LEFT - 3, x2: x(1), y1: y(tick), y2: y(tick) }, "igw-plot-grid"),
-      label(LEFT - 5, y(tick) + 3, labels[i], "end"),
-    );
-  });
-  for (const alpha of [0, 0.5, 1]) {
-    svg.append(label(x(alpha), TOP + height + 11, String(alpha), "middle"));
-  }
   svg.append(
     svgElement(
       "line",
@@ -148,13 +180,4 @@ export function drawPathPlot(svg: SVGSVGElement, data: PathData, name: string): 
     svg.append(svgElement("polygon", { points: band }, "igw-plot-band"));
   }
   svg.append(svgElement("polyline", { points: points(data.mean) }, "igw-plot-line"));
-  const scoreAxis = label(0, 0, scoreAxisLabel(name), "middle", "igw-plot-label igw-plot-axis");
-  const whole = svgElement("title", {});
-  whole.textContent = `score of “${name}”`;
-  scoreAxis.append(whole);
-  scoreAxis.setAttribute("transform", `translate(10 ${TOP + height / 2}) rotate(-90)`);
-  svg.append(
-    label(LEFT + width / 2, PLOT_HEIGHT - 4, "α: baseline (0) → image (1)", "middle"),
-    scoreAxis,
-  );
 }

@@ -234,7 +234,8 @@ def test_method_menu_and_compare_mode_in_jupyterlab(chromium, tmp_path, artifact
         assert not is_blank(smooth_pixels) and np.any(smooth_pixels != ig_pixels)
         assert page.locator(".igw-panel-explainer .igw-panel-title").text_content() == "SmoothGrad"
         assert page.locator(".igw-plot polyline.igw-curve").count() == 2
-        assert "SmoothGrad: insertion area" in page.locator(".igw-plot").text_content()
+        legend = page.locator(".igw-plot text").all_text_contents()
+        assert legend[legend.index("SmoothGrad") + 1].startswith("insertion area ")
         assert page.locator(".igw-delta").is_hidden()
 
         # Compare mode: two methods side by side, both with curves; the gradient gives way.

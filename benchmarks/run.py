@@ -15,7 +15,10 @@ Sections, each printed as a Markdown table:
 - render: ``igw.render`` and the browser redraw (``benchmarks.bench_render``);
 - methods: each attribution method and the insertion/deletion curves against
   PAIR saliency (TensorFlow), Captum and Quantus (PyTorch) on MobileNetV2
-  (``benchmarks.methods``).
+  (``benchmarks.methods``);
+- dataset: ``explain_dataset`` against the per-image loop, the floor and Ray,
+  and its peak memory at 1,000 and 10,000 streamed images
+  (``benchmarks.dataset``).
 
 Every measurement runs in its own process: Keras fixes its backend at import
 (``--backends tensorflow jax torch`` runs each in turn) and peak memory must
@@ -173,29 +176,31 @@ def steps_table(result: dict[str, Any]) -> str:
 
 def dataset_tables(quick: bool, cpu: bool) -> str:
     """explain_dataset: images/s against the per-image loop and the floor; peak memory in N."""
-    count = "64" if quick else "1000"
+    size = ["--images", "64", "--round-images", "16"] if quick else ["--images", "1000"]
     rows = [
-        _worker(
-            "benchmarks.dataset", ["speed", "--model", name, "--images", count], "tensorflow", cpu
-        )[0]
+        _worker("benchmarks.dataset", ["speed", "--model", name, *size], "tensorflow", cpu)[0]
         for name in ("demo", "small_cnn")
     ]
     speed = markdown_table(
         [
-            *("model", "size", "images", "loop img/s", "local img/s", "ray (2 workers) img/s"),
-            *("floor img/s", "local/loop", "local/floor time", "load average"),
+            *("model", "size", "loop img/s", "local img/s", "floor img/s", "local/loop"),
+            *("floor/local", "batch (engine, floor)", "local at the floor's batch img/s"),
+            *("images", "local, all img/s", "ray (2 workers) img/s", "load average"),
         ],
         [
             [
                 r["model"],
                 r["size"],
-                r["images"],
                 f"{r['loop_images_per_s']:.2f}",
                 f"{r['local_images_per_s']:.2f}",
-                f"{r.get('ray_images_per_s', float('nan')):.2f}",
                 f"{r['floor_images_per_s']:.2f}",
                 f"{r['local_images_per_s'] / r['loop_images_per_s']:.2f}",
                 f"{r['floor_images_per_s'] / r['local_images_per_s']:.2f}",
+                f"{r['engine_batch']}, {r['floor_batch']}",
+                f"{r['local_at_floor_batch_images_per_s']:.2f}",
+                r["images"],
+                f"{r['local_all_images_per_s']:.2f}",
+                f"{r.get('ray_images_per_s', float('nan')):.2f}",
                 f"{r['load_average_start']:.1f} / {r['load_average_end']:.1f}",
             ]
             for r in rows

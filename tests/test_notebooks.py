@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -197,6 +198,13 @@ def test_auditing_a_dataset_finds_the_shortcut():
     assert count_in(gallery, WIDGET_VIEW) == 1
     # The progress bar and the gallery are widgets; nothing else is.
     assert count(notebook, WIDGET_VIEW) == 2
+    # The bar's last text: done/total [elapsed<ETA, rate] (tqdm's widget escapes HTML and
+    # spaces with figure spaces).
+    states = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    values = [widget["state"].get("value") for widget in states.values()]
+    texts = [value for value in values if isinstance(value, str)]
+    bar = r"120/120\s\[\d\d:\d\d&lt;\d\d:\d\d,\s+[\d.]+(image/s|s/image)\]"
+    assert any(re.search(bar, text) for text in texts), texts
 
 
 @pytest.mark.slow

@@ -177,7 +177,7 @@ def test_widget_in_marimo(chromium, tmp_path, artifacts):
         canvases = page.locator(".igw canvas")
         canvases.nth(2).wait_for(timeout=180_000)
         _wait_for_drawing(page, canvases.nth(2))
-        assert canvases.count() == 3
+        assert canvases.count() == 4 and canvases.nth(3).is_hidden()
         images, _ = igw.demo.images()
         side = images[0].shape[0]
         for index in range(3):

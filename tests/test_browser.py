@@ -483,7 +483,7 @@ def test_keyboard_and_narrow_layout_in_jupyter(front_end, chromium, tmp_path, ar
         page.locator(".igw").screenshot(path=artifacts / f"{front_end}-700.png")
         # A click on a picture enlarges its panel to the whole row (up to 720 px); again shrinks it.
         grid = page.locator(".igw-panels").bounding_box()
-        panel = page.locator(".igw-panel-ig")
+        panel = page.locator(".igw-panel-explainer")
         normal_width = panel.bounding_box()["width"]
         panel.locator("canvas").click()
         enlarged = panel.bounding_box()

@@ -23,7 +23,7 @@ import traitlets
 from ..render import validate_render_options
 from ..validation import as_image, check_choice
 from ..widget import IGWidget
-from ..widget.options import DISPLAY_TRAITS, check_class_names, checked_display, display_traits
+from ..widget.options import DISPLAY_TRAITS, check_class_names, display_traits
 from ..widget.state import DisplayOptions, front_end_file
 from .result import DatasetResult
 from .sources import _raws, carries_labels
@@ -264,11 +264,6 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
     def _reorder(self, _change: dict[str, Any]) -> None:
         view = {"sort_by": self.sort_by, "descending": self.descending, "filters": self.filters}
         self.order = self._order(view)
-
-    def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """The display options with ``changes``, checked by igw.render's rules; all, normalised."""
-        current = {trait: getattr(self, trait) for trait in DISPLAY_TRAITS}
-        return checked_display({**current, **changes})
 
     @traitlets.observe(*DISPLAY_TRAITS)
     def _follow_display(self, change: dict[str, Any]) -> None:

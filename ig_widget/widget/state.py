@@ -29,6 +29,7 @@ from .options import (
     CUSTOM_BASELINE,
     DISPLAY_TRAITS,
     FRONT_END_OPTIONS,
+    checked_display,
     render_options_of,
 )
 from .shown import ClassEntry, PathData, ShownResult, Summary
@@ -116,8 +117,12 @@ class DisplayOptions(traitlets.HasTraits):
     negative_color = _Color(RENDER_DEFAULTS["negative_color"]).tag(sync=True)
 
     def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Check ``changes`` together with the other current options; return all, normalised."""
-        raise NotImplementedError
+        """The display options with ``changes``, checked by igw.render's rules; all, normalised.
+
+        A widget with more options (``IGWidget``'s compute options) checks them too.
+        """
+        current = {trait: getattr(self, trait) for trait in DISPLAY_TRAITS}
+        return checked_display({**current, **changes})
 
     def render_options(self) -> dict[str, Any]:
         """The current display options, as keyword arguments for ``igw.render``.

@@ -13,6 +13,7 @@ import type { AnyModel, Host, Render } from "@anywidget/types";
 import { type Binary, DISPLAY_TRAITS } from "./generated";
 import { RENDER_DEFAULTS, type RenderOptions, renderMaps } from "./render";
 import { bytesOf, traitOf } from "./state";
+import { element } from "./view/dom";
 
 /** [name, kind]: kind is "number", "integer", "class", "boolean" or "text". */
 export type ColumnSpec = [string, string];
@@ -88,21 +89,6 @@ const RENDER_OPTIONS = Object.keys(RENDER_DEFAULTS) as (keyof RenderOptions)[];
 export function indicesOf(value: Binary): Int32Array {
   const bytes = bytesOf(value).slice();
   return new Int32Array(bytes.buffer, 0, bytes.byteLength / 4);
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className?: string,
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
 }
 
 /** A least-recently-used map with a size limit. */

@@ -21,6 +21,8 @@ export class RecordingContext {
   putImageData(pixels: ImageData): void {
     this.frames.push(pixels.data.slice());
   }
+
+  clearRect(): void {}
 }
 
 const contexts = new Map<HTMLCanvasElement, RecordingContext>();

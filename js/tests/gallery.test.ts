@@ -14,27 +14,11 @@ import {
 } from "../src/gallery";
 import { LocalModel } from "../src/local-model";
 import { RENDER_DEFAULTS, renderMaps } from "../src/render";
+import { contextOf, recordCanvases, restoreCanvases } from "./fixtures";
 
 const SIDE = 4;
 const PIXELS = SIDE * SIDE;
 const HOSTILE = '<img src=x onerror="window.__pwned = 1">';
-
-class RecordingContext {
-  readonly frames: Uint8ClampedArray[] = [];
-
-  createImageData(width: number, height: number): ImageData {
-    return { width, height, data: new Uint8ClampedArray(width * height * 4) } as ImageData;
-  }
-
-  putImageData(pixels: ImageData): void {
-    this.frames.push(pixels.data.slice());
-  }
-
-  clearRect(): void {}
-}
-
-const contexts = new Map<HTMLCanvasElement, RecordingContext>();
-const originalGetContext = HTMLCanvasElement.prototype.getContext;
 
 function state(count: number): GalleryState {
   const order = Int32Array.from({ length: count }, (_, i) => count - 1 - i);
@@ -83,17 +67,10 @@ function thumbnails(indices: number[]): DataView[] {
 
 const frame = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 40));
 
-beforeEach(() => {
-  contexts.clear();
-  HTMLCanvasElement.prototype.getContext = function (this: HTMLCanvasElement) {
-    const context = contexts.get(this) ?? new RecordingContext();
-    contexts.set(this, context);
-    return context;
-  } as unknown as typeof HTMLCanvasElement.prototype.getContext;
-});
+beforeEach(recordCanvases);
 
 afterEach(() => {
-  HTMLCanvasElement.prototype.getContext = originalGetContext;
+  restoreCanvases();
   document.body.replaceChildren();
 });
 
@@ -163,8 +140,8 @@ describe("mountGallery", () => {
       SIDE,
       RENDER_DEFAULTS,
     );
-    expect(contexts.get(picture)?.frames.at(-1)).toEqual(expected);
-    expect(contexts.get(input)?.frames).toHaveLength(1);
+    expect(contextOf(picture).frames.at(-1)).toEqual(expected);
+    expect(contextOf(input).frames).toHaveLength(1);
     // Class names and sources are text, never HTML.
     expect(cell?.querySelector(".igg-title")?.textContent).toBe(`#9999 · ${HOSTILE} → circle`);
     expect(cell?.querySelector("img")).toBeNull();
@@ -186,7 +163,7 @@ describe("mountGallery", () => {
         polarity: "negative",
       },
     );
-    expect(contexts.get(picture)?.frames.at(-1)).toEqual(redrawn);
+    expect(contextOf(picture).frames.at(-1)).toEqual(redrawn);
     expect(sends).not.toHaveBeenCalled();
 
     (cell as HTMLElement).click();

@@ -187,9 +187,7 @@ class RayExecutor:
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
                 for number, rows in zip(batch["number"], batch["rows"], strict=True):
-                    table = pickle.loads(rows)
-                    run.commit(int(number), table)
-                    if not bar.advance(len(table)):
+                    if not bar.advance(run.commit(int(number), pickle.loads(rows))):
                         from ..engine import ComputationCancelled
 
                         raise ComputationCancelled("cancelled by the progress callback")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engine import IGResult
 from .columns import columns_for
-from .store import MAPS, Layout, Store, decode_map
+from .store import CHECKSUMS, MAPS, Layout, Store, decode_map, parse_checksums
 
 
 class DatasetResult:
@@ -28,7 +28,7 @@ class DatasetResult:
     (96, 96, 3)
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, verify: bool = False) -> None:
         self._store = Store(os.fspath(path))
         if not self._store.exists():
             raise ValueError(f"path: no ig-widget dataset store at '{os.fspath(path)}'")
@@ -41,7 +41,39 @@ class DatasetResult:
             None if self._layout is None else self._layout.columns,
             has_curves=bool(options.get("insertion_deletion_steps")),
         )
-        self._table = self._store.read_table(self._columns)
+        table = self._store.read_table(
+            self._columns, None if self._layout is None else self._layout.chunk_size
+        )
+        # Per row, each array's checksum as written; None: a store written before them.
+        self._checksums: dict[int, dict[str, str]] | None = None
+        if CHECKSUMS in table:
+            self._checksums = {
+                int(row): parse_checksums(text) for row, text in table[CHECKSUMS].items()
+            }
+        self._table = table.drop(columns=[CHECKSUMS], errors="ignore")
+        if verify:
+            self.verify()
+
+    def verify(self) -> None:
+        """Read every stored row of every array and check it; raise listing every bad row.
+
+        Examples
+        --------
+        >>> igw.open_dataset("audit.store").verify()  # doctest: +SKIP
+        """
+        if self._layout is None:
+            return
+        problems = self._store.verify(self._layout, self._checksums)
+        if problems:
+            raise ValueError(
+                f"store: '{self.path}' is damaged: {len(problems)} bad rows:\n  "
+                + "\n  ".join(problems)
+            )
+
+    def _read(self, name: str, row: int) -> np.ndarray:
+        """One verified row of an array: a missing or changed chunk raises, never reads as 0."""
+        sums = None if self._checksums is None else self._checksums.get(row, {})
+        return self._store.read_row(self._layout, name, row, sums)
 
     @property
     def path(self) -> str:
@@ -84,11 +116,11 @@ class DatasetResult:
 
     def image(self, index: int) -> np.ndarray:
         """Image ``index`` as the engine saw it: float32 (H, W, C), raw pixel units."""
-        return self._store.read("inputs", self._row(index))
+        return self._read("inputs", self._row(index))
 
     def __getitem__(self, index: int) -> IGResult:
         row = self._row(index)
-        read = self._store.read
+        read = self._read
         maps = {}
         for name in MAPS:
             scale = 1.0
@@ -130,8 +162,8 @@ class DatasetResult:
         """Reduced display images (n, h, w, 3) and IG channel maps (n, 2, h, w) for the gallery."""
         rows = [self._row(index) for index in indices]
         return (
-            np.stack([self._store.read("thumbnails", row) for row in rows]),
-            np.stack([self._store.read("thumbnail_maps", row) for row in rows]),
+            np.stack([self._read("thumbnails", row) for row in rows]),
+            np.stack([self._read("thumbnail_maps", row) for row in rows]),
         )
 
     def save(self, path: str | os.PathLike) -> DatasetResult:
@@ -159,13 +191,28 @@ class DatasetResult:
         return f"DatasetResult({len(self)} images, {state}, store='{self.path}')"
 
 
-def open_dataset(path: str | os.PathLike) -> DatasetResult:
+def check_store_path(name: str, path: Any) -> str:
+    """A store's path or URI as a string: non-empty (raises naming ``name``)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a path or URI, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name}: expected a non-empty path or URI, got {text!r}")
+    return text
+
+
+def open_dataset(path: str | os.PathLike, verify: bool = False) -> DatasetResult:
     """Open a store written by ``explain_dataset`` (complete or not).
+
+    Every row read is checked against the checksum written with it; with
+    ``verify=True`` the whole store is read and checked now, and a damaged
+    store raises a ValueError listing every bad row (the row, the array and
+    the chunk file).
 
     Examples
     --------
-    >>> result = igw.open_dataset("audit.store")  # doctest: +SKIP
+    >>> result = igw.open_dataset("audit.store", verify=True)  # doctest: +SKIP
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path: expected a folder path or URI, got {type(path).__name__}")
-    return DatasetResult(path)
+    if not isinstance(verify, (bool, np.bool_)):
+        raise TypeError(f"verify: expected True or False, got {type(verify).__name__}")
+    return DatasetResult(check_store_path("path", path), verify=bool(verify))

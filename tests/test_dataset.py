@@ -435,3 +435,32 @@ def test_ray_writes_the_store_the_local_executor_writes(model, data, local_ray, 
     for manifest in manifests:
         manifest.pop("created")
     assert manifests[0] == manifests[1]
+
+
+def single_image_model(x):
+    """A model that raises on a batch of more than one image (when TensorFlow traces it)."""
+    import tensorflow as tf
+
+    if x.shape[0] != 1:
+        raise RuntimeError(f"one image at a time, got a batch of {x.shape[0]}")
+    return tf.reduce_mean(x, axis=(1, 2))
+
+
+@pytest.mark.slow
+def test_a_workers_model_error_arrives_as_locally(data, local_ray, tmp_path):
+    images = data[0]
+    errors = []
+    for executor in ("local", igw.RayExecutor(workers=1)):
+        with pytest.raises(ValueError, match=r"(?s)^model: .*one image at a time") as caught:
+            igw.explain_dataset(
+                single_image_model, images, steps=STEPS, chunk_size=2, progress=False,
+                store=tmp_path / str(len(errors)), executor=executor,
+            )  # fmt: skip
+        errors.append(caught.value)
+    local, on_ray = errors
+    # The same message (the batch the tuner chose may differ) and the model's own error chained.
+    for error in errors:
+        assert str(error).startswith("model: failed on a batch of shape (")
+    assert str(on_ray).split(" float32: ")[1] == str(local).split(" float32: ")[1]
+    assert type(on_ray.__cause__) is type(local.__cause__) is RuntimeError
+    assert "one image at a time" in str(on_ray.__cause__)

@@ -150,7 +150,7 @@ def _feed_keras(digest: Any, model: Any, seen: set[int]) -> None:
             config = None
         digest.update(repr(_without_names(config)).encode())
     for weight in model.weights:
-        _feed(digest, np.asarray(weight), seen)
+        _feed(digest, np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight), seen)
 
 
 def digest(value: Any) -> str | None:

@@ -149,7 +149,9 @@ def test_an_interrupted_growth_is_repaired_and_writes_never_fall_outside(
     layout = igw.open_dataset(store)._layout
     values = {name: np.zeros((CHUNK, *shape), dtype) for name, (shape, dtype) in
               layout.array_specs().items()}  # fmt: skip
-    with pytest.raises(ValueError, match=r"arrays.zarr/attributions/zarr.json' describes shape \(7, "):
+    with pytest.raises(
+        ValueError, match=r"arrays.zarr/attributions/zarr.json' describes shape \(7, "
+    ):
         Store(str(store)).write_arrays(layout, 6, values)
 
 
@@ -167,6 +169,15 @@ def test_resuming_with_another_computation_is_refused(model, images, labels, tmp
     for other, options, message in cases:
         with pytest.raises(ValueError, match=f"{message} .*start a new store"):
             explain(other, images, store, **options)
+    # Labels carried by (image, label) pairs: compared image by image.
+    paired = tmp_path / "paired"
+    pairs = [(image, int(label)) for image, label in zip(images, labels, strict=True)]
+    with pytest.raises(igw.ComputationCancelled):
+        explain(model, iter(pairs), paired, targets="label", progress=cut)
+    shifted = [(image, (label + 1) % 4) for image, label in pairs]
+    with pytest.raises(ValueError, match=r"holds image 0 explained for label .* start a new"):
+        explain(model, iter(shifted), paired, targets="label")
+    assert explain(model, iter(pairs), paired, targets="label").complete
     # The same model built again (other generated layer names) is the same computation.
     assert explain(tiny_cnn(SIZE, seed=3), images, store, **again).complete
 
@@ -186,7 +197,7 @@ def test_resuming_with_another_computation_is_refused(model, images, labels, tmp
     # A preprocess without a stable identity: a new store works, a resume is refused.
     class Scale:
         def __init__(self):
-            self.handle = open(os.devnull)  # noqa: SIM115 - an object that does not pickle
+            self.handle = open(os.devnull)  # an object that does not pickle
 
         def __call__(self, x):
             return x / 127.5 - 1
@@ -219,7 +230,7 @@ def test_a_missing_or_changed_chunk_raises_never_zeros(model, images, tmp_path):
     # A chunk file from another chunk: decodes, but its checksum fails.
     thumbnails = tmp_path / "copy" / "arrays.zarr" / "thumbnails" / "c"
     shutil.copy(thumbnails / "0" / "0" / "0" / "0", thumbnails / "2" / "0" / "0" / "0")
-    with pytest.raises(ValueError, match="row 6 of 'thumbnails': .* does not match the checksum"):
+    with pytest.raises(ValueError, match=r"row 6 of 'thumbnails': .* does not match the checksum"):
         igw.open_dataset(tmp_path / "copy").thumbnails([6])
 
 
@@ -245,7 +256,7 @@ def test_crafted_or_corrupt_layouts_are_refused_naming_the_file(model, images, t
               lambda v: v.__setitem__("shape", [-5, 4]))  # fmt: skip
     with pytest.raises(ValueError, match=r"'arrays.zarr/inputs/zarr.json' describes .*at most 12"):
         explain(model, images, huge)
-    with pytest.raises(ValueError, match="'arrays.zarr/scores/zarr.json'"):
+    with pytest.raises(ValueError, match=r"'arrays\.zarr/scores/zarr\.json'"):
         explain(model, images, negative)
 
     linked = copy("linked")
@@ -273,9 +284,9 @@ def test_crafted_or_corrupt_layouts_are_refused_naming_the_file(model, images, t
         (bad_layout, "'ig-dataset.json' has an invalid layout: layout.classes", ValueError),
     ]
     for store, message, cause in cases:
-        for attempt in (lambda: igw.open_dataset(store), lambda: explain(model, images, store)):
+        for attempt in (igw.open_dataset, lambda path: explain(model, images, path)):
             with pytest.raises(ValueError, match=f"store: '{store}': the file {message}") as info:
-                attempt()
+                attempt(store)
             assert isinstance(info.value.__cause__, cause), (store, info.value.__cause__)
 
 

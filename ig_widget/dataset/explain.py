@@ -186,6 +186,16 @@ class _Run:
             store.check_arrays(Layout.from_json(layout), self._max_rows())
             self.computation = self._computation(Layout.from_json(layout))
             self.resumed = True
+        # With targets="label", the labels of the images stored, compared with the input's.
+        self.stored_labels: dict[int, int | None] = {}
+        if self.resumed and targets == "label":
+            import pandas as pd
+
+            table = store.read_table(columns_for(recorded["masks"]), self.chunk_size)
+            self.stored_labels = {
+                int(row): None if pd.isna(label) else int(label)
+                for row, label in table["label"].items()
+            }
 
     def _max_rows(self) -> int:
         """The most rows the runs before could have reserved: a bound on an array's length."""
@@ -290,6 +300,7 @@ class _Run:
         for chunk in chunks(items, size):
             number = chunk[0].index // size
             self.count = chunk[-1].index + 1
+            self._check_labels(chunk)
             if self.stored.get(number, 0) >= len(chunk):
                 continue
             if self.computation is None:
@@ -299,6 +310,16 @@ class _Run:
                 self.resumed = False
             self._reserve(self.computation.layout, self.count)
             yield number, chunk
+
+    def _check_labels(self, chunk: list[Item]) -> None:
+        """Refuse labels (they choose the targets) other than those the stored images had."""
+        for item in chunk:
+            if item.index in self.stored_labels and self.stored_labels[item.index] != item.label:
+                raise ValueError(
+                    f"store: '{self.store.path}' holds image {item.index} explained for label "
+                    f"{self.stored_labels[item.index]}, this input gives it label {item.label} "
+                    f"(targets='label'){_NEW_STORE}"
+                )
 
     def _reserve(self, layout: Layout, stop: int) -> None:
         """Grow the arrays (by doubling) to hold rows below ``stop``; the manifest first."""

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,23 @@ def images():
 @pytest.fixture(scope="module")
 def labels():
     return np.random.default_rng(1).integers(0, 4, COUNT)
+
+
+def mean_model(x):
+    """A model of any image size: the mean of each channel."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(x, axis=(1, 2))
+
+
+class Scale:
+    """A preprocess that does not pickle: it holds a lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def __call__(self, x):
+        return x / 127.5 - 1
 
 
 def explain(model, images, store, **options):
@@ -182,11 +200,6 @@ def test_resuming_with_another_computation_is_refused(model, images, labels, tmp
     assert explain(tiny_cnn(SIZE, seed=3), images, store, **again).complete
 
     # Another image size: refused before anything is written.
-    def mean_model(x):
-        import tensorflow as tf
-
-        return tf.reduce_mean(x, axis=(1, 2))
-
     small = tmp_path / "small"
     with pytest.raises(igw.ComputationCancelled):
         explain(mean_model, images, small, progress=cut)
@@ -195,13 +208,6 @@ def test_resuming_with_another_computation_is_refused(model, images, labels, tmp
     assert len(igw.open_dataset(small, verify=True)) == 2 * CHUNK
 
     # A preprocess without a stable identity: a new store works, a resume is refused.
-    class Scale:
-        def __init__(self):
-            self.handle = open(os.devnull)  # an object that does not pickle
-
-        def __call__(self, x):
-            return x / 127.5 - 1
-
     unpicklable = tmp_path / "unpicklable"
     plain = tiny_cnn(SIZE, seed=3, rescale=False)
     with pytest.raises(igw.ComputationCancelled):

@@ -348,3 +348,52 @@ def test_messages_name_the_image_by_its_dataset_index(images, tmp_path):
     batch[4] = 255
     with pytest.raises(ValueError, match=r"images\[4\]"):
         explain(nan_on_white, batch, tmp_path / "s")
+
+
+def test_chunk_k_is_stored_while_chunk_k_plus_1_is_computed(model, images, reference, tmp_path):
+    from ig_widget.dataset.compute import Computation
+
+    computing = {number: threading.Event() for number in range(3)}
+    overlapped = []
+    compute, store_chunk = Computation.compute, Computation.store_chunk
+
+    def traced_compute(self, items):
+        computing[items[0].index // CHUNK].set()
+        return compute(self, items)
+
+    def traced_store(self, explained):
+        number = explained[0].item.index // CHUNK
+        if number + 1 in computing:
+            # Storing chunk k waits until chunk k + 1 is being computed: only a writer
+            # thread lets both happen at once.
+            overlapped.append(computing[number + 1].wait(timeout=60))
+        return store_chunk(self, explained)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Computation, "compute", traced_compute)
+    patch.setattr(Computation, "store_chunk", traced_store)
+    try:
+        result = explain(model, images, tmp_path / "store")
+    finally:
+        patch.undo()
+    assert overlapped == [True, True]
+    assert_same_results(result, reference)
+
+
+def test_a_writer_error_is_raised_in_the_caller_and_the_store_resumes(
+    model, images, reference, tmp_path, monkeypatch
+):
+    store = tmp_path / "store"
+    write_rows = Store.write_rows
+
+    def full_disk(self, chunk, rows):
+        if chunk == 1:
+            raise OSError(28, "No space left on device")
+        return write_rows(self, chunk, rows)
+
+    monkeypatch.setattr(Store, "write_rows", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        explain(model, images, store)
+    monkeypatch.undo()
+    assert sorted(igw.open_dataset(store).table.index) == [0, 1, 2]
+    assert_same_results(explain(model, images, store), reference)

@@ -173,9 +173,7 @@ class DatasetResult:
         --------
         >>> kept = result.save("audits/shapes")  # doctest: +SKIP
         """
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path: expected a folder path or URI, got {type(path).__name__}")
-        target = Store(os.fspath(path))
+        target = Store(check_store_path("path", path))
         if target.fs.exists(target.root):
             raise ValueError(f"path: '{os.fspath(path)}' exists; give a new folder")
         if type(target.fs) is type(self._store.fs):

@@ -58,6 +58,20 @@ def mean_model(x):
     return tf.reduce_mean(x, axis=(1, 2))
 
 
+CHANNELS = [3]
+
+
+def first_channels():
+    """A torch model, the means of the first CHANNELS[0] channels: its class count can change."""
+    import torch
+
+    class FirstChannels(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(1, 2))[:, : CHANNELS[0]]
+
+    return FirstChannels()
+
+
 class Scale:
     """A preprocess that does not pickle: it holds a lock."""
 
@@ -199,6 +213,16 @@ def test_resuming_with_another_computation_is_refused(model, images, labels, tmp
     # The same model built again (other generated layer names) is the same computation.
     assert explain(tiny_cnn(SIZE, seed=3), images, store, **again).complete
 
+    # Another class count from a model whose identity cannot tell (it reads a list).
+    counted = tmp_path / "counted"
+    with pytest.raises(igw.ComputationCancelled):
+        explain(first_channels(), images, counted, progress=cut)
+    CHANNELS[0] = 2
+    try:
+        with pytest.raises(ValueError, match=r"class count 3, this one has 2 .*start a new store"):
+            explain(first_channels(), images, counted)
+    finally:
+        CHANNELS[0] = 3
     # Another image size: refused before anything is written.
     small = tmp_path / "small"
     with pytest.raises(igw.ComputationCancelled):

@@ -11,6 +11,7 @@ identity is None cannot be resumed (guessing would risk mixing).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -112,6 +113,12 @@ def _feed_object(digest: Any, value: Any, seen: set[int]) -> None:
     if _is_keras_model(value):
         _feed_keras(digest, value, seen)
         return
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a ModelFactory
+        digest.update(f"dataclass:{type(value).__module__}.{type(value).__qualname__};".encode())
+        for field in dataclasses.fields(value):
+            _feed(digest, field.name, seen)
+            _feed(digest, getattr(value, field.name), seen)
+        return
     if hasattr(value, "state_dict") and hasattr(value, "named_modules"):  # torch.nn.Module
         digest.update(f"torch:{type(value).__qualname__}:{value!r};".encode())
         for name, tensor in value.state_dict().items():
@@ -163,6 +170,9 @@ def digest(value: Any) -> str | None:
     >>> digest(lambda x: x / 255) == digest(lambda x: x / 127.5)
     False
     >>> digest(None) == digest(None) and digest(np.zeros(3)) != digest(np.ones(3))
+    True
+    >>> from ig_widget.dataset.compute import ModelFactory
+    >>> digest(ModelFactory(lambda n: n, 3)) == digest(ModelFactory(lambda n: n, 3))
     True
     """
     hasher = hashlib.sha256()

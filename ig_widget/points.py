@@ -510,17 +510,22 @@ def _non_finite(what: str, where: str) -> ValueError:
 
 class _RowFeed:
     """The rows one batch needs: the whole source when it is no bigger than a
-    batch (one shape for compiled programs), else the rows the batch uses."""
+    batch, else the rows the batch uses.
+
+    For static-shape backends the whole source is sent only up to the smallest
+    bucket, padded to it, and the rows a batch uses are padded to their bucket:
+    a source of ``samples`` or ``steps`` rows sent whole would otherwise be a
+    new compiled program for every count."""
 
     def __init__(self, rows: Rows, limit: int, static_shapes: bool) -> None:
         self.rows = rows
         self.limit = limit
         self.static = static_shapes
         self.whole: np.ndarray | None = None
-        if len(rows) <= limit:
-            self.whole = (
-                rows.array if isinstance(rows, ArrayRows) else rows.take(np.arange(len(rows)))
-            )
+        whole_limit = bucket(1, limit) if static_shapes else limit
+        if len(rows) <= whole_limit:
+            whole = rows.array if isinstance(rows, ArrayRows) else rows.take(np.arange(len(rows)))
+            self.whole = _pad(whole, whole_limit) if static_shapes else whole
 
     def gather(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.whole is not None:
@@ -636,7 +641,7 @@ def evaluate_points(
     static = getattr(backend, "static_shapes", False)
     start_feed = _RowFeed(starts, plan.limit, static)
     end_feed = _RowFeed(ends, plan.limit, static)
-    global_segments = points.n_segments <= plan.limit
+    global_segments = points.n_segments <= (bucket(1, plan.limit) if static else plan.limit)
     sums = None if accumulate is not None else np.zeros((points.n_segments, *shape), np.float64)
     scores = np.empty((total, classifier.classes) if all_scores else total, np.float64)
     done = 0
@@ -700,8 +705,10 @@ def _gradient_batch(
     columns, signs = classifier.columns_and_signs(batch.targets)
     weights = batch.weights * signs
     padded = size if plan is None else plan.padded(size)
-    if not global_segments and padded != size:
-        call_segments = bucket(call_segments, padded)
+    if plan is not None:
+        # Segment counts in buckets too (static shapes): else every count of
+        # per-copy segments (SmoothGrad squared, VarGrad) is a new program.
+        call_segments = plan.padded(call_segments)
     # Padding repeats the last point with weight 0: a real point, so its
     # gradient is as finite as that one's, and it adds nothing.
     arrays = [start_index, end_index, batch.alphas, weights, batch.directional, columns,

@@ -353,7 +353,17 @@ BAD_INPUT = [
         r"references: expected an array of shape \(N, H, W, C\)",
     ),
     ("expected_gradients", {"samples": 1.5}, TypeError, "samples: expected an integer"),
-    ("blur_ig", {"max_sigma": 0}, ValueError, "max_sigma: expected a number > 0"),
+    ("blur_ig", {"max_sigma": 0}, ValueError, r"max_sigma: expected a number in \(0, 64\]"),
+    # Up to 4 times the image's larger side: 1e9 would need a kernel of 8e9 values (the
+    # OS killed it at 19.5 GB), a refusal that names the bound costs nothing.
+    (
+        "blur_ig",
+        {"max_sigma": 1e9},
+        ValueError,
+        r"max_sigma: expected a number in \(0, 64\] \(4 times the image's larger side, "
+        r"16 pixels\), got 1e\+09",
+    ),
+    ("blur_ig", {"max_sigma": 64.5}, ValueError, r"max_sigma: .*got 64.5"),
     ("blur_ig", {"steps": 0}, ValueError, "steps: expected an integer >= 1"),
     ("blur_ig", {"grad_step": -1.0}, ValueError, "grad_step: expected a number in"),
     ("blur_ig", {"sqrt": "yes"}, TypeError, "sqrt: expected True or False"),

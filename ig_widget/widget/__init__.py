@@ -275,7 +275,11 @@ class IGWidget(WidgetState):
 
     @traitlets.observe(*COMPUTE_OPTIONS, "target")
     def _mark_stale(self, _change: dict[str, Any]) -> None:
-        self.stale = self.request() != self._shown.request
+        # Under the lock the background thread shows a result and sets stale
+        # with: an option assigned meanwhile is compared again after it is
+        # done, not overwritten by its comparison with the options before.
+        with self.sync_lock:
+            self.stale = self.request() != self._shown.request
 
     # -- computing ---------------------------------------------------------------
 

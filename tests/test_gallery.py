@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import weakref
 
 import numpy as np
 import pytest
@@ -152,3 +154,15 @@ def test_clicking_opens_the_stored_or_the_live_view(result, model):
     assert widget.compute().target == other
     live._handle_message(live, {"type": "close"}, [])
     assert live.detail is None and live.selected == -1
+
+
+def test_closing_the_gallery_closes_and_frees_its_open_view(result, model):
+    gallery = igw.Gallery(result, model=model, class_names=NAMES)
+    detail = gallery.open_image(3)
+    detail.compute()  # a live result of its own, with the model's forward pass
+    freed = [weakref.ref(detail), weakref.ref(detail.result), weakref.ref(detail._shown)]
+    del detail
+    gallery.close()
+    gc.collect()
+    assert gallery.detail is None and gallery.selected == -1
+    assert [reference() for reference in freed] == [None] * 3

@@ -394,6 +394,17 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
             previous.close()
         return widget
 
+    def close(self) -> None:
+        """Close the grid and its open three-panel view (ipywidgets keeps an open one alive).
+
+        Examples
+        --------
+        >>> g.close()  # doctest: +SKIP
+        """
+        if self.detail is not None:
+            self.close_detail()
+        super().close()
+
     def close_detail(self) -> None:
         """Hide the three-panel view."""
         previous = self.detail

@@ -72,7 +72,7 @@ from .shown import (
     display_factor,
     shown_result,
 )
-from .state import STATIC, DisplayOptions, WidgetState
+from .state import STATIC, DisplayOptions, WidgetState, ignore_message
 
 # Progress updates (and chances to cancel) the widget asks the engine for per
 # computation; the engine keeps its batches within its own rule either way.
@@ -509,6 +509,8 @@ class IGWidget(WidgetState):
             self._runner.start(self._job(), self._restore_target)
         elif kind == "cancel":
             self._runner.cancel(wait=False)
+        else:
+            ignore_message(self, f"expected a 'compute' or 'cancel' message, got {content!r:.80}")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a background computation ends; False if ``timeout`` passed first.

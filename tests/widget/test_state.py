@@ -4,6 +4,7 @@ browser, what is sent for a result (ig_widget/widget/state.py, options.py, shown
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import numpy as np
@@ -281,6 +282,32 @@ def test_front_end_update_refused_restores_value_and_shows_error(w, state, patte
     else:
         assert json.loads(json.dumps(sent)) == json.loads(json.dumps(before))
     assert not w.computing
+    w.set_state({"clip_above_percentile": 98.0})  # still usable
+    assert w.error == "" and w.clip_above_percentile == 98.0
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"state": {"__class__": "IGWidget"}},
+        {"state": {"no_such_trait": 1}},
+        {"custom": {"type": "explode"}},
+        {"custom": ["compute"]},
+    ],
+)
+def test_malformed_front_end_messages_are_ignored_with_a_warning(w, message, caplog):
+    # No front end sends these: one that does is ignored and logged, never raised
+    # out of the handler (set_state sent back "__class__", which is no trait).
+    before, result = w.current_options(), w.result
+    with caplog.at_level(logging.WARNING, logger="ig_widget"):
+        if "state" in message:
+            w.set_state(message["state"])
+        else:
+            w._handle_front_end_message(w, message["custom"], [])
+    assert w.current_options() == before and w.result is result and not w.computing
+    [record] = [r for r in caplog.records if r.name.startswith("ig_widget")]
+    assert record.levelno == logging.WARNING and "ignored" in record.getMessage()
+    assert "IGWidget" in record.getMessage()
     w.set_state({"clip_above_percentile": 98.0})  # still usable
     assert w.error == "" and w.clip_above_percentile == 98.0
 

@@ -30,9 +30,9 @@ from .base import AttributionResult, start
 
 MAX_STEPS = 10_000
 # The widest blur, in multiples of the image's larger side. At 4 sides the
-# zero-padded blur keeps under 0.5 % of the brightest pixel (measured on
-# uniform noise at 16x16 and 224x224), so wider ones only add work: scipy's
-# kernel has 8 * sigma + 1 taps, tens of GB at sigma 1e9.
+# zero-padded blur of a white image is under 1 % of its brightness (0.99 %,
+# measured at 16x16 and 224x224), so wider ones only add work: scipy's kernel
+# has 8 * sigma + 1 taps, tens of GB at sigma 1e9.
 MAX_SIGMA_PER_SIDE = 4
 
 
@@ -121,8 +121,8 @@ def blur_ig(
     max_sigma : float
         Width (pixels) of the strongest blur, where the path ends; PAIR
         saliency's default 50 suits images of a few hundred pixels. At most
-        4 times the image's larger side (``MAX_SIGMA_PER_SIDE``), where the
-        blurred image is black to within 0.5 %.
+        4 times the image's larger side (``MAX_SIGMA_PER_SIDE``), where even
+        a white image is blurred to under 1 % of its brightness.
     steps : int
         Riemann steps along the path (one gradient evaluation each).
     grad_step : float

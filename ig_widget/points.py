@@ -508,21 +508,32 @@ def _non_finite(what: str, where: str) -> ValueError:
 # -- evaluators ---------------------------------------------------------------------
 
 
-class _RowFeed:
-    """The rows one batch needs: the whole source when it is no bigger than a
-    batch, else the rows the batch uses.
+def sent_whole_up_to(limit: int, static_shapes: bool) -> int:
+    """The most rows (or segments) sent whole to the backend with a batch limit of ``limit``.
 
-    For static-shape backends the whole source is sent only up to the smallest
-    bucket, padded to it, and the rows a batch uses are padded to their bucket:
-    a source of ``samples`` or ``steps`` rows sent whole would otherwise be a
-    new compiled program for every count."""
+    A batch's limit, or, for static-shape backends, the smallest bucket (see
+    ``ig_widget.batching.bucket``): a whole source of ``samples`` or ``steps``
+    rows would otherwise be a new compiled program for every count.
+
+    Examples
+    --------
+    >>> sent_whole_up_to(64, False), sent_whole_up_to(64, True)
+    (64, 8)
+    """
+    return bucket(1, limit) if static_shapes else limit
+
+
+class _RowFeed:
+    """The rows one batch needs: the whole source when it is small
+    (``sent_whole_up_to``), else the rows the batch uses; for static-shape
+    backends either is padded to its bucket."""
 
     def __init__(self, rows: Rows, limit: int, static_shapes: bool) -> None:
         self.rows = rows
         self.limit = limit
         self.static = static_shapes
         self.whole: np.ndarray | None = None
-        whole_limit = bucket(1, limit) if static_shapes else limit
+        whole_limit = sent_whole_up_to(limit, static_shapes)
         if len(rows) <= whole_limit:
             whole = rows.array if isinstance(rows, ArrayRows) else rows.take(np.arange(len(rows)))
             self.whole = _pad(whole, whole_limit) if static_shapes else whole
@@ -641,7 +652,7 @@ def evaluate_points(
     static = getattr(backend, "static_shapes", False)
     start_feed = _RowFeed(starts, plan.limit, static)
     end_feed = _RowFeed(ends, plan.limit, static)
-    global_segments = points.n_segments <= (bucket(1, plan.limit) if static else plan.limit)
+    global_segments = points.n_segments <= sent_whole_up_to(plan.limit, static)
     sums = None if accumulate is not None else np.zeros((points.n_segments, *shape), np.float64)
     scores = np.empty((total, classifier.classes) if all_scores else total, np.float64)
     done = 0

@@ -59,7 +59,10 @@ def test_smoothgrad_of_gradients_on_a_linear_model(linear, kind):
 
 
 @pytest.mark.parametrize("kind", ["smoothgrad", "smoothgrad_sq", "vargrad"])
-def test_smoothgrad_of_integrated_gradients_on_a_linear_model(linear, kind):
+# Batches of 3: each copy's 7 points over 3 or 4 batches, a batch's own copies
+# in its sums; of 16: a row for every copy in each batch's sums (zeros for most).
+@pytest.mark.parametrize("batch_size", [3, 16])
+def test_smoothgrad_of_integrated_gradients_on_a_linear_model(linear, kind, batch_size):
     samples, sigma = 5, 0.2 * 255
     res = igw.smoothgrad(
         linear,
@@ -72,7 +75,7 @@ def test_smoothgrad_of_integrated_gradients_on_a_linear_model(linear, kind):
         steps=6,
         baseline="white",
         seed=4,
-        batch_size=3,  # copies over 3 or 4 batches: squares must still be of whole copies
+        batch_size=batch_size,  # squares must be of whole copies however they are split
     )
     noisy = NoisyRows(IMAGE, sigma, samples, seed=4).take(np.arange(samples)).astype(np.float64)
     per_copy = W * (noisy - 255.0)  # IG of a linear model, exactly

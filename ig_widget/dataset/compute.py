@@ -168,6 +168,10 @@ class Computation:
         """Compute, store the arrays of, and return the table rows of one chunk."""
         results = self.explain(items)
         self.store.write_arrays(items[0].index, self.arrays(items, results))
+        return self.table_rows(items, results)
+
+    def table_rows(self, items: list[Item], results: list[IGResult]) -> Any:
+        """The table rows of these images (their curves computed when the run asks for them)."""
         explained = [
             Explained(
                 item,

@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from .render import KeyEntry, colour_key, key_labels, render_maps
+from .render import (
+    KeyEntry,
+    colour_key,
+    ground_luma,
+    key_labels,
+    render_maps,
+    validate_render_options,
+)
 from .validation import check_path_for_writing
 
 INPUT_TITLE = "Input"
@@ -154,7 +161,8 @@ def panels_png(
     for title, maps in panels:
         titles.append(title)
         pictures.append(render_maps(image_rgb, *maps, **render_options))
-        keys.append(colour_key(*maps, **render_options))
+        ground = ground_luma(image_rgb, validate_render_options(**render_options)["overlay"])
+        keys.append(colour_key(*maps, ground=ground, **render_options))
     height, width = image_rgb.shape[:2]
     scale = max(1, math.ceil(MIN_PANEL_PIXELS / max(height, width)))
     panel_h, panel_w = height * scale, width * scale

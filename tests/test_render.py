@@ -30,6 +30,7 @@ from ig_widget.render import (
     channel_maps,
     colour_key,
     display_image,
+    ground_luma,
     key_labels,
     plot,
     render,
@@ -537,7 +538,12 @@ def test_plot_draws_a_colour_key_under_each_attribution_panel(maps):
     keys = [child for ax in fig.axes for child in ax.child_axes]
     assert {key.get_label() for key in keys} == {"colour key"}
     assert len(keys) == 4  # two signs under each of the two attribution panels
-    options = {"polarity": "both", "clip_below_percentile": 28.0}
+    # Drawn over the picture's own ground: the image's mean grey.
+    options = {
+        "polarity": "both",
+        "clip_below_percentile": 28.0,
+        "ground": ground_luma(display_image(image), True),
+    }
     expected = colour_key(*channel_maps(gradients), **options) + colour_key(
         *channel_maps(attributions), **options
     )

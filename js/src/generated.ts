@@ -55,10 +55,16 @@ export const OPAQUE_STRENGTH = 0.5;
 /** heatmap style: at full strength the colour is darkened by this fraction. */
 export const DEEPEN = 0.5;
 
+/** heatmap style: on a ground of lower mean luma the colours lighten. */
+export const DARK_GROUND = 64.0;
+
+/** heatmap style, dark ground: at full strength the colour goes this far to white. */
+export const LIGHTEN = 0.7;
+
 /** The colour key samples this many strengths from 0 to 1. */
 export const KEY_STOPS = 64;
 
-/** The colour key is drawn over this grey (black without overlay). */
+/** The colour key is drawn over this grey when no ground is given. */
 export const KEY_BACKGROUND = 128;
 
 /** A panel's concentration: the share held by this % of the pixels. */

@@ -26,6 +26,7 @@ SIDE = 0.3
 GAP = 0.4
 TITLES = {True: 0.85, False: 0.45}  # with a figure title, without
 HEADING_TOP = 0.12  # the figure title's top under the figure's top edge
+HEADING_LINE = 0.25
 BELOW = 0.15
 KEY_ROW = 1.05
 KEY_BAR = 0.2
@@ -69,7 +70,8 @@ def panels_figure(
     pictures = [picture for picture, _ in panels.values()]
     height, width = pictures[0].shape[:2]
     key_rows = max((len(key) for _, key in panels.values() if key is not None), default=0)
-    top = TITLES[bool(heading)]
+    # A heading's further lines (the note of a falling score) each take HEADING_LINE.
+    top = TITLES[bool(heading)] + heading.count("\n") * HEADING_LINE
     below = BELOW + key_rows * KEY_ROW
     panel_w = (DEFAULT_WIDTH - 2 * SIDE - (count - 1) * GAP) / count
     panel_h = panel_w * height / width

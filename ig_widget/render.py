@@ -855,6 +855,40 @@ def key_labels(entry: KeyEntry) -> dict[str, str]:
     }
 
 
+def falling_total_note(
+    total: float, class_name: str | None = None, polarity: str | None = None
+) -> str | None:
+    """What a picture must say when the attributions add up to a negative total.
+
+    Their total is the score's change from the baseline to the image: when
+    it is negative the score falls, and a picture of the positive polarity
+    shows only what held it up. None when the total is not negative. With
+    ``polarity="positive"`` the sentence names the polarity that shows the fall.
+
+    Examples
+    --------
+    >>> falling_total_note(-5.87e-4, "ring", "positive")  # doctest: +NORMALIZE_WHITESPACE
+    "The score of 'ring' falls from the baseline to the image: the attributions add up to
+    -5.87e-4. The positive colour shows only what raised it; polarity='negative' shows
+    what lowered it."
+    >>> falling_total_note(0.3) is None
+    True
+    """
+    if not total < 0:
+        return None
+    which = "The score" if class_name is None else f"The score of '{class_name}'"
+    note = (
+        f"{which} falls from the baseline to the image: the attributions add up to "
+        f"{format_number(total)}."
+    )
+    if polarity == "positive":
+        note += (
+            " The positive colour shows only what raised it; polarity='negative' shows "
+            "what lowered it."
+        )
+    return note
+
+
 def _checked_pair(image: Any, attributions: Any) -> tuple[np.ndarray, np.ndarray]:
     pixels = as_image(image)
     values = _as_attributions(attributions)
@@ -958,7 +992,9 @@ def plot(
 
     Under each attribution panel a colour bar per drawn sign says what the
     colour means and which attribution values (and shares of the total) its
-    ends stand for.
+    ends stand for. When the integrated gradients add up to a negative total
+    (the class's score falls from the baseline to the image), a line under
+    the title says so and which polarity shows it (``falling_total_note``).
 
     Returns the figure without showing it; it needs no pyplot state, so it
     works headless. A notebook shows it as a PNG when it is a cell's value,
@@ -1021,5 +1057,11 @@ def plot(
     heading = [] if class_name is None else [class_name]
     if score is not None:
         heading.append(f"score {score:.4g}")
+    title = " — ".join(heading)
+    note = falling_total_note(
+        float(ig_values.sum(dtype=np.float64)), class_name, options["polarity"]
+    )
+    if note is not None:
+        title = f"{title}\n{note}" if title else note
     size = None if figsize is None else (float(figsize[0]), float(figsize[1]))
-    return panels_figure(panels, " — ".join(heading), size)
+    return panels_figure(panels, title, size)

@@ -30,6 +30,7 @@ from ig_widget.render import (
     channel_maps,
     colour_key,
     display_image,
+    format_number,
     ground_luma,
     key_labels,
     plot,
@@ -511,7 +512,8 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     panels = fig.axes
     titles = ["Input", "Normal gradients", "Integrated gradients"]
     assert [ax.get_title() for ax in panels] == titles
-    assert fig.get_suptitle() == f"{name} — score 0.8871"
+    # These attributions add up to a negative total: the second line says so.
+    assert fig.get_suptitle().split("\n")[0] == f"{name} — score 0.8871"
     width, height = fig.get_size_inches()
     assert width == 15.0 and 6 < height < 8  # as tall as the square panels and one key row
     shown = [np.asarray(ax.images[0].get_array()) for ax in panels]
@@ -526,9 +528,10 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     # matplotlib backend has registered a formatter (no %matplotlib inline).
     shown_png = PNGFormatter()(fig)
     assert shown_png is not None and shown_png.startswith(b"\x89PNG")
-    untitled = plot(image, gradients, attributions, figsize=(6, 3))
+    untitled = plot(image, gradients, -attributions, figsize=(6, 3))
     assert untitled.get_suptitle() == ""
-    assert plot(image, gradients, attributions, score=0.5).get_suptitle() == "score 0.5"
+    # (negated: these attributions add up to a negative total, which adds a line)
+    assert plot(image, gradients, -attributions, score=0.5).get_suptitle() == "score 0.5"
 
 
 def test_plot_draws_a_colour_key_under_each_attribution_panel(maps):
@@ -778,3 +781,33 @@ def test_colour_key_states_the_thresholds_shares_and_colours():
         "low_share": "coloured: 82.9 % of total",
         "high_share": "full colour: 18.6 % of total",
     }
+
+
+def test_plot_says_when_the_score_falls_and_which_polarity_shows_it():
+    # The ring explained for "circle" from black: the circle's score falls.
+    images, _ = igw.demo.images()
+    result = igw.integrated_gradients(igw.demo.model(), images[5], target=0, steps=16)
+    total = float(result.attributions.sum(dtype=np.float64))
+    assert total < -0.5
+    fig = plot(images[5], result.gradients, result.attributions, class_name="circle")
+    title, note = fig.get_suptitle().split("\n")
+    assert title == "circle"
+    assert note == (
+        f"The score of 'circle' falls from the baseline to the image: the attributions add up "
+        f"to {format_number(total)}. The positive colour shows only what raised it; "
+        "polarity='negative' shows what lowered it."
+    )
+    # Drawn in the negative polarity the fall is shown: the note no longer offers it.
+    negative = plot(
+        images[5], result.gradients, result.attributions, class_name="circle", polarity="negative"
+    )
+    assert negative.get_suptitle() == "circle\n" + note.split(" The positive")[0]
+    # The ring's own class rises: no note.
+    rising = igw.integrated_gradients(igw.demo.model(), images[5], target=5, steps=16)
+    assert plot(images[5], rising.gradients, rising.attributions).get_suptitle() == ""
+    # The note's line has its room: the title's box is above the panels'.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    heading = fig._suptitle.get_window_extent(renderer)
+    assert all(heading.y0 > ax.get_window_extent(renderer).y1 for ax in fig.axes[:3])

@@ -137,6 +137,8 @@ export interface Summary {
   compare: string;
   compare_title: string;
   delta: number | null;
+  total: number;
+  falling_note: string;
   steps: number;
   method: string;
   runs: number;

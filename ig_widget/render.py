@@ -819,39 +819,62 @@ def format_percent(value: float) -> str:
     return f"{float(f'{value:.3g}'):g} %"
 
 
-# What each end of a key's bar says about its share: the pixels in colour at
-# all (at least the low end) and those in full colour (at least the high end).
-SHARE_PREFIXES = {"low": "coloured", "high": "full colour"}
+# Key texts in plain words. A colour's name (its hex code) where the styles'
+# colours have one; any other colour is "coloured". What a sign's total is
+# called: the score's rise (positive attribution) or fall (negative).
+COLOUR_NAMES = {"#ff3000": "red", "#2166ac": "blue", "#00ff00": "green", "#ff0000": "red"}
+UNNAMED_COLOUR = "coloured"
+AMOUNTS = {"positive": "the rise", "negative": "the fall"}
 
 
-def _share_text(end: str, share: float) -> str:
-    return f"{SHARE_PREFIXES[end]}: {format_percent(share)} of total"
+def colour_name(color: Sequence[int]) -> str:
+    """A colour's name in a key: "red", "blue", "green", or "coloured" for any other.
+
+    Examples
+    --------
+    >>> colour_name((255, 48, 0)), colour_name((10, 20, 30))
+    ('red', 'coloured')
+    """
+    red, green, blue = (int(channel) for channel in color)
+    return COLOUR_NAMES.get(f"#{red:02x}{green:02x}{blue:02x}", UNNAMED_COLOUR)
 
 
-def key_labels(entry: KeyEntry) -> dict[str, str]:
-    """The texts of one key entry: what the colour means and what its two ends stand for.
+def key_labels(entry: KeyEntry, class_name: str | None = None) -> dict[str, str]:
+    """The texts of one key entry, in plain words a reader who does not know IG follows.
 
-    Values of the negative sign are shown negative, as they are in the map.
-    Each end's share says how much of the sign's total the pixels at least
-    that strong hold: all pixels in colour (the low end) and the pixels in
-    full colour (the high end).
+    - ``meaning``: what the colour says ("red: raises the score of 'star'");
+    - ``low``, ``high``: the attribution values at the bar's two ends
+      (negative values shown negative, as they are in the map);
+    - ``low_share``: how much of the sign's total all the pixels in colour
+      carry ("all red: 100 % of the rise");
+    - ``high_share``: how much the pixels in the strongest colour carry
+      ("strongest red: 0.667 % of the rise");
+    - ``top``: the number that matters, how concentrated it is ("the
+      strongest 5 % of pixels carry 32 % of the rise").
 
     Examples
     --------
     >>> values = np.array([[4.0, 3.0], [2.0, 1.0]], np.float32)
     >>> entry, = colour_key(np.zeros_like(values), values, polarity="negative",
     ...                     clip_above_percentile=50.0)
-    >>> labels = key_labels(entry)
+    >>> labels = key_labels(entry, "star")
     >>> labels["meaning"], labels["low"], labels["high"], labels["high_share"]
-    ('lowers the score', '-1.00', '-3.00', 'full colour: 70 % of total')
+    ("blue: lowers the score of 'star'", '-1.00', '-3.00', 'strongest blue: 70 % of the fall')
     """
     sign = -1.0 if entry["polarity"] == "negative" else 1.0
+    name = colour_name(entry["color"])
+    amount = AMOUNTS[entry["polarity"]]
+    of_class = "" if class_name is None else f" of '{class_name}'"
     return {
-        "meaning": MEANINGS[entry["polarity"]],
+        "meaning": f"{name}: {MEANINGS[entry['polarity']]}{of_class}",
         "low": format_number(sign * entry["low"]) if entry["low"] > 0 else "0",
         "high": format_number(sign * entry["high"]),
-        "low_share": _share_text("low", entry["low_share"]),
-        "high_share": _share_text("high", entry["high_share"]),
+        "low_share": f"all {name}: {format_percent(entry['low_share'])} of {amount}",
+        "high_share": f"strongest {name}: {format_percent(entry['high_share'])} of {amount}",
+        "top": (
+            f"the strongest {TOP_PIXELS_PERCENT} % of pixels carry "
+            f"{format_percent(entry['top_share'])} of {amount}"
+        ),
     }
 
 
@@ -1064,4 +1087,4 @@ def plot(
     if note is not None:
         title = f"{title}\n{note}" if title else note
     size = None if figsize is None else (float(figsize[0]), float(figsize[1]))
-    return panels_figure(panels, title, size)
+    return panels_figure(panels, title, size, class_name)

@@ -31,6 +31,7 @@ from ig_widget.render import (
     colour_key,
     display_image,
     format_number,
+    format_percent,
     ground_luma,
     key_labels,
     plot,
@@ -553,15 +554,15 @@ def test_plot_draws_a_colour_key_under_each_attribution_panel(maps):
     for bar, entry in zip(keys, expected, strict=True):
         np.testing.assert_array_equal(bar.images[0].get_array()[0], entry["colors"])
         labels = key_labels(entry)
-        assert bar.get_title(loc="left") == f"{entry['polarity']}: {labels['meaning']}"
+        assert bar.get_title(loc="left") == labels["meaning"]
         ticks = [tick.get_text() for tick in bar.get_xticklabels()]
-        assert ticks == [
-            f"{labels['low']}\n{labels['low_share']}",
-            f"{labels['high']}\n{labels['high_share']}",
-        ]
+        assert ticks == [labels["low"], labels["high"]]
+        assert bar.get_xlabel() == "\n".join(
+            [labels["low_share"], labels["high_share"], labels["top"]]
+        )
     assert [bar.get_title(loc="left") for bar in keys[:2]] == [
-        "positive: raises the score",
-        "negative: lowers the score",
+        "red: raises the score",
+        "blue: lowers the score",
     ]
 
 
@@ -773,14 +774,58 @@ def test_colour_key_states_the_thresholds_shares_and_colours():
     assert [e["polarity"] for e in keras] == ["positive", "negative"]
     assert keras[0]["colors"][0] == [0, 0, 0] and keras[0]["colors"][-1] == [0, 255, 0]
     assert keras[1]["total"] == 0.0 and keras[1]["top_share"] == 0.0
-    labels = key_labels(entry)
+    labels = key_labels(entry, "star")
     assert labels == {
-        "meaning": "raises the score",
+        "meaning": "red: raises the score of 'star'",
         "low": "9.00",
         "high": "19.0",
-        "low_share": "coloured: 82.9 % of total",
-        "high_share": "full colour: 18.6 % of total",
+        "low_share": "all red: 82.9 % of the rise",
+        "high_share": "strongest red: 18.6 % of the rise",
+        "top": "the strongest 5 % of pixels carry 42.9 % of the rise",
     }
+    assert key_labels(entry)["meaning"] == "red: raises the score"
+    # The keras style's own colours: green for the rise, red for the fall.
+    assert [key_labels(e, "star")["meaning"] for e in keras] == [
+        "green: raises the score of 'star'",
+        "red: lowers the score of 'star'",
+    ]
+    custom = colour_key(values, zeros, positive_color=(10, 20, 30))[0]
+    assert key_labels(custom)["low_share"] == "all coloured: 100 % of the rise"
+
+
+# Three questions a reader who has never heard of integrated gradients asks
+# about the key, and the sentence of the key that answers each (for the
+# positive sign of the star, explained for "star").
+QUESTIONS = {
+    "What does red mean?": ("meaning", "red: raises the score of 'star'"),
+    "What does the strongest red mean?": ("high_share", "strongest red: {high} of the rise"),
+    "How much of the total is coloured?": ("low_share", "all red: {low} of the rise"),
+    "Is it spread out or concentrated?": (
+        "top",
+        "the strongest 5 % of pixels carry {top} of the rise",
+    ),
+}
+
+
+def test_the_key_answers_a_newcomers_questions_in_plain_words():
+    images, _ = igw.demo.images()
+    result = igw.integrated_gradients(igw.demo.model(), images[3], baseline="blur", steps=32)
+    fig = plot(images[3], result.gradients, result.attributions, class_name="star")
+    (entry,) = colour_key(*channel_maps(result.attributions))
+    numbers = {
+        "high": format_percent(entry["high_share"]),
+        "low": format_percent(entry["low_share"]),
+        "top": format_percent(entry["top_share"]),
+    }
+    labels = key_labels(entry, "star")
+    bar = [child for ax in fig.axes for child in ax.child_axes][-1]  # the IG panel's key
+    shown = f"{bar.get_title(loc='left')}\n{bar.get_xlabel()}"
+    for question, (part, sentence) in QUESTIONS.items():
+        answer = sentence.format(**numbers)
+        assert labels[part] == answer, question
+        assert answer in shown, question
+    # No word of the method's jargon in the answers.
+    assert not any(word in shown for word in ("attribution", "percentile", "integrated"))
 
 
 def test_plot_says_when_the_score_falls_and_which_polarity_shows_it():

@@ -59,7 +59,9 @@ RENDER_CONSTANTS = {
     "KEY_BACKGROUND": "The colour key is drawn over this grey when no ground is given.",
     "TOP_PIXELS_PERCENT": "A panel's concentration: the share held by this % of the pixels.",
     "MEANINGS": "What each sign's colour says about the score.",
-    "SHARE_PREFIXES": "What a key end's share of the total is the share of.",
+    "COLOUR_NAMES": "A key's name for each style colour (by hex code).",
+    "UNNAMED_COLOUR": "A key's name for any other colour.",
+    "AMOUNTS": "What a sign's total is called in a key: the score's rise or fall.",
 }
 
 

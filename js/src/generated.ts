@@ -73,8 +73,14 @@ export const TOP_PIXELS_PERCENT = 5;
 /** What each sign's colour says about the score. */
 export const MEANINGS = { positive: "raises the score", negative: "lowers the score" } as const;
 
-/** What a key end's share of the total is the share of. */
-export const SHARE_PREFIXES = { low: "coloured", high: "full colour" } as const;
+/** A key's name for each style colour (by hex code). */
+export const COLOUR_NAMES = { "#ff3000": "red", "#2166ac": "blue", "#00ff00": "green", "#ff0000": "red" } as const;
+
+/** A key's name for any other colour. */
+export const UNNAMED_COLOUR = "coloured";
+
+/** What a sign's total is called in a key: the score's rise or fall. */
+export const AMOUNTS = { positive: "the rise", negative: "the fall" } as const;
 
 /** Baselines that differ between runs. (ig_widget.baselines) */
 export const RANDOM_BASELINES = ["uniform"] as const;

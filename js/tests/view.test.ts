@@ -251,16 +251,23 @@ describe("what the view says", () => {
       const rows = [...figure.querySelectorAll(".igw-key-entry")];
       expect(rows).toHaveLength(2);
       rows.forEach((row, i) => {
-        const labels = keyLabels(entries[i]);
-        expect(query(row, ".igw-key-meaning").textContent).toBe(
-          `${entries[i].polarity}: ${labels.meaning}`,
+        // In plain words about the explained class (model text, set as text).
+        const labels = keyLabels(entries[i], "tabby cat");
+        expect(query(row, ".igw-key-meaning").textContent).toBe(labels.meaning);
+        expect(labels.meaning).toBe(
+          i === 0
+            ? "red: raises the score of 'tabby cat'"
+            : "blue: lowers the score of 'tabby cat'",
         );
+        expect(query(row, ".igw-key-top").textContent?.replaceAll("\u00a0", " ")).toBe(labels.top);
         // A no-break space keeps "1.3 %" on one line.
         const spaced = (selector: string) =>
           query(row, selector).textContent?.replaceAll("\u00a0", " ");
         expect(spaced(".igw-key-low")).toBe(`${labels.low}${labels.low_share}`);
         expect(spaced(".igw-key-high")).toBe(`${labels.high}${labels.high_share}`);
-        expect(query(row, ".igw-key-high").textContent).toContain("colour: ");
+        expect(query(row, ".igw-key-high").textContent).toContain(
+          i === 0 ? "strongest red: " : "strongest blue: ",
+        );
         expect(query(row, ".igw-key-high").textContent).not.toMatch(/ %/);
         expect(query<HTMLElement>(row, ".igw-key-bar").getAttribute("aria-hidden")).toBe("true");
       });

@@ -264,7 +264,7 @@ export function createPanels(
           options,
           groundLuma(image, options.overlay),
         );
-        showKey(panel.key, entries);
+        showKey(panel.key, entries, label);
         panel.description.textContent = describe(panel.spec.title(summary), label, entries);
       } catch (error) {
         problem = error instanceof Error ? error.message : String(error);

@@ -343,7 +343,7 @@ def test_display_factor_and_block_mean():
     assert reduced[1, 2].tolist() == values[3:, 6:].mean(axis=(0, 1)).tolist()
 
 
-def test_a_falling_score_is_said_and_every_demo_class_can_be_chosen():
+def test_a_falling_score_is_said_and_every_demo_class_can_be_chosen(tmp_path):
     # The ring, explained for "circle" from black: the score falls from 0.63
     # at the baseline to 3e-11, so the attributions add up to about -0.66.
     images, _ = igw.demo.images()
@@ -357,6 +357,9 @@ def test_a_falling_score_is_said_and_every_demo_class_can_be_chosen():
         "The score of 'circle' falls from the baseline to the image: the attributions add up "
         f"to {format_number(total)}."
     )
+    # The exported page carries the sentence to its header (js/tests/view.test.ts shows it).
+    page = w.to_html(tmp_path / "ring.html").read_text()
+    assert json.dumps(w.summary["falling_note"])[1:-1] in page
     # Six classes and the default top_k=5: every class is in the menu.
     assert sorted(index for index, _, _ in w.classes) == list(range(6))
     w.target = 5  # the ring itself: its score rises, nothing to say

@@ -446,8 +446,10 @@ def test_the_defaults_converge_on_the_demo_and_the_summary_counts_the_rest(capsy
     assert result.convergence_summary() is None
     above = int((table["delta"] > 0.001).sum())
     assert 0 < above < 24
-    assert result.convergence_summary(0.001).startswith(
-        f"{above} of 24 images have completeness error above 0.1 %: result.rerun("
+    assert result.convergence_summary(0.001) == (
+        f"{above} of 24 images have completeness error above 0.1 %: result.rerun(model, "
+        "where=result.table.delta > 0.001, steps=...) recomputes them with more steps (up to "
+        '512; the "steps" column records each row\'s)'
     )
     # No line without a bar (progress=False); with it, the line is printed at the end.
     assert capsys.readouterr().out == ""
@@ -460,7 +462,12 @@ def test_the_summary_line_is_printed_after_the_bar(model, data, tmp_path, capsys
     above = int((result.table["delta"] > 0.05).sum())
     assert above > 0, result.table["delta"]
     assert line == result.convergence_summary()
-    assert line.startswith(f"{above} of 3 images have completeness error above 5 %")
+    # steps=2 is all this store's paths hold: the line says a rerun cannot help.
+    assert line == (
+        f"{above} of 3 images have completeness error above 5 %, already at the 2 steps this "
+        "store holds: their score changes too sharply along the path; a new store with more "
+        "steps (up to 10,000) or another baseline may converge"
+    )
 
 
 def test_rerun_recomputes_the_chosen_rows_and_records_their_steps(model, data, tmp_path):

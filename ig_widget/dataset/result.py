@@ -181,13 +181,27 @@ class DatasetResult:
         '27 of 1,200 images have completeness error above 5 %: ...'
         """
         limit = check_number("limit", limit, low=0.0)
-        above = int((self._table["delta"] > limit).sum())
+        rows = self._table["delta"] > limit
+        above = int(rows.sum())
         if not above:
             return None
+        line = f"{above:,} of {len(self):,} images have completeness error above {100 * limit:g} %"
+        most = None if self._layout is None else self._layout.path_points - 1
+        if (
+            "steps" in self._table
+            and most is not None
+            and (self._table["steps"][rows] >= most).all()
+        ):
+            # A rerun cannot sample these paths more finely than the store holds.
+            return (
+                f"{line}, already at the {most} steps this store holds: their score changes "
+                "too sharply along the path; a new store with more steps (up to 10,000) or "
+                "another baseline may converge"
+            )
         return (
-            f"{above:,} of {len(self):,} images have completeness error above "
-            f"{100 * limit:g} %: result.rerun(model, where=result.table.delta > {limit:g}, "
-            'steps=...) recomputes them with more steps (the "steps" column records each row\'s)'
+            f"{line}: result.rerun(model, where=result.table.delta > {limit:g}, steps=...) "
+            f'recomputes them with more steps (up to {most}; the "steps" column records '
+            "each row's)"
         )
 
     def rerun(

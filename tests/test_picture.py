@@ -131,7 +131,10 @@ def mark_contrast(picture: np.ndarray, plain: np.ndarray, mark: np.ndarray) -> f
 
 
 @pytest.mark.slow
-def test_the_shortcut_notebooks_mark_stands_out_over_black_and_over_the_image():
+def test_the_shortcut_notebooks_mark_stands_out_over_black_and_over_the_image(
+    chromium, tmp_path, artifacts
+):
+    from tests.browser import canvas_pixels
     from tests.test_notebooks import SHORTCUT_PARAMETERS, execute, read
 
     notebook = read("finding_a_shortcut")
@@ -142,10 +145,16 @@ def test_the_shortcut_notebooks_mark_stands_out_over_black_and_over_the_image():
     notebook.cells = notebook.cells[: last + 1]
     notebook.cells.append(
         nbformat.v4.new_code_cell(
+            f"PAGE = {str(tmp_path / 'shortcut.html')!r}\n"
             "import json\n"
             "from tests.test_picture import mark_contrast\n"
             "image = marked_tests[0]\n"
-            "ig = igw.integrated_gradients(model, image, **noise).attributions\n"
+            "result = igw.integrated_gradients(model, image, **noise)\n"
+            "ig = result.attributions\n"
+            "np.save(PAGE.replace('.html', '.npy'), ig)\n"
+            "# The notebook's widget over black, as a page for the browser below.\n"
+            "igw.IGWidget(None, image, result=result, clip_above_percentile=99,\n"
+            "             overlay=False).to_html(PAGE)\n"
             "corner = np.zeros((SIZE, SIZE), bool)\n"
             "corner[:MARK, :MARK] = True\n"
             "found = {}\n"
@@ -161,3 +170,18 @@ def test_the_shortcut_notebooks_mark_stands_out_over_black_and_over_the_image():
     found = json.loads(notebook.cells[-1].outputs[-1]["text"])
     print("\nthe mark's contrast (over black, over the image):", found)
     assert found["False"] >= GOAL and found["True"] >= GOAL
+    # The same panel in the browser: drawn as render draws it, the mark standing out.
+    page = chromium.new_page(viewport={"width": 1200, "height": 800})
+    page.goto((tmp_path / "shortcut.html").as_uri())
+    canvas = page.locator(".igw-panel-explainer canvas")
+    canvas.wait_for()
+    image = np.zeros((64, 64, 3), np.uint8)  # over black the image does not show
+    ig = np.load(tmp_path / "shortcut.npy")
+    shown = canvas_pixels(canvas)
+    expected = igw.render(image, ig, clip_above_percentile=99, overlay=False)
+    assert np.abs(shown.astype(int) - expected).max() <= 1
+    corner = np.zeros((64, 64), bool)
+    corner[:5, :5] = True
+    assert mark_contrast(shown, np.zeros_like(shown), corner) >= GOAL
+    page.locator(".igw-panel-explainer").screenshot(path=artifacts / "shortcut-panel.png")
+    page.close()

@@ -273,8 +273,17 @@ def _as_image_list(images: Any) -> list[np.ndarray]:
     return converted
 
 
-def prepare_batch(model: Any, images: Any, options: IGOptions | None = None) -> list[PreparedInput]:
+def prepare_batch(
+    model: Any,
+    images: Any,
+    options: IGOptions | None = None,
+    *,
+    names: Sequence[str] | None = None,
+) -> list[PreparedInput]:
     """``prepare`` for several images of one shape, with one batched forward pass.
+
+    ``names`` (default ``images[i]``) is how messages name each image: a
+    dataset names an image by its index in the dataset.
 
     Examples
     --------
@@ -286,7 +295,8 @@ def prepare_batch(model: Any, images: Any, options: IGOptions | None = None) -> 
     check_model(model)
     options = IGOptions() if options is None else options
     converted = _as_image_list(images)
-    names = [f"images[{index}]" for index in range(len(converted))]
+    if names is None:
+        names = [f"images[{index}]" for index in range(len(converted))]
     return _prepare_stack(model, np.stack(converted), options, names)
 
 
@@ -344,6 +354,7 @@ def run_batch(
     *,
     progress: ProgressCallback | None = None,
     progress_updates: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[IGResult]:
     """Integrated gradients of several prepared images of one model and shape.
 
@@ -375,7 +386,8 @@ def run_batch(
     baselines, baseline_index = _baselines(images, options)
     runs = options.distinct_runs
     starts = StackedRows(baselines, ArrayRows(images))
-    names = None if count == 1 else [f"images[{index}]" for index in range(count)]
+    if names is None and count > 1:
+        names = [f"images[{index}]" for index in range(count)]
     ends = ArrayRows(images)
     counter = _Progress(progress)
     every = np.arange(count)

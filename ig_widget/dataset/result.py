@@ -11,7 +11,7 @@ import numpy as np
 from ..engine import IGResult
 from ..validation import check_number
 from .columns import columns_for
-from .store import MAPS, Layout, Store, decode_map
+from .store import CHECKSUMS, MAPS, Layout, Store, decode_map, parse_checksums
 
 # The completeness error above which a row counts as not converged in the summary line.
 CONVERGED_DELTA = 0.05
@@ -37,7 +37,7 @@ class DatasetResult:
     (96, 96, 3)
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, verify: bool = False) -> None:
         self._store = Store(os.fspath(path))
         if not self._store.exists():
             raise ValueError(f"path: no ig-widget dataset store at '{os.fspath(path)}'")
@@ -50,7 +50,39 @@ class DatasetResult:
             None if self._layout is None else self._layout.columns,
             has_curves=bool(options.get("insertion_deletion_steps")),
         )
-        self._table = self._store.read_table(self._columns)
+        table = self._store.read_table(
+            self._columns, None if self._layout is None else self._layout.chunk_size
+        )
+        # Per row, each array's checksum as written; None: a store written before them.
+        self._checksums: dict[int, dict[str, str]] | None = None
+        if CHECKSUMS in table:
+            self._checksums = {
+                int(row): parse_checksums(text) for row, text in table[CHECKSUMS].items()
+            }
+        self._table = table.drop(columns=[CHECKSUMS], errors="ignore")
+        if verify:
+            self.verify()
+
+    def verify(self) -> None:
+        """Read every stored row of every array and check it; raise listing every bad row.
+
+        Examples
+        --------
+        >>> igw.open_dataset("audit.store").verify()  # doctest: +SKIP
+        """
+        if self._layout is None:
+            return
+        problems = self._store.verify(self._layout, self._checksums)
+        if problems:
+            raise ValueError(
+                f"store: '{self.path}' is damaged: {len(problems)} bad rows:\n  "
+                + "\n  ".join(problems)
+            )
+
+    def _read(self, name: str, row: int) -> np.ndarray:
+        """One verified row of an array: a missing or changed chunk raises, never reads as 0."""
+        sums = None if self._checksums is None else self._checksums.get(row, {})
+        return self._store.read_row(self._layout, name, row, sums)
 
     @property
     def path(self) -> str:
@@ -93,7 +125,7 @@ class DatasetResult:
 
     def image(self, index: int) -> np.ndarray:
         """Image ``index`` as the engine saw it: float32 (H, W, C), raw pixel units."""
-        return self._store.read("inputs", self._row(index))
+        return self._read("inputs", self._row(index))
 
     def __getitem__(self, index: int) -> IGResult:
         row = self._row(index)
@@ -104,7 +136,7 @@ class DatasetResult:
                 f"maps and its table row may disagree: run result.rerun(model, where=[{row}], "
                 f"**{pending['options']!r}) again"
             )
-        read = self._store.read
+        read = self._read
         maps = {}
         for name in MAPS:
             scale = 1.0
@@ -146,8 +178,8 @@ class DatasetResult:
         """Reduced display images (n, h, w, 3) and IG channel maps (n, 2, h, w) for the gallery."""
         rows = [self._row(index) for index in indices]
         return (
-            np.stack([self._store.read("thumbnails", row) for row in rows]),
-            np.stack([self._store.read("thumbnail_maps", row) for row in rows]),
+            np.stack([self._read("thumbnails", row) for row in rows]),
+            np.stack([self._read("thumbnail_maps", row) for row in rows]),
         )
 
     def save(self, path: str | os.PathLike) -> DatasetResult:
@@ -157,9 +189,7 @@ class DatasetResult:
         --------
         >>> kept = result.save("audits/shapes")  # doctest: +SKIP
         """
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path: expected a folder path or URI, got {type(path).__name__}")
-        target = Store(os.fspath(path))
+        target = Store(check_store_path("path", path))
         if target.fs.exists(target.root):
             raise ValueError(f"path: '{os.fspath(path)}' exists; give a new folder")
         if type(target.fs) is type(self._store.fs):
@@ -248,6 +278,7 @@ class DatasetResult:
         --------
         >>> result = result.rerun(model, result.table.delta > 0.05, steps=512)  # doctest: +SKIP
         """
+        from .columns import table_rows
         from .compute import Computation, path_points, resolve_model
         from .explain import options_from_record
 
@@ -312,29 +343,47 @@ class DatasetResult:
             "options": {name: options[name] for name in sorted(options)},
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        self._store.write_manifest({**self._manifest, "rerun_pending": record})
-        new_rows = []
         chunk_size = self._layout.chunk_size
-        for start in range(0, len(items), chunk_size):
-            batch = items[start : start + chunk_size]
-            results = computation.explain(batch)
-            arrays = computation.arrays(batch, results)
-            for offset, item in enumerate(batch):
-                self._store.write_arrays(
-                    item.index,
-                    {name: values[offset : offset + 1] for name, values in arrays.items()},
-                )
-            new_rows.append(computation.table_rows(batch, results))
-        replaced = pd.concat(new_rows)
-        chunk_of = {row: row // chunk_size for row in rows}
-        for chunk in sorted(set(chunk_of.values())):
-            part = table[table.index // chunk_size == chunk].copy()
-            mine = replaced[replaced.index // chunk_size == chunk]
-            part.loc[mine.index, mine.columns] = mine
-            self._store.write_rows(chunk, part)
-        manifest = {key: value for key, value in self._manifest.items() if key != "rerun_pending"}
-        manifest["reruns"] = [*manifest.get("reruns", []), record]
-        self._store.write_manifest(manifest)
+        columns = columns_for(bool(recorded["masks"]), self._layout.columns)
+        # Every row's checksums again as the table stores them ("name:crc;..."),
+        # the recomputed rows' replaced by those of their new arrays.
+        sums = (
+            None
+            if self._checksums is None
+            else {
+                row: ";".join(f"{name}:{crc}" for name, crc in values.items())
+                for row, values in self._checksums.items()
+            }
+        )
+        with self._store.lock():
+            self._store.write_manifest({**self._manifest, "rerun_pending": record})
+            new_rows = []
+            for start in range(0, len(items), chunk_size):
+                explained = computation.compute(items[start : start + chunk_size])
+                batch = [e.item for e in explained]
+                arrays = computation.arrays(batch, [e.result for e in explained])
+                for offset, item in enumerate(batch):
+                    written = self._store.write_arrays(
+                        self._layout,
+                        item.index,
+                        {name: values[offset : offset + 1] for name, values in arrays.items()},
+                    )
+                    if sums is not None:
+                        sums[item.index] = written[0]
+                new_rows.append(table_rows(explained, columns))
+            replaced = pd.concat(new_rows)
+            for chunk in sorted({row // chunk_size for row in rows}):
+                part = table[table.index // chunk_size == chunk].copy()
+                mine = replaced[replaced.index // chunk_size == chunk]
+                part.loc[mine.index, mine.columns] = mine
+                if sums is not None:
+                    part[CHECKSUMS] = [sums[int(row)] for row in part.index]
+                self._store.write_rows(chunk, part)
+            manifest = {
+                key: value for key, value in self._manifest.items() if key != "rerun_pending"
+            }
+            manifest["reruns"] = [*manifest.get("reruns", []), record]
+            self._store.write_manifest(manifest)
         return DatasetResult(self.path)
 
     def _rows_where(self, where: Any) -> list[int]:
@@ -359,13 +408,28 @@ class DatasetResult:
         return f"DatasetResult({len(self)} images, {state}, store='{self.path}')"
 
 
-def open_dataset(path: str | os.PathLike) -> DatasetResult:
+def check_store_path(name: str, path: Any) -> str:
+    """A store's path or URI as a string: non-empty (raises naming ``name``)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a path or URI, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name}: expected a non-empty path or URI, got {text!r}")
+    return text
+
+
+def open_dataset(path: str | os.PathLike, verify: bool = False) -> DatasetResult:
     """Open a store written by ``explain_dataset`` (complete or not).
+
+    Every row read is checked against the checksum written with it; with
+    ``verify=True`` the whole store is read and checked now, and a damaged
+    store raises a ValueError listing every bad row (the row, the array and
+    the chunk file).
 
     Examples
     --------
-    >>> result = igw.open_dataset("audit.store")  # doctest: +SKIP
+    >>> result = igw.open_dataset("audit.store", verify=True)  # doctest: +SKIP
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path: expected a folder path or URI, got {type(path).__name__}")
-    return DatasetResult(path)
+    if not isinstance(verify, (bool, np.bool_)):
+        raise TypeError(f"verify: expected True or False, got {type(verify).__name__}")
+    return DatasetResult(check_store_path("path", path), verify=bool(verify))

@@ -167,8 +167,15 @@ class PreparedInput:
         if target is None:
             return int(np.argmax(self.scores))
         if target >= self.classes:
+            one_column = ""
+            if self.classifier.columns == 1:
+                one_column = (
+                    " (the model has one output column: 1 is the column, 0 its complement; "
+                    "Captum's and PAIR saliency's target=0 is target=1 here)"
+                )
             raise ValueError(
-                f"target: expected a class index in [0, {self.classes - 1}], got {target}"
+                f"target: expected a class index in [0, {self.classes - 1}]{one_column}, "
+                f"got {target}"
             )
         return target
 
@@ -586,7 +593,9 @@ def integrated_gradients(
         Class to explain (also a 0-d or one-element array or tensor); default
         the top predicted class. A model with one output column (binary) has
         two classes: 1 is its column, 0 the complement (``1 - p`` after a
-        sigmoid, ``-z`` for a logit).
+        sigmoid, ``-z`` for a logit), as in alibi. Captum and PAIR saliency
+        call the column itself target 0: their ``target=0`` is ``target=1``
+        here (the other class's attributions are these negated).
     baseline : {"black", "white", "uniform", "blur"} or array
         Where the path starts. ``"uniform"`` is noise over ``pixel_range``.
     steps : int or "auto"

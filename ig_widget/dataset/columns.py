@@ -107,6 +107,13 @@ COLUMNS: tuple[Column, ...] = (
         lambda e: e.result.delta,
     ),
     Column(
+        "steps",
+        "int64",
+        "Intervals of the integration rule the row was computed with (steps='auto': the "
+        "count it settled on; a row recomputed by DatasetResult.rerun: the rerun's).",
+        lambda e: e.result.steps,
+    ),
+    Column(
         "correct",
         "boolean",
         "Whether the top class is the label (missing without a label).",

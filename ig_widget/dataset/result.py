@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
 
 from ..engine import IGResult
+from ..validation import check_number
 from .columns import columns_for
 from .store import CHECKSUMS, MAPS, Layout, Store, decode_map, parse_checksums
+
+# The completeness error above which a row counts as not converged in the summary line.
+CONVERGED_DELTA = 0.05
+# What a rerun may change: how finely the path is sampled, nothing that changes
+# what is integrated (baseline, target, precision), so a recomputed row answers
+# the same question as its neighbours.
+RERUN_OPTIONS = ("steps", "tolerance", "batch_size")
 
 
 class DatasetResult:
@@ -120,6 +129,13 @@ class DatasetResult:
 
     def __getitem__(self, index: int) -> IGResult:
         row = self._row(index)
+        pending = self._manifest.get("rerun_pending")
+        if pending and row in pending["rows"]:
+            raise ValueError(
+                f"index: image {row} was being recomputed by a rerun that did not finish; its "
+                f"maps and its table row may disagree: run result.rerun(model, where=[{row}], "
+                f"**{pending['options']!r}) again"
+            )
         read = self._read
         maps = {}
         for name in MAPS:
@@ -183,6 +199,209 @@ class DatasetResult:
 
             fsspec.generic.rsync(self._store.path, target.path)
         return DatasetResult(target.path)
+
+    def convergence_summary(self, limit: float = CONVERGED_DELTA) -> str | None:
+        """A line counting the rows whose completeness error ``delta`` exceeds ``limit``.
+
+        None when there are none. The line says how to recompute them.
+
+        Examples
+        --------
+        >>> result.convergence_summary()  # doctest: +SKIP
+        '27 of 1,200 images have completeness error above 5 %: ...'
+        """
+        limit = check_number("limit", limit, low=0.0)
+        rows = self._table["delta"] > limit
+        above = int(rows.sum())
+        if not above:
+            return None
+        line = f"{above:,} of {len(self):,} images have completeness error above {100 * limit:g} %"
+        most = None if self._layout is None else self._layout.path_points - 1
+        if (
+            "steps" in self._table
+            and most is not None
+            and (self._table["steps"][rows] >= most).all()
+        ):
+            # A rerun cannot sample these paths more finely than the store holds.
+            return (
+                f"{line}, already at the {most} steps this store holds: their score changes "
+                "too sharply along the path; a new store with more steps (up to 10,000) or "
+                "another baseline may converge"
+            )
+        return (
+            f"{line}: result.rerun(model, where=result.table.delta > {limit:g}, steps=...) "
+            f'recomputes them with more steps (up to {most}; the "steps" column records '
+            "each row's)"
+        )
+
+    def rerun(
+        self,
+        model: Any,
+        where: Any,
+        *,
+        preprocess: Any = None,
+        masks: Any = None,
+        **options: Any,
+    ) -> DatasetResult:
+        """Recompute some rows in the store with more steps (or a smaller tolerance).
+
+        Everything else is the stored computation's: the images (read from
+        the store), the baseline, the target of each row, the method, runs,
+        seed and precision. Each recomputed row's table row and maps are
+        replaced; its ``steps`` column says how many intervals it now has,
+        and the manifest lists every rerun (rows and options) under
+        ``"reruns"``. While a rerun writes, the manifest names its rows
+        (``"rerun_pending"``): if it is interrupted, reading those rows
+        raises until they are recomputed, rather than mixing old and new.
+
+        Parameters
+        ----------
+        model
+            The model the store was computed with (the store does not keep it).
+        where : boolean Series or array over the table, or image indices
+            The rows to recompute, e.g. ``result.table.delta > 0.05``.
+        preprocess : callable, optional
+            The run's preprocess function, when it had one (the store records
+            only its name).
+        masks : optional
+            With a store that has mask columns: the run's masks, one per image,
+            indexed as the images (``mask_share`` is recomputed).
+        **options
+            ``steps`` (an int, or "auto"), ``tolerance``, ``batch_size``.
+
+        Returns
+        -------
+        DatasetResult
+            The store reopened, the new rows in its table.
+
+        Examples
+        --------
+        >>> result = result.rerun(model, result.table.delta > 0.05, steps=512)  # doctest: +SKIP
+        """
+        from .columns import table_rows
+        from .compute import Computation, path_points, resolve_model
+        from .explain import options_from_record
+
+        unknown = sorted(set(options) - set(RERUN_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"{unknown[0]}: not an option a rerun changes; expected {', '.join(RERUN_OPTIONS)} "
+                "(a rerun keeps what is integrated, only how finely)"
+            )
+        if self._layout is None:
+            raise ValueError(f"store: '{self.path}' holds no image yet; nothing to rerun")
+        recorded = self._manifest["options"]
+        if self._manifest.get("preprocess") and preprocess is None:
+            raise ValueError(
+                f"preprocess: the store was computed with preprocess "
+                f"{self._manifest.get('preprocess')!r}; give the same function"
+            )
+        if recorded["masks"] and masks is None:
+            raise ValueError(
+                "masks: the store has mask columns; give the run's masks (one per image) so "
+                "that mask_share is recomputed"
+            )
+        computation_options = options_from_record(recorded, self.baseline(), preprocess).replace(
+            **options
+        )
+        if path_points(computation_options) > self._layout.path_points:
+            raise ValueError(
+                f"steps: this store's path arrays hold {self._layout.path_points} points, so a "
+                f"rerun may use at most {self._layout.path_points - 1} steps; got "
+                f"{computation_options.steps!r}"
+            )
+        rows = self._rows_where(where)
+        if not rows:
+            return self
+        import pandas as pd
+
+        from .sources import Item
+
+        table = self._table
+        items = [
+            Item(
+                index=row,
+                source=str(table.loc[row, "source"]),
+                image=self._store.read("inputs", row),
+                label=None if pd.isna(table.loc[row, "label"]) else int(table.loc[row, "label"]),
+                mask=None if masks is None else np.asarray(masks[row], dtype=bool),
+            )
+            for row in rows
+        ]
+        computation = Computation(
+            model=model,
+            options=computation_options,
+            targets=[int(t) for t in table["target"].reindex(range(max(rows) + 1), fill_value=0)],
+            store_path=self._store.path,
+            layout=self._layout,
+            has_masks=bool(recorded["masks"]),
+            curve_steps=recorded.get("insertion_deletion_steps"),
+        )
+        computation._resolved = resolve_model(model)
+        record = {
+            "rows": rows,
+            "options": {name: options[name] for name in sorted(options)},
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        chunk_size = self._layout.chunk_size
+        columns = columns_for(bool(recorded["masks"]), self._layout.columns)
+        # Every row's checksums again as the table stores them ("name:crc;..."),
+        # the recomputed rows' replaced by those of their new arrays.
+        sums = (
+            None
+            if self._checksums is None
+            else {
+                row: ";".join(f"{name}:{crc}" for name, crc in values.items())
+                for row, values in self._checksums.items()
+            }
+        )
+        with self._store.lock():
+            self._store.write_manifest({**self._manifest, "rerun_pending": record})
+            new_rows = []
+            for start in range(0, len(items), chunk_size):
+                explained = computation.compute(items[start : start + chunk_size])
+                batch = [e.item for e in explained]
+                arrays = computation.arrays(batch, [e.result for e in explained])
+                for offset, item in enumerate(batch):
+                    written = self._store.write_arrays(
+                        self._layout,
+                        item.index,
+                        {name: values[offset : offset + 1] for name, values in arrays.items()},
+                    )
+                    if sums is not None:
+                        sums[item.index] = written[0]
+                new_rows.append(table_rows(explained, columns))
+            replaced = pd.concat(new_rows)
+            for chunk in sorted({row // chunk_size for row in rows}):
+                part = table[table.index // chunk_size == chunk].copy()
+                mine = replaced[replaced.index // chunk_size == chunk]
+                part.loc[mine.index, mine.columns] = mine
+                if sums is not None:
+                    part[CHECKSUMS] = [sums[int(row)] for row in part.index]
+                self._store.write_rows(chunk, part)
+            manifest = {
+                key: value for key, value in self._manifest.items() if key != "rerun_pending"
+            }
+            manifest["reruns"] = [*manifest.get("reruns", []), record]
+            self._store.write_manifest(manifest)
+        return DatasetResult(self.path)
+
+    def _rows_where(self, where: Any) -> list[int]:
+        """Image indices from a boolean mask over the table or a list of indices."""
+        values = np.asarray(where)
+        if values.dtype == bool:
+            if values.shape != (len(self._table),):
+                raise ValueError(
+                    f"where: expected {len(self._table)} booleans (one per table row), "
+                    f"got shape {values.shape}"
+                )
+            return [int(index) for index in self._table.index[values]]
+        if values.ndim != 1 or (values.size and not np.issubdtype(values.dtype, np.integer)):
+            raise TypeError(
+                "where: expected a boolean mask over the table (e.g. result.table.delta > 0.05) "
+                f"or image indices, got {values.dtype} of shape {values.shape}"
+            )
+        return sorted({self._row(int(index)) for index in values})
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else "incomplete"

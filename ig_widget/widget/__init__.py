@@ -132,7 +132,10 @@ class IGWidget(WidgetState):
         store), shown at once instead of computing one; ``steps``, ``runs``
         and ``method`` are then the result's.
     top_k : int
-        Number of top-scoring classes offered in the class menu.
+        Number of top-scoring classes offered in the class menu of a model
+        with more than ``ALL_CLASSES`` (20) classes; with fewer, every class
+        is offered (best first), so that any can be chosen. Another class
+        can always be set from Python (``w.target = 7``).
     **render_options
         Display options, as for ``igw.render``. Each is a trait of the same
         name, but ``style``, which is the trait ``picture_style`` (ipywidgets

@@ -13,7 +13,7 @@ import type { AnyModel, Host, Render } from "@anywidget/types";
 import { type Binary, DISPLAY_TRAITS } from "./generated";
 import { RENDER_DEFAULTS, type RenderOptions, renderMaps } from "./render";
 import { bytesOf, traitOf } from "./state";
-import { element } from "./view/dom";
+import { element, isolateKeyboard, Scope } from "./view/dom";
 
 /** [name, kind]: kind is "number", "integer", "class", "boolean" or "text". */
 export type ColumnSpec = [string, string];
@@ -157,19 +157,16 @@ export function mountGallery(
   el: HTMLElement,
   host: Host | null,
 ): () => void {
-  const controller = new AbortController();
-  const signal = controller.signal;
-  const handlers: [string, () => void][] = [];
+  const scope = new Scope();
   const listen = (event: string, handler: () => void): void => {
     model.on(event, handler);
-    handlers.push([event, handler]);
+    scope.add(() => model.off(event, handler));
   };
   const on = (node: EventTarget, event: string, handler: (event: Event) => void): void => {
-    node.addEventListener(event, handler, { signal });
+    scope.on(node, event, handler);
   };
 
   const root = element("div", "igg");
-  root.dataset.lmSuppressShortcuts = "true";
   root.dataset.requested = "0";
 
   // -- toolbar ---------------------------------------------------------------
@@ -241,7 +238,10 @@ export function mountGallery(
   const scroller = element("div", "igg-scroller");
   scroller.tabIndex = 0;
   scroller.setAttribute("role", "grid");
-  scroller.setAttribute("aria-label", "Images: arrow keys move, Enter opens");
+  scroller.setAttribute(
+    "aria-label",
+    "Images: arrow keys, Home and End move, Enter opens, Escape closes",
+  );
   const spacer = element("div", "igg-spacer");
   scroller.append(spacer);
   const empty = element("div", "igg-empty", "No image matches the filters.");
@@ -299,6 +299,8 @@ export function mountGallery(
   const makeCell = (): Cell => {
     const cellRoot = element("div", "igg-cell");
     cellRoot.tabIndex = -1;
+    // Before any key reaches it (see isolateKeyboard).
+    cellRoot.dataset.lmSuppressShortcuts = "true";
     cellRoot.setAttribute("role", "gridcell");
     const pictures = element("div", "igg-pictures");
     const input = element("canvas", "igg-input");
@@ -508,6 +510,9 @@ export function mountGallery(
     const reference = model.get("detail");
     const index = model.get("selected");
     if (!reference || index < 0) {
+      if (!detail.hidden) {
+        keepFocus();
+      }
       detail.hidden = true;
       detailBody.replaceChildren();
       schedule();
@@ -680,7 +685,6 @@ export function mountGallery(
       submitFilter();
     }
   });
-  on(closeButton, "click", () => model.send({ type: "close" }));
 
   const commit = <K extends keyof GalleryState>(key: K, value: GalleryState[K]): void => {
     model.set(key, value);
@@ -696,32 +700,10 @@ export function mountGallery(
   on(outlines, "change", () => commit("outlines", outlines.checked));
 
   on(scroller, "scroll", schedule);
-  on(scroller, "keydown", (event) => {
-    const key = (event as KeyboardEvent).key;
-    const { columns } = cellSize();
-    const moves: Record<string, number> = {
-      ArrowRight: 1,
-      ArrowLeft: -1,
-      ArrowDown: columns,
-      ArrowUp: -columns,
-      PageDown: columns * 4,
-      PageUp: -columns * 4,
-    };
-    if (key === "Enter" && order.length > 0) {
-      openImage(order[focusPosition]);
-      event.preventDefault();
-      return;
-    }
-    if (key === "Escape" && !detail.hidden) {
-      model.send({ type: "close" });
-      return;
-    }
-    if (!(key in moves) || order.length === 0) {
-      return;
-    }
-    event.preventDefault();
-    focusPosition = Math.min(order.length - 1, Math.max(0, focusPosition + moves[key]));
-    const { height } = cellSize();
+  /** Focus the cell at `position`, scrolled into view (the grid itself when there is none). */
+  const focusCell = (position: number): void => {
+    focusPosition = Math.min(Math.max(0, order.length - 1), Math.max(0, position));
+    const { height, columns } = cellSize();
     const top = Math.floor(focusPosition / columns) * height;
     if (top < scroller.scrollTop) {
       scroller.scrollTop = top;
@@ -729,7 +711,59 @@ export function mountGallery(
       scroller.scrollTop = top + height - scroller.clientHeight;
     }
     layout();
-    cells.find((cell) => cell.position === focusPosition)?.root.focus({ preventScroll: true });
+    const cell = cells.find((candidate) => candidate.position === focusPosition);
+    (cell?.root ?? scroller).focus({ preventScroll: true });
+  };
+  const closeDetail = (): void => {
+    model.send({ type: "close" });
+    keepFocus();
+    // Hidden now, as opening shows it at once (a host without widget references, such as
+    // marimo, never sends the detail's change).
+    detailController?.abort();
+    detailController = null;
+    detail.hidden = true;
+    detailBody.replaceChildren();
+  };
+  /** The detail's controls are about to go: if one has focus, it goes back to the grid. */
+  const keepFocus = (): void => {
+    // In marimo the widget lives in a shadow root, whose own activeElement is the one to ask.
+    const active = (root.getRootNode() as Document | ShadowRoot).activeElement;
+    if (active === null || active === document.body || detail.contains(active)) {
+      focusCell(focusPosition);
+    }
+  };
+  on(scroller, "keydown", (event) => {
+    const key = (event as KeyboardEvent).key;
+    const { columns } = cellSize();
+    const rowsInView = Math.max(1, Math.floor(scroller.clientHeight / cellSize().height));
+    const moves: Record<string, number> = {
+      ArrowRight: 1,
+      ArrowLeft: -1,
+      ArrowDown: columns,
+      ArrowUp: -columns,
+      PageDown: columns * rowsInView,
+      PageUp: -columns * rowsInView,
+      Home: -order.length,
+      End: order.length,
+    };
+    if ((key === "Enter" || key === " ") && order.length > 0) {
+      event.preventDefault();
+      openImage(order[focusPosition]);
+    } else if (key === "Escape" && !detail.hidden) {
+      event.preventDefault();
+      closeDetail();
+    } else if (key in moves && order.length > 0) {
+      event.preventDefault();
+      focusCell(focusPosition + moves[key]);
+    }
+  });
+  on(closeButton, "click", closeDetail);
+  // Escape anywhere in the detail view closes it, unless a control there used the key.
+  on(detail, "keydown", (event) => {
+    if ((event as KeyboardEvent).key === "Escape" && !event.defaultPrevented) {
+      event.preventDefault();
+      closeDetail();
+    }
   });
   const resize = new ResizeObserver(schedule);
   resize.observe(scroller);
@@ -768,18 +802,16 @@ export function mountGallery(
   showError("");
   void showDetail();
 
-  return () => {
-    controller.abort();
+  isolateKeyboard(root, scope);
+  scope.add(() => {
     detailController?.abort();
     resize.disconnect();
     if (frame !== 0) {
       cancelAnimationFrame(frame);
     }
     model.off("msg:custom", receive);
-    for (const [event, handler] of handlers) {
-      model.off(event, handler);
-    }
-  };
+  });
+  return () => scope.dispose();
 }
 
 const render: Render<GalleryState> = ({ model, el, host }) => mountGallery(model, el, host ?? null);

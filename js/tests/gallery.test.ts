@@ -210,4 +210,51 @@ describe("mountGallery", () => {
     (el.querySelector("button.igg-direction") as HTMLButtonElement).click();
     expect(sends).toHaveBeenLastCalledWith(expect.objectContaining({ descending: false }));
   });
+
+  it("is used by keyboard: arrows, Home and End move, Enter opens, Escape closes", async () => {
+    const model = new LocalModel(state(20));
+    const sends = vi.spyOn(model, "send");
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = mountGallery(model, el, null);
+    await frame();
+    const grid = el.querySelector<HTMLElement>(".igg-scroller") as HTMLElement;
+    const press = (key: string): KeyboardEvent => {
+      const event = new KeyboardEvent("keydown", { key, bubbles: true, cancelable: true });
+      (document.activeElement ?? grid).dispatchEvent(event);
+      return event;
+    };
+    const focused = (): string | undefined => (document.activeElement as HTMLElement).dataset.image;
+    grid.focus();
+    // The order is 19, 18, ..., 0; one column here (happy-dom lays out nothing).
+    expect(press("ArrowDown").defaultPrevented).toBe(true);
+    expect(focused()).toBe("18");
+    press("ArrowRight");
+    expect(focused()).toBe("17");
+    press("ArrowUp");
+    press("ArrowLeft");
+    expect(focused()).toBe("19");
+    press("End");
+    expect(focused()).toBe("0");
+    press("Home");
+    press("ArrowDown");
+    expect(press("Enter").defaultPrevented).toBe(true);
+    expect(sends).toHaveBeenLastCalledWith({ type: "open", index: 18 });
+    model.set("selected", 18);
+    model.set("detail", "IPY_MODEL_x");
+    await frame();
+    const close = el.querySelector<HTMLButtonElement>(".igg-close") as HTMLButtonElement;
+    close.focus();
+    expect(press("Escape").defaultPrevented).toBe(true);
+    expect(sends).toHaveBeenLastCalledWith({ type: "close" });
+    // Focus went back to the image the detail showed, not out of the widget.
+    expect(focused()).toBe("18");
+    // Every control and cell carries the mark that keeps notebook shortcuts off it.
+    const focusable = [...el.querySelectorAll<HTMLElement>("input, select, button, [tabindex]")];
+    expect(focusable.length).toBeGreaterThan(10);
+    for (const node of focusable) {
+      expect(node.dataset.lmSuppressShortcuts).toBe("true");
+    }
+    dispose();
+  });
 });

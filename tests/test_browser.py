@@ -542,3 +542,71 @@ def test_keyboard_and_narrow_layout_in_jupyter(front_end, chromium, tmp_path, ar
         page.locator(".igw").screenshot(path=artifacts / f"{front_end}-700-keyboard.png")
         assert errors == []
         page.close()
+
+
+def test_refused_values_stay_until_corrected_in_jupyterlab(chromium, tmp_path, artifacts):
+    with jupyter_server(tmp_path) as server:
+        write_notebook(server.root / "refused.ipynb", [NOTEBOOK_SETUP])
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        open_notebook(page, server, "refused.ipynb")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        run_all_cells(page)
+        page.locator(".igw canvas").nth(2).wait_for(timeout=120_000)
+        _wait_for_drawing(page, page.locator(".igw canvas").nth(2))
+        compute = page.locator(".igw-compute-button")
+        blocked = page.locator(".igw-blocked")
+        top_error = page.locator(".igw-error")
+
+        def message(name: str) -> str:
+            return _control(page, name).evaluate(
+                "(node) => node.closest('.igw-field').querySelector('.igw-field-error').textContent"
+            )
+
+        def enter(name: str, text: str) -> None:
+            box = _control(page, name)
+            box.fill(text)
+            box.press("Enter")
+
+        steps_refused = "steps: a whole number from 1 to 10,000; got -5"
+        enter("steps", "-5")
+        assert message("steps") == steps_refused
+        assert _control(page, "steps").get_attribute("aria-invalid") == "true"
+        assert compute.is_disabled()
+        assert blocked.text_content() == "Compute waits: correct steps first"
+        # Other controls, and the kernel's answers to them, leave the refused value standing.
+        _drag_slider(page, page.locator("input.igw-clip-above"), 0.5)
+        _control(page, "baseline").select_option("white")
+        _control(page, "cleanup").check()
+        page.wait_for_timeout(1500)
+        assert _control(page, "steps").input_value() == "-5"
+        assert message("steps") == steps_refused
+        assert compute.is_disabled()
+        # The window's own words, beside its box, each time.
+        enter("window (px)", "0")
+        assert message("window (px)") == "window (px): a whole number from 1 to 64; got 0"
+        enter("window (px)", "99")
+        assert message("window (px)") == "window (px): a whole number from 1 to 64; got 99"
+        assert _control(page, "window (px)").input_value() == "99"
+        page.wait_for_timeout(1000)
+        assert top_error.is_hidden()
+        assert blocked.text_content() == "Compute waits: correct steps and window (px) first"
+        page.locator(".igw").screenshot(path=artifacts / "refused-values.png")
+        # Text that is not a number is refused as such.
+        box = _control(page, "steps")
+        box.focus()
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.type("1e")
+        box.press("Enter")
+        assert message("steps").startswith("steps: a whole number from 1 to 10,000; got ")
+        assert "str" not in message("steps")
+        # Corrected: accepted, unmarked, and Compute uses the corrected value.
+        enter("window (px)", "5")
+        enter("steps", "12")
+        assert message("steps") == "" and message("window (px)") == ""
+        assert blocked.is_hidden()
+        compute.click()
+        page.locator(".igw-details", has_text="13 points").wait_for(timeout=60_000)
+        assert top_error.is_hidden()
+        assert errors == []
+        page.close()

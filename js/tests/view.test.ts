@@ -7,7 +7,7 @@ import { formatSigned, keyLabels } from "../src/format";
 import { LocalModel } from "../src/local-model";
 import { colourKey, RENDER_DEFAULTS, renderMaps } from "../src/render";
 import { mountView } from "../src/view";
-import { parseSteps } from "../src/view/controls";
+import { wholeNumberProblem } from "../src/view/controls";
 import { drawPathPlot, niceTicks, scoreAxisLabel, scoreRange } from "../src/view/pathplot";
 import {
   contextOf,
@@ -424,32 +424,58 @@ describe("inputs", () => {
   });
 
   it("keeps a refused value visible and marked, with its message, until corrected", () => {
-    const { model, el } = mount();
+    const { model, el, sends } = mount();
     const steps = control<HTMLInputElement>(el, "steps");
-    change(steps, "0");
-    // The kernel refuses: it restores the old value and says why.
-    model.set("steps", 50);
-    model.set("error", "steps: expected an integer >= 1, got 0");
-    expect(steps.value).toBe("0");
+    const compute = query<HTMLButtonElement>(el, ".igw-compute-button");
+    const blocked = query<HTMLElement>(el, ".igw-blocked");
+    const messageOf = (node: HTMLElement) =>
+      document.getElementById((node.getAttribute("aria-describedby") ?? "").split(" ")[1]);
+    change(steps, "-5");
+    // Refused here, in the field's words; the kernel keeps its value.
+    expect(model.get("steps")).toBe(50);
+    expect(steps.value).toBe("-5");
     expect(steps.getAttribute("aria-invalid")).toBe("true");
-    const message = document.getElementById(
-      (steps.getAttribute("aria-describedby") ?? "").split(" ")[1],
-    );
-    expect(message?.textContent).toBe("steps: expected an integer >= 1, got 0");
-    // Shown at the field, not again in the message area.
+    expect(messageOf(steps)?.textContent).toBe("steps: a whole number from 1 to 10,000; got -5");
     expect(query<HTMLElement>(el, ".igw-error").hidden).toBe(true);
-    // Another change clears the kernel's error; the refused value stays marked.
+    // Compute waits, saying why.
+    expect(compute.disabled).toBe(true);
+    expect(blocked.hidden).toBe(false);
+    expect(blocked.textContent).toBe("Compute waits: correct steps first");
+    // Other controls, the kernel's answers to them and redraws leave it standing.
     change(control<HTMLSelectElement>(el, "baseline"), "white");
+    change(query<HTMLInputElement>(el, "input.igw-clip-above"), "90", "input");
+    model.set("clip_above_percentile", 90);
     model.set("error", "");
-    expect(steps.value).toBe("0");
-    expect(steps.getAttribute("aria-invalid")).toBe("true");
-    // Corrected: accepted, unmarked.
+    model.set("steps", 50);
+    expect(steps.value).toBe("-5");
+    expect(messageOf(steps)?.textContent).toBe("steps: a whole number from 1 to 10,000; got -5");
+    expect(compute.disabled).toBe(true);
+    // A second refused value says its own words, beside its own box.
+    const window = control<HTMLInputElement>(el, "window (px)");
+    change(window, "0");
+    expect(messageOf(window)?.textContent).toBe("window (px): a whole number from 1 to 64; got 0");
+    expect(blocked.textContent).toBe("Compute waits: correct steps and window (px) first");
+    change(window, "5");
+    expect(model.get("structure")).toBe(5);
+    expect(window.hasAttribute("aria-invalid")).toBe(false);
+    // A kernel's refusal names the option; beside the box it says the label.
+    change(window, "7");
+    model.set("structure", 5);
+    model.set("error", "structure: expected an odd size, got 7");
+    expect(messageOf(window)?.textContent).toBe("window (px): expected an odd size, got 7");
+    change(window, "5");
+    model.set("error", "");
+    // Corrected: accepted, unmarked, Compute ready again.
     change(steps, "12");
     model.set("error", "");
     expect(model.get("steps")).toBe(12);
     expect(steps.value).toBe("12");
     expect(steps.hasAttribute("aria-invalid")).toBe(false);
-    expect(message?.hidden).toBe(true);
+    expect(messageOf(steps)?.hidden).toBe(true);
+    expect(compute.disabled).toBe(false);
+    expect(blocked.hidden).toBe(true);
+    compute.click();
+    expect(sends).toHaveBeenLastCalledWith({ type: "compute" });
   });
 
   it("offers auto steps only with the rules that take them", () => {
@@ -545,10 +571,20 @@ describe("inputs", () => {
 });
 
 describe("helpers", () => {
-  it("parses the steps box", () => {
-    expect(parseSteps(" 64 ")).toBe(64);
-    expect(parseSteps("auto")).toBe("auto");
-    expect(parseSteps("1e3")).toBe("1e3");
+  it("says why a number box's text is refused, in the box's own words", () => {
+    expect(wholeNumberProblem("steps", " 64 ", 1, 10_000)).toBe("");
+    expect(wholeNumberProblem("steps", "-5", 1, 10_000)).toBe(
+      "steps: a whole number from 1 to 10,000; got -5",
+    );
+    expect(wholeNumberProblem("steps", "1e3", 1, 10_000)).toBe(
+      "steps: a whole number from 1 to 10,000; got 1e3",
+    );
+    expect(wholeNumberProblem("window (px)", "", 1, 64)).toBe(
+      "window (px): a whole number from 1 to 64; got nothing",
+    );
+    expect(wholeNumberProblem("runs", "", 1, 10_000, true)).toBe(
+      "runs: a whole number from 1 to 10,000; got text that is not a number",
+    );
   });
 
   it("formats signed values", () => {

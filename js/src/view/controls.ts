@@ -33,14 +33,34 @@ import {
   Scope,
   select,
   setHint,
+  uniqueId,
 } from "./dom";
 
 type Key = keyof WidgetState & string;
 
-/** Parse a typed number of steps: a whole number, or the text for the kernel to refuse. */
-export function parseSteps(text: string): number | string {
+/**
+ * Why the text of the number box `name` is not a whole number from `low` to
+ * `high`, in the box's own words ("steps: a whole number from 1 to 10,000;
+ * got -5"); "" when it is. `notANumber`: the browser could not read the
+ * typed text as a number (its value is then "").
+ */
+export function wholeNumberProblem(
+  name: string,
+  text: string,
+  low: number,
+  high: number,
+  notANumber = false,
+): string {
   const trimmed = text.trim();
-  return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
+  if (!notANumber && /^\d+$/.test(trimmed)) {
+    const value = Number(trimmed);
+    if (value >= low && value <= high) {
+      return "";
+    }
+  }
+  const got = notANumber ? "text that is not a number" : trimmed === "" ? "nothing" : trimmed;
+  const wanted = `a whole number from ${low.toLocaleString("en-US")} to ${high.toLocaleString("en-US")}`;
+  return `${name}: ${wanted}; got ${got}`;
 }
 
 function toHex(color: readonly number[]): string {
@@ -59,8 +79,10 @@ function percent(value: number): string {
 
 /**
  * Values the user entered, until the kernel (or the renderer) accepts or
- * refuses them. A refusal names its option first ("steps: expected ..."); the
- * refused text then stays in the control with the message beside it.
+ * refuses them, or the browser refuses them itself (`refuse`). A kernel's
+ * refusal names its option first ("steps: expected ..."). A refused text
+ * stays in the control with the message beside it until the user enters
+ * another value in that control: changes elsewhere never clear it.
  */
 export class Drafts {
   private readonly pending = new Map<Key, string>();
@@ -70,6 +92,17 @@ export class Drafts {
   entered(key: Key, text: string): void {
     this.pending.set(key, text);
     this.refused.delete(key);
+  }
+
+  /** The browser refused `text` for `key` with `message` (nothing goes to the kernel). */
+  refuse(key: Key, text: string, message: string): void {
+    this.pending.delete(key);
+    this.refused.set(key, { text, message });
+  }
+
+  /** The keys whose values stand refused. */
+  refusedKeys(): Key[] {
+    return [...this.refused.keys()];
   }
 
   /** An error arrived; returns the keys whose state changed. */
@@ -113,6 +146,8 @@ export interface Controls extends Component {
  */
 interface Entry {
   key: Key;
+  /** The control's label, which its messages use. */
+  name: string;
   field: Field;
   write: (value: unknown) => void;
 }
@@ -129,12 +164,23 @@ export function createControls(state: SyncedState): Controls {
       entry.write(state.get(entry.key));
       markInvalid(entry.field.control, entry.field.message, "");
     } else {
-      (entry.field.control as HTMLInputElement).value = refusal.text;
-      markInvalid(entry.field.control, entry.field.message, refusal.message);
+      const control = entry.field.control as HTMLInputElement;
+      // Left alone when it shows it already: text the browser cannot read as a number
+      // reads as "", and writing "" would erase what the user typed.
+      if (control.value !== refusal.text) {
+        control.value = refusal.text;
+      }
+      markInvalid(entry.field.control, entry.field.message, fieldWords(entry, refusal.message));
     }
   };
+  /** A kernel's message names the option ("structure: ..."); beside the box, its label does. */
+  const fieldWords = (entry: Entry, message: string): string =>
+    message.startsWith(`${entry.key}:`)
+      ? `${entry.name}:${message.slice(entry.key.length + 1)}`
+      : message;
   const register = (key: Key, target: Field, write: (value: unknown) => void): Field => {
-    const entry = { key, field: target, write };
+    const name = target.element.querySelector(".igw-field-name")?.textContent ?? key;
+    const entry = { key, name, field: target, write };
     entries.set(key, entry);
     return target;
   };
@@ -145,6 +191,27 @@ export function createControls(state: SyncedState): Controls {
     const entry = entries.get(key);
     if (entry !== undefined) {
       markInvalid(entry.field.control, entry.field.message, "");
+    }
+    showStatus();
+  };
+  /**
+   * The user typed in the number box of `key`: a whole number from `low` to
+   * `high` goes to the kernel; anything else stays in the box, refused here.
+   */
+  const enterWhole = (key: "steps" | "runs" | "structure", low: number, high: number): void => {
+    const entry = entries.get(key);
+    if (entry === undefined) {
+      return;
+    }
+    const box = entry.field.control as HTMLInputElement;
+    const text = box.value;
+    const problem = wholeNumberProblem(entry.name, text, low, high, box.validity.badInput);
+    if (problem === "") {
+      enter(key, Number(text.trim()), text);
+    } else {
+      drafts.refuse(key, text, problem);
+      show(entry);
+      showStatus();
     }
   };
 
@@ -281,11 +348,7 @@ export function createControls(state: SyncedState): Controls {
     const value = (polarity.control as HTMLSelectElement).value as WidgetState["polarity"];
     state.commit("polarity", value);
   });
-  const applyStructure = (): void => {
-    const text = structureBox.value;
-    enter("structure", Number(text), text);
-  };
-  onEntry(scope, structureBox, applyStructure);
+  onEntry(scope, structureBox, () => enterWhole("structure", 1, MAX_STRUCTURE));
 
   // -- compute options ----------------------------------------------------------
   const compute = element("fieldset", "igw-group igw-compute");
@@ -330,6 +393,11 @@ export function createControls(state: SyncedState): Controls {
   progress.setAttribute("aria-label", "computation progress");
   const progressText = element("span", "igw-progress-text");
   const staleNote = element("span", "igw-stale", "options changed: Compute applies them");
+  // Why Compute is disabled while a refused value stands (a disabled button takes no focus,
+  // so the reason is text beside it).
+  const blockedNote = element("span", "igw-blocked");
+  blockedNote.id = uniqueId("igw-blocked");
+  computeButton.setAttribute("aria-describedby", blockedNote.id);
   compute.append(
     explainer.element,
     compare.element,
@@ -340,6 +408,7 @@ export function createControls(state: SyncedState): Controls {
     method.element,
     computeButton,
     cancelButton,
+    blockedNote,
     progress,
     progressText,
     staleNote,
@@ -349,11 +418,7 @@ export function createControls(state: SyncedState): Controls {
     compute.title = "A static export: recomputing needs the notebook and its kernel";
   }
 
-  const applySteps = (): void => {
-    const text = stepsBox.value;
-    enter("steps", parseSteps(text) as WidgetState["steps"], text);
-  };
-  onEntry(scope, stepsBox, applySteps);
+  onEntry(scope, stepsBox, () => enterWhole("steps", 1, MAX_STEPS));
   scope.on(autoBox, "change", () => {
     if (autoBox.checked) {
       enter("steps", "auto", "auto");
@@ -368,10 +433,7 @@ export function createControls(state: SyncedState): Controls {
     const value = baselineSelect.value as WidgetState["baseline"];
     enter("baseline", value, value);
   });
-  onEntry(scope, runsBox, () => {
-    const text = runsBox.value;
-    enter("runs", Number(text), text);
-  });
+  onEntry(scope, runsBox, () => enterWhole("runs", 1, MAX_STEPS));
   scope.on(methodSelect, "change", () => {
     const value = methodSelect.value as WidgetState["method"];
     enter("method", value, value);
@@ -468,7 +530,11 @@ export function createControls(state: SyncedState): Controls {
     progress.hidden = !computing;
     progressText.hidden = !computing;
     cancelButton.hidden = !computing;
-    computeButton.disabled = computing;
+    const refused = drafts.refusedKeys().map((key) => entries.get(key)?.name ?? key);
+    computeButton.disabled = computing || refused.length > 0;
+    blockedNote.textContent =
+      refused.length > 0 ? `Compute waits: correct ${refused.join(" and ")} first` : "";
+    blockedNote.hidden = refused.length === 0 || computing;
     progress.max = Math.max(total, 1);
     progress.value = done;
     // One Compute may run several computations (two methods, their curves): say which.
@@ -505,9 +571,13 @@ export function createControls(state: SyncedState): Controls {
   return {
     element: root,
     heardError(message: string): void {
-      for (const key of drafts.heard(message)) {
+      const changed = drafts.heard(message);
+      for (const key of changed) {
         const entry = entries.get(key);
         if (entry !== undefined) show(entry);
+      }
+      if (changed.length > 0) {
+        showStatus();
       }
     },
     messagesAtFields: () => drafts.messages(),

@@ -89,8 +89,16 @@ def _wait_for_drawing(page, canvas) -> None:
     page.wait_for_function("(c) => c.width > 0", arg=canvas.element_handle())
 
 
+def _without_isolates(text: str) -> str:
+    """``text`` less the bidi isolates the view puts around names (FSI, PDI)."""
+    return text.replace("\u2068", "").replace("\u2069", "")
+
+
 def _assert_text_is_literal(page) -> None:
-    labels = page.locator("select.igw-class option").all_text_contents()
+    labels = [
+        _without_isolates(label)
+        for label in page.locator("select.igw-class option").all_text_contents()
+    ]
     assert f"{HOSTILE} (" in " ".join(labels)
     assert any(label.startswith("<i>italic</i> & co (") for label in labels)
     assert page.locator(".igw b, .igw i, .igw img").count() == 0
@@ -318,8 +326,48 @@ def test_standalone_export_renders_offline_and_redraws(standalone_page, exported
 def test_class_names_with_html_show_literally(standalone_page, artifacts):
     _assert_text_is_literal(standalone_page)
     label = standalone_page.locator(".igw-predicted-name").text_content()
-    assert label in NAMES
+    assert _without_isolates(label) in NAMES
     standalone_page.locator(".igw-header").screenshot(path=artifacts / "standalone-header.png")
+
+
+# The left edges of each character of every occurrence of `word` in the page's text.
+CHARACTER_EDGES = """(word) => {
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const found = [];
+    while (walker.nextNode()) {
+        const node = walker.currentNode;
+        for (let at = node.data.indexOf(word); at >= 0; at = node.data.indexOf(word, at + 1)) {
+            found.push([...word].map((_, i) => {
+                const range = document.createRange();
+                range.setStart(node, at + i);
+                range.setEnd(node, at + i + 1);
+                return range.getBoundingClientRect().left;
+            }));
+        }
+    }
+    return found;
+}"""
+
+
+def test_names_with_bidi_overrides_stay_inside_their_names(chromium, tmp_path, artifacts):
+    # U+202E (right-to-left override) in every class name: without isolation it
+    # reverses the words after the name too ("Explain" -> "nialpxE").
+    names = [f"\u202e{name}.exe" for name in ("cat", "dog", "fox", "owl")]
+    widget = igw.IGWidget(
+        tiny_cnn(SIZE, seed=MODEL_SEED), sample_image(SIZE), class_names=names, top_k=4, steps=4
+    )
+    path = widget.to_html(tmp_path / "bidi.html")
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(path.as_uri())
+    page.locator(".igw canvas").nth(2).wait_for()
+    # Words that follow a name: in the header, the panels' descriptions, the plot's.
+    for word in ("Explain", "strongest", "baseline"):
+        edges = page.evaluate(CHARACTER_EDGES, word)
+        assert edges, word
+        for lefts in edges:
+            assert lefts == sorted(lefts), (word, lefts)
+    page.locator(".igw-header").screenshot(path=artifacts / "bidi-header.png")
+    page.close()
 
 
 def test_hover_reads_the_values_under_the_pointer(standalone_page, exported):

@@ -10,6 +10,7 @@
 // Every text from the table or the user goes in through textContent.
 
 import type { AnyModel, Host, Render } from "@anywidget/types";
+import { isolate } from "./format";
 import { type Binary, DISPLAY_TRAITS } from "./generated";
 import { RENDER_DEFAULTS, type RenderOptions, renderMaps } from "./render";
 import { bytesOf, traitOf } from "./state";
@@ -276,7 +277,7 @@ export function mountGallery(
     if (index === null) {
       return "?";
     }
-    return classNames()[index] ?? `class ${index}`;
+    return isolate(classNames()[index] ?? `class ${index}`);
   };
   const columnKind = (name: string): string =>
     model.get("columns").find(([column]) => column === name)?.[1] ?? "number";
@@ -377,7 +378,7 @@ export function mountGallery(
       parts.push(`explains ${className(caption.target)}`);
     }
     cell.details.textContent = parts.join(" · ");
-    cell.root.title = caption.source;
+    cell.root.title = isolate(caption.source);
     cell.root.classList.toggle("igg-wrong", caption.correct === false);
   };
 
@@ -520,7 +521,7 @@ export function mountGallery(
     }
     detail.hidden = false;
     const thumb = cache.get(index);
-    const source = thumb ? ` · ${thumb.caption.source}` : "";
+    const source = thumb ? ` · ${isolate(thumb.caption.source)}` : "";
     detailTitle.textContent = `Image #${index}${source} · ${model.get("live") ? "live" : "stored"}`;
     if (host === null) {
       return;
@@ -580,7 +581,8 @@ export function mountGallery(
     chips.replaceChildren(
       ...filters.map((filter, position) => {
         const [column, operator, value] = filter;
-        const shown = columnKind(column) === "class" ? className(Number(value)) : String(value);
+        const shown =
+          columnKind(column) === "class" ? className(Number(value)) : isolate(String(value));
         const chip = element("span", "igg-chip", `${column} ${operator} ${shown}`);
         const remove = element("button", "igg-chip-remove", "×");
         remove.type = "button";
@@ -616,7 +618,7 @@ export function mountGallery(
       fill(
         filterClass,
         classNames().length > 0
-          ? classNames().map((name, index) => [String(index), name])
+          ? classNames().map((name, index) => [String(index), isolate(name)])
           : [["0", "class 0"]],
       );
     } else if (kind === "boolean") {

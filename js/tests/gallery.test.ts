@@ -3,6 +3,7 @@
 // draws what arrives, and that table text stays text. Real scrolling and
 // drawing are checked in Chromium (tests/test_gallery_browser.py).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { isolate } from "../src/format";
 import {
   type Caption,
   formatPercentage,
@@ -143,7 +144,9 @@ describe("mountGallery", () => {
     expect(contextOf(picture).frames.at(-1)).toEqual(expected);
     expect(contextOf(input).frames).toHaveLength(1);
     // Class names and sources are text, never HTML.
-    expect(cell?.querySelector(".igg-title")?.textContent).toBe(`#9999 · ${HOSTILE} → circle`);
+    expect(cell?.querySelector(".igg-title")?.textContent).toBe(
+      `#9999 · ${isolate(HOSTILE)} → ${isolate("circle")}`,
+    );
     expect(cell?.querySelector("img")).toBeNull();
     expect(cell?.classList.contains("igg-wrong")).toBe(true);
     expect(cell?.querySelector(".igg-details")?.textContent).toBe("Δ 1.23% · mask 25%");
@@ -168,6 +171,15 @@ describe("mountGallery", () => {
 
     (cell as HTMLElement).click();
     expect(sends).toHaveBeenCalledWith({ type: "open", index: 9999 });
+    // The source, from a file name, is isolated from the words around it (U+202E in it
+    // would otherwise reverse them).
+    expect(cell?.title).toBe(isolate("array[9999]"));
+    model.set("selected", 9999);
+    model.set("detail", "IPY_MODEL_x");
+    await frame();
+    expect(el.querySelector(".igg-detail-title")?.textContent).toBe(
+      `Image #9999 · ${isolate("array[9999]")} · stored`,
+    );
     dispose();
   });
 

@@ -3,7 +3,7 @@
 // (keys, descriptions, readouts, refused values), and that model text stays
 // text.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { formatSigned, keyLabels } from "../src/format";
+import { formatSigned, isolate, keyLabels } from "../src/format";
 import { LocalModel } from "../src/local-model";
 import { colourKey, RENDER_DEFAULTS, renderMaps } from "../src/render";
 import { mountView } from "../src/view";
@@ -187,10 +187,10 @@ describe("what the view says", () => {
     );
     const options = [...query<HTMLSelectElement>(el, "select.igw-class").options];
     expect(options.map((option) => option.text)).toEqual([
-      "tabby cat (0.800)",
-      `${HOSTILE} (0.150)`,
+      `${isolate("tabby cat")} (0.800)`,
+      `${isolate(HOSTILE)} (0.150)`,
     ]);
-    expect(query(el, ".igw-predicted-name").textContent).toBe(HOSTILE);
+    expect(query(el, ".igw-predicted-name").textContent).toBe(isolate(HOSTILE));
     expect(query(el, ".igw-error").textContent).toBe(`model: ${HOSTILE}`);
     model.set("notice", HOSTILE);
     expect(query(el, ".igw-notice").textContent).toBe(HOSTILE);
@@ -239,7 +239,7 @@ describe("what the view says", () => {
       clip_above_percentile: 95,
     });
     expect(description?.textContent).toBe(
-      `Integrated gradients for “tabby cat”: the strongest 5 % of pixels hold ` +
+      `Integrated gradients for “${isolate("tabby cat")}”: the strongest 5 % of pixels hold ` +
         `${Number(entry.top_share.toPrecision(3))} % of the positive total.`,
     );
     const input = query<HTMLCanvasElement>(el, ".igw-panel-input canvas");
@@ -247,7 +247,7 @@ describe("what the view says", () => {
     expect(inputDescription?.textContent).toBe("The explained image, 5 × 4 pixels.");
     const plot = query(el, "svg.igw-plot");
     expect(document.getElementById(plot.getAttribute("aria-describedby") ?? "")?.textContent).toBe(
-      "The score of “tabby cat” goes from 0.100 at the baseline to 0.800 at the image.",
+      `The score of “${isolate("tabby cat")}” goes from 0.100 at the baseline to 0.800 at the image.`,
     );
   });
 
@@ -527,8 +527,8 @@ describe("inputs", () => {
     expect(grid.classList.contains("igw-busy")).toBe(true);
     expect(grid.getAttribute("aria-busy")).toBe("true");
     expect(note.textContent).toBe(
-      `Computing “${HOSTILE}” with Integrated gradients (50 steps, black baseline, trapezoid); ` +
-        "the panels show “tabby cat” until it is done.",
+      `Computing “${isolate(HOSTILE)}” with Integrated gradients (50 steps, black baseline, ` +
+        `trapezoid); the panels show “${isolate("tabby cat")}” until it is done.`,
     );
     expect(query(el, ".igw-progress-text").textContent).toBe("12 / 51 points");
     model.set("computing", false);
@@ -585,6 +585,14 @@ describe("helpers", () => {
     expect(wholeNumberProblem("runs", "", 1, 10_000, true)).toBe(
       "runs: a whole number from 1 to 10,000; got text that is not a number",
     );
+  });
+
+  it("isolates names from the text around them, stray closers included", () => {
+    const reversed = "exe.\u202Eevil";
+    expect(isolate(reversed)).toBe(`\u2068${reversed}\u2069`);
+    // A stray Pop Directional Isolate closes an extra isolate, not the name's own.
+    expect(isolate("a\u2069b")).toBe("\u2068\u2068a\u2069b\u2069");
+    expect(isolate("\u2067a\u2069")).toBe("\u2068\u2067a\u2069\u2069");
   });
 
   it("formats signed values", () => {

@@ -7,6 +7,7 @@
 // button, or a click on it). While a computation runs the panels are dimmed
 // and say what is coming.
 
+import { isolate } from "../format";
 import { type MAP_BUFFERS, RANDOM_BASELINES, type Summary } from "../generated";
 import { colourKey, renderMaps } from "../render";
 import { bytesOf, floatsOf, SyncedState } from "../state";
@@ -243,7 +244,7 @@ export function createPanels(
   const drawMaps = (): void => {
     const options = state.renderOptions();
     const summary = state.get("summary");
-    const label = summary.label;
+    const label = isolate(summary.label);
     let problem = "";
     for (const panel of attribution) {
       const shown = panel.spec.shown(summary);
@@ -270,22 +271,23 @@ export function createPanels(
 
   const drawPlot = (): void => {
     const summary = state.get("summary");
+    const label = isolate(summary.label);
     if (showsPath(summary)) {
       retitle(plotFigure, "Score along the path");
       plot.setAttribute("aria-label", "Target score along the integration path");
-      drawPathPlot(plot, state.get("path"), summary.label);
+      drawPathPlot(plot, state.get("path"), label);
       const path = state.get("path");
       plotFigure.description.textContent =
-        `The score of “${summary.label}” goes from ${path.baseline_score.toPrecision(3)} ` +
+        `The score of “${label}” goes from ${path.baseline_score.toPrecision(3)} ` +
         `at the baseline to ${path.score.toPrecision(3)} at the image.`;
       return;
     }
     const curves = state.get("curves");
     retitle(plotFigure, "Insertion and deletion");
     plot.setAttribute("aria-label", "Insertion and deletion curves");
-    drawCurvesPlot(plot, curves, summary.label);
+    drawCurvesPlot(plot, curves, label);
     plotFigure.description.textContent =
-      `The score of “${summary.label}” as the most attributed pixels are inserted into a ` +
+      `The score of “${label}” as the most attributed pixels are inserted into a ` +
       `blurred copy (higher is better) or deleted (lower is better). ` +
       curves.map(curveSummary).join("; ") +
       ".";
@@ -337,9 +339,9 @@ export function createPanels(
       (compare === "" ? "" : ` and ${state.methodTitle(compare)}`);
     busyNote.hidden = false;
     busyNote.textContent =
-      `Computing “${state.classLabel(state.get("target"))}” with ${methods} (${stepsText}, ` +
+      `Computing “${isolate(state.classLabel(state.get("target")))}” with ${methods} (${stepsText}, ` +
       `${baseline} baseline${runs}, ${state.get("method")}); ` +
-      `the panels show “${state.get("summary").label}” until it is done.`;
+      `the panels show “${isolate(state.get("summary").label)}” until it is done.`;
   };
 
   // -- the readout ----------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_gallery_in_jupyterlab(chromium, store, tmp_path, artifacts):
         before = canvas_pixels(picture)
         requested = _requested(page)
         drawn_before = picture.evaluate("(canvas) => canvas.toDataURL()")
-        page.locator("select.igg-polarity").select_option("negative")
+        page.locator(".igg select.igw-polarity").select_option("negative")
         page.wait_for_function(
             "([canvas, before]) => canvas.toDataURL() !== before",
             arg=[picture.element_handle(), drawn_before],
@@ -250,7 +250,7 @@ def _use_by_keyboard(page, order: list[int], artifacts, name: str) -> None:
         assert page.evaluate(FOCUSED) == str(expected), key
 
     # Tab from the last display control reaches the grid.
-    page.locator("input.igg-outlines").focus()
+    page.locator(".igg-display input[type=color]").last.focus()
     page.keyboard.press("Tab")
     assert "igg-scroller" in page.evaluate(FOCUSED)
     press("ArrowRight", order[1])

@@ -12,9 +12,11 @@
 import type { AnyModel, Host, Render } from "@anywidget/types";
 import { isolate } from "./format";
 import { type Binary, DISPLAY_TRAITS } from "./generated";
-import { RENDER_DEFAULTS, type RenderOptions, renderMaps } from "./render";
-import { bytesOf, traitOf } from "./state";
+import { type RenderOptions, renderMaps } from "./render";
+import { bytesOf, ModelState } from "./state";
+import { createDisplayControls } from "./view/display";
 import { element, isolateKeyboard, Scope } from "./view/dom";
+import { Fields } from "./view/fields";
 
 /** [name, kind]: kind is "number", "integer", "class", "boolean" or "text". */
 export type ColumnSpec = [string, string];
@@ -84,7 +86,6 @@ const REQUEST_LIMIT = 48;
 const PICTURE_SIZE = 96;
 const CELL_GAP = 8;
 const CAPTION_HEIGHT = 36;
-const RENDER_OPTIONS = Object.keys(RENDER_DEFAULTS) as (keyof RenderOptions)[];
 
 /** The int32 image indices of `order`, copied to an aligned array. */
 export function indicesOf(value: Binary): Int32Array {
@@ -202,35 +203,14 @@ export function mountGallery(
   );
   toolbar.append(sortField, wrongLabel, filterField, chips, countText);
 
-  // -- display options: the same names as IGWidget's, applied to every thumbnail
-  const display = element("div", "igg-display");
-  const polarity = element("select", "igg-polarity");
-  for (const choice of ["positive", "negative", "both"]) {
-    const option = element("option", undefined, choice);
-    option.value = choice;
-    polarity.append(option);
-  }
-  const clipAbove = element("input", "igg-clip-above");
-  clipAbove.type = "range";
-  clipAbove.min = "50";
-  clipAbove.max = "100";
-  clipAbove.step = "0.1";
-  const clipAboveValue = element("output", "igg-value");
-  const overlay = element("input", "igg-overlay");
-  overlay.type = "checkbox";
-  const outlines = element("input", "igg-outlines");
-  outlines.type = "checkbox";
-  const field = (name: string, ...controls: HTMLElement[]): HTMLLabelElement => {
-    const label = element("label", "igg-field");
-    label.append(element("span", "igg-field-name", name), ...controls);
-    return label;
-  };
-  display.append(
-    field("polarity", polarity),
-    field("clip above", clipAbove, clipAboveValue),
-    field("overlay", overlay),
-    field("outlines", outlines),
-  );
+  // -- display options: the view's own controls (display.ts), applied to every thumbnail.
+  // Wrapped as in the view (.igw > .igw-controls), whose styles they take.
+  const state = new ModelState<GalleryState>(model);
+  const fields = new Fields(state);
+  const display = element("div", "igw igg-display");
+  const controls = element("div", "igw-controls");
+  controls.append(createDisplayControls(state, fields, scope));
+  display.append(controls);
 
   const errorBox = element("div", "igg-error");
   errorBox.setAttribute("role", "alert");
@@ -282,13 +262,7 @@ export function mountGallery(
   const columnKind = (name: string): string =>
     model.get("columns").find(([column]) => column === name)?.[1] ?? "number";
 
-  const renderOptions = (): RenderOptions => {
-    const current = { ...RENDER_DEFAULTS };
-    for (const option of RENDER_OPTIONS) {
-      (current as Record<string, unknown>)[option] = model.get(traitOf(option));
-    }
-    return current;
-  };
+  const renderOptions = (): RenderOptions => state.renderOptions();
 
   const cellSize = (): { width: number; height: number; columns: number } => {
     const width = 2 * PICTURE_SIZE + 3 * CELL_GAP;
@@ -629,14 +603,6 @@ export function mountGallery(
     }
   };
 
-  const showDisplayOptions = (): void => {
-    polarity.value = model.get("polarity");
-    clipAbove.value = String(model.get("clip_above_percentile"));
-    clipAboveValue.textContent = String(model.get("clip_above_percentile"));
-    overlay.checked = model.get("overlay");
-    outlines.checked = model.get("outlines");
-  };
-
   // -- user input ---------------------------------------------------------------------------
   // The view asked for last: a second change made before the kernel answers
   // the first builds on it, not on the state the kernel has sent so far.
@@ -687,19 +653,6 @@ export function mountGallery(
       submitFilter();
     }
   });
-
-  const commit = <K extends keyof GalleryState>(key: K, value: GalleryState[K]): void => {
-    model.set(key, value);
-    model.save_changes();
-  };
-  on(polarity, "change", () => commit("polarity", polarity.value as RenderOptions["polarity"]));
-  on(clipAbove, "input", () => {
-    const value = Math.max(Number(clipAbove.value), model.get("clip_below_percentile") + 0.1);
-    model.set("clip_above_percentile", Math.round(value * 10) / 10);
-  });
-  on(clipAbove, "change", () => model.save_changes());
-  on(overlay, "change", () => commit("overlay", overlay.checked));
-  on(outlines, "change", () => commit("outlines", outlines.checked));
 
   on(scroller, "scroll", schedule);
   /** Focus the cell at `position`, scrolled into view (the grid itself when there is none). */
@@ -773,10 +726,7 @@ export function mountGallery(
   // -- model events -----------------------------------------------------------------------------
   model.on("msg:custom", receive);
   for (const key of DISPLAY_TRAITS) {
-    listen(`change:${key}`, () => {
-      showDisplayOptions();
-      schedule();
-    });
+    listen(`change:${key}`, schedule);
   }
   for (const key of ["columns", "sort_by", "descending", "filters", "order", "total"]) {
     listen(`change:${key}`, showView);
@@ -795,11 +745,14 @@ export function mountGallery(
     }
     schedule();
   });
-  listen("change:error", () => showError(""));
+  listen("change:error", () => {
+    showError("");
+    // A refused display option (the window size) is marked at its control.
+    fields.heard(model.get("error"));
+  });
   listen("change:detail", () => void showDetail());
   listen("change:selected", schedule);
 
-  showDisplayOptions();
   showView();
   showError("");
   void showDetail();

@@ -15,7 +15,8 @@ import {
 } from "../src/gallery";
 import { LocalModel } from "../src/local-model";
 import { RENDER_DEFAULTS, renderMaps } from "../src/render";
-import { contextOf, recordCanvases, restoreCanvases } from "./fixtures";
+import { mountView } from "../src/view";
+import { contextOf, makeState, recordCanvases, restoreCanvases } from "./fixtures";
 
 const SIDE = 4;
 const PIXELS = SIDE * SIDE;
@@ -267,6 +268,47 @@ describe("mountGallery", () => {
     for (const node of focusable) {
       expect(node.dataset.lmSuppressShortcuts).toBe("true");
     }
+    dispose();
+  });
+
+  it("has the view's display controls: the same labels, ranges and effects", async () => {
+    const model = new LocalModel(state(20));
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = mountGallery(model, el, null);
+    const view = document.createElement("div");
+    document.body.append(view);
+    const disposeView = mountView(new LocalModel(makeState()), view, { computeEnabled: true });
+    const describe = (root: Element) =>
+      [...root.querySelectorAll<HTMLInputElement>("fieldset.igw-display label")].map((label) => {
+        const control = label.querySelector<HTMLInputElement>("input, select");
+        return [
+          label.querySelector(".igw-field-name")?.textContent,
+          control?.type,
+          control?.min,
+          control?.max,
+          control?.step,
+          [...(control instanceof HTMLSelectElement ? control.options : [])].map((o) => o.value),
+        ];
+      });
+    const shown = describe(el);
+    expect(shown.length).toBeGreaterThanOrEqual(11);
+    expect(shown).toEqual(describe(view));
+    // A control in the Gallery sets its trait, with the same rules (below stays under above).
+    const clipBelow = el.querySelector<HTMLInputElement>(
+      "input.igw-clip-below",
+    ) as HTMLInputElement;
+    clipBelow.value = "99.95";
+    clipBelow.dispatchEvent(new Event("input"));
+    expect(model.get("clip_below_percentile")).toBe(99.8);
+    const window = [...el.querySelectorAll("label")]
+      .find((label) => label.textContent?.startsWith("window (px)"))
+      ?.querySelector("input") as HTMLInputElement;
+    window.value = "0";
+    window.dispatchEvent(new Event("change"));
+    expect(window.getAttribute("aria-invalid")).toBe("true");
+    expect(model.get("structure")).toBe(3);
+    disposeView();
     dispose();
   });
 });

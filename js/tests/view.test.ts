@@ -7,7 +7,7 @@ import { formatSigned, isolate, keyLabels } from "../src/format";
 import { LocalModel } from "../src/local-model";
 import { colourKey, RENDER_DEFAULTS, renderMaps } from "../src/render";
 import { mountView } from "../src/view";
-import { wholeNumberProblem } from "../src/view/controls";
+import { wholeNumberProblem } from "../src/view/fields";
 import { drawPathPlot, niceTicks, scoreAxisLabel, scoreRange } from "../src/view/pathplot";
 import {
   contextOf,

@@ -654,7 +654,7 @@ def test_refused_values_stay_until_corrected_in_jupyterlab(chromium, tmp_path, a
         assert message("steps") == "" and message("window (px)") == ""
         assert blocked.is_hidden()
         compute.click()
-        page.locator(".igw-details", has_text="13 points").wait_for(timeout=60_000)
+        page.locator(".igw-details", has_text="13 points").wait_for(timeout=120_000)
         assert top_error.is_hidden()
         assert errors == []
         page.close()

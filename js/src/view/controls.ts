@@ -66,54 +66,40 @@ export interface Controls extends Component {
   messagesAtFields(): Set<string>;
 }
 
-export function createControls(state: SyncedState): Controls {
-  const scope = new Scope();
-  const fields = new Fields(state, () => showStatus());
-  const root = element("div", "igw-controls");
-  const register = (key: Key, target: Field, write: (value: unknown) => void): Field =>
-    fields.register(key, target, write);
-  const enter = <K extends Key>(key: K, value: WidgetState[K], text: string): void =>
-    fields.enter(key, value, text);
-
-  const display = createDisplayControls(state, fields, scope);
-
-  // -- compute options ----------------------------------------------------------
-  const compute = element("fieldset", "igw-group igw-compute");
-  compute.append(element("legend", undefined, "Compute"));
-  const explainerSelect = select([]);
-  explainerSelect.classList.add("igw-explainer");
-  const explainer = register("explainer", field("attribution", explainerSelect), (value) => {
-    explainerSelect.value = String(value);
+/** A menu for the compute option `key`, labelled `name`; a choice is entered at once. */
+function menu(fields: Fields, scope: Scope, key: Key, name: string, className: string): Field {
+  const node = select([]);
+  node.classList.add(className);
+  const target = fields.register(key, field(name, node), (value) => {
+    node.value = String(value);
   });
-  const compareSelect = select([]);
-  compareSelect.classList.add("igw-compare");
-  const compare = register("compare", field("compare with", compareSelect), (value) => {
-    compareSelect.value = String(value);
-  });
-  const stepsBox = numberBox(1, MAX_STEPS);
-  stepsBox.classList.add("igw-steps");
-  const steps = register("steps", field("steps", stepsBox), (value) => {
+  scope.on(node, "change", () => fields.enter(key, node.value, node.value));
+  return target;
+}
+
+/** The number box of `key` ("steps" or "runs", 1 to MAX_STEPS), typed values checked here. */
+function wholeBox(fields: Fields, scope: Scope, key: "steps" | "runs", className: string): Field {
+  const box = numberBox(1, MAX_STEPS);
+  box.classList.add(className);
+  onEntry(scope, box, () => fields.enterWhole(key, 1, MAX_STEPS));
+  // "auto" steps leave the box empty (showCompute).
+  return fields.register(key, field(key, box), (value) => {
     if (value !== "auto") {
-      stepsBox.value = String(value);
+      box.value = String(value);
     }
   });
-  const autoBox = checkbox();
-  autoBox.classList.add("igw-auto");
-  const auto = field("auto steps", autoBox);
-  const baselineSelect = select([]);
-  const baseline = register("baseline", field("baseline", baselineSelect), (value) => {
-    baselineSelect.value = String(value);
-  });
-  const runsBox = numberBox(1, MAX_STEPS);
-  runsBox.classList.add("igw-runs");
-  const runs = register("runs", field("runs", runsBox), (value) => {
-    runsBox.value = String(value);
-  });
-  const methodSelect = select([]);
-  methodSelect.classList.add("igw-method");
-  const method = register("method", field("method", methodSelect), (value) => {
-    methodSelect.value = String(value);
-  });
+}
+
+/**
+ * Compute and Cancel, the progress, and the notes beside them: options
+ * changed since the shown result, or a refused value (`refused` gives the
+ * controls' labels) that Compute waits for.
+ */
+function createStatus(
+  state: SyncedState,
+  refused: () => string[],
+  scope: Scope,
+): { elements: HTMLElement[]; show: () => void } {
   const computeButton = button("Compute", "igw-compute-button");
   const cancelButton = button("Cancel", "igw-cancel");
   const progress = element("progress", "igw-progress");
@@ -125,6 +111,59 @@ export function createControls(state: SyncedState): Controls {
   const blockedNote = element("span", "igw-blocked");
   blockedNote.id = uniqueId("igw-blocked");
   computeButton.setAttribute("aria-describedby", blockedNote.id);
+  scope.on(computeButton, "click", () => state.send({ type: "compute" }));
+  scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
+  const show = (): void => {
+    const computing = state.get("computing");
+    const [done, total] = state.get("progress");
+    progress.hidden = !computing;
+    progressText.hidden = !computing;
+    cancelButton.hidden = !computing;
+    const names = refused();
+    computeButton.disabled = computing || names.length > 0;
+    blockedNote.textContent =
+      names.length > 0 ? `Compute waits: correct ${names.join(" and ")} first` : "";
+    blockedNote.hidden = names.length === 0 || computing;
+    progress.max = Math.max(total, 1);
+    progress.value = done;
+    // One Compute may run several computations (two methods, their curves): say which.
+    const stage = state.get("progress_stage");
+    const counted = total > 0 ? `${done} / ${total} points` : "starting…";
+    progressText.textContent = stage === "" ? counted : `${stage} · ${counted}`;
+    const stale = state.get("stale");
+    staleNote.hidden = !stale || computing;
+    computeButton.classList.toggle("igw-attention", stale);
+  };
+  const elements = [computeButton, cancelButton, blockedNote, progress, progressText, staleNote];
+  return { elements, show };
+}
+
+export function createControls(state: SyncedState): Controls {
+  const scope = new Scope();
+  const fields = new Fields(state, () => status.show());
+  const root = element("div", "igw-controls");
+
+  const display = createDisplayControls(state, fields, scope);
+
+  // -- compute options ----------------------------------------------------------
+  const compute = element("fieldset", "igw-group igw-compute");
+  compute.append(element("legend", undefined, "Compute"));
+  const explainer = menu(fields, scope, "explainer", "attribution", "igw-explainer");
+  const compare = menu(fields, scope, "compare", "compare with", "igw-compare");
+  const explainerSelect = explainer.control as HTMLSelectElement;
+  const compareSelect = compare.control as HTMLSelectElement;
+  const steps = wholeBox(fields, scope, "steps", "igw-steps");
+  const stepsBox = steps.control as HTMLInputElement;
+  const autoBox = checkbox();
+  autoBox.classList.add("igw-auto");
+  const auto = field("auto steps", autoBox);
+  const baseline = menu(fields, scope, "baseline", "baseline", "igw-baseline");
+  const baselineSelect = baseline.control as HTMLSelectElement;
+  const runs = wholeBox(fields, scope, "runs", "igw-runs");
+  const runsBox = runs.control as HTMLInputElement;
+  const method = menu(fields, scope, "method", "method", "igw-method");
+  const methodSelect = method.control as HTMLSelectElement;
+  const status = createStatus(state, () => fields.refusedNames(), scope);
   compute.append(
     explainer.element,
     compare.element,
@@ -133,48 +172,23 @@ export function createControls(state: SyncedState): Controls {
     baseline.element,
     runs.element,
     method.element,
-    computeButton,
-    cancelButton,
-    blockedNote,
-    progress,
-    progressText,
-    staleNote,
+    ...status.elements,
   );
   if (!state.computeEnabled) {
     compute.disabled = true;
     compute.title = "A static export: recomputing needs the notebook and its kernel";
   }
 
-  onEntry(scope, stepsBox, () => fields.enterWhole("steps", 1, MAX_STEPS));
   scope.on(autoBox, "change", () => {
     if (autoBox.checked) {
-      enter("steps", "auto", "auto");
+      fields.enter("steps", "auto", "auto");
     } else {
       // Back to a number: the one "auto" settled on, shown before anything runs.
       const settled = state.get("summary").steps;
       stepsBox.value = String(settled);
-      enter("steps", settled, String(settled));
+      fields.enter("steps", settled, String(settled));
     }
   });
-  scope.on(baselineSelect, "change", () => {
-    const value = baselineSelect.value as WidgetState["baseline"];
-    enter("baseline", value, value);
-  });
-  onEntry(scope, runsBox, () => fields.enterWhole("runs", 1, MAX_STEPS));
-  scope.on(methodSelect, "change", () => {
-    const value = methodSelect.value as WidgetState["method"];
-    enter("method", value, value);
-  });
-  scope.on(explainerSelect, "change", () => {
-    const value = explainerSelect.value as WidgetState["explainer"];
-    enter("explainer", value, value);
-  });
-  scope.on(compareSelect, "change", () => {
-    const value = compareSelect.value as WidgetState["compare"];
-    enter("compare", value, value);
-  });
-  scope.on(computeButton, "click", () => state.send({ type: "compute" }));
-  scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
 
   root.append(display, compute);
 
@@ -240,28 +254,6 @@ export function createControls(state: SyncedState): Controls {
     }
   };
 
-  const showStatus = (): void => {
-    const computing = state.get("computing");
-    const [done, total] = state.get("progress");
-    progress.hidden = !computing;
-    progressText.hidden = !computing;
-    cancelButton.hidden = !computing;
-    const refused = fields.refusedNames();
-    computeButton.disabled = computing || refused.length > 0;
-    blockedNote.textContent =
-      refused.length > 0 ? `Compute waits: correct ${refused.join(" and ")} first` : "";
-    blockedNote.hidden = refused.length === 0 || computing;
-    progress.max = Math.max(total, 1);
-    progress.value = done;
-    // One Compute may run several computations (two methods, their curves): say which.
-    const stage = state.get("progress_stage");
-    const counted = total > 0 ? `${done} / ${total} points` : "starting…";
-    progressText.textContent = stage === "" ? counted : `${stage} · ${counted}`;
-    const stale = state.get("stale");
-    staleNote.hidden = !stale || computing;
-    computeButton.classList.toggle("igw-attention", stale);
-  };
-
   state.listen(
     scope,
     [
@@ -278,9 +270,9 @@ export function createControls(state: SyncedState): Controls {
     ],
     showCompute,
   );
-  state.listen(scope, ["computing", "progress", "progress_stage", "stale"], showStatus);
+  state.listen(scope, ["computing", "progress", "progress_stage", "stale"], status.show);
   showCompute();
-  showStatus();
+  status.show();
 
   return {
     element: root,

@@ -345,7 +345,6 @@ export function createGrid(
     return cell;
   };
   const className = (index: number | null): string => classNameOf(model, index);
-  const renderOptions = () => state.renderOptions();
 
   const cellSize = () => cellSizeIn(scroller.clientWidth);
 
@@ -369,7 +368,7 @@ export function createGrid(
     while (cells.length < needed) {
       cells.push(makeCell());
     }
-    const options = renderOptions();
+    const options = state.renderOptions();
     const optionsKey = JSON.stringify(options);
     const selected = model.get("selected");
     const missing: number[] = [];

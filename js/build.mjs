@@ -9,12 +9,8 @@ const builds = [
   { ...script, entryPoints: ["js/src/gallery.ts"], format: "esm", outdir },
   // The to_html page inlines this one in a classic <script>.
   { ...script, entryPoints: ["js/src/standalone.ts"], format: "iife", outdir },
-  // Stylesheets are shipped as written.
-  {
-    entryPoints: ["js/src/widget.css", "js/src/gallery.css"],
-    loader: { ".css": "copy" },
-    outdir,
-  },
+  // Stylesheets, each with the shared theme.css bundled in.
+  { entryPoints: ["js/src/widget.css", "js/src/gallery.css"], bundle: true, outdir },
 ];
 
 const logLevel = "info";

@@ -401,3 +401,110 @@ def measure_redraw_ms(
     4.2
     """
     return float(page.evaluate(_TIME_REDRAWS, [repeats, slider, list(positions)]))
+
+
+_LOW_CONTRAST = """(root) => {
+    // Colours as Chromium writes them: rgb()/rgba() in 0..255, color(srgb ...) in 0..1.
+    const parse = (text) => {
+        let match = text.match(/^rgba?\\((.+)\\)$/);
+        let scale = 1;
+        if (!match) {
+            match = text.match(/^color\\(srgb (.+)\\)$/);
+            scale = 255;
+        }
+        if (!match) throw new Error(`unread colour ${text}`);
+        const parts = match[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+        const alpha = parts.length > 3 ? parts[3] : 1;
+        return [parts[0] * scale, parts[1] * scale, parts[2] * scale, alpha];
+    };
+    const over = (top, bottom) => {
+        const a = top[3];
+        return [0, 1, 2].map((i) => top[i] * a + bottom[i] * (1 - a)).concat(1);
+    };
+    const up = (node) => node.parentElement ?? node.parentNode?.host ?? null;
+    const luminance = (c) => {
+        const [r, g, b] = c.slice(0, 3).map((v) => {
+            const s = v / 255;
+            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const canvas = () => {
+        const scheme = getComputedStyle(document.documentElement).colorScheme;
+        const page = parse(getComputedStyle(document.body).backgroundColor);
+        if (page[3] === 1) return page;
+        const html = parse(getComputedStyle(document.documentElement).backgroundColor);
+        if (html[3] === 1) return html;
+        return scheme.includes("dark") ? [18, 18, 18, 1] : [255, 255, 255, 1];
+    };
+    const background = (element) => {
+        const layers = [];
+        for (let node = element; node && node.nodeType === 1; node = up(node)) {
+            const colour = parse(getComputedStyle(node).backgroundColor);
+            if (colour[3] > 0) layers.push(colour);
+            if (colour[3] === 1) break;
+        }
+        let result = layers.length && layers.at(-1)[3] === 1 ? layers.pop() : canvas();
+        while (layers.length) result = over(layers.pop(), result);
+        return result;
+    };
+    const opacity = (element) => {
+        let value = 1;
+        for (let node = element; node && node.nodeType === 1; node = up(node)) {
+            value *= Number(getComputedStyle(node).opacity);
+        }
+        return value;
+    };
+    const check = (element, text) => {
+        if (!element.checkVisibility() || element.closest(":disabled, option")) return null;
+        const style = getComputedStyle(element);
+        const svg = element instanceof SVGElement;
+        const ink = parse(svg ? style.fill : style.color);
+        ink[3] *= opacity(element);
+        const back = background(svg ? element.closest("svg") ?? element : element);
+        const fore = over(ink, back);
+        const [l1, l2] = [luminance(fore), luminance(back)].sort((a, b) => b - a);
+        const ratio = (l1 + 0.05) / (l2 + 0.05);
+        if (ratio >= 4.5) return null;
+        return {
+            text: text.slice(0, 40),
+            ratio: Math.round(ratio * 100) / 100,
+            colour: svg ? style.fill : style.color,
+            background: `rgb(${back.slice(0, 3).map(Math.round)})`,
+            element: `${element.tagName}.${element.getAttribute("class")}`,
+        };
+    };
+    const found = [];
+    let texts = 0;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const node = walker.currentNode;
+        if (node.data.trim() === "") continue;
+        texts += 1;
+        const problem = check(node.parentElement, node.data);
+        if (problem) found.push(problem);
+    }
+    // What a select or a number box shows is its value, not a text node.
+    for (const control of root.querySelectorAll("select, input[type=number], input[type=text]")) {
+        texts += 1;
+        const problem = check(control, control.value);
+        if (problem) found.push(problem);
+    }
+    return { texts, found };
+}"""
+
+
+def low_contrast_texts(locator: Any) -> tuple[int, list[dict[str, Any]]]:
+    """Texts under ``locator`` whose contrast with what is behind them is below 4.5:1 (WCAG AA).
+
+    Every visible text node (SVG text by its fill) and every select's and text or
+    number box's shown value, blended over the backgrounds behind it and with its
+    opacities; disabled controls are left out, as WCAG does. Returns how many texts
+    were checked and each that fails, with its ratio and colours.
+
+    Examples
+    --------
+    >>> checked, failing = low_contrast_texts(page.locator(".igw"))  # doctest: +SKIP
+    """
+    result = locator.evaluate(_LOW_CONTRAST)
+    return result["texts"], result["found"]

@@ -89,8 +89,16 @@ def _wait_for_drawing(page, canvas) -> None:
     page.wait_for_function("(c) => c.width > 0", arg=canvas.element_handle())
 
 
+def _without_isolates(text: str) -> str:
+    """``text`` less the bidi isolates the view puts around names (FSI, PDI)."""
+    return text.replace("\u2068", "").replace("\u2069", "")
+
+
 def _assert_text_is_literal(page) -> None:
-    labels = page.locator("select.igw-class option").all_text_contents()
+    labels = [
+        _without_isolates(label)
+        for label in page.locator("select.igw-class option").all_text_contents()
+    ]
     assert f"{HOSTILE} (" in " ".join(labels)
     assert any(label.startswith("<i>italic</i> & co (") for label in labels)
     assert page.locator(".igw b, .igw i, .igw img").count() == 0
@@ -318,8 +326,48 @@ def test_standalone_export_renders_offline_and_redraws(standalone_page, exported
 def test_class_names_with_html_show_literally(standalone_page, artifacts):
     _assert_text_is_literal(standalone_page)
     label = standalone_page.locator(".igw-predicted-name").text_content()
-    assert label in NAMES
+    assert _without_isolates(label) in NAMES
     standalone_page.locator(".igw-header").screenshot(path=artifacts / "standalone-header.png")
+
+
+# The left edges of each character of every occurrence of `word` in the page's text.
+CHARACTER_EDGES = """(word) => {
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const found = [];
+    while (walker.nextNode()) {
+        const node = walker.currentNode;
+        for (let at = node.data.indexOf(word); at >= 0; at = node.data.indexOf(word, at + 1)) {
+            found.push([...word].map((_, i) => {
+                const range = document.createRange();
+                range.setStart(node, at + i);
+                range.setEnd(node, at + i + 1);
+                return range.getBoundingClientRect().left;
+            }));
+        }
+    }
+    return found;
+}"""
+
+
+def test_names_with_bidi_overrides_stay_inside_their_names(chromium, tmp_path, artifacts):
+    # U+202E (right-to-left override) in every class name: without isolation it
+    # reverses the words after the name too ("Explain" -> "nialpxE").
+    names = [f"\u202e{name}.exe" for name in ("cat", "dog", "fox", "owl")]
+    widget = igw.IGWidget(
+        tiny_cnn(SIZE, seed=MODEL_SEED), sample_image(SIZE), class_names=names, top_k=4, steps=4
+    )
+    path = widget.to_html(tmp_path / "bidi.html")
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(path.as_uri())
+    page.locator(".igw canvas").nth(2).wait_for()
+    # Words that follow a name: in the header, the panels' descriptions, the plot's.
+    for word in ("Explain", "strongest", "baseline"):
+        edges = page.evaluate(CHARACTER_EDGES, word)
+        assert edges, word
+        for lefts in edges:
+            assert lefts == sorted(lefts), (word, lefts)
+    page.locator(".igw-header").screenshot(path=artifacts / "bidi-header.png")
+    page.close()
 
 
 def test_hover_reads_the_values_under_the_pointer(standalone_page, exported):
@@ -561,9 +609,14 @@ def test_the_exported_ring_says_its_score_falls_and_shows_the_fall(chromium, tmp
     note = page.locator(".igw-falling-text")
     assert note.is_visible()
     assert note.text_content() == widget.summary["falling_note"]
-    assert note.text_content().startswith("The score of 'circle' falls from the baseline")
+    assert _without_isolates(note.text_content()).startswith(
+        "The score of 'circle' falls from the baseline"
+    )
     # The key's words name the class.
-    meanings = page.locator(".igw-panel-explainer .igw-key-meaning").all_text_contents()
+    meanings = [
+        _without_isolates(text)
+        for text in page.locator(".igw-panel-explainer .igw-key-meaning").all_text_contents()
+    ]
     assert meanings == ["red: raises the score of 'circle'"]
     page.locator(".igw").screenshot(path=artifacts / "ring-falling.png")
     page.get_by_role("button", name="show what lowered it").click()
@@ -575,8 +628,79 @@ def test_the_exported_ring_says_its_score_falls_and_shows_the_fall(chromium, tmp
     )
     assert np.abs(canvas_pixels(canvas).astype(int) - expected).max() <= 1
     assert not page.get_by_role("button", name="show what lowered it").is_visible()
-    meanings = page.locator(".igw-panel-explainer .igw-key-meaning").all_text_contents()
+    meanings = [
+        _without_isolates(text)
+        for text in page.locator(".igw-panel-explainer .igw-key-meaning").all_text_contents()
+    ]
     assert meanings == ["blue: lowers the score of 'circle'"]
     page.locator(".igw").screenshot(path=artifacts / "ring-negative.png")
     assert errors == []
     page.close()
+
+
+def test_refused_values_stay_until_corrected_in_jupyterlab(chromium, tmp_path, artifacts):
+    with jupyter_server(tmp_path) as server:
+        write_notebook(server.root / "refused.ipynb", [NOTEBOOK_SETUP])
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        open_notebook(page, server, "refused.ipynb")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        run_all_cells(page)
+        page.locator(".igw canvas").nth(2).wait_for(timeout=120_000)
+        _wait_for_drawing(page, page.locator(".igw canvas").nth(2))
+        compute = page.locator(".igw-compute-button")
+        blocked = page.locator(".igw-blocked")
+        top_error = page.locator(".igw-error")
+
+        def message(name: str) -> str:
+            return _control(page, name).evaluate(
+                "(node) => node.closest('.igw-field').querySelector('.igw-field-error').textContent"
+            )
+
+        def enter(name: str, text: str) -> None:
+            box = _control(page, name)
+            box.fill(text)
+            box.press("Enter")
+
+        steps_refused = "steps: a whole number from 1 to 10,000; got -5"
+        enter("steps", "-5")
+        assert message("steps") == steps_refused
+        assert _control(page, "steps").get_attribute("aria-invalid") == "true"
+        assert compute.is_disabled()
+        assert blocked.text_content() == "Compute waits: correct steps first"
+        # Other controls, and the kernel's answers to them, leave the refused value standing.
+        _drag_slider(page, page.locator("input.igw-clip-above"), 0.5)
+        _control(page, "baseline").select_option("white")
+        _control(page, "cleanup").check()
+        page.wait_for_timeout(1500)
+        assert _control(page, "steps").input_value() == "-5"
+        assert message("steps") == steps_refused
+        assert compute.is_disabled()
+        # The window's own words, beside its box, each time.
+        enter("window (px)", "0")
+        assert message("window (px)") == "window (px): a whole number from 1 to 64; got 0"
+        enter("window (px)", "99")
+        assert message("window (px)") == "window (px): a whole number from 1 to 64; got 99"
+        assert _control(page, "window (px)").input_value() == "99"
+        page.wait_for_timeout(1000)
+        assert top_error.is_hidden()
+        assert blocked.text_content() == "Compute waits: correct steps and window (px) first"
+        page.locator(".igw").screenshot(path=artifacts / "refused-values.png")
+        # Text that is not a number is refused as such.
+        box = _control(page, "steps")
+        box.focus()
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.type("1e")
+        box.press("Enter")
+        assert message("steps").startswith("steps: a whole number from 1 to 10,000; got ")
+        assert "str" not in message("steps")
+        # Corrected: accepted, unmarked, and Compute uses the corrected value.
+        enter("window (px)", "5")
+        enter("steps", "12")
+        assert message("steps") == "" and message("window (px)") == ""
+        assert blocked.is_hidden()
+        compute.click()
+        page.locator(".igw-details", has_text="13 points").wait_for(timeout=120_000)
+        assert top_error.is_hidden()
+        assert errors == []
+        page.close()

@@ -14,6 +14,7 @@ from .browser import (
     canvas_pixels,
     is_blank,
     jupyter_server,
+    marimo_app,
     open_notebook,
     run_all_cells,
     write_notebook,
@@ -126,7 +127,7 @@ def test_gallery_in_jupyterlab(chromium, store, tmp_path, artifacts):
         before = canvas_pixels(picture)
         requested = _requested(page)
         drawn_before = picture.evaluate("(canvas) => canvas.toDataURL()")
-        page.locator("select.igg-polarity").select_option("negative")
+        page.locator(".igg select.igw-polarity").select_option("negative")
         page.wait_for_function(
             "([canvas, before]) => canvas.toDataURL() !== before",
             arg=[picture.element_handle(), drawn_before],
@@ -178,5 +179,165 @@ def test_gallery_in_jupyterlab(chromium, store, tmp_path, artifacts):
         page.locator(".igg-detail-title", has_text=f"Image #{third}").wait_for(timeout=60_000)
         page.keyboard.press("Escape")
         page.locator(".igg-detail").wait_for(state="hidden", timeout=30_000)
+        assert errors == []
+        page.close()
+
+
+# -- keyboard in every host ------------------------------------------------------------
+
+KEYS_COUNT = 60
+
+# The focused element, looking through shadow roots (marimo mounts widgets in one):
+# a cell's image index, the class of another element in the Gallery, or "outside: ...".
+FOCUSED = """() => {
+    let active = document.activeElement;
+    while (active?.shadowRoot?.activeElement) {
+        active = active.shadowRoot.activeElement;
+    }
+    if (!active || !active.closest(".igg")) {
+        return `outside: ${active?.tagName} ${active?.className}`;
+    }
+    return active.dataset.image ?? active.className;
+}"""
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (KEYS_COUNT, SIZE, SIZE, 3)).astype(np.uint8)
+    path = tmp_path_factory.mktemp("gallery-keys") / "store"
+    igw.explain_dataset(
+        tiny_cnn(SIZE, seed=MODEL_SEED),
+        images,
+        labels=rng.integers(0, 4, KEYS_COUNT),
+        steps=2,
+        store=path,
+        progress=False,
+    )
+    return path
+
+
+def _gallery_source(store) -> str:
+    return (
+        "import ig_widget as igw\nfrom tests.models import tiny_cnn\n"
+        f"g = igw.Gallery(igw.open_dataset({str(store)!r}), "
+        f"model=tiny_cnn({SIZE}, seed={MODEL_SEED}), class_names={NAMES!r})\n"
+    )
+
+
+def _use_by_keyboard(page, order: list[int], artifacts, name: str) -> None:
+    """Tab into the grid and walk it, open and close images, all by keyboard; the
+    focus stays in the Gallery after every key."""
+    page.locator(".igg-cell").first.wait_for(timeout=120_000)
+    _wait_drawn(page, order[0])
+    columns = page.evaluate(
+        """() => {
+        const cells = [...document.querySelectorAll('.igg-cell:not([hidden])')];
+        return new Set(cells.map((cell) => cell.getBoundingClientRect().top)).size
+            ? cells.filter((cell) => cell.getBoundingClientRect().top ===
+                cells[0].getBoundingClientRect().top).length : 0;
+    }"""
+    )
+    if columns == 0:  # marimo: the cells are in a shadow root
+        columns = page.locator(".igg-cell:not([hidden])").evaluate_all(
+            """(cells) => cells.filter((cell) => cell.getBoundingClientRect().top ===
+                cells[0].getBoundingClientRect().top).length"""
+        )
+    assert columns >= 2
+
+    def press(key: str, expected: str | int) -> None:
+        page.keyboard.press(key)
+        assert page.evaluate(FOCUSED) == str(expected), key
+
+    # Tab from the last display control reaches the grid.
+    page.locator(".igg-display input[type=color]").last.focus()
+    page.keyboard.press("Tab")
+    assert "igg-scroller" in page.evaluate(FOCUSED)
+    press("ArrowRight", order[1])
+    press("ArrowDown", order[1 + columns])
+    press("ArrowLeft", order[columns])
+    press("ArrowUp", order[0])
+    press("End", order[-1])
+    press("Home", order[0])
+    press("ArrowRight", order[1])
+    press("Enter", order[1])
+    page.locator(".igg-detail-title", has_text=f"Image #{order[1]}").wait_for(timeout=60_000)
+    page.screenshot(path=artifacts / f"gallery-keys-{name}.png")
+    press("Escape", order[1])
+    page.locator(".igg-detail").wait_for(state="hidden", timeout=30_000)
+    # A click on a picture opens it; the arrows then go on from there.
+    page.locator(f".igg-cell[data-image='{order[2]}']").click()
+    page.locator(".igg-detail-title", has_text=f"Image #{order[2]}").wait_for(timeout=60_000)
+    assert page.evaluate(FOCUSED) == str(order[2])
+    press("ArrowRight", order[3])
+    press("ArrowDown", order[3 + columns])
+    press("Escape", order[3 + columns])
+    page.locator(".igg-detail").wait_for(state="hidden", timeout=30_000)
+    # The toolbar's controls keep their keys: the arrow changes the sort column here.
+    page.locator("select.igg-sort").focus()
+    page.keyboard.press("ArrowDown")
+    assert "igg-sort" in page.evaluate(FOCUSED)
+    page.keyboard.type("x")
+    assert "igg-sort" in page.evaluate(FOCUSED)
+
+
+@pytest.mark.parametrize("front_end", ["lab", "notebook"])
+def test_gallery_keyboard_in_jupyter(front_end, chromium, small_store, tmp_path, artifacts):
+    order = igw.open_dataset(small_store).table
+    order = order.sort_values("delta", ascending=False, kind="stable").index.tolist()
+    with jupyter_server(tmp_path, front_end) as server:
+        import nbformat
+
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+        }
+        last = "print('the last cell')"
+        notebook.cells = [
+            nbformat.v4.new_markdown_cell("# Heading above the Gallery"),
+            nbformat.v4.new_code_cell(_gallery_source(small_store) + "g"),
+            nbformat.v4.new_code_cell(last),
+        ]
+        nbformat.write(notebook, server.root / "keys.ipynb")
+        page = chromium.new_page(viewport={"width": 1000, "height": 900})
+        open_notebook(page, server, "keys.ipynb")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        run_all_cells(page)
+        page.locator(".jp-RenderedText", has_text="the last cell").wait_for(timeout=120_000)
+        cells = page.locator(".jp-Cell").count()
+        _use_by_keyboard(page, order, artifacts, front_end)
+        # The notebook took no key: no cell added, opened or changed.
+        assert page.locator(".jp-Cell").count() == cells
+        assert page.locator(".jp-CodeCell").last.locator(".cm-content").text_content() == last
+        assert (
+            page.locator(".jp-CodeCell")
+            .first.locator(".cm-content")
+            .text_content()
+            .startswith("import ig_widget")
+        )
+        assert page.get_by_role("heading", name="Heading above the Gallery").is_visible()
+        assert errors == []
+        page.close()
+
+
+def test_gallery_keyboard_in_marimo(chromium, small_store, tmp_path, artifacts):
+    order = igw.open_dataset(small_store).table
+    order = order.sort_values("delta", ascending=False, kind="stable").index.tolist()
+    notebook = tmp_path / "gallery_marimo.py"
+    body = _gallery_source(small_store).replace("\n", "\n    ")
+    notebook.write_text(
+        "import marimo\n\napp = marimo.App()\n\n\n@app.cell\ndef _():\n"
+        f"    import marimo as mo\n    {body}\n    mo.ui.anywidget(g)\n    return\n\n\n"
+        'if __name__ == "__main__":\n    app.run()\n'
+    )
+    with marimo_app(tmp_path, notebook) as url:
+        page = chromium.new_page(viewport={"width": 1000, "height": 900})
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        _use_by_keyboard(page, order, artifacts, "marimo")
         assert errors == []
         page.close()

@@ -23,8 +23,9 @@ import traitlets
 from ..render import validate_render_options
 from ..validation import as_image, check_choice
 from ..widget import IGWidget
+from ..widget.frontend import FrontEnd
 from ..widget.options import DISPLAY_TRAITS, check_class_names, display_traits
-from ..widget.state import DisplayOptions, front_end_file, ignore_message, send_back
+from ..widget.state import DisplayOptions, ignore_message, send_back
 from .result import DatasetResult
 from .sources import _raws, carries_labels
 
@@ -72,7 +73,7 @@ def _random_access(images: Any) -> list[Any]:
     return list(_raws(images, "images"))
 
 
-class Gallery(DisplayOptions, anywidget.AnyWidget):
+class Gallery(DisplayOptions, FrontEnd):
     """A grid of a dataset's images and IG pictures, to find where the model looks.
 
     Parameters
@@ -108,10 +109,8 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
     >>> g.open_image(12)  # doctest: +SKIP
     """
 
-    # Traits, as IGWidget's: a Path would keep every gallery alive (see IGWidget).
     # The display options are IGWidget's typed traits (DisplayOptions).
-    _esm = traitlets.Unicode().tag(sync=True)
-    _css = traitlets.Unicode().tag(sync=True)
+    FRONT_END = ("gallery.js", "gallery.css")
 
     columns: traitlets.List[list[str]] = traitlets.List().tag(sync=True)
     sort_by = traitlets.Unicode("delta").tag(sync=True)
@@ -165,10 +164,7 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
         self._kinds = dict((name, kind) for name, kind in columns)
         display = display_traits(validate_render_options(**render_options))
         view = self._checked_view(sort_by, descending, filters)
-        script, style = front_end_file("gallery.js"), front_end_file("gallery.css")
         super().__init__(
-            _esm=str(script),
-            _css=str(style),
             **display,
             columns=columns,
             class_names=names,
@@ -179,14 +175,6 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
             order=self._order(view),
         )
         self.on_msg(self._handle_message)
-        script.changed.connect(self._reload_script)
-        style.changed.connect(self._reload_style)
-
-    def _reload_script(self, text: str) -> None:
-        self._esm = text
-
-    def _reload_style(self, text: str) -> None:
-        self._css = text
 
     # -- sorting and filtering -------------------------------------------------
 

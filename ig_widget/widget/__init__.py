@@ -36,6 +36,7 @@ from ..options import IGOptions, check_model, check_target
 from ..render import validate_render_options
 from ..validation import check_int
 from . import snapshots
+from .frontend import STATIC
 from .methods import (
     IG,
     NO_COMPARE,
@@ -72,7 +73,7 @@ from .shown import (
     display_factor,
     shown_result,
 )
-from .state import STATIC, DisplayOptions, WidgetState, ignore_message
+from .state import DisplayOptions, WidgetState, ignore_message
 
 # Progress updates (and chances to cancel) the widget asks the engine for per
 # computation; the engine keeps its batches within its own rule either way.

@@ -78,6 +78,32 @@ class PathData(TypedDict):
     score: float
 
 
+def isolated(name: str) -> str:
+    """``name`` (model or user text) wrapped so its direction reaches no text around it.
+
+    The browser's ``isolate`` (js/src/format.ts) for a name Python puts into a
+    sentence: First Strong Isolate ... Pop Directional Isolate, with one more
+    opener for each stray closer in the name.
+
+    Examples
+    --------
+    >>> isolated("cat") == "\u2068cat\u2069"
+    True
+    >>> isolated("a\u2069b") == "\u2068\u2068a\u2069b\u2069"
+    True
+    """
+    depth = stray = 0
+    for char in name:
+        if char in "\u2066\u2067\u2068":
+            depth += 1
+        elif char == "\u2069":
+            if depth:
+                depth -= 1
+            else:
+                stray += 1
+    return "\u2068" * (1 + stray) + name + "\u2069"
+
+
 def display_factor(height: int, width: int) -> int:
     """Smallest integer reduction that keeps one result update under ``MAX_UPDATE_BYTES``.
 
@@ -268,7 +294,7 @@ def shown_result(
             compare_title=TITLES.get(explanation.compare, ""),
             delta=float(result.delta) if isinstance(result, IGResult) else None,
             total=total,
-            falling_note=falling_total_note(total, label(result.target)) or "",
+            falling_note=falling_total_note(total, isolated(label(result.target))) or "",
             steps=(
                 result.steps
                 if isinstance(result, IGResult)

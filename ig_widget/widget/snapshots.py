@@ -13,8 +13,8 @@ from typing import Any
 
 from .. import export
 from ..render import format_percent
+from .frontend import STATIC
 from .shown import MAP_BUFFERS, ShownResult
-from .state import STATIC
 
 
 def heading(summary: dict[str, Any]) -> str:

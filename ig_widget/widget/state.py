@@ -11,19 +11,16 @@ puts the previous ones back if sending them fails.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anywidget
 import traitlets
-from anywidget._util import try_file_contents
 
 from ..baselines import BASELINES
 from ..quadrature import METHODS
 from ..render import POLARITIES, RENDER_DEFAULTS, STYLES
+from .frontend import FrontEnd
 from .methods import EXPLAINER_NAMES, IG, NO_COMPARE, Curve
 from .options import (
     COMPUTE_OPTIONS,
@@ -35,7 +32,9 @@ from .options import (
 )
 from .shown import ClassEntry, PathData, ShownResult, Summary
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
+if TYPE_CHECKING:
+    import anywidget
+
 # Messages no front end of this package sends (a hand-made or foreign one)
 # are ignored and reported here, not raised out of the comm handler.
 logger = logging.getLogger("ig_widget.widget")
@@ -63,17 +62,6 @@ def send_back(widget: anywidget.AnyWidget, refused: list[str]) -> None:
         ignore_message(widget, f"{unknown[0]!r} is not a synced value")
     if kept := [name for name in refused if name in synced]:
         widget.send_state(kept)
-
-
-@functools.cache
-def front_end_file(name: str) -> Any:
-    """anywidget's live view of a built front-end file (``str()`` gives its text).
-
-    anywidget's own rule decides whether it watches the file for hot reload
-    (``ANYWIDGET_HMR=1``, the package outside site-packages, ``watchfiles``
-    installed); then its ``changed`` signal carries the new text.
-    """
-    return try_file_contents(STATIC / name)
 
 
 class _Checked(traitlets.TraitType):
@@ -162,7 +150,7 @@ class DisplayOptions(traitlets.HasTraits):
         return render_options_of({name: getattr(self, name) for name in DISPLAY_TRAITS})
 
 
-class WidgetState(DisplayOptions, anywidget.AnyWidget):
+class WidgetState(DisplayOptions, FrontEnd):
     """The traits shared with the browser, and the rules for changing them.
 
     What a valid option is depends on the computation (the model's classes,
@@ -174,12 +162,7 @@ class WidgetState(DisplayOptions, anywidget.AnyWidget):
         Initial trait values, already checked.
     """
 
-    # Declared as traits, not given as Paths: for a Path anywidget connects
-    # each new widget to the file's watcher through a closure that is never
-    # disconnected, so no widget was ever freed. Here each widget listens
-    # through a bound method, which the signal holds by weak reference.
-    _esm = traitlets.Unicode().tag(sync=True)
-    _css = traitlets.Unicode().tag(sync=True)
+    FRONT_END = ("widget.js", "widget.css")
 
     # Compute options: they take effect on the next computation.
     steps = _Steps([traitlets.Int(), traitlets.Enum(["auto"])], default_value=50).tag(sync=True)
@@ -226,16 +209,7 @@ class WidgetState(DisplayOptions, anywidget.AnyWidget):
     def __init__(self, **traits: Any) -> None:
         # Browser updates and the background thread change the state in turns.
         self.sync_lock = threading.RLock()
-        script, sheet = front_end_file("widget.js"), front_end_file("widget.css")
-        super().__init__(_esm=str(script), _css=str(sheet), **traits)
-        script.changed.connect(self._reload_script)
-        sheet.changed.connect(self._reload_sheet)
-
-    def _reload_script(self, text: str) -> None:
-        self._esm = text
-
-    def _reload_sheet(self, text: str) -> None:
-        self._css = text
+        super().__init__(**traits)
 
     def current_options(self) -> dict[str, Any]:
         """Every option the browser may change, as it is now."""

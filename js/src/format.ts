@@ -59,3 +59,30 @@ export function keyLabels(entry: KeyEntry, className?: string): KeyLabels {
       `${formatPercent(entry.top_share)} of ${amount}`,
   };
 }
+
+const FSI = "\u2068";
+const PDI = "\u2069";
+const ISOLATE_OPENERS = new Set(["\u2066", "\u2067", "\u2068"]);
+
+/**
+ * A name from a model or a user (class name, file name) isolated from the
+ * text around it: a right-to-left override in it (U+202E) or its own
+ * direction then reaches neither the words before nor after it, as with
+ * `<bdi>`, but also in option texts, tooltips and canvas text. The name is
+ * wrapped in First Strong Isolate ... Pop Directional Isolate; a stray PDI in
+ * the name, which would close that isolate early, closes an extra one opened
+ * for it instead.
+ */
+export function isolate(name: string): string {
+  let depth = 0;
+  let stray = 0;
+  for (const char of name) {
+    if (ISOLATE_OPENERS.has(char)) {
+      depth += 1;
+    } else if (char === PDI) {
+      if (depth > 0) depth -= 1;
+      else stray += 1;
+    }
+  }
+  return `${FSI.repeat(1 + stray)}${name}${PDI}`;
+}

@@ -13,9 +13,11 @@ export type { Binary, PathData, Summary, WidgetState } from "./generated";
 
 const RENDER_OPTIONS = Object.keys(RENDER_DEFAULTS) as (keyof RenderOptions)[];
 
+export type DisplayKey = (typeof DISPLAY_TRAITS)[number];
+
 /** The trait that holds a render option (most have the option's name). */
-export function traitOf(option: keyof RenderOptions): keyof WidgetState & string {
-  return (TRAIT_OF_OPTION as Record<string, string>)[option] ?? option;
+export function traitOf(option: keyof RenderOptions): DisplayKey {
+  return ((TRAIT_OF_OPTION as Record<string, string>)[option] ?? option) as DisplayKey;
 }
 
 export function bytesOf(value: Binary): Uint8Array {
@@ -32,26 +34,29 @@ export function floatsOf(value: Binary): Float32Array {
   return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
 }
 
-export class SyncedState {
+/** The display options' traits: every widget that draws pictures (view, Gallery) has them. */
+export type DisplayTraits = Pick<WidgetState, DisplayKey>;
+
+/**
+ * Typed access to a model with the display traits: the view's (SyncedState)
+ * and the Gallery's. Every listener goes through `listen` with a Scope.
+ */
+export class ModelState<S extends DisplayTraits> {
   /** The traits of the render options, in igw.render's order. */
   static readonly renderKeys: readonly string[] = DISPLAY_TRAITS;
 
-  constructor(
-    readonly model: AnyModel<WidgetState>,
-    /** False in the standalone export: there is no kernel to compute with. */
-    readonly computeEnabled: boolean,
-  ) {}
+  constructor(readonly model: AnyModel<S>) {}
 
-  get<K extends keyof WidgetState & string>(key: K): WidgetState[K] {
+  get<K extends keyof S & string>(key: K): S[K] {
     return this.model.get(key);
   }
 
   /** Change a value here only (the view redraws); `commit` also sends it to the kernel. */
-  set<K extends keyof WidgetState & string>(key: K, value: WidgetState[K]): void {
+  set<K extends keyof S & string>(key: K, value: S[K]): void {
     this.model.set(key, value);
   }
 
-  commit<K extends keyof WidgetState & string>(key: K, value: WidgetState[K]): void {
+  commit<K extends keyof S & string>(key: K, value: S[K]): void {
     this.model.set(key, value);
     this.model.save_changes();
   }
@@ -80,6 +85,17 @@ export class SyncedState {
       (options as Record<string, unknown>)[option] = this.model.get(traitOf(option));
     }
     return options;
+  }
+}
+
+/** The view's state: the display traits and everything else a computation shows. */
+export class SyncedState extends ModelState<WidgetState> {
+  constructor(
+    model: AnyModel<WidgetState>,
+    /** False in the standalone export: there is no kernel to compute with. */
+    readonly computeEnabled: boolean,
+  ) {
+    super(model);
   }
 
   /** The title of the attribution method `name` as the method menu shows it. */

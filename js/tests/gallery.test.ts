@@ -3,6 +3,7 @@
 // draws what arrives, and that table text stays text. Real scrolling and
 // drawing are checked in Chromium (tests/test_gallery_browser.py).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { isolate } from "../src/format";
 import {
   type Caption,
   formatPercentage,
@@ -14,7 +15,8 @@ import {
 } from "../src/gallery";
 import { LocalModel } from "../src/local-model";
 import { RENDER_DEFAULTS, renderMaps } from "../src/render";
-import { contextOf, recordCanvases, restoreCanvases } from "./fixtures";
+import { mountView } from "../src/view";
+import { contextOf, makeState, recordCanvases, restoreCanvases } from "./fixtures";
 
 const SIDE = 4;
 const PIXELS = SIDE * SIDE;
@@ -143,7 +145,9 @@ describe("mountGallery", () => {
     expect(contextOf(picture).frames.at(-1)).toEqual(expected);
     expect(contextOf(input).frames).toHaveLength(1);
     // Class names and sources are text, never HTML.
-    expect(cell?.querySelector(".igg-title")?.textContent).toBe(`#9999 · ${HOSTILE} → circle`);
+    expect(cell?.querySelector(".igg-title")?.textContent).toBe(
+      `#9999 · ${isolate(HOSTILE)} → ${isolate("circle")}`,
+    );
     expect(cell?.querySelector("img")).toBeNull();
     expect(cell?.classList.contains("igg-wrong")).toBe(true);
     expect(cell?.querySelector(".igg-details")?.textContent).toBe("Δ 1.23% · mask 25%");
@@ -168,6 +172,15 @@ describe("mountGallery", () => {
 
     (cell as HTMLElement).click();
     expect(sends).toHaveBeenCalledWith({ type: "open", index: 9999 });
+    // The source, from a file name, is isolated from the words around it (U+202E in it
+    // would otherwise reverse them).
+    expect(cell?.title).toBe(isolate("array[9999]"));
+    model.set("selected", 9999);
+    model.set("detail", "IPY_MODEL_x");
+    await frame();
+    expect(el.querySelector(".igg-detail-title")?.textContent).toBe(
+      `Image #9999 · ${isolate("array[9999]")} · stored`,
+    );
     dispose();
   });
 
@@ -209,5 +222,93 @@ describe("mountGallery", () => {
     });
     (el.querySelector("button.igg-direction") as HTMLButtonElement).click();
     expect(sends).toHaveBeenLastCalledWith(expect.objectContaining({ descending: false }));
+  });
+
+  it("is used by keyboard: arrows, Home and End move, Enter opens, Escape closes", async () => {
+    const model = new LocalModel(state(20));
+    const sends = vi.spyOn(model, "send");
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = mountGallery(model, el, null);
+    await frame();
+    const grid = el.querySelector<HTMLElement>(".igg-scroller") as HTMLElement;
+    const press = (key: string): KeyboardEvent => {
+      const event = new KeyboardEvent("keydown", { key, bubbles: true, cancelable: true });
+      (document.activeElement ?? grid).dispatchEvent(event);
+      return event;
+    };
+    const focused = (): string | undefined => (document.activeElement as HTMLElement).dataset.image;
+    grid.focus();
+    // The order is 19, 18, ..., 0; one column here (happy-dom lays out nothing).
+    expect(press("ArrowDown").defaultPrevented).toBe(true);
+    expect(focused()).toBe("18");
+    press("ArrowRight");
+    expect(focused()).toBe("17");
+    press("ArrowUp");
+    press("ArrowLeft");
+    expect(focused()).toBe("19");
+    press("End");
+    expect(focused()).toBe("0");
+    press("Home");
+    press("ArrowDown");
+    expect(press("Enter").defaultPrevented).toBe(true);
+    expect(sends).toHaveBeenLastCalledWith({ type: "open", index: 18 });
+    model.set("selected", 18);
+    model.set("detail", "IPY_MODEL_x");
+    await frame();
+    const close = el.querySelector<HTMLButtonElement>(".igg-close") as HTMLButtonElement;
+    close.focus();
+    expect(press("Escape").defaultPrevented).toBe(true);
+    expect(sends).toHaveBeenLastCalledWith({ type: "close" });
+    // Focus went back to the image the detail showed, not out of the widget.
+    expect(focused()).toBe("18");
+    // Every control and cell carries the mark that keeps notebook shortcuts off it.
+    const focusable = [...el.querySelectorAll<HTMLElement>("input, select, button, [tabindex]")];
+    expect(focusable.length).toBeGreaterThan(10);
+    for (const node of focusable) {
+      expect(node.dataset.lmSuppressShortcuts).toBe("true");
+    }
+    dispose();
+  });
+
+  it("has the view's display controls: the same labels, ranges and effects", async () => {
+    const model = new LocalModel(state(20));
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = mountGallery(model, el, null);
+    const view = document.createElement("div");
+    document.body.append(view);
+    const disposeView = mountView(new LocalModel(makeState()), view, { computeEnabled: true });
+    const describe = (root: Element) =>
+      [...root.querySelectorAll<HTMLInputElement>("fieldset.igw-display label")].map((label) => {
+        const control = label.querySelector<HTMLInputElement>("input, select");
+        return [
+          label.querySelector(".igw-field-name")?.textContent,
+          control?.type,
+          control?.min,
+          control?.max,
+          control?.step,
+          [...(control instanceof HTMLSelectElement ? control.options : [])].map((o) => o.value),
+        ];
+      });
+    const shown = describe(el);
+    expect(shown.length).toBeGreaterThanOrEqual(11);
+    expect(shown).toEqual(describe(view));
+    // A control in the Gallery sets its trait, with the same rules (below stays under above).
+    const clipBelow = el.querySelector<HTMLInputElement>(
+      "input.igw-clip-below",
+    ) as HTMLInputElement;
+    clipBelow.value = "99.95";
+    clipBelow.dispatchEvent(new Event("input"));
+    expect(model.get("clip_below_percentile")).toBe(99.8);
+    const window = [...el.querySelectorAll("label")]
+      .find((label) => label.textContent?.startsWith("window (px)"))
+      ?.querySelector("input") as HTMLInputElement;
+    window.value = "0";
+    window.dispatchEvent(new Event("change"));
+    expect(window.getAttribute("aria-invalid")).toBe("true");
+    expect(model.get("structure")).toBe(3);
+    disposeView();
+    dispose();
   });
 });

@@ -3,11 +3,11 @@
 // (keys, descriptions, readouts, refused values), and that model text stays
 // text.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { formatSigned, keyLabels } from "../src/format";
+import { formatSigned, isolate, keyLabels } from "../src/format";
 import { LocalModel } from "../src/local-model";
 import { colourKey, RENDER_DEFAULTS, renderMaps } from "../src/render";
 import { mountView } from "../src/view";
-import { parseSteps } from "../src/view/controls";
+import { wholeNumberProblem } from "../src/view/fields";
 import { drawPathPlot, niceTicks, scoreAxisLabel, scoreRange } from "../src/view/pathplot";
 import {
   contextOf,
@@ -187,10 +187,10 @@ describe("what the view says", () => {
     );
     const options = [...query<HTMLSelectElement>(el, "select.igw-class").options];
     expect(options.map((option) => option.text)).toEqual([
-      "tabby cat (0.800)",
-      `${HOSTILE} (0.150)`,
+      `${isolate("tabby cat")} (0.800)`,
+      `${isolate(HOSTILE)} (0.150)`,
     ]);
-    expect(query(el, ".igw-predicted-name").textContent).toBe(HOSTILE);
+    expect(query(el, ".igw-predicted-name").textContent).toBe(isolate(HOSTILE));
     expect(query(el, ".igw-error").textContent).toBe(`model: ${HOSTILE}`);
     model.set("notice", HOSTILE);
     expect(query(el, ".igw-notice").textContent).toBe(HOSTILE);
@@ -252,9 +252,9 @@ describe("what the view says", () => {
       expect(rows).toHaveLength(2);
       rows.forEach((row, i) => {
         // In plain words about the explained class (model text, set as text).
-        const labels = keyLabels(entries[i], "tabby cat");
+        const labels = keyLabels(entries[i], isolate("tabby cat"));
         expect(query(row, ".igw-key-meaning").textContent).toBe(labels.meaning);
-        expect(labels.meaning).toBe(
+        expect(keyLabels(entries[i], "tabby cat").meaning).toBe(
           i === 0
             ? "red: raises the score of 'tabby cat'"
             : "blue: lowers the score of 'tabby cat'",
@@ -287,7 +287,7 @@ describe("what the view says", () => {
       clip_above_percentile: 95,
     });
     expect(description?.textContent).toBe(
-      `Integrated gradients for “tabby cat”: the strongest 5 % of pixels hold ` +
+      `Integrated gradients for “${isolate("tabby cat")}”: the strongest 5 % of pixels hold ` +
         `${Number(entry.top_share.toPrecision(3))} % of the positive total.`,
     );
     const input = query<HTMLCanvasElement>(el, ".igw-panel-input canvas");
@@ -295,7 +295,7 @@ describe("what the view says", () => {
     expect(inputDescription?.textContent).toBe("The explained image, 5 × 4 pixels.");
     const plot = query(el, "svg.igw-plot");
     expect(document.getElementById(plot.getAttribute("aria-describedby") ?? "")?.textContent).toBe(
-      "The score of “tabby cat” goes from 0.100 at the baseline to 0.800 at the image.",
+      `The score of “${isolate("tabby cat")}” goes from 0.100 at the baseline to 0.800 at the image.`,
     );
   });
 
@@ -472,32 +472,58 @@ describe("inputs", () => {
   });
 
   it("keeps a refused value visible and marked, with its message, until corrected", () => {
-    const { model, el } = mount();
+    const { model, el, sends } = mount();
     const steps = control<HTMLInputElement>(el, "steps");
-    change(steps, "0");
-    // The kernel refuses: it restores the old value and says why.
-    model.set("steps", 50);
-    model.set("error", "steps: expected an integer >= 1, got 0");
-    expect(steps.value).toBe("0");
+    const compute = query<HTMLButtonElement>(el, ".igw-compute-button");
+    const blocked = query<HTMLElement>(el, ".igw-blocked");
+    const messageOf = (node: HTMLElement) =>
+      document.getElementById((node.getAttribute("aria-describedby") ?? "").split(" ")[1]);
+    change(steps, "-5");
+    // Refused here, in the field's words; the kernel keeps its value.
+    expect(model.get("steps")).toBe(50);
+    expect(steps.value).toBe("-5");
     expect(steps.getAttribute("aria-invalid")).toBe("true");
-    const message = document.getElementById(
-      (steps.getAttribute("aria-describedby") ?? "").split(" ")[1],
-    );
-    expect(message?.textContent).toBe("steps: expected an integer >= 1, got 0");
-    // Shown at the field, not again in the message area.
+    expect(messageOf(steps)?.textContent).toBe("steps: a whole number from 1 to 10,000; got -5");
     expect(query<HTMLElement>(el, ".igw-error").hidden).toBe(true);
-    // Another change clears the kernel's error; the refused value stays marked.
+    // Compute waits, saying why.
+    expect(compute.disabled).toBe(true);
+    expect(blocked.hidden).toBe(false);
+    expect(blocked.textContent).toBe("Compute waits: correct steps first");
+    // Other controls, the kernel's answers to them and redraws leave it standing.
     change(control<HTMLSelectElement>(el, "baseline"), "white");
+    change(query<HTMLInputElement>(el, "input.igw-clip-above"), "90", "input");
+    model.set("clip_above_percentile", 90);
     model.set("error", "");
-    expect(steps.value).toBe("0");
-    expect(steps.getAttribute("aria-invalid")).toBe("true");
-    // Corrected: accepted, unmarked.
+    model.set("steps", 50);
+    expect(steps.value).toBe("-5");
+    expect(messageOf(steps)?.textContent).toBe("steps: a whole number from 1 to 10,000; got -5");
+    expect(compute.disabled).toBe(true);
+    // A second refused value says its own words, beside its own box.
+    const window = control<HTMLInputElement>(el, "window (px)");
+    change(window, "0");
+    expect(messageOf(window)?.textContent).toBe("window (px): a whole number from 1 to 64; got 0");
+    expect(blocked.textContent).toBe("Compute waits: correct steps and window (px) first");
+    change(window, "5");
+    expect(model.get("structure")).toBe(5);
+    expect(window.hasAttribute("aria-invalid")).toBe(false);
+    // A kernel's refusal names the option; beside the box it says the label.
+    change(window, "7");
+    model.set("structure", 5);
+    model.set("error", "structure: expected an odd size, got 7");
+    expect(messageOf(window)?.textContent).toBe("window (px): expected an odd size, got 7");
+    change(window, "5");
+    model.set("error", "");
+    // Corrected: accepted, unmarked, Compute ready again.
     change(steps, "12");
     model.set("error", "");
     expect(model.get("steps")).toBe(12);
     expect(steps.value).toBe("12");
     expect(steps.hasAttribute("aria-invalid")).toBe(false);
-    expect(message?.hidden).toBe(true);
+    expect(messageOf(steps)?.hidden).toBe(true);
+    expect(compute.disabled).toBe(false);
+    expect(blocked.hidden).toBe(true);
+    compute.click();
+    expect(sends).toHaveBeenLastCalledWith({ type: "compute" });
   });
 
   it("offers auto steps only with the rules that take them", () => {
@@ -549,8 +575,8 @@ describe("inputs", () => {
     expect(grid.classList.contains("igw-busy")).toBe(true);
     expect(grid.getAttribute("aria-busy")).toBe("true");
     expect(note.textContent).toBe(
-      `Computing “${HOSTILE}” with Integrated gradients (50 steps, black baseline, trapezoid); ` +
-        "the panels show “tabby cat” until it is done.",
+      `Computing “${isolate(HOSTILE)}” with Integrated gradients (50 steps, black baseline, ` +
+        `trapezoid); the panels show “${isolate("tabby cat")}” until it is done.`,
     );
     expect(query(el, ".igw-progress-text").textContent).toBe("12 / 51 points");
     model.set("computing", false);
@@ -593,10 +619,28 @@ describe("inputs", () => {
 });
 
 describe("helpers", () => {
-  it("parses the steps box", () => {
-    expect(parseSteps(" 64 ")).toBe(64);
-    expect(parseSteps("auto")).toBe("auto");
-    expect(parseSteps("1e3")).toBe("1e3");
+  it("says why a number box's text is refused, in the box's own words", () => {
+    expect(wholeNumberProblem("steps", " 64 ", 1, 10_000)).toBe("");
+    expect(wholeNumberProblem("steps", "-5", 1, 10_000)).toBe(
+      "steps: a whole number from 1 to 10,000; got -5",
+    );
+    expect(wholeNumberProblem("steps", "1e3", 1, 10_000)).toBe(
+      "steps: a whole number from 1 to 10,000; got 1e3",
+    );
+    expect(wholeNumberProblem("window (px)", "", 1, 64)).toBe(
+      "window (px): a whole number from 1 to 64; got nothing",
+    );
+    expect(wholeNumberProblem("runs", "", 1, 10_000, true)).toBe(
+      "runs: a whole number from 1 to 10,000; got text that is not a number",
+    );
+  });
+
+  it("isolates names from the text around them, stray closers included", () => {
+    const reversed = "exe.\u202Eevil";
+    expect(isolate(reversed)).toBe(`\u2068${reversed}\u2069`);
+    // A stray Pop Directional Isolate closes an extra isolate, not the name's own.
+    expect(isolate("a\u2069b")).toBe("\u2068\u2068a\u2069b\u2069");
+    expect(isolate("\u2067a\u2069")).toBe("\u2068\u2067a\u2069\u2069");
   });
 
   it("formats signed values", () => {

@@ -348,9 +348,9 @@ def test_closing_during_a_computation_stops_it_and_frees_the_widget(image):
 def test_hot_reload_reaches_live_widgets_and_lets_closed_ones_go(cnn, image, tmp_path, monkeypatch):
     for name in ("widget.js", "widget.css"):
         shutil.copy(widget.STATIC / name, tmp_path / name)
-    monkeypatch.setattr(widget.state, "STATIC", tmp_path)
-    monkeypatch.setenv("ANYWIDGET_HMR", "1")  # anywidget watches the files (watchfiles)
-    widget.state.front_end_file.cache_clear()
+    monkeypatch.setattr(widget.frontend, "STATIC", tmp_path)
+    monkeypatch.setenv("ANYWIDGET_HMR", "1")  # the files are watched (watchfiles)
+    widget.frontend.built_file.cache_clear()
     try:
         w = igw.IGWidget(cnn, image, steps=2)
         assert w._esm == (tmp_path / "widget.js").read_text()
@@ -367,8 +367,8 @@ def test_hot_reload_reaches_live_widgets_and_lets_closed_ones_go(cnn, image, tmp
         assert reference() is None
     finally:
         for name in ("widget.js", "widget.css"):
-            widget.state.front_end_file(name).stop_thread()
-        widget.state.front_end_file.cache_clear()
+            widget.frontend.built_file(name).stop()
+        widget.frontend.built_file.cache_clear()
 
 
 def _rss_bytes() -> int:

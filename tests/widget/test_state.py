@@ -381,12 +381,13 @@ def test_a_falling_score_is_said_and_every_demo_class_can_be_chosen(tmp_path):
     assert total < -0.5
     assert w.summary["total"] == pytest.approx(total)
     assert w.summary["falling_note"] == (
-        "The score of 'circle' falls from the baseline to the image: the attributions add up "
+        "The score of '\u2068circle\u2069' falls from the baseline to the image: "
+        "the attributions add up "
         f"to {format_number(total)}."
     )
     # The exported page carries the sentence to its header (js/tests/view.test.ts shows it).
     page = w.to_html(tmp_path / "ring.html").read_text()
-    assert json.dumps(w.summary["falling_note"])[1:-1] in page
+    assert json.dumps(w.summary["falling_note"], ensure_ascii=False)[1:-1] in page
     # Six classes and the default top_k=5: every class is in the menu.
     assert sorted(index for index, _, _ in w.classes) == list(range(6))
     w.target = 5  # the ring itself: its score rises, nothing to say

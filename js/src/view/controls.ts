@@ -1,7 +1,7 @@
-// The controls: display options (redrawn in the browser at once) and compute
-// options (applied with Compute). Each control has its own label. A value the
-// kernel refuses stays in its control, marked, with the message beside it,
-// until the user changes it; the rules the controls follow ("auto" steps only
+// The controls: display options (display.ts, redrawn in the browser at once)
+// and compute options (applied with Compute). Each control has its own label.
+// A refused value stays in its control, marked, with the message beside it,
+// until the user changes it (fields.ts); the rules the controls follow ("auto" steps only
 // with the rules that take them, runs only with random baselines) come from
 // the Python modules that own them (generated.ts).
 
@@ -9,16 +9,13 @@ import {
   AUTO_STEPS_METHODS,
   BASELINE_METHODS,
   MAX_STEPS,
-  MAX_STRUCTURE,
-  POLARITIES,
   QUADRATURE_METHODS,
   RANDOM_BASELINES,
   STEPS_METHODS,
-  STYLES,
   type WidgetState,
 } from "../generated";
-import { polarityColors } from "../render";
-import { SyncedState } from "../state";
+import type { SyncedState } from "../state";
+import { createDisplayControls } from "./display";
 import {
   button,
   type Component,
@@ -27,77 +24,39 @@ import {
   type Field,
   field,
   fillSelect,
-  markInvalid,
   numberBox,
-  range,
   Scope,
   select,
   setHint,
+  uniqueId,
 } from "./dom";
+import { Fields, onEntry } from "./fields";
 
 type Key = keyof WidgetState & string;
 
-/** Parse a typed number of steps: a whole number, or the text for the kernel to refuse. */
-export function parseSteps(text: string): number | string {
-  const trimmed = text.trim();
-  return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
-}
-
-function toHex(color: readonly number[]): string {
-  return `#${color.map((c) => c.toString(16).padStart(2, "0")).join("")}`;
-}
-
-function fromHex(hex: string): [number, number, number] {
-  const value = Number.parseInt(hex.slice(1), 16);
-  return [(value >> 16) & 255, (value >> 8) & 255, value & 255];
-}
-
-/** A percentage for a slider's label and its accessible value. */
-function percent(value: number): string {
-  return `${value} %`;
-}
-
 /**
- * Values the user entered, until the kernel (or the renderer) accepts or
- * refuses them. A refusal names its option first ("steps: expected ..."); the
- * refused text then stays in the control with the message beside it.
+ * Why the text of the number box `name` is not a whole number from `low` to
+ * `high`, in the box's own words ("steps: a whole number from 1 to 10,000;
+ * got -5"); "" when it is. `notANumber`: the browser could not read the
+ * typed text as a number (its value is then "").
  */
-export class Drafts {
-  private readonly pending = new Map<Key, string>();
-  private readonly refused = new Map<Key, { text: string; message: string }>();
-
-  /** The user entered `text` for `key` (and it goes to the kernel). */
-  entered(key: Key, text: string): void {
-    this.pending.set(key, text);
-    this.refused.delete(key);
-  }
-
-  /** An error arrived; returns the keys whose state changed. */
-  heard(message: string): Key[] {
-    const changed: Key[] = [];
-    for (const [key, text] of this.pending) {
-      if (message.startsWith(`${key}:`)) {
-        this.refused.set(key, { text, message });
-        changed.push(key);
-      }
+export function wholeNumberProblem(
+  name: string,
+  text: string,
+  low: number,
+  high: number,
+  notANumber = false,
+): string {
+  const trimmed = text.trim();
+  if (!notANumber && /^\d+$/.test(trimmed)) {
+    const value = Number(trimmed);
+    if (value >= low && value <= high) {
+      return "";
     }
-    this.pending.clear();
-    return changed;
   }
-
-  /** Forget what was entered for `key` (the user took the value back). */
-  drop(key: Key): void {
-    this.pending.delete(key);
-    this.refused.delete(key);
-  }
-
-  refusal(key: Key): { text: string; message: string } | undefined {
-    return this.refused.get(key);
-  }
-
-  messages(): Set<string> {
-    return new Set([...this.refused.values()].map((entry) => entry.message));
-  }
+  const got = notANumber ? "text that is not a number" : trimmed === "" ? "nothing" : trimmed;
+  const wanted = `a whole number from ${low.toLocaleString("en-US")} to ${high.toLocaleString("en-US")}`;
+  return `${name}: ${wanted}; got ${got}`;
 }
 
 export interface Controls extends Component {
@@ -107,229 +66,104 @@ export interface Controls extends Component {
   messagesAtFields(): Set<string>;
 }
 
-/**
- * A control for `key` whose shown value follows the model unless a refused
- * entry is on show. `read` gives the control's text, `write` shows a value.
- */
-interface Entry {
-  key: Key;
-  field: Field;
-  write: (value: unknown) => void;
+/** A menu for the compute option `key`, labelled `name`; a choice is entered at once. */
+function menu(fields: Fields, scope: Scope, key: Key, name: string, className: string): Field {
+  const node = select([]);
+  node.classList.add(className);
+  const target = fields.register(key, field(name, node), (value) => {
+    node.value = String(value);
+  });
+  scope.on(node, "change", () => fields.enter(key, node.value, node.value));
+  return target;
 }
 
-export function createControls(state: SyncedState): Controls {
-  const scope = new Scope();
-  const drafts = new Drafts();
-  const entries = new Map<Key, Entry>();
-  const root = element("div", "igw-controls");
-
-  const show = (entry: Entry): void => {
-    const refusal = drafts.refusal(entry.key);
-    if (refusal === undefined) {
-      entry.write(state.get(entry.key));
-      markInvalid(entry.field.control, entry.field.message, "");
-    } else {
-      (entry.field.control as HTMLInputElement).value = refusal.text;
-      markInvalid(entry.field.control, entry.field.message, refusal.message);
-    }
-  };
-  const register = (key: Key, target: Field, write: (value: unknown) => void): Field => {
-    const entry = { key, field: target, write };
-    entries.set(key, entry);
-    return target;
-  };
-  /** The user entered a value: remember it, send it, and show it as sent. */
-  const enter = <K extends Key>(key: K, value: WidgetState[K], text: string): void => {
-    drafts.entered(key, text);
-    state.commit(key, value);
-    const entry = entries.get(key);
-    if (entry !== undefined) {
-      markInvalid(entry.field.control, entry.field.message, "");
-    }
-  };
-
-  // -- display options ----------------------------------------------------------
-  const display = element("fieldset", "igw-group igw-display");
-  display.append(element("legend", undefined, "Display"));
-  const style = register("picture_style", field("style", select(STYLES)), (value) => {
-    (style.control as HTMLSelectElement).value = String(value);
-  });
-  const polarity = register("polarity", field("polarity", select(POLARITIES)), (value) => {
-    (polarity.control as HTMLSelectElement).value = String(value);
-  });
-
-  // Sliders redraw while they move (set, without a kernel round trip); the
-  // kernel hears the value when the move ends (change). The clip sliders
-  // keep below < above, which the renderer requires.
-  const CLIP_GAP = 0.1;
-  const slider = (
-    key: "clip_above_percentile" | "clip_below_percentile" | "outlines_component_percentage",
-    name: string,
-    step: number,
-    lowest: () => number,
-    highest: () => number,
-  ): Field => {
-    const input = range(0, 100, step);
-    const shown = element("span", "igw-value");
-    shown.setAttribute("aria-hidden", "true");
-    const target = field(name, input);
-    target.element.querySelector("label")?.append(shown);
-    const write = (value: unknown): void => {
-      input.value = String(value);
-      shown.textContent = percent(Number(value));
-      input.setAttribute("aria-valuetext", percent(Number(value)));
-    };
-    register(key, target, write);
-    scope.on(input, "input", () => {
-      const value = Math.min(Math.max(Number(input.value), lowest()), highest());
-      const rounded = Math.round(value / step) * step;
-      const tidy = Number(rounded.toFixed(1));
-      write(tidy);
-      state.set(key, tidy);
-    });
-    scope.on(input, "change", () => state.save());
-    return target;
-  };
-  const clipAbove = slider(
-    "clip_above_percentile",
-    "clip above",
-    0.1,
-    () => state.get("clip_below_percentile") + CLIP_GAP,
-    () => 100,
-  );
-  clipAbove.control.classList.add("igw-clip-above");
-  const clipBelow = slider(
-    "clip_below_percentile",
-    "clip below",
-    0.1,
-    () => 0,
-    () => state.get("clip_above_percentile") - CLIP_GAP,
-  );
-  clipBelow.control.classList.add("igw-clip-below");
-
-  const toggle = (key: "morphological_cleanup" | "outlines" | "overlay", name: string): Field => {
-    const box = checkbox();
-    const target = register(key, field(name, box), (value) => {
-      box.checked = Boolean(value);
-    });
-    scope.on(box, "change", () => state.commit(key, box.checked));
-    return target;
-  };
-  const cleanup = toggle("morphological_cleanup", "cleanup");
-  const structureBox = numberBox(1, MAX_STRUCTURE);
-  const structure = register("structure", field("window (px)", structureBox), (value) => {
-    structureBox.value = String(value);
-  });
-  cleanup.control.title = "Grey closing then opening over a window of this many pixels";
-  const outlines = toggle("outlines", "outlines");
-  const share = slider(
-    "outlines_component_percentage",
-    "outlined area",
-    1,
-    () => 0,
-    () => 100,
-  );
-  const overlay = toggle("overlay", "on the image");
-
-  const colorInput = (): HTMLInputElement => {
-    const node = element("input");
-    node.type = "color";
-    return node;
-  };
-  const positiveColor = field("positive colour", colorInput());
-  const negativeColor = field("negative colour", colorInput());
-  const styleColors = button("style colours", "igw-style-colors");
-  styleColors.title = "Use the style's own colours again";
-  const showColors = (): void => {
-    const colors = polarityColors(state.renderOptions());
-    (positiveColor.control as HTMLInputElement).value = toHex(colors.positive);
-    (negativeColor.control as HTMLInputElement).value = toHex(colors.negative);
-    styleColors.hidden =
-      state.get("positive_color") === null && state.get("negative_color") === null;
-  };
-  for (const [key, target] of [
-    ["positive_color", positiveColor],
-    ["negative_color", negativeColor],
-  ] as const) {
-    const input = target.control as HTMLInputElement;
-    scope.on(input, "input", () => state.set(key, fromHex(input.value)));
-    scope.on(input, "change", () => state.save());
-  }
-  scope.on(styleColors, "click", () => {
-    state.set("positive_color", null);
-    state.commit("negative_color", null);
-  });
-  const colors = element("span", "igw-colors");
-  colors.append(positiveColor.element, negativeColor.element, styleColors);
-  display.append(
-    style.element,
-    polarity.element,
-    clipAbove.element,
-    clipBelow.element,
-    cleanup.element,
-    structure.element,
-    outlines.element,
-    share.element,
-    overlay.element,
-    colors,
-  );
-  scope.on(style.control, "change", () => {
-    const value = (style.control as HTMLSelectElement).value as WidgetState["picture_style"];
-    state.commit("picture_style", value);
-  });
-  scope.on(polarity.control, "change", () => {
-    const value = (polarity.control as HTMLSelectElement).value as WidgetState["polarity"];
-    state.commit("polarity", value);
-  });
-  const applyStructure = (): void => {
-    const text = structureBox.value;
-    enter("structure", Number(text), text);
-  };
-  onEntry(scope, structureBox, applyStructure);
-
-  // -- compute options ----------------------------------------------------------
-  const compute = element("fieldset", "igw-group igw-compute");
-  compute.append(element("legend", undefined, "Compute"));
-  const explainerSelect = select([]);
-  explainerSelect.classList.add("igw-explainer");
-  const explainer = register("explainer", field("attribution", explainerSelect), (value) => {
-    explainerSelect.value = String(value);
-  });
-  const compareSelect = select([]);
-  compareSelect.classList.add("igw-compare");
-  const compare = register("compare", field("compare with", compareSelect), (value) => {
-    compareSelect.value = String(value);
-  });
-  const stepsBox = numberBox(1, MAX_STEPS);
-  stepsBox.classList.add("igw-steps");
-  const steps = register("steps", field("steps", stepsBox), (value) => {
+/** The number box of `key` ("steps" or "runs", 1 to MAX_STEPS), typed values checked here. */
+function wholeBox(fields: Fields, scope: Scope, key: "steps" | "runs", className: string): Field {
+  const box = numberBox(1, MAX_STEPS);
+  box.classList.add(className);
+  onEntry(scope, box, () => fields.enterWhole(key, 1, MAX_STEPS));
+  // "auto" steps leave the box empty (showCompute).
+  return fields.register(key, field(key, box), (value) => {
     if (value !== "auto") {
-      stepsBox.value = String(value);
+      box.value = String(value);
     }
   });
-  const autoBox = checkbox();
-  autoBox.classList.add("igw-auto");
-  const auto = field("auto steps", autoBox);
-  const baselineSelect = select([]);
-  const baseline = register("baseline", field("baseline", baselineSelect), (value) => {
-    baselineSelect.value = String(value);
-  });
-  const runsBox = numberBox(1, MAX_STEPS);
-  runsBox.classList.add("igw-runs");
-  const runs = register("runs", field("runs", runsBox), (value) => {
-    runsBox.value = String(value);
-  });
-  const methodSelect = select([]);
-  methodSelect.classList.add("igw-method");
-  const method = register("method", field("method", methodSelect), (value) => {
-    methodSelect.value = String(value);
-  });
+}
+
+/**
+ * Compute and Cancel, the progress, and the notes beside them: options
+ * changed since the shown result, or a refused value (`refused` gives the
+ * controls' labels) that Compute waits for.
+ */
+function createStatus(
+  state: SyncedState,
+  refused: () => string[],
+  scope: Scope,
+): { elements: HTMLElement[]; show: () => void } {
   const computeButton = button("Compute", "igw-compute-button");
   const cancelButton = button("Cancel", "igw-cancel");
   const progress = element("progress", "igw-progress");
   progress.setAttribute("aria-label", "computation progress");
   const progressText = element("span", "igw-progress-text");
   const staleNote = element("span", "igw-stale", "options changed: Compute applies them");
+  // Why Compute is disabled while a refused value stands (a disabled button takes no focus,
+  // so the reason is text beside it).
+  const blockedNote = element("span", "igw-blocked");
+  blockedNote.id = uniqueId("igw-blocked");
+  computeButton.setAttribute("aria-describedby", blockedNote.id);
+  scope.on(computeButton, "click", () => state.send({ type: "compute" }));
+  scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
+  const show = (): void => {
+    const computing = state.get("computing");
+    const [done, total] = state.get("progress");
+    progress.hidden = !computing;
+    progressText.hidden = !computing;
+    cancelButton.hidden = !computing;
+    const names = refused();
+    computeButton.disabled = computing || names.length > 0;
+    blockedNote.textContent =
+      names.length > 0 ? `Compute waits: correct ${names.join(" and ")} first` : "";
+    blockedNote.hidden = names.length === 0 || computing;
+    progress.max = Math.max(total, 1);
+    progress.value = done;
+    // One Compute may run several computations (two methods, their curves): say which.
+    const stage = state.get("progress_stage");
+    const counted = total > 0 ? `${done} / ${total} points` : "starting…";
+    progressText.textContent = stage === "" ? counted : `${stage} · ${counted}`;
+    const stale = state.get("stale");
+    staleNote.hidden = !stale || computing;
+    computeButton.classList.toggle("igw-attention", stale);
+  };
+  const elements = [computeButton, cancelButton, blockedNote, progress, progressText, staleNote];
+  return { elements, show };
+}
+
+export function createControls(state: SyncedState): Controls {
+  const scope = new Scope();
+  const fields = new Fields(state, () => status.show());
+  const root = element("div", "igw-controls");
+
+  const display = createDisplayControls(state, fields, scope);
+
+  // -- compute options ----------------------------------------------------------
+  const compute = element("fieldset", "igw-group igw-compute");
+  compute.append(element("legend", undefined, "Compute"));
+  const explainer = menu(fields, scope, "explainer", "attribution", "igw-explainer");
+  const compare = menu(fields, scope, "compare", "compare with", "igw-compare");
+  const explainerSelect = explainer.control as HTMLSelectElement;
+  const compareSelect = compare.control as HTMLSelectElement;
+  const steps = wholeBox(fields, scope, "steps", "igw-steps");
+  const stepsBox = steps.control as HTMLInputElement;
+  const autoBox = checkbox();
+  autoBox.classList.add("igw-auto");
+  const auto = field("auto steps", autoBox);
+  const baseline = menu(fields, scope, "baseline", "baseline", "igw-baseline");
+  const baselineSelect = baseline.control as HTMLSelectElement;
+  const runs = wholeBox(fields, scope, "runs", "igw-runs");
+  const runsBox = runs.control as HTMLInputElement;
+  const method = menu(fields, scope, "method", "method", "igw-method");
+  const methodSelect = method.control as HTMLSelectElement;
+  const status = createStatus(state, () => fields.refusedNames(), scope);
   compute.append(
     explainer.element,
     compare.element,
@@ -338,68 +172,27 @@ export function createControls(state: SyncedState): Controls {
     baseline.element,
     runs.element,
     method.element,
-    computeButton,
-    cancelButton,
-    progress,
-    progressText,
-    staleNote,
+    ...status.elements,
   );
   if (!state.computeEnabled) {
     compute.disabled = true;
     compute.title = "A static export: recomputing needs the notebook and its kernel";
   }
 
-  const applySteps = (): void => {
-    const text = stepsBox.value;
-    enter("steps", parseSteps(text) as WidgetState["steps"], text);
-  };
-  onEntry(scope, stepsBox, applySteps);
   scope.on(autoBox, "change", () => {
     if (autoBox.checked) {
-      enter("steps", "auto", "auto");
+      fields.enter("steps", "auto", "auto");
     } else {
       // Back to a number: the one "auto" settled on, shown before anything runs.
       const settled = state.get("summary").steps;
       stepsBox.value = String(settled);
-      enter("steps", settled, String(settled));
+      fields.enter("steps", settled, String(settled));
     }
   });
-  scope.on(baselineSelect, "change", () => {
-    const value = baselineSelect.value as WidgetState["baseline"];
-    enter("baseline", value, value);
-  });
-  onEntry(scope, runsBox, () => {
-    const text = runsBox.value;
-    enter("runs", Number(text), text);
-  });
-  scope.on(methodSelect, "change", () => {
-    const value = methodSelect.value as WidgetState["method"];
-    enter("method", value, value);
-  });
-  scope.on(explainerSelect, "change", () => {
-    const value = explainerSelect.value as WidgetState["explainer"];
-    enter("explainer", value, value);
-  });
-  scope.on(compareSelect, "change", () => {
-    const value = compareSelect.value as WidgetState["compare"];
-    enter("compare", value, value);
-  });
-  scope.on(computeButton, "click", () => state.send({ type: "compute" }));
-  scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
 
   root.append(display, compute);
 
   // -- showing the model ----------------------------------------------------------
-  const showDisplay = (): void => {
-    for (const key of SyncedState.renderKeys) {
-      const entry = entries.get(key as Key);
-      if (entry !== undefined) show(entry);
-    }
-    structureBox.disabled = !state.get("morphological_cleanup");
-    share.control.toggleAttribute("disabled", !state.get("outlines"));
-    showColors();
-  };
-
   const showCompute = (): void => {
     const baselines = [...state.get("baseline_choices")];
     if (state.get("baseline") === "custom") {
@@ -419,8 +212,7 @@ export function createControls(state: SyncedState): Controls {
       ["off", ...methods.map(([, title]) => title)],
     );
     for (const key of ["steps", "baseline", "runs", "method", "explainer", "compare"] as const) {
-      const entry = entries.get(key);
-      if (entry !== undefined) show(entry);
+      fields.show(key);
     }
     const isAuto = state.get("steps") === "auto";
     const methodTakesAuto = (AUTO_STEPS_METHODS as readonly string[]).includes(state.get("method"));
@@ -462,25 +254,6 @@ export function createControls(state: SyncedState): Controls {
     }
   };
 
-  const showStatus = (): void => {
-    const computing = state.get("computing");
-    const [done, total] = state.get("progress");
-    progress.hidden = !computing;
-    progressText.hidden = !computing;
-    cancelButton.hidden = !computing;
-    computeButton.disabled = computing;
-    progress.max = Math.max(total, 1);
-    progress.value = done;
-    // One Compute may run several computations (two methods, their curves): say which.
-    const stage = state.get("progress_stage");
-    const counted = total > 0 ? `${done} / ${total} points` : "starting…";
-    progressText.textContent = stage === "" ? counted : `${stage} · ${counted}`;
-    const stale = state.get("stale");
-    staleNote.hidden = !stale || computing;
-    computeButton.classList.toggle("igw-attention", stale);
-  };
-
-  state.listen(scope, SyncedState.renderKeys, showDisplay);
   state.listen(
     scope,
     [
@@ -497,42 +270,14 @@ export function createControls(state: SyncedState): Controls {
     ],
     showCompute,
   );
-  state.listen(scope, ["computing", "progress", "progress_stage", "stale"], showStatus);
-  showDisplay();
+  state.listen(scope, ["computing", "progress", "progress_stage", "stale"], status.show);
   showCompute();
-  showStatus();
+  status.show();
 
   return {
     element: root,
-    heardError(message: string): void {
-      for (const key of drafts.heard(message)) {
-        const entry = entries.get(key);
-        if (entry !== undefined) show(entry);
-      }
-    },
-    messagesAtFields: () => drafts.messages(),
+    heardError: (message: string) => fields.heard(message),
+    messagesAtFields: () => fields.drafts.messages(),
     dispose: () => scope.dispose(),
   };
-}
-
-/** A number box's PageUp and PageDown move it by this many steps (the arrows by one). */
-const PAGE_STEPS = 10;
-
-/**
- * Typed values apply on Enter as well as when the box loses focus (change);
- * PageUp and PageDown change the number by PAGE_STEPS steps and apply it,
- * as a slider's do.
- */
-function onEntry(scope: Scope, node: HTMLInputElement, apply: () => void): void {
-  scope.on(node, "change", apply);
-  scope.on<KeyboardEvent>(node, "keydown", (event) => {
-    if (event.key === "Enter") {
-      apply();
-    } else if (event.key === "PageUp" || event.key === "PageDown") {
-      event.preventDefault();
-      if (event.key === "PageUp") node.stepUp(PAGE_STEPS);
-      else node.stepDown(PAGE_STEPS);
-      apply();
-    }
-  });
 }

@@ -4,7 +4,7 @@
 // path (with the polarity that shows it). Class names are model text: they
 // go in as textContent only.
 
-import { formatNumber, formatPercent } from "../format";
+import { formatNumber, formatPercent, isolate } from "../format";
 import { AUTO_STEPS_METHODS } from "../generated";
 import type { SyncedState } from "../state";
 import { button, type Component, element, field, Scope } from "./dom";
@@ -38,7 +38,7 @@ export function createHeader(state: SyncedState): Component {
       ...state.get("classes").map(([index, name, score]) => {
         const option = element("option");
         option.value = String(index);
-        option.text = `${name} (${formatNumber(score)})`;
+        option.text = `${isolate(name)} (${formatNumber(score)})`;
         return option;
       }),
     );
@@ -49,7 +49,7 @@ export function createHeader(state: SyncedState): Component {
     const summary = state.get("summary");
     predicted.replaceChildren(
       element("span", "igw-field-name", "Predicted"),
-      element("strong", "igw-predicted-name", summary.predicted_label),
+      element("strong", "igw-predicted-name", isolate(summary.predicted_label)),
       element("span", "igw-score", formatNumber(summary.predicted_score)),
     );
     // Only integrated gradients has a completeness error.

@@ -7,6 +7,7 @@
 // button, or a click on it). While a computation runs the panels are dimmed
 // and say what is coming.
 
+import { isolate } from "../format";
 import { type MAP_BUFFERS, RANDOM_BASELINES, type Summary } from "../generated";
 import { colourKey, groundLuma, renderMaps } from "../render";
 import { bytesOf, floatsOf, SyncedState } from "../state";
@@ -149,6 +150,164 @@ function makePicture(scope: Scope, title: string, className: string): Picture {
  * The panels of `state`; `onRenderError` hears the renderer's error after
  * each redraw ("" when it drew).
  */
+// What the busy note says depends on these.
+const BUSY_KEYS = [
+  "computing",
+  "target",
+  "steps",
+  "baseline",
+  "runs",
+  "method",
+  "explainer",
+  "compare",
+];
+
+/** The busy note: what is being computed, and what the panels show meanwhile. */
+function busyText(state: SyncedState): string {
+  const steps = state.get("steps");
+  const baseline = state.get("baseline");
+  const runs = (RANDOM_BASELINES as readonly string[]).includes(baseline)
+    ? ` × ${state.get("runs")}`
+    : "";
+  const stepsText = steps === "auto" ? "auto steps" : `${steps} steps`;
+  const compare = state.get("compare");
+  const methods =
+    state.methodTitle(state.get("explainer")) +
+    (compare === "" ? "" : ` and ${state.methodTitle(compare)}`);
+  return (
+    `Computing “${isolate(state.classLabel(state.get("target")))}” with ${methods} (${stepsText}, ` +
+    `${baseline} baseline${runs}, ${state.get("method")}); ` +
+    `the panels show “${isolate(state.get("summary").label)}” until it is done.`
+  );
+}
+
+/** `picture`'s pixels, its canvas sized `width` × `height` first (null without a context). */
+function picturePixels(picture: Picture, width: number, height: number): ImageData | null {
+  if (picture.context === null) {
+    return null;
+  }
+  if (
+    picture.pixels === null ||
+    picture.pixels.width !== width ||
+    picture.pixels.height !== height
+  ) {
+    picture.canvas.width = width;
+    picture.canvas.height = height;
+    picture.pixels = picture.context.createImageData(width, height);
+  }
+  return picture.pixels;
+}
+
+/** Draw the RGB bytes `image` into `pixels` and onto `picture`'s canvas. */
+function putRgb(picture: Picture, pixels: ImageData, image: Uint8Array): void {
+  const data = pixels.data;
+  for (let i = 0, j = 0; j < data.length; i++, j += 4) {
+    data[j] = image[i * 3];
+    data[j + 1] = image[i * 3 + 1];
+    data[j + 2] = image[i * 3 + 2];
+    data[j + 3] = 255;
+  }
+  picture.context?.putImageData(pixels, 0, 0);
+}
+
+/**
+ * The plot panel: the score along the path for integrated gradients alone,
+ * the insertion and deletion curves otherwise.
+ */
+function createPlot(scope: Scope, state: SyncedState): { figure: HTMLElement; draw: () => void } {
+  const plotFigure = makeFigure(scope, "Score along the path", "igw-path");
+  const plot = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  plot.setAttribute("class", "igw-plot");
+  plot.setAttribute("role", "img");
+  plot.setAttribute("aria-describedby", plotFigure.description.id);
+  plotFigure.figure.append(plot, plotFigure.description);
+  const draw = (): void => {
+    const summary = state.get("summary");
+    const label = isolate(summary.label);
+    if (showsPath(summary)) {
+      retitle(plotFigure, "Score along the path");
+      plot.setAttribute("aria-label", "Target score along the integration path");
+      drawPathPlot(plot, state.get("path"), label);
+      const path = state.get("path");
+      plotFigure.description.textContent =
+        `The score of “${label}” goes from ${path.baseline_score.toPrecision(3)} ` +
+        `at the baseline to ${path.score.toPrecision(3)} at the image.`;
+      return;
+    }
+    const curves = state.get("curves");
+    retitle(plotFigure, "Insertion and deletion");
+    plot.setAttribute("aria-label", "Insertion and deletion curves");
+    drawCurvesPlot(plot, curves, label);
+    plotFigure.description.textContent =
+      `The score of “${label}” as the most attributed pixels are inserted into a ` +
+      `blurred copy (higher is better) or deleted (lower is better). ` +
+      curves.map(curveSummary).join("; ") +
+      ".";
+  };
+  return { figure: plotFigure.figure, draw };
+}
+
+/** An attribution panel for `spec` (the `index`-th), its colour key under the picture. */
+function makeAttributionPanel(
+  scope: Scope,
+  state: SyncedState,
+  spec: AttributionPanel["spec"],
+  index: number,
+): AttributionPanel {
+  const picture = makePicture(scope, spec.title(state.get("summary")), `igw-panel-${spec.id}`);
+  picture.canvas.classList.add(`igw-canvas-${index + 1}`);
+  const key = element("div", "igw-key");
+  picture.figure.append(key, picture.description);
+  const empty = new Float32Array(0);
+  return { ...picture, spec, key, positive: empty, negative: empty, ranked: null };
+}
+
+/** The readout for display pixel (`x`, `y`) of a `width` wide picture: every shown map's values. */
+function readoutAt(
+  state: SyncedState,
+  attribution: AttributionPanel[],
+  x: number,
+  y: number,
+  width: number,
+): string {
+  const factor = state.get("summary").display_factor;
+  const [fullHeight, fullWidth] = state.get("image_size");
+  const span = (start: number, size: number): string => {
+    const first = start * factor;
+    const last = Math.min(first + factor, size) - 1;
+    return first === last ? String(first) : `${first}–${last}`;
+  };
+  const summary = state.get("summary");
+  const maps = attribution
+    .filter((panel) => panel.spec.shown(summary))
+    .map((panel) => {
+      panel.ranked ??= new Ranked(panel.positive, panel.negative);
+      return { name: panel.spec.short(summary), ranked: panel.ranked };
+    });
+  return readout(span(x, fullWidth), span(y, fullHeight), factor > 1, maps, y * width + x);
+}
+
+/** Call `show` with the display pixel under the pointer on `canvas`, `leave` when it goes. */
+function followPointer(
+  scope: Scope,
+  canvas: HTMLCanvasElement,
+  size: () => [number, number],
+  show: (x: number, y: number) => void,
+  leave: () => void,
+): void {
+  scope.on<PointerEvent>(canvas, "pointermove", (event) => {
+    const [width, height] = size();
+    const box = canvas.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0 || width === 0) {
+      return;
+    }
+    const x = Math.floor(((event.clientX - box.left) / box.width) * width);
+    const y = Math.floor(((event.clientY - box.top) / box.height) * height);
+    show(Math.min(width - 1, Math.max(0, x)), Math.min(height - 1, Math.max(0, y)));
+  });
+  scope.on(canvas, "pointerleave", leave);
+}
+
 export function createPanels(
   state: SyncedState,
   onRenderError: (message: string) => void,
@@ -165,50 +324,18 @@ export function createPanels(
   const input = makePicture(scope, "Input", "igw-panel-input");
   input.canvas.classList.add("igw-canvas-0");
   input.figure.append(input.description);
-  grid.append(input.figure);
-  const attribution: AttributionPanel[] = ATTRIBUTION_PANELS.map((spec, index) => {
-    const picture = makePicture(scope, spec.title(state.get("summary")), `igw-panel-${spec.id}`);
-    picture.canvas.classList.add(`igw-canvas-${index + 1}`);
-    const key = element("div", "igw-key");
-    picture.figure.append(key, picture.description);
-    grid.append(picture.figure);
-    return {
-      ...picture,
-      spec,
-      key,
-      positive: new Float32Array(0),
-      negative: new Float32Array(0),
-      ranked: null,
-    };
-  });
-  const plotFigure = makeFigure(scope, "Score along the path", "igw-path");
-  const plot = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  plot.setAttribute("class", "igw-plot");
-  plot.setAttribute("role", "img");
-  plot.setAttribute("aria-describedby", plotFigure.description.id);
-  plotFigure.figure.append(plot, plotFigure.description);
-  grid.append(plotFigure.figure);
+  const attribution = ATTRIBUTION_PANELS.map((spec, index) =>
+    makeAttributionPanel(scope, state, spec, index),
+  );
+  const plot = createPlot(scope, state);
+  grid.append(input.figure, ...attribution.map((panel) => panel.figure), plot.figure);
 
   // -- data and drawing ---------------------------------------------------------
   let width = 0;
   let height = 0;
   let image: Uint8Array = new Uint8Array(0);
 
-  const pixelsOf = (picture: Picture): ImageData | null => {
-    if (picture.context === null) {
-      return null;
-    }
-    if (
-      picture.pixels === null ||
-      picture.pixels.width !== width ||
-      picture.pixels.height !== height
-    ) {
-      picture.canvas.width = width;
-      picture.canvas.height = height;
-      picture.pixels = picture.context.createImageData(width, height);
-    }
-    return picture.pixels;
-  };
+  const pixelsOf = (picture: Picture) => picturePixels(picture, width, height);
 
   const loadData = (): void => {
     [height, width] = state.get("display_size");
@@ -227,23 +354,15 @@ export function createPanels(
 
   const drawInput = (): void => {
     const pixels = pixelsOf(input);
-    if (pixels === null || input.context === null) {
-      return;
+    if (pixels !== null) {
+      putRgb(input, pixels, image);
     }
-    const data = pixels.data;
-    for (let i = 0, j = 0; i < width * height; i++, j += 4) {
-      data[j] = image[i * 3];
-      data[j + 1] = image[i * 3 + 1];
-      data[j + 2] = image[i * 3 + 2];
-      data[j + 3] = 255;
-    }
-    input.context.putImageData(pixels, 0, 0);
   };
 
   const drawMaps = (): void => {
     const options = state.renderOptions();
     const summary = state.get("summary");
-    const label = summary.label;
+    const label = isolate(summary.label);
     let problem = "";
     for (const panel of attribution) {
       const shown = panel.spec.shown(summary);
@@ -271,29 +390,6 @@ export function createPanels(
       }
     }
     onRenderError(problem);
-  };
-
-  const drawPlot = (): void => {
-    const summary = state.get("summary");
-    if (showsPath(summary)) {
-      retitle(plotFigure, "Score along the path");
-      plot.setAttribute("aria-label", "Target score along the integration path");
-      drawPathPlot(plot, state.get("path"), summary.label);
-      const path = state.get("path");
-      plotFigure.description.textContent =
-        `The score of “${summary.label}” goes from ${path.baseline_score.toPrecision(3)} ` +
-        `at the baseline to ${path.score.toPrecision(3)} at the image.`;
-      return;
-    }
-    const curves = state.get("curves");
-    retitle(plotFigure, "Insertion and deletion");
-    plot.setAttribute("aria-label", "Insertion and deletion curves");
-    drawCurvesPlot(plot, curves, summary.label);
-    plotFigure.description.textContent =
-      `The score of “${summary.label}” as the most attributed pixels are inserted into a ` +
-      `blurred copy (higher is better) or deleted (lower is better). ` +
-      curves.map(curveSummary).join("; ") +
-      ".";
   };
 
   // Several traits often change in one update; draw once after all of them.
@@ -325,65 +421,24 @@ export function createPanels(
     const computing = state.get("computing");
     grid.classList.toggle("igw-busy", computing);
     grid.setAttribute("aria-busy", String(computing));
-    if (!computing) {
-      busyNote.hidden = true;
-      busyNote.textContent = "";
-      return;
-    }
-    const steps = state.get("steps");
-    const baseline = state.get("baseline");
-    const runs = (RANDOM_BASELINES as readonly string[]).includes(baseline)
-      ? ` × ${state.get("runs")}`
-      : "";
-    const stepsText = steps === "auto" ? "auto steps" : `${steps} steps`;
-    const compare = state.get("compare");
-    const methods =
-      state.methodTitle(state.get("explainer")) +
-      (compare === "" ? "" : ` and ${state.methodTitle(compare)}`);
-    busyNote.hidden = false;
-    busyNote.textContent =
-      `Computing “${state.classLabel(state.get("target"))}” with ${methods} (${stepsText}, ` +
-      `${baseline} baseline${runs}, ${state.get("method")}); ` +
-      `the panels show “${state.get("summary").label}” until it is done.`;
+    busyNote.hidden = !computing;
+    busyNote.textContent = computing ? busyText(state) : "";
   };
 
   // -- the readout ----------------------------------------------------------------
   const showReadout = (x: number, y: number): void => {
-    const factor = state.get("summary").display_factor;
-    const [fullHeight, fullWidth] = state.get("image_size");
-    const span = (start: number, size: number): string => {
-      const first = start * factor;
-      const last = Math.min(first + factor, size) - 1;
-      return first === last ? String(first) : `${first}–${last}`;
-    };
-    const summary = state.get("summary");
-    const maps = attribution
-      .filter((panel) => panel.spec.shown(summary))
-      .map((panel) => {
-        panel.ranked ??= new Ranked(panel.positive, panel.negative);
-        return { name: panel.spec.short(summary), ranked: panel.ranked };
-      });
-    readoutLine.textContent = readout(
-      span(x, fullWidth),
-      span(y, fullHeight),
-      factor > 1,
-      maps,
-      y * width + x,
-    );
+    readoutLine.textContent = readoutAt(state, attribution, x, y, width);
   };
   for (const picture of [input, ...attribution]) {
-    scope.on<PointerEvent>(picture.canvas, "pointermove", (event) => {
-      const box = picture.canvas.getBoundingClientRect();
-      if (box.width === 0 || box.height === 0 || width === 0) {
-        return;
-      }
-      const x = Math.floor(((event.clientX - box.left) / box.width) * width);
-      const y = Math.floor(((event.clientY - box.top) / box.height) * height);
-      showReadout(Math.min(width - 1, Math.max(0, x)), Math.min(height - 1, Math.max(0, y)));
-    });
-    scope.on(picture.canvas, "pointerleave", () => {
-      readoutLine.textContent = READOUT_HINT;
-    });
+    followPointer(
+      scope,
+      picture.canvas,
+      () => [width, height],
+      showReadout,
+      () => {
+        readoutLine.textContent = READOUT_HINT;
+      },
+    );
   }
 
   // -- model events ---------------------------------------------------------------
@@ -398,17 +453,13 @@ export function createPanels(
     () => schedule(true),
   );
   state.listen(scope, ["summary"], () => schedule(false));
-  state.listen(scope, ["summary", "path", "curves"], drawPlot);
-  state.listen(
-    scope,
-    ["computing", "target", "steps", "baseline", "runs", "method", "explainer", "compare"],
-    showBusy,
-  );
+  state.listen(scope, ["summary", "path", "curves"], plot.draw);
+  state.listen(scope, BUSY_KEYS, showBusy);
 
   loadData();
   drawInput();
   drawMaps();
-  drawPlot();
+  plot.draw();
   showBusy();
   return { element: root, dispose: () => scope.dispose() };
 }

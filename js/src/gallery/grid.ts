@@ -1,0 +1,474 @@
+// The Gallery's virtual grid: only the cells in view exist in the DOM; their
+// thumbnails are asked from the kernel as they come into view and arrive as
+// binary buffers (RGB bytes and the two IG channel maps), kept in a bounded
+// cache and redrawn here by the shared renderer whenever a display option
+// changes. By keyboard: the arrows, Home/End and PageUp/PageDown move between
+// cells, Enter or Space opens one, Escape closes the open one.
+
+import { isolate } from "../format";
+import type { Binary } from "../generated";
+import { type RenderOptions, renderMaps } from "../render";
+import { bytesOf, type ModelState } from "../state";
+import { element, type Scope } from "../view/dom";
+import { type Caption, classNameOf, type GalleryModel, type GalleryState } from "./model";
+
+interface Thumbnail {
+  rgb: Uint8Array;
+  positive: Float32Array;
+  negative: Float32Array;
+  caption: Caption;
+}
+
+interface Cell {
+  root: HTMLElement;
+  input: HTMLCanvasElement;
+  picture: HTMLCanvasElement;
+  title: HTMLElement;
+  details: HTMLElement;
+  position: number;
+  drawn: Thumbnail | null;
+  drawnOptions: string;
+}
+
+// Thumbnails kept in the browser; the least recently shown go first.
+export const CACHE_LIMIT = 800;
+// Thumbnails asked for in one message.
+const REQUEST_LIMIT = 48;
+// Each thumbnail shows in a square of this many CSS pixels (gallery.css).
+const PICTURE_SIZE = 96;
+const CELL_GAP = 8;
+const CAPTION_HEIGHT = 36;
+
+/** The int32 image indices of `order`, copied to an aligned array. */
+export function indicesOf(value: Binary): Int32Array {
+  const bytes = bytesOf(value).slice();
+  return new Int32Array(bytes.buffer, 0, bytes.byteLength / 4);
+}
+
+/** A least-recently-used map with a size limit. */
+export class ThumbnailCache<T> {
+  private readonly entries = new Map<number, T>();
+
+  constructor(readonly limit: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(index: number): T | undefined {
+    const value = this.entries.get(index);
+    if (value !== undefined) {
+      this.entries.delete(index);
+      this.entries.set(index, value);
+    }
+    return value;
+  }
+
+  has(index: number): boolean {
+    return this.entries.has(index);
+  }
+
+  set(index: number, value: T): void {
+    this.entries.delete(index);
+    this.entries.set(index, value);
+    while (this.entries.size > this.limit) {
+      const oldest = this.entries.keys().next().value as number;
+      this.entries.delete(oldest);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+/** First and last row (inclusive) to lay out for a scroll position, with `spare` rows around. */
+export function visibleRows(
+  scrollTop: number,
+  viewHeight: number,
+  rowHeight: number,
+  rows: number,
+  spare: number,
+): [number, number] {
+  if (rows === 0) {
+    return [0, -1];
+  }
+  const first = Math.max(0, Math.floor(scrollTop / rowHeight) - spare);
+  const last = Math.min(rows - 1, Math.ceil((scrollTop + viewHeight) / rowHeight) + spare);
+  return [first, last];
+}
+
+/** A number in a caption: percentages for shares, three significant digits otherwise. */
+export function formatPercentage(value: number | null | undefined): string {
+  if (value === null || value === undefined || Number.isNaN(value)) {
+    return "–";
+  }
+  return `${Number((100 * value).toPrecision(3))}%`;
+}
+
+const GRID_LABEL = "Images: arrow keys, Home and End move, Enter opens, Escape closes";
+
+/** The scrolling grid, the element that gives it its height, and the "no image" note. */
+function gridElements(): { scroller: HTMLElement; spacer: HTMLElement; empty: HTMLElement } {
+  const scroller = element("div", "igg-scroller");
+  scroller.tabIndex = 0;
+  scroller.setAttribute("role", "grid");
+  scroller.setAttribute("aria-label", GRID_LABEL);
+  const spacer = element("div", "igg-spacer");
+  scroller.append(spacer);
+  const empty = element("div", "igg-empty", "No image matches the filters.");
+  empty.hidden = true;
+  return { scroller, spacer, empty };
+}
+
+/** A cell's size with its gap, and how many fit across `available` CSS pixels. */
+function cellSizeIn(available: number): { width: number; height: number; columns: number } {
+  const width = 2 * PICTURE_SIZE + 3 * CELL_GAP;
+  const height = PICTURE_SIZE + CAPTION_HEIGHT + 2 * CELL_GAP;
+  return { width, height, columns: Math.max(1, Math.floor(Math.max(available, width) / width)) };
+}
+
+/** How far each moving key takes the focus, in cells. */
+function keyMoves(columns: number, rowsInView: number, count: number): Record<string, number> {
+  const page = columns * Math.max(1, rowsInView);
+  return {
+    ArrowRight: 1,
+    ArrowLeft: -1,
+    ArrowDown: columns,
+    ArrowUp: -columns,
+    PageDown: page,
+    PageUp: -page,
+    Home: -count,
+    End: count,
+  };
+}
+
+/** Put `cell` at `position` (image `image`) of a grid `columns` wide; a new place shows nothing yet. */
+function place(
+  cell: Cell,
+  position: number,
+  image: number,
+  columns: number,
+  width: number,
+  height: number,
+): void {
+  if (cell.position !== position) {
+    cell.position = position;
+    cell.drawn = null;
+    cell.root.classList.remove("igg-wrong");
+    cell.title.textContent = `#${image}`;
+    cell.details.textContent = "loading…";
+    for (const canvas of [cell.input, cell.picture]) {
+      canvas.getContext("2d")?.clearRect(0, 0, canvas.width, canvas.height);
+    }
+  }
+  const row = Math.floor(position / columns);
+  const column = position % columns;
+  cell.root.style.transform = `translate(${column * width}px, ${row * height}px)`;
+  cell.root.style.width = `${width - CELL_GAP}px`;
+  cell.root.style.height = `${height - CELL_GAP}px`;
+  cell.root.dataset.image = String(image);
+}
+
+/** A cell's elements, placed in `spacer`, showing nothing yet. */
+function newCell(spacer: HTMLElement): Cell {
+  const root = element("div", "igg-cell");
+  root.tabIndex = -1;
+  // Before any key reaches it (see isolateKeyboard).
+  root.dataset.lmSuppressShortcuts = "true";
+  root.setAttribute("role", "gridcell");
+  const pictures = element("div", "igg-pictures");
+  const input = element("canvas", "igg-input");
+  const picture = element("canvas", "igg-picture");
+  pictures.append(input, picture);
+  const title = element("div", "igg-title");
+  const details = element("div", "igg-details");
+  root.append(pictures, title, details);
+  spacer.append(root);
+  return { root, input, picture, title, details, position: -1, drawn: null, drawnOptions: "" };
+}
+
+/** Draw image `image`'s thumbnail and caption in `cell` with the display `options`. */
+function drawCell(
+  cell: Cell,
+  thumb: Thumbnail,
+  image: number,
+  [height, width]: [number, number],
+  options: RenderOptions,
+  optionsKey: string,
+  className: (index: number | null) => string,
+): void {
+  for (const canvas of [cell.input, cell.picture]) {
+    if (canvas.width !== width || canvas.height !== height) {
+      canvas.width = width;
+      canvas.height = height;
+    }
+  }
+  const inputContext = cell.input.getContext("2d");
+  const pictureContext = cell.picture.getContext("2d");
+  if (inputContext === null || pictureContext === null) {
+    return;
+  }
+  if (cell.drawn !== thumb) {
+    const pixels = inputContext.createImageData(width, height);
+    for (let i = 0, j = 0; i < width * height; i++, j += 4) {
+      pixels.data[j] = thumb.rgb[i * 3];
+      pixels.data[j + 1] = thumb.rgb[i * 3 + 1];
+      pixels.data[j + 2] = thumb.rgb[i * 3 + 2];
+      pixels.data[j + 3] = 255;
+    }
+    inputContext.putImageData(pixels, 0, 0);
+  }
+  const pixels = pictureContext.createImageData(width, height);
+  renderMaps(thumb.rgb, thumb.positive, thumb.negative, width, height, options, pixels.data);
+  pictureContext.putImageData(pixels, 0, 0);
+  cell.drawn = thumb;
+  cell.drawnOptions = optionsKey;
+  const caption = thumb.caption;
+  cell.title.textContent =
+    caption.label === null
+      ? `#${image} · ${className(caption.predicted)}`
+      : `#${image} · ${className(caption.label)} → ${className(caption.predicted)}`;
+  const parts = [`Δ ${formatPercentage(caption.delta)}`];
+  if (caption.mask_share !== undefined) {
+    parts.push(`mask ${formatPercentage(caption.mask_share)}`);
+  }
+  if (caption.target !== caption.predicted) {
+    parts.push(`explains ${className(caption.target)}`);
+  }
+  cell.details.textContent = parts.join(" · ");
+  cell.root.title = isolate(caption.source);
+  cell.root.classList.toggle("igg-wrong", caption.correct === false);
+}
+
+/**
+ * The thumbnails here and those asked for: asked in messages of at most
+ * REQUEST_LIMIT, kept in a bounded cache when they arrive. `root` carries
+ * the counts (data-requested, data-cached) for tests and benchmarks.
+ */
+class Thumbnails {
+  readonly cache = new ThumbnailCache<Thumbnail>(CACHE_LIMIT);
+  private readonly pending = new Set<number>();
+  private requested = 0;
+
+  constructor(
+    private readonly model: GalleryModel,
+    private readonly root: HTMLElement,
+    private readonly arrived: () => void,
+  ) {}
+
+  request(indices: number[]): void {
+    const wanted = indices.filter((index) => !this.pending.has(index));
+    for (let start = 0; start < wanted.length; start += REQUEST_LIMIT) {
+      const part = wanted.slice(start, start + REQUEST_LIMIT);
+      for (const index of part) {
+        this.pending.add(index);
+      }
+      this.requested += part.length;
+      this.root.dataset.requested = String(this.requested);
+      this.model.send({ type: "thumbnails", indices: part });
+    }
+  }
+
+  /** A message from the kernel: thumbnails, each its RGB bytes and two float32 maps. */
+  readonly receive = (message: unknown, buffers: DataView[]): void => {
+    const content = message as { type?: string; indices?: number[]; captions?: Caption[] };
+    if (content.type !== "thumbnails" || !content.indices || !content.captions) {
+      return;
+    }
+    const [height, width] = this.model.get("thumbnail_size");
+    const pixels = height * width;
+    const rgb = bytesOf(buffers[0]);
+    const maps = bytesOf(buffers[1]).slice();
+    const floats = new Float32Array(maps.buffer, 0, maps.byteLength / 4);
+    content.indices.forEach((index, i) => {
+      this.pending.delete(index);
+      this.cache.set(index, {
+        rgb: rgb.slice(i * pixels * 3, (i + 1) * pixels * 3),
+        positive: floats.slice(2 * i * pixels, (2 * i + 1) * pixels),
+        negative: floats.slice((2 * i + 1) * pixels, (2 * i + 2) * pixels),
+        caption: content.captions?.[i] as Caption,
+      });
+    });
+    this.root.dataset.cached = String(this.cache.size);
+    this.arrived();
+  };
+}
+
+export interface Grid {
+  /** The scrolling grid, and the note shown when no image matches. */
+  readonly element: HTMLElement;
+  readonly empty: HTMLElement;
+  /** Lay out and draw on the next frame. */
+  schedule(): void;
+  /** Take the model's order of the images. */
+  takeOrder(): void;
+  /** Draw every cell again (the class names changed). */
+  redraw(): void;
+  /** Focus the focused image's cell (or the grid). */
+  focus(): void;
+  /** Image `index`'s caption, if its thumbnail is here. */
+  captionOf(index: number): Caption | undefined;
+}
+
+/** What the grid asks of the rest of the Gallery. */
+export interface GridHost {
+  /** Open image `index`'s detail view. */
+  open(index: number): void;
+  /** Close the detail view, if one is open; false if none was. */
+  close(): boolean;
+  /** Show an error from drawing ("" clears it). */
+  showError(message: string): void;
+}
+
+/** The grid of `model`'s images in `root` (which carries its counters for tests). */
+export function createGrid(
+  model: GalleryModel,
+  state: ModelState<GalleryState>,
+  scope: Scope,
+  root: HTMLElement,
+  gallery: GridHost,
+): Grid {
+  const { scroller, spacer, empty } = gridElements();
+  const cells: Cell[] = [];
+  let order = indicesOf(model.get("order"));
+  let focusPosition = 0;
+  let frame = 0;
+  const thumbnails = new Thumbnails(model, root, () => schedule());
+  const cache = thumbnails.cache;
+  const makeCell = (): Cell => {
+    const cell = newCell(spacer);
+    scope.on(cell.root, "click", () => {
+      focusPosition = cell.position;
+      gallery.open(order[cell.position]);
+    });
+    return cell;
+  };
+  const className = (index: number | null): string => classNameOf(model, index);
+
+  const cellSize = () => cellSizeIn(scroller.clientWidth);
+
+  const layout = (): void => {
+    frame = 0;
+    const { width, height, columns } = cellSize();
+    const rows = Math.ceil(order.length / columns);
+    spacer.style.height = `${rows * height}px`;
+    spacer.style.width = `${columns * width}px`;
+    empty.hidden = order.length > 0;
+    const [firstRow, lastRow] = visibleRows(
+      scroller.scrollTop,
+      scroller.clientHeight,
+      height,
+      rows,
+      1,
+    );
+    const first = firstRow * columns;
+    const last = Math.min(order.length - 1, (lastRow + 1) * columns - 1);
+    const needed = Math.max(0, last - first + 1);
+    while (cells.length < needed) {
+      cells.push(makeCell());
+    }
+    const options = state.renderOptions();
+    const optionsKey = JSON.stringify(options);
+    const selected = model.get("selected");
+    const missing: number[] = [];
+    cells.forEach((cell, slot) => {
+      const position = first + slot;
+      if (slot >= needed) {
+        cell.root.hidden = true;
+        cell.position = -1;
+        return;
+      }
+      cell.root.hidden = false;
+      place(cell, position, order[position], columns, width, height);
+      cell.root.classList.toggle("igg-selected", order[position] === selected);
+      cell.root.tabIndex = position === focusPosition ? 0 : -1;
+      const thumb = cache.get(order[position]);
+      if (thumb === undefined) {
+        missing.push(order[position]);
+      } else if (cell.drawn !== thumb || cell.drawnOptions !== optionsKey) {
+        try {
+          const size = model.get("thumbnail_size");
+          drawCell(cell, thumb, order[position], size, options, optionsKey, className);
+          gallery.showError("");
+        } catch (error) {
+          gallery.showError(error instanceof Error ? error.message : String(error));
+        }
+      }
+    });
+    // Ask for what is in view first, then one screen below it.
+    const below = Math.min(order.length - 1, last + (last - first + 1));
+    for (let position = last + 1; position <= below; position++) {
+      if (!cache.has(order[position])) {
+        missing.push(order[position]);
+      }
+    }
+    thumbnails.request(missing);
+  };
+
+  const schedule = (): void => {
+    if (frame === 0) {
+      frame = requestAnimationFrame(layout);
+    }
+  };
+
+  /** Focus the cell at `position`, scrolled into view (the grid itself when there is none). */
+  const focusCell = (position: number): void => {
+    focusPosition = Math.min(Math.max(0, order.length - 1), Math.max(0, position));
+    const { height, columns } = cellSize();
+    const top = Math.floor(focusPosition / columns) * height;
+    if (top < scroller.scrollTop) {
+      scroller.scrollTop = top;
+    } else if (top + height > scroller.scrollTop + scroller.clientHeight) {
+      scroller.scrollTop = top + height - scroller.clientHeight;
+    }
+    layout();
+    const cell = cells.find((candidate) => candidate.position === focusPosition);
+    (cell?.root ?? scroller).focus({ preventScroll: true });
+  };
+  scope.on<KeyboardEvent>(scroller, "keydown", (event) => {
+    const key = event.key;
+    const { columns, height } = cellSize();
+    const moves = keyMoves(columns, Math.floor(scroller.clientHeight / height), order.length);
+    if ((key === "Enter" || key === " ") && order.length > 0) {
+      event.preventDefault();
+      gallery.open(order[focusPosition]);
+    } else if (key === "Escape" && gallery.close()) {
+      event.preventDefault();
+    } else if (key in moves && order.length > 0) {
+      event.preventDefault();
+      focusCell(focusPosition + moves[key]);
+    }
+  });
+  const resize = new ResizeObserver(schedule);
+  resize.observe(scroller);
+  model.on("msg:custom", thumbnails.receive);
+  scope.add(() => {
+    resize.disconnect();
+    if (frame !== 0) {
+      cancelAnimationFrame(frame);
+    }
+    model.off("msg:custom", thumbnails.receive);
+  });
+  scope.on(scroller, "scroll", schedule);
+
+  return {
+    element: scroller,
+    empty,
+    schedule,
+    takeOrder(): void {
+      order = indicesOf(model.get("order"));
+      root.dataset.shown = String(order.length);
+      focusPosition = Math.min(focusPosition, Math.max(0, order.length - 1));
+      schedule();
+    },
+    redraw(): void {
+      for (const cell of cells) {
+        cell.drawn = null;
+      }
+      schedule();
+    },
+    focus: () => focusCell(focusPosition),
+    captionOf: (index) => cache.get(index)?.caption,
+  };
+}

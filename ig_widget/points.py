@@ -623,7 +623,6 @@ def evaluate_points(
     all_scores: bool = False,
     accumulate: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-
     """Weighted gradient sums per segment and the target scores of a point set.
 
     Runs the points through ``classifier``'s backend in batches of the one

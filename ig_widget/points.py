@@ -716,12 +716,11 @@ def evaluate_points(
         if accumulate is not None:
             ids, inverse = np.unique(call.group_segments, return_inverse=True)
             per_segment = np.zeros((len(ids), *shape), np.float64)
-            np.add.at(per_segment, inverse, group_sums)
+            _add_in_order(per_segment, inverse, group_sums)
             accumulate(ids, per_segment)
         else:
             assert sums is not None
-            # In group order, one after another (also for repeated segments).
-            np.add.at(sums, call.group_segments, group_sums)
+            _add_in_order(sums, call.group_segments, group_sums)
         class_scores = classifier.class_scores(raw)
         scores[done : done + size] = (
             class_scores if all_scores else class_scores[np.arange(size), batch.targets]
@@ -729,6 +728,14 @@ def evaluate_points(
         done += size
         report_progress(progress, done, total)
     return sums, scores
+
+
+def _add_in_order(sums: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """``sums[rows[i]] += values[i]`` one after another, in order, so that a row's
+    additions happen in the same order whatever the batches (``np.add.at`` does
+    the same, 40 times slower on image rows)."""
+    for row, value in zip(rows.tolist(), values, strict=True):
+        sums[row] += value
 
 
 def _check_batch(

@@ -267,3 +267,34 @@ def test_a_dataset_is_identical_bit_for_bit_whatever_batch_the_tuner_picks(demo,
     assert max(sent[0]) == 16 and max(sent[1]) == 64
     for index in range(len(images)):
         _assert_identical([r[index] for r in results], ("attributions", "gradients"))
+
+
+def test_the_work_of_a_batch_does_not_grow_with_the_number_of_images(cnn):
+    """Bytes sent to and returned from the backend per call, with 16 and with 128
+    images sharing calls: bounded by the points of the call, not by the images."""
+    backend = backend_for(cnn, None)
+    original = backend.gradient_sums
+    # The automatic batch, started at 16 points: its limit (256 here) would
+    # let a whole chunk's rows and segments through at once.
+    tuner = batching.tuner_for(backend, cnn, random_image(), "gradients")
+    tuner.size, tuner.fixed = 16, True
+    assert tuner.limit >= 256
+    image_bytes = random_image().astype(np.float32).nbytes
+    try:
+        for count in (16, 128):
+            calls = []
+
+            def counting(*args, calls=calls):
+                sums, scores = original(*args)
+                calls.append((len(args[2]), sum(np.asarray(a).nbytes for a in args) + sums.nbytes))
+                return sums, scores
+
+            backend.gradient_sums = counting
+            images = [random_image(seed=s) for s in range(count)]
+            igw.integrated_gradients_batch(cnn, images, steps=4)
+            assert sum(points for points, _ in calls) == count * 6  # 5 path points, 1 own
+            # At most two rows per point in and one sum per point out.
+            for points, sent in calls:
+                assert sent <= 3 * points * image_bytes + 64 * points
+    finally:
+        del backend.gradient_sums

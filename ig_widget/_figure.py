@@ -26,8 +26,9 @@ SIDE = 0.3
 GAP = 0.4
 TITLES = {True: 0.85, False: 0.45}  # with a figure title, without
 HEADING_TOP = 0.12  # the figure title's top under the figure's top edge
+HEADING_LINE = 0.25
 BELOW = 0.15
-KEY_ROW = 1.05
+KEY_ROW = 1.5
 KEY_BAR = 0.2
 KEY_TEXT = 0.27
 FONT_SIZE = 11
@@ -56,10 +57,12 @@ def panels_figure(
     panels: dict[str, tuple[np.ndarray, list[KeyEntry] | None]],
     heading: str,
     figsize: tuple[float, float] | None,
+    class_name: str | None = None,
 ) -> NotebookFigure:
     """Pictures side by side under their titles, each with its colour key (if any) under it.
 
-    ``panels`` maps a title to its picture (H, W, 3; all one size) and key.
+    ``panels`` maps a title to its picture (H, W, 3; all one size) and key;
+    the keys' texts name ``class_name``, when given.
     Without ``figsize`` the figure is ``DEFAULT_WIDTH`` inches wide and as
     tall as the panels, titles and keys need, so that a saved figure has no
     empty band. With ``figsize`` the same layout is scaled to fit in it, text
@@ -69,7 +72,8 @@ def panels_figure(
     pictures = [picture for picture, _ in panels.values()]
     height, width = pictures[0].shape[:2]
     key_rows = max((len(key) for _, key in panels.values() if key is not None), default=0)
-    top = TITLES[bool(heading)]
+    # A heading's further lines (the note of a falling score) each take HEADING_LINE.
+    top = TITLES[bool(heading)] + heading.count("\n") * HEADING_LINE
     below = BELOW + key_rows * KEY_ROW
     panel_w = (DEFAULT_WIDTH - 2 * SIDE - (count - 1) * GAP) / count
     panel_h = panel_w * height / width
@@ -95,7 +99,7 @@ def panels_figure(
         axes.set_title(title, fontsize=scale * TITLE_SIZE)
         axes.set_axis_off()
         if key is not None:
-            _draw_key(axes, key, scale * panel_h, scale, font)
+            _draw_key(axes, key, scale * panel_h, scale, font, class_name)
     if heading:
         # parse_math=False: a class name with "$" is text, not TeX.
         figure.suptitle(
@@ -108,12 +112,14 @@ def panels_figure(
     return figure
 
 
-def _end_texts(labels: dict[str, str]) -> tuple[str, str]:
-    return f"{labels['low']}\n{labels['low_share']}", f"{labels['high']}\n{labels['high_share']}"
+def _sentences(labels: dict[str, str]) -> str:
+    """The key's sentences under its bar: the shares of its two ends and the concentration."""
+    return f"{labels['low_share']}\n{labels['high_share']}\n{labels['top']}"
 
 
 def key_font(panel_width: float, entries: list[KeyEntry]) -> float:
-    """The key's font size: up to ``FONT_SIZE``, so that both ends' labels fit side by side.
+    """The key's font size: up to ``FONT_SIZE``, so that both end values fit side by side
+    and each sentence fits in the panel's width.
 
     ``panel_width`` is in inches, at the default width. Measured in
     matplotlib's default font; never below ``MIN_FONT_SIZE``.
@@ -125,39 +131,49 @@ def key_font(panel_width: float, entries: list[KeyEntry]) -> float:
     def width(text: str) -> float:
         return max(TextPath((0, 0), line, size=1).get_extents().width for line in text.split("\n"))
 
-    needed = [sum(width(text) for text in _end_texts(key_labels(entry))) for entry in entries]
-    room = (panel_width - GAP / 2) * POINTS_PER_INCH
+    needed = []
+    for entry in entries:
+        labels = key_labels(entry)
+        needed.append(max(width(labels["low"]) + width(labels["high"]), width(_sentences(labels))))
+    room = (panel_width - GAP) * POINTS_PER_INCH
     return max(MIN_FONT_SIZE, min(FONT_SIZE, room / max(needed, default=1.0)))
 
 
 def _draw_key(
-    axes: Axes, entries: list[KeyEntry], panel_height: float, scale: float, fontsize: float
+    axes: Axes,
+    entries: list[KeyEntry],
+    panel_height: float,
+    scale: float,
+    fontsize: float,
+    class_name: str | None = None,
 ) -> None:
     """Colour bars under ``axes``, one per entry, with their meaning and end values.
 
-    Each bar is an inset axes labelled ``KEY_LABEL``; its ticks are the
-    attribution values at the two ends and the share of the total they
-    stand for. ``panel_height`` is the panel's height in inches.
+    Each bar is an inset axes labelled ``KEY_LABEL``: its title says what
+    the colour means, its ticks are the attribution values at the two ends,
+    and its x label the key's sentences (``_sentences``). ``panel_height``
+    is the panel's height in inches.
     """
     from .render import key_labels
 
     # Inset axes are placed in fractions of the panel; the key's rows are in inches.
     unit = scale / panel_height
     for row, entry in enumerate(entries):
-        labels = key_labels(entry)
+        labels = key_labels(entry, class_name)
         top = -(BELOW + KEY_TEXT + row * KEY_ROW) * unit
         bar = axes.inset_axes((0.0, top - KEY_BAR * unit, 1.0, KEY_BAR * unit))
         bar.set_label(KEY_LABEL)
         colours = np.asarray(entry["colors"], np.uint8)[None]
         bar.imshow(colours, aspect="auto", interpolation="nearest", extent=(0, 1, 0, 1))
         bar.set_yticks([])
-        bar.set_xticks([0, 1], _end_texts(labels), fontsize=fontsize)
+        bar.set_xticks([0, 1], [labels["low"], labels["high"]], fontsize=fontsize)
+        bar.set_xlabel(_sentences(labels), fontsize=fontsize, loc="left", parse_math=False)
         bar.tick_params(length=3 * scale, pad=2 * scale)
         bar.get_xticklabels()[0].set_horizontalalignment("left")
         bar.get_xticklabels()[1].set_horizontalalignment("right")
         # parse_math=False: values such as "2.06e-5" are text.
         bar.set_title(
-            f"{entry['polarity']}: {labels['meaning']}",
+            labels["meaning"],
             fontsize=fontsize,
             loc="left",
             pad=4 * scale,

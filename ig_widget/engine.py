@@ -167,8 +167,15 @@ class PreparedInput:
         if target is None:
             return int(np.argmax(self.scores))
         if target >= self.classes:
+            one_column = ""
+            if self.classifier.columns == 1:
+                one_column = (
+                    " (the model has one output column: 1 is the column, 0 its complement; "
+                    "Captum's and PAIR saliency's target=0 is target=1 here)"
+                )
             raise ValueError(
-                f"target: expected a class index in [0, {self.classes - 1}], got {target}"
+                f"target: expected a class index in [0, {self.classes - 1}]{one_column}, "
+                f"got {target}"
             )
         return target
 
@@ -266,8 +273,17 @@ def _as_image_list(images: Any) -> list[np.ndarray]:
     return converted
 
 
-def prepare_batch(model: Any, images: Any, options: IGOptions | None = None) -> list[PreparedInput]:
+def prepare_batch(
+    model: Any,
+    images: Any,
+    options: IGOptions | None = None,
+    *,
+    names: Sequence[str] | None = None,
+) -> list[PreparedInput]:
     """``prepare`` for several images of one shape, with one batched forward pass.
+
+    ``names`` (default ``images[i]``) is how messages name each image: a
+    dataset names an image by its index in the dataset.
 
     Examples
     --------
@@ -279,7 +295,8 @@ def prepare_batch(model: Any, images: Any, options: IGOptions | None = None) -> 
     check_model(model)
     options = IGOptions() if options is None else options
     converted = _as_image_list(images)
-    names = [f"images[{index}]" for index in range(len(converted))]
+    if names is None:
+        names = [f"images[{index}]" for index in range(len(converted))]
     return _prepare_stack(model, np.stack(converted), options, names)
 
 
@@ -337,6 +354,7 @@ def run_batch(
     *,
     progress: ProgressCallback | None = None,
     progress_updates: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[IGResult]:
     """Integrated gradients of several prepared images of one model and shape.
 
@@ -368,7 +386,8 @@ def run_batch(
     baselines, baseline_index = _baselines(images, options)
     runs = options.distinct_runs
     starts = StackedRows(baselines, ArrayRows(images))
-    names = None if count == 1 else [f"images[{index}]" for index in range(count)]
+    if names is None and count > 1:
+        names = [f"images[{index}]" for index in range(count)]
     ends = ArrayRows(images)
     counter = _Progress(progress)
     every = np.arange(count)
@@ -574,7 +593,9 @@ def integrated_gradients(
         Class to explain (also a 0-d or one-element array or tensor); default
         the top predicted class. A model with one output column (binary) has
         two classes: 1 is its column, 0 the complement (``1 - p`` after a
-        sigmoid, ``-z`` for a logit).
+        sigmoid, ``-z`` for a logit), as in alibi. Captum and PAIR saliency
+        call the column itself target 0: their ``target=0`` is ``target=1``
+        here (the other class's attributions are these negated).
     baseline : {"black", "white", "uniform", "blur"} or array
         Where the path starts. ``"uniform"`` is noise over ``pixel_range``.
     steps : int or "auto"

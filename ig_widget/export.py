@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from .render import KeyEntry, colour_key, key_labels, render_maps
+from .render import (
+    KeyEntry,
+    colour_key,
+    ground_luma,
+    key_labels,
+    render_maps,
+    validate_render_options,
+)
 from .validation import check_path_for_writing
 
 INPUT_TITLE = "Input"
@@ -154,7 +161,8 @@ def panels_png(
     for title, maps in panels:
         titles.append(title)
         pictures.append(render_maps(image_rgb, *maps, **render_options))
-        keys.append(colour_key(*maps, **render_options))
+        ground = ground_luma(image_rgb, validate_render_options(**render_options)["overlay"])
+        keys.append(colour_key(*maps, ground=ground, **render_options))
     height, width = image_rgb.shape[:2]
     scale = max(1, math.ceil(MIN_PANEL_PIXELS / max(height, width)))
     panel_h, panel_w = height * scale, width * scale
@@ -162,8 +170,8 @@ def panels_png(
     key_font = ImageFont.load_default(size=KEY_FONT_SIZE)
     line = FONT_SIZE + 8
     key_line = KEY_FONT_SIZE + 4
-    # Per key entry: its meaning, the bar, the end values, their shares.
-    entry_height = 3 * key_line + KEY_BAR_PIXELS + MARGIN // 2
+    # Per key entry: its meaning, the bar, the end values, their shares, the concentration.
+    entry_height = 5 * key_line + KEY_BAR_PIXELS + MARGIN // 2
     keys_height = max(len(entries) for entries in keys) * entry_height
     canvas = Image.new(
         "RGB",
@@ -184,17 +192,18 @@ def panels_png(
         for row, entry in enumerate(keys[index]):
             labels = key_labels(entry)
             y = top + panel_h + MARGIN // 2 + row * entry_height
-            draw.text((left, y), f"{entry['polarity']}: {labels['meaning']}", TEXT_COLOR, key_font)
+            draw.text((left, y), labels["meaning"], TEXT_COLOR, key_font)
             bar = Image.fromarray(np.asarray(entry["colors"], np.uint8)[None])
             bar = bar.resize((panel_w, KEY_BAR_PIXELS), Image.Resampling.NEAREST)
             canvas.paste(bar, (left, y + key_line))
             y += key_line + KEY_BAR_PIXELS + 2
-            for offset, (start, end) in enumerate(
-                ((labels["low"], labels["high"]), (labels["low_share"], labels["high_share"]))
+            # The end values under the bar's ends; the sentences, each on its line.
+            draw.text((left, y), labels["low"], fill=TEXT_COLOR, font=key_font)
+            draw.text((left + panel_w, y), labels["high"], TEXT_COLOR, key_font, anchor="ra")
+            for offset, text in enumerate(
+                (labels["low_share"], labels["high_share"], labels["top"]), start=1
             ):
-                row_y = y + offset * key_line
-                draw.text((left, row_y), start, fill=TEXT_COLOR, font=key_font)
-                draw.text((left + panel_w, row_y), end, TEXT_COLOR, key_font, anchor="ra")
+                draw.text((left, y + offset * key_line), text, fill=TEXT_COLOR, font=key_font)
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()

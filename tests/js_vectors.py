@@ -9,7 +9,8 @@ Layout of ``index.json``::
     {"inputs": {name: {"width", "height", "image": [offset, bytes],
                        "positive": [offset, bytes], "negative": [offset, bytes]}},
      "cases": [{"input": name, "options": {...}, "expected": [offset, bytes]}],
-     "keys": [{"input": name, "options": {...}, "entries": [colour_key entry + "labels"]}]}
+     "keys": [{"input": name, "options": {...}, "ground": luma or null,
+               "entries": [colour_key entry + "labels"]}]}
 
 ``image`` and ``expected`` are RGB uint8 (H, W, 3); ``positive`` and
 ``negative`` are little-endian float32 (H, W). Every block starts at a
@@ -27,7 +28,14 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ig_widget.render import STYLES, channel_maps, colour_key, key_labels, render_maps
+from ig_widget.render import (
+    STYLES,
+    channel_maps,
+    colour_key,
+    ground_luma,
+    key_labels,
+    render_maps,
+)
 
 CLIP_PAIRS = ((99.9, 0.0), (99.0, 0.0), (95.0, 28.0), (90.0, 10.0), (100.0, 0.0), (50.0, 49.5))
 CLEANUP = (None, 2, 3, 4)
@@ -88,6 +96,8 @@ def _inputs(with_model: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         "single_pixel_10x10": (photo(10, 10), single),
         "constant_8x8": (photo(8, 8), np.full((8, 8, 3), 0.25, np.float32)),
         "spike_40x40": (photo(40, 40), spike),
+        # Mean luma below DARK_GROUND: the heatmap lightens its strong end.
+        "dark_smooth_24x24": (photo(24, 24) // 5, _smooth_map(rng, 24, 24)),
     }
     if with_model:
         image, integrated, plain = _tiny_model_maps()
@@ -200,11 +210,15 @@ def write_vectors(outdir: str | Path, *, with_model: bool = True) -> dict[str, A
                 {"input": name, "options": options, "expected": blob.add(expected)}
             )
         for options in _key_option_sets():
-            entries = [
-                {**entry, "labels": key_labels(entry)}
-                for entry in colour_key(positive, negative, **options)
-            ]
-            index["keys"].append({"input": name, "options": options, "entries": entries})
+            # The picture's ground, as the widget passes it (None: the default grey).
+            for ground in (None, ground_luma(image, True)):
+                entries = [
+                    {**entry, "labels": key_labels(entry)}
+                    for entry in colour_key(positive, negative, ground=ground, **options)
+                ]
+                index["keys"].append(
+                    {"input": name, "options": options, "ground": ground, "entries": entries}
+                )
     (target / "vectors.bin").write_bytes(b"".join(blob.chunks))
     (target / "index.json").write_text(json.dumps(index))
     return index

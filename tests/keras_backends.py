@@ -36,11 +36,13 @@ sys.meta_path.insert(0, BlockTensorFlow())
 """
 
 
-def run_per_backend(code: str, folder: Path, timeout: float = 300) -> dict[str, dict[str, Any]]:
-    """Run ``code`` once per Keras backend, at the same time; each run saves an ``.npz``
-    at ``sys.argv[1]``. Returns the saved arrays by backend name."""
+def run_per_backend(
+    code: str, folder: Path, timeout: float = 300, backends: tuple[str, ...] = KERAS_BACKENDS
+) -> dict[str, dict[str, Any]]:
+    """Run ``code`` once per Keras backend (of ``backends``), at the same time; each run
+    saves an ``.npz`` at ``sys.argv[1]``. Returns the saved arrays by backend name."""
     children = {}
-    for name in KERAS_BACKENDS:
+    for name in backends:
         script = (BLOCK_TENSORFLOW if name != "tensorflow" else "") + code
         env = {**os.environ, "KERAS_BACKEND": name, "PYTHONPATH": str(ROOT)}
         children[name] = subprocess.Popen(

@@ -542,3 +542,41 @@ def test_keyboard_and_narrow_layout_in_jupyter(front_end, chromium, tmp_path, ar
         page.locator(".igw").screenshot(path=artifacts / f"{front_end}-700-keyboard.png")
         assert errors == []
         page.close()
+
+
+def test_the_exported_ring_says_its_score_falls_and_shows_the_fall(chromium, tmp_path, artifacts):
+    # The ring explained for "circle" from black: the circle's score falls
+    # along the path. The page says so and one click shows the negative polarity.
+    images, _ = igw.demo.images()
+    widget = igw.IGWidget(
+        igw.demo.model(), images[5], class_names=igw.demo.class_names, target=0, steps=16
+    )
+    path = widget.to_html(tmp_path / "ring.html")
+    page = chromium.new_page(viewport={"width": 1200, "height": 800})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(path.as_uri())
+    canvas = page.locator(".igw canvas").nth(2)
+    canvas.wait_for()
+    note = page.locator(".igw-falling-text")
+    assert note.is_visible()
+    assert note.text_content() == widget.summary["falling_note"]
+    assert note.text_content().startswith("The score of 'circle' falls from the baseline")
+    # The key's words name the class.
+    meanings = page.locator(".igw-panel-explainer .igw-key-meaning").all_text_contents()
+    assert meanings == ["red: raises the score of 'circle'"]
+    page.locator(".igw").screenshot(path=artifacts / "ring-falling.png")
+    page.get_by_role("button", name="show what lowered it").click()
+    rgb = display_image(images[5])
+    expected = render_maps(
+        rgb,
+        *channel_maps(widget.result.attributions),
+        **{**widget.render_options(), "polarity": "negative"},
+    )
+    assert np.abs(canvas_pixels(canvas).astype(int) - expected).max() <= 1
+    assert not page.get_by_role("button", name="show what lowered it").is_visible()
+    meanings = page.locator(".igw-panel-explainer .igw-key-meaning").all_text_contents()
+    assert meanings == ["blue: lowers the score of 'circle'"]
+    page.locator(".igw").screenshot(path=artifacts / "ring-negative.png")
+    assert errors == []
+    page.close()

@@ -73,13 +73,15 @@ def test_each_image_equals_a_single_integrated_gradients_call(model, data, refer
         "target",
         "score",
         "delta",
+        "steps",
         "correct",
         "mask_share",
         "mask_area",
     ]
     assert reference.complete and len(reference) == COUNT
     for index, image in enumerate(images):
-        single = igw.integrated_gradients(model, image, steps=STEPS)
+        # A dataset's default baseline is the blurred image (a single call's is black).
+        single = igw.integrated_gradients(model, image, steps=STEPS, baseline="blur")
         stored = reference[index]
         np.testing.assert_allclose(stored.attributions, single.attributions, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(stored.gradients, single.gradients, rtol=1e-5, atol=1e-7)
@@ -94,7 +96,11 @@ def test_each_image_equals_a_single_integrated_gradients_call(model, data, refer
         share = positive[masks[index]].sum() / positive.sum()
         assert table.loc[index, "mask_share"] == pytest.approx(share, rel=1e-5)
         assert table.loc[index, "mask_area"] == pytest.approx(masks[index].mean())
-        assert stored.steps == STEPS and stored.method == "trapezoid" and stored.runs == 1
+        assert (
+            stored.steps == table.loc[index, "steps"] == STEPS
+            and stored.method == "trapezoid"
+            and stored.runs == 1
+        )
         np.testing.assert_array_equal(reference.image(index), image.astype(np.float32))
     assert table["source"].tolist() == [f"array[{i}]" for i in range(COUNT)]
 
@@ -179,8 +185,10 @@ def test_images_are_streamed_a_chunk_at_a_time(model, data, tmp_path):
     result = igw.explain_dataset(
         model, images_one_by_one(), steps=STEPS, chunk_size=CHUNK, store=store, progress=False
     )
-    # Image i is read only once the chunks before its own are stored.
-    assert [done for _, done in stored_when_pulled] == [i // CHUNK for i in range(COUNT)]
+    # Image i is read only once the chunks before its own are stored, but the one just
+    # before, which the writer thread may still be storing while this chunk is computed.
+    for index, done in stored_when_pulled:
+        assert max(0, index // CHUNK - 1) <= done <= index // CHUNK, (index, done)
     assert len(result) == COUNT and result.complete
     # An input of unknown length: the arrays grew and were cut to the count.
     assert Store(str(store)).read("attributions", slice(None)).shape[0] == COUNT
@@ -190,21 +198,24 @@ def test_a_cancelled_run_keeps_its_chunks_and_resumes(model, data, reference, tm
     images, labels, masks = data
     store = tmp_path / "store"
     options = dict(labels=labels, masks=masks, steps=STEPS, chunk_size=CHUNK, store=store)
-    with pytest.raises(igw.ComputationCancelled, match="the 3 images done are kept") as caught:
-        igw.explain_dataset(model, images, progress=lambda done, total: done < CHUNK, **options)
+    # Told to stop after the first chunk: the second, computed while the first was
+    # stored, is stored too (np.False_ stops as False does).
+    stop = lambda done, total: np.bool_(done < CHUNK)  # noqa: E731
+    with pytest.raises(igw.ComputationCancelled, match="the 6 images done are kept") as caught:
+        igw.explain_dataset(model, images, progress=stop, **options)
     assert str(store) in str(caught.value)
     partial = igw.open_dataset(store)
-    assert not partial.complete and len(partial) == CHUNK
+    assert not partial.complete and len(partial) == 2 * CHUNK
     assert "incomplete" in repr(partial)
-    with pytest.raises(IndexError, match="image 5 is not in the store"):
-        partial[5]
+    with pytest.raises(IndexError, match="image 6 is not in the store"):
+        partial[6]
 
     seen = []
     resumed = igw.explain_dataset(
         model, images, progress=lambda done, total: seen.append((done, total)), **options
     )
-    # Only the two chunks not stored were computed.
-    assert seen == [(6, COUNT), (COUNT, COUNT)]
+    # Only the chunk not stored was computed.
+    assert seen == [(COUNT, COUNT)]
     assert resumed.complete
     assert_same_results(resumed, reference)
 
@@ -218,9 +229,11 @@ def test_ctrl_c_keeps_what_is_done(model, data, reference, tmp_path):
         if done >= 2 * CHUNK:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt, match="interrupted; the 6 images done are kept"):
+    # Interrupted when the second chunk is reported: the third, computed meanwhile, is kept.
+    with pytest.raises(KeyboardInterrupt, match="interrupted; the 7 images done are kept"):
         igw.explain_dataset(model, images, progress=interrupt, **options)
-    assert len(igw.open_dataset(store)) == 2 * CHUNK
+    interrupted = igw.open_dataset(store)
+    assert len(interrupted) == COUNT and not interrupted.complete
     assert_same_results(igw.explain_dataset(model, images, progress=False, **options), reference)
 
 
@@ -319,10 +332,13 @@ def test_bad_images_labels_and_masks_name_the_image(model, data, tmp_path):
     mixed = [images[0], images[1], np.zeros((8, 8, 3), np.uint8)]
     cases = [
         (dict(images=mixed), "images\\[2\\]: has shape \\(8, 8, 3\\), the first image had"),
-        (dict(images=images, labels=labels[:3]), "labels: fewer labels \\(3\\) than images"),
-        (dict(images=images, labels=[*labels, 1]), "labels: more labels \\(8\\) than images"),
+        (dict(images=images, labels=labels[:3]), "labels: expected 7 \\(one per image\\), got 3"),
+        (dict(images=images, labels=[*labels, 1]), "labels: expected 7 \\(one per image\\), got 8"),
+        (dict(images=iter(images), labels=labels[:3]), "labels: fewer labels \\(3\\) than"),
+        (dict(images=iter(images), labels=[*labels, 1]), "labels: more labels \\(8\\) than"),
         (dict(images=images, masks=masks[:, :8]), "masks\\[0\\]: expected a mask of the image's"),
-        (dict(images=images, masks=masks[:2]), "masks: fewer masks than images"),
+        (dict(images=images, masks=masks[:2]), "masks: expected 7 \\(one per image\\), got 2"),
+        (dict(images=iter(images), masks=masks[:2]), "masks: fewer masks than images"),
         (dict(images=images, labels=[-1] * COUNT), "labels\\[0\\]: expected a class index >= 0"),
     ]
     for number, (options, message) in enumerate(cases):
@@ -359,7 +375,7 @@ def test_targets_label_and_explicit(model, data, tmp_path):
         model, images, targets=chosen, steps=STEPS, store=tmp_path / "explicit", progress=False
     )
     assert explicit.table["target"].tolist() == chosen
-    single = igw.integrated_gradients(model, images[1], target=2, steps=STEPS)
+    single = igw.integrated_gradients(model, images[1], target=2, steps=STEPS, baseline="blur")
     np.testing.assert_allclose(explicit[1].attributions, single.attributions, rtol=1e-5, atol=1e-7)
     pairs = ((image, None if i == 2 else 1) for i, image in enumerate(images))
     with pytest.raises(ValueError, match="image 2 \\(iterable\\[2\\]\\) has none"):
@@ -425,3 +441,119 @@ def test_ray_writes_the_store_the_local_executor_writes(model, data, local_ray, 
     for manifest in manifests:
         manifest.pop("created")
     assert manifests[0] == manifests[1]
+
+
+def test_the_defaults_converge_on_the_demo_and_the_summary_counts_the_rest(capsys, tmp_path):
+    images, labels, _ = igw.demo.make_shapes(24, seed=1)
+    result = igw.explain_dataset(
+        igw.demo.model(), images, labels=labels, store=tmp_path / "s", progress=False
+    )
+    assert result.options["baseline"] == "blur" and result.options["steps"] == "auto"
+    table = result.table
+    assert (table["delta"] <= 0.01).all(), table["delta"].max()
+    # Each row records the intervals steps="auto" settled on.
+    assert set(table["steps"]) <= {8, 16, 32, 64, 128, 256, 512}
+    assert result.convergence_summary() is None
+    above = int((table["delta"] > 0.001).sum())
+    assert 0 < above < 24
+    assert result.convergence_summary(0.001) == (
+        f"{above} of 24 images have completeness error above 0.1 %: result.rerun(model, "
+        "where=result.table.delta > 0.001, steps=...) recomputes them with more steps (up to "
+        '512; the "steps" column records each row\'s)'
+    )
+    # No line without a bar (progress=False); with it, the line is printed at the end.
+    assert capsys.readouterr().out == ""
+
+
+def test_the_summary_line_is_printed_after_the_bar(model, data, tmp_path, capsys):
+    images = data[0][:3]
+    result = igw.explain_dataset(model, images, steps=2, store=tmp_path / "s", progress=True)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    above = int((result.table["delta"] > 0.05).sum())
+    assert above > 0, result.table["delta"]
+    assert line == result.convergence_summary()
+    # steps=2 is all this store's paths hold: the line says a rerun cannot help.
+    assert line == (
+        f"{above} of 3 images have completeness error above 5 %, already at the 2 steps this "
+        "store holds: their score changes too sharply along the path; a new store with more "
+        "steps (up to 10,000) or another baseline may converge"
+    )
+
+
+def test_rerun_recomputes_the_chosen_rows_and_records_their_steps(model, data, tmp_path):
+    images, labels, masks = data
+    result = igw.explain_dataset(
+        model, images, labels=labels, masks=masks, chunk_size=CHUNK, tolerance=10.0,
+        store=tmp_path / "s", progress=False,
+    )  # fmt: skip
+    before = result.table
+    assert (before["steps"] == 8).all()  # the loose tolerance stops at the first grid
+    chosen = np.zeros(COUNT, bool)
+    chosen[[1, 4, 5]] = True
+    rerun = result.rerun(model, where=chosen, steps=64, masks=masks)
+    table = rerun.table
+    assert table["steps"].tolist() == [64 if c else 8 for c in chosen]
+    for index, image in enumerate(images):
+        expected = igw.integrated_gradients(
+            model, image, baseline="blur", steps=64 if chosen[index] else 8
+        )
+        stored = rerun[index]
+        np.testing.assert_allclose(stored.attributions, expected.attributions, rtol=1e-5, atol=1e-7)
+        assert stored.steps == table.loc[index, "steps"]
+        assert table.loc[index, "delta"] == pytest.approx(expected.delta, rel=1e-4, abs=1e-7)
+        positive = np.maximum(expected.attributions.sum(axis=2), 0)
+        share = positive[masks[index]].sum() / positive.sum()
+        assert table.loc[index, "mask_share"] == pytest.approx(share, rel=1e-5)
+    unchanged = ~chosen
+    pd.testing.assert_frame_equal(table[unchanged], before[unchanged])
+    assert table.dtypes.equals(before.dtypes)
+    manifest = json.loads((tmp_path / "s" / "ig-dataset.json").read_text())
+    assert manifest["reruns"][0]["rows"] == [1, 4, 5]
+    assert manifest["reruns"][0]["options"] == {"steps": 64}
+    assert "rerun_pending" not in manifest
+    # Every array row, recomputed or not, matches the checksum the table holds for it.
+    igw.open_dataset(tmp_path / "s", verify=True)
+    # The store's own options are unchanged: resuming the run still matches.
+    igw.explain_dataset(
+        model, images, labels=labels, masks=masks, chunk_size=CHUNK, tolerance=10.0,
+        store=tmp_path / "s", progress=False,
+    )  # fmt: skip
+    with pytest.raises(TypeError, match="baseline: not an option a rerun changes"):
+        rerun.rerun(model, where=chosen, baseline="black")
+    with pytest.raises(ValueError, match="masks: the store has mask columns"):
+        rerun.rerun(model, where=chosen, steps=16)
+    with pytest.raises(ValueError, match=r"where: expected 7 booleans"):
+        rerun.rerun(model, where=chosen[:3], steps=16, masks=masks)
+    fixed = igw.explain_dataset(model, images[:2], steps=STEPS, store=tmp_path / "f",
+                                progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="steps: this store's path arrays hold 5 points"):
+        fixed.rerun(model, where=[0], steps=16)
+
+
+def single_image_model(x):
+    """A model that raises on a batch of more than one image (when TensorFlow traces it)."""
+    import tensorflow as tf
+
+    if x.shape[0] != 1:
+        raise RuntimeError(f"one image at a time, got a batch of {x.shape[0]}")
+    return tf.reduce_mean(x, axis=(1, 2))
+
+
+@pytest.mark.slow
+def test_a_workers_model_error_arrives_as_locally(data, local_ray, tmp_path):
+    images = data[0]
+    errors = []
+    for executor in ("local", igw.RayExecutor(workers=1)):
+        with pytest.raises(ValueError, match=r"(?s)^model: .*one image at a time") as caught:
+            igw.explain_dataset(
+                single_image_model, images, steps=STEPS, chunk_size=2, progress=False,
+                store=tmp_path / str(len(errors)), executor=executor,
+            )  # fmt: skip
+        errors.append(caught.value)
+    local, on_ray = errors
+    # The same message (the batch the tuner chose may differ) and the model's own error chained.
+    for error in errors:
+        assert str(error).startswith("model: failed on a batch of shape (")
+    assert str(on_ray).split(" float32: ")[1] == str(local).split(" float32: ")[1]
+    assert type(on_ray.__cause__) is type(local.__cause__) is RuntimeError
+    assert "one image at a time" in str(on_ray.__cause__)

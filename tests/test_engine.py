@@ -4,6 +4,7 @@ at once. What it takes and refuses is in test_inputs.py."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -17,6 +18,8 @@ from ig_widget.baselines import make_baselines
 from ig_widget.quadrature import METHODS, integration_points
 
 from .models import linear_model, random_image, tiny_cnn
+
+REPO = Path(__file__).resolve().parents[1]
 
 RNG = np.random.default_rng(42)
 LIN_WEIGHTS = RNG.normal(size=(6, 5, 3, 4)).astype(np.float32)
@@ -361,8 +364,34 @@ def test_a_one_column_model_explains_either_class(image, activation, complement)
     np.testing.assert_allclose(zero.path_scores[0, -1], other, rtol=1e-5)
     top = igw.integrated_gradients(model, image, steps=4)
     assert top.target == int(np.argmax([other, column]))
-    with pytest.raises(ValueError, match=r"target: expected a class index in \[0, 1\], got 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"target: expected a class index in \[0, 1\] \(the model has one output column: "
+        r"1 is the column, 0 its complement; Captum's and PAIR saliency's target=0 is "
+        r"target=1 here\), got 2",
+    ):
         igw.integrated_gradients(model, image, target=2)
+
+
+def test_the_readme_recipe_gives_captums_convention_for_one_column(image):
+    # Captum reads target=0 of a one-column model as the column itself: the
+    # same as target 0 of the model with the column first and a zero column
+    # after it, computed here without the one-column rule.
+    model = _binary_cnn("sigmoid")
+    readme = (REPO / "README.md").read_text()
+    recipe = "igw.integrated_gradients(model, image, target=1)  # Captum: ig.attribute(x, target=0)"
+    assert recipe in readme
+    ours = eval(recipe.split("  #")[0], {"igw": igw, "model": model, "image": image})
+
+    def columns(x):
+        column = model(x)
+        return keras.ops.concatenate([column, keras.ops.zeros_like(column)], axis=1)
+
+    captum = igw.integrated_gradients(columns, image, target=0)
+    np.testing.assert_allclose(ours.attributions, captum.attributions, rtol=1e-5, atol=1e-9)
+    assert ours.score == pytest.approx(captum.score, rel=1e-6)
+    # The docstring says the same.
+    assert "their ``target=0`` is ``target=1``" in igw.integrated_gradients.__doc__
 
 
 def test_a_torch_module_ending_in_a_sigmoid_is_a_probability():

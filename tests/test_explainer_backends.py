@@ -76,3 +76,51 @@ def test_every_method_gives_the_same_attributions_on_every_backend(per_backend, 
     for curve in ("insertion", "deletion"):
         np.testing.assert_allclose(other[curve], reference[curve], rtol=1e-4, atol=1e-5)
     assert not other["tensorflow_loaded"]
+
+
+# Counts from 1 to 1000 that the JAX child runs each method with: before segment
+# counts and whole sources were bucketed, nearly each one compiled a new program.
+COUNTS = [1, 2, 3, 5, 7, 9, 16, 23, 37, 50, 64, 99, 128, 200, 255, 1000]
+PROGRAMS_CHILD = f"""
+import sys
+import numpy as np
+import ig_widget as igw
+from ig_widget.backends import backend_for
+from tests.models import random_image, tiny_cnn
+
+COUNTS = {COUNTS!r}
+image = random_image()
+references = np.stack([random_image(seed=s) for s in range(12)])
+of_ig = {{"of": "integrated_gradients", "steps": 4}}
+methods = {{
+    "smoothgrad samples": lambda model, n: igw.smoothgrad(model, image, samples=n, seed=0),
+    "vargrad samples": lambda model, n: igw.smoothgrad(
+        model, image, kind="vargrad", samples=n, seed=0
+    ),
+    "smoothgrad_sq of IG samples": lambda model, n: igw.smoothgrad(
+        model, image, kind="smoothgrad_sq", samples=n, seed=0, **of_ig
+    ),
+    "smoothgrad of IG steps": lambda model, n: igw.smoothgrad(
+        model, image, of="integrated_gradients", samples=2, steps=n, seed=0
+    ),
+    "blur_ig steps": lambda model, n: igw.blur_ig(model, image, max_sigma=8.0, steps=n),
+    "expected_gradients samples": lambda model, n: igw.expected_gradients(
+        model, image, references=references, samples=n, seed=0
+    ),
+}}
+programs = {{}}
+for name, method in methods.items():
+    model = tiny_cnn(seed=5)
+    for count in COUNTS:
+        method(model, count)
+    programs[name] = backend_for(model, None)._program._cache_size()
+np.savez(sys.argv[1], **programs)
+"""
+
+
+@pytest.mark.slow
+def test_jax_compiles_a_few_programs_for_any_count_of_samples_or_steps(tmp_path):
+    programs = run_per_backend(PROGRAMS_CHILD, tmp_path, backends=("jax",))["jax"]
+    # Buckets of 8, 16, ..., 256 points (the memory limit of a 16x16 CNN), as for IG.
+    counts = {name: int(count) for name, count in programs.items()}
+    assert len(counts) == 6 and all(1 <= count <= 6 for count in counts.values()), counts

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import re
+import weakref
 
 import numpy as np
 import pytest
@@ -152,3 +155,51 @@ def test_clicking_opens_the_stored_or_the_live_view(result, model):
     assert widget.compute().target == other
     live._handle_message(live, {"type": "close"}, [])
     assert live.detail is None and live.selected == -1
+
+
+def test_closing_the_gallery_closes_and_frees_its_open_view(result, model):
+    gallery = igw.Gallery(result, model=model, class_names=NAMES)
+    detail = gallery.open_image(3)
+    detail.compute()  # a live result of its own, with the model's forward pass
+    freed = [weakref.ref(detail), weakref.ref(detail.result), weakref.ref(detail._shown)]
+    del detail
+    gallery.close()
+    gc.collect()
+    assert gallery.detail is None and gallery.selected == -1
+    assert [reference() for reference in freed] == [None] * 3
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "thumbnails", "indices": [-1]},
+        {"type": "thumbnails", "indices": [2, 9]},
+        {"type": "thumbnails", "indices": [1.5]},
+        {"type": "thumbnails", "indices": [True]},
+        {"type": "thumbnails", "indices": ["3"]},
+        {"type": "thumbnails", "indices": 3},
+        {"type": "open", "index": -1},
+        {"type": "open", "index": 2.0},
+        {"type": "view", "sort_by": "delta", "descending": "no", "filters": []},
+        {"type": "explode"},
+        ["thumbnails"],
+        {"__class__": "Gallery"},
+    ],
+)
+def test_malformed_front_end_messages_are_ignored_with_a_warning(result, message, caplog):
+    # No front end sends these: the gallery ignores and logs them, shows why,
+    # and raises nothing out of the handler (index -1 raised a KeyError).
+    gallery = igw.Gallery(result)
+    sent = []
+    gallery.send = lambda content, buffers=None: sent.append(content)
+    before = (gallery.order, gallery.detail, gallery.selected)
+    with caplog.at_level(logging.WARNING, logger="ig_widget"):
+        if "__class__" in message:
+            gallery.set_state(message)
+        else:
+            gallery._handle_message(gallery, message, [])
+    assert (gallery.order, gallery.detail, gallery.selected) == before and sent == []
+    [record] = [r for r in caplog.records if r.name.startswith("ig_widget")]
+    assert record.levelno == logging.WARNING and "Gallery: ignored" in record.getMessage()
+    gallery._handle_message(gallery, {"type": "thumbnails", "indices": [8]}, [])
+    assert sent and sent[-1]["indices"] == [8]  # still usable

@@ -96,6 +96,56 @@ def test_committed_notebooks_have_no_outputs(name):
             assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
 
 
+FRAMEWORKS = ("keras", "tensorflow", "torch", "jax")
+
+
+def _imports(notebook: nbformat.NotebookNode) -> list[str]:
+    """The top-level modules a notebook's code imports, in order."""
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            match = re.match(r"(?:import|from) ([\w]+)", line)
+            if match:
+                found.append(match.group(1))
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebooks_import_ig_widget_before_any_framework(name):
+    # import ig_widget keeps TensorFlow's start-up log off stderr; a framework
+    # imported before it prints its block of C++ log lines into the notebook.
+    modules = _imports(read(name))
+    assert "ig_widget" in modules
+    first = modules.index("ig_widget")
+    assert not [module for module in modules[:first] if module in FRAMEWORKS], modules
+
+
+def test_quickstart_says_the_baseline_its_code_uses():
+    notebook = read("quickstart")
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    text = " ".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    text = " ".join(text.split())
+    baseline = re.search(r'baseline="(\w+)"', code).group(1)
+    said = {"blur": "here a strongly blurred copy of the image", "black": "here all black"}
+    assert said[baseline] in text
+    assert all(words not in text for name, words in said.items() if name != baseline)
+
+
+def test_quickstart_class_menu_offers_every_class():
+    # "Pick another class in the class list": every one of the six can be picked.
+    notebook = read("quickstart")
+    (cell,) = [c for c in notebook.cells if c.cell_type == "code"]
+    *statements, last = cell.source.strip().splitlines()
+    namespace: dict = {}
+    exec("\n".join(statements), namespace)
+    w = eval(last, namespace)
+    assert sorted(index for index, _, _ in w.classes) == list(range(len(igw.demo.class_names)))
+    markdown = " ".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert "Pick another class in the class list" in markdown
+
+
 @pytest.mark.slow
 def test_quickstart_shows_the_widget_in_under_ten_lines():
     notebook = read("quickstart")

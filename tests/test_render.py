@@ -30,6 +30,9 @@ from ig_widget.render import (
     channel_maps,
     colour_key,
     display_image,
+    format_number,
+    format_percent,
+    ground_luma,
     key_labels,
     plot,
     render,
@@ -510,7 +513,8 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     panels = fig.axes
     titles = ["Input", "Normal gradients", "Integrated gradients"]
     assert [ax.get_title() for ax in panels] == titles
-    assert fig.get_suptitle() == f"{name} — score 0.8871"
+    # These attributions add up to a negative total: the second line says so.
+    assert fig.get_suptitle().split("\n")[0] == f"{name} — score 0.8871"
     width, height = fig.get_size_inches()
     assert width == 15.0 and 6 < height < 8  # as tall as the square panels and one key row
     shown = [np.asarray(ax.images[0].get_array()) for ax in panels]
@@ -525,9 +529,10 @@ def test_plot_returns_three_titled_panels_and_saves_headless(maps, tmp_path):
     # matplotlib backend has registered a formatter (no %matplotlib inline).
     shown_png = PNGFormatter()(fig)
     assert shown_png is not None and shown_png.startswith(b"\x89PNG")
-    untitled = plot(image, gradients, attributions, figsize=(6, 3))
+    untitled = plot(image, gradients, -attributions, figsize=(6, 3))
     assert untitled.get_suptitle() == ""
-    assert plot(image, gradients, attributions, score=0.5).get_suptitle() == "score 0.5"
+    # (negated: these attributions add up to a negative total, which adds a line)
+    assert plot(image, gradients, -attributions, score=0.5).get_suptitle() == "score 0.5"
 
 
 def test_plot_draws_a_colour_key_under_each_attribution_panel(maps):
@@ -537,22 +542,27 @@ def test_plot_draws_a_colour_key_under_each_attribution_panel(maps):
     keys = [child for ax in fig.axes for child in ax.child_axes]
     assert {key.get_label() for key in keys} == {"colour key"}
     assert len(keys) == 4  # two signs under each of the two attribution panels
-    options = {"polarity": "both", "clip_below_percentile": 28.0}
+    # Drawn over the picture's own ground: the image's mean grey.
+    options = {
+        "polarity": "both",
+        "clip_below_percentile": 28.0,
+        "ground": ground_luma(display_image(image), True),
+    }
     expected = colour_key(*channel_maps(gradients), **options) + colour_key(
         *channel_maps(attributions), **options
     )
     for bar, entry in zip(keys, expected, strict=True):
         np.testing.assert_array_equal(bar.images[0].get_array()[0], entry["colors"])
         labels = key_labels(entry)
-        assert bar.get_title(loc="left") == f"{entry['polarity']}: {labels['meaning']}"
+        assert bar.get_title(loc="left") == labels["meaning"]
         ticks = [tick.get_text() for tick in bar.get_xticklabels()]
-        assert ticks == [
-            f"{labels['low']}\n{labels['low_share']}",
-            f"{labels['high']}\n{labels['high_share']}",
-        ]
+        assert ticks == [labels["low"], labels["high"]]
+        assert bar.get_xlabel() == "\n".join(
+            [labels["low_share"], labels["high_share"], labels["top"]]
+        )
     assert [bar.get_title(loc="left") for bar in keys[:2]] == [
-        "positive: raises the score",
-        "negative: lowers the score",
+        "red: raises the score",
+        "blue: lowers the score",
     ]
 
 
@@ -764,11 +774,85 @@ def test_colour_key_states_the_thresholds_shares_and_colours():
     assert [e["polarity"] for e in keras] == ["positive", "negative"]
     assert keras[0]["colors"][0] == [0, 0, 0] and keras[0]["colors"][-1] == [0, 255, 0]
     assert keras[1]["total"] == 0.0 and keras[1]["top_share"] == 0.0
-    labels = key_labels(entry)
+    labels = key_labels(entry, "star")
     assert labels == {
-        "meaning": "raises the score",
+        "meaning": "red: raises the score of 'star'",
         "low": "9.00",
         "high": "19.0",
-        "low_share": "coloured: 82.9 % of total",
-        "high_share": "full colour: 18.6 % of total",
+        "low_share": "all red: 82.9 % of the rise",
+        "high_share": "strongest red: 18.6 % of the rise",
+        "top": "the strongest 5 % of pixels carry 42.9 % of the rise",
     }
+    assert key_labels(entry)["meaning"] == "red: raises the score"
+    # The keras style's own colours: green for the rise, red for the fall.
+    assert [key_labels(e, "star")["meaning"] for e in keras] == [
+        "green: raises the score of 'star'",
+        "red: lowers the score of 'star'",
+    ]
+    custom = colour_key(values, zeros, positive_color=(10, 20, 30))[0]
+    assert key_labels(custom)["low_share"] == "all coloured: 100 % of the rise"
+
+
+# Three questions a reader who has never heard of integrated gradients asks
+# about the key, and the sentence of the key that answers each (for the
+# positive sign of the star, explained for "star").
+QUESTIONS = {
+    "What does red mean?": ("meaning", "red: raises the score of 'star'"),
+    "What does the strongest red mean?": ("high_share", "strongest red: {high} of the rise"),
+    "How much of the total is coloured?": ("low_share", "all red: {low} of the rise"),
+    "Is it spread out or concentrated?": (
+        "top",
+        "the strongest 5 % of pixels carry {top} of the rise",
+    ),
+}
+
+
+def test_the_key_answers_a_newcomers_questions_in_plain_words():
+    images, _ = igw.demo.images()
+    result = igw.integrated_gradients(igw.demo.model(), images[3], baseline="blur", steps=32)
+    fig = plot(images[3], result.gradients, result.attributions, class_name="star")
+    (entry,) = colour_key(*channel_maps(result.attributions))
+    numbers = {
+        "high": format_percent(entry["high_share"]),
+        "low": format_percent(entry["low_share"]),
+        "top": format_percent(entry["top_share"]),
+    }
+    labels = key_labels(entry, "star")
+    bar = [child for ax in fig.axes for child in ax.child_axes][-1]  # the IG panel's key
+    shown = f"{bar.get_title(loc='left')}\n{bar.get_xlabel()}"
+    for question, (part, sentence) in QUESTIONS.items():
+        answer = sentence.format(**numbers)
+        assert labels[part] == answer, question
+        assert answer in shown, question
+    # No word of the method's jargon in the answers.
+    assert not any(word in shown for word in ("attribution", "percentile", "integrated"))
+
+
+def test_plot_says_when_the_score_falls_and_which_polarity_shows_it():
+    # The ring explained for "circle" from black: the circle's score falls.
+    images, _ = igw.demo.images()
+    result = igw.integrated_gradients(igw.demo.model(), images[5], target=0, steps=16)
+    total = float(result.attributions.sum(dtype=np.float64))
+    assert total < -0.5
+    fig = plot(images[5], result.gradients, result.attributions, class_name="circle")
+    title, note = fig.get_suptitle().split("\n")
+    assert title == "circle"
+    assert note == (
+        f"The score of 'circle' falls from the baseline to the image: the attributions add up "
+        f"to {format_number(total)}. The positive colour shows only what raised it; "
+        "polarity='negative' shows what lowered it."
+    )
+    # Drawn in the negative polarity the fall is shown: the note no longer offers it.
+    negative = plot(
+        images[5], result.gradients, result.attributions, class_name="circle", polarity="negative"
+    )
+    assert negative.get_suptitle() == "circle\n" + note.split(" The positive")[0]
+    # The ring's own class rises: no note.
+    rising = igw.integrated_gradients(igw.demo.model(), images[5], target=5, steps=16)
+    assert plot(images[5], rising.gradients, rising.attributions).get_suptitle() == ""
+    # The note's line has its room: the title's box is above the panels'.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    heading = fig._suptitle.get_window_extent(renderer)
+    assert all(heading.y0 > ax.get_window_extent(renderer).y1 for ax in fig.axes[:3])

@@ -53,11 +53,15 @@ RENDER_CONSTANTS = {
     "LUMA_WEIGHTS": "heatmap style: the grey image's weights of red, green and blue.",
     "OPAQUE_STRENGTH": "heatmap style: a pixel is opaque from this strength on.",
     "DEEPEN": "heatmap style: at full strength the colour is darkened by this fraction.",
+    "DARK_GROUND": "heatmap style: on a ground of lower mean luma the colours lighten.",
+    "LIGHTEN": "heatmap style, dark ground: at full strength the colour goes this far to white.",
     "KEY_STOPS": "The colour key samples this many strengths from 0 to 1.",
-    "KEY_BACKGROUND": "The colour key is drawn over this grey (black without overlay).",
+    "KEY_BACKGROUND": "The colour key is drawn over this grey when no ground is given.",
     "TOP_PIXELS_PERCENT": "A panel's concentration: the share held by this % of the pixels.",
     "MEANINGS": "What each sign's colour says about the score.",
-    "SHARE_PREFIXES": "What a key end's share of the total is the share of.",
+    "COLOUR_NAMES": "A key's name for each style colour (by hex code).",
+    "UNNAMED_COLOUR": "A key's name for any other colour.",
+    "AMOUNTS": "What a sign's total is called in a key: the score's rise or fall.",
 }
 
 

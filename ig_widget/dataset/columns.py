@@ -87,8 +87,9 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "source",
         "string",
-        "Where the image came from: its file path, or 'array[i]', 'tf.data[i]', ...",
-        lambda e: e.item.source,
+        "Where the image came from: its file path, or 'array[i]', 'tf.data[i]', ... (bytes "
+        "of a file name that are not UTF-8 kept as \\xNN)",
+        lambda e: printable(e.item.source),
     ),
     Column("label", "Int64", "The true class, where given.", lambda e: e.item.label),
     Column(
@@ -104,6 +105,13 @@ COLUMNS: tuple[Column, ...] = (
         "float64",
         "Relative completeness error of the attributions (see IGResult.delta).",
         lambda e: e.result.delta,
+    ),
+    Column(
+        "steps",
+        "int64",
+        "Intervals of the integration rule the row was computed with (steps='auto': the "
+        "count it settled on; a row recomputed by DatasetResult.rerun: the rerun's).",
+        lambda e: e.result.steps,
     ),
     Column(
         "correct",
@@ -165,6 +173,29 @@ def columns_for(
         for column in COLUMNS
         if (has_masks or not column.needs_masks) and (has_curves or not column.needs_curves)
     )
+
+
+def printable(text: str) -> str:
+    """``text`` with what is not valid Unicode escaped: a file name that is not UTF-8.
+
+    Such a name (read from the file system as lone surrogates) could not be
+    written to Parquet or shown; its undecodable bytes are kept as ``\\xNN``.
+
+    Examples
+    --------
+    >>> printable("caf\\udce9.png")
+    'caf\\\\xe9.png'
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that are not undecoded bytes
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def table_rows(explained: list[Explained], columns: tuple[Column, ...]) -> Any:

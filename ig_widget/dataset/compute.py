@@ -25,7 +25,7 @@ from ..quadrature import integration_points
 from ..validation import check_choice
 from .columns import Explained, columns_for, table_rows
 from .sources import Item
-from .store import MAPS, Layout, Store, encode_map, thumbnail, thumbnail_factor
+from .store import CHECKSUMS, MAPS, Layout, Store, encode_map, thumbnail, thumbnail_factor
 
 TARGET_MODES = ("predicted", "label")
 # steps="auto" stops at this many intervals (the engine's cap): its paths have
@@ -158,17 +158,17 @@ class Computation:
 
     def explain(self, items: list[Item]) -> list[IGResult]:
         """The chunk's results: the engine's shared-batch path, one forward pass for all."""
+        # Messages name an image by its index in the dataset, not its place in the chunk.
+        names = [f"images[{item.index}]" for item in items]
         prepared = engine.prepare_batch(
-            self.resolved_model, [item.image for item in items], self.options
+            self.resolved_model, [item.image for item in items], self.options, names=names
         )
         targets = [self.target_of(item) for item in items]
-        return engine.run_batch(prepared, self.options, targets)
+        return engine.run_batch(prepared, self.options, targets, names=names)
 
-    def run_chunk(self, items: list[Item]) -> Any:
-        """Compute, store the arrays of, and return the table rows of one chunk."""
-        results = self.explain(items)
-        self.store.write_arrays(items[0].index, self.arrays(items, results))
-        explained = [
+    def compute(self, items: list[Item]) -> list[Explained]:
+        """The chunk's results and curves: the work, before anything is stored."""
+        return [
             Explained(
                 item,
                 result,
@@ -176,9 +176,22 @@ class Computation:
                 self.options.preprocess,
                 self.curves(item, result),
             )
-            for item, result in zip(items, results, strict=True)
+            for item, result in zip(items, self.explain(items), strict=True)
         ]
-        return table_rows(explained, columns_for(self.has_masks, self.layout.columns))
+
+    def store_chunk(self, explained: list[Explained]) -> Any:
+        """Write a computed chunk's arrays; return its table rows (with their checksums)."""
+        items = [e.item for e in explained]
+        sums = self.store.write_arrays(
+            self.layout, items[0].index, self.arrays(items, [e.result for e in explained])
+        )
+        rows = table_rows(explained, columns_for(self.has_masks, self.layout.columns))
+        rows[CHECKSUMS] = sums
+        return rows
+
+    def run_chunk(self, items: list[Item]) -> Any:
+        """Compute, store the arrays of, and return the table rows of one chunk."""
+        return self.store_chunk(self.compute(items))
 
     def curves(self, item: Item, result: IGResult) -> InsertionDeletionResult | None:
         """The image's insertion and deletion curves, when the run asks for them."""

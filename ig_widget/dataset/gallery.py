@@ -24,7 +24,7 @@ from ..render import validate_render_options
 from ..validation import as_image, check_choice
 from ..widget import IGWidget
 from ..widget.options import DISPLAY_TRAITS, check_class_names, display_traits
-from ..widget.state import DisplayOptions, front_end_file
+from ..widget.state import DisplayOptions, front_end_file, ignore_message, send_back
 from .result import DatasetResult
 from .sources import _raws, carries_labels
 
@@ -293,8 +293,7 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
             accepted = {name: checked[name] for name in accepted}
         super().set_state(accepted)
         self.error = problem
-        if refused:
-            self.send_state(refused)
+        send_back(self, refused)
 
     # -- messages from the browser ---------------------------------------------------
 
@@ -302,7 +301,7 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
         kind = content.get("type") if isinstance(content, dict) else None
         try:
             if kind == "thumbnails":
-                self._send_thumbnails(content.get("indices"))
+                self._send_thumbnails(self._requested(content.get("indices")))
             elif kind == "view":
                 view = self._checked_view(
                     content.get("sort_by"), content.get("descending"), content.get("filters")
@@ -315,16 +314,33 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
                     )
                 self.error = ""
             elif kind == "open":
-                self.open_image(content.get("index"))
+                [index] = self._requested([content.get("index")], name="index")
+                self.open_image(index)
             elif kind == "close":
                 self.close_detail()
+            else:
+                raise ValueError(
+                    "expected a 'thumbnails', 'view', 'open' or 'close' message, "
+                    f"got {content!r:.80}"
+                )
         except (TypeError, ValueError, IndexError) as exc:
+            ignore_message(self, str(exc))
             self.error = str(exc)
 
-    def _send_thumbnails(self, indices: Any) -> None:
+    def _requested(self, indices: Any, name: str = "indices") -> list[int]:
+        """The image indices a browser message asks for, each a row of the table.
+
+        The browser only asks for indices from ``order``: anything else
+        (-1, 2.5, "3") is a malformed message, refused naming ``name``.
+        """
         if not isinstance(indices, list) or len(indices) > MAX_REQUEST:
-            raise ValueError(f"indices: expected a list of at most {MAX_REQUEST} image indices")
-        indices = [int(i) for i in indices]
+            raise ValueError(f"{name}: expected a list of at most {MAX_REQUEST} image indices")
+        for index in indices:
+            if type(index) is not int or index not in self._table.index:
+                raise ValueError(f"{name}: expected indices of images in the table, got {index!r}")
+        return indices
+
+    def _send_thumbnails(self, indices: list[int]) -> None:
         rgb, maps = self._result.thumbnails(indices)
         captions = []
         for index in indices:
@@ -393,6 +409,17 @@ class Gallery(DisplayOptions, anywidget.AnyWidget):
         if previous is not None:
             previous.close()
         return widget
+
+    def close(self) -> None:
+        """Close the grid and its open three-panel view (ipywidgets keeps an open one alive).
+
+        Examples
+        --------
+        >>> g.close()  # doctest: +SKIP
+        """
+        if self.detail is not None:
+            self.close_detail()
+        super().close()
 
     def close_detail(self) -> None:
         """Hide the three-panel view."""

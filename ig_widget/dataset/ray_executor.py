@@ -43,6 +43,39 @@ def _ray() -> Any:
     return ray
 
 
+class _ChunkFailed(Exception):
+    """A chunk's error on a worker and its cause, both carried to the driver.
+
+    A pickled exception loses ``__cause__``; as arguments of this one both
+    travel, so that the driver raises the error a local run raises (``model:
+    ...``), chained to the model's own exception.
+    """
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` itself when it pickles, else a RuntimeError with its type and message."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
+
+
+def _chunk_failure(error: BaseException) -> _ChunkFailed | None:
+    """The worker's ``_ChunkFailed`` inside what Ray raised (its task error, its causes)."""
+    seen: set[int] = set()
+    pending: list[Any] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _ChunkFailed):
+            return current
+        pending += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    return None
+
+
 class _ChunkWorker:
     """A Ray actor: one model, and the chunks Ray Data gives it, one at a time."""
 
@@ -56,7 +89,11 @@ class _ChunkWorker:
         numbers, rows = [], []
         for number, payload in zip(batch["number"], batch["payload"], strict=True):
             items = pickle.loads(payload)
-            rows.append(pickle.dumps(self.computation.run_chunk(items)))
+            try:
+                rows.append(pickle.dumps(self.computation.run_chunk(items)))
+            except Exception as exc:
+                cause = None if exc.__cause__ is None else _portable(exc.__cause__)
+                raise _ChunkFailed(_portable(exc), cause) from None
             numbers.append(int(number))
         return pd.DataFrame({"number": numbers, "rows": rows})
 
@@ -187,17 +224,16 @@ class RayExecutor:
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
                 for number, rows in zip(batch["number"], batch["rows"], strict=True):
-                    table = pickle.loads(rows)
-                    run.commit(int(number), table)
-                    if not bar.advance(len(table)):
+                    if not bar.advance(run.commit(int(number), pickle.loads(rows))):
                         from ..engine import ComputationCancelled
 
                         raise ComputationCancelled("cancelled by the progress callback")
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else None
-            if cause is not None:
-                raise cause from None
-            raise
+        except Exception as exc:
+            failed = _chunk_failure(exc)
+            if failed is None:
+                raise
+            error, cause = failed.args
+            raise error from cause
         finally:
             stop.set()
             feeder.join(timeout=5)
@@ -213,12 +249,18 @@ def _pipeline(
     from ray.data import ActorPoolStrategy, DataContext
 
     context = DataContext.get_current()
-    saved = (context.target_max_block_size, context.enable_progress_bars)
+    saved = (
+        context.target_max_block_size,
+        context.enable_progress_bars,
+        context.raise_original_map_exception,
+    )
     # One block per chunk (Ray Data would otherwise join the small blocks of a
     # read task up to 128 MiB, and one actor would get them all); explain_dataset
     # draws its own progress bar. Ray Data copies the context into the dataset.
     context.target_max_block_size = 1
     context.enable_progress_bars = False
+    # A worker's own exception (a _ChunkFailed), not Ray Data's "UDF failed" wrapper.
+    context.raise_original_map_exception = True
     try:
         # The read task only waits on the queue: it takes no CPU from the actors.
         source = ray.data.read_datasource(_queue_source(queue), override_num_blocks=1, num_cpus=0)
@@ -232,7 +274,11 @@ def _pipeline(
             num_gpus=gpus,
         )
     finally:
-        context.target_max_block_size, context.enable_progress_bars = saved
+        (
+            context.target_max_block_size,
+            context.enable_progress_bars,
+            context.raise_original_map_exception,
+        ) = saved
 
 
 def _chain(first: Any, rest: Any) -> Any:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
 
 from ..engine import IGResult
+from ..validation import check_number
 from .columns import columns_for
-from .store import MAPS, Layout, Store, decode_map
+from .store import CHECKSUMS, MAPS, Layout, Store, decode_map, parse_checksums
+
+# The completeness error above which a row counts as not converged in the summary line.
+CONVERGED_DELTA = 0.05
+# What a rerun may change: how finely the path is sampled, nothing that changes
+# what is integrated (baseline, target, precision), so a recomputed row answers
+# the same question as its neighbours.
+RERUN_OPTIONS = ("steps", "tolerance", "batch_size")
 
 
 class DatasetResult:
@@ -28,7 +37,7 @@ class DatasetResult:
     (96, 96, 3)
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, verify: bool = False) -> None:
         self._store = Store(os.fspath(path))
         if not self._store.exists():
             raise ValueError(f"path: no ig-widget dataset store at '{os.fspath(path)}'")
@@ -41,7 +50,39 @@ class DatasetResult:
             None if self._layout is None else self._layout.columns,
             has_curves=bool(options.get("insertion_deletion_steps")),
         )
-        self._table = self._store.read_table(self._columns)
+        table = self._store.read_table(
+            self._columns, None if self._layout is None else self._layout.chunk_size
+        )
+        # Per row, each array's checksum as written; None: a store written before them.
+        self._checksums: dict[int, dict[str, str]] | None = None
+        if CHECKSUMS in table:
+            self._checksums = {
+                int(row): parse_checksums(text) for row, text in table[CHECKSUMS].items()
+            }
+        self._table = table.drop(columns=[CHECKSUMS], errors="ignore")
+        if verify:
+            self.verify()
+
+    def verify(self) -> None:
+        """Read every stored row of every array and check it; raise listing every bad row.
+
+        Examples
+        --------
+        >>> igw.open_dataset("audit.store").verify()  # doctest: +SKIP
+        """
+        if self._layout is None:
+            return
+        problems = self._store.verify(self._layout, self._checksums)
+        if problems:
+            raise ValueError(
+                f"store: '{self.path}' is damaged: {len(problems)} bad rows:\n  "
+                + "\n  ".join(problems)
+            )
+
+    def _read(self, name: str, row: int) -> np.ndarray:
+        """One verified row of an array: a missing or changed chunk raises, never reads as 0."""
+        sums = None if self._checksums is None else self._checksums.get(row, {})
+        return self._store.read_row(self._layout, name, row, sums)
 
     @property
     def path(self) -> str:
@@ -84,11 +125,18 @@ class DatasetResult:
 
     def image(self, index: int) -> np.ndarray:
         """Image ``index`` as the engine saw it: float32 (H, W, C), raw pixel units."""
-        return self._store.read("inputs", self._row(index))
+        return self._read("inputs", self._row(index))
 
     def __getitem__(self, index: int) -> IGResult:
         row = self._row(index)
-        read = self._store.read
+        pending = self._manifest.get("rerun_pending")
+        if pending and row in pending["rows"]:
+            raise ValueError(
+                f"index: image {row} was being recomputed by a rerun that did not finish; its "
+                f"maps and its table row may disagree: run result.rerun(model, where=[{row}], "
+                f"**{pending['options']!r}) again"
+            )
+        read = self._read
         maps = {}
         for name in MAPS:
             scale = 1.0
@@ -130,8 +178,8 @@ class DatasetResult:
         """Reduced display images (n, h, w, 3) and IG channel maps (n, 2, h, w) for the gallery."""
         rows = [self._row(index) for index in indices]
         return (
-            np.stack([self._store.read("thumbnails", row) for row in rows]),
-            np.stack([self._store.read("thumbnail_maps", row) for row in rows]),
+            np.stack([self._read("thumbnails", row) for row in rows]),
+            np.stack([self._read("thumbnail_maps", row) for row in rows]),
         )
 
     def save(self, path: str | os.PathLike) -> DatasetResult:
@@ -141,9 +189,7 @@ class DatasetResult:
         --------
         >>> kept = result.save("audits/shapes")  # doctest: +SKIP
         """
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path: expected a folder path or URI, got {type(path).__name__}")
-        target = Store(os.fspath(path))
+        target = Store(check_store_path("path", path))
         if target.fs.exists(target.root):
             raise ValueError(f"path: '{os.fspath(path)}' exists; give a new folder")
         if type(target.fs) is type(self._store.fs):
@@ -154,18 +200,236 @@ class DatasetResult:
             fsspec.generic.rsync(self._store.path, target.path)
         return DatasetResult(target.path)
 
+    def convergence_summary(self, limit: float = CONVERGED_DELTA) -> str | None:
+        """A line counting the rows whose completeness error ``delta`` exceeds ``limit``.
+
+        None when there are none. The line says how to recompute them.
+
+        Examples
+        --------
+        >>> result.convergence_summary()  # doctest: +SKIP
+        '27 of 1,200 images have completeness error above 5 %: ...'
+        """
+        limit = check_number("limit", limit, low=0.0)
+        rows = self._table["delta"] > limit
+        above = int(rows.sum())
+        if not above:
+            return None
+        line = f"{above:,} of {len(self):,} images have completeness error above {100 * limit:g} %"
+        most = None if self._layout is None else self._layout.path_points - 1
+        if (
+            "steps" in self._table
+            and most is not None
+            and (self._table["steps"][rows] >= most).all()
+        ):
+            # A rerun cannot sample these paths more finely than the store holds.
+            return (
+                f"{line}, already at the {most} steps this store holds: their score changes "
+                "too sharply along the path; a new store with more steps (up to 10,000) or "
+                "another baseline may converge"
+            )
+        return (
+            f"{line}: result.rerun(model, where=result.table.delta > {limit:g}, steps=...) "
+            f'recomputes them with more steps (up to {most}; the "steps" column records '
+            "each row's)"
+        )
+
+    def rerun(
+        self,
+        model: Any,
+        where: Any,
+        *,
+        preprocess: Any = None,
+        masks: Any = None,
+        **options: Any,
+    ) -> DatasetResult:
+        """Recompute some rows in the store with more steps (or a smaller tolerance).
+
+        Everything else is the stored computation's: the images (read from
+        the store), the baseline, the target of each row, the method, runs,
+        seed and precision. Each recomputed row's table row and maps are
+        replaced; its ``steps`` column says how many intervals it now has,
+        and the manifest lists every rerun (rows and options) under
+        ``"reruns"``. While a rerun writes, the manifest names its rows
+        (``"rerun_pending"``): if it is interrupted, reading those rows
+        raises until they are recomputed, rather than mixing old and new.
+
+        Parameters
+        ----------
+        model
+            The model the store was computed with (the store does not keep it).
+        where : boolean Series or array over the table, or image indices
+            The rows to recompute, e.g. ``result.table.delta > 0.05``.
+        preprocess : callable, optional
+            The run's preprocess function, when it had one (the store records
+            only its name).
+        masks : optional
+            With a store that has mask columns: the run's masks, one per image,
+            indexed as the images (``mask_share`` is recomputed).
+        **options
+            ``steps`` (an int, or "auto"), ``tolerance``, ``batch_size``.
+
+        Returns
+        -------
+        DatasetResult
+            The store reopened, the new rows in its table.
+
+        Examples
+        --------
+        >>> result = result.rerun(model, result.table.delta > 0.05, steps=512)  # doctest: +SKIP
+        """
+        from .columns import table_rows
+        from .compute import Computation, path_points, resolve_model
+        from .explain import options_from_record
+
+        unknown = sorted(set(options) - set(RERUN_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"{unknown[0]}: not an option a rerun changes; expected {', '.join(RERUN_OPTIONS)} "
+                "(a rerun keeps what is integrated, only how finely)"
+            )
+        if self._layout is None:
+            raise ValueError(f"store: '{self.path}' holds no image yet; nothing to rerun")
+        recorded = self._manifest["options"]
+        if self._manifest.get("preprocess") and preprocess is None:
+            raise ValueError(
+                f"preprocess: the store was computed with preprocess "
+                f"{self._manifest.get('preprocess')!r}; give the same function"
+            )
+        if recorded["masks"] and masks is None:
+            raise ValueError(
+                "masks: the store has mask columns; give the run's masks (one per image) so "
+                "that mask_share is recomputed"
+            )
+        computation_options = options_from_record(recorded, self.baseline(), preprocess).replace(
+            **options
+        )
+        if path_points(computation_options) > self._layout.path_points:
+            raise ValueError(
+                f"steps: this store's path arrays hold {self._layout.path_points} points, so a "
+                f"rerun may use at most {self._layout.path_points - 1} steps; got "
+                f"{computation_options.steps!r}"
+            )
+        rows = self._rows_where(where)
+        if not rows:
+            return self
+        import pandas as pd
+
+        from .sources import Item
+
+        table = self._table
+        items = [
+            Item(
+                index=row,
+                source=str(table.loc[row, "source"]),
+                image=self._store.read("inputs", row),
+                label=None if pd.isna(table.loc[row, "label"]) else int(table.loc[row, "label"]),
+                mask=None if masks is None else np.asarray(masks[row], dtype=bool),
+            )
+            for row in rows
+        ]
+        computation = Computation(
+            model=model,
+            options=computation_options,
+            targets=[int(t) for t in table["target"].reindex(range(max(rows) + 1), fill_value=0)],
+            store_path=self._store.path,
+            layout=self._layout,
+            has_masks=bool(recorded["masks"]),
+            curve_steps=recorded.get("insertion_deletion_steps"),
+        )
+        computation._resolved = resolve_model(model)
+        record = {
+            "rows": rows,
+            "options": {name: options[name] for name in sorted(options)},
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        chunk_size = self._layout.chunk_size
+        columns = columns_for(bool(recorded["masks"]), self._layout.columns)
+        # Every row's checksums again as the table stores them ("name:crc;..."),
+        # the recomputed rows' replaced by those of their new arrays.
+        sums = (
+            None
+            if self._checksums is None
+            else {
+                row: ";".join(f"{name}:{crc}" for name, crc in values.items())
+                for row, values in self._checksums.items()
+            }
+        )
+        with self._store.lock():
+            self._store.write_manifest({**self._manifest, "rerun_pending": record})
+            new_rows = []
+            for start in range(0, len(items), chunk_size):
+                explained = computation.compute(items[start : start + chunk_size])
+                batch = [e.item for e in explained]
+                arrays = computation.arrays(batch, [e.result for e in explained])
+                for offset, item in enumerate(batch):
+                    written = self._store.write_arrays(
+                        self._layout,
+                        item.index,
+                        {name: values[offset : offset + 1] for name, values in arrays.items()},
+                    )
+                    if sums is not None:
+                        sums[item.index] = written[0]
+                new_rows.append(table_rows(explained, columns))
+            replaced = pd.concat(new_rows)
+            for chunk in sorted({row // chunk_size for row in rows}):
+                part = table[table.index // chunk_size == chunk].copy()
+                mine = replaced[replaced.index // chunk_size == chunk]
+                part.loc[mine.index, mine.columns] = mine
+                if sums is not None:
+                    part[CHECKSUMS] = [sums[int(row)] for row in part.index]
+                self._store.write_rows(chunk, part)
+            manifest = {
+                key: value for key, value in self._manifest.items() if key != "rerun_pending"
+            }
+            manifest["reruns"] = [*manifest.get("reruns", []), record]
+            self._store.write_manifest(manifest)
+        return DatasetResult(self.path)
+
+    def _rows_where(self, where: Any) -> list[int]:
+        """Image indices from a boolean mask over the table or a list of indices."""
+        values = np.asarray(where)
+        if values.dtype == bool:
+            if values.shape != (len(self._table),):
+                raise ValueError(
+                    f"where: expected {len(self._table)} booleans (one per table row), "
+                    f"got shape {values.shape}"
+                )
+            return [int(index) for index in self._table.index[values]]
+        if values.ndim != 1 or (values.size and not np.issubdtype(values.dtype, np.integer)):
+            raise TypeError(
+                "where: expected a boolean mask over the table (e.g. result.table.delta > 0.05) "
+                f"or image indices, got {values.dtype} of shape {values.shape}"
+            )
+        return sorted({self._row(int(index)) for index in values})
+
     def __repr__(self) -> str:
         state = "complete" if self.complete else "incomplete"
         return f"DatasetResult({len(self)} images, {state}, store='{self.path}')"
 
 
-def open_dataset(path: str | os.PathLike) -> DatasetResult:
+def check_store_path(name: str, path: Any) -> str:
+    """A store's path or URI as a string: non-empty (raises naming ``name``)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a path or URI, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name}: expected a non-empty path or URI, got {text!r}")
+    return text
+
+
+def open_dataset(path: str | os.PathLike, verify: bool = False) -> DatasetResult:
     """Open a store written by ``explain_dataset`` (complete or not).
+
+    Every row read is checked against the checksum written with it; with
+    ``verify=True`` the whole store is read and checked now, and a damaged
+    store raises a ValueError listing every bad row (the row, the array and
+    the chunk file).
 
     Examples
     --------
-    >>> result = igw.open_dataset("audit.store")  # doctest: +SKIP
+    >>> result = igw.open_dataset("audit.store", verify=True)  # doctest: +SKIP
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path: expected a folder path or URI, got {type(path).__name__}")
-    return DatasetResult(path)
+    if not isinstance(verify, (bool, np.bool_)):
+        raise TypeError(f"verify: expected True or False, got {type(verify).__name__}")
+    return DatasetResult(check_store_path("path", path), verify=bool(verify))

@@ -26,6 +26,10 @@ import numpy as np
 
 from ..validation import as_image
 
+# Images whose file header claims more pixels are refused before they are decoded (a
+# small compressed file can decode to gigabytes), unless the model's input bounds them
+# more tightly (see explain_dataset).
+MAX_PIXELS = 2**26
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
@@ -279,6 +283,8 @@ def stream(
     labels: Any = None,
     masks: Any = None,
     skip: Callable[[int], bool] = lambda _index: False,
+    shape: tuple[int, ...] | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> Iterator[Item]:
     """Yield the dataset's images one at a time, with labels and masks.
 
@@ -299,6 +305,12 @@ def stream(
         nonzero is inside.
     skip : callable
         ``skip(index)`` True: yield the item without reading its image or mask.
+    shape : tuple, optional
+        The shape every image must have (a store's, on resume); by default
+        the first image's.
+    max_pixels : int
+        The most pixels an image file (or lazily opened PIL image) may claim
+        in its header; its size is checked before it is decoded.
 
     Examples
     --------
@@ -309,7 +321,7 @@ def stream(
         masks = masks[..., None]  # a stack of (H, W) masks: a view, not a copy
     mask_raws = None if masks is None else _raws(masks, "masks")
     label_list = None if labels is None or callable(labels) else labels
-    first_shape: tuple[int, ...] | None = None
+    first_shape = shape
     for index, raw in enumerate(_raws(images, "images")):
         mask_raw = None if mask_raws is None else next(mask_raws, None)
         if mask_raws is not None and mask_raw is None:
@@ -331,15 +343,12 @@ def stream(
             yield Item(index, raw.source, None, _check_label(label, index), None)
             continue
         loaded = _to_numpy(raw.load())
+        _check_header(loaded, index, first_shape, max_pixels, shape is not None)
         image = as_image(loaded, name=f"images[{index}]")
         if first_shape is None:
             first_shape = image.shape
         elif image.shape != first_shape:
-            raise ValueError(
-                f"images[{index}]: has shape {image.shape}, the first image had {first_shape}; "
-                "all images of a dataset need one shape (resize them first, for example in "
-                "a DataLoader transform or a tf.data map)"
-            )
+            raise _other_shape(index, image.shape, first_shape, shape is not None)
         yield Item(
             index=index,
             source=raw.source,
@@ -351,6 +360,43 @@ def stream(
         raise ValueError(f"labels: more labels ({len(label_list)}) than images ({index + 1})")
     if mask_raws is not None and next(mask_raws, None) is not None:
         raise ValueError("masks: more masks than images")
+
+
+def _other_shape(
+    index: int, found: tuple[int, ...], expected: tuple[int, ...], stored: bool
+) -> ValueError:
+    return ValueError(
+        f"images[{index}]: has shape {found}, "
+        + (f"the store holds images of {expected}" if stored else f"the first image had {expected}")
+        + "; all images of a dataset need one shape (resize them first, for example in "
+        "a DataLoader transform or a tf.data map)"
+    )
+
+
+def _check_header(
+    value: Any, index: int, shape: tuple[int, ...] | None, max_pixels: int, stored: bool
+) -> None:
+    """Refuse an image file whose header claims another size, or too many pixels, undecoded."""
+    if isinstance(value, (str, os.PathLike)):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(value) as opened:  # reads the header only
+                width, height = opened.size
+        except (OSError, UnidentifiedImageError):
+            return  # as_image gives the message for a file it cannot read
+    elif type(value).__module__.startswith("PIL.") and hasattr(value, "size"):
+        width, height = value.size  # an opened file is decoded only when its pixels are read
+    else:
+        return
+    if shape is not None and (height, width) != tuple(shape[:2]):
+        raise _other_shape(index, (height, width), tuple(shape[:2]), stored)
+    if height * width > max_pixels:
+        raise ValueError(
+            f"images[{index}]: the file claims {width}x{height} pixels, more than the "
+            f"{max_pixels} this dataset's images may have; it was not decoded (resize it, "
+            "or check the file)"
+        )
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -22,6 +22,15 @@ file, which is written under a temporary name and renamed, so a chunk's table
 file exists only when everything of the chunk is stored. Resuming skips the
 chunks that have one; an interruption loses at most the chunks in flight.
 
+Trust: the manifest records what defines the computation (see
+``explain.py``); every chunk's table rows carry ``_checksums``, a CRC-32 of
+each array row as written, and every read of a row is checked against it,
+so that a missing or changed chunk file raises (naming the store, the row
+and the file) instead of reading back as zeros. Writes check the arrays'
+shapes before and after (Zarr crops out-of-range writes without a word).
+One writer at a time: ``Store.lock`` holds an exclusive lock (``filelock``,
+released by the system when its process dies) on a local store.
+
 Paths go through fsspec (a local folder, ``file://``, or an object-store URI
 such as ``s3://bucket/prefix`` with the matching fsspec package installed),
 so that workers on other machines can write the same store.
@@ -36,10 +45,17 @@ than 6e-5 of it (float16's subnormal range).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
+import re
+import socket
+import time
 import uuid
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +66,21 @@ from ..render import block_mean, channel_maps, display_image
 from .columns import Column
 
 FORMAT = "ig-widget dataset"
-VERSION = 1
+VERSION = 2
 MANIFEST = "ig-dataset.json"
 TABLE = "table"
 ARRAYS = "arrays.zarr"
+# The writer's lock and who holds it (files inside the store, not part of its data).
+LOCK = ".ig-dataset.lock"
+HOLDER = ".ig-dataset.holder"
+# The table's column of per-row checksums (not shown in DatasetResult.table).
+CHECKSUMS = "_checksums"
+# Bounds on what a manifest may claim, checked before anything is allocated.
+MAX_IMAGE_VALUES = 2**31
+MAX_CLASSES = 10**7
+MAX_PATH_POINTS = 10**5
+MAX_RUNS = 10**4
+MAX_CHUNK_SIZE = 4096
 MAPS = ("attributions", "gradients")
 MAPS_DTYPES = ("float32", "float16")
 # Thumbnails are the image reduced by an integer factor to at most this side.
@@ -119,13 +146,41 @@ class Layout:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, values: dict[str, Any]) -> Layout:
+    def from_json(cls, values: Any) -> Layout:
+        """The layout a manifest records, every value checked (raises ValueError)."""
+
+        def count(name: str, high: int) -> int:
+            value = values.get(name) if isinstance(values, dict) else None
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise ValueError(f"layout.{name}: expected an integer 1..{high}, got {value!r}")
+            return value
+
+        if not isinstance(values, dict):
+            raise ValueError(f"layout: expected an object, got {type(values).__name__}")
+        shape = values.get("image_shape")
+        if (
+            not isinstance(shape, list)
+            or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+            or math.prod(shape) > MAX_IMAGE_VALUES
+        ):
+            raise ValueError(f"layout.image_shape: expected 3 positive integers, got {shape!r}")
+        columns = values.get("columns")
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise ValueError(f"layout.columns: expected a list of names, got {columns!r}")
+        if values.get("maps_dtype") not in MAPS_DTYPES:
+            raise ValueError(
+                f"layout.maps_dtype: expected one of {MAPS_DTYPES}, "
+                f"got {values.get('maps_dtype')!r}"
+            )
         return cls(
-            **{
-                **values,
-                "image_shape": tuple(values["image_shape"]),
-                "columns": tuple(values["columns"]),
-            }
+            image_shape=(shape[0], shape[1], shape[2]),
+            classes=count("classes", MAX_CLASSES),
+            runs=count("runs", MAX_RUNS),
+            path_points=count("path_points", MAX_PATH_POINTS),
+            chunk_size=count("chunk_size", MAX_CHUNK_SIZE),
+            maps_dtype=values["maps_dtype"],
+            columns=tuple(columns),
         )
 
     @property
@@ -179,29 +234,90 @@ def decode_map(stored: np.ndarray, scale: float) -> np.ndarray:
     return (stored.astype(np.float64) * scale).astype(np.float32)
 
 
+def checksum(row: np.ndarray) -> str:
+    """CRC-32 of one array row's bytes, as the table records it.
+
+    Examples
+    --------
+    >>> checksum(np.zeros(2, np.float32))
+    '6522df69'
+    """
+    return f"{zlib.crc32(np.ascontiguousarray(row).tobytes()):08x}"
+
+
+def parse_checksums(text: Any) -> dict[str, str]:
+    """``{array name: checksum}`` from a row's ``_checksums`` value ("name:crc;...")."""
+    if not isinstance(text, str):
+        return {}
+    return dict(part.split(":", 1) for part in text.split(";") if ":" in part)
+
+
+_PART = re.compile(r"chunk-(\d{6,})\.parquet")
+
+
 class Store:
     """One dataset store at ``path`` (see the module docstring for the layout)."""
 
     def __init__(self, path: str) -> None:
-        self.path = str(path).rstrip("/")
+        self.path = str(path).rstrip("/") or str(path)
         self.fs, self.root = _filesystem(self.path)
         self._group: Any = None
+
+    @property
+    def local(self) -> bool:
+        """Whether the store is a folder on this machine (then it is locked while written)."""
+        return "file" in _protocols(self.fs)
+
+    def _error(self, file: str, what: str) -> ValueError:
+        return ValueError(f"store: '{self.path}': the file '{file}' {what}")
+
+    def _corrupt(self, file: str, exc: BaseException) -> ValueError:
+        return self._error(file, f"is unreadable or corrupt ({type(exc).__name__}: {exc})")
 
     # -- the manifest --------------------------------------------------------
 
     def exists(self) -> bool:
         return self.fs.exists(f"{self.root}/{MANIFEST}")
 
+    def is_empty(self) -> bool:
+        """Whether nothing but (perhaps) the writer's lock is at the store's path."""
+        if not self.fs.exists(self.root):
+            return True
+        names = {
+            path.rstrip("/").rsplit("/", 1)[-1] for path in self.fs.ls(self.root, detail=False)
+        }
+        return not names - {LOCK, HOLDER}
+
     def manifest(self) -> dict[str, Any]:
-        with self.fs.open(f"{self.root}/{MANIFEST}", "r") as handle:
-            manifest = json.load(handle)
-        if manifest.get("format") != FORMAT:
+        """The manifest, every field the store's reading depends on checked."""
+        try:
+            with self.fs.open(f"{self.root}/{MANIFEST}", "r", encoding="utf-8") as handle:
+                manifest = json.load(handle)
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+            raise self._corrupt(MANIFEST, exc) from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ValueError(f"store: '{self.path}' is not an ig-widget dataset store")
-        if manifest.get("version", 0) > VERSION:
+        version = manifest.get("version")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise self._error(MANIFEST, f"has no format version (got {version!r})")
+        if version > VERSION:
             raise ValueError(
                 f"store: '{self.path}' was written by a newer ig-widget "
                 f"(format version {manifest['version']}); upgrade ig-widget to read it"
             )
+        if not isinstance(manifest.get("options"), dict):
+            raise self._error(MANIFEST, "has no 'options' object")
+        for name in ("count", "length"):
+            value = manifest.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise self._error(MANIFEST, f"has {name}={value!r}; expected an integer >= 0")
+        if manifest.get("layout") is not None:
+            try:
+                Layout.from_json(manifest["layout"])
+            except ValueError as exc:
+                raise self._error(MANIFEST, f"has an invalid layout: {exc}") from exc
         return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
@@ -217,6 +333,72 @@ class Store:
             handle.write(data)
         self.fs.mv(temporary, path)
 
+    def refuse_links(self) -> None:
+        """Raise if anything inside a local store is a symbolic link (a write could leave it)."""
+        if not self.local or not os.path.isdir(self.root):
+            return
+        for folder, folders, files in os.walk(self.root):
+            for name in folders + files:
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    raise ValueError(
+                        f"store: '{self.path}' holds a symbolic link, "
+                        f"'{os.path.relpath(path, self.root)}'; a store's files must be inside it "
+                        "(copy the store without links, or give a new store)"
+                    )
+
+    # -- the writer's lock -----------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's writer lock; another writer is refused, naming the holder.
+
+        The lock is the system's (``filelock``: ``fcntl.flock``), released when
+        its process ends, however it ends: a killed run leaves no stale lock.
+        Object-store URIs have no such lock; one writer at a time is then the
+        user's to ensure.
+        """
+        if not self.local:
+            yield
+            return
+        try:
+            from filelock import FileLock, Timeout
+        except ImportError as exc:
+            raise missing_dependency(exc) from exc
+        self.fs.makedirs(self.root, exist_ok=True)
+        lock = FileLock(os.path.join(self.root, LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise ValueError(
+                f"store: '{self.path}' is being written by another run ({self._holder()}); "
+                "wait for it to end, or give another store"
+            ) from None
+        holder = os.path.join(self.root, HOLDER)
+        try:
+            with open(holder, "w", encoding="utf-8") as handle:
+                json.dump(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    },
+                    handle,
+                )
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(holder)
+            lock.release()
+
+    def _holder(self) -> str:
+        try:
+            with open(os.path.join(self.root, HOLDER), encoding="utf-8") as handle:
+                holder = json.load(handle)
+            return f"process {holder['pid']} on {holder['host']}, since {holder['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "holder not yet recorded"
+
     # -- arrays ----------------------------------------------------------------
 
     def _arrays(self) -> Any:
@@ -225,8 +407,21 @@ class Store:
                 import zarr
             except ImportError as exc:
                 raise missing_dependency(exc) from exc
-            self._group = zarr.open_group(f"{self.path}/{ARRAYS}", mode="a")
+            try:
+                self._group = zarr.open_group(f"{self.path}/{ARRAYS}", mode="a")
+            except Exception as exc:
+                raise self._corrupt(f"{ARRAYS}/zarr.json", exc) from exc
         return self._group
+
+    def _array(self, name: str) -> Any:
+        """One array, its metadata read afresh from the store."""
+        group = self._arrays()
+        try:
+            return group[name]
+        except KeyError as exc:
+            raise self._error(f"{ARRAYS}/{name}/zarr.json", "is missing") from exc
+        except Exception as exc:
+            raise self._corrupt(f"{ARRAYS}/{name}/zarr.json", exc) from exc
 
     def create_arrays(self, layout: Layout, length: int | None) -> None:
         """Create every array, ``length`` images long (or a few chunks, grown later)."""
@@ -245,75 +440,208 @@ class Store:
                 overwrite=True,
             )
 
+    def check_arrays(self, layout: Layout, max_rows: int) -> None:
+        """Check the arrays against ``layout`` before any resize; repair an interrupted growth.
+
+        A resize that stopped half way leaves some arrays longer than others:
+        they are all brought to the longest (never beyond ``max_rows``, what
+        the run could have reserved).
+        """
+        rows = {}
+        for name, (shape, dtype) in layout.array_specs().items():
+            array = self._array(name)
+            length = array.shape[0] if array.shape else -1
+            if (
+                tuple(array.shape[1:]) != shape
+                or str(array.dtype) != dtype
+                or tuple(array.chunks) != (layout.chunk_size, *shape)
+                or not 0 <= length <= max_rows
+            ):
+                raise self._error(
+                    f"{ARRAYS}/{name}/zarr.json",
+                    f"describes {array.dtype} {tuple(array.shape)} in chunks of "
+                    f"{tuple(array.chunks)}; the manifest's layout needs {dtype} (rows, "
+                    f"*{shape}) with at most {max_rows} rows, in chunks of "
+                    f"{(layout.chunk_size, *shape)}",
+                )
+            rows[name] = length
+        self.resize(layout, max(rows.values()), only_if_shorter=True)
+
+    def resize(self, layout: Layout, rows: int, only_if_shorter: bool = False) -> None:
+        """Bring every array to ``rows`` rows, each checked afterwards."""
+        for name, (shape, _) in layout.array_specs().items():
+            length = self._array(name).shape[0]
+            if length != rows and not (only_if_shorter and length > rows):
+                self._array(name).resize((rows, *shape))
+            if self._array(name).shape[0] < rows:
+                raise self._error(f"{ARRAYS}/{name}/zarr.json", f"did not grow to {rows} rows")
+
     def write_baseline(self, baseline: np.ndarray) -> None:
         """Keep an array baseline, so that a live view can use it again."""
         self._arrays().create_array(
             "baseline", shape=baseline.shape, dtype="float32", overwrite=True
         )[...] = baseline
 
-    def reserve(self, layout: Layout, stop: int) -> None:
-        """Grow the arrays (by doubling) so that rows below ``stop`` exist.
+    def rows_needed(self, layout: Layout, stop: int) -> int | None:
+        """The rows to grow the arrays to (by doubling) so that rows below ``stop`` exist.
 
-        Only the process that feeds the work calls this, before handing out a
-        chunk that needs the rows; Zarr writes metadata atomically, so writers
-        that open the arrays afterwards see the new length.
+        None when they do. Only the process that feeds the work grows the
+        arrays, before handing out a chunk that needs the rows; Zarr writes
+        metadata atomically, so writers that open the arrays afterwards see
+        the new length. An interruption between two arrays is repaired on
+        resume (``check_arrays``).
         """
-        group = self._arrays()
-        rows = group["inputs"].shape[0]
+        rows = min(self._array(name).shape[0] for name in layout.array_specs())
         if stop <= rows:
-            return
+            return None
         rows = max(stop, 2 * rows)
-        rows = math.ceil(rows / layout.chunk_size) * layout.chunk_size
-        for name, (shape, _) in layout.array_specs().items():
-            group[name].resize((rows, *shape))
+        return math.ceil(rows / layout.chunk_size) * layout.chunk_size
 
     def trim(self, layout: Layout, length: int) -> None:
-        """Cut the arrays to ``length`` images once the count is known."""
-        group = self._arrays()
-        for name, (shape, _) in layout.array_specs().items():
-            if group[name].shape[0] != length:
-                group[name].resize((length, *shape))
+        """Cut the arrays to ``length`` images once the count is known (rows past every chunk)."""
+        self.resize(layout, length)
 
-    def write_arrays(self, start: int, values: dict[str, np.ndarray]) -> None:
-        """Write rows ``start .. start + len`` of each named array (one chunk)."""
-        group = self._arrays()
-        for name, rows in values.items():
-            group[name][start : start + len(rows)] = rows
+    def _fits(self, name: str, start: int, count: int, shape: tuple[int, ...]) -> None:
+        array = self._array(name)
+        if tuple(array.shape[1:]) != shape or array.shape[0] < start + count:
+            raise self._error(
+                f"{ARRAYS}/{name}/zarr.json",
+                f"describes shape {tuple(array.shape)}: rows {start}..{start + count - 1} of "
+                f"shape {shape} do not fit (was the store changed during this run?)",
+            )
+
+    def write_arrays(self, layout: Layout, start: int, values: dict[str, np.ndarray]) -> list[str]:
+        """Write rows ``start .. start + len`` of every array (one chunk); their checksums.
+
+        The arrays' shapes are checked before and after each write: Zarr drops
+        or crops rows outside an array without an error. Returns one
+        ``_checksums`` value per row.
+        """
+        specs = layout.array_specs()
+        if set(values) != set(specs):
+            raise ValueError(f"store: expected rows of {sorted(specs)}, got {sorted(values)}")
+        count = len(values["inputs"])
+        sums: list[list[str]] = [[] for _ in range(count)]
+        for name in sorted(specs):
+            shape, dtype = specs[name]
+            rows = np.ascontiguousarray(values[name], dtype=dtype)
+            if rows.shape != (count, *shape):
+                raise ValueError(
+                    f"store: rows of '{name}' have shape {rows.shape}; the store's layout "
+                    f"needs {(count, *shape)}"
+                )
+            self._fits(name, start, count, shape)
+            self._array(name)[start : start + count] = rows
+            self._fits(name, start, count, shape)
+            for row, value in zip(sums, rows, strict=True):
+                row.append(f"{name}:{checksum(value)}")
+        return [";".join(row) for row in sums]
+
+    def chunk_file(self, layout: Layout, name: str, row: int) -> str:
+        """The Zarr chunk file that holds ``row`` of array ``name``, relative to the store."""
+        shape, _ = layout.array_specs()[name]
+        return f"{ARRAYS}/{name}/c/{row // layout.chunk_size}" + "/0" * len(shape)
+
+    def _bad_row(self, layout: Layout, name: str, row: int) -> str:
+        file = self.chunk_file(layout, name, row)
+        missing = not self.fs.exists(f"{self.root}/{file}")
+        what = "is missing" if missing else "does not match the checksum written with it"
+        return f"row {row} of '{name}': its chunk file '{file}' {what}"
+
+    def read_row(
+        self, layout: Layout | None, name: str, row: int, checksums: dict[str, str] | None
+    ) -> np.ndarray:
+        """One row of an array, checked against its checksum (None: a store without them)."""
+        file = f"{ARRAYS}/{name}" if layout is None else self.chunk_file(layout, name, row)
+        try:
+            value = np.asarray(self._array(name)[row])
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise self._corrupt(file, exc) from exc
+        if checksums is not None and layout is not None and checksum(value) != checksums.get(name):
+            raise ValueError(
+                f"store: '{self.path}': {self._bad_row(layout, name, row)}; the store is "
+                "damaged (igw.open_dataset(path, verify=True) lists every bad row)"
+            )
+        return value
 
     def read(self, name: str, index: int | slice) -> np.ndarray:
-        """Rows of one array."""
-        return np.asarray(self._arrays()[name][index])
+        """Rows of one array, unchecked (an array baseline; tests)."""
+        return np.asarray(self._array(name)[index])
 
     def array_names(self) -> list[str]:
         return sorted(self._arrays().array_keys())
+
+    def verify(self, layout: Layout, sums: dict[int, dict[str, str]] | None) -> list[str]:
+        """Every bad row: each array row read and checked against its checksum (``sums``)."""
+        self.refuse_links()
+        if sums is None:
+            return ["the table has no checksums (written before store format 2)"]
+        problems = []
+        size = layout.chunk_size
+        chunks: dict[int, list[int]] = {}
+        for row in sorted(sums):
+            chunks.setdefault(row // size, []).append(row)
+        for name in layout.array_specs():
+            array = self._array(name)
+            for number, rows in chunks.items():
+                start = number * size
+                try:
+                    values = np.asarray(array[start : rows[-1] + 1])
+                except Exception as exc:
+                    file = self.chunk_file(layout, name, start)
+                    problems.append(f"rows {rows[0]}..{rows[-1]} of '{name}': '{file}' is "
+                                    f"unreadable ({type(exc).__name__}: {exc})")  # fmt: skip
+                    continue
+                for row in rows:
+                    if row - start >= len(values):
+                        problems.append(
+                            f"row {row} of '{name}': beyond the array's {array.shape[0]} rows"
+                        )
+                    elif checksum(values[row - start]) != sums[row].get(name):
+                        problems.append(self._bad_row(layout, name, row))
+        return problems
 
     # -- the table ---------------------------------------------------------------
 
     def _part(self, chunk: int) -> str:
         return f"{self.root}/{TABLE}/chunk-{chunk:06d}.parquet"
 
+    def _part_name(self, chunk: int) -> str:
+        return f"{TABLE}/chunk-{chunk:06d}.parquet"
+
     def done_chunks(self) -> set[int]:
         """Chunks whose table file exists: everything of them is stored."""
         if not self.fs.exists(f"{self.root}/{TABLE}"):
             return set()
-        names = (
-            path.rsplit("/", 1)[-1] for path in self.fs.ls(f"{self.root}/{TABLE}", detail=False)
-        )
-        return {
-            int(name[len("chunk-") : -len(".parquet")])
-            for name in names
-            if name.startswith("chunk-") and name.endswith(".parquet")
-        }
+        done = set()
+        for path in self.fs.ls(f"{self.root}/{TABLE}", detail=False):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if name.endswith(".partial"):  # a write that did not finish
+                continue
+            match = _PART.fullmatch(name)
+            if match is None:
+                raise self._error(f"{TABLE}/{name}", "is not a chunk's table file")
+            done.add(int(match.group(1)))
+        return done
+
+    def stored_rows(self) -> dict[int, int]:
+        """Rows stored per committed chunk (from the Parquet files' metadata)."""
+        import pyarrow.parquet as pq
+
+        rows = {}
+        for chunk in sorted(self.done_chunks()):
+            try:
+                with self.fs.open(self._part(chunk), "rb") as handle:
+                    rows[chunk] = pq.ParquetFile(handle).metadata.num_rows
+            except Exception as exc:
+                raise self._corrupt(self._part_name(chunk), exc) from exc
+        return rows
 
     def done_images(self) -> int:
         """Images stored so far (the rows of the committed chunks)."""
-        import pyarrow.parquet as pq
-
-        total = 0
-        for chunk in self.done_chunks():
-            with self.fs.open(self._part(chunk), "rb") as handle:
-                total += pq.ParquetFile(handle).metadata.num_rows
-        return total
+        return sum(self.stored_rows().values())
 
     def write_rows(self, chunk: int, rows: Any) -> None:
         """Commit one chunk: its table rows (a pandas DataFrame), written atomically."""
@@ -324,19 +652,45 @@ class Store:
         pq.write_table(pa.Table.from_pandas(rows, preserve_index=True), sink)
         self._write_atomic(self._part(chunk), sink.getvalue().to_pybytes())
 
-    def read_table(self, columns: tuple[Column, ...]) -> Any:
-        """The whole table (a pandas DataFrame indexed by image), sorted by image."""
+    def read_table(self, columns: tuple[Column, ...], chunk_size: int | None = None) -> Any:
+        """The whole table (a pandas DataFrame indexed by image), sorted by image.
+
+        With ``chunk_size``, each file's rows are checked to be its chunk's images.
+        """
         import pandas as pd
         import pyarrow.parquet as pq
 
-        parts = [self._part(chunk) for chunk in sorted(self.done_chunks())]
-        if not parts:
-            return empty_table(columns)
         tables = []
-        for part in parts:
-            with self.fs.open(part, "rb") as handle:
-                tables.append(pq.read_table(handle).to_pandas())
+        for chunk in sorted(self.done_chunks()):
+            name = self._part_name(chunk)
+            try:
+                with self.fs.open(self._part(chunk), "rb") as handle:
+                    table = pq.read_table(handle).to_pandas()
+            except Exception as exc:
+                raise self._corrupt(name, exc) from exc
+            index = table.index
+            if chunk_size is not None and (
+                index.name != "image"
+                or not pd.api.types.is_integer_dtype(index)
+                or not index.is_unique
+                or (
+                    len(index)
+                    and not chunk * chunk_size
+                    <= index.min()
+                    <= index.max()
+                    < (chunk + 1) * chunk_size
+                )
+            ):
+                raise self._error(name, f"does not hold the rows of chunk {chunk}")
+            tables.append(table)
+        if not tables:
+            return empty_table(columns)
         return pd.concat(tables).sort_index()
+
+
+def _protocols(fs: Any) -> set[str]:
+    protocol = fs.protocol
+    return {protocol} if isinstance(protocol, str) else set(protocol)
 
 
 def empty_table(columns: tuple[Column, ...]) -> Any:

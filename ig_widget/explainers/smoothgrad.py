@@ -10,8 +10,9 @@ minus the squared mean), as PAIR saliency's ``GetSmoothedMask`` and Captum's
 
 All noisy copies go through the engine's evaluator together: for the mean,
 every point's gradient is summed into one segment; for the squared kinds each
-copy has its own segment and the squares are accumulated batch by batch, so
-no more than a batch of per-copy maps is ever held.
+copy has its own segment, and a copy's map is squared and added up as soon as
+its last point is done, so no more than the maps of the copies one batch
+touches are ever held, however many samples.
 """
 
 from __future__ import annotations
@@ -72,21 +73,47 @@ class NoisyRows:
 
 
 class _Moments:
-    """Running sums of per-copy gradients and of their squares, batch by batch.
+    """Running sums of whole copies' maps and of their squares, batch by batch.
 
-    The evaluator's ``accumulate``: with one point per copy, each batch holds
-    whole copies (rows of copies outside the batch are zeros, which add
-    nothing to either sum).
+    The evaluator's ``accumulate``. Points come copy by copy, so a copy's map
+    (one gradient, or its integrated gradients over several batches) is
+    complete once a later copy has points: the partial maps of the copies a
+    batch touches are kept, and each is folded into both sums as soon as it
+    is complete, so memory does not grow with the number of copies. Rows that
+    are all zeros (copies the batch does not touch) add nothing and are
+    skipped; a touched copy whose partial map is zero is then folded in later,
+    with the same result.
     """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.total = np.zeros(shape, np.float64)
         self.squares = np.zeros(shape, np.float64)
+        self._partial: dict[int, np.ndarray] = {}
 
     def __call__(self, segment_ids: np.ndarray, sums: np.ndarray) -> None:
-        maps = sums[: len(segment_ids)].astype(np.float64)
-        self.total += maps.sum(axis=0)
-        self.squares += np.square(maps).sum(axis=0)
+        touched = []
+        for copy, row in zip(segment_ids.tolist(), sums[: len(segment_ids)], strict=True):
+            if not row.any():
+                continue
+            touched.append(copy)
+            if copy in self._partial:
+                self._partial[copy] += row
+            else:
+                self._partial[copy] = row.astype(np.float64)
+        if touched:
+            self._fold(below=max(touched))
+
+    def finish(self) -> None:
+        """Fold in the copies still open after the last batch."""
+        self._fold(below=None)
+
+    def _fold(self, below: int | None) -> None:
+        for copy in sorted(self._partial):
+            if below is not None and copy >= below:
+                break
+            whole = self._partial.pop(copy)
+            self.total += whole
+            self.squares += np.square(whole)
 
 
 def smoothgrad(
@@ -200,10 +227,7 @@ def smoothgrad(
         n_segments=samples if squared else 1,
         labels=[f"noisy copy {i}" for i in copy_of],
     )
-    # A copy's integrated gradients may be split over two batches, so their
-    # squares need the whole per-copy maps (samples x the image, float64);
-    # single gradients are squared batch by batch.
-    moments = _Moments(started.image.shape) if squared and not integrated else None
+    moments = _Moments(started.image.shape) if squared else None
     sums, _ = evaluate_points(
         started.prepared.classifier,
         points,
@@ -211,14 +235,11 @@ def smoothgrad(
         progress=progress,
         accumulate=moments,
     )
-    if not squared:
+    if moments is None:
         assert sums is not None
         attributions = sums[0]
     else:
-        if moments is None:
-            assert sums is not None
-            moments = _Moments(started.image.shape)
-            moments(np.arange(samples), sums)
+        moments.finish()
         mean_square = moments.squares / samples
         attributions = (
             mean_square if kind == "smoothgrad_sq" else mean_square - (moments.total / samples) ** 2

@@ -72,7 +72,7 @@ from .shown import (
     display_factor,
     shown_result,
 )
-from .state import STATIC, DisplayOptions, WidgetState
+from .state import STATIC, DisplayOptions, WidgetState, ignore_message
 
 # Progress updates (and chances to cancel) the widget asks the engine for per
 # computation; the engine keeps its batches within its own rule either way.
@@ -132,7 +132,10 @@ class IGWidget(WidgetState):
         store), shown at once instead of computing one; ``steps``, ``runs``
         and ``method`` are then the result's.
     top_k : int
-        Number of top-scoring classes offered in the class menu.
+        Number of top-scoring classes offered in the class menu of a model
+        with more than ``ALL_CLASSES`` (20) classes; with fewer, every class
+        is offered (best first), so that any can be chosen. Another class
+        can always be set from Python (``w.target = 7``).
     **render_options
         Display options, as for ``igw.render``. Each is a trait of the same
         name, but ``style``, which is the trait ``picture_style`` (ipywidgets
@@ -275,7 +278,11 @@ class IGWidget(WidgetState):
 
     @traitlets.observe(*COMPUTE_OPTIONS, "target")
     def _mark_stale(self, _change: dict[str, Any]) -> None:
-        self.stale = self.request() != self._shown.request
+        # Under the lock the background thread shows a result and sets stale
+        # with: an option assigned meanwhile is compared again after it is
+        # done, not overwritten by its comparison with the options before.
+        with self.sync_lock:
+            self.stale = self.request() != self._shown.request
 
     # -- computing ---------------------------------------------------------------
 
@@ -505,6 +512,8 @@ class IGWidget(WidgetState):
             self._runner.start(self._job(), self._restore_target)
         elif kind == "cancel":
             self._runner.cancel(wait=False)
+        else:
+            ignore_message(self, f"expected a 'compute' or 'cancel' message, got {content!r:.80}")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a background computation ends; False if ``timeout`` passed first.

@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from ..engine import IGResult, PreparedInput
-from ..render import block_mean, channel_maps, display_image
+from ..render import block_mean, channel_maps, display_image, falling_total_note
 from ..validation import as_image
 from .methods import IG, NO_COMPARE, TITLES, Curve, Method
 
@@ -34,6 +34,10 @@ BYTES_PER_DISPLAY_PIXEL = 3 + 4 * len(MAP_BUFFERS)
 Maps = dict[str, tuple[np.ndarray, np.ndarray]]
 # [index, label, score] of a class in the class menu.
 ClassEntry = tuple[int, str, float]
+
+
+# A model with at most this many classes has every class in the class menu.
+ALL_CLASSES = 20
 
 
 class Summary(TypedDict):
@@ -51,6 +55,10 @@ class Summary(TypedDict):
     compare_title: str
     # Integrated gradients' completeness error; None for the other methods.
     delta: float | None
+    # The sum of the shown attributions, and the sentence saying the score
+    # falls when it is negative ("" otherwise; render.falling_total_note).
+    total: float
+    falling_note: str
     steps: int
     method: str
     runs: int
@@ -212,8 +220,9 @@ def shown_result(
     """How ``image`` and its ``explanation`` (for ``request``) are shown, naming classes
     with ``label``.
 
-    ``classes`` lists ``[index, label, score]`` for the ``top_k`` classes, best
-    first, and the explained class after them if it is not among them.
+    ``classes`` lists ``[index, label, score]`` for the ``top_k`` classes (every
+    class when there are at most ``ALL_CLASSES``), best first, and the
+    explained class after them if it is not among them.
     """
     result = explanation.result
     maps = {
@@ -235,12 +244,14 @@ def shown_result(
         }
     )
     scores = result.scores
-    ranked = [int(i) for i in np.argsort(-scores, kind="stable")[:top_k]]
+    listed = scores.size if scores.size <= ALL_CLASSES else top_k
+    ranked = [int(i) for i in np.argsort(-scores, kind="stable")[:listed]]
     if result.target not in ranked:
         ranked.append(result.target)
     compared = explanation.compared
     elapsed = result.elapsed_s + (compared.elapsed_s if compared is not None else 0.0)
     points = explanation.points_used
+    total = float(np.sum(result.attributions, dtype=np.float64))
     traits = {
         **image.traits(),
         "classes": [[i, label(i), float(scores[i])] for i in ranked],
@@ -256,6 +267,8 @@ def shown_result(
             compare=explanation.compare,
             compare_title=TITLES.get(explanation.compare, ""),
             delta=float(result.delta) if isinstance(result, IGResult) else None,
+            total=total,
+            falling_note=falling_total_note(total, label(result.target)) or "",
             steps=(
                 result.steps
                 if isinstance(result, IGResult)

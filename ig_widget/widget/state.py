@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,33 @@ from .options import (
 from .shown import ClassEntry, PathData, ShownResult, Summary
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+# Messages no front end of this package sends (a hand-made or foreign one)
+# are ignored and reported here, not raised out of the comm handler.
+logger = logging.getLogger("ig_widget.widget")
+
+
+def ignore_message(widget: object, problem: str) -> None:
+    """Log that ``widget`` ignored a message from the browser, and why.
+
+    Examples
+    --------
+    >>> ignore_message(object(), "indices: expected a list")  # doctest: +SKIP
+    """
+    logger.warning("%s: ignored a message from the browser: %s", type(widget).__name__, problem)
+
+
+def send_back(widget: anywidget.AnyWidget, refused: list[str]) -> None:
+    """Send the browser the kept values of the ``refused`` names of a state update.
+
+    A name that is no synced trait (``__class__`` in a hand-made message) has
+    no value to send back: it is logged and ignored.
+    """
+    synced = widget.traits(sync=True)
+    unknown = [name for name in refused if name not in synced]
+    if unknown:
+        ignore_message(widget, f"{unknown[0]!r} is not a synced value")
+    if kept := [name for name in refused if name in synced]:
+        widget.send_state(kept)
 
 
 @functools.cache
@@ -240,8 +268,7 @@ class WidgetState(DisplayOptions, anywidget.AnyWidget):
                     accepted = {name: normalised[name] for name in accepted}
             super().set_state(accepted)
             self.error = problem
-            if refused:
-                self.send_state(refused)
+            send_back(self, refused)
         return accepted
 
     def request(self) -> dict[str, Any]:

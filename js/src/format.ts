@@ -3,7 +3,7 @@
 // export and igw.plot read alike. Tested against Python's output in
 // js/tests/render.test.ts.
 
-import { MEANINGS, SHARE_PREFIXES } from "./generated";
+import { AMOUNTS, COLOUR_NAMES, MEANINGS, TOP_PIXELS_PERCENT, UNNAMED_COLOUR } from "./generated";
 import type { KeyEntry } from "./render";
 
 /** Three significant digits, in exponent form below 1e-3 or from 1e4 on. */
@@ -27,8 +27,10 @@ export function formatPercent(value: number): string {
   return `${Number(value.toPrecision(3))} %`;
 }
 
-function shareText(end: keyof typeof SHARE_PREFIXES, share: number): string {
-  return `${SHARE_PREFIXES[end]}: ${formatPercent(share)} of total`;
+/** A colour's name in a key: "red", "blue", "green", or "coloured" for any other. */
+export function colourName(color: readonly number[]): string {
+  const hex = `#${color.map((channel) => channel.toString(16).padStart(2, "0")).join("")}`;
+  return (COLOUR_NAMES as Record<string, string>)[hex] ?? UNNAMED_COLOUR;
 }
 
 export interface KeyLabels {
@@ -37,16 +39,23 @@ export interface KeyLabels {
   high: string;
   low_share: string;
   high_share: string;
+  top: string;
 }
 
-/** What one key entry's colour means and what its two ends stand for; negative values negative. */
-export function keyLabels(entry: KeyEntry): KeyLabels {
+/** One key entry's texts in plain words, as ig_widget.render.key_labels writes them. */
+export function keyLabels(entry: KeyEntry, className?: string): KeyLabels {
   const sign = entry.polarity === "negative" ? -1 : 1;
+  const name = colourName(entry.color);
+  const amount = AMOUNTS[entry.polarity];
+  const ofClass = className === undefined ? "" : ` of '${className}'`;
   return {
-    meaning: MEANINGS[entry.polarity],
+    meaning: `${name}: ${MEANINGS[entry.polarity]}${ofClass}`,
     low: entry.low > 0 ? formatNumber(sign * entry.low) : "0",
     high: formatNumber(sign * entry.high),
-    low_share: shareText("low", entry.low_share),
-    high_share: shareText("high", entry.high_share),
+    low_share: `all ${name}: ${formatPercent(entry.low_share)} of ${amount}`,
+    high_share: `strongest ${name}: ${formatPercent(entry.high_share)} of ${amount}`,
+    top:
+      `the strongest ${TOP_PIXELS_PERCENT} % of pixels carry ` +
+      `${formatPercent(entry.top_share)} of ${amount}`,
   };
 }

@@ -55,10 +55,16 @@ export const OPAQUE_STRENGTH = 0.5;
 /** heatmap style: at full strength the colour is darkened by this fraction. */
 export const DEEPEN = 0.5;
 
+/** heatmap style: on a ground of lower mean luma the colours lighten. */
+export const DARK_GROUND = 64.0;
+
+/** heatmap style, dark ground: at full strength the colour goes this far to white. */
+export const LIGHTEN = 0.7;
+
 /** The colour key samples this many strengths from 0 to 1. */
 export const KEY_STOPS = 64;
 
-/** The colour key is drawn over this grey (black without overlay). */
+/** The colour key is drawn over this grey when no ground is given. */
 export const KEY_BACKGROUND = 128;
 
 /** A panel's concentration: the share held by this % of the pixels. */
@@ -67,8 +73,14 @@ export const TOP_PIXELS_PERCENT = 5;
 /** What each sign's colour says about the score. */
 export const MEANINGS = { positive: "raises the score", negative: "lowers the score" } as const;
 
-/** What a key end's share of the total is the share of. */
-export const SHARE_PREFIXES = { low: "coloured", high: "full colour" } as const;
+/** A key's name for each style colour (by hex code). */
+export const COLOUR_NAMES = { "#ff3000": "red", "#2166ac": "blue", "#00ff00": "green", "#ff0000": "red" } as const;
+
+/** A key's name for any other colour. */
+export const UNNAMED_COLOUR = "coloured";
+
+/** What a sign's total is called in a key: the score's rise or fall. */
+export const AMOUNTS = { positive: "the rise", negative: "the fall" } as const;
 
 /** Baselines that differ between runs. (ig_widget.baselines) */
 export const RANDOM_BASELINES = ["uniform"] as const;
@@ -131,6 +143,8 @@ export interface Summary {
   compare: string;
   compare_title: string;
   delta: number | null;
+  total: number;
+  falling_note: string;
   steps: number;
   method: string;
   runs: number;

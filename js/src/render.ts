@@ -16,9 +16,11 @@
 import {
   BINARIZE_THRESHOLD,
   type Color,
+  DARK_GROUND,
   DEEPEN,
   KEY_BACKGROUND,
   KEY_STOPS,
+  LIGHTEN,
   LUMA_WEIGHTS,
   MAX_OUTLINED_COMPONENTS,
   MAX_STRUCTURE,
@@ -40,7 +42,7 @@ type Sign = "positive" | "negative";
 export interface KeyEntry {
   polarity: Sign;
   color: Color;
-  /** KEY_STOPS RGB colours for strengths 0 .. 1, over KEY_BACKGROUND grey (black without overlay). */
+  /** KEY_STOPS RGB colours for strengths 0 .. 1, over the picture's ground (see keyGround). */
   colors: Color[];
   /** Attribution magnitudes at strength 0 and 1 (the clip thresholds). */
   low: number;
@@ -703,9 +705,34 @@ function toByte(value: number): number {
 const NO_COLOR: Color = [0, 0, 0];
 
 /**
+ * Mean luma of what a heatmap is drawn on: the grey image, or black (0)
+ * without overlay. From exact integer sums, as ig_widget.render.ground_luma.
+ */
+export function groundLuma(image: Uint8Array, overlay: boolean): number {
+  if (!overlay) return 0;
+  let red = 0;
+  let green = 0;
+  let blue = 0;
+  for (let i = 0; i < image.length; i += 3) {
+    red += image[i];
+    green += image[i + 1];
+    blue += image[i + 2];
+  }
+  const [lumaRed, lumaGreen, lumaBlue] = LUMA_WEIGHTS;
+  return (lumaRed * red + lumaGreen * green + lumaBlue * blue) / (image.length / 3);
+}
+
+/** The grey a key is drawn over: black without overlay or in the keras style. */
+export function keyGround(ground: number | undefined, options: RenderOptions): number {
+  if (options.style === "keras" || !options.overlay) return 0;
+  return ground ?? KEY_BACKGROUND;
+}
+
+/**
  * Colour two strength layers onto the RGB `image` in the options' style,
  * writing RGBA into `target`: layer A first, then layer B (all zeros with
  * no colour when only one sign is drawn, which leaves the result exact).
+ * `dark`: the heatmap's strong end lightens (else it deepens).
  */
 function compose(
   image: Uint8Array,
@@ -716,6 +743,7 @@ function compose(
   pixels: number,
   options: RenderOptions,
   target: Uint8ClampedArray,
+  dark: boolean,
 ): void {
   const [redA, greenA, blueA] = colorA;
   const [redB, greenB, blueB] = colorB;
@@ -756,8 +784,8 @@ function compose(
     mixed[0] = grey;
     mixed[1] = grey;
     mixed[2] = grey;
-    blend(mixed, layerA[i], redA, greenA, blueA);
-    blend(mixed, layerB[i], redB, greenB, blueB);
+    blend(mixed, layerA[i], redA, greenA, blueA, dark);
+    blend(mixed, layerB[i], redB, greenB, blueB, dark);
     // Rounded half up, as the Python renderer's np.floor(x + 0.5).
     target[rgba] = Math.floor(mixed[0] + 0.5);
     target[rgba + 1] = Math.floor(mixed[1] + 0.5);
@@ -770,15 +798,25 @@ function compose(
 const MIXED = new Float64Array(3);
 
 /** heatmap style: blend a colour over one pixel (`mixed`, RGB floats) by its strength. */
-function blend(mixed: Float64Array, s: number, red: number, green: number, blue: number): void {
+function blend(
+  mixed: Float64Array,
+  s: number,
+  red: number,
+  green: number,
+  blue: number,
+  dark: boolean,
+): void {
   // A zero strength blends with opacity 0, which leaves the value exact.
   if (s === 0) return;
   const ramp = Math.min(s / OPAQUE_STRENGTH, 1);
   const opacity = ramp * ramp;
-  const shade = 1 - DEEPEN * s;
-  mixed[0] += opacity * (red * shade - mixed[0]);
-  mixed[1] += opacity * (green * shade - mixed[1]);
-  mixed[2] += opacity * (blue * shade - mixed[2]);
+  // On a dark ground, towards white from half strength on; else deeper.
+  const raise = dark ? LIGHTEN * Math.max(2 * s - 1, 0) : 0;
+  const shade = dark ? 1 - raise : 1 - DEEPEN * s;
+  const lift = raise * 255;
+  mixed[0] += opacity * (red * shade + lift - mixed[0]);
+  mixed[1] += opacity * (green * shade + lift - mixed[1]);
+  mixed[2] += opacity * (blue * shade + lift - mixed[2]);
 }
 
 function checkSizes(
@@ -854,17 +892,18 @@ export function renderMaps(
   if (!(drawsPositive && drawsNegative)) {
     layerB.fill(0, 0, pixels);
   }
-  compose(image, layerA, colorA, layerB, colorB, pixels, options, target);
+  const dark = groundLuma(image, options.overlay) < DARK_GROUND;
+  compose(image, layerA, colorA, layerB, colorB, pixels, options, target, dark);
   return target;
 }
 
-/** The colours of the key: strengths 0 .. 1 in KEY_STOPS steps, over grey (or black). */
-function keyColors(color: Color, options: RenderOptions): Color[] {
+/** The colours of the key: strengths 0 .. 1 in KEY_STOPS steps, over the ground's grey. */
+function keyColors(color: Color, options: RenderOptions, ground: number): Color[] {
   const strengths = Float64Array.from({ length: KEY_STOPS }, (_, i) => i / (KEY_STOPS - 1));
-  const grey = new Uint8Array(KEY_STOPS * 3).fill(KEY_BACKGROUND);
+  const grey = new Uint8Array(KEY_STOPS * 3).fill(Math.floor(ground + 0.5));
   const rgba = new Uint8ClampedArray(KEY_STOPS * 4);
   const none = new Float64Array(KEY_STOPS);
-  compose(grey, strengths, color, none, NO_COLOR, KEY_STOPS, options, rgba);
+  compose(grey, strengths, color, none, NO_COLOR, KEY_STOPS, options, rgba, ground < DARK_GROUND);
   return Array.from(
     { length: KEY_STOPS },
     (_, i): Color => [rgba[i * 4], rgba[i * 4 + 1], rgba[i * 4 + 2]],
@@ -873,18 +912,21 @@ function keyColors(color: Color, options: RenderOptions): Color[] {
 
 /**
  * What the colours of a picture stand for, one entry per drawn sign, as
- * ig_widget.render.colour_key computes it.
+ * ig_widget.render.colour_key computes it. `ground` is the picture's
+ * groundLuma (KEY_BACKGROUND when not given).
  *
  * @example
- * const [entry] = colourKey(pos, neg, { ...RENDER_DEFAULTS });
+ * const [entry] = colourKey(pos, neg, { ...RENDER_DEFAULTS }, groundLuma(image, true));
  * entry.high; // the value drawn at full strength
  */
 export function colourKey(
   positive: Float32Array,
   negative: Float32Array,
   options: RenderOptions,
+  ground?: number,
 ): KeyEntry[] {
   checkOptions(options);
+  const grey = keyGround(ground, options);
   if (positive.length !== negative.length) {
     throw new RangeError(
       `positive, negative: expected the same size, got ${positive.length} and ${negative.length}`,
@@ -908,7 +950,7 @@ export function colourKey(
     entries.push({
       polarity: sign,
       color: colors[sign],
-      colors: keyColors(colors[sign], options),
+      colors: keyColors(colors[sign], options, grey),
       low,
       high,
       low_share: shareAbove(summary, low, true),

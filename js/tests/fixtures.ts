@@ -103,6 +103,8 @@ export function makeState(overrides: Partial<WidgetState> = {}): WidgetState {
       compare: "",
       compare_title: "",
       delta: 0.004,
+      total: 0.7,
+      falling_note: "",
       steps: 50,
       method: "trapezoid",
       runs: 1,

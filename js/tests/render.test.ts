@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { keyLabels } from "../src/format";
 import {
   colourKey,
+  groundLuma,
   type KeyEntry,
   RENDER_DEFAULTS,
   type RenderOptions,
@@ -25,6 +26,7 @@ interface VectorIndex {
   keys: {
     input: string;
     options: Partial<RenderOptions>;
+    ground: number | null;
     entries: (KeyEntry & { labels: ReturnType<typeof keyLabels> })[];
   }[];
 }
@@ -136,8 +138,17 @@ describe("colourKey matches the Python colour_key", () => {
   for (const name of Object.keys(inputs)) {
     it(`describes every option set exactly on ${name}`, () => {
       const input = inputs[name];
-      for (const { options, entries } of index.keys.filter((k) => k.input === name)) {
-        const computed = colourKey(input.positive, input.negative, optionsOf(options));
+      for (const { options, ground, entries } of index.keys.filter((k) => k.input === name)) {
+        if (ground !== null) {
+          // The picture's ground luma, to the last bit, as the Python renderer computes it.
+          expect(groundLuma(input.image, true)).toBe(ground);
+        }
+        const computed = colourKey(
+          input.positive,
+          input.negative,
+          optionsOf(options),
+          ground ?? undefined,
+        );
         expect(computed.map((entry) => ({ ...entry, labels: keyLabels(entry) }))).toEqual(entries);
       }
     });

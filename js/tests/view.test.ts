@@ -197,6 +197,47 @@ describe("what the view says", () => {
     expect(el.querySelector("b, img")).toBeNull();
   });
 
+  it("flags a completeness error above 5 % and offers auto steps, once", () => {
+    const { el, model, sends } = mount(
+      makeState({ summary: { ...makeState().summary, delta: 0.38 } }),
+    );
+    const delta = query(el, ".igw-delta");
+    expect(delta.textContent).toBe(
+      "completeness error Δ 38 % — too coarse: the attributions do not add up",
+    );
+    expect(delta.classList.contains("igw-delta-high")).toBe(true);
+    const remedy = query<HTMLButtonElement>(el, ".igw-auto-steps");
+    expect(remedy.hidden).toBe(false);
+    remedy.click();
+    expect(model.get("steps")).toBe("auto");
+    expect(sends).toHaveBeenLastCalledWith({ type: "compute" });
+    // Already "auto" (at its cap): no button that would do nothing.
+    expect(remedy.hidden).toBe(true);
+  });
+
+  it("keeps Δ within 5 % plain, without a remedy", () => {
+    const { el } = mount(makeState());
+    expect(query(el, ".igw-delta").textContent).toBe("completeness error Δ 0.4 %");
+    expect(query<HTMLButtonElement>(el, ".igw-auto-steps").hidden).toBe(true);
+  });
+
+  it("says when the score falls and offers the polarity that shows it", () => {
+    const note = `The score of '${HOSTILE}' falls from the baseline to the image: the attributions add up to -0.660.`;
+    const { el, model } = mount(
+      makeState({ summary: { ...makeState().summary, total: -0.66, falling_note: note } }),
+    );
+    const falling = query<HTMLElement>(el, ".igw-falling");
+    expect(falling.hidden).toBe(false);
+    expect(query(falling, ".igw-falling-text").textContent).toBe(note);
+    expect(el.querySelector("b, img")).toBeNull();
+    const show = query<HTMLButtonElement>(falling, ".igw-show-negative");
+    expect(show.hidden).toBe(false);
+    show.click();
+    expect(model.get("polarity")).toBe("negative");
+    expect(show.hidden).toBe(true);
+    expect(query<HTMLElement>(mount(makeState()).el, ".igw-falling").hidden).toBe(true);
+  });
+
   it("draws a colour key under each attribution panel, from the renderer's key", () => {
     const state = makeState({ polarity: "both" });
     const { el } = mount(state);
@@ -210,16 +251,23 @@ describe("what the view says", () => {
       const rows = [...figure.querySelectorAll(".igw-key-entry")];
       expect(rows).toHaveLength(2);
       rows.forEach((row, i) => {
-        const labels = keyLabels(entries[i]);
-        expect(query(row, ".igw-key-meaning").textContent).toBe(
-          `${entries[i].polarity}: ${labels.meaning}`,
+        // In plain words about the explained class (model text, set as text).
+        const labels = keyLabels(entries[i], "tabby cat");
+        expect(query(row, ".igw-key-meaning").textContent).toBe(labels.meaning);
+        expect(labels.meaning).toBe(
+          i === 0
+            ? "red: raises the score of 'tabby cat'"
+            : "blue: lowers the score of 'tabby cat'",
         );
+        expect(query(row, ".igw-key-top").textContent?.replaceAll("\u00a0", " ")).toBe(labels.top);
         // A no-break space keeps "1.3 %" on one line.
         const spaced = (selector: string) =>
           query(row, selector).textContent?.replaceAll("\u00a0", " ");
         expect(spaced(".igw-key-low")).toBe(`${labels.low}${labels.low_share}`);
         expect(spaced(".igw-key-high")).toBe(`${labels.high}${labels.high_share}`);
-        expect(query(row, ".igw-key-high").textContent).toContain("colour: ");
+        expect(query(row, ".igw-key-high").textContent).toContain(
+          i === 0 ? "strongest red: " : "strongest blue: ",
+        );
         expect(query(row, ".igw-key-high").textContent).not.toMatch(/ %/);
         expect(query<HTMLElement>(row, ".igw-key-bar").getAttribute("aria-hidden")).toBe("true");
       });

@@ -23,6 +23,7 @@ from ig_widget.render import (
     channel_maps,
     display_image,
 )
+from ig_widget.widget import runner
 
 from ..models import random_image, tiny_cnn
 from .support import GatedModel, message_from_the_browser, sent_maps, shown_traits
@@ -63,6 +64,31 @@ def test_blocking_compute_and_python_target(w):
     assert w.stale
     res = w.compute()
     assert res is w.result and res.target == 2 and not w.stale
+
+
+def test_stale_stays_true_when_options_change_while_the_result_is_shown(w, monkeypatch):
+    # The background thread compares the current options with the result it
+    # shows; an assignment from Python between its read and its write must
+    # still leave stale true. The delay holds the thread right after its read.
+    w.steps = 5
+    read, assigned = threading.Event(), threading.Event()
+    request = w.request
+
+    def delayed_request():
+        options = request()
+        if threading.current_thread().name == runner.THREAD_NAME:
+            read.set()
+            assigned.wait(1.0)
+        return options
+
+    monkeypatch.setattr(w, "request", delayed_request)
+    message_from_the_browser(w, "compute")
+    assert read.wait(60)
+    w.steps = 8  # the main thread, while the shown result is the new one of 5 steps
+    assigned.set()
+    assert w.wait(timeout=60)
+    assert w.result.steps == 5 and w.steps == 8
+    assert w.stale
 
 
 def _compute_threads():

@@ -4,6 +4,7 @@ browser, what is sent for a result (ig_widget/widget/state.py, options.py, shown
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import numpy as np
@@ -19,6 +20,7 @@ from ig_widget.render import (
     RENDER_DEFAULTS,
     channel_maps,
     display_image,
+    format_number,
     validate_render_options,
 )
 
@@ -31,7 +33,9 @@ def test_first_display_shows_a_computed_result(w, cnn, image):
     expected = igw.integrated_gradients(cnn, image, steps=8)
     assert res.target == expected.target == int(np.argmax(res.scores)) == w.target
     np.testing.assert_allclose(res.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
-    ranked = np.argsort(-res.scores)[:3]
+    # top_k=3, but a model with few classes (4) has them all in the menu.
+    ranked = np.argsort(-res.scores, kind="stable")
+    assert len(ranked) == 4
     assert w.classes == [[int(i), NAMES[i], pytest.approx(float(res.scores[i]))] for i in ranked]
     assert w.summary["label"] == NAMES[res.target]
     assert w.summary["delta"] == pytest.approx(res.delta)
@@ -285,6 +289,32 @@ def test_front_end_update_refused_restores_value_and_shows_error(w, state, patte
     assert w.error == "" and w.clip_above_percentile == 98.0
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"state": {"__class__": "IGWidget"}},
+        {"state": {"no_such_trait": 1}},
+        {"custom": {"type": "explode"}},
+        {"custom": ["compute"]},
+    ],
+)
+def test_malformed_front_end_messages_are_ignored_with_a_warning(w, message, caplog):
+    # No front end sends these: one that does is ignored and logged, never raised
+    # out of the handler (set_state sent back "__class__", which is no trait).
+    before, result = w.current_options(), w.result
+    with caplog.at_level(logging.WARNING, logger="ig_widget"):
+        if "state" in message:
+            w.set_state(message["state"])
+        else:
+            w._handle_front_end_message(w, message["custom"], [])
+    assert w.current_options() == before and w.result is result and not w.computing
+    [record] = [r for r in caplog.records if r.name.startswith("ig_widget")]
+    assert record.levelno == logging.WARNING and "ignored" in record.getMessage()
+    assert "IGWidget" in record.getMessage()
+    w.set_state({"clip_above_percentile": 98.0})  # still usable
+    assert w.error == "" and w.clip_above_percentile == 98.0
+
+
 def test_front_end_display_change_is_accepted_without_a_kernel_redraw(w):
     w.error = "stale message"
     w.comm.messages.clear()
@@ -338,3 +368,27 @@ def test_display_factor_and_block_mean():
     assert reduced.shape == (2, 3, 2)
     assert reduced[0, 0].tolist() == values[:3, :3].mean(axis=(0, 1)).tolist()
     assert reduced[1, 2].tolist() == values[3:, 6:].mean(axis=(0, 1)).tolist()
+
+
+def test_a_falling_score_is_said_and_every_demo_class_can_be_chosen(tmp_path):
+    # The ring, explained for "circle" from black: the score falls from 0.63
+    # at the baseline to 3e-11, so the attributions add up to about -0.66.
+    images, _ = igw.demo.images()
+    w = igw.IGWidget(
+        igw.demo.model(), images[5], class_names=igw.demo.class_names, target=0, steps=16
+    )
+    total = float(w.result.attributions.sum(dtype=np.float64))
+    assert total < -0.5
+    assert w.summary["total"] == pytest.approx(total)
+    assert w.summary["falling_note"] == (
+        "The score of 'circle' falls from the baseline to the image: the attributions add up "
+        f"to {format_number(total)}."
+    )
+    # The exported page carries the sentence to its header (js/tests/view.test.ts shows it).
+    page = w.to_html(tmp_path / "ring.html").read_text()
+    assert json.dumps(w.summary["falling_note"])[1:-1] in page
+    # Six classes and the default top_k=5: every class is in the menu.
+    assert sorted(index for index, _, _ in w.classes) == list(range(6))
+    w.target = 5  # the ring itself: its score rises, nothing to say
+    w.compute()
+    assert w.summary["total"] > 0 and w.summary["falling_note"] == ""

@@ -1,10 +1,13 @@
 // The header: the predicted class, the class menu ("Explain"), the
-// completeness error and what the computation took. Class names are model
-// text: they go in as textContent only.
+// completeness error (flagged above 5 %, with the remedy one click away),
+// what the computation took, and a sentence when the score falls along the
+// path (with the polarity that shows it). Class names are model text: they
+// go in as textContent only.
 
 import { formatNumber, formatPercent } from "../format";
+import { AUTO_STEPS_METHODS } from "../generated";
 import type { SyncedState } from "../state";
-import { type Component, element, field, Scope } from "./dom";
+import { button, type Component, element, field, Scope } from "./dom";
 
 /** Δ above this is flagged: the integral is too coarse for the attributions to add up. */
 const HIGH_DELTA = 0.05;
@@ -19,8 +22,16 @@ export function createHeader(state: SyncedState): Component {
   delta.title =
     "Completeness error: |sum of attributions − (score at image − score at baseline)|, " +
     "relative to the score difference. Small is good; raise the steps if it is large.";
+  const autoSteps = button("auto steps", "igw-auto-steps");
+  autoSteps.title =
+    "Recompute with steps 'auto': the grid doubles until Δ is within the tolerance (1 %).";
   const details = element("span", "igw-details");
-  root.append(predicted, classField.element, delta, details);
+  const falling = element("div", "igw-falling");
+  const fallingText = element("span", "igw-falling-text");
+  const showNegative = button("show what lowered it", "igw-show-negative");
+  showNegative.title = "Set polarity to negative: the pixels that pulled the score down.";
+  falling.append(fallingText, showNegative);
+  root.append(predicted, classField.element, delta, autoSteps, details, falling);
 
   const showClasses = (): void => {
     classSelect.replaceChildren(
@@ -43,10 +54,22 @@ export function createHeader(state: SyncedState): Component {
     );
     // Only integrated gradients has a completeness error.
     delta.hidden = summary.delta === null;
+    const high = summary.delta !== null && summary.delta > HIGH_DELTA;
     if (summary.delta !== null) {
-      delta.textContent = `completeness error Δ ${formatPercent(100 * summary.delta)}`;
-      delta.classList.toggle("igw-delta-high", summary.delta > HIGH_DELTA);
+      delta.textContent =
+        `completeness error Δ ${formatPercent(100 * summary.delta)}` +
+        (high ? " — too coarse: the attributions do not add up" : "");
+      delta.classList.toggle("igw-delta-high", high);
     }
+    // The remedy, where it applies: a rule that refines itself, not already chosen.
+    autoSteps.hidden = !(
+      high &&
+      (AUTO_STEPS_METHODS as readonly string[]).includes(summary.method) &&
+      state.get("steps") !== "auto"
+    );
+    falling.hidden = summary.falling_note === "";
+    fallingText.textContent = summary.falling_note;
+    showNegative.hidden = state.get("polarity") !== "positive";
     const reduced =
       summary.display_factor > 1 ? ` · shown at 1/${summary.display_factor} resolution` : "";
     // Integrated gradients with its quadrature rule ("Integrated gradients (trapezoid)").
@@ -61,11 +84,17 @@ export function createHeader(state: SyncedState): Component {
 
   const showStatus = (): void => {
     classSelect.disabled = state.get("computing") || !state.computeEnabled;
+    autoSteps.disabled = classSelect.disabled;
   };
 
   scope.on(classSelect, "change", () => state.commit("target", Number(classSelect.value)));
   state.listen(scope, ["classes", "target"], showClasses);
-  state.listen(scope, ["summary"], showSummary);
+  scope.on(autoSteps, "click", () => {
+    state.commit("steps", "auto");
+    state.send({ type: "compute" });
+  });
+  scope.on(showNegative, "click", () => state.commit("polarity", "negative"));
+  state.listen(scope, ["summary", "steps", "polarity"], showSummary);
   state.listen(scope, ["computing"], showStatus);
   showClasses();
   showSummary();

@@ -22,6 +22,7 @@ function gradient(entry: KeyEntry): string {
 interface KeyRow {
   row: HTMLElement;
   meaning: HTMLElement;
+  top: HTMLElement;
   bar: HTMLElement;
   lowValue: HTMLElement;
   lowShare: Text;
@@ -35,6 +36,7 @@ const rows = new WeakMap<HTMLElement, KeyRow[]>();
 function keyRow(): KeyRow {
   const row = element("div", "igw-key-entry");
   const meaning = element("div", "igw-key-meaning");
+  const top = element("div", "igw-key-top");
   const bar = element("div", "igw-key-bar");
   // The bar repeats what the text says in colour.
   bar.setAttribute("aria-hidden", "true");
@@ -48,8 +50,8 @@ function keyRow(): KeyRow {
   low.append(lowValue, lowShare);
   high.append(highValue, highShare);
   ends.append(low, high);
-  row.append(meaning, bar, ends);
-  return { row, meaning, bar, lowValue, lowShare, highValue, highShare, background: "" };
+  row.append(meaning, bar, ends, top);
+  return { row, meaning, top, bar, lowValue, lowShare, highValue, highShare, background: "" };
 }
 
 /** A share's text with a no-break space before "%": a narrow key never wraps a number from its "%". */
@@ -62,12 +64,13 @@ function setText(node: Node, text: string): void {
 }
 
 /**
- * Show the key of `entries` in `node`. The rows are kept and only what
+ * Show the key of `entries` in `node`, in plain words about `className`
+ * (model text: set as text only). The rows are kept and only what
  * changed is written: a slider moves the values, rarely the colours, and
  * rebuilding the key (its 64-stop gradient above all) would cost the redraw
  * more than drawing the pictures.
  */
-export function showKey(node: HTMLElement, entries: readonly KeyEntry[]): void {
+export function showKey(node: HTMLElement, entries: readonly KeyEntry[], className?: string): void {
   const shown = rows.get(node) ?? [];
   while (shown.length > entries.length) shown.pop()?.row.remove();
   while (shown.length < entries.length) {
@@ -78,9 +81,10 @@ export function showKey(node: HTMLElement, entries: readonly KeyEntry[]): void {
   rows.set(node, shown);
   entries.forEach((entry, i) => {
     const row = shown[i];
-    const labels = keyLabels(entry);
+    const labels = keyLabels(entry, className);
     row.row.className = `igw-key-entry igw-key-${entry.polarity}`;
-    setText(row.meaning, `${entry.polarity}: ${labels.meaning}`);
+    setText(row.meaning, labels.meaning);
+    setText(row.top, unbroken(labels.top));
     setText(row.lowValue, labels.low);
     setText(row.lowShare, unbroken(labels.low_share));
     setText(row.highValue, labels.high);

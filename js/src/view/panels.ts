@@ -8,7 +8,7 @@
 // and say what is coming.
 
 import { type MAP_BUFFERS, RANDOM_BASELINES, type Summary } from "../generated";
-import { colourKey, renderMaps } from "../render";
+import { colourKey, groundLuma, renderMaps } from "../render";
 import { bytesOf, floatsOf, SyncedState } from "../state";
 import { curveSummary, drawCurvesPlot } from "./curves";
 import { button, type Component, element, Scope, uniqueId } from "./dom";
@@ -258,8 +258,13 @@ export function createPanels(
           renderMaps(image, panel.positive, panel.negative, width, height, options, pixels.data);
           panel.context.putImageData(pixels, 0, 0);
         }
-        const entries = colourKey(panel.positive, panel.negative, options);
-        showKey(panel.key, entries);
+        const entries = colourKey(
+          panel.positive,
+          panel.negative,
+          options,
+          groundLuma(image, options.overlay),
+        );
+        showKey(panel.key, entries, label);
         panel.description.textContent = describe(panel.spec.title(summary), label, entries);
       } catch (error) {
         problem = error instanceof Error ? error.message : String(error);

@@ -1,0 +1,423 @@
+"""The dataset store as a trustworthy artifact: never cut, mixed or read back as zeros.
+
+Each test reproduces a way a store was corrupted or mixed without a word
+(issue 19): a shorter rerun, two writers, an interrupted growth, a resume with
+another computation, a missing chunk file, a crafted layout, odd inputs, and
+a run killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from PIL import Image
+
+import ig_widget as igw
+from ig_widget.dataset.store import Store
+
+from .models import tiny_cnn
+from .test_dataset import assert_same_results
+
+SIZE = 16
+STEPS = 4
+COUNT = 7
+CHUNK = 3
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_cnn(SIZE, seed=3)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).integers(0, 256, (COUNT, SIZE, SIZE, 3)).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def labels():
+    return np.random.default_rng(1).integers(0, 4, COUNT)
+
+
+def mean_model(x):
+    """A model of any image size: the mean of each channel."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(x, axis=(1, 2))
+
+
+CHANNELS = [3]
+
+
+def first_channels():
+    """A torch model, the means of the first CHANNELS[0] channels: its class count can change."""
+    import torch
+
+    class FirstChannels(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(1, 2))[:, : CHANNELS[0]]
+
+    return FirstChannels()
+
+
+class Scale:
+    """A preprocess that does not pickle: it holds a lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def __call__(self, x):
+        return x / 127.5 - 1
+
+
+def explain(model, images, store, **options):
+    settings = dict(steps=STEPS, chunk_size=CHUNK, store=store, progress=False)
+    return igw.explain_dataset(model, images, **{**settings, **options})
+
+
+@pytest.fixture(scope="module")
+def reference(model, images, tmp_path_factory):
+    return explain(model, images, tmp_path_factory.mktemp("reference") / "store")
+
+
+def test_a_shorter_input_never_cuts_stored_rows_and_a_longer_one_continues(
+    model, images, reference, tmp_path
+):
+    store = tmp_path / "store"
+    explain(model, images, store)
+    shorter = explain(model, images[:4], store)
+    assert shorter.complete and len(shorter) == COUNT
+    assert_same_results(shorter, reference)
+    assert_same_results(explain(model, images, store), reference)
+    # A longer input continues a store: the partial last chunk (image 4) is completed.
+    grown = tmp_path / "grown"
+    explain(model, images[:5], grown)
+    assert len(igw.open_dataset(grown)) == 5
+    longer = explain(model, images, grown)
+    assert longer.complete
+    assert_same_results(longer, reference)
+    igw.open_dataset(grown, verify=True)
+
+
+def test_a_second_writer_is_refused_naming_the_store_and_the_holder(model, images, tmp_path):
+    store = tmp_path / "store"
+    with Store(str(store)).lock():
+        with pytest.raises(ValueError, match=r"is being written by another run \(process "):
+            explain(model, images, store)
+    assert not (store / "ig-dataset.json").exists()
+    assert explain(model, images, store).complete
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_store(model, images, reference, tmp_path):
+    store = tmp_path / "store"
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        import numpy as np
+        import ig_widget as igw
+        from tests.models import tiny_cnn
+
+        def progress(done, total):
+            print(done, flush=True)
+            if done >= {2 * CHUNK}:
+                time.sleep(600)  # killed here, holding the store's lock
+
+        igw.explain_dataset(tiny_cnn({SIZE}, seed=3), np.load(sys.argv[1]), steps={STEPS},
+                            chunk_size={CHUNK}, store=sys.argv[2], progress=progress)
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "images.npy"), str(store)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        for line in child.stdout:
+            if int(line) >= 2 * CHUNK:
+                break
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    killed = igw.open_dataset(store)
+    assert not killed.complete and len(killed) >= 2 * CHUNK
+    # The dead process's lock is gone with it; the resume completes the same store.
+    assert_same_results(explain(model, images, store), reference)
+    igw.open_dataset(store, verify=True)
+
+
+def test_an_interrupted_growth_is_repaired_and_writes_never_fall_outside(
+    model, images, reference, tmp_path
+):
+    store = tmp_path / "store"
+    stop = lambda done, total: done < CHUNK  # noqa: E731
+    with pytest.raises(igw.ComputationCancelled):
+        explain(model, iter(images), store, progress=stop)
+    # Killed between two resizes (the manifest, written first, records the growth): one
+    # array grown, the others not.
+    arrays = zarr.open_group(str(store / "arrays.zarr"), mode="a")
+    rows = arrays["inputs"].shape[0]
+    manifest = json.loads((store / "ig-dataset.json").read_text())
+    (store / "ig-dataset.json").write_text(json.dumps({**manifest, "reserved": 2 * rows}))
+    arrays["attributions"].resize((2 * rows, SIZE, SIZE, 3))
+    resumed = explain(model, iter(images), store)
+    assert_same_results(resumed, reference)
+    igw.open_dataset(store, verify=True)
+    # A write that does not fit the array raises (Zarr would crop it silently).
+    layout = igw.open_dataset(store)._layout
+    values = {name: np.zeros((CHUNK, *shape), dtype) for name, (shape, dtype) in
+              layout.array_specs().items()}  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"arrays.zarr/attributions/zarr.json' describes shape \(7, "
+    ):
+        Store(str(store)).write_arrays(layout, 6, values)
+
+
+def test_resuming_with_another_computation_is_refused(model, images, labels, tmp_path):
+    store = tmp_path / "store"
+    cut = lambda done, total: done < CHUNK  # noqa: E731
+    with pytest.raises(igw.ComputationCancelled):
+        explain(model, images, store, labels=labels, targets="label", progress=cut)
+    again = dict(labels=labels, targets="label")
+    cases = [
+        (tiny_cnn(SIZE, seed=4), again, "another model"),
+        (model, {**again, "preprocess": lambda x: x / 255}, "another preprocess"),
+        (model, dict(labels=(labels + 1) % 4, targets="label"), "another labels"),
+    ]
+    for other, options, message in cases:
+        with pytest.raises(ValueError, match=f"{message} .*start a new store"):
+            explain(other, images, store, **options)
+    # Labels carried by (image, label) pairs: compared image by image.
+    paired = tmp_path / "paired"
+    pairs = [(image, int(label)) for image, label in zip(images, labels, strict=True)]
+    with pytest.raises(igw.ComputationCancelled):
+        explain(model, iter(pairs), paired, targets="label", progress=cut)
+    shifted = [(image, (label + 1) % 4) for image, label in pairs]
+    with pytest.raises(ValueError, match=r"holds image 0 explained for label .* start a new"):
+        explain(model, iter(shifted), paired, targets="label")
+    assert explain(model, iter(pairs), paired, targets="label").complete
+    # The same model built again (other generated layer names) is the same computation.
+    assert explain(tiny_cnn(SIZE, seed=3), images, store, **again).complete
+
+    # Another class count from a model whose identity cannot tell (it reads a list).
+    counted = tmp_path / "counted"
+    with pytest.raises(igw.ComputationCancelled):
+        explain(first_channels(), images, counted, progress=cut)
+    CHANNELS[0] = 2
+    try:
+        with pytest.raises(ValueError, match=r"class count 3, this one has 2 .*start a new store"):
+            explain(first_channels(), images, counted)
+    finally:
+        CHANNELS[0] = 3
+    # Another image size: refused before anything is written.
+    small = tmp_path / "small"
+    with pytest.raises(igw.ComputationCancelled):
+        explain(mean_model, images, small, progress=cut)
+    with pytest.raises(ValueError, match=r"\(12, 12, 3\), the store holds images of \(16, 16, 3\)"):
+        explain(mean_model, images[:, :12, :12], small)
+    assert len(igw.open_dataset(small, verify=True)) == 2 * CHUNK
+
+    # A preprocess without a stable identity: a new store works, a resume is refused.
+    unpicklable = tmp_path / "unpicklable"
+    plain = tiny_cnn(SIZE, seed=3, rescale=False)
+    with pytest.raises(igw.ComputationCancelled):
+        explain(plain, images, unpicklable, preprocess=Scale(), progress=cut)
+    with pytest.raises(ValueError, match="preprocess of the stored computation has no stable"):
+        explain(plain, images, unpicklable, preprocess=Scale())
+
+
+def test_a_missing_or_changed_chunk_raises_never_zeros(model, images, tmp_path):
+    store = tmp_path / "store"
+    explain(model, images, store)
+    shutil.copytree(store, tmp_path / "copy")
+    (store / "arrays.zarr" / "attributions" / "c" / "1" / "0" / "0" / "0").unlink()
+    result = igw.open_dataset(store)
+    assert result[0].attributions.any()
+    file = "arrays.zarr/attributions/c/1/0/0/0"
+    with pytest.raises(ValueError, match=f"store: '{store}': row 4 of 'attributions': its chunk "
+                                         f"file '{file}' is missing"):  # fmt: skip
+        result[4]
+    with pytest.raises(ValueError, match="damaged: 3 bad rows") as caught:
+        igw.open_dataset(store, verify=True)
+    for row in (3, 4, 5):
+        assert f"row {row} of 'attributions': its chunk file '{file}' is missing" in str(
+            caught.value
+        )
+    # A chunk file from another chunk: decodes, but its checksum fails.
+    thumbnails = tmp_path / "copy" / "arrays.zarr" / "thumbnails" / "c"
+    shutil.copy(thumbnails / "0" / "0" / "0" / "0", thumbnails / "2" / "0" / "0" / "0")
+    with pytest.raises(ValueError, match=r"row 6 of 'thumbnails': .* does not match the checksum"):
+        igw.open_dataset(tmp_path / "copy").thumbnails([6])
+
+
+def test_crafted_or_corrupt_layouts_are_refused_naming_the_file(model, images, tmp_path):
+    base = tmp_path / "base"
+    with pytest.raises(igw.ComputationCancelled):
+        explain(model, images, base, progress=lambda done, total: done < CHUNK)
+
+    def copy(name):
+        shutil.copytree(base, tmp_path / name)
+        return tmp_path / name
+
+    def edit_json(path, change):
+        values = json.loads(path.read_text())
+        change(values)
+        path.write_text(json.dumps(values))
+
+    huge = copy("huge")
+    edit_json(huge / "arrays.zarr" / "inputs" / "zarr.json",
+              lambda v: v.__setitem__("shape", [10**10, SIZE, SIZE, 3]))  # fmt: skip
+    negative = copy("negative")
+    edit_json(negative / "arrays.zarr" / "scores" / "zarr.json",
+              lambda v: v.__setitem__("shape", [-5, 4]))  # fmt: skip
+    with pytest.raises(ValueError, match=r"'arrays.zarr/inputs/zarr.json' describes .*at most 12"):
+        explain(model, images, huge)
+    with pytest.raises(ValueError, match=r"'arrays\.zarr/scores/zarr\.json'"):
+        explain(model, images, negative)
+
+    linked = copy("linked")
+    outside = tmp_path / "outside"
+    (linked / "table").rename(outside)
+    (linked / "table").symlink_to(outside)
+    with pytest.raises(ValueError, match="holds a symbolic link, 'table'"):
+        explain(model, images, linked)
+
+    not_json = copy("not_json")
+    (not_json / "ig-dataset.json").write_text("{oops")
+    no_options = copy("no_options")
+    edit_json(no_options / "ig-dataset.json", lambda v: v.pop("options"))
+    bad_parquet = copy("bad_parquet")
+    (bad_parquet / "table" / "chunk-000000.parquet").write_bytes(b"PAR1 not parquet")
+    odd_name = copy("odd_name")
+    (odd_name / "table" / "chunk-abc.parquet").write_bytes(b"")
+    bad_layout = copy("bad_layout")
+    edit_json(bad_layout / "ig-dataset.json", lambda v: v["layout"].__setitem__("classes", "x"))
+    cases = [
+        (not_json, "'ig-dataset.json' is unreadable or corrupt", json.JSONDecodeError),
+        (no_options, "'ig-dataset.json' has no 'options' object", type(None)),
+        (bad_parquet, "'table/chunk-000000.parquet' is unreadable or corrupt", Exception),
+        (odd_name, "'table/chunk-abc.parquet' is not a chunk's table file", type(None)),
+        (bad_layout, "'ig-dataset.json' has an invalid layout: layout.classes", ValueError),
+    ]
+    for store, message, cause in cases:
+        for attempt in (igw.open_dataset, lambda path: explain(model, images, path)):
+            with pytest.raises(ValueError, match=f"store: '{store}': the file {message}") as info:
+                attempt(store)
+            assert isinstance(info.value.__cause__, cause), (store, info.value.__cause__)
+
+
+def test_inputs_refused_or_kept_before_any_work(model, images, tmp_path):
+    with pytest.raises(ValueError, match="store: expected a non-empty path or URI, got ''"):
+        explain(model, images, "")
+    with pytest.raises(ValueError, match="path: expected a non-empty path or URI"):
+        igw.open_dataset("")
+
+    # A refused option leaves nothing recorded: the corrected call then works.
+    store = tmp_path / "store"
+    with pytest.raises(ValueError, match="insertion_deletion_steps: expected an integer <= 256"):
+        explain(model, images, store, insertion_deletion_steps=300)
+    assert not (store / "ig-dataset.json").exists()
+    assert explain(model, images, store, insertion_deletion_steps=8).complete
+
+    # A file name that is not UTF-8 is kept, its undecodable byte escaped.
+    folder = tmp_path / "files"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")
+    Image.fromarray(images[0]).save(folder / name)
+    Image.fromarray(images[1]).save(folder / "plain.png")
+    result = explain(model, folder, tmp_path / "named")
+    assert result.complete
+    assert result.table["source"].tolist() == [
+        str(folder / "caf\\xe9.png"),
+        str(folder / "plain.png"),
+    ]
+
+    # An image far larger than the model's input is refused before it is decoded.
+    huge = tmp_path / "huge.png"
+    Image.new("1", (12000, 12000)).save(huge)
+    assert huge.stat().st_size < 100_000
+    with pytest.raises(ValueError, match=r"images\[0\]: the file claims 12000x12000 pixels, more "
+                                         r"than the 256 .*it was not decoded"):  # fmt: skip
+        explain(model, [huge], tmp_path / "bomb")
+    # Later images must have the first one's size: checked from the header too.
+    other = tmp_path / "other.png"
+    Image.new("RGB", (20, 20)).save(other)
+    path = folder / "plain.png"
+    with pytest.raises(ValueError, match=r"images\[1\]: has shape \(20, 20\), the first image had"):
+        explain(lambda x: x[:, 0, 0, :], [path, other], tmp_path / "sizes")
+
+
+def test_messages_name_the_image_by_its_dataset_index(images, tmp_path):
+    import tensorflow as tf
+
+    def nan_on_white(x):
+        white = tf.reduce_min(x, axis=(1, 2, 3)) > 254
+        return tf.where(white[:, None], np.nan, tf.reduce_mean(x, axis=(1, 2)))
+
+    batch = images.copy()
+    batch[4] = 255
+    with pytest.raises(ValueError, match=r"images\[4\]"):
+        explain(nan_on_white, batch, tmp_path / "s")
+
+
+def test_chunk_k_is_stored_while_chunk_k_plus_1_is_computed(model, images, reference, tmp_path):
+    from ig_widget.dataset.compute import Computation
+
+    computing = {number: threading.Event() for number in range(3)}
+    overlapped = []
+    compute, store_chunk = Computation.compute, Computation.store_chunk
+
+    def traced_compute(self, items):
+        computing[items[0].index // CHUNK].set()
+        return compute(self, items)
+
+    def traced_store(self, explained):
+        number = explained[0].item.index // CHUNK
+        if number + 1 in computing:
+            # Storing chunk k waits until chunk k + 1 is being computed: only a writer
+            # thread lets both happen at once.
+            overlapped.append(computing[number + 1].wait(timeout=60))
+        return store_chunk(self, explained)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Computation, "compute", traced_compute)
+    patch.setattr(Computation, "store_chunk", traced_store)
+    try:
+        result = explain(model, images, tmp_path / "store")
+    finally:
+        patch.undo()
+    assert overlapped == [True, True]
+    assert_same_results(result, reference)
+
+
+def test_a_writer_error_is_raised_in_the_caller_and_the_store_resumes(
+    model, images, reference, tmp_path, monkeypatch
+):
+    store = tmp_path / "store"
+    write_rows = Store.write_rows
+
+    def full_disk(self, chunk, rows):
+        if chunk == 1:
+            raise OSError(28, "No space left on device")
+        return write_rows(self, chunk, rows)
+
+    monkeypatch.setattr(Store, "write_rows", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        explain(model, images, store)
+    monkeypatch.undo()
+    assert sorted(igw.open_dataset(store).table.index) == [0, 1, 2]
+    assert_same_results(explain(model, images, store), reference)

@@ -47,10 +47,13 @@ test-js: setup
 	$(PY) -m tests.js_vectors js/tests/vectors
 	npm test
 
+# Two workers (pytest-xdist), one per core; tests/conftest.py groups the tests by
+# file so that a file's fixtures are made once. PYTEST_WORKERS=0 runs in one process.
 # pytest exits with 5 when a selection (PYTEST_ARGS="-m ...") collects no test;
 # that is not a failure, so it maps to 0 with a note.
+PYTEST_WORKERS ?= 2
 test-py: setup browser
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests selected"; rc=0; fi; exit $$rc
 
 test: lint test-js test-py

@@ -10,6 +10,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import tomllib
 from itertools import chain
 from pathlib import Path
 
@@ -18,11 +19,6 @@ import pytest
 
 import ig_widget as igw
 from ig_widget.frameworks import EXTRAS, c_log_lines_filtered
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -206,3 +202,13 @@ def test_tensorflow_starts_quietly_unless_a_log_level_is_chosen():
     assert quiet.returncode == 0 and quiet.stderr == ""
     # With a level chosen, TensorFlow logs as it always does (here: CUDA and CPU probing).
     assert chosen.returncode == 0 and GLOG_LINE.search(chosen.stderr)
+
+
+def test_the_lowest_versions_run_on_the_lowest_python_allowed():
+    makefile = (REPO / "Makefile").read_text()
+    lowest = re.search(r"^LOWEST_PYTHON := (\S+)$", makefile, re.M).group(1)
+    assert PYPROJECT["project"]["requires-python"] == f">={lowest}"
+    classifiers = PYPROJECT["project"]["classifiers"]
+    versions = [c.rsplit(" ", 1)[1] for c in classifiers if re.search(r"Python :: 3\.\d+$", c)]
+    assert versions[0] == lowest
+

@@ -212,3 +212,36 @@ def test_the_lowest_versions_run_on_the_lowest_python_allowed():
     versions = [c.rsplit(" ", 1)[1] for c in classifiers if re.search(r"Python :: 3\.\d+$", c)]
     assert versions[0] == lowest
 
+
+COLAB = """
+import json, sys, types
+
+import ig_widget as igw
+from tests.models import random_image, tiny_cnn
+
+# Colab's module as anywidget looks for it: its custom widget manager and its URL.
+# (Only this module: "google" is TensorFlow's protobuf namespace, already imported.)
+enabled = []
+output = types.ModuleType("google.colab.output")
+output.enable_custom_widget_manager = lambda: enabled.append(True)
+output._widgets = types.SimpleNamespace(_installed_url="https://colab.test/manager.js")
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+sys.modules["google.colab.output"] = output
+
+widget = igw.IGWidget(tiny_cnn(), random_image(), steps=4)
+data, metadata = widget._repr_mimebundle_()
+print(json.dumps({"enabled": len(enabled), "mimes": sorted(data), "metadata": metadata}))
+"""
+
+
+def test_under_colab_the_widget_turns_on_colabs_widget_manager():
+    # Colab shows third-party widgets only through its custom widget manager:
+    # anywidget turns it on and names it in the output's metadata.
+    out = _run(COLAB)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["enabled"] == 1
+    view = "application/vnd.jupyter.widget-view+json"
+    assert report["mimes"] == sorted(["image/png", view, "text/plain"])
+    manager = {"custom_widget_manager": {"url": "https://colab.test/manager.js"}}
+    assert report["metadata"] == {view: {"colab": manager}}

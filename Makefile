@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo dev test lint test-js test-py test-lowest bench browser clean
+.PHONY: setup demo dev test lint test-js test-py test-lowest docs bench browser clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -80,10 +80,16 @@ test-lowest: setup
 	$(LOWEST)/bin/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder -p no:cacheprovider \
 	  -m "not browser and not slow" --ignore=tests/test_parity.py --ignore=tests/test_backends.py
 
-test: lint test-js test-py test-lowest
+# The documentation site (MkDocs Material, mkdocstrings, mkdocs-jupyter) into site/,
+# offline; --strict: a broken link or an unparsable docstring fails the build.
+# The notebooks in docs/notebooks/ run during the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+test: lint test-js test-py test-lowest docs
 
 bench: setup browser
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(LOWEST) site node_modules ig_widget/static tests/artifacts js/tests/vectors
+	rm -rf $(VENV) $(LOWEST) site .cache node_modules ig_widget/static tests/artifacts js/tests/vectors

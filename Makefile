@@ -86,7 +86,7 @@ test-lowest: setup
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-test: lint test-js test-py test-lowest docs
+test: lint test-js test-py docs
 
 bench: setup browser
 	$(PY) -m benchmarks.run

@@ -104,11 +104,16 @@ def test_the_converted_page_shows_the_panels_offline(executed, state, chromium, 
         assert _visible_pictures(page) == []
 
 
-# The README's pictures: the demo as the widget shows it, alone and in compare mode.
+# The README's pictures: the demo as the widget shows it, alone and in compare mode,
+# from the blurred baseline of the README's first example.
 # Written by this test on every run, so they show the current widget.
 README_PICTURES = {
-    "widget.png": {},
-    "compare.png": {"explainer": "smoothgrad", "compare": "integrated_gradients"},
+    "widget.png": {"baseline": "blur"},
+    "compare.png": {
+        "baseline": "blur",
+        "explainer": "smoothgrad",
+        "compare": "integrated_gradients",
+    },
 }
 
 

@@ -17,6 +17,8 @@ interface Thumbnail {
   positive: Float32Array;
   negative: Float32Array;
   caption: Caption;
+  /** The image and its picture as drawn last, and the display options they were drawn with. */
+  decoded?: { input: ImageData; picture: ImageData; optionsKey: string };
 }
 
 interface Cell {
@@ -34,6 +36,9 @@ interface Cell {
 export const CACHE_LIMIT = 800;
 // Thumbnails asked for in one message.
 const REQUEST_LIMIT = 48;
+// Screens of thumbnails asked for ahead of the scroll, and behind it.
+const SCREENS_AHEAD = 3;
+const SCREENS_BEHIND = 1;
 // Each thumbnail shows in a square of this many CSS pixels (gallery.css).
 const PICTURE_SIZE = 96;
 const CELL_GAP = 8;
@@ -96,6 +101,11 @@ export function visibleRows(
   const first = Math.max(0, Math.floor(scrollTop / rowHeight) - spare);
   const last = Math.min(rows - 1, Math.ceil((scrollTop + viewHeight) / rowHeight) + spare);
   return [first, last];
+}
+
+/** The integers from `first` to `last`, inclusive (none if last < first). */
+function range(first: number, last: number): number[] {
+  return Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i);
 }
 
 /** A number in a caption: percentages for shares, three significant digits otherwise. */
@@ -209,19 +219,26 @@ function drawCell(
   if (inputContext === null || pictureContext === null) {
     return;
   }
-  if (cell.drawn !== thumb) {
-    const pixels = inputContext.createImageData(width, height);
-    for (let i = 0, j = 0; i < width * height; i++, j += 4) {
-      pixels.data[j] = thumb.rgb[i * 3];
-      pixels.data[j + 1] = thumb.rgb[i * 3 + 1];
-      pixels.data[j + 2] = thumb.rgb[i * 3 + 2];
-      pixels.data[j + 3] = 255;
+  // Decoded once per thumbnail and display options: a cell scrolled back
+  // into view is two putImageData calls, not a render.
+  if (thumb.decoded?.optionsKey !== optionsKey) {
+    const input = thumb.decoded?.input ?? inputContext.createImageData(width, height);
+    if (thumb.decoded === undefined) {
+      for (let i = 0, j = 0; i < width * height; i++, j += 4) {
+        input.data[j] = thumb.rgb[i * 3];
+        input.data[j + 1] = thumb.rgb[i * 3 + 1];
+        input.data[j + 2] = thumb.rgb[i * 3 + 2];
+        input.data[j + 3] = 255;
+      }
     }
-    inputContext.putImageData(pixels, 0, 0);
+    const picture = pictureContext.createImageData(width, height);
+    renderMaps(thumb.rgb, thumb.positive, thumb.negative, width, height, options, picture.data);
+    thumb.decoded = { input, picture, optionsKey };
   }
-  const pixels = pictureContext.createImageData(width, height);
-  renderMaps(thumb.rgb, thumb.positive, thumb.negative, width, height, options, pixels.data);
-  pictureContext.putImageData(pixels, 0, 0);
+  if (cell.drawn !== thumb) {
+    inputContext.putImageData(thumb.decoded.input, 0, 0);
+  }
+  pictureContext.putImageData(thumb.decoded.picture, 0, 0);
   cell.drawn = thumb;
   cell.drawnOptions = optionsKey;
   const caption = thumb.caption;
@@ -334,6 +351,7 @@ export function createGrid(
   let order = indicesOf(model.get("order"));
   let focusPosition = 0;
   let frame = 0;
+  let lastScrollTop = 0;
   const thumbnails = new Thumbnails(model, root, () => schedule());
   const cache = thumbnails.cache;
   const makeCell = (): Cell => {
@@ -372,8 +390,10 @@ export function createGrid(
     const optionsKey = JSON.stringify(options);
     const selected = model.get("selected");
     const missing: number[] = [];
+    // Each position keeps its cell while it stays in view (slot = position
+    // modulo the cells in use), so a scroll by one row redraws one row.
     cells.forEach((cell, slot) => {
-      const position = first + slot;
+      const position = first + ((slot - (first % needed) + needed) % needed);
       if (slot >= needed) {
         cell.root.hidden = true;
         cell.position = -1;
@@ -396,9 +416,16 @@ export function createGrid(
         }
       }
     });
-    // Ask for what is in view first, then one screen below it.
-    const below = Math.min(order.length - 1, last + (last - first + 1));
-    for (let position = last + 1; position <= below; position++) {
+    // Ask for what is in view first, then screens ahead of the scroll's
+    // direction, then one behind it.
+    const screen = last - first + 1;
+    const down = scroller.scrollTop >= lastScrollTop;
+    lastScrollTop = scroller.scrollTop;
+    const [below, above] = down ? [SCREENS_AHEAD, SCREENS_BEHIND] : [SCREENS_BEHIND, SCREENS_AHEAD];
+    // Nearest first on each side.
+    const after = range(last + 1, Math.min(order.length - 1, last + below * screen));
+    const before = range(Math.max(0, first - above * screen), first - 1).reverse();
+    for (const position of down ? [...after, ...before] : [...before, ...after]) {
       if (!cache.has(order[position])) {
         missing.push(order[position]);
       }

@@ -36,8 +36,10 @@ interface Cell {
 export const CACHE_LIMIT = 800;
 // Thumbnails asked for in one message.
 const REQUEST_LIMIT = 48;
+// Requests waiting on the kernel at a time.
+const IN_FLIGHT = 2;
 // Screens of thumbnails asked for ahead of the scroll, and behind it.
-const SCREENS_AHEAD = 3;
+const SCREENS_AHEAD = 6;
 const SCREENS_BEHIND = 1;
 // Each thumbnail shows in a square of this many CSS pixels (gallery.css).
 const PICTURE_SIZE = 96;
@@ -260,12 +262,16 @@ function drawCell(
 
 /**
  * The thumbnails here and those asked for: asked in messages of at most
- * REQUEST_LIMIT, kept in a bounded cache when they arrive. `root` carries
- * the counts (data-requested, data-cached) for tests and benchmarks.
+ * REQUEST_LIMIT, at most IN_FLIGHT at a time, kept in a bounded cache when
+ * they arrive. `root` carries the counts (data-requested, data-cached,
+ * data-waiting) for tests and benchmarks.
  */
 class Thumbnails {
   readonly cache = new ThumbnailCache<Thumbnail>(CACHE_LIMIT);
   private readonly pending = new Set<number>();
+  /** Asked for but not sent yet, most wanted first. */
+  private queue: number[] = [];
+  private inFlight = 0;
   private requested = 0;
 
   constructor(
@@ -274,13 +280,30 @@ class Thumbnails {
     private readonly arrived: () => void,
   ) {}
 
+  /**
+   * Want `indices`, most wanted first, in place of what was wanted before.
+   * At most IN_FLIGHT messages wait on the kernel at a time, so that where
+   * the scroll stops is asked for next rather than behind every screen it
+   * passed.
+   */
   request(indices: number[]): void {
-    const wanted = indices.filter((index) => !this.pending.has(index));
-    for (let start = 0; start < wanted.length; start += REQUEST_LIMIT) {
-      const part = wanted.slice(start, start + REQUEST_LIMIT);
+    this.queue = indices.filter((index) => !this.pending.has(index));
+    this.pump();
+    this.count();
+  }
+
+  /** Thumbnails asked for and not here yet (data-waiting, for tests and benchmarks). */
+  private count(): void {
+    this.root.dataset.waiting = String(this.pending.size + this.queue.length);
+  }
+
+  private pump(): void {
+    while (this.inFlight < IN_FLIGHT && this.queue.length > 0) {
+      const part = this.queue.splice(0, REQUEST_LIMIT);
       for (const index of part) {
         this.pending.add(index);
       }
+      this.inFlight += 1;
       this.requested += part.length;
       this.root.dataset.requested = String(this.requested);
       this.model.send({ type: "thumbnails", indices: part });
@@ -308,6 +331,9 @@ class Thumbnails {
       });
     });
     this.root.dataset.cached = String(this.cache.size);
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.pump();
+    this.count();
     this.arrived();
   };
 }

@@ -707,3 +707,90 @@ def test_refused_values_stay_until_corrected_in_jupyterlab(chromium, tmp_path, a
         assert top_error.is_hidden()
         assert errors == []
         page.close()
+
+
+def _score_model(offset: float, scale: float):
+    """Two classes scoring ``offset ± scale`` times the image's mean (0..1): known score sizes."""
+    import tensorflow as tf
+
+    def model(batch):
+        mean = tf.reduce_mean(batch, axis=[1, 2, 3]) / 255.0
+        return tf.stack([offset + scale * mean, offset - scale * mean], axis=1)
+
+    return model
+
+
+# Every plot's texts and frame as boxes on the page: the svg's, the frame's
+# and each text's (tick labels, axis titles, legend), with the texts' words.
+PLOT_BOXES = """() => [...document.querySelectorAll('svg.igw-plot')]
+    .filter((svg) => svg.querySelector('text'))
+    .map((svg) => {
+        const box = (node) => {
+            const r = node.getBoundingClientRect();
+            return [r.left, r.top, r.right, r.bottom];
+        };
+        return {
+            svg: box(svg),
+            frame: box(svg.querySelector('.igw-plot-frame')),
+            texts: [...svg.querySelectorAll('text')].map((t) => [t.firstChild.textContent, box(t)]),
+            ticks: [...svg.querySelectorAll('.igw-plot-tick')].map((t) => t.textContent),
+            curves: svg.querySelectorAll('.igw-curve').length > 0,
+        };
+    })"""
+
+
+def _overlap(a: list[float], b: list[float]) -> float:
+    """The area two boxes [left, top, right, bottom] share."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    return max(width, 0) * max(height, 0)
+
+
+@pytest.fixture(scope="module")
+def score_pages(tmp_path_factory):
+    """Exported pages for flat, tiny and negative scores: IG's (the path plot) and a
+    comparison's (two methods' insertion and deletion curves)."""
+    folder = tmp_path_factory.mktemp("scores")
+    image = sample_image(16)
+    cases = {"flat": (1e-3, 4e-7), "tiny": (1e-4, 3e-4), "negative": (-2.0, 1.5)}
+    return {
+        case: [
+            igw.IGWidget(
+                _score_model(*scale),
+                image,
+                class_names=["a", "b"],
+                target=0,
+                steps=8,
+                compare=compare,
+            ).to_html(folder / f"{case}-{compare or 'ig'}.html")
+            for compare in ("", "smoothgrad")
+        ]
+        for case, scale in cases.items()
+    }
+
+
+@pytest.mark.parametrize("width", [1400, 700])
+@pytest.mark.parametrize("case", ["flat", "tiny", "negative"])
+def test_plot_labels_neither_overlap_nor_leave_the_plot(
+    chromium, score_pages, case, width, artifacts
+):
+    page = chromium.new_page(viewport={"width": width, "height": 1000})
+    plots = []
+    for kind, path in zip(("ig", "compare"), score_pages[case], strict=True):
+        page.goto(path.as_uri())
+        page.locator("svg.igw-plot .igw-plot-tick").first.wait_for()
+        plots += page.evaluate(PLOT_BOXES)
+        page.locator(".igw").screenshot(path=artifacts / f"plots-{case}-{kind}-{width}.png")
+    # The path plot and the insertion/deletion plot.
+    assert sorted(plot["curves"] for plot in plots) == [False, True]
+    for plot in plots:
+        svg, frame, texts = plot["svg"], plot["frame"], plot["texts"]
+        assert len(plot["ticks"]) >= 2 and len(set(plot["ticks"])) == len(plot["ticks"]), plot
+        for words, box in texts:
+            inside = svg[0] - 0.5 <= box[0] and box[2] <= svg[2] + 0.5
+            assert inside and svg[1] - 0.5 <= box[1] and box[3] <= svg[3] + 0.5, (words, box, svg)
+            assert _overlap(box, frame) == 0, (words, box, frame)
+        for i, (words, box) in enumerate(texts):
+            for other, other_box in texts[i + 1 :]:
+                assert _overlap(box, other_box) == 0, (words, other, box, other_box)
+    page.close()

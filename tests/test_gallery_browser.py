@@ -125,6 +125,8 @@ def test_gallery_in_jupyterlab(chromium, store, tmp_path, artifacts):
             f".igg-cell[data-image='{int(by_score.index[0])}'] canvas.igg-picture"
         )
         before = canvas_pixels(picture)
+        # Once the thumbnails asked for ahead of the view have come.
+        page.locator(".igg[data-waiting='0']").wait_for(timeout=60_000)
         requested = _requested(page)
         drawn_before = picture.evaluate("(canvas) => canvas.toDataURL()")
         page.locator(".igg select.igw-polarity").select_option("negative")

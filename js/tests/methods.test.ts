@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Curve, WidgetState } from "../src/generated";
 import { RENDER_DEFAULTS, renderMaps } from "../src/render";
 import { mountView } from "../src/view";
-import { curveAreas, curveSummary, drawCurvesPlot } from "../src/view/curves";
+import { areaLines, curveSummary, drawCurvesPlot } from "../src/view/curves";
 import {
   contextOf,
   floats,
@@ -170,11 +170,11 @@ describe("compare mode", () => {
     const plot = query<SVGSVGElement>(el, ".igw-plot");
     expect(plot.querySelectorAll("polyline.igw-curve")).toHaveLength(4);
     expect(plot.querySelectorAll("polyline.igw-curve-1.igw-curve-deletion")).toHaveLength(1);
-    // Each method's name, then its areas on the line below (the plot stays narrow).
+    // Each method's name, then its two areas on the lines below (the plot stays narrow).
     const legend = [...plot.querySelectorAll("text")].map((t) => t.textContent);
     for (const curve of CURVES) {
       const at = legend.indexOf(curve.title);
-      expect(legend[at + 1]).toBe(curveAreas(curve));
+      expect(legend.slice(at + 1, at + 3)).toEqual(areaLines(curve));
     }
     expect(curveSummary(CURVES[0])).toBe("SmoothGrad: insertion area 0.475, deletion area 0.375");
     const description = query(el, ".igw-path .igw-description").textContent ?? "";

@@ -8,7 +8,13 @@ import { LocalModel } from "../src/local-model";
 import { colourKey, RENDER_DEFAULTS, renderMaps } from "../src/render";
 import { mountView } from "../src/view";
 import { wholeNumberProblem } from "../src/view/fields";
-import { drawPathPlot, niceTicks, scoreAxisLabel, scoreRange } from "../src/view/pathplot";
+import {
+  drawPathPlot,
+  niceTicks,
+  scoreAxisLabel,
+  scoreRange,
+  tickLabels,
+} from "../src/view/pathplot";
 import {
   contextOf,
   control,
@@ -432,6 +438,61 @@ describe("what the view says", () => {
     const ticks = [...svg.querySelectorAll("text")].map((t) => t.textContent);
     expect(ticks).toEqual(expect.arrayContaining(["0.45", "0.50", "0.55"]));
     expect(ticks.join(" ")).not.toMatch(/0\.501|-0\.499/);
+  });
+  it("writes tick labels that tell every tick apart: flat, tiny and negative scores", () => {
+    // A nearly flat score: its ticks differ in the seventh decimal.
+    expect(niceTicks(0.0010001, 0.0010004).labels).toEqual([
+      "0.0010001",
+      "0.0010002",
+      "0.0010003",
+      "0.0010004",
+    ]);
+    expect(niceTicks(1.0000001, 1.0000004).labels).toEqual([
+      "1.0000001",
+      "1.0000002",
+      "1.0000003",
+      "1.0000004",
+    ]);
+    // Tiny scores in exponent form, as formatNumber writes them.
+    expect(niceTicks(1.2e-4, 3.1e-4).labels).toEqual([
+      "1.00e-4",
+      "1.50e-4",
+      "2.00e-4",
+      "2.50e-4",
+      "3.00e-4",
+      "3.50e-4",
+    ]);
+    expect(niceTicks(-3e-4, -1e-4).labels).toEqual([
+      "-3.00e-4",
+      "-2.50e-4",
+      "-2.00e-4",
+      "-1.50e-4",
+      "-1.00e-4",
+    ]);
+    expect(niceTicks(-2.1, -0.4).labels).toEqual(["-2.5", "-2.0", "-1.5", "-1.0", "-0.5", "0.0"]);
+    expect(niceTicks(12000, 54000).labels).toEqual(["0", "2.00e+4", "4.00e+4", "6.00e+4"]);
+    // Three significant digits would join these two; a digit more parts them.
+    expect(tickLabels([1.0001e-5, 1.0002e-5], 1e-9)).toEqual(["1.0001e-5", "1.0002e-5"]);
+    // The plot's left margin grows with its widest tick label, so the rotated
+    // axis title (at x = 10) stays clear of them.
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    const flat = [0.0010001, 0.0010004];
+    drawPathPlot(
+      svg,
+      {
+        alphas: [0, 1],
+        mean: flat,
+        low: flat,
+        high: flat,
+        baseline_score: flat[0],
+        score: flat[1],
+      },
+      "cat",
+    );
+    const ticks = [...svg.querySelectorAll(".igw-plot-tick")];
+    expect(new Set(ticks.map((t) => t.textContent)).size).toBe(ticks.length);
+    const frame = Number(svg.querySelector(".igw-plot-frame")?.getAttribute("x"));
+    expect(frame).toBeGreaterThan(15 + "0.0010001".length * 6);
   });
 });
 

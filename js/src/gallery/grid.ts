@@ -17,6 +17,8 @@ interface Thumbnail {
   positive: Float32Array;
   negative: Float32Array;
   caption: Caption;
+  /** The image and its picture as drawn last, and the display options they were drawn with. */
+  decoded?: { input: ImageData; picture: ImageData; optionsKey: string };
 }
 
 interface Cell {
@@ -34,6 +36,11 @@ interface Cell {
 export const CACHE_LIMIT = 800;
 // Thumbnails asked for in one message.
 const REQUEST_LIMIT = 48;
+// Requests waiting on the kernel at a time.
+const IN_FLIGHT = 2;
+// Screens of thumbnails asked for ahead of the scroll, and behind it.
+const SCREENS_AHEAD = 6;
+const SCREENS_BEHIND = 1;
 // Each thumbnail shows in a square of this many CSS pixels (gallery.css).
 const PICTURE_SIZE = 96;
 const CELL_GAP = 8;
@@ -96,6 +103,11 @@ export function visibleRows(
   const first = Math.max(0, Math.floor(scrollTop / rowHeight) - spare);
   const last = Math.min(rows - 1, Math.ceil((scrollTop + viewHeight) / rowHeight) + spare);
   return [first, last];
+}
+
+/** The integers from `first` to `last`, inclusive (none if last < first). */
+function range(first: number, last: number): number[] {
+  return Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i);
 }
 
 /** A number in a caption: percentages for shares, three significant digits otherwise. */
@@ -209,19 +221,26 @@ function drawCell(
   if (inputContext === null || pictureContext === null) {
     return;
   }
-  if (cell.drawn !== thumb) {
-    const pixels = inputContext.createImageData(width, height);
-    for (let i = 0, j = 0; i < width * height; i++, j += 4) {
-      pixels.data[j] = thumb.rgb[i * 3];
-      pixels.data[j + 1] = thumb.rgb[i * 3 + 1];
-      pixels.data[j + 2] = thumb.rgb[i * 3 + 2];
-      pixels.data[j + 3] = 255;
+  // Decoded once per thumbnail and display options: a cell scrolled back
+  // into view is two putImageData calls, not a render.
+  if (thumb.decoded?.optionsKey !== optionsKey) {
+    const input = thumb.decoded?.input ?? inputContext.createImageData(width, height);
+    if (thumb.decoded === undefined) {
+      for (let i = 0, j = 0; i < width * height; i++, j += 4) {
+        input.data[j] = thumb.rgb[i * 3];
+        input.data[j + 1] = thumb.rgb[i * 3 + 1];
+        input.data[j + 2] = thumb.rgb[i * 3 + 2];
+        input.data[j + 3] = 255;
+      }
     }
-    inputContext.putImageData(pixels, 0, 0);
+    const picture = pictureContext.createImageData(width, height);
+    renderMaps(thumb.rgb, thumb.positive, thumb.negative, width, height, options, picture.data);
+    thumb.decoded = { input, picture, optionsKey };
   }
-  const pixels = pictureContext.createImageData(width, height);
-  renderMaps(thumb.rgb, thumb.positive, thumb.negative, width, height, options, pixels.data);
-  pictureContext.putImageData(pixels, 0, 0);
+  if (cell.drawn !== thumb) {
+    inputContext.putImageData(thumb.decoded.input, 0, 0);
+  }
+  pictureContext.putImageData(thumb.decoded.picture, 0, 0);
   cell.drawn = thumb;
   cell.drawnOptions = optionsKey;
   const caption = thumb.caption;
@@ -243,12 +262,16 @@ function drawCell(
 
 /**
  * The thumbnails here and those asked for: asked in messages of at most
- * REQUEST_LIMIT, kept in a bounded cache when they arrive. `root` carries
- * the counts (data-requested, data-cached) for tests and benchmarks.
+ * REQUEST_LIMIT, at most IN_FLIGHT at a time, kept in a bounded cache when
+ * they arrive. `root` carries the counts (data-requested, data-cached,
+ * data-waiting) for tests and benchmarks.
  */
 class Thumbnails {
   readonly cache = new ThumbnailCache<Thumbnail>(CACHE_LIMIT);
   private readonly pending = new Set<number>();
+  /** Asked for but not sent yet, most wanted first. */
+  private queue: number[] = [];
+  private inFlight = 0;
   private requested = 0;
 
   constructor(
@@ -257,13 +280,30 @@ class Thumbnails {
     private readonly arrived: () => void,
   ) {}
 
+  /**
+   * Want `indices`, most wanted first, in place of what was wanted before.
+   * At most IN_FLIGHT messages wait on the kernel at a time, so that where
+   * the scroll stops is asked for next rather than behind every screen it
+   * passed.
+   */
   request(indices: number[]): void {
-    const wanted = indices.filter((index) => !this.pending.has(index));
-    for (let start = 0; start < wanted.length; start += REQUEST_LIMIT) {
-      const part = wanted.slice(start, start + REQUEST_LIMIT);
+    this.queue = indices.filter((index) => !this.pending.has(index));
+    this.pump();
+    this.count();
+  }
+
+  /** Thumbnails asked for and not here yet (data-waiting, for tests and benchmarks). */
+  private count(): void {
+    this.root.dataset.waiting = String(this.pending.size + this.queue.length);
+  }
+
+  private pump(): void {
+    while (this.inFlight < IN_FLIGHT && this.queue.length > 0) {
+      const part = this.queue.splice(0, REQUEST_LIMIT);
       for (const index of part) {
         this.pending.add(index);
       }
+      this.inFlight += 1;
       this.requested += part.length;
       this.root.dataset.requested = String(this.requested);
       this.model.send({ type: "thumbnails", indices: part });
@@ -291,6 +331,9 @@ class Thumbnails {
       });
     });
     this.root.dataset.cached = String(this.cache.size);
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.pump();
+    this.count();
     this.arrived();
   };
 }
@@ -334,6 +377,7 @@ export function createGrid(
   let order = indicesOf(model.get("order"));
   let focusPosition = 0;
   let frame = 0;
+  let lastScrollTop = 0;
   const thumbnails = new Thumbnails(model, root, () => schedule());
   const cache = thumbnails.cache;
   const makeCell = (): Cell => {
@@ -372,8 +416,10 @@ export function createGrid(
     const optionsKey = JSON.stringify(options);
     const selected = model.get("selected");
     const missing: number[] = [];
+    // Each position keeps its cell while it stays in view (slot = position
+    // modulo the cells in use), so a scroll by one row redraws one row.
     cells.forEach((cell, slot) => {
-      const position = first + slot;
+      const position = first + ((slot - (first % needed) + needed) % needed);
       if (slot >= needed) {
         cell.root.hidden = true;
         cell.position = -1;
@@ -396,9 +442,16 @@ export function createGrid(
         }
       }
     });
-    // Ask for what is in view first, then one screen below it.
-    const below = Math.min(order.length - 1, last + (last - first + 1));
-    for (let position = last + 1; position <= below; position++) {
+    // Ask for what is in view first, then screens ahead of the scroll's
+    // direction, then one behind it.
+    const screen = last - first + 1;
+    const down = scroller.scrollTop >= lastScrollTop;
+    lastScrollTop = scroller.scrollTop;
+    const [below, above] = down ? [SCREENS_AHEAD, SCREENS_BEHIND] : [SCREENS_BEHIND, SCREENS_AHEAD];
+    // Nearest first on each side.
+    const after = range(last + 1, Math.min(order.length - 1, last + below * screen));
+    const before = range(Math.max(0, first - above * screen), first - 1).reverse();
+    for (const position of down ? [...after, ...before] : [...before, ...after]) {
       if (!cache.has(order[position])) {
         missing.push(order[position]);
       }

@@ -8,21 +8,27 @@ import { formatNumber } from "../format";
 import type { Curve } from "../generated";
 import { drawAxes, label, PLOT_HEIGHT, PLOT_WIDTH, svgElement } from "./pathplot";
 
-/** Height of one legend line under the plot; each method takes two (its name, its areas). */
+/**
+ * Height of one legend line under the plot; each method takes three (its
+ * name, each area on a line of its own so that exponent-form areas fit the
+ * plot's width), and the key of the line styles one more.
+ */
 const LEGEND_LINE = 13;
-const LEGEND_LINES = (curves: number): number => 2 * curves + 1;
+const LEGEND_LINES = (curves: number): number => 3 * curves + 1;
+/** Room under the last legend line for its letters' descent. */
+const LEGEND_DESCENT = 4;
 
-/** A method's two areas, as the legend writes them under its name. */
-export function curveAreas(curve: Curve): string {
-  return (
-    `insertion area ${formatNumber(curve.insertion_auc)}, ` +
-    `deletion area ${formatNumber(curve.deletion_auc)}`
-  );
+/** A method's two areas, as the legend writes them under its name, one a line. */
+export function areaLines(curve: Curve): [string, string] {
+  return [
+    `insertion area ${formatNumber(curve.insertion_auc)}`,
+    `deletion area ${formatNumber(curve.deletion_auc)}`,
+  ];
 }
 
 /** One sentence per method: its name and two areas, for the description. */
 export function curveSummary(curve: Curve): string {
-  return `${curve.title}: ${curveAreas(curve)}`;
+  return `${curve.title}: ${areaLines(curve).join(", ")}`;
 }
 
 /**
@@ -36,7 +42,7 @@ export function curveSummary(curve: Curve): string {
  */
 export function drawCurvesPlot(svg: SVGSVGElement, curves: readonly Curve[], name: string): void {
   svg.replaceChildren();
-  const total = PLOT_HEIGHT + LEGEND_LINE * LEGEND_LINES(curves.length);
+  const total = PLOT_HEIGHT + LEGEND_LINE * LEGEND_LINES(curves.length) + LEGEND_DESCENT;
   svg.setAttribute("viewBox", `0 0 ${PLOT_WIDTH} ${total}`);
   if (curves.length === 0) {
     return;
@@ -60,7 +66,8 @@ export function drawCurvesPlot(svg: SVGSVGElement, curves: readonly Curve[], nam
         svgElement("polyline", { points }, `igw-curve igw-curve-${index} igw-curve-${kind}`),
       );
     }
-    const legend = PLOT_HEIGHT + LEGEND_LINE * (2 * index + 1);
+    const legend = PLOT_HEIGHT + LEGEND_LINE * (3 * index + 1);
+    const [insertion, deletion] = areaLines(curve);
     svg.append(
       svgElement(
         "line",
@@ -68,7 +75,8 @@ export function drawCurvesPlot(svg: SVGSVGElement, curves: readonly Curve[], nam
         `igw-curve igw-curve-${index} igw-curve-insertion`,
       ),
       label(20, legend, curve.title, "start"),
-      label(20, legend + LEGEND_LINE, curveAreas(curve), "start"),
+      label(20, legend + LEGEND_LINE, insertion, "start"),
+      label(20, legend + 2 * LEGEND_LINE, deletion, "start"),
     );
   });
   const key = PLOT_HEIGHT + LEGEND_LINE * LEGEND_LINES(curves.length);

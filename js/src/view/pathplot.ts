@@ -3,14 +3,18 @@
 // and round tick values. Drawn as SVG so it follows the theme's colours
 // through CSS; its labels are text nodes.
 
-import { formatNumber } from "../format";
 import type { PathData } from "../generated";
 
 const SVG = "http://www.w3.org/2000/svg";
 export const PLOT_WIDTH = 240;
 export const PLOT_HEIGHT = 170;
-const LEFT = 52;
 const RIGHT = 8;
+/** Room left of the tick labels for the rotated score axis title (10 px font at x = 10). */
+const TITLE_ROOM = 15;
+/** Gap between a tick label's end and the frame. */
+const TICK_GAP = 5;
+/** Widest character of the 10 px plot font (digits, "e", "-" are narrower). */
+const CHAR_WIDTH = 6.2;
 const TOP = 8;
 const BOTTOM = 34;
 /** Characters of the 10 px axis label that fit along the plot's height. */
@@ -60,18 +64,45 @@ export function niceTicks(
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => span / s <= count) ?? 10 * power;
   const first = Math.floor(low / step + 1e-9) * step;
   const last = Math.ceil(high / step - 1e-9) * step;
-  // Written with the step's decimals, so 0.30000000000000004 reads 0.3 and
-  // all labels alike (0.45, 0.50, 0.55).
-  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-  const small = step < 1e-3 || step >= 1e4;
   const ticks: number[] = [];
-  const labels: string[] = [];
   for (let i = 0; first + i * step <= last + step * 1e-9; i++) {
-    const value = first + i * step;
-    ticks.push(Number(value.toFixed(decimals)));
-    labels.push(small ? formatNumber(value) : value.toFixed(decimals));
+    ticks.push(Number((first + i * step).toFixed(decimalsOf(step))));
   }
+  const labels = tickLabels(ticks, step);
   return { ticks, labels, low: first, high: last };
+}
+
+function decimalsOf(step: number): number {
+  return Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+}
+
+/**
+ * Labels for `ticks` spaced by `step`, all distinct: with the step's
+ * decimals (0.45, 0.50, 0.55; 0.0010001, 0.0010002 for a nearly flat score),
+ * or, where the largest tick is below 1e-3 or from 1e4 on (as
+ * `formatNumber` writes such numbers), in exponent form with as many digits
+ * as the step needs beside the largest tick (1.00e-4, 1.50e-4).
+ *
+ * @example
+ * tickLabels([0.0010001, 0.0010002], 1e-7); // ["0.0010001", "0.0010002"]
+ */
+export function tickLabels(ticks: readonly number[], step: number): string[] {
+  const largest = Math.max(...ticks.map(Math.abs));
+  if (largest >= 1e-3 && largest < 1e4) {
+    return ticks.map((tick) => tick.toFixed(decimalsOf(step)));
+  }
+  let digits = Math.max(2, Math.floor(Math.log10(largest)) - Math.floor(Math.log10(step) + 1e-9));
+  const write = (tick: number): string => (tick === 0 ? "0" : tick.toExponential(digits));
+  // Rounding can still join two labels; a digit more parts them.
+  while (new Set(ticks.map(write)).size < ticks.length && digits < 15) {
+    digits += 1;
+  }
+  return ticks.map(write);
+}
+
+/** The plot's left margin: the axis title, the widest tick label and the gap. */
+function leftMargin(labels: readonly string[]): number {
+  return TITLE_ROOM + Math.max(...labels.map((text) => text.length)) * CHAR_WIDTH + TICK_GAP;
 }
 
 /**
@@ -121,6 +152,7 @@ export function drawAxes(
 ): { x: (share: number) => number; y: (score: number) => number } {
   const range = scoreRange(scores);
   const { ticks, labels, low, high } = niceTicks(range.low, range.high);
+  const LEFT = leftMargin(labels);
   const width = PLOT_WIDTH - LEFT - RIGHT;
   const height = PLOT_HEIGHT - TOP - BOTTOM;
   const x = (share: number): number => LEFT + share * width;
@@ -129,18 +161,25 @@ export function drawAxes(
   ticks.forEach((tick, i) => {
     svg.append(
       svgElement("line", { x1: LEFT - 3, x2: x(1), y1: y(tick), y2: y(tick) }, "igw-plot-grid"),
-      label(LEFT - 5, y(tick) + 3, labels[i], "end"),
+      label(LEFT - TICK_GAP, y(tick) + 3, labels[i], "end", "igw-plot-label igw-plot-tick"),
     );
   });
-  for (const share of [0, 0.5, 1]) {
-    svg.append(label(x(share), TOP + height + 11, shareLabel(share), "middle"));
+  // The ends' labels start and end at the frame's corners, clear of the
+  // lowest tick label and of the plot's right edge ("100 %").
+  for (const [share, anchor] of [
+    [0, "start"],
+    [0.5, "middle"],
+    [1, "end"],
+  ] as const) {
+    svg.append(label(x(share), TOP + height + 11, shareLabel(share), anchor));
   }
   const scoreAxis = label(0, 0, scoreAxisLabel(name), "middle", "igw-plot-label igw-plot-axis");
   const whole = svgElement("title", {});
   whole.textContent = `score of “${name}”`;
   scoreAxis.append(whole);
   scoreAxis.setAttribute("transform", `translate(10 ${TOP + height / 2}) rotate(-90)`);
-  svg.append(label(LEFT + width / 2, PLOT_HEIGHT - 4, shareName, "middle"), scoreAxis);
+  // Centred on the whole plot: the share axis's name is its longest text.
+  svg.append(label(PLOT_WIDTH / 2, PLOT_HEIGHT - 4, shareName, "middle"), scoreAxis);
   return { x, y };
 }
 

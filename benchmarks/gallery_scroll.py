@@ -1,0 +1,143 @@
+"""The Gallery scrolled at a fixed speed over 10,000 images, in JupyterLab.
+
+Builds a store of random images explained by a small CNN, opens a Gallery on
+it in JupyterLab (headless Chromium, tests/browser.py), and scrolls its grid by
+``--speed`` CSS pixels each animation frame for ``--frames`` frames, then a
+plain scrolling box of the same size added to the same page the same way.
+Prints, for both, the 95th-percentile frame time and its ratio, and for the
+Gallery the visible cells still showing a placeholder 200 ms after the scroll
+stops (the worst over the runs).
+
+    PYTHONPATH=$PWD .venv/bin/python -m benchmarks.gallery_scroll --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import ig_widget as igw
+from tests.browser import (
+    jupyter_server,
+    launch_chromium,
+    open_notebook,
+    run_all_cells,
+    write_notebook,
+)
+from tests.models import tiny_cnn
+
+# Scrolls `el` by `speed` px a frame for `frames` frames; resolves with the
+# frame intervals (ms) and, 200 ms after the last, the visible cells that
+# still read "loading…" and those visible in all.
+SCROLL = """async ([selector, speed, frames]) => {
+    const el = document.querySelector(selector);
+    const times = [];
+    await new Promise((done) => {
+        let left = frames;
+        const step = (now) => {
+            times.push(now);
+            el.scrollTop += speed;
+            if (--left > 0) requestAnimationFrame(step); else done();
+        };
+        requestAnimationFrame(step);
+    });
+    await new Promise((done) => setTimeout(done, 200));
+    const view = el.getBoundingClientRect();
+    const visible = [...el.querySelectorAll('.igg-cell:not([hidden])')].filter((cell) => {
+        const box = cell.getBoundingClientRect();
+        return box.bottom > view.top && box.top < view.bottom;
+    });
+    const placeholders = visible.filter(
+        (cell) => cell.querySelector('.igg-details').textContent === 'loading…').length;
+    return {
+        intervals: times.slice(1).map((t, i) => t - times[i]),
+        placeholders,
+        visible: visible.length,
+    };
+}"""
+
+# A plain scrolling box the Gallery's size, rows of text, beside it on the page.
+PLAIN_BOX = """() => {
+    const grid = document.querySelector('.igg-scroller').getBoundingClientRect();
+    const box = document.createElement('div');
+    box.className = 'bench-plain';
+    box.style.cssText = `overflow:auto;height:${grid.height}px;width:${grid.width}px`;
+    const inner = document.createElement('div');
+    for (let i = 0; i < 20000; i++) {
+        const row = document.createElement('div');
+        row.textContent = `row ${i}`;
+        row.style.height = '40px';
+        inner.append(row);
+    }
+    box.append(inner);
+    document.querySelector('.igg').after(box);
+}"""
+
+
+def p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--size", type=int, default=32, help="image side (px); thumbnails alike")
+    parser.add_argument("--speed", type=int, default=120, help="CSS px scrolled per frame")
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--width", type=int, default=1400)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as work:
+        rng = np.random.default_rng(0)
+        store = Path(work) / "store"
+        igw.explain_dataset(
+            tiny_cnn(args.size, seed=2),
+            rng.integers(0, 256, (args.count, args.size, args.size, 3)).astype(np.uint8),
+            labels=rng.integers(0, 4, args.count),
+            steps=2,
+            chunk_size=256,
+            store=store,
+            progress=False,
+        )
+        with jupyter_server(Path(work)) as server, sync_playwright() as playwright:
+            write_notebook(
+                server.root / "gallery.ipynb",
+                [f"import ig_widget as igw\nigw.Gallery(igw.open_dataset({str(store)!r}))"],
+            )
+            browser = launch_chromium(playwright)
+            page = browser.new_page(viewport={"width": args.width, "height": 1000})
+            open_notebook(page, server, "gallery.ipynb")
+            run_all_cells(page)
+            page.locator(".igg-cell .igg-details:not(:text('loading…'))").first.wait_for(
+                timeout=120_000
+            )
+            page.evaluate(PLAIN_BOX)
+            gallery, plain, placeholders = [], [], []
+            for run in range(args.runs):
+                # Each run over images not shown before.
+                start = run * 2 * args.speed * args.frames
+                for selector in (".igg-scroller", ".bench-plain"):
+                    page.locator(selector).evaluate(f"(el) => {{ el.scrollTop = {start}; }}")
+                page.wait_for_timeout(1000)
+                shown = page.evaluate(SCROLL, [".igg-scroller", args.speed, args.frames])
+                boxed = page.evaluate(SCROLL, [".bench-plain", args.speed, args.frames])
+                gallery += shown["intervals"]
+                plain += boxed["intervals"]
+                placeholders.append(f"{shown['placeholders']} of {shown['visible']}")
+            browser.close()
+    print(f"{args.count} images of {args.size} px, {args.speed} px/frame, {args.runs} runs")
+    print("| | p95 frame (ms) | median (ms) |")
+    print("|---|---|---|")
+    print(f"| Gallery | {p95(gallery):.1f} | {np.median(gallery):.1f} |")
+    print(f"| plain box | {p95(plain):.1f} | {np.median(plain):.1f} |")
+    print(f"p95 ratio: {p95(gallery) / p95(plain):.2f}")
+    print(f"placeholders visible 200 ms after the scroll stops: {', '.join(placeholders)}")
+
+
+if __name__ == "__main__":
+    main()

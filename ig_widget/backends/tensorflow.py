@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from . import available_ram_bytes, keras_precision
+from . import NOT_DIFFERENTIABLE, available_ram_bytes, keras_precision
 
 
 def _call_model(model: Any, batch: tf.Tensor) -> tf.Tensor:
@@ -103,9 +103,7 @@ class TensorFlowBackend:
                 # backward pass, so no per-point gradient is kept.
                 grads = tape.gradient(target_scores, points, output_gradients=weights)
                 if grads is None:
-                    raise ValueError(
-                        "model: its scores do not depend differentiably on the input image"
-                    )
+                    raise ValueError(NOT_DIFFERENTIABLE)
                 along = directional[:, None, None, None] > 0
                 contributions = tf.where(along, grads * directions, grads)
                 sums = tf.math.unsorted_segment_sum(contributions, segments, n_segments)

@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo dev test lint test-js test-py bench browser clean
+.PHONY: setup demo dev test lint test-js test-py test-lowest docs bench browser clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -47,16 +47,49 @@ test-js: setup
 	$(PY) -m tests.js_vectors js/tests/vectors
 	npm test
 
+# Two workers (pytest-xdist), one per core; tests/conftest.py groups the tests by
+# file so that a file's fixtures are made once. PYTEST_WORKERS=0 runs in one process.
 # pytest exits with 5 when a selection (PYTEST_ARGS="-m ...") collects no test;
 # that is not a failure, so it maps to 0 with a note.
+PYTEST_WORKERS ?= 2
 test-py: setup browser
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests selected"; rc=0; fi; exit $$rc
 
-test: lint test-js test-py
+# The lowest versions pyproject.toml allows, tested: a fresh venv on the lowest
+# Python it allows with the lowest version of every direct dependency (uv's
+# --resolution lowest-direct; the extras but ray), then the test tools and the dev
+# group's CPU torch (torch's lowest wheels on PyPI are CUDA builds of several GB).
+# There: the demo on Keras' JAX backend, then the fast tests but the peers' parity
+# (the peers want newer NumPy) and the other backends' subprocesses (minutes).
+LOWEST := .venv-lowest
+LOWEST_PYTHON := 3.11
+TORCH_PIN = $$($(PY) -c "import tomllib; print(*[r for r in tomllib.load(open('pyproject.toml', 'rb'))['dependency-groups']['dev'] if r.startswith('torch')])")
+SMOKE := images, _ = igw.demo.images(); \
+  widget = igw.IGWidget(igw.demo.model(), images[0], steps=8); \
+  assert widget.result.target == 0 and widget.to_png("$(LOWEST)/smoke.png").read_bytes()[:4] == b"\x89PNG"; print("smoke: ok")
+test-lowest: setup
+	rm -rf $(LOWEST)
+	$(VENV)/bin/uv venv --quiet --python $(LOWEST_PYTHON) $(LOWEST)
+	$(VENV)/bin/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct \
+	  -e ".[tensorflow,jax,dataset,xrai]"
+	$(PY) -m pip --python $(LOWEST)/bin/python install --quiet \
+	  pytest pytest-xdist nbformat nbclient nbconvert psutil comm watchfiles "$(TORCH_PIN)"
+	$(VENV)/bin/uv pip list --python $(LOWEST)/bin/python
+	KERAS_BACKEND=jax $(LOWEST)/bin/python -c 'import ig_widget as igw; $(SMOKE)'
+	$(LOWEST)/bin/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder -p no:cacheprovider \
+	  -m "not browser and not slow" --ignore=tests/test_parity.py --ignore=tests/test_backends.py
+
+# The documentation site (MkDocs Material, mkdocstrings, mkdocs-jupyter) into site/,
+# offline; --strict: a broken link or an unparsable docstring fails the build.
+# The notebooks in docs/notebooks/ run during the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+test: lint test-js test-py docs
 
 bench: setup browser
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) node_modules ig_widget/static tests/artifacts js/tests/vectors
+	rm -rf $(VENV) $(LOWEST) site .cache node_modules ig_widget/static tests/artifacts js/tests/vectors

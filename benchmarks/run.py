@@ -175,37 +175,45 @@ def steps_table(result: dict[str, Any]) -> str:
 
 
 def dataset_tables(quick: bool, cpu: bool) -> str:
-    """explain_dataset: images/s against the per-image loop and the floor; peak memory in N."""
-    size = ["--images", "64", "--round-images", "16"] if quick else ["--images", "1000"]
+    """explain_dataset against the per-image loop, the floor and Ray; peak memory in N."""
+    runs = [("demo", "64"), ("small_cnn", "128"), ("mobilenet_v2", "8")]
     rows = [
-        _worker("benchmarks.dataset", ["speed", "--model", name, *size], "tensorflow", cpu)[0]
-        for name in ("demo", "small_cnn")
+        _worker(
+            "benchmarks.dataset",
+            ["speed", "--model", name, "--images", "16" if quick else count, "--ray-workers", "2"],
+            "tensorflow",
+            cpu,
+        )[0]
+        for name, count in runs
     ]
+
+    def ratio(row: dict[str, Any], name: str) -> str:
+        if f"{name} cpu" not in row:
+            return "-"
+        return f"{row[f'{name} cpu']['median']:.2f} ({row[f'{name} wall']['median']:.2f})"
+
     speed = markdown_table(
         [
-            *("model", "size", "loop img/s", "local img/s", "floor img/s", "local/loop"),
-            *("floor/local", "batch (engine, floor)", "local at the floor's batch img/s"),
-            *("images", "local, all img/s", "ray (2 workers) img/s", "load average"),
+            *("model", "size", "images x rounds", "local/loop", "local/floor"),
+            *("loop/floor per image", "ray/local", "tuner", "floor batch", "load average"),
         ],
         [
             [
                 r["model"],
                 r["size"],
-                f"{r['loop_images_per_s']:.2f}",
-                f"{r['local_images_per_s']:.2f}",
-                f"{r['floor_images_per_s']:.2f}",
-                f"{r['local_images_per_s'] / r['loop_images_per_s']:.2f}",
-                f"{r['floor_images_per_s'] / r['local_images_per_s']:.2f}",
-                f"{r['engine_batch']}, {r['floor_batch']}",
-                f"{r['local_at_floor_batch_images_per_s']:.2f}",
-                r["images"],
-                f"{r['local_all_images_per_s']:.2f}",
-                f"{r.get('ray_images_per_s', float('nan')):.2f}",
+                f"{r['images']} x {r['rounds']}",
+                ratio(r, "local/loop"),
+                ratio(r, "local/floor"),
+                ratio(r, "loop/floor_per_image"),
+                ratio(r, "ray/local"),
+                ", ".join(str(t[0]) if t else "-" for t in r["tuner"]),
+                ", ".join(map(str, r["floor_batch"])),
                 f"{r['load_average_start']:.1f} / {r['load_average_end']:.1f}",
             ]
             for r in rows
         ],
     )
+    speed = "CPU-time ratios, median of the rounds (wall-time ratio in brackets):\n\n" + speed
     counts = ("64", "256") if quick else ("1000", "10000")
     memory = [
         _worker("benchmarks.dataset", ["memory", "--images", n], "tensorflow", cpu)[0]

@@ -4,12 +4,24 @@ The automatic batch is bounded twice:
 
 - by **memory** (``batch_size_for``): a quarter of the free memory over the
   measured cost of one point, at most 256 points;
-- by **measured benefit** (``BatchTuner``): starting from 8 points, the batch
+- by **measured benefit** (``BatchTuner``): starting from 16 points, the batch
   doubles while the time per point falls by at least 10 %, and is fixed at
-  the best size as soon as it stops falling. Calls that trace or compile are
-  not measured. Bigger batches past that point only cost memory (MobileNetV2
-  at 224x224 on a 2-core CPU is no faster at 256 points than at 64 and holds
-  4.5 GB more).
+  the best size as soon as it stops falling; it is searched again when the
+  time per point of the fixed size rises by half. Each size is judged by the
+  fastest of 3 calls, so that calls slowed by other work on the machine do
+  not decide. Calls that trace or compile are not measured. Bigger batches
+  past that point only cost memory (MobileNetV2 at 224x224 on a 2-core CPU
+  is no faster at 256 points than at 64 and holds 4.5 GB more).
+
+Automatic batches are whole blocks of ``BLOCK`` points, and the points left
+over at the end (fewer than a block) are a batch of their own, so every point
+lands in the same kind of batch whatever size the tuner picks:
+``ig_widget.points`` sums each block separately, and the model computes a
+point the same way in any batch of whole blocks, and in any batch smaller than
+a block. (TensorFlow's oneDNN kernels on the CPU work on blocks of 16 images:
+a point's gradient in a batch of 8 or 24 differs in the last bits from the
+same point's in a batch of 16, 32 or 64, measured on the demo model and
+MobileNetV2.) Results are then the same bit for bit whatever the tuner chose.
 
 Both are kept per backend, image shape and kind of call (gradients or forward
 passes only), so every later computation on the same model and shape starts
@@ -35,12 +47,16 @@ from .backends import GradientBackend
 MEMORY_SHARE = 0.25
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 MAX_BATCH = 256
+# Automatic batches are whole blocks of this many points (see the module docstring).
+BLOCK = 16
 # The tuner's first batch, the time-per-point gain a doubled batch must bring
-# to be kept, and the measured calls per size (the fastest one counts, so that
-# one call slowed by other work on the machine does not end the search).
-FIRST_BATCH = 8
+# to be kept, the measured calls per size (the fastest one counts, so that
+# calls slowed by other work on the machine do not end the search), and the
+# rise in time per point of the fixed size that starts the search again.
+FIRST_BATCH = BLOCK
 REQUIRED_GAIN = 0.9
-SAMPLES_PER_SIZE = 2
+SAMPLES_PER_SIZE = 3
+REVISE_AFTER = 1.5
 # The smallest batch shape a static-shape backend compiles (padding a tiny
 # last batch up to it costs less than another program).
 SMALLEST_BUCKET = 8
@@ -112,6 +128,17 @@ def activation_values(model: Any, image: np.ndarray) -> int:
     return max(total, image.size)
 
 
+def whole_blocks(size: int) -> int:
+    """``size`` rounded down to whole blocks of ``BLOCK`` points; smaller sizes stay.
+
+    Examples
+    --------
+    >>> [whole_blocks(n) for n in (5, 16, 49, 256)]
+    [5, 16, 48, 256]
+    """
+    return size - size % BLOCK if size >= BLOCK else size
+
+
 def bucket(size: int, limit: int) -> int:
     """The batch shape a static-shape backend compiles for ``size`` points under ``limit``:
     the next power of two (at least 8), or ``limit`` itself.
@@ -141,32 +168,39 @@ class BatchTuner:
     """The automatic batch for one backend, image shape and kind of call.
 
     ``size`` is the batch to use now. Report every call with ``record``; the
-    tuner doubles ``size`` while the time per point falls by at least 10 %
-    (``REQUIRED_GAIN``) and fixes it at the best size once it stops falling or
-    reaches ``limit``. The first call (which traces a compiled program) and,
-    for ``static_shapes`` backends, the first call of every size (a new
-    compilation) are not measured. Thread-safe.
+    tuner doubles ``size`` while the time per point (the fastest of
+    ``SAMPLES_PER_SIZE`` calls) falls by at least 10 % (``REQUIRED_GAIN``)
+    and fixes it at the best size once it stops falling or reaches ``limit``.
+    A fixed size keeps being measured: when its time per point rises past
+    ``REVISE_AFTER`` times what it was when chosen (other work on the
+    machine, memory pressure), the search starts again. The first call
+    (which traces a compiled program) and, for ``static_shapes`` backends, the
+    first call of every size (a new compilation) are not measured.
+    Thread-safe.
 
     Examples
     --------
     >>> tuner = BatchTuner(limit=64, static_shapes=False)
-    >>> for size, seconds in [(8, 9.0), (8, 0.8), (8, 0.8), (16, 1.6), (16, 1.6)]:
+    >>> for size, seconds in [(16, 9.0)] + [(16, 1.6)] * 3 + [(32, 3.2)] * 3:
     ...     tuner.record(size, seconds)
-    >>> tuner.size, tuner.fixed  # 16 points took as long per point as 8: stays at 8
-    (8, True)
+    >>> tuner.size, tuner.fixed  # 32 points took as long per point as 16: stays at 16
+    (16, True)
     """
 
     def __init__(self, limit: int, static_shapes: bool) -> None:
         self.limit = limit
-        self.size = min(limit, FIRST_BATCH)
-        self.fixed = self.size >= limit
         self._static = static_shapes
         self._measured_sizes: set[int] = set()
         self._warm = False
+        self._lock = threading.Lock()
+        self._start()
+
+    def _start(self) -> None:
+        self.size = min(self.limit, FIRST_BATCH)
+        self.fixed = self.size >= self.limit
         self._samples: list[float] = []
         self._best_size = self.size
         self._best_per_point = math.inf
-        self._lock = threading.Lock()
 
     def record(self, size: int, seconds: float) -> None:
         """Account one call of ``size`` points that took ``seconds``."""
@@ -176,13 +210,19 @@ class BatchTuner:
             if not self._warm or (self._static and first_of_size):
                 self._warm = True
                 return
-            if self.fixed or size != self.size:
+            if size != self.size:
                 return
             self._samples.append(seconds / size)
             if len(self._samples) < SAMPLES_PER_SIZE:
                 return
             per_point = min(self._samples)
             self._samples = []
+            if self.fixed:
+                if per_point > REVISE_AFTER * self._best_per_point:
+                    self._start()
+                elif self._best_size == size:
+                    self._best_per_point = min(self._best_per_point, per_point)
+                return
             if per_point < REQUIRED_GAIN * self._best_per_point:
                 self._best_per_point, self._best_size = per_point, size
                 if size >= self.limit:
@@ -226,7 +266,7 @@ def tuner_for(backend: GradientBackend, model: Any, image: np.ndarray, kind: str
     with _tuners_lock:
         per_backend = _tuners.setdefault(backend, {})
         if key not in per_backend:
-            limit = batch_size_for(backend, model, image)
+            limit = whole_blocks(batch_size_for(backend, model, image))
             per_backend[key] = BatchTuner(limit, getattr(backend, "static_shapes", False))
         return per_backend[key]
 
@@ -238,7 +278,9 @@ class BatchPlan:
     out-of-memory error); otherwise the ``tuner`` decides and learns.
     ``progress_updates`` asks for at least that many batches (progress calls),
     never for larger ones. For ``static_shapes`` backends full batches are
-    buckets and ``padded`` rounds a last, smaller one up to its bucket.
+    buckets and ``padded`` rounds a last, smaller one up to its bucket. The
+    tuner's batches are whole blocks of ``BLOCK`` points, then the points
+    left over, fewer than a block, in a batch of their own.
 
     Examples
     --------
@@ -272,7 +314,12 @@ class BatchPlan:
         full = min(full, self._granularity)
         if self._static:
             full = bucket_below(full, self.limit)
-        return max(1, min(full, remaining))
+        size = max(1, min(full, remaining))
+        if self.tuner is not None:
+            # Whole blocks; the last partial block is a batch of its own (see
+            # the module docstring).
+            size = whole_blocks(size)
+        return size
 
     def padded(self, size: int) -> int:
         """The batch shape ``size`` points are sent as (see ``bucket``)."""

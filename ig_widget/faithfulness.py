@@ -255,12 +255,15 @@ def insertion_deletion(
     insertion = np.append(followed[:steps], image_score)
     deletion = np.concatenate([[image_score], followed[steps:], [followed[0]]])
     fractions = counts / pixels
+    # SciPy's, not np.trapezoid: NumPy 1.x (within the bounds) has no np.trapezoid.
+    from scipy.integrate import trapezoid
+
     return InsertionDeletionResult(
         fractions=fractions,
         insertion=insertion,
         deletion=deletion,
-        insertion_auc=float(np.trapezoid(insertion, fractions)),
-        deletion_auc=float(np.trapezoid(deletion, fractions)),
+        insertion_auc=float(trapezoid(insertion, fractions)),
+        deletion_auc=float(trapezoid(deletion, fractions)),
         target=chosen,
         baseline=baseline_name(options.baseline),
         steps=steps,

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from .backends import GradientBackend
-from .batching import BatchPlan, bucket, tuner_for
+from .batching import BLOCK, BatchPlan, tuner_for
 
 ProgressCallback = Callable[[int, int], Any]
 
@@ -510,44 +510,80 @@ def _non_finite(what: str, where: str) -> ValueError:
 # -- evaluators ---------------------------------------------------------------------
 
 
-def sent_whole_up_to(limit: int, static_shapes: bool) -> int:
-    """The most rows (or segments) sent whole to the backend with a batch limit of ``limit``.
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Call:
+    """One backend call's arguments (see ``GradientBackend.gradient_sums``) and where
+    its group sums go.
 
-    A batch's limit, or, for static-shape backends, the smallest bucket (see
-    ``ig_widget.batching.bucket``): a whole source of ``samples`` or ``steps``
-    rows would otherwise be a new compiled program for every count.
-
-    Examples
-    --------
-    >>> sent_whole_up_to(64, False), sent_whole_up_to(64, True)
-    (64, 8)
+    A *line* is one (start row, end row, directional) triple of the batch; a
+    *group* the points of one line, one segment and one block of ``BLOCK``
+    consecutive points. Only the batch's own lines are sent, and only its
+    groups are summed, so the work per call depends on the batch, never on how
+    many points or segments the whole computation has.
     """
-    return bucket(1, limit) if static_shapes else limit
+
+    rows: np.ndarray
+    directional: np.ndarray
+    index: np.ndarray
+    values: np.ndarray
+    group_lines: np.ndarray
+    group_segments: np.ndarray
+
+    def send(self, backend: GradientBackend) -> tuple[np.ndarray, np.ndarray]:
+        sums, raw = backend.gradient_sums(
+            self.rows, self.directional, self.index, self.values, self.group_lines
+        )
+        return np.asarray(sums)[: len(self.group_segments)], np.asarray(raw, np.float64)
 
 
-class _RowFeed:
-    """The rows one batch needs: the whole source when it is small
-    (``sent_whole_up_to``), else the rows the batch uses; for static-shape
-    backends either is padded to its bucket."""
-
-    def __init__(self, rows: Rows, limit: int, static_shapes: bool) -> None:
-        self.rows = rows
-        self.limit = limit
-        self.static = static_shapes
-        self.whole: np.ndarray | None = None
-        whole_limit = sent_whole_up_to(limit, static_shapes)
-        if len(rows) <= whole_limit:
-            whole = rows.array if isinstance(rows, ArrayRows) else rows.take(np.arange(len(rows)))
-            self.whole = _pad(whole, whole_limit) if static_shapes else whole
-
-    def gather(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.whole is not None:
-            return self.whole, index
-        needed, local = np.unique(index, return_inverse=True)
-        rows = self.rows.take(needed)
-        if self.static:
-            rows = _pad(rows, bucket(len(rows), self.limit))
-        return rows, local
+def _prepare_call(
+    classifier: Classifier,
+    batch: PointBatch,
+    offset: int,
+    starts: Rows,
+    ends: Rows,
+    n_segments: int,
+    padded: int,
+    static: bool,
+) -> _Call:
+    """The arguments of one backend call over ``batch`` (points ``offset``...), padded
+    to ``padded`` points (and, for ``static`` backends, lines and groups too)."""
+    size = len(batch)
+    directional = (batch.directional > 0).astype(np.int64)
+    line_keys = (batch.start_index * len(ends) + batch.end_index) * 2 + directional
+    keys, first, line_of = np.unique(line_keys, return_index=True, return_inverse=True)
+    # Groups sorted by (block, segment, line): each segment's groups are summed
+    # in the same order whatever the batches, so sums do not depend on them.
+    block = (offset + np.arange(size)) // BLOCK
+    group_keys = (block * n_segments + batch.segments) * len(keys) + line_of
+    _, group_first, group_of = np.unique(group_keys, return_index=True, return_inverse=True)
+    lines = len(keys)
+    line_rows = np.concatenate(
+        [starts.take(batch.start_index[first]), ends.take(batch.end_index[first])]
+    )
+    flags = directional[first].astype(np.float32)
+    group_lines = line_of[group_first]
+    if static:
+        # One program per batch shape: lines and groups padded to the batch.
+        line_rows = np.concatenate(
+            [_pad(line_rows[:lines], padded), _pad(line_rows[lines:], padded)]
+        )
+        flags = _pad(flags, padded)
+        group_lines = _pad(group_lines, padded)
+    columns, signs = classifier.columns_and_signs(batch.targets)
+    index = _pad(np.stack([line_of, columns, group_of], axis=1), padded)
+    values = _pad(np.stack([batch.alphas, batch.weights * signs], axis=1), padded)
+    # Padding repeats the last point with weight 0: a real point, so its
+    # gradient is as finite as that one's, and it adds nothing.
+    values[size:, 1] = 0.0
+    return _Call(
+        rows=line_rows,
+        directional=flags,
+        index=index.astype(np.int32),
+        values=values.astype(np.float32),
+        group_lines=group_lines.astype(np.int32),
+        group_segments=batch.segments[group_first],
+    )
 
 
 def _pad(array: np.ndarray, size: int) -> np.ndarray:
@@ -601,6 +637,12 @@ def evaluate_points(
     gradient that is NaN or infinite anywhere raises ``ValueError`` naming the
     model and the point (``points.describe``), so sums are always finite.
 
+    Each batch sends the backend only the start and end rows of its own
+    lines and sums only into its own segments. Sums are reproducible bit for
+    bit whatever batches the tuner picks: each segment adds the float32 sums of
+    fixed blocks of ``BLOCK`` points in one order, and automatic batches
+    start on block boundaries (see ``ig_widget.batching``).
+
     Parameters
     ----------
     classifier : Classifier
@@ -609,7 +651,7 @@ def evaluate_points(
     all_scores : bool
         Return every class's score per point (B, classes), not only the target's (B,).
     accumulate : callable, optional
-        Called as ``accumulate(segment_ids, sums)`` with each batch's float32
+        Called as ``accumulate(segment_ids, sums)`` with each batch's float64
         sums (one row per id) instead of adding them into one array; then no
         sums are returned. For statistics over per-point gradients (one
         segment per point) without keeping them all.
@@ -652,37 +694,35 @@ def evaluate_points(
     total = len(points)
     plan = _plan(backend, classifier.model, shape, "gradients", total, batch_size, progress_updates)
     static = getattr(backend, "static_shapes", False)
-    start_feed = _RowFeed(starts, plan.limit, static)
-    end_feed = _RowFeed(ends, plan.limit, static)
-    global_segments = points.n_segments <= sent_whole_up_to(plan.limit, static)
     sums = None if accumulate is not None else np.zeros((points.n_segments, *shape), np.float64)
     scores = np.empty((total, classifier.classes) if all_scores else total, np.float64)
     done = 0
     while done < total:
         size = plan.next_size(total - done)
+        padded = plan.padded(size)
         batch = points.batch(done, done + size)
+        call = _prepare_call(
+            classifier, batch, done, starts, ends, points.n_segments, padded, static
+        )
+        started = time.perf_counter()
         try:
-            segment_ids, batch_sums, raw = _gradient_batch(
-                backend,
-                classifier,
-                batch,
-                start_feed,
-                end_feed,
-                plan,
-                global_segments,
-                points.n_segments,
-            )
+            group_sums, raw = call.send(backend)
         except Exception as exc:
             if not backend.is_out_of_memory(exc):
-                _raise_model_failure(exc, (plan.padded(size), *shape))
+                _raise_model_failure(exc, (padded, *shape))
             plan.out_of_memory(size)
             continue
-        _check_batch(classifier, points, batch, done, raw, batch_sums, start_feed, end_feed)
+        plan.record(size, time.perf_counter() - started)
+        raw = raw[:size]
+        _check_batch(classifier, points, batch, done, raw, group_sums, starts, ends, padded)
         if accumulate is not None:
-            accumulate(segment_ids, batch_sums)
+            ids, inverse = np.unique(call.group_segments, return_inverse=True)
+            per_segment = np.zeros((len(ids), *shape), np.float64)
+            _add_in_order(per_segment, inverse, group_sums)
+            accumulate(ids, per_segment)
         else:
             assert sums is not None
-            sums[segment_ids] += batch_sums[: len(segment_ids)]
+            _add_in_order(sums, call.group_segments, group_sums)
         class_scores = classifier.class_scores(raw)
         scores[done : done + size] = (
             class_scores if all_scores else class_scores[np.arange(size), batch.targets]
@@ -692,58 +732,12 @@ def evaluate_points(
     return sums, scores
 
 
-def _gradient_batch(
-    backend: GradientBackend,
-    classifier: Classifier,
-    batch: PointBatch,
-    start_feed: _RowFeed,
-    end_feed: _RowFeed,
-    plan: BatchPlan | None,
-    global_segments: bool,
-    n_segments: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One backend call: (segment ids, their float32 sums, raw scores of the real points)."""
-    size = len(batch)
-    start_rows, start_index = start_feed.gather(batch.start_index)
-    end_rows, end_index = end_feed.gather(batch.end_index)
-    if global_segments:
-        segment_ids, local_segments, call_segments = (
-            np.arange(n_segments),
-            batch.segments,
-            n_segments,
-        )
-    else:
-        segment_ids, local_segments = np.unique(batch.segments, return_inverse=True)
-        call_segments = len(segment_ids)
-    columns, signs = classifier.columns_and_signs(batch.targets)
-    weights = batch.weights * signs
-    padded = size if plan is None else plan.padded(size)
-    if plan is not None:
-        # Segment counts in buckets too (static shapes): else every count of
-        # per-copy segments (SmoothGrad squared, VarGrad) is a new program.
-        call_segments = plan.padded(call_segments)
-    # Padding repeats the last point with weight 0: a real point, so its
-    # gradient is as finite as that one's, and it adds nothing.
-    arrays = [start_index, end_index, batch.alphas, weights, batch.directional, columns,
-              local_segments]  # fmt: skip
-    arrays = [_pad(np.asarray(a), padded) for a in arrays]
-    arrays[3] = np.where(np.arange(padded) < size, arrays[3], 0.0)
-    started = time.perf_counter()
-    batch_sums, raw = backend.gradient_sums(
-        start_rows,
-        end_rows,
-        arrays[0].astype(np.int32),
-        arrays[1].astype(np.int32),
-        arrays[2].astype(np.float32),
-        arrays[3].astype(np.float32),
-        arrays[4].astype(np.float32),
-        arrays[5].astype(np.int32),
-        arrays[6].astype(np.int32),
-        call_segments,
-    )
-    if plan is not None:
-        plan.record(size, time.perf_counter() - started)
-    return segment_ids, np.asarray(batch_sums), np.asarray(raw, np.float64)[:size]
+def _add_in_order(sums: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """``sums[rows[i]] += values[i]`` one after another, in order, so that a row's
+    additions happen in the same order whatever the batches (``np.add.at`` does
+    the same, 40 times slower on image rows)."""
+    for row, value in zip(rows.tolist(), values, strict=True):
+        sums[row] += value
 
 
 def _check_batch(
@@ -752,30 +746,41 @@ def _check_batch(
     batch: PointBatch,
     offset: int,
     raw: np.ndarray,
-    batch_sums: np.ndarray,
-    start_feed: _RowFeed,
-    end_feed: _RowFeed,
+    group_sums: np.ndarray,
+    starts: Rows,
+    ends: Rows,
+    padded: int,
 ) -> None:
     """Raise naming the model and the first point where a score or gradient is not finite."""
     finite_scores = np.all(np.isfinite(raw), axis=1)
     if not np.all(finite_scores):
         first = int(np.argmin(finite_scores))
         raise _non_finite("its score", points.describe(offset + first))
-    if np.all(np.isfinite(batch_sums)):
+    if np.all(np.isfinite(group_sums)):
         return
     # Find the point: its batch again, one segment per point.
     per_point = dataclasses.replace(batch, segments=np.arange(len(batch)))
     last = points.describe(offset + len(batch) - 1)
     between = f"one of the points from {points.describe(offset)} to {last}"
+    backend = classifier.backend
+    call = _prepare_call(
+        classifier,
+        per_point,
+        offset,
+        starts,
+        ends,
+        len(batch),
+        padded,
+        getattr(backend, "static_shapes", False),
+    )
     try:
-        _, point_sums, _ = _gradient_batch(
-            classifier.backend, classifier, per_point, start_feed, end_feed, None, True, len(batch)
-        )
+        point_sums, _ = call.send(backend)
     except Exception as exc:
         raise _non_finite("its gradient", between) from exc
-    bad = ~np.all(np.isfinite(point_sums.reshape(len(batch), -1)), axis=1)
+    bad = ~np.all(np.isfinite(point_sums.reshape(len(point_sums), -1)), axis=1)
     if np.any(bad):
-        raise _non_finite("its gradient", points.describe(offset + int(np.argmax(bad))))
+        where = offset + int(call.group_segments[int(np.argmax(bad))])
+        raise _non_finite("its gradient", points.describe(where))
     raise ValueError(
         f"model: the weighted sum of its gradients overflows float32 at {between}; "
         f"{NON_FINITE_HINT}"

@@ -49,6 +49,7 @@ import sys
 import keras
 import numpy as np
 import ig_widget as igw
+from ig_widget import batching
 from ig_widget.backends import backend_for
 from tests.models import random_image, seeded_weights, tiny_cnn
 
@@ -72,8 +73,17 @@ if keras.backend.backend() == "jax":
     for steps in STEP_SAMPLES:
         igw.integrated_gradients(fresh, image, steps=steps)
     compiled["any_steps"] = backend_for(fresh, None)._program._cache_size()
+# The automatic batch at 16 and at 64 points: the same arrays, bit for bit.
+automatic = {{**IG_ARGS, "batch_size": None, "steps": 60}}
+tuner = batching.tuner_for(backend, model, image, "gradients")
+tuned = []
+for size in (16, 64):
+    tuner.size, tuner.fixed = size, True
+    tuned.append(igw.integrated_gradients(model, image, **automatic))
 np.savez(
     sys.argv[1],
+    tuned_attributions=np.stack([r.attributions for r in tuned]),
+    tuned_gradients=np.stack([r.gradients for r in tuned]),
     backend=backend.name,
     attributions=full.attributions,
     gradients=full.gradients,
@@ -128,6 +138,13 @@ def _bfloat16() -> np.dtype:
     import ml_dtypes
 
     return np.dtype(ml_dtypes.bfloat16)
+
+
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
+def test_results_do_not_depend_on_the_automatic_batch(per_backend, name):
+    result = per_backend[name]
+    for key in ("tuned_attributions", "tuned_gradients"):
+        np.testing.assert_array_equal(result[key][0], result[key][1])
 
 
 @pytest.mark.parametrize("name", ["jax", "torch"])

@@ -125,6 +125,9 @@ def test_widget_in_jupyter(front_end, chromium, tmp_path, artifacts):
         _wait_for_drawing(page, canvases.nth(2))
         # Input, gradient, method; the compare panel stays hidden until compare mode.
         assert canvases.count() == 4 and canvases.nth(3).is_hidden()
+        # The picture for static pages (snapshots.static_html) stays hidden here.
+        assert page.locator(".igw-static").count() == 1
+        assert page.locator(".igw-static").is_hidden()
         for index in range(3):
             pixels = canvas_pixels(canvases.nth(index))
             assert pixels.shape == (SIZE, SIZE, 3) and not is_blank(pixels)

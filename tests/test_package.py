@@ -10,6 +10,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import tomllib
 from itertools import chain
 from pathlib import Path
 
@@ -18,11 +19,6 @@ import pytest
 
 import ig_widget as igw
 from ig_widget.frameworks import EXTRAS, c_log_lines_filtered
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -206,3 +202,46 @@ def test_tensorflow_starts_quietly_unless_a_log_level_is_chosen():
     assert quiet.returncode == 0 and quiet.stderr == ""
     # With a level chosen, TensorFlow logs as it always does (here: CUDA and CPU probing).
     assert chosen.returncode == 0 and GLOG_LINE.search(chosen.stderr)
+
+
+def test_the_lowest_versions_run_on_the_lowest_python_allowed():
+    makefile = (REPO / "Makefile").read_text()
+    lowest = re.search(r"^LOWEST_PYTHON := (\S+)$", makefile, re.M).group(1)
+    assert PYPROJECT["project"]["requires-python"] == f">={lowest}"
+    classifiers = PYPROJECT["project"]["classifiers"]
+    versions = [c.rsplit(" ", 1)[1] for c in classifiers if re.search(r"Python :: 3\.\d+$", c)]
+    assert versions[0] == lowest
+
+
+COLAB = """
+import json, sys, types
+
+import ig_widget as igw
+from tests.models import random_image, tiny_cnn
+
+# Colab's module as anywidget looks for it: its custom widget manager and its URL.
+# (Only this module: "google" is TensorFlow's protobuf namespace, already imported.)
+enabled = []
+output = types.ModuleType("google.colab.output")
+output.enable_custom_widget_manager = lambda: enabled.append(True)
+output._widgets = types.SimpleNamespace(_installed_url="https://colab.test/manager.js")
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+sys.modules["google.colab.output"] = output
+
+widget = igw.IGWidget(tiny_cnn(), random_image(), steps=4)
+data, metadata = widget._repr_mimebundle_()
+print(json.dumps({"enabled": len(enabled), "mimes": sorted(data), "metadata": metadata}))
+"""
+
+
+def test_under_colab_the_widget_turns_on_colabs_widget_manager():
+    # Colab shows third-party widgets only through its custom widget manager:
+    # anywidget turns it on and names it in the output's metadata.
+    out = _run(COLAB)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["enabled"] == 1
+    view = "application/vnd.jupyter.widget-view+json"
+    assert report["mimes"] == sorted(["image/png", view, "text/plain"])
+    manager = {"custom_widget_manager": {"url": "https://colab.test/manager.js"}}
+    assert report["metadata"] == {view: {"colab": manager}}

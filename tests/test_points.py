@@ -10,6 +10,8 @@ import tensorflow as tf
 import torch
 
 import ig_widget as igw
+from ig_widget import batching
+from ig_widget.backends import backend_for
 from ig_widget.baselines import make_baselines
 from ig_widget.engine import prepare
 from ig_widget.options import IGOptions
@@ -181,3 +183,118 @@ def test_forward_evaluator_batches_and_checks(cnn):
     assert calls == [(4, 11), (8, 11), (11, 11)]
     with pytest.raises(ComputationCancelled):
         evaluate_scores(prepared.classifier, many, batch_size=4, progress=lambda d, t: False)
+
+
+# --- reproducibility: the tuner's batch never changes a result ----------------------
+
+
+@pytest.fixture(scope="module")
+def demo():
+    # TensorFlow's CPU kernels compute a point of this model differently in a
+    # batch of 8 or 24 than in one of 16 or 64 (last bits), so only whole
+    # blocks of points keep results identical.
+    images, _, _ = igw.demo.make_shapes(2, seed=3)
+    return igw.demo.model(), images
+
+
+def _at_tuner_batches(model, image, compute, sizes=(16, 48, 64)):
+    """``compute()`` with the engine's tuner fixed at each of ``sizes`` points, and the
+    batch sizes the backend was sent each time."""
+    backend = backend_for(model, None)
+    tuner = batching.tuner_for(backend, model, image, "gradients")
+    saved = tuner.size, tuner.fixed
+    original = backend.gradient_sums
+    results, sent = [], []
+    try:
+        for size in sizes:
+            tuner.size, tuner.fixed = min(size, tuner.limit), True
+            calls = []
+
+            def counting(*args, calls=calls):
+                calls.append(len(args[2]))
+                return original(*args)
+
+            backend.gradient_sums = counting
+            results.append(compute())
+            sent.append(calls)
+    finally:
+        del backend.gradient_sums
+        tuner.size, tuner.fixed = saved
+    return results, sent
+
+
+def _assert_identical(results, fields):
+    for result in results[1:]:
+        for field in fields:
+            np.testing.assert_array_equal(getattr(result, field), getattr(results[0], field))
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "fields"),
+    [
+        (igw.integrated_gradients, {"runs": 5, "baseline": "uniform", "seed": 0, "steps": 20},
+         ("attributions", "gradients", "path_scores")),
+        (igw.smoothgrad, {"samples": 70, "seed": 0}, ("attributions",)),
+        (igw.smoothgrad, {"samples": 4, "seed": 0, "of": "integrated_gradients", "steps": 20,
+                          "kind": "vargrad"}, ("attributions",)),
+        (igw.expected_gradients, {"samples": 70, "seed": 0}, ("attributions",)),
+        (igw.blur_ig, {"steps": 70}, ("attributions",)),
+        (igw.xrai, {"steps": 40, "seed": 0}, ("attributions", "ranks", "base_attributions")),
+    ],
+)  # fmt: skip
+def test_results_are_identical_bit_for_bit_whatever_batch_the_tuner_picks(
+    demo, method, kwargs, fields
+):
+    model, images = demo
+    if method is igw.expected_gradients:
+        kwargs = {**kwargs, "references": images[1:]}
+    results, sent = _at_tuner_batches(model, images[0], lambda: method(model, images[0], **kwargs))
+    assert len({max(calls) for calls in sent}) == 3  # three different batch sizes
+    _assert_identical(results, fields)
+
+
+def test_a_dataset_is_identical_bit_for_bit_whatever_batch_the_tuner_picks(demo, tmp_path):
+    model, _ = demo
+    images, _, _ = igw.demo.make_shapes(5, seed=4)
+    stores = iter(range(100))
+
+    def explain():
+        store = tmp_path / str(next(stores))
+        igw.explain_dataset(model, images, steps=20, chunk_size=4, store=store, progress=False)
+        return igw.open_dataset(store)
+
+    results, sent = _at_tuner_batches(model, images[0], explain, sizes=(16, 64))
+    assert max(sent[0]) == 16 and max(sent[1]) == 64
+    for index in range(len(images)):
+        _assert_identical([r[index] for r in results], ("attributions", "gradients"))
+
+
+def test_the_work_of_a_batch_does_not_grow_with_the_number_of_images(cnn):
+    """Bytes sent to and returned from the backend per call, with 16 and with 128
+    images sharing calls: bounded by the points of the call, not by the images."""
+    backend = backend_for(cnn, None)
+    original = backend.gradient_sums
+    # The automatic batch, started at 16 points: its limit (256 here) would
+    # let a whole chunk's rows and segments through at once.
+    tuner = batching.tuner_for(backend, cnn, random_image(), "gradients")
+    tuner.size, tuner.fixed = 16, True
+    assert tuner.limit >= 256
+    image_bytes = random_image().astype(np.float32).nbytes
+    try:
+        for count in (16, 128):
+            calls = []
+
+            def counting(*args, calls=calls):
+                sums, scores = original(*args)
+                calls.append((len(args[2]), sum(np.asarray(a).nbytes for a in args) + sums.nbytes))
+                return sums, scores
+
+            backend.gradient_sums = counting
+            images = [random_image(seed=s) for s in range(count)]
+            igw.integrated_gradients_batch(cnn, images, steps=4)
+            assert sum(points for points, _ in calls) == count * 6  # 5 path points, 1 own
+            # At most two rows per point in and one sum per point out.
+            for points, sent in calls:
+                assert sent <= 3 * points * image_bytes + 64 * points
+    finally:
+        del backend.gradient_sums

@@ -4,20 +4,22 @@ A backend wraps a model (and an optional preprocess function) and offers two
 operations on NumPy arrays; everything else in the engine is framework-free:
 
 - ``predict(batch)`` -> the model's output for a batch, as NumPy (the engine checks it is (N, K));
-- ``gradient_sums(starts, ends, start_index, end_index, alphas, weights, directional,
-  targets, segments, n_segments)`` -> (sums (n_segments, H, W, C) float32, scores (B, K)),
-  one compiled call over a batch of B points given by rows::
+- ``gradient_sums(rows, directional, index, values, group_lines)`` ->
+  (sums (G, H, W, C) float32, scores (B, K)), one compiled call over a batch of
+  B points on L lines, summed into G groups::
 
-      point_b   = starts[start_index[b]] + alphas[b] * (ends[end_index[b]] - starts[start_index[b]])
-      contrib_b = weights[b] * grad_{point_b} scores[b, targets[b]]
-                  * ((ends - starts)[b] if directional[b] else 1)
-      sums[s]   = sum of contrib_b over the points with segments[b] == s
+      origin_l, direction_l = rows[l], rows[L + l] - rows[l]     (rows: L starts, then L ends)
+      line, target, group = index[b]; alpha, weight = values[b]
+      point_b  = origin_line + alpha * direction_line
+      sums[g]  = (sum over the points b of group g of weight * grad_{point_b} scores[b, target])
+                 * (direction_{group_lines[g]} if directional[group_lines[g]] else 1)
 
   The weights enter the backward pass as the output gradients (cotangents),
-  so nothing is kept per point unless the segments ask for it. This serves
-  integrated gradients over many baselines (direction folded in), plain
-  gradients (a non-directional point at alpha 0 on a line from the image),
-  several images per call and per-point gradients (see ``ig_widget.points``).
+  so nothing is kept per point, and each group's sum is multiplied by its
+  line's direction once. This serves integrated gradients over many
+  baselines (direction folded in), plain gradients (a non-directional point
+  at alpha 0 on a line from the image), several images per call and
+  per-point gradients (see ``ig_widget.points``).
 
 Two more tell the engine how large a batch may be: ``free_memory_bytes()`` and
 the ``activation_bytes`` attribute (see ``ig_widget.batching``); a backend
@@ -60,16 +62,11 @@ class GradientBackend(Protocol):
 
     def gradient_sums(
         self,
-        starts: np.ndarray,
-        ends: np.ndarray,
-        start_index: np.ndarray,
-        end_index: np.ndarray,
-        alphas: np.ndarray,
-        weights: np.ndarray,
+        rows: np.ndarray,
         directional: np.ndarray,
-        targets: np.ndarray,
-        segments: np.ndarray,
-        n_segments: int,
+        index: np.ndarray,
+        values: np.ndarray,
+        group_lines: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...

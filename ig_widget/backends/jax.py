@@ -36,7 +36,7 @@ class JaxBackend:
         self._preprocess = preprocess
         self._precision = precision
         self._predict = jax.jit(self._scores)
-        self._program = jax.jit(self._gradient_sums, static_argnames="n_segments")
+        self._program = jax.jit(self._gradient_sums)
 
     def _variables(self) -> tuple[list[Any], list[Any]]:
         return (
@@ -56,33 +56,30 @@ class JaxBackend:
         self,
         trainable: list[Any],
         non_trainable: list[Any],
-        starts: Any,
-        ends: Any,
-        start_index: Any,
-        end_index: Any,
-        alphas: Any,
-        weights: Any,
+        rows: Any,
         directional: Any,
-        targets: Any,
-        segments: Any,
-        n_segments: int,
+        index: Any,
+        values: Any,
+        group_lines: Any,
     ) -> tuple[Any, Any]:
-        origins = starts[start_index]
-        directions = ends[end_index] - origins
-        points = origins + alphas[:, None, None, None] * directions
+        lines = directional.shape[0]
+        origins = rows[:lines]
+        directions = rows[lines:] - origins
+        line_of = index[:, 0]
+        points = origins[line_of] + values[:, 0, None, None, None] * directions[line_of]
 
         def target_scores(points: Any) -> tuple[Any, Any]:
             scores = self._scores(trainable, non_trainable, points).astype(jnp.float32)
-            return jnp.take_along_axis(scores, targets[:, None], axis=1)[:, 0], scores
+            return jnp.take_along_axis(scores, index[:, 1:2], axis=1)[:, 0], scores
 
         _, pullback, scores = jax.vjp(target_scores, points, has_aux=True)
         # The weights are the cotangent of the target scores, so the backward
         # pass returns already-weighted gradients.
-        (grads,) = pullback(weights)
-        along = directional[:, None, None, None] > 0
-        contributions = jnp.where(along, grads * directions, grads)
-        sums = jax.ops.segment_sum(contributions, segments, num_segments=n_segments)
-        return sums, scores
+        (grads,) = pullback(values[:, 1])
+        sums = jax.ops.segment_sum(grads, index[:, 2], num_segments=group_lines.shape[0])
+        # Each group's sum times its line's direction, once per group.
+        factors = jnp.where(directional[:, None, None, None] > 0, directions, 1.0)
+        return sums * factors[group_lines], scores
 
     def predict(self, batch: np.ndarray) -> Any:
         output = self._predict(*self._variables(), jnp.asarray(batch, jnp.float32))
@@ -90,29 +87,14 @@ class JaxBackend:
 
     def gradient_sums(
         self,
-        starts: np.ndarray,
-        ends: np.ndarray,
-        start_index: np.ndarray,
-        end_index: np.ndarray,
-        alphas: np.ndarray,
-        weights: np.ndarray,
+        rows: np.ndarray,
         directional: np.ndarray,
-        targets: np.ndarray,
-        segments: np.ndarray,
-        n_segments: int,
+        index: np.ndarray,
+        values: np.ndarray,
+        group_lines: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         sums, scores = self._program(
-            *self._variables(),
-            jnp.asarray(starts, jnp.float32),
-            jnp.asarray(ends, jnp.float32),
-            jnp.asarray(start_index, jnp.int32),
-            jnp.asarray(end_index, jnp.int32),
-            jnp.asarray(alphas, jnp.float32),
-            jnp.asarray(weights, jnp.float32),
-            jnp.asarray(directional, jnp.float32),
-            jnp.asarray(targets, jnp.int32),
-            jnp.asarray(segments, jnp.int32),
-            n_segments=int(n_segments),
+            *self._variables(), rows, directional, index, values, group_lines
         )
         return np.asarray(sums), np.asarray(scores)
 

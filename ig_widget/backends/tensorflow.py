@@ -62,82 +62,56 @@ class TensorFlowBackend:
 
     def _program(self, shape: tuple[int, ...]) -> Any:
         if shape not in self._programs:
-            rows = tf.TensorSpec([None, *shape], tf.float32)
-            floats = tf.TensorSpec([None], tf.float32)
-            ints = tf.TensorSpec([None], tf.int32)
 
             @tf.function(
                 input_signature=[
-                    rows,
-                    rows,
-                    ints,
-                    ints,
-                    floats,
-                    floats,
-                    floats,
-                    ints,
-                    ints,
-                    tf.TensorSpec([], tf.int32),
+                    tf.TensorSpec([None, *shape], tf.float32),
+                    tf.TensorSpec([None], tf.float32),
+                    tf.TensorSpec([None, 3], tf.int32),
+                    tf.TensorSpec([None, 2], tf.float32),
+                    tf.TensorSpec([None], tf.int32),
                 ]
             )
             def program(
-                starts: tf.Tensor,
-                ends: tf.Tensor,
-                start_index: tf.Tensor,
-                end_index: tf.Tensor,
-                alphas: tf.Tensor,
-                weights: tf.Tensor,
+                rows: tf.Tensor,
                 directional: tf.Tensor,
-                targets: tf.Tensor,
-                segments: tf.Tensor,
-                n_segments: tf.Tensor,
+                index: tf.Tensor,
+                values: tf.Tensor,
+                group_lines: tf.Tensor,
             ) -> tuple[tf.Tensor, tf.Tensor]:
-                origins = tf.gather(starts, start_index)
-                directions = tf.gather(ends, end_index) - origins
-                points = origins + alphas[:, None, None, None] * directions
+                lines = tf.shape(directional)[0]
+                origins = rows[:lines]
+                directions = rows[lines:] - origins
+                line_of = index[:, 0]
+                alphas = tf.reshape(values[:, 0], [-1, 1, 1, 1])
+                points = tf.gather(origins, line_of) + alphas * tf.gather(directions, line_of)
                 with tf.GradientTape() as tape:
                     tape.watch(points)
                     scores = tf.cast(self._scores(points), tf.float32)
-                    target_scores = tf.gather(scores, targets, axis=1, batch_dims=1)
+                    target_scores = tf.gather(scores, index[:, 1], axis=1, batch_dims=1)
                 # output_gradients applies each point's weight inside the
                 # backward pass, so no per-point gradient is kept.
-                grads = tape.gradient(target_scores, points, output_gradients=weights)
+                grads = tape.gradient(target_scores, points, output_gradients=values[:, 1])
                 if grads is None:
                     raise ValueError(NOT_DIFFERENTIABLE)
-                along = directional[:, None, None, None] > 0
-                contributions = tf.where(along, grads * directions, grads)
-                sums = tf.math.unsorted_segment_sum(contributions, segments, n_segments)
-                return sums, scores
+                sums = tf.math.unsorted_segment_sum(grads, index[:, 2], tf.shape(group_lines)[0])
+                # Each group's sum times its line's direction, once per group.
+                factors = tf.where(directional[:, None, None, None] > 0, directions, 1.0)
+                return sums * tf.gather(factors, group_lines), scores
 
             self._programs[shape] = program
         return self._programs[shape]
 
     def gradient_sums(
         self,
-        starts: np.ndarray,
-        ends: np.ndarray,
-        start_index: np.ndarray,
-        end_index: np.ndarray,
-        alphas: np.ndarray,
-        weights: np.ndarray,
+        rows: np.ndarray,
         directional: np.ndarray,
-        targets: np.ndarray,
-        segments: np.ndarray,
-        n_segments: int,
+        index: np.ndarray,
+        values: np.ndarray,
+        group_lines: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        program = self._program(tuple(starts.shape[1:]))
-        sums, scores = program(
-            tf.constant(starts, tf.float32),
-            tf.constant(ends, tf.float32),
-            tf.constant(start_index, tf.int32),
-            tf.constant(end_index, tf.int32),
-            tf.constant(alphas, tf.float32),
-            tf.constant(weights, tf.float32),
-            tf.constant(directional, tf.float32),
-            tf.constant(targets, tf.int32),
-            tf.constant(segments, tf.int32),
-            tf.constant(n_segments, tf.int32),
-        )
+        program = self._program(tuple(rows.shape[1:]))
+        sums, scores = program(rows, directional, index, values, group_lines)
         return sums.numpy(), scores.numpy()
 
     def is_out_of_memory(self, error: BaseException) -> bool:

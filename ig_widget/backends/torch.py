@@ -94,38 +94,38 @@ class TorchBackend:
 
     def gradient_sums(
         self,
-        starts: np.ndarray,
-        ends: np.ndarray,
-        start_index: np.ndarray,
-        end_index: np.ndarray,
-        alphas: np.ndarray,
-        weights: np.ndarray,
+        rows: np.ndarray,
         directional: np.ndarray,
-        targets: np.ndarray,
-        segments: np.ndarray,
-        n_segments: int,
+        index: np.ndarray,
+        values: np.ndarray,
+        group_lines: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
+        lines = len(directional)
         with self._lock, torch.enable_grad():
-            origins = self._tensor(starts)[self._tensor(start_index, torch.long)]
-            directions = self._tensor(ends)[self._tensor(end_index, torch.long)] - origins
-            points = origins + self._tensor(alphas)[:, None, None, None] * directions
+            line_rows = self._tensor(rows)
+            origins = line_rows[:lines]
+            directions = line_rows[lines:] - origins
+            index_t = self._tensor(index, torch.long)
+            values_t = self._tensor(values)
+            line_of = index_t[:, 0]
+            points = origins[line_of] + values_t[:, 0, None, None, None] * directions[line_of]
             points.requires_grad_(True)
             scores = self._scores(points).float()
             if not scores.requires_grad:
                 raise ValueError(NOT_DIFFERENTIABLE)
-            target_scores = scores.gather(1, self._tensor(targets, torch.long)[:, None])[:, 0]
+            target_scores = scores.gather(1, index_t[:, 1:2])[:, 0]
             # grad_outputs applies each point's weight inside the backward
             # pass, so no per-point gradient is kept.
             (grads,) = torch.autograd.grad(
-                target_scores, points, grad_outputs=self._tensor(weights), allow_unused=True
+                target_scores, points, grad_outputs=values_t[:, 1], allow_unused=True
             )
         if grads is None:
             raise ValueError(NOT_DIFFERENTIABLE)
-        along = self._tensor(directional)[:, None, None, None] > 0
-        contributions = torch.where(along, grads * directions.detach(), grads)
-        sums = torch.zeros((n_segments, *starts.shape[1:]), device=self.device).index_add_(
-            0, self._tensor(segments, torch.long), contributions
-        )
+        sums = torch.zeros((len(group_lines), *rows.shape[1:]), device=self.device)
+        sums.index_add_(0, index_t[:, 2], grads)
+        # Each group's sum times its line's direction, once per group.
+        factors = torch.where(self._tensor(directional)[:, None, None, None] > 0, directions, 1.0)
+        sums *= factors[self._tensor(group_lines, torch.long)]
         return _to_numpy(sums), _to_numpy(scores)
 
     def is_out_of_memory(self, error: BaseException) -> bool:

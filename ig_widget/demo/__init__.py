@@ -107,8 +107,8 @@ def photo(name: str, size: int | tuple[int, int] | None = None) -> np.ndarray:
     shape = None if size is None else _check_size(size)
     from PIL import Image
 
-    with Image.open(PHOTO_DIR / f"{name}.jpg") as img:
-        img = img.convert("RGB")
+    with Image.open(PHOTO_DIR / f"{name}.jpg") as file:
+        img = file.convert("RGB")
         if shape is not None:
             height, width = shape
             # The largest box of the requested aspect ratio, centred.

@@ -178,8 +178,8 @@ def smoothgrad(
     >>> res = smoothgrad(model, np.full((1, 1, 3), 100.0), samples=8, seed=0)
     >>> res.attributions.ravel().tolist(), res.points_used
     ([1.0, -2.0, 3.0], 8)
-    >>> smoothgrad(model, np.ones((1, 1, 3)), kind="vargrad", samples=8).attributions.max()
-    np.float32(0.0)
+    >>> float(smoothgrad(model, np.ones((1, 1, 3)), kind="vargrad", samples=8).attributions.max())
+    0.0
     """
     checked_of = check_choice("of", of, OF)
     checked_kind = check_choice("kind", kind, KINDS)

@@ -598,3 +598,18 @@ class IGWidget(WidgetState):
         data, metadata = bundle
         picture = self._fallback.base64(self._shown, self.render_options())
         return {**data, "image/png": picture}, metadata
+
+    def _ipython_display_(self) -> None:
+        # A notebook saved with its widget state (nbconvert --execute, nbclient) is
+        # shown by nbconvert as the widget view alone, whose code comes from a CDN:
+        # offline the page stayed blank, the PNG above unused. A second output holds
+        # the panels, hidden unless that view was left unrendered (snapshots.static_html).
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_()
+        if bundle is None:
+            return
+        data, metadata = bundle
+        display(data, metadata=metadata, raw=True)
+        text = snapshots.heading(self._shown.traits["summary"])
+        display({"text/html": snapshots.static_html(data["image/png"], text)}, raw=True)

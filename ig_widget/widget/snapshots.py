@@ -9,6 +9,7 @@ the synced state for the standalone page.
 from __future__ import annotations
 
 import base64
+import html
 from typing import Any
 
 from .. import export
@@ -66,6 +67,40 @@ class FallbackPng:
             self._encoded = base64.b64encode(png).decode("ascii")
             self._key = key
         return self._encoded
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# Hidden everywhere but where the output before it holds a widget view no manager
+# rendered (no .igw inside): nbconvert's pages (lab and classic templates) of a
+# notebook saved with its widget state, opened without the network. Where a
+# manager draws the widget, or where outputs live apart (VS Code, Colab), it stays
+# hidden; an HTML sanitizer that drops the <style> keeps the inline display:none.
+_STATIC_STYLE = (
+    ".igw-static{display:none}"
+    + ",".join(
+        f"{area}:has(script[type='{WIDGET_VIEW}']):not(:has(.igw))+{area} .igw-static"
+        for area in (".jp-OutputArea-child", ".output_area")
+    )
+    + "{display:block!important;max-width:100%}"
+)
+
+
+def static_html(picture: str, heading_text: str) -> str:
+    """The fallback output shown next to the widget on static pages (see ``_STATIC_STYLE``).
+
+    ``picture`` is the base64 PNG of the panels; ``heading_text`` becomes its
+    alternative text, escaped.
+
+    Examples
+    --------
+    >>> static_html("iVBOR", "<b>").endswith('alt="&lt;b&gt;" src="data:image/png;base64,iVBOR">')
+    True
+    """
+    return (
+        f"<style>{_STATIC_STYLE}</style>"
+        f'<img class="igw-static" style="display:none" alt="{html.escape(heading_text)}" '
+        f'src="data:image/png;base64,{picture}">'
+    )
 
 
 def page(state: dict[str, Any]) -> bytes:

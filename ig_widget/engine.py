@@ -730,6 +730,20 @@ def integrated_gradients_batch(
     return run_batch(prepared, options, _check_targets(targets, len(prepared)), progress=progress)
 
 
+def check_target_count(given: int, images: int) -> None:
+    """Raise naming ``targets`` unless one class index is given per image.
+
+    Examples
+    --------
+    >>> check_target_count(2, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: targets: expected 3 class indices (one per image), got 2
+    """
+    if given != images:
+        raise ValueError(f"targets: expected {images} class indices (one per image), got {given}")
+
+
 def _check_targets(targets: Any, count: int) -> list[int | None]:
     if targets is None:
         return [None] * count
@@ -737,10 +751,7 @@ def _check_targets(targets: Any, count: int) -> list[int | None]:
         hasattr(targets, "__array__") and to_numpy(targets, name="targets").ndim > 0
     ):
         values = list(to_numpy(targets, name="targets").reshape(-1))
-        if len(values) != count:
-            raise ValueError(
-                f"targets: expected {count} class indices (one per image), got {len(values)}"
-            )
+        check_target_count(len(values), count)
         return [check_target(value) for value in values]
     return [check_target(targets)] * count
 

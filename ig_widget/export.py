@@ -32,7 +32,7 @@ from .render import (
     render_maps,
     validate_render_options,
 )
-from .validation import check_path_for_writing
+from .validation import cannot_write, check_path_for_writing
 
 INPUT_TITLE = "Input"
 # Small images are enlarged (nearest neighbour, so pixels stay crisp) until a
@@ -84,7 +84,7 @@ def write_file(
     try:
         _replace_atomically(destination, data)
     except OSError as exc:
-        error = OSError(f"{name}: cannot write '{os.fsdecode(path)}': {exc.strerror or exc}")
+        error = OSError(cannot_write(name, os.fsdecode(path), exc))
         error.errno = exc.errno
         raise error from exc
     return Path(path)

@@ -34,6 +34,10 @@ from .batching import BLOCK, BatchPlan, tuner_for
 ProgressCallback = Callable[[int, int], Any]
 
 
+# Why a computation stopped when its progress callback returned False.
+CANCELLED = "cancelled by the progress callback"
+
+
 class ComputationCancelled(Exception):
     """Raised when a ``progress`` callback returns ``False``."""
 
@@ -54,9 +58,7 @@ def report_progress(progress: ProgressCallback | None, done: int, total: int) ->
         return
     answer = progress(done, total)
     if isinstance(answer, (bool, np.bool_)) and not answer:
-        raise ComputationCancelled(
-            f"cancelled by the progress callback after {done} of {total} points"
-        )
+        raise ComputationCancelled(f"{CANCELLED} after {done} of {total} points")
 
 
 # -- rows ---------------------------------------------------------------------------

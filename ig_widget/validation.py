@@ -206,6 +206,17 @@ _FILE_KINDS = (
 )
 
 
+def cannot_write(name: str, path: str, error: OSError) -> str:
+    """The message for a path that cannot be written, naming the parameter and the OS's reason.
+
+    Examples
+    --------
+    >>> cannot_write("path", "/x.png", PermissionError(13, "Permission denied"))
+    "path: cannot write '/x.png': Permission denied"
+    """
+    return f"{name}: cannot write '{path}': {error.strerror or error}"
+
+
 def check_path_for_writing(
     path: str | os.PathLike, name: str = "path", suffixes: Sequence[str] = ()
 ) -> Path:
@@ -237,7 +248,7 @@ def check_path_for_writing(
     except FileNotFoundError:
         mode = None
     except OSError as exc:  # a symlink loop, a folder that cannot be searched
-        raise ValueError(f"{name}: cannot write '{text}': {exc.strerror or exc}") from exc
+        raise ValueError(cannot_write(name, text, exc)) from exc
     if mode is not None and not stat.S_ISREG(mode):
         kind = next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
         raise ValueError(f"{name}: '{text}' is {kind}; expected a regular file path")

@@ -453,3 +453,41 @@ def test_xrai_without_scikit_image_names_the_extra_before_the_model_runs(cnn, mo
     # Given regions need no segmentation.
     labels = np.arange(256).reshape(16, 16) // 64
     assert igw.xrai(model, IMG16, segments=labels, steps=2).ranks.max() == 4
+
+
+def test_a_method_declares_only_parameters_its_function_takes():
+    from ig_widget.explainers import Method
+
+    with pytest.raises(TypeError, match="blurred: takes no parameter 'baseline' it declares"):
+        Method("blurred", igw.blur_ig, "Blurred", ("baseline",))
+    with pytest.raises(TypeError, match="blurred: takes no parameter 'references' it declares"):
+        Method("blurred", igw.blur_ig, "Blurred", requires=("references",))
+
+
+def test_the_widget_passes_each_method_the_options_its_entry_declares(linear, monkeypatch):
+    """A method added as one registry entry gets exactly the widget options it declares."""
+    from ig_widget.explainers import REGISTRY, Method
+    from ig_widget.options import IGOptions
+    from ig_widget.widget.methods import run_method
+
+    seen = {}
+
+    def recording(model, image, *, steps=1, seed=None, **keywords):
+        seen.update(keywords, steps=steps, seed=seed)
+        return igw.blur_ig(model, image, steps=4, max_sigma=8, target=keywords["target"])
+
+    monkeypatch.setitem(
+        REGISTRY, "recording", Method("recording", recording, "Recording", ("steps", "seed"))
+    )
+    options = IGOptions(steps=7, seed=3, baseline="white", method="gausslegendre")
+    result = run_method("recording", linear, IMAGE, options, 0, {"recording": {"extra": 1}}, None)
+    assert isinstance(result, igw.AttributionResult)
+    assert seen == {
+        "target": 0,
+        "preprocess": None,
+        "precision": "float32",
+        "progress": None,
+        "steps": 7,
+        "seed": 3,
+        "extra": 1,
+    }

@@ -46,6 +46,8 @@ from ..frameworks import import_framework
 from ..validation import caller_stacklevel
 
 PRECISIONS = ("float32", "bfloat16")
+# What a backend raises when no gradient reaches the input (TensorFlow and PyTorch say None).
+NOT_DIFFERENTIABLE = "model: its scores do not depend differentiably on the input image"
 
 
 class GradientBackend(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from . import available_ram_bytes, keras_precision
+from . import NOT_DIFFERENTIABLE, available_ram_bytes, keras_precision
 
 
 def _call_model(model: Any, batch: tf.Tensor) -> tf.Tensor:
@@ -93,9 +93,7 @@ class TensorFlowBackend:
                 # backward pass, so no per-point gradient is kept.
                 grads = tape.gradient(target_scores, points, output_gradients=values[:, 1])
                 if grads is None:
-                    raise ValueError(
-                        "model: its scores do not depend differentiably on the input image"
-                    )
+                    raise ValueError(NOT_DIFFERENTIABLE)
                 sums = tf.math.unsorted_segment_sum(grads, index[:, 2], tf.shape(group_lines)[0])
                 # Each group's sum times its line's direction, once per group.
                 factors = tf.where(directional[:, None, None, None] > 0, directions, 1.0)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import available_ram_bytes, is_keras_model, keras_precision, model_lock
+from . import NOT_DIFFERENTIABLE, available_ram_bytes, is_keras_model, keras_precision, model_lock
 
 
 def _device_of(model: Any) -> torch.device:
@@ -112,9 +112,7 @@ class TorchBackend:
             points.requires_grad_(True)
             scores = self._scores(points).float()
             if not scores.requires_grad:
-                raise ValueError(
-                    "model: its scores do not depend differentiably on the input image"
-                )
+                raise ValueError(NOT_DIFFERENTIABLE)
             target_scores = scores.gather(1, index_t[:, 1:2])[:, 0]
             # grad_outputs applies each point's weight inside the backward
             # pass, so no per-point gradient is kept.
@@ -122,7 +120,7 @@ class TorchBackend:
                 target_scores, points, grad_outputs=values_t[:, 1], allow_unused=True
             )
         if grads is None:
-            raise ValueError("model: its scores do not depend differentiably on the input image")
+            raise ValueError(NOT_DIFFERENTIABLE)
         sums = torch.zeros((len(group_lines), *rows.shape[1:]), device=self.device)
         sums.index_add_(0, index_t[:, 2], grads)
         # Each group's sum times its line's direction, once per group.

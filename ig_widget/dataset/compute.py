@@ -95,10 +95,8 @@ def check_targets(targets: Any, length: int | None) -> str | list[int]:
             "targets: expected a sequence of class indices >= 0, one per image, "
             f"got {values.dtype} values of shape {values.shape}"
         )
-    if length is not None and len(values) != length:
-        raise ValueError(
-            f"targets: expected {length} class indices (one per image), got {len(values)}"
-        )
+    if length is not None:
+        engine.check_target_count(len(values), length)
     return [int(v) for v in values]
 
 

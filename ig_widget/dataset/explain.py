@@ -8,7 +8,6 @@ import os
 import queue
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -17,13 +16,14 @@ import numpy as np
 from .. import engine
 from ..engine import ComputationCancelled
 from ..options import IGOptions
+from ..points import CANCELLED
 from ..validation import check_choice, check_int
 from .columns import Explained, columns_for
 from .compute import Computation, ModelFactory, check_targets, path_points, resolve_model
 from .identity import digest, labels_identity, model_identity
 from .result import DatasetResult, check_store_path
 from .sources import MAX_PIXELS, Item, carries_labels, chunks, known_length, stream
-from .store import INITIAL_CHUNKS, MAPS_DTYPES, Layout, Store, missing_dependency
+from .store import INITIAL_CHUNKS, MAPS_DTYPES, Layout, Store, missing_dependency, timestamp
 
 DEFAULT_CHUNK_SIZE = 32
 EXECUTORS = ("local", "ray")
@@ -280,7 +280,7 @@ class _Run:
             "count": None,
             "complete": False,
             "source": type(self.images).__name__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "created": timestamp(),
         }
         self.store.write_manifest(self.manifest)
         self.store.create_arrays(layout, rows)
@@ -689,4 +689,4 @@ def _run_local(run: _Run, bar: _Progress) -> None:
 
 def _advance(bar: _Progress, count: int) -> None:
     if not bar.advance(count):
-        raise ComputationCancelled("cancelled by the progress callback")
+        raise ComputationCancelled(CANCELLED)

@@ -20,12 +20,13 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ..options import check_callable, check_model
 from ..render import validate_render_options
 from ..validation import as_image, check_choice
 from ..widget import IGWidget
 from ..widget.frontend import FrontEnd
 from ..widget.options import DISPLAY_TRAITS, check_class_names, display_traits
-from ..widget.state import DisplayOptions, ignore_message, send_back
+from ..widget.state import DisplayOptions, ignore_message, send_back, split_update
 from .result import DatasetResult
 from .sources import _raws, carries_labels
 
@@ -145,14 +146,9 @@ class Gallery(DisplayOptions, FrontEnd):
             raise TypeError(
                 f"result: expected a DatasetResult or a store path, got {type(result).__name__}"
             )
-        if model is not None and not callable(model):
-            raise TypeError(
-                f"model: expected a Keras model or callable, got {type(model).__name__}"
-            )
-        if preprocess is not None and not callable(preprocess):
-            raise TypeError(
-                f"preprocess: expected a callable or None, got {type(preprocess).__name__}"
-            )
+        if model is not None:
+            check_model(model)
+        check_callable("preprocess", preprocess)
         self._result = result
         self._table = result.table
         self._images = images
@@ -270,9 +266,7 @@ class Gallery(DisplayOptions, FrontEnd):
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply display options from the browser; anything else, or a bad value, is refused."""
-        accepted = {name: value for name, value in sync_data.items() if name in DISPLAY_TRAITS}
-        refused = [name for name in sync_data if name not in DISPLAY_TRAITS]
-        problem = f"{refused[0]}: cannot be changed from the browser" if refused else ""
+        accepted, refused, problem = split_update(sync_data, DISPLAY_TRAITS)
         try:
             checked = self.checked_options(accepted)
         except (TypeError, ValueError) as exc:

@@ -225,9 +225,9 @@ class RayExecutor:
             for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
                 for number, rows in zip(batch["number"], batch["rows"], strict=True):
                     if not bar.advance(run.commit(int(number), pickle.loads(rows))):
-                        from ..engine import ComputationCancelled
+                        from ..points import CANCELLED, ComputationCancelled
 
-                        raise ComputationCancelled("cancelled by the progress callback")
+                        raise ComputationCancelled(CANCELLED)
         except Exception as exc:
             failed = _chunk_failure(exc)
             if failed is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from ..engine import IGResult
 from ..validation import check_number
 from .columns import columns_for
-from .store import CHECKSUMS, MAPS, Layout, Store, decode_map, parse_checksums
+from .store import CHECKSUMS, MAPS, Layout, Store, decode_map, parse_checksums, timestamp
 
 # The completeness error above which a row counts as not converged in the summary line.
 CONVERGED_DELTA = 0.05
@@ -341,7 +340,7 @@ class DatasetResult:
         record = {
             "rows": rows,
             "options": {name: options[name] for name in sorted(options)},
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "date": timestamp(),
         }
         chunk_size = self._layout.chunk_size
         columns = columns_for(bool(recorded["masks"]), self._layout.columns)

@@ -89,6 +89,11 @@ THUMBNAIL_SIDE = 96
 INITIAL_CHUNKS = 4
 
 
+def timestamp() -> str:
+    """The local time as the store's metadata writes it (ISO 8601 with the offset)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 def thumbnail_factor(height: int, width: int) -> int:
     """Integer reduction that brings the longer side to at most ``THUMBNAIL_SIDE``.
 
@@ -381,7 +386,7 @@ class Store:
                     {
                         "pid": os.getpid(),
                         "host": socket.gethostname(),
-                        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "since": timestamp(),
                     },
                     handle,
                 )

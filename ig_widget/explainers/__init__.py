@@ -12,32 +12,52 @@ each checking its input before the model runs:
 - ``guided_ig``: integrated gradients along an adaptive path;
 - ``xrai``: attributions summed into ranked image regions.
 
-``EXPLAINERS`` maps each name (and ``"integrated_gradients"``) to its
-function, for menus and loops over methods.
+``REGISTRY`` declares each method once (its function, label and the
+widget's compute options it takes); the widget's menus, compare mode and
+controls, ``EXPLAINERS`` (name to function, for loops over methods) and the
+browser's ``generated.ts`` are read from it. Adding a method is one module
+with its function and one entry here (docs/architecture.md shows an example).
 """
 
 from __future__ import annotations
 
 from ..engine import integrated_gradients
-from .base import AttributionResult, Explainer
+from .base import AttributionResult, Explainer, Method
 from .blur_ig import blur_ig
 from .expected_gradients import expected_gradients
 from .guided_ig import guided_ig
 from .smoothgrad import smoothgrad
 from .xrai import XRAIResult, xrai
 
-EXPLAINERS: dict[str, Explainer] = {
-    "integrated_gradients": integrated_gradients,
-    "smoothgrad": smoothgrad,
-    "expected_gradients": expected_gradients,
-    "blur_ig": blur_ig,
-    "guided_ig": guided_ig,
-    "xrai": xrai,
+REGISTRY: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method(
+            "integrated_gradients",
+            integrated_gradients,
+            "Integrated gradients",
+            ("steps", "baseline", "seed", "method"),
+        ),
+        Method("smoothgrad", smoothgrad, "SmoothGrad"),
+        Method(
+            "expected_gradients",
+            expected_gradients,
+            "Expected gradients",
+            requires=("references",),
+        ),
+        Method("blur_ig", blur_ig, "Blur IG", ("steps",)),
+        Method("guided_ig", guided_ig, "Guided IG", ("steps", "baseline", "seed")),
+        Method("xrai", xrai, "XRAI", ("steps", "method")),
+    )
 }
+EXPLAINERS: dict[str, Explainer] = {name: method.function for name, method in REGISTRY.items()}
 
 __all__ = [
     "EXPLAINERS",
+    "REGISTRY",
     "AttributionResult",
+    "Explainer",
+    "Method",
     "XRAIResult",
     "blur_ig",
     "expected_gradients",

@@ -11,10 +11,11 @@ means writing its points and its arithmetic, nothing else.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -130,5 +131,65 @@ def check_fraction(name: str, value: Any, *, open_low: bool = False) -> float:
     return value
 
 
-# An attribution method's function (integrated_gradients returns an IGResult).
-Explainer = Callable[..., "AttributionResult | IGResult"]
+# The widget's compute options a method may take from it (``Method.widget_options``).
+WidgetOption = Literal["steps", "baseline", "seed", "method"]
+
+
+class Explainer(Protocol):
+    """An attribution method's function: the keywords every caller (the widget,
+    ``DatasetResult``, loops over ``EXPLAINERS``) passes to any method.
+
+    Method-specific parameters (``steps``, ``samples``, ...) are keyword
+    arguments with defaults beyond these; ``Method`` checks at import that a
+    method takes each widget option it declares.
+    """
+
+    def __call__(
+        self,
+        model: Any,
+        image: Any,
+        *,
+        target: int | None = ...,
+        preprocess: Callable[[Any], Any] | None = ...,
+        progress: ProgressCallback | None = ...,
+        precision: str = ...,
+    ) -> AttributionResult | IGResult: ...
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method, declared once (``ig_widget.explainers.REGISTRY``).
+
+    Attributes
+    ----------
+    name : str
+        The method's name: the widget's ``explainer`` value, ``EXPLAINERS``' key.
+    function : Explainer
+        Its function.
+    title : str
+        Its label in the widget's menus, panel titles and curves.
+    widget_options : tuple of str
+        The widget's compute options passed to it (``"steps"``,
+        ``"baseline"``, ``"seed"``, ``"method"``: the quadrature rule); it
+        ignores the others and keeps its own defaults for them.
+    requires : tuple of str
+        Parameters it cannot run without (Expected Gradients'
+        ``references``): the widget's menus offer it once
+        ``explainer_options`` gives them.
+    """
+
+    name: str
+    function: Explainer
+    title: str
+    widget_options: tuple[WidgetOption, ...] = ()
+    requires: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        taken = self.parameters()
+        missing = [name for name in self.widget_options + self.requires if name not in taken]
+        if missing:
+            raise TypeError(f"{self.name}: takes no parameter {missing[0]!r} it declares")
+
+    def parameters(self) -> Mapping[str, inspect.Parameter]:
+        """The function's parameters by name."""
+        return inspect.signature(self.function).parameters

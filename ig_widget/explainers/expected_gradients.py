@@ -52,7 +52,7 @@ def expected_gradients(
     model: Any,
     image: Any,
     *,
-    references: Any,
+    references: Any = None,
     samples: int = 200,
     seed: int | None = None,
     target: int | None = None,
@@ -69,7 +69,8 @@ def expected_gradients(
         As for ``integrated_gradients``.
     references : array (N, H, W, C) or sequence of images
         The baselines' distribution: typically training images. Each of the
-        image's shape.
+        image's shape. Required (its default, None, is refused; it is a
+        keyword with a default only so the function is an ``Explainer``).
     samples : int
         Number of (reference, alpha) draws; one gradient evaluation each
         (SHAP's ``GradientExplainer`` default: 200).

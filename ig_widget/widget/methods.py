@@ -13,35 +13,34 @@ gradients'); everything else is each method's default, or what
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
 import numpy as np
 
 from ..engine import IGResult
-from ..explainers import EXPLAINERS, AttributionResult
+from ..explainers import EXPLAINERS, REGISTRY, AttributionResult
 from ..faithfulness import InsertionDeletionResult, insertion_deletion
 from ..options import IGOptions
 
 IG = "integrated_gradients"
 # The compare menu's "off".
 NO_COMPARE = ""
-TITLES = {
-    IG: "Integrated gradients",
-    "smoothgrad": "SmoothGrad",
-    "expected_gradients": "Expected gradients",
-    "blur_ig": "Blur IG",
-    "guided_ig": "Guided IG",
-    "xrai": "XRAI",
-}
-EXPLAINER_NAMES = tuple(TITLES)
+# Read from the one registry (ig_widget.explainers.REGISTRY).
+TITLES = {name: method.title for name, method in REGISTRY.items()}
+EXPLAINER_NAMES = tuple(REGISTRY)
+
+
+def _taking(option: str) -> tuple[str, ...]:
+    return tuple(name for name, method in REGISTRY.items() if option in method.widget_options)
+
+
 # Methods whose steps are the widget's steps (the path methods), those whose
 # baseline is the widget's, and those whose quadrature rule is the widget's
-# ``method``; the others keep their own.
-STEPS_METHODS = (IG, "blur_ig", "guided_ig", "xrai")
-BASELINE_METHODS = (IG, "guided_ig")
-QUADRATURE_METHODS = (IG, "xrai")
+# ``method``; the others keep their own (the browser greys those controls).
+STEPS_METHODS = _taking("steps")
+BASELINE_METHODS = _taking("baseline")
+QUADRATURE_METHODS = _taking("method")
 # Steps of the insertion and deletion curves: 39 forward passes per method.
 CURVE_STEPS = 20
 # What the widget passes itself; explainer_options cannot set these.
@@ -94,7 +93,7 @@ def check_explainer_options(value: Any) -> dict[str, dict[str, Any]]:
             raise TypeError(
                 f"{where}: expected a dict of parameters, got {type(parameters).__name__}"
             )
-        accepted = inspect.signature(EXPLAINERS[name]).parameters
+        accepted = REGISTRY[name].parameters()
         for parameter in parameters:
             if parameter in SET_BY_WIDGET:
                 raise ValueError(f"{where}: {parameter!r} is set by the widget")
@@ -105,7 +104,8 @@ def check_explainer_options(value: Any) -> dict[str, dict[str, Any]]:
 
 
 def offered(explainer_options: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The methods the menus offer: all, but Expected Gradients only with ``references``.
+    """The methods the menus offer: those whose required parameters (Expected
+    Gradients' ``references``) ``explainer_options`` gives.
 
     Examples
     --------
@@ -115,8 +115,8 @@ def offered(explainer_options: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """
     return [
         name
-        for name in EXPLAINER_NAMES
-        if name != "expected_gradients" or "references" in explainer_options.get(name, {})
+        for name, method in REGISTRY.items()
+        if all(parameter in explainer_options.get(name, {}) for parameter in method.requires)
     ]
 
 
@@ -130,16 +130,14 @@ def run_method(
     progress: Callable[[int, int], Any] | None,
 ) -> AttributionResult:
     """One method other than integrated gradients, as the widget's options ask for it."""
-    settings: dict[str, Any] = {}
-    if name in STEPS_METHODS and options.steps != "auto":
-        settings["steps"] = options.steps
-    if name == "guided_ig":
-        settings.update(baseline=options.baseline, seed=options.seed)
-    if name in QUADRATURE_METHODS:
-        settings["method"] = options.method
+    method = REGISTRY[name]
+    settings: dict[str, Any] = {
+        option: getattr(options, option)
+        for option in method.widget_options
+        if not (option == "steps" and options.steps == "auto")
+    }
     settings.update(explainer_options.get(name, {}))
-    explainer: Callable[..., AttributionResult] = EXPLAINERS[name]  # type: ignore[assignment]
-    return explainer(
+    result = method.function(
         model,
         image,
         target=target,
@@ -148,6 +146,9 @@ def run_method(
         progress=progress,
         **settings,
     )
+    if not isinstance(result, AttributionResult):
+        raise TypeError(f"{name}: expected an AttributionResult, got {type(result).__name__}")
+    return result
 
 
 def curve(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import traitlets
@@ -48,6 +49,23 @@ def ignore_message(widget: object, problem: str) -> None:
     >>> ignore_message(object(), "indices: expected a list")  # doctest: +SKIP
     """
     logger.warning("%s: ignored a message from the browser: %s", type(widget).__name__, problem)
+
+
+def split_update(
+    sync_data: dict[str, Any], allowed: Iterable[str]
+) -> tuple[dict[str, Any], list[str], str]:
+    """A browser update's names the browser may change, the others, and why those are refused.
+
+    Examples
+    --------
+    >>> split_update({"polarity": "positive", "steps": 9}, ["polarity"])
+    ({'polarity': 'positive'}, ['steps'], 'steps: cannot be changed from the browser')
+    """
+    allowed = set(allowed)
+    accepted = {name: value for name, value in sync_data.items() if name in allowed}
+    refused = [name for name in sync_data if name not in allowed]
+    problem = f"{refused[0]}: cannot be changed from the browser" if refused else ""
+    return accepted, refused, problem
 
 
 def send_back(widget: anywidget.AnyWidget, refused: list[str]) -> None:
@@ -222,11 +240,7 @@ class WidgetState(DisplayOptions, FrontEnd):
         browser and shows the reason in the widget. Returns what was applied.
         """
         with self.sync_lock:
-            refused = [name for name in sync_data if name not in FRONT_END_OPTIONS]
-            accepted = {name: sync_data[name] for name in sync_data if name in FRONT_END_OPTIONS}
-            problem = ""
-            if refused:
-                problem = f"{refused[0]}: cannot be changed from the browser"
+            accepted, refused, problem = split_update(sync_data, FRONT_END_OPTIONS)
             if "target" in accepted and self.computing and accepted["target"] != self.target:
                 problem = "target: a computation is running; cancel it before choosing a class"
                 refused += list(accepted)

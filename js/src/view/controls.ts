@@ -34,31 +34,6 @@ import { Fields, onEntry } from "./fields";
 
 type Key = keyof WidgetState & string;
 
-/**
- * Why the text of the number box `name` is not a whole number from `low` to
- * `high`, in the box's own words ("steps: a whole number from 1 to 10,000;
- * got -5"); "" when it is. `notANumber`: the browser could not read the
- * typed text as a number (its value is then "").
- */
-export function wholeNumberProblem(
-  name: string,
-  text: string,
-  low: number,
-  high: number,
-  notANumber = false,
-): string {
-  const trimmed = text.trim();
-  if (!notANumber && /^\d+$/.test(trimmed)) {
-    const value = Number(trimmed);
-    if (value >= low && value <= high) {
-      return "";
-    }
-  }
-  const got = notANumber ? "text that is not a number" : trimmed === "" ? "nothing" : trimmed;
-  const wanted = `a whole number from ${low.toLocaleString("en-US")} to ${high.toLocaleString("en-US")}`;
-  return `${name}: ${wanted}; got ${got}`;
-}
-
 export interface Controls extends Component {
   /** An error from the kernel or the renderer: marks the control it names. */
   heardError(message: string): void;

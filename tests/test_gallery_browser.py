@@ -95,6 +95,12 @@ def test_gallery_in_jupyterlab(chromium, store, tmp_path, artifacts):
         assert page.locator(".igg b").count() == 0
         first_requests = _requested(page)
         assert 0 < first_requests < 200
+        # The key says in words what the colours mean, each picture on its own scale.
+        key = page.locator(".igg-key")
+        assert key.is_visible() and all(
+            words in key.inner_text()
+            for words in ("red: raises the score", "scaled to its own strongest pixels")
+        )
         page.screenshot(path=artifacts / "gallery-wide-light.png")
 
         # Scrolling to the end asks for the thumbnails there, not for the 10,000.

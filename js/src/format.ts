@@ -4,7 +4,7 @@
 // js/tests/render.test.ts.
 
 import { AMOUNTS, COLOUR_NAMES, MEANINGS, TOP_PIXELS_PERCENT, UNNAMED_COLOUR } from "./generated";
-import type { KeyEntry } from "./render";
+import type { KeyEntry, LegendEntry } from "./render";
 
 /** Three significant digits, in exponent form below 1e-3 or from 1e4 on. */
 export function formatNumber(value: number): string {
@@ -42,14 +42,19 @@ export interface KeyLabels {
   top: string;
 }
 
+/** What a key entry's colour means: "red: raises the score of 'star'". */
+export function keyMeaning(entry: LegendEntry, className?: string): string {
+  const ofClass = className === undefined ? "" : ` of '${className}'`;
+  return `${colourName(entry.color)}: ${MEANINGS[entry.polarity]}${ofClass}`;
+}
+
 /** One key entry's texts in plain words, as ig_widget.render.key_labels writes them. */
 export function keyLabels(entry: KeyEntry, className?: string): KeyLabels {
   const sign = entry.polarity === "negative" ? -1 : 1;
   const name = colourName(entry.color);
   const amount = AMOUNTS[entry.polarity];
-  const ofClass = className === undefined ? "" : ` of '${className}'`;
   return {
-    meaning: `${name}: ${MEANINGS[entry.polarity]}${ofClass}`,
+    meaning: keyMeaning(entry, className),
     low: entry.low > 0 ? formatNumber(sign * entry.low) : "0",
     high: formatNumber(sign * entry.high),
     low_share: `all ${name}: ${formatPercent(entry.low_share)} of ${amount}`,

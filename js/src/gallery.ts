@@ -13,10 +13,17 @@ import { createGrid } from "./gallery/grid";
 import type { GalleryState } from "./gallery/model";
 import { createToolbar } from "./gallery/toolbar";
 import { DISPLAY_TRAITS } from "./generated";
+import { keyLegend } from "./render";
 import { ModelState } from "./state";
 import { createDisplayControls } from "./view/display";
 import { element, isolateKeyboard, Scope } from "./view/dom";
 import { Fields } from "./view/fields";
+import { showLegend } from "./view/key";
+
+/** Why the Gallery's key has no numbers. */
+export const GALLERY_SCALE_NOTE =
+  "Each picture explains its own class and is scaled to its own strongest pixels: " +
+  "the same colour in two pictures can stand for different amounts.";
 
 export {
   CACHE_LIMIT,
@@ -45,7 +52,12 @@ export function mountGallery(
   const display = element("div", "igw igg-display");
   const controls = element("div", "igw-controls");
   controls.append(createDisplayControls(state, fields, scope));
-  display.append(controls);
+  // What the colours mean, in the view's key without its numbers.
+  const key = element("div", "igw-key igg-key");
+  const keyRows = element("div", "igw-key");
+  key.append(keyRows, element("p", "igw-description", GALLERY_SCALE_NOTE));
+  const showGalleryKey = (): void => showLegend(keyRows, keyLegend(state.renderOptions()));
+  display.append(controls, key);
   const errorBox = element("div", "igg-error");
   errorBox.setAttribute("role", "alert");
   const showError = (local: string): void => {
@@ -78,7 +90,10 @@ export function mountGallery(
 
   const listen = (keys: readonly string[], handler: () => void): void =>
     state.listen(scope, keys, handler);
-  listen(DISPLAY_TRAITS, grid.schedule);
+  listen(DISPLAY_TRAITS, () => {
+    grid.schedule();
+    showGalleryKey();
+  });
   listen(["columns", "sort_by", "descending", "filters", "order", "total"], toolbar.show);
   listen(["order"], grid.takeOrder);
   listen(["class_names"], () => {
@@ -94,6 +109,7 @@ export function mountGallery(
   listen(["selected"], grid.schedule);
 
   toolbar.show();
+  showGalleryKey();
   grid.takeOrder();
   showError("");
   void detail.show();

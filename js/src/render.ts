@@ -37,6 +37,7 @@ export type { Color, Polarity, RenderOptions, Style } from "./generated";
 export { MAX_STRUCTURE, RENDER_DEFAULTS } from "./generated";
 
 type Sign = "positive" | "negative";
+const SIGNS: readonly Sign[] = ["positive", "negative"];
 
 /** What one sign's colours stand for in a picture (ig_widget.render.KeyEntry). */
 export interface KeyEntry {
@@ -910,6 +911,27 @@ function keyColors(color: Color, options: RenderOptions, ground: number): Color[
   );
 }
 
+/** A key entry's colours alone: what a colour means, without any picture's numbers. */
+export type LegendEntry = Pick<KeyEntry, "polarity" | "color" | "colors">;
+
+/**
+ * The colours of the options' pictures, one entry per drawn sign, over the
+ * ground colourKey would use: the key of pictures that are each scaled on
+ * their own (the Gallery's), so that share no numbers.
+ */
+export function keyLegend(options: RenderOptions, ground?: number): LegendEntry[] {
+  checkOptions(options);
+  const grey = keyGround(ground, options);
+  const colors = polarityColors(options);
+  return SIGNS.filter((sign) => options.polarity === sign || options.polarity === "both").map(
+    (sign) => ({
+      polarity: sign,
+      color: colors[sign],
+      colors: keyColors(colors[sign], options, grey),
+    }),
+  );
+}
+
 /**
  * What the colours of a picture stand for, one entry per drawn sign, as
  * ig_widget.render.colour_key computes it. `ground` is the picture's
@@ -925,39 +947,31 @@ export function colourKey(
   options: RenderOptions,
   ground?: number,
 ): KeyEntry[] {
-  checkOptions(options);
-  const grey = keyGround(ground, options);
+  const legend = keyLegend(options, ground);
   if (positive.length !== negative.length) {
     throw new RangeError(
       `positive, negative: expected the same size, got ${positive.length} and ${negative.length}`,
     );
   }
   const ws = workspaceFor(positive.length);
-  const colors = polarityColors(options);
   const topCount = Math.floor((positive.length * TOP_PIXELS_PERCENT + 99) / 100);
-  const entries: KeyEntry[] = [];
-  for (const [sign, values] of [
-    ["positive", positive],
-    ["negative", negative],
-  ] as const) {
-    if (options.polarity !== sign && options.polarity !== "both") {
-      continue;
-    }
-    const summary = summarise(sign, values, ws);
+  return legend.map((colours): KeyEntry => {
+    const summary = summarise(
+      colours.polarity,
+      colours.polarity === "positive" ? positive : negative,
+      ws,
+    );
     const high = shareThreshold(summary, 100 - options.clip_above_percentile);
     const low = shareThreshold(summary, 100 - options.clip_below_percentile);
     const count = summary.ascending.length;
-    entries.push({
-      polarity: sign,
-      color: colors[sign],
-      colors: keyColors(colors[sign], options, grey),
+    return {
+      ...colours,
       low,
       high,
       low_share: shareAbove(summary, low, true),
       high_share: shareAbove(summary, high, true),
       total: summary.total,
       top_share: summary.total ? summary.descendingShare[Math.min(topCount, count) - 1] : 0,
-    });
-  }
-  return entries;
+    };
+  });
 }

@@ -7,6 +7,7 @@ import { isolate } from "../src/format";
 import {
   type Caption,
   formatPercentage,
+  GALLERY_SCALE_NOTE,
   type GalleryState,
   indicesOf,
   mountGallery,
@@ -14,8 +15,9 @@ import {
   visibleRows,
 } from "../src/gallery";
 import { LocalModel } from "../src/local-model";
-import { RENDER_DEFAULTS, renderMaps } from "../src/render";
+import { colourKey, RENDER_DEFAULTS, type RenderOptions, renderMaps } from "../src/render";
 import { mountView } from "../src/view";
+import { showKey } from "../src/view/key";
 import { contextOf, makeState, recordCanvases, restoreCanvases } from "./fixtures";
 
 const SIDE = 4;
@@ -309,6 +311,49 @@ describe("mountGallery", () => {
     expect(window.getAttribute("aria-invalid")).toBe("true");
     expect(model.get("structure")).toBe(3);
     disposeView();
+    dispose();
+  });
+
+  it("has a colour key in words for the display options, without per-picture numbers", () => {
+    const model = new LocalModel(state(20));
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = mountGallery(model, el, null);
+    const key = el.querySelector(".igg-key") as HTMLElement;
+    const shown = () =>
+      [...key.querySelectorAll<HTMLElement>(".igw-key-entry")].map((row) => ({
+        meaning: row.querySelector(".igw-key-meaning")?.textContent,
+        bar: row.querySelector<HTMLElement>(".igw-key-bar")?.style.background,
+        numbers: row.querySelector<HTMLElement>(".igw-key-ends")?.hidden,
+      }));
+    // The bars of the view's key (showKey on colourKey) for the same options.
+    const viewBars = (changes: Partial<RenderOptions>) => {
+      const node = document.createElement("div");
+      const one = Float32Array.of(1);
+      showKey(node, colourKey(one, one, { ...RENDER_DEFAULTS, ...changes }));
+      return [...node.querySelectorAll<HTMLElement>(".igw-key-bar")].map(
+        (bar) => bar.style.background,
+      );
+    };
+    const cases: [Partial<RenderOptions>, string[]][] = [
+      [{}, ["red: raises the score"]],
+      [{ polarity: "negative" }, ["blue: lowers the score"]],
+      [{ polarity: "both" }, ["red: raises the score", "blue: lowers the score"]],
+      // The keras style's own colours, drawn over black as that style draws them.
+      [{ polarity: "both", style: "keras" }, ["green: raises the score", "red: lowers the score"]],
+    ];
+    for (const [changes, meanings] of cases) {
+      // A display change updates the key.
+      model.set("polarity", changes.polarity ?? "positive");
+      model.set("picture_style", changes.style ?? "heatmap");
+      const rows = shown();
+      expect(rows.map((row) => row.meaning)).toEqual(meanings);
+      expect(rows.map((row) => row.bar)).toEqual(viewBars(changes));
+      expect(rows.every((row) => row.numbers)).toBe(true);
+    }
+    expect(shown()[0].bar).toContain("rgb(0, 204, 0) 100.00%");
+    expect(key.textContent).toContain(GALLERY_SCALE_NOTE);
+    expect(key.textContent).not.toMatch(/\d %/);
     dispose();
   });
 });

@@ -5,12 +5,12 @@
 // keys and readouts change with every slider move and would be announced
 // over and over.
 
-import { formatPercent, formatSigned, keyLabels } from "../format";
+import { formatPercent, formatSigned, keyLabels, keyMeaning } from "../format";
 import { TOP_PIXELS_PERCENT } from "../generated";
-import type { KeyEntry } from "../render";
+import type { KeyEntry, LegendEntry } from "../render";
 import { element } from "./dom";
 
-function gradient(entry: KeyEntry): string {
+function gradient(entry: LegendEntry): string {
   const last = entry.colors.length - 1;
   const stops = entry.colors.map(
     ([red, green, blue], i) => `rgb(${red}, ${green}, ${blue}) ${((100 * i) / last).toFixed(2)}%`,
@@ -24,6 +24,7 @@ interface KeyRow {
   meaning: HTMLElement;
   top: HTMLElement;
   bar: HTMLElement;
+  ends: HTMLElement;
   lowValue: HTMLElement;
   lowShare: Text;
   highValue: HTMLElement;
@@ -51,7 +52,7 @@ function keyRow(): KeyRow {
   high.append(highValue, highShare);
   ends.append(low, high);
   row.append(meaning, bar, ends, top);
-  return { row, meaning, top, bar, lowValue, lowShare, highValue, highShare, background: "" };
+  return { row, meaning, top, bar, ends, lowValue, lowShare, highValue, highShare, background: "" };
 }
 
 /** A share's text with a no-break space before "%": a narrow key never wraps a number from its "%". */
@@ -63,6 +64,30 @@ function setText(node: Node, text: string): void {
   if (node.textContent !== text) node.textContent = text;
 }
 
+/** `count` rows in `node`, made or removed as needed and kept for the next call. */
+function rowsOf(node: HTMLElement, count: number): KeyRow[] {
+  const shown = rows.get(node) ?? [];
+  while (shown.length > count) shown.pop()?.row.remove();
+  while (shown.length < count) {
+    const made = keyRow();
+    node.append(made.row);
+    shown.push(made);
+  }
+  rows.set(node, shown);
+  return shown;
+}
+
+/** A row's colour: its class, meaning and bar. */
+function paint(row: KeyRow, entry: LegendEntry, meaning: string): void {
+  row.row.className = `igw-key-entry igw-key-${entry.polarity}`;
+  setText(row.meaning, meaning);
+  const background = gradient(entry);
+  if (background !== row.background) {
+    row.bar.style.background = background;
+    row.background = background;
+  }
+}
+
 /**
  * Show the key of `entries` in `node`, in plain words about `className`
  * (model text: set as text only). The rows are kept and only what
@@ -71,30 +96,33 @@ function setText(node: Node, text: string): void {
  * more than drawing the pictures.
  */
 export function showKey(node: HTMLElement, entries: readonly KeyEntry[], className?: string): void {
-  const shown = rows.get(node) ?? [];
-  while (shown.length > entries.length) shown.pop()?.row.remove();
-  while (shown.length < entries.length) {
-    const made = keyRow();
-    node.append(made.row);
-    shown.push(made);
-  }
-  rows.set(node, shown);
+  const shown = rowsOf(node, entries.length);
   entries.forEach((entry, i) => {
     const row = shown[i];
     const labels = keyLabels(entry, className);
-    row.row.className = `igw-key-entry igw-key-${entry.polarity}`;
-    setText(row.meaning, labels.meaning);
+    paint(row, entry, labels.meaning);
     setText(row.top, unbroken(labels.top));
     setText(row.lowValue, labels.low);
     setText(row.lowShare, unbroken(labels.low_share));
     setText(row.highValue, labels.high);
     setText(row.highShare, unbroken(labels.high_share));
-    const background = gradient(entry);
-    if (background !== row.background) {
-      row.bar.style.background = background;
-      row.background = background;
-    }
   });
+}
+
+/**
+ * Show the key of `entries` in `node` without numbers: what each colour
+ * means, for pictures that are each scaled on their own and so share none.
+ */
+export function showLegend(
+  node: HTMLElement,
+  entries: readonly LegendEntry[],
+  className?: string,
+): void {
+  for (const [i, row] of rowsOf(node, entries.length).entries()) {
+    paint(row, entries[i], keyMeaning(entries[i], className));
+    row.ends.hidden = true;
+    row.top.hidden = true;
+  }
 }
 
 /**

@@ -349,3 +349,42 @@ def test_gallery_keyboard_in_marimo(chromium, small_store, tmp_path, artifacts):
         _use_by_keyboard(page, order, artifacts, "marimo")
         assert errors == []
         page.close()
+
+
+def test_the_readme_picture_of_the_gallery(chromium, tmp_path):
+    # The README's example at a small size: demo images explained with the
+    # defaults, the Gallery sorted by completeness error. Written on every run.
+    from .test_static_pages import DOCS_IMAGES
+
+    images, labels, masks = igw.demo.make_shapes(12, seed=1)
+    store = tmp_path / "demo.store"
+    igw.explain_dataset(
+        igw.demo.model(), images, labels=labels, masks=masks, store=store, progress=False
+    )
+    with jupyter_server(tmp_path) as server:
+        write_notebook(
+            server.root / "demo-gallery.ipynb",
+            [
+                "import ig_widget as igw\n"
+                f"result = igw.open_dataset({str(store)!r})\n"
+                "igw.Gallery(result, model=igw.demo.model(), "
+                "class_names=igw.demo.class_names, sort_by='delta')"
+            ],
+        )
+        page = chromium.new_page(viewport={"width": 1100, "height": 900})
+        open_notebook(page, server, "demo-gallery.ipynb")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        run_all_cells(page)
+        page.locator(".igg-cell").first.wait_for(timeout=120_000)
+        page.locator(".igg[data-waiting='0']").wait_for(timeout=60_000)
+        assert page.locator(".igg-count").text_content() == "12 of 12 images"
+        drawn = [
+            canvas_pixels(canvas)
+            for canvas in page.locator(".igg-cell:not([hidden]) canvas.igg-picture").all()
+        ]
+        assert drawn and not any(is_blank(pixels) for pixels in drawn)
+        assert errors == []
+        DOCS_IMAGES.mkdir(exist_ok=True)
+        page.locator(".igg").screenshot(path=DOCS_IMAGES / "gallery.png")
+        page.close()

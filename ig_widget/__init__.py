@@ -59,12 +59,15 @@ _LAZY = {
     "ModelFactory": ("ig_widget.dataset", "ModelFactory"),
     "RayExecutor": ("ig_widget.dataset.ray_executor", "RayExecutor"),
     "Gallery": ("ig_widget.dataset.gallery", "Gallery"),
+    "compare_datasets": ("ig_widget.dataset.drift", "compare_datasets"),
+    "DatasetComparison": ("ig_widget.dataset.drift", "DatasetComparison"),
 }
 
 __all__ = [
     "EXPLAINERS",
     "AttributionResult",
     "ComputationCancelled",
+    "DatasetComparison",
     "DatasetResult",
     "Gallery",
     "IGOptions",
@@ -75,6 +78,7 @@ __all__ = [
     "RayExecutor",
     "XRAIResult",
     "blur_ig",
+    "compare_datasets",
     "demo",
     "expected_gradients",
     "explain_dataset",

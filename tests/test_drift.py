@@ -177,3 +177,16 @@ def test_report_section_names_the_stores_and_lists_the_most_changed(stores):
         :9
     ].tolist()
     assert worst.rows[0][4] == table["rank_correlation"].min()
+
+
+def test_stores_without_checksums_are_compared_pixel_by_pixel(stores, data, tmp_path):
+    # A store written before checksums existed: the images are compared as they stream.
+    first, _ = stores
+    images, labels, masks = data
+    other = explain(tiny_cnn(SIZE, seed=5), (255 - images, labels, masks), tmp_path / "other")
+    old_first, old_other = igw.open_dataset(first.path), igw.open_dataset(other.path)
+    old_first._checksums = old_other._checksums = None
+    with pytest.raises(ValueError, match=r"^b: expected the same images as a; image 0 differs$"):
+        igw.compare_datasets(old_first, old_other)
+    same = igw.compare_datasets(old_first, first).table
+    assert (same["rank_correlation"] == 1.0).all() and (same["top_iou"] == 1.0).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -177,6 +179,15 @@ def test_report_section_names_the_stores_and_lists_the_most_changed(stores):
         :9
     ].tolist()
     assert worst.rows[0][4] == table["rank_correlation"].min()
+    # The three that changed most as pictures: the thumbnail, a's and b's IG pictures.
+    assert len(section.pictures) == 3
+    first_image = int(worst.rows[0][0])
+    assert section.pictures[0].caption.startswith(f"Image #{first_image}: rank correlation")
+    assert section.pictures[0].caption.endswith(f"source array[{first_image}]")
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(section.pictures[0].png))
+    assert picture.format == "PNG" and picture.width > 3 * SIZE
 
 
 def test_stores_without_checksums_are_compared_pixel_by_pixel(stores, data, tmp_path):

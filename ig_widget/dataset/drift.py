@@ -21,14 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from ..report_section import ReportSection, Table
+from ..report_section import Picture, ReportSection, Table
 from ..validation import check_number
 from .result import DatasetResult
 
 # The share of pixels that counts as a map's top region.
 TOP_SHARE = 0.05
-# How many images the report's table lists.
+# How many images the report's table lists, and how many it shows as pictures.
 REPORT_ROWS = 10
+REPORT_PICTURES = 3
 # Columns of the comparison; mask_share_* only when both stores have masks.
 COMPARISON_COLUMNS = (
     "source",
@@ -355,6 +356,7 @@ class DatasetComparison:
         return ReportSection(
             title=f"What changed between '{name_a}' and '{name_b}'",
             summary=self.summary(),
+            pictures=tuple(self._picture(int(image)) for image in worst.index[:REPORT_PICTURES]),
             tables=(
                 Table(
                     f"The {len(rows)} images whose maps changed most (lowest rank correlation)",
@@ -363,6 +365,28 @@ class DatasetComparison:
                 ),
             ),
         )
+
+    def _picture(self, image: int) -> Picture:
+        """Image ``image``'s thumbnail with store a's and store b's IG pictures beside it."""
+        from ..export import panels_png
+
+        rgb, maps_a = self.a.thumbnails([image])
+        _, maps_b = self.b.thumbnails([image])
+        row = self._table.loc[image]
+        heading = (
+            f"Image #{image}: rank correlation {row['rank_correlation']:.3g}, "
+            f"top {100 * self.top_share:g} % IoU {row['top_iou']:.3g}"
+        )
+        png = panels_png(
+            rgb[0],
+            [
+                (self.names[0], (maps_a[0, 0], maps_a[0, 1])),
+                (self.names[1], (maps_b[0, 0], maps_b[0, 1])),
+            ],
+            {},
+            heading,
+        )
+        return Picture(f"{heading}; source {row['source']}", png)
 
     def __repr__(self) -> str:
         return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,12 @@ def test_stores_without_checksums_are_compared_pixel_by_pixel(stores, data, tmp_
         igw.compare_datasets(old_first, old_other)
     same = igw.compare_datasets(old_first, first).table
     assert (same["rank_correlation"] == 1.0).all() and (same["top_iou"] == 1.0).all()
+
+
+def test_a_missing_chunk_of_either_store_raises_never_zeros(stores, tmp_path):
+    first, second = stores
+    damaged = first.save(tmp_path / "damaged")
+    (Path(damaged.path) / "arrays.zarr" / "attributions" / "c" / "1" / "0" / "0" / "0").unlink()
+    file = "arrays.zarr/attributions/c/1/0/0/0"
+    with pytest.raises(ValueError, match=f"row 4 of 'attributions': its chunk file '{file}' is"):
+        igw.compare_datasets(second, damaged.path)

@@ -20,7 +20,7 @@ from ..points import CANCELLED
 from ..validation import check_choice, check_int
 from .columns import Explained, columns_for
 from .compute import Computation, ModelFactory, check_targets, path_points, resolve_model
-from .identity import digest, labels_identity, model_identity
+from .identity import digest, labels_identity, model_identity, software_versions
 from .result import DatasetResult, check_store_path
 from .sources import MAX_PIXELS, Item, carries_labels, chunks, known_length, stream
 from .store import INITIAL_CHUNKS, MAPS_DTYPES, Layout, Store, missing_dependency, timestamp
@@ -281,6 +281,7 @@ class _Run:
             "complete": False,
             "source": type(self.images).__name__,
             "created": timestamp(),
+            "versions": software_versions(),
         }
         self.store.write_manifest(self.manifest)
         self.store.create_arrays(layout, rows)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,6 +84,23 @@ class DatasetResult:
         """One verified row of an array: a missing or changed chunk raises, never reads as 0."""
         sums = None if self._checksums is None else self._checksums.get(row, {})
         return self._store.read_row(self._layout, name, row, sums)
+
+    def _chunks(self, names: tuple[str, ...]) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        """The stored rows one chunk at a time: their image indices and those rows of each
+        array in ``names``, every row checked (memory: one chunk)."""
+        if self._layout is None:
+            return
+        size = self._layout.chunk_size
+        index = self._table.index
+        for chunk in sorted({int(row) // size for row in index}):
+            rows = [int(row) for row in index[(index // size) == chunk]]
+            yield (
+                rows,
+                {
+                    name: self._store.read_rows(self._layout, name, rows, self._checksums)
+                    for name in names
+                },
+            )
 
     @property
     def path(self) -> str:
@@ -198,6 +217,71 @@ class DatasetResult:
 
             fsspec.generic.rsync(self._store.path, target.path)
         return DatasetResult(target.path)
+
+    def report(
+        self,
+        path: str | os.PathLike,
+        *,
+        sections: Sequence[Any] = (),
+        class_names: Sequence[str] | None = None,
+        worst_by: Any = None,
+        worst: int = 12,
+        **render_options: Any,
+    ) -> Path:
+        """Write an audit report: one self-contained HTML page that opens offline.
+
+        The page says what was run (the recorded options, the versions of
+        ig-widget, Python and the frameworks, the model's digest), shows the
+        completeness error's distribution and a summary of each per-image
+        measure (insertion and deletion areas, mask share, where stored), the
+        worst images by each column of ``worst_by`` (the store's thumbnails:
+        the image and its map), the mean map of each class (read from the
+        store one chunk at a time), and one section per finding in
+        ``sections``. It has no script and loads nothing: styles inline,
+        pictures as data URIs; its size does not grow with the number of
+        images. Every name from the model or the user is shown as text.
+
+        Parameters
+        ----------
+        path : str or path
+            The ``.html`` file to write (replaced atomically).
+        sections : sequence
+            Findings to add, each a ``ReportSection`` or an object with a
+            ``report_section()`` method (``igw.compare_datasets``,
+            ``igw.cluster_maps``, ``igw.sanity_check``, ...).
+        class_names : sequence of str, optional
+            One name per class, for the label, predicted and target columns.
+        worst_by : column, (column, "high" or "low"), or a list of them
+            The columns to list the worst images by; "high": the largest
+            values are the worst. A name alone: ``delta``, ``deletion_auc``
+            and other columns largest first; ``insertion_auc``,
+            ``mask_share``, ``score`` and ``correct`` smallest first. By
+            default ``delta`` and the stored faithfulness columns.
+        worst : int
+            Images listed per column (1 to 100).
+        **render_options
+            Display options for the maps, as for ``igw.render``.
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Examples
+        --------
+        >>> result.report("audit.html", worst_by=["delta", "mask_share"])  # doctest: +SKIP
+        """
+        from .report import write_report
+
+        return write_report(
+            self,
+            path,
+            sections=sections,
+            class_names=class_names,
+            worst_by=worst_by,
+            worst=worst,
+            **render_options,
+        )
 
     def convergence_summary(self, limit: float = CONVERGED_DELTA) -> str | None:
         """A line counting the rows whose completeness error ``delta`` exceeds ``limit``.

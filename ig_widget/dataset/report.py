@@ -127,9 +127,21 @@ def _row(values: Sequence[Any], header: bool = False) -> str:
     return "<tr>" + "".join(cells) + "</tr>"
 
 
+def _own(text: str) -> _Markup:
+    """The page's own text (no model or user text inside), escaped."""
+    return _Markup(html.escape(text))
+
+
 def _table(
-    caption: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], kind: str = ""
+    caption: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    kind: str = "",
+    own: bool = False,
 ) -> str:
+    """A table; ``own``: its caption and column names are the page's own text."""
+    if own:
+        caption, columns = _own(caption), [_own(column) for column in columns]
     body = "\n".join(_row(row) for row in rows)
     attribute = f' class="{kind}"' if kind else ""
     return (
@@ -149,8 +161,9 @@ def _figure(png: bytes, caption: str, alt: str | None = None) -> str:
     return f"<figure>{_img(png, alt or caption)}<figcaption>{text}</figcaption></figure>"
 
 
-def _paragraph(text: str) -> str:
-    return f'<p class="note">{_cell(text)}</p>'
+def _paragraph(text: str, own: bool = False) -> str:
+    """A sentence: the page's own (``own``) or a finding's (isolated as a whole)."""
+    return f'<p class="note">{_own(text) if own else _cell(text)}</p>'
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -297,7 +310,11 @@ def _what_was_run(result: DatasetResult, manifest: dict[str, Any]) -> str:
     rows.append(("computed with", _versions_text(manifest.get("versions"))))
     rows.append(("report written with", _versions_text(software_versions())))
     return "<h2>What was run</h2>\n" + _table(
-        "Options and versions", ("", "value"), rows, kind="facts"
+        "Options and versions",
+        ("", "value"),
+        [(_own(name), value) for name, value in rows],
+        kind="facts",
+        own=True,
     )
 
 
@@ -336,23 +353,25 @@ def _summaries(result: DatasetResult, table: Any) -> str:
         )
         share = count / len(delta) if len(delta) else 0.0
         bar = _Markup(f'<span class="bar" style="width:{round(200 * count / most)}px"></span>')
-        rows.append((span, count, format_percent(100 * share), bar))
+        rows.append((_own(span), count, _own(format_percent(100 * share)), bar))
     parts.append(
         _table(
             "Completeness error (delta: how far the attributions' sum is from the score's "
             "change, relative to it)",
             ("error", "images", "share", ""),
             rows,
+            own=True,
         )
     )
     line = result.convergence_summary()
-    parts.append(_paragraph(line or "Every image's completeness error is within 5 %."))
+    parts.append(_paragraph(line or "Every image's completeness error is within 5 %.", own=True))
     measures = [name for name in MEASURES if name in table]
     parts.append(
         _table(
             "Per-image measures",
             ("column", "images", "mean", "min", "10th pct", "median", "90th pct", "max"),
-            [(name, *_statistics(table[name])) for name in measures],
+            [(_own(name), *_statistics(table[name])) for name in measures],
+            own=True,
         )
     )
     if "correct" in table and table["correct"].notna().any():
@@ -360,14 +379,16 @@ def _summaries(result: DatasetResult, table: Any) -> str:
         parts.append(
             _paragraph(
                 f"Top class equals the label for {int(known.sum()):,} of {len(known):,} "
-                f"labelled images ({format_percent(100 * float(known.mean()))})."
+                f"labelled images ({format_percent(100 * float(known.mean()))}).",
+                own=True,
             )
         )
     if not {"insertion_auc", "deletion_auc"} & set(table.columns):
         parts.append(
             _paragraph(
                 "No insertion or deletion areas are stored (explain_dataset(..., "
-                "insertion_deletion_steps=N) computes them)."
+                "insertion_deletion_steps=N) computes them).",
+                own=True,
             )
         )
     return "\n".join(parts)
@@ -416,13 +437,14 @@ def _worst(
                 )
             )
         end = "largest" if high else "smallest"
-        parts.append(f"<h3>By {_cell(column)} ({end} first)</h3>")
+        parts.append(f"<h3>{_own(f'By {column} ({end} first)')}</h3>")
         parts.append(
             _table(
                 f"The {len(chosen)} images with the {end} {column}: image and integrated "
                 "gradients (the store's thumbnails)",
                 ("image", "picture", "source", "label", "predicted", "target", "score", column),
                 rows,
+                own=True,
             )
         )
     return "\n".join(parts)
@@ -471,9 +493,10 @@ def class_means(
                 continue
             counts[target] += 1
             images[target] += image
-            total = float(channel_maps.sum(dtype=np.float64))
+            values = channel_maps.astype(np.float64)
+            total = float(values.sum())
             if total > 0:
-                maps[target] += channel_maps / total
+                maps[target] += values / total
     return (
         counts,
         {c: images[c] / max(counts[c], 1) for c in classes},
@@ -508,7 +531,8 @@ def _class_maps(
         "<h2>Mean map per class</h2>\n"
         + _paragraph(
             "Per explained class (target): the mean image and the mean integrated-gradients "
-            "map, each image's map divided by its total so that every image counts alike." + note
+            "map, each image's map divided by its total so that every image counts alike." + note,
+            own=True,
         )
         + f'\n<div class="pictures">{"".join(figures)}</div>'
     )
@@ -535,10 +559,13 @@ def report_html(
     """The page (checked arguments; see ``write_report``)."""
     manifest = result._manifest
     table = result._table
-    title = f"Audit of {result.path}"
+    title = f"Audit of {_name(result.path)}"
     body = [
-        f"<h1>{_cell(title)}</h1>",
-        _paragraph(f"Written {timestamp()} by ig-widget from the store's {len(result):,} images."),
+        f"<h1>{title}</h1>",
+        _paragraph(
+            f"Written {timestamp()} by ig-widget from the store's {len(result):,} images.",
+            own=True,
+        ),
         _what_was_run(result, manifest),
     ]
     if len(table):
@@ -555,7 +582,7 @@ def report_html(
         # No request may leave the page: only inline styles and data: pictures.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'\">\n"
-        f"<title>{_cell(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         + "\n".join(part for part in body if part)
         + "\n</body>\n</html>\n"
     )

@@ -159,6 +159,7 @@ def test_the_page_shows_what_was_run_and_every_text_as_text(store, tmp_path):
     options = result.options
     assert facts["model digest"] == options["model"] and facts["model digest"].startswith("value:")
     assert facts["steps"] == "4" and facts["images stored"] == str(COUNT)
+    assert facts["preprocess digest"] == "none (no preprocess)"
     manifest = json.loads((store / "ig-dataset.json").read_text())
     assert manifest["versions"]["ig-widget"] == igw.__version__
     assert f"ig-widget {igw.__version__}" in facts["computed with"]

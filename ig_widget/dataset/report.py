@@ -40,14 +40,14 @@ from ..validation import check_int, check_path_for_writing
 from ..widget.options import check_class_count, check_class_names
 from ..widget.shown import isolated
 from .columns import printable
-from .identity import software_versions
+from .identity import digest, software_versions
+from .result import WORST_COUNT
 from .store import timestamp
 
 if TYPE_CHECKING:
     from .result import DatasetResult
 
-# Worst images shown per column, by default and at most.
-WORST_COUNT = 12
+# Worst images shown per column, at most (by default: result.WORST_COUNT).
 MAX_WORST = 100
 # Classes with a mean map: the most frequent targets.
 MAX_CLASS_MAPS = 24
@@ -301,7 +301,12 @@ def _what_was_run(result: DatasetResult, manifest: dict[str, Any]) -> str:
     ]
     rows += [
         ("model digest", options.get("model") or "none (no stable identity)"),
-        ("preprocess digest", options.get("preprocess")),
+        (
+            "preprocess digest",
+            "none (no preprocess)"
+            if options.get("preprocess") == digest(None)
+            else options.get("preprocess"),
+        ),
     ]
     if "labels" in options:
         rows.append(("labels digest", options["labels"]))

@@ -20,6 +20,8 @@ CONVERGED_DELTA = 0.05
 # what is integrated (baseline, target, precision), so a recomputed row answers
 # the same question as its neighbours.
 RERUN_OPTIONS = ("steps", "tolerance", "batch_size")
+# Images the audit report lists per column, by default.
+WORST_COUNT = 12
 
 
 class DatasetResult:
@@ -225,7 +227,7 @@ class DatasetResult:
         sections: Sequence[Any] = (),
         class_names: Sequence[str] | None = None,
         worst_by: Any = None,
-        worst: int = 12,
+        worst: int = WORST_COUNT,
         **render_options: Any,
     ) -> Path:
         """Write an audit report: one self-contained HTML page that opens offline.

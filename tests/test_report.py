@@ -122,7 +122,13 @@ def hostile_section() -> ReportSection:
     return ReportSection(
         title="</h2><script>alert(1)</script>",
         summary=(f"Class {HOSTILE} moved.", f"{HEBREW} 12 images"),
-        tables=(Table("cells & <b>", ("name", "n"), ((HOSTILE, 3), (HEBREW, None))),),
+        tables=(
+            Table(
+                "cells & <b>",
+                ("name", "n"),
+                ((HOSTILE, 3), (HEBREW, None), ("x", np.float32("nan")), ("y", -np.inf)),
+            ),
+        ),
         pictures=(Picture(f"caption {HOSTILE}", buffer.getvalue()),),
     )
 
@@ -166,7 +172,12 @@ def test_the_page_shows_what_was_run_and_every_text_as_text(store, tmp_path):
     # A name is one isolated unit; the page's own text around it is not isolated.
     section = page.table("cells & <b>")
     assert section[0] == ["\u2068name\u2069", "\u2068n\u2069"]
-    assert section[1:] == [[f"\u2068{HOSTILE}\u2069", "3"], [f"\u2068{HEBREW}\u2069", "\u2013"]]
+    assert section[1:] == [
+        [f"\u2068{HOSTILE}\u2069", "3"],
+        [f"\u2068{HEBREW}\u2069", "\u2013"],
+        ["\u2068x\u2069", "\u2013"],
+        ["\u2068y\u2069", "-inf"],
+    ]
     worst = page.table("The 12 images with the largest delta")
     column = worst[0].index("label")
     for row in worst[1:]:

@@ -101,14 +101,17 @@ def _cell(value: Any) -> str:
     """A value as escaped text: numbers formatted, text from a model or user isolated."""
     if isinstance(value, _Markup):
         return value
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None:
         return MISSING
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
-        return format_number(float(value))
+        number = float(value)
+        if math.isnan(number):
+            return MISSING
+        return format_number(number) if math.isfinite(number) else str(number)
     return _name(str(value))
 
 

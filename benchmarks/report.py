@@ -1,7 +1,9 @@
 """The audit report against the ``explain_dataset`` run that made its store.
 
 On the bundled demo model and ``--images`` generated demo images (steps=50,
-the defaults otherwise, chunks of 32), each of ``--rounds`` rounds times
+the defaults otherwise, chunks of 32), or with ``--model tiny`` on random
+16x16 images through a tiny CNN (steps=2, chunks of 256: a cheap store of
+10,000 rows), each of ``--rounds`` rounds times
 
 - **explain**: ``igw.explain_dataset`` into a new store;
 - **report**: ``DatasetResult.report`` of that store (class names, the
@@ -32,6 +34,9 @@ import ig_widget as igw
 
 STEPS = 50
 CHUNK = 32
+# --model tiny: random 16x16 images through tests.models.tiny_cnn, steps=2, chunks of 256
+# (the Gallery's 10,000-image browser test): a cheap store of many rows.
+TINY = 16
 
 
 def _timed(run: Any) -> tuple[Any, float, float]:
@@ -40,13 +45,27 @@ def _timed(run: Any) -> tuple[Any, float, float]:
     return value, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(count: int, rounds: int) -> dict[str, Any]:
-    model = igw.demo.model()
-    images, labels, _ = igw.demo.make_shapes(count, seed=11)
-    names = list(igw.demo.class_names)
+def model_and_images(name: str, count: int) -> tuple[Any, Any, Any, list[str], int, int]:
+    """The model, images, labels, class names, steps and chunk size of a run."""
+    if name == "demo":
+        images, labels, _ = igw.demo.make_shapes(count, seed=11)
+        return igw.demo.model(), images, labels, list(igw.demo.class_names), STEPS, CHUNK
+    import numpy as np
+
+    from tests.models import tiny_cnn
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (count, TINY, TINY, 3)).astype(np.uint8)
+    labels = rng.integers(0, 4, count)
+    return tiny_cnn(TINY, seed=2), images, labels, ["a", "b", "c", "d"], 2, 256
+
+
+def measure(name: str, count: int, rounds: int) -> dict[str, Any]:
+    model, images, labels, names, steps, chunk = model_and_images(name, count)
     row: dict[str, Any] = {
+        "model": name,
         "images": count,
-        "steps": STEPS,
+        "steps": steps,
         "rounds": rounds,
         "load_average_start": os.getloadavg()[0],
     }
@@ -58,8 +77,8 @@ def measure(count: int, rounds: int) -> dict[str, Any]:
                 model,
                 part,
                 labels=part_labels,
-                steps=STEPS,
-                chunk_size=CHUNK,
+                steps=steps,
+                chunk_size=chunk,
                 store=f"{folder}/{next(stores)}",
                 progress=False,
             )
@@ -68,7 +87,7 @@ def measure(count: int, rounds: int) -> dict[str, Any]:
             page = result.report(f"{folder}/audit.html", class_names=names)
             return page.stat().st_size
 
-        report(explain(images[:CHUNK], labels[:CHUNK]))  # warm-up
+        report(explain(images[:chunk], labels[:chunk]))  # warm-up
         timings: dict[str, list[tuple[float, float]]] = {"explain": [], "report": []}
         result = None
         for _ in range(rounds):
@@ -99,10 +118,11 @@ def measure(count: int, rounds: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("demo", "tiny"), default="demo")
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
-    print("ROW " + json.dumps(measure(args.images, args.rounds)), flush=True)
+    print("ROW " + json.dumps(measure(args.model, args.images, args.rounds)), flush=True)
 
 
 if __name__ == "__main__":

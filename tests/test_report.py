@@ -194,7 +194,9 @@ def test_the_worst_images_are_the_table_s_and_their_pictures_the_store_s_thumbna
     path = result.report(
         tmp_path / "audit.html", worst_by=["delta", ("score", "high")], worst=5, **options
     )
-    page = Page(path.read_text("utf-8"))
+    text = path.read_text("utf-8")
+    assert text.count("(red: raises the score; blue: lowers the score)") == 2
+    page = Page(text)
     table = result.table
     for caption, expected in (
         ("The 5 images with the largest delta", table["delta"].nlargest(5)),

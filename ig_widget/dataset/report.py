@@ -34,7 +34,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..export import HTML_SUFFIXES, write_file
-from ..render import format_number, format_percent, render_maps, validate_render_options
+from ..render import (
+    MEANINGS,
+    colour_name,
+    format_number,
+    format_percent,
+    polarity_colors,
+    render_maps,
+    validate_render_options,
+)
 from ..report_section import Picture, ReportSection, Table
 from ..validation import check_int, check_path_for_writing
 from ..widget.options import check_class_count, check_class_names
@@ -412,6 +420,23 @@ def _class_text(index: Any, names: list[str] | None) -> Any:
     return index
 
 
+def colour_note(options: dict[str, Any]) -> str:
+    """What a picture's colours mean, in words, for checked render options.
+
+    Examples
+    --------
+    >>> colour_note(validate_render_options(polarity="both"))[64:]
+    '(red: raises the score; blue: lowers the score), scaled to its own strongest pixels.'
+    """
+    colours = polarity_colors(options)
+    signs = ("positive", "negative") if options["polarity"] == "both" else (options["polarity"],)
+    key = "; ".join(f"{colour_name(colours[sign])}: {MEANINGS[sign]}" for sign in signs)
+    return (
+        f"Each picture: the image, and beside it its integrated gradients ({key}), scaled "
+        "to its own strongest pixels."
+    )
+
+
 def _worst(
     result: DatasetResult,
     table: Any,
@@ -422,7 +447,7 @@ def _worst(
 ) -> str:
     if not worst_by:
         return ""
-    parts = ["<h2>Worst images</h2>"]
+    parts = ["<h2>Worst images</h2>", _paragraph(colour_note(render_options), own=True)]
     for column, high in worst_by:
         values = table[column].astype("Float64")
         order = values.sort_values(ascending=not high, kind="stable", na_position="last")
@@ -539,7 +564,10 @@ def _class_maps(
         "<h2>Mean map per class</h2>\n"
         + _paragraph(
             "Per explained class (target): the mean image and the mean integrated-gradients "
-            "map, each image's map divided by its total so that every image counts alike." + note,
+            "map, each image's map divided by its total so that every image counts alike."
+            + note
+            + " "
+            + colour_note(render_options),
             own=True,
         )
         + f'\n<div class="pictures">{"".join(figures)}</div>'

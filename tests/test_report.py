@@ -168,7 +168,7 @@ def test_the_page_shows_what_was_run_and_every_text_as_text(store, tmp_path):
     assert facts["preprocess digest"] == "none (no preprocess)"
     manifest = json.loads((store / "ig-dataset.json").read_text())
     assert manifest["versions"]["ig-widget"] == igw.__version__
-    assert f"ig-widget {igw.__version__}" in facts["computed with"]
+    assert f"ig-widget {igw.__version__}" in facts["store created with"]
     # A name is one isolated unit; the page's own text around it is not isolated.
     section = page.table("cells & <b>")
     assert section[0] == ["\u2068name\u2069", "\u2068n\u2069"]
@@ -307,7 +307,7 @@ def test_a_store_without_recorded_versions_says_so(store, tmp_path):
     (old / "ig-dataset.json").write_text(json.dumps(manifest))
     page = Page(igw.open_dataset(old).report(tmp_path / "a.html", worst=1).read_text("utf-8"))
     facts = {row[0]: plain(row[1]) for row in page.table("Options and versions")[1:]}
-    assert facts["computed with"].startswith("not recorded")
+    assert facts["store created with"].startswith("not recorded")
     assert f"ig-widget {igw.__version__}" in facts["report written with"]
 
 

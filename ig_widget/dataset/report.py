@@ -323,7 +323,7 @@ def _what_was_run(result: DatasetResult, manifest: dict[str, Any]) -> str:
         rows.append(("labels digest", options["labels"]))
     reruns = manifest.get("reruns") or []
     rows.append(("reruns", len(reruns)))
-    rows.append(("computed with", _versions_text(manifest.get("versions"))))
+    rows.append(("store created with", _versions_text(manifest.get("versions"))))
     rows.append(("report written with", _versions_text(software_versions())))
     return "<h2>What was run</h2>\n" + _table(
         "Options and versions",

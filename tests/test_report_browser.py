@@ -15,7 +15,7 @@ from ig_widget.report_section import Picture, ReportSection, Table
 
 from .models import tiny_cnn
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SIZE = 40  # thumbnails are the image itself up to 96 pixels a side
 COUNT = 24

@@ -409,6 +409,23 @@ def _check_resumable(store: Store, recorded: dict[str, Any]) -> None:
             )
 
 
+def check_rerun_identities(path: str, stored: dict[str, Any], model: Any, preprocess: Any) -> None:
+    """Refuse a rerun whose model or ``preprocess`` is not the one that made the store.
+
+    A rerun replaces some rows: with another model they would sit beside the
+    others as if one computation had made them all.
+    """
+    given = {"model": model_identity(model), "preprocess": digest(preprocess)}
+    for name, value in given.items():
+        if value is None or stored.get(name) != value:
+            how = "as it was given to explain_dataset (the same path, factory or object)"
+            raise ValueError(
+                f"{name}: the store '{path}' was computed with another {name}"
+                f"{' or one without a stable identity' if value is None else ''}; "
+                f"give the {name} it was computed with, {how}"
+            )
+
+
 def explain_dataset(
     model: Any,
     images: Any,

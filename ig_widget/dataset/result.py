@@ -342,12 +342,14 @@ class DatasetResult:
         Parameters
         ----------
         model
-            The model the store was computed with (the store does not keep it).
+            The model the store was computed with, given as it was given to
+            ``explain_dataset`` (the store keeps its identity, not the model;
+            another model is refused).
         where : boolean Series or array over the table, or image indices
             The rows to recompute, e.g. ``result.table.delta > 0.05``.
         preprocess : callable, optional
-            The run's preprocess function, when it had one (the store records
-            only its name).
+            The run's preprocess function, when it had one (checked against
+            the identity the store records).
         masks : optional
             With a store that has mask columns: the run's masks, one per image,
             indexed as the images (``mask_share`` is recomputed).
@@ -365,7 +367,7 @@ class DatasetResult:
         """
         from .columns import table_rows
         from .compute import Computation, path_points, resolve_model
-        from .explain import options_from_record
+        from .explain import check_rerun_identities, options_from_record
 
         unknown = sorted(set(options) - set(RERUN_OPTIONS))
         if unknown:
@@ -376,11 +378,7 @@ class DatasetResult:
         if self._layout is None:
             raise ValueError(f"store: '{self.path}' holds no image yet; nothing to rerun")
         recorded = self._manifest["options"]
-        if self._manifest.get("preprocess") and preprocess is None:
-            raise ValueError(
-                f"preprocess: the store was computed with preprocess "
-                f"{self._manifest.get('preprocess')!r}; give the same function"
-            )
+        check_rerun_identities(self.path, recorded, model, preprocess)
         if recorded["masks"] and masks is None:
             raise ValueError(
                 "masks: the store has mask columns; give the run's masks (one per image) so "

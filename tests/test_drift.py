@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 from pathlib import Path
 
@@ -211,3 +212,14 @@ def test_a_missing_chunk_of_either_store_raises_never_zeros(stores, tmp_path):
     file = "arrays.zarr/attributions/c/1/0/0/0"
     with pytest.raises(ValueError, match=f"row 4 of 'attributions': its chunk file '{file}' is"):
         igw.compare_datasets(second, damaged.path)
+
+
+def test_the_audit_report_shows_the_comparison(stores, tmp_path):
+    first, second = stores
+    comparison = igw.compare_datasets(first, second, names=("before", "<b>after</b>"))
+    page = first.report(tmp_path / "audit.html", sections=[comparison]).read_text()
+    section = comparison.report_section()
+    assert html.escape(section.title) in page
+    assert html.escape(section.summary[1]) in page
+    assert "<b>after</b>" not in page
+    assert page.count("data:image/png;base64,") >= len(section.pictures)

@@ -128,13 +128,7 @@ class DatasetResult:
         index = self._table.index
         for chunk in sorted({int(row) // size for row in index}):
             rows = [int(row) for row in index[(index // size) == chunk]]
-            yield (
-                rows,
-                {
-                    name: self._store.read_rows(self._layout, name, rows, self._checksums)
-                    for name in names
-                },
-            )
+            yield rows, {name: self.read_rows(name, rows) for name in names}
 
     @property
     def path(self) -> str:

@@ -130,6 +130,18 @@ export interface PathData {
   score: number;
 }
 
+/** The shown method's stability over several runs (the ``stability_shown`` trait). */
+export interface StabilityShown {
+  explainer: string;
+  title: string;
+  runs: string[];
+  rank_correlation: number;
+  top_share: number;
+  top_percent: number;
+  points_used: number;
+  elapsed_s: number;
+}
+
 /** The shown result in brief (the ``summary`` trait). */
 export interface Summary {
   target: number;
@@ -192,6 +204,8 @@ export interface WidgetState {
   progress: [number, number];
   progress_stage: string;
   runs: number;
+  stability_shown: StabilityShown | null;
+  stability_spread: Binary;
   stale: boolean;
   steps: number | "auto";
   structure: number;

@@ -76,6 +76,9 @@ function createStatus(
   scope: Scope,
 ): { elements: HTMLElement[]; show: () => void } {
   const computeButton = button("Compute", "igw-compute-button");
+  const stabilityButton = button("Stability", "igw-stability-button");
+  stabilityButton.title =
+    "Run the shown method 5 more times (other noise or seeds) and show how much its map varies";
   const cancelButton = button("Cancel", "igw-cancel");
   const progress = element("progress", "igw-progress");
   progress.setAttribute("aria-label", "computation progress");
@@ -87,6 +90,7 @@ function createStatus(
   blockedNote.id = uniqueId("igw-blocked");
   computeButton.setAttribute("aria-describedby", blockedNote.id);
   scope.on(computeButton, "click", () => state.send({ type: "compute" }));
+  scope.on(stabilityButton, "click", () => state.send({ type: "stability" }));
   scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
   const show = (): void => {
     const computing = state.get("computing");
@@ -96,6 +100,7 @@ function createStatus(
     cancelButton.hidden = !computing;
     const names = refused();
     computeButton.disabled = computing || names.length > 0;
+    stabilityButton.disabled = computing;
     blockedNote.textContent =
       names.length > 0 ? `Compute waits: correct ${names.join(" and ")} first` : "";
     blockedNote.hidden = names.length === 0 || computing;
@@ -109,7 +114,15 @@ function createStatus(
     staleNote.hidden = !stale || computing;
     computeButton.classList.toggle("igw-attention", stale);
   };
-  const elements = [computeButton, cancelButton, blockedNote, progress, progressText, staleNote];
+  const elements = [
+    computeButton,
+    stabilityButton,
+    cancelButton,
+    blockedNote,
+    progress,
+    progressText,
+    staleNote,
+  ];
   return { elements, show };
 }
 

@@ -112,9 +112,7 @@ describe("drawing", () => {
     const spread = canvases[4];
     const figure = spread.closest("figure") as HTMLElement;
     expect(figure.hidden).toBe(false);
-    expect(figure.querySelector(".igw-panel-title")?.textContent).toBe(
-      "Integrated gradients: spread over 3 runs",
-    );
+    expect(figure.querySelector(".igw-panel-title")?.textContent).toBe("Spread over 3 runs");
     const image = new Uint8Array((state.image_rgb as DataView).buffer);
     // Whatever the polarity shown, the spread is drawn as the positive map it is.
     const options = {

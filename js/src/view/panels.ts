@@ -432,7 +432,7 @@ export function createPanels(
     if (stable === null || spread.figure.hidden) {
       return "";
     }
-    retitle(spread, `${stable.title}: spread over ${stable.runs.length} runs`, spread.canvas);
+    retitle(spread, `Spread over ${stable.runs.length} runs`, spread.canvas);
     spread.description.textContent = stabilityText(stable);
     try {
       const pixels = pixelsOf(spread);

@@ -41,6 +41,7 @@ from .frontend import STATIC
 from .methods import (
     IG,
     NO_COMPARE,
+    STABILITY_STAGE,
     TITLES,
     Method,
     Stages,
@@ -536,18 +537,22 @@ class IGWidget(WidgetState):
             options = self._engine_options(
                 {key: shown.request[key] for key in COMPUTE_OPTIONS}, shown.result.target
             )
-            self._announce_stage(f"stability: {draws} runs of {TITLES[name]}")
-            result = stability(
-                self._model,
-                shown.image.pixels,
-                method=name,
-                draws=draws,
-                parameters=stability_parameters(name, options, self._explainer_options),
-                target=shown.result.target,
-                preprocess=self._preprocess,
-                precision=options.precision,
-                progress=progress,
-            )
+            self._announce_stage(f"{STABILITY_STAGE}: {draws} runs of {TITLES[name]}")
+            try:
+                result = stability(
+                    self._model,
+                    shown.image.pixels,
+                    method=name,
+                    draws=draws,
+                    parameters=stability_parameters(name, options, self._explainer_options),
+                    target=shown.result.target,
+                    preprocess=self._preprocess,
+                    precision=options.precision,
+                    progress=progress,
+                )
+            finally:
+                # The busy note reads the stage: the next computation is not these runs.
+                self._announce_stage("")
             with self.sync_lock, self.hold_sync():
                 # A result shown meanwhile is not the one measured: it keeps no spread.
                 if self._shown is shown:

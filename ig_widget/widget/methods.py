@@ -43,6 +43,8 @@ BASELINE_METHODS = _taking("baseline")
 QUADRATURE_METHODS = _taking("method")
 # Steps of the insertion and deletion curves: 39 forward passes per method.
 CURVE_STEPS = 20
+# The progress stage of the Stability button's runs: "Stability: 5 runs of SmoothGrad".
+STABILITY_STAGE = "Stability"
 # What the widget passes itself; explainer_options cannot set these.
 SET_BY_WIDGET = ("model", "image", "target", "preprocess", "progress")
 

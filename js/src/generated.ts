@@ -109,6 +109,9 @@ export const BASELINE_METHODS = ["integrated_gradients", "guided_ig"] as const;
 /** Attribution methods that take the rule. (ig_widget.widget.methods) */
 export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
 
+/** How the progress names stability runs. (ig_widget.widget.methods) */
+export const STABILITY_STAGE = "Stability";
+
 /** One method's insertion and deletion curves (an entry of the ``curves`` trait). */
 export interface Curve {
   explainer: string;

@@ -133,6 +133,14 @@ describe("drawing", () => {
     // The button asks the kernel; a new result without a spread hides the panel.
     query<HTMLButtonElement>(el, "button.igw-stability-button").click();
     expect(sends).toHaveBeenLastCalledWith({ type: "stability" });
+    model.set("computing", true);
+    model.set("progress_stage", "Stability: 5 runs of Integrated gradients");
+    expect(query(el, ".igw-busy-note").textContent).toBe(
+      "Computing the spread of the shown map (Stability: 5 runs of Integrated gradients); " +
+        `the panels show “${isolate("tabby cat")}” meanwhile.`,
+    );
+    expect(query<HTMLButtonElement>(el, "button.igw-stability-button").disabled).toBe(true);
+    model.set("computing", false);
     model.set("stability_shown", null);
     model.set("stability_spread", new DataView(new ArrayBuffer(0)));
     await Promise.resolve();

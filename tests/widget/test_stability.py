@@ -22,7 +22,7 @@ def test_the_stability_message_shows_the_spread_of_the_shown_result(w, cnn, imag
     assert w.stability_shown is None and w.stability_spread == b""
     message_from_the_browser(w, "stability")
     assert w.wait(timeout=120)
-    assert w.error == "" and not w.computing
+    assert w.error == "" and not w.computing and w.progress_stage == ""
     expected = igw.stability(cnn, image, draws=STABILITY_DRAWS, target=w.result.target,
                              parameters={"steps": 8, "method": "trapezoid"})  # fmt: skip
     shown = w.stability_shown

@@ -12,6 +12,7 @@ import { isolate } from "../format";
 import {
   type MAP_BUFFERS,
   RANDOM_BASELINES,
+  STABILITY_STAGE,
   type StabilityShown,
   type Summary,
 } from "../generated";
@@ -159,6 +160,7 @@ function makePicture(scope: Scope, title: string, className: string): Picture {
 // What the busy note says depends on these.
 const BUSY_KEYS = [
   "computing",
+  "progress_stage",
   "target",
   "steps",
   "baseline",
@@ -170,6 +172,11 @@ const BUSY_KEYS = [
 
 /** The busy note: what is being computed, and what the panels show meanwhile. */
 function busyText(state: SyncedState): string {
+  const stage = state.get("progress_stage");
+  const shown = isolate(state.get("summary").label);
+  if (stage.startsWith(`${STABILITY_STAGE}:`)) {
+    return `Computing the spread of the shown map (${stage}); the panels show “${shown}” meanwhile.`;
+  }
   const steps = state.get("steps");
   const baseline = state.get("baseline");
   const runs = (RANDOM_BASELINES as readonly string[]).includes(baseline)

@@ -37,6 +37,9 @@ from .report_section import Picture, ReportSection, Table
 from .validation import as_image, check_choice, check_int, check_number
 
 MAX_RUNS = 100
+# Methods whose only random part is a uniform-noise baseline (their default
+# baselines are deterministic): their draws start from one unless told otherwise.
+UNIFORM_DRAWS = ("integrated_gradients", "guided_ig")
 # What ``stability`` passes every run itself; ``parameters`` cannot set them.
 SET_BY_STABILITY = ("model", "image", "target", "preprocess", "precision", "progress")
 
@@ -268,9 +271,9 @@ def stability(
         A name of ``igw.EXPLAINERS``.
     draws : int, optional
         Runs that differ only by their seed: run ``k`` has ``seed=seed + k``
-        (for a method that takes a seed). Integrated gradients then starts
-        from a uniform-noise baseline unless ``parameters`` gives a
-        ``baseline``: its default black baseline has nothing to draw. The
+        (for a method that takes a seed). Integrated gradients and Guided IG
+        then start from a uniform-noise baseline unless ``parameters`` gives
+        a ``baseline``: their default black baseline has nothing to draw. The
         default when ``baselines`` is not given: 5.
     baselines : sequence, optional
         Instead of ``draws``: one run per baseline (each as
@@ -323,7 +326,7 @@ def stability(
         first = _base_seed(seed)
         changes = [{"seed": first + k} for k in range(count)]
         labels = tuple(f"seed={first + k}" for k in range(count))
-        if method == "integrated_gradients":
+        if method in UNIFORM_DRAWS:
             settings.setdefault("baseline", "uniform")
     else:
         pixel_range = settings.get("pixel_range", (0.0, 255.0))

@@ -83,6 +83,12 @@ def test_smoothgrad_draws_and_baselines_of_guided_ig(cnn):
     for k in range(2):
         single = igw.smoothgrad(cnn, image, samples=4, seed=3 + k, target=result.target)
         np.testing.assert_array_equal(result.attributions[k], single.attributions)
+    drawn = igw.stability(cnn, image, method="guided_ig", draws=2, parameters={"steps": 4})
+    assert drawn.parameters == {"steps": 4, "baseline": "uniform"}  # black would not move
+    for k in range(2):
+        single = igw.guided_ig(cnn, image, baseline="uniform", seed=k, steps=4)
+        np.testing.assert_array_equal(drawn.attributions[k], single.attributions)
+    assert drawn.spread.max() > 0
     baselines = ["black", np.full(SHAPE, 128.0, np.float32)]
     guided = igw.stability(cnn, image, method="guided_ig", baselines=baselines,
                            parameters={"steps": 4})  # fmt: skip

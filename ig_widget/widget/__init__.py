@@ -566,8 +566,9 @@ class IGWidget(WidgetState):
         """Run the shown method ``draws`` times (``igw.stability``) and show its spread.
 
         The runs differ by their seed: uniform-noise baselines for integrated
-        gradients, the noise of SmoothGrad, the references drawn by Expected
-        Gradients; the other options are the shown result's. The spread panel
+        gradients and Guided IG, the noise of SmoothGrad, the references drawn
+        by Expected Gradients; the other options are the shown result's (Blur
+        IG has no seed: the browser greys its button). The spread panel
         shows the per-pixel standard deviation, and its caption the mean rank
         correlation and the share of top pixels that stay top; a new result
         clears it. The browser's Stability button runs the same with 5 draws.

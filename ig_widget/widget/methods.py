@@ -35,6 +35,10 @@ def _taking(option: str) -> tuple[str, ...]:
     return tuple(name for name, method in REGISTRY.items() if option in method.widget_options)
 
 
+def _taking_parameter(parameter: str) -> tuple[str, ...]:
+    return tuple(name for name, method in REGISTRY.items() if parameter in method.parameters())
+
+
 # Methods whose steps are the widget's steps (the path methods), those whose
 # baseline is the widget's, and those whose quadrature rule is the widget's
 # ``method``; the others keep their own (the browser greys those controls).
@@ -43,6 +47,9 @@ BASELINE_METHODS = _taking("baseline")
 QUADRATURE_METHODS = _taking("method")
 # Steps of the insertion and deletion curves: 39 forward passes per method.
 CURVE_STEPS = 20
+# Methods the Stability button runs (igw.stability's draws vary the seed); the
+# browser greys the button for the others.
+STABILITY_METHODS = _taking_parameter("seed")
 # The progress stage of the Stability button's runs: "Stability: 5 runs of SmoothGrad".
 STABILITY_STAGE = "Stability"
 # What the widget passes itself; explainer_options cannot set these.

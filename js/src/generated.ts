@@ -112,6 +112,9 @@ export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
 /** How the progress names stability runs. (ig_widget.widget.methods) */
 export const STABILITY_STAGE = "Stability";
 
+/** Methods the Stability button runs. (ig_widget.widget.methods) */
+export const STABILITY_METHODS = ["integrated_gradients", "smoothgrad", "expected_gradients", "guided_ig", "xrai"] as const;
+
 /** One method's insertion and deletion curves (an entry of the ``curves`` trait). */
 export interface Curve {
   explainer: string;

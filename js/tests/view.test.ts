@@ -139,8 +139,15 @@ describe("drawing", () => {
       "Computing the spread of the shown map (Stability: 5 runs of Integrated gradients); " +
         `the panels show “${isolate("tabby cat")}” meanwhile.`,
     );
-    expect(query<HTMLButtonElement>(el, "button.igw-stability-button").disabled).toBe(true);
+    const stabilityButton = query<HTMLButtonElement>(el, "button.igw-stability-button");
+    expect(stabilityButton.disabled).toBe(true);
     model.set("computing", false);
+    expect(stabilityButton.disabled).toBe(false);
+    // A method without a seed has nothing to draw: the button says so, greyed.
+    const summary = model.get("summary");
+    model.set("summary", { ...summary, explainer: "blur_ig", explainer_title: "Blur IG" });
+    expect(stabilityButton.disabled).toBe(true);
+    expect(stabilityButton.title).toBe("Blur IG has no seed to vary: its runs would be identical");
     model.set("stability_shown", null);
     model.set("stability_spread", new DataView(new ArrayBuffer(0)));
     await Promise.resolve();

@@ -11,6 +11,7 @@ import {
   MAX_STEPS,
   QUADRATURE_METHODS,
   RANDOM_BASELINES,
+  STABILITY_METHODS,
   STEPS_METHODS,
   type WidgetState,
 } from "../generated";
@@ -70,6 +71,9 @@ function wholeBox(fields: Fields, scope: Scope, key: "steps" | "runs", className
  * changed since the shown result, or a refused value (`refused` gives the
  * controls' labels) that Compute waits for.
  */
+const STABILITY_TITLE =
+  "Run the shown method 5 more times (other noise or seeds) and show how much its map varies";
+
 function createStatus(
   state: SyncedState,
   refused: () => string[],
@@ -77,8 +81,7 @@ function createStatus(
 ): { elements: HTMLElement[]; show: () => void } {
   const computeButton = button("Compute", "igw-compute-button");
   const stabilityButton = button("Stability", "igw-stability-button");
-  stabilityButton.title =
-    "Run the shown method 5 more times (other noise or seeds) and show how much its map varies";
+
   const cancelButton = button("Cancel", "igw-cancel");
   const progress = element("progress", "igw-progress");
   progress.setAttribute("aria-label", "computation progress");
@@ -100,7 +103,12 @@ function createStatus(
     cancelButton.hidden = !computing;
     const names = refused();
     computeButton.disabled = computing || names.length > 0;
-    stabilityButton.disabled = computing;
+    const summary = state.get("summary");
+    const seeded = (STABILITY_METHODS as readonly string[]).includes(summary.explainer);
+    stabilityButton.disabled = computing || !seeded;
+    stabilityButton.title = seeded
+      ? STABILITY_TITLE
+      : `${summary.explainer_title} has no seed to vary: its runs would be identical`;
     blockedNote.textContent =
       names.length > 0 ? `Compute waits: correct ${names.join(" and ")} first` : "";
     blockedNote.hidden = names.length === 0 || computing;
@@ -258,7 +266,7 @@ export function createControls(state: SyncedState): Controls {
     ],
     showCompute,
   );
-  state.listen(scope, ["computing", "progress", "progress_stage", "stale"], status.show);
+  state.listen(scope, ["computing", "progress", "progress_stage", "stale", "summary"], status.show);
   showCompute();
   status.show();
 

@@ -451,7 +451,9 @@ def test_ray_writes_the_store_the_local_executor_writes(model, data, local_ray, 
     import zarr
 
     images, labels, masks = data
-    options = dict(labels=labels, masks=masks, steps=STEPS, chunk_size=2, progress=False)
+    # With the stability columns: the workers run the same uniform-noise draws.
+    options = dict(labels=labels, masks=masks, steps=STEPS, chunk_size=2, progress=False,
+                   seed=4, stability=2)  # fmt: skip
     local = igw.explain_dataset(model, images, store=tmp_path / "local", **options)
     on_ray = igw.explain_dataset(
         model,

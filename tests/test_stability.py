@@ -177,6 +177,10 @@ def test_top_share_on_hand_made_maps():
         (dict(top_percent=0), ValueError, "top_percent: expected a number in \\(0, 100\\]"),
         (dict(top_percent=101), ValueError, "top_percent: expected a number in"),
         (dict(progress=3), TypeError, "progress: expected a callable or None"),
+        # The method's own checks, in its own words, before its first model call.
+        (dict(parameters={"steps": 0}), ValueError, "steps: expected an integer >= 1, got 0"),
+        (dict(method="smoothgrad", parameters={"noise": 2}), ValueError, "noise: expected a"),
+        (dict(method="expected_gradients"), TypeError, "references: expected an array"),
     ],
 )
 def test_bad_input_is_refused_before_the_model_runs(cnn, kwargs, error, message):
@@ -184,6 +188,13 @@ def test_bad_input_is_refused_before_the_model_runs(cnn, kwargs, error, message)
     with pytest.raises(error, match=message):
         igw.stability(counting, IMAGE, **kwargs)
     assert counting.calls == 0
+
+
+def test_a_bad_image_or_model_is_refused_first(cnn):
+    with pytest.raises(ValueError, match="image: expected 1, 3 or 4 channels"):
+        igw.stability(cnn, np.zeros((8, 8, 2)))
+    with pytest.raises(TypeError, match="model: expected a Keras model or callable, got NoneType"):
+        igw.stability(None, IMAGE)
 
 
 def test_progress_counts_every_run_and_cancel_stops(linear):

@@ -59,6 +59,8 @@ _LAZY = {
     "ModelFactory": ("ig_widget.dataset", "ModelFactory"),
     "RayExecutor": ("ig_widget.dataset.ray_executor", "RayExecutor"),
     "Gallery": ("ig_widget.dataset.gallery", "Gallery"),
+    "sanity_check": ("ig_widget.sanity", "sanity_check"),
+    "SanityCheck": ("ig_widget.sanity", "SanityCheck"),
 }
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "InsertionDeletionResult",
     "ModelFactory",
     "RayExecutor",
+    "SanityCheck",
     "XRAIResult",
     "blur_ig",
     "demo",
@@ -87,6 +90,7 @@ __all__ = [
     "open_dataset",
     "plot",
     "render",
+    "sanity_check",
     "smoothgrad",
     "xrai",
 ]

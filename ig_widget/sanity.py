@@ -328,18 +328,21 @@ def _torch_copy(model: Any) -> tuple[Any, list[_Layer]]:
     ]
 
 
-def model_copy(model: Any) -> tuple[Any, list[_Layer]]:
-    """A copy of ``model`` and its layers with trainable weights, top (output) first."""
-    # First: on Keras' PyTorch backend a Keras model is a torch.nn.Module too.
-    if is_keras_model(model):
-        clone, layers = _keras_copy(model)
-    elif framework_of(model) == "torch":
-        clone, layers = _torch_copy(model)
-    else:
+def check_randomisable(model: Any) -> None:
+    """Raise unless ``model`` is a Keras model or a ``torch.nn.Module`` (it has layers to
+    re-initialise)."""
+    if not (is_keras_model(model) or framework_of(model) == "torch"):
         raise TypeError(
             "model: sanity_check re-initialises layers, so it needs a Keras model or a "
             f"torch.nn.Module, got {type(model).__name__}"
         )
+
+
+def model_copy(model: Any) -> tuple[Any, list[_Layer]]:
+    """A copy of ``model`` and its layers with trainable weights, top (output) first."""
+    check_randomisable(model)
+    # First: on Keras' PyTorch backend a Keras model is a torch.nn.Module too.
+    clone, layers = _keras_copy(model) if is_keras_model(model) else _torch_copy(model)
     if not layers:
         raise ValueError("model: it has no layer with trainable weights to randomise")
     return clone, layers[::-1]
@@ -362,6 +365,24 @@ def random_weights(weights: Sequence[np.ndarray], seed: int, step: int) -> list[
         draw = rng.normal(values.mean(), values.std(), values.shape)
         drawn.append(draw.astype(np.asarray(array).dtype))
     return drawn
+
+
+def randomised_model(model: Any, seed: int = 0) -> Any:
+    """A copy of ``model`` with every trainable layer re-initialised: the model of the
+    cascade's last step (the weights depend on each layer alone, so it is the same).
+
+    Examples
+    --------
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> random = randomised_model(model)
+    >>> random is not model and random.get_weights()[0].shape == (2, 1)
+    True
+    """
+    clone, layers = model_copy(model)
+    for step, layer in enumerate(layers, start=1):
+        layer.write(random_weights(layer.read(), seed, step))
+    return clone
 
 
 def _chosen(layers: list[_Layer], choice: int | Sequence[str] | None) -> list[_Layer]:
@@ -406,7 +427,7 @@ def sanity_check(
     preprocess: Callable[[Any], Any] | None = None,
     progress: ProgressCallback | None = None,
     precision: str = "float32",
-    **options: Any,
+    options: Mapping[str, Any] | None = None,
 ) -> SanityCheck:
     """Cascading model randomisation: ``method``'s map as the layers become random, top first.
 
@@ -434,8 +455,9 @@ def sanity_check(
     progress : callable, optional
         ``progress(done, total)`` over the whole cascade; returning ``False``
         cancels with ``ComputationCancelled``.
-    **options
-        The method's own parameters (``steps``, ``baseline``, ``samples``, ...).
+    options : dict, optional
+        The method's own parameters by name (``{"steps": 20}``,
+        ``{"samples": 10}``; integrated gradients' ``method`` is its rule).
 
     Returns
     -------
@@ -445,18 +467,20 @@ def sanity_check(
     --------
     >>> import keras
     >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-    ...                           keras.layers.Dense(2, use_bias=False)])
-    >>> check = sanity_check(model, np.ones((4, 4, 1)), steps=4)
+    ...                           keras.layers.Dense(2, use_bias=False, name="logits")])
+    >>> check = sanity_check(model, np.ones((4, 4, 1)), options={"steps": 4})
     >>> check.layers, float(check.spearman_abs[0])
-    (('dense',), 1.0)
+    (('logits',), 1.0)
     """
     began = time.perf_counter()
+    options = {} if options is None else dict(options)
     method = check_method_options(method, options)
     seed = check_int("seed", seed, low=0)
     check_callable("progress", progress)
     pixels = as_image(image)
-    if "seed" in REGISTRY[method].parameters() and "seed" not in options:
-        options = {**options, "seed": seed}
+    if "seed" in REGISTRY[method].parameters() and options.get("seed") is None:
+        # Then the method's noise or random baselines are the same at every step.
+        options["seed"] = seed
     clone, all_layers = model_copy(model)
     chosen = _chosen(all_layers, layers)
     function = REGISTRY[method].function

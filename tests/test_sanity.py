@@ -72,7 +72,7 @@ def test_a_linear_model_gives_the_maps_of_its_known_random_weights():
     model = two_dense()
     w1, w2 = model.get_weights()
     image = random_image(SIZE)
-    check = sanity_check(model, image, steps=3, seed=7)
+    check = sanity_check(model, image, seed=7, options={"steps": 3})
 
     target = int(np.argmax(image.reshape(-1) @ w1 @ w2))
     assert check.target == target
@@ -96,7 +96,7 @@ def test_the_first_step_is_the_original_map_and_the_model_is_untouched():
     before = [w.copy() for w in model.get_weights()]
     image = random_image(16)
     original = igw.integrated_gradients(model, image, steps=8, target=2)
-    check = sanity_check(model, image, steps=8, target=2)
+    check = sanity_check(model, image, target=2, options={"steps": 8})
 
     np.testing.assert_array_equal(check.maps[0], original.attributions)
     for old, new in zip(before, model.get_weights(), strict=True):
@@ -117,9 +117,9 @@ def test_layers_picks_the_top_ones_or_named_ones_in_model_order():
     model = tiny_cnn(size=16)
     image = random_image(16)
     dense, _, first_conv = top_down(model)
-    top = sanity_check(model, image, steps=4, layers=1)
+    top = sanity_check(model, image, layers=1, options={"steps": 4})
     assert top.layers == (dense,) and top.maps.shape[0] == 2
-    named = sanity_check(model, image, steps=4, layers=[first_conv, dense])
+    named = sanity_check(model, image, layers=[first_conv, dense], options={"steps": 4})
     assert named.layers == (dense, first_conv)
     # The same seed draws the same weights for the same step: the top step agrees.
     np.testing.assert_array_equal(named.maps[:2], top.maps)
@@ -128,11 +128,16 @@ def test_layers_picks_the_top_ones_or_named_ones_in_model_order():
 def test_any_registry_method_is_checked_with_its_own_options_and_the_seed():
     model = tiny_cnn(size=16)
     image = random_image(16)
-    check = sanity_check(model, image, "smoothgrad", layers=1, samples=3, seed=4)
+    check = sanity_check(model, image, "smoothgrad", layers=1, seed=4, options={"samples": 3})
     assert check.method == "smoothgrad"
     reference = igw.smoothgrad(model, image, samples=3, seed=4, target=check.target)
     np.testing.assert_array_equal(check.maps[0], reference.attributions)
-    blur = sanity_check(model, image, "blur_ig", layers=1, steps=4)
+    rule = sanity_check(model, image, layers=1, options={"steps": 4, "method": "gausslegendre"})
+    np.testing.assert_array_equal(
+        rule.maps[0],
+        igw.integrated_gradients(model, image, steps=4, method="gausslegendre").attributions,
+    )
+    blur = sanity_check(model, image, "blur_ig", layers=1, options={"steps": 4})
     np.testing.assert_array_equal(
         blur.maps[0], igw.blur_ig(model, image, steps=4, target=blur.target).attributions
     )
@@ -142,7 +147,7 @@ def test_progress_covers_the_cascade_and_false_cancels():
     model = tiny_cnn(size=16)
     image = random_image(16)
     calls: list[tuple[int, int]] = []
-    sanity_check(model, image, steps=4, progress=lambda d, t: calls.append((d, t)))
+    sanity_check(model, image, progress=lambda d, t: calls.append((d, t)), options={"steps": 4})
     dones = [d for d, _ in calls]
     assert dones == sorted(dones) and calls[-1][0] == calls[-1][1]
     assert len({t for _, t in calls}) == 1
@@ -153,7 +158,7 @@ def test_progress_covers_the_cascade_and_false_cancels():
         return done <= total // 4
 
     with pytest.raises(ComputationCancelled):
-        sanity_check(model, image, steps=4, progress=stop_in_second_step)
+        sanity_check(model, image, progress=stop_in_second_step, options={"steps": 4})
     assert max(seen) < calls[-1][1]
 
 
@@ -161,7 +166,7 @@ def test_progress_covers_the_cascade_and_false_cancels():
     ("kwargs", "error", "message"),
     [
         ({"method": "nope"}, ValueError, "method: expected one of 'integrated_gradients'"),
-        ({"samples": 3}, TypeError, "samples: not an option of integrated_gradients"),
+        ({"options": {"samples": 3}}, TypeError, "samples: not an option of integrated_gradients"),
         ({"layers": 0}, ValueError, "layers: expected an integer >= 1, got 0"),
         ({"layers": 5}, ValueError, "layers: expected an integer <= 3, got 5"),
         ({"layers": ["x"]}, ValueError, "layers: expected None, a count or names"),
@@ -203,7 +208,7 @@ def test_ssim_agrees_with_scikit_image():
 def test_the_report_section_shows_each_step_rendered_with_its_similarities():
     model = two_dense()
     image = random_image(SIZE)
-    check = sanity_check(model, image, steps=3)
+    check = sanity_check(model, image, options={"steps": 3})
     section = check.report_section()
     assert [p.caption.split(":")[0] for p in section.pictures] == ["original", "logits", "hidden"]
     assert "Spearman 1.00 (signed 1.00), SSIM 1.00" in section.pictures[0].caption
@@ -234,7 +239,7 @@ def test_a_torch_linear_model_gives_the_maps_of_its_known_random_weights():
     )
     before = {k: v.clone() for k, v in model.state_dict().items()}
     image = random_image(SIZE)
-    check = sanity_check(model, image, steps=2, seed=2)
+    check = sanity_check(model, image, seed=2, options={"steps": 2})
 
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), name
@@ -261,7 +266,7 @@ def test_a_torch_model_with_a_preprocess_is_copied_not_changed():
     model = torch_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     image = random_image(16)
-    check = sanity_check(model, image, steps=4, preprocess=channels_first)
+    check = sanity_check(model, image, preprocess=channels_first, options={"steps": 4})
     assert check.layers == ("7 (Linear)", "3 (Conv2d)", "0 (Conv2d)")
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), name
@@ -280,7 +285,8 @@ from tests.models import random_image, seeded_weights, tiny_cnn
 model = tiny_cnn(size=16)
 weights = seeded_weights(model)
 model.set_weights(weights)
-check = igw.sanity_check(model, random_image(16), steps=6, target=1, seed=3)
+options = {"steps": 6, "method": "gausslegendre"}
+check = igw.sanity_check(model, random_image(16), target=1, seed=3, options=options)
 unchanged = all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
 np.savez(sys.argv[1], maps=check.maps, spearman_abs=check.spearman_abs, spearman=check.spearman,
          ssim=check.ssim, layers=np.array(check.layers), unchanged=unchanged,

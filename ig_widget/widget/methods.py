@@ -120,6 +120,26 @@ def offered(explainer_options: Mapping[str, Mapping[str, Any]]) -> list[str]:
     ]
 
 
+def method_settings(
+    name: str, options: IGOptions, explainer_options: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The parameters the widget passes to method ``name``: the compute options it
+    takes (``Method.widget_options``) and its ``explainer_options``.
+
+    Examples
+    --------
+    >>> method_settings("blur_ig", IGOptions(steps=8), {"blur_ig": {"max_sigma": 4.0}})
+    {'steps': 8, 'max_sigma': 4.0}
+    """
+    settings: dict[str, Any] = {
+        option: getattr(options, option)
+        for option in REGISTRY[name].widget_options
+        if not (option == "steps" and options.steps == "auto")
+    }
+    settings.update(explainer_options.get(name, {}))
+    return settings
+
+
 def run_method(
     name: str,
     model: Any,
@@ -130,21 +150,14 @@ def run_method(
     progress: Callable[[int, int], Any] | None,
 ) -> AttributionResult:
     """One method other than integrated gradients, as the widget's options ask for it."""
-    method = REGISTRY[name]
-    settings: dict[str, Any] = {
-        option: getattr(options, option)
-        for option in method.widget_options
-        if not (option == "steps" and options.steps == "auto")
-    }
-    settings.update(explainer_options.get(name, {}))
-    result = method.function(
+    result = REGISTRY[name].function(
         model,
         image,
         target=target,
         preprocess=options.preprocess,
         precision=options.precision,
         progress=progress,
-        **settings,
+        **method_settings(name, options, explainer_options),
     )
     if not isinstance(result, AttributionResult):
         raise TypeError(f"{name}: expected an AttributionResult, got {type(result).__name__}")

@@ -31,7 +31,7 @@ from .options import (
     checked_display,
     render_options_of,
 )
-from .shown import ClassEntry, PathData, ShownResult, Summary
+from .shown import NO_SANITY, ClassEntry, PathData, SanityData, ShownResult, Summary
 
 if TYPE_CHECKING:
     import anywidget
@@ -212,6 +212,10 @@ class WidgetState(DisplayOptions, FrontEnd):
     compare_negative = traitlets.Bytes(b"").tag(sync=True)
     # Insertion and deletion curves of the methods shown (none for IG alone).
     curves = traitlets.List(traitlets.Dict()).tag(sync=True, ts=list[Curve])
+    # The sanity check shown under the panels (shown.sanity_traits; no steps: none).
+    sanity = traitlets.Dict(NO_SANITY["sanity"]).tag(sync=True, ts=SanityData)
+    sanity_rgb = traitlets.Bytes(b"").tag(sync=True)
+    sanity_maps = traitlets.Bytes(b"").tag(sync=True)
 
     # Status. compute_enabled: False for a stored result shown without a model.
     compute_enabled = traitlets.Bool(True).tag(sync=True)

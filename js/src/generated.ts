@@ -130,6 +130,23 @@ export interface PathData {
   score: number;
 }
 
+/** The sanity check shown (the ``sanity`` trait); no steps: none shown. */
+export interface SanityData {
+  explainer_title: string;
+  target: number;
+  label: string;
+  size: number[];
+  steps: SanityStep[];
+}
+
+/** One step of a sanity check as shown, with its map's similarities to the original. */
+export interface SanityStep {
+  label: string;
+  spearman_abs: number | null;
+  spearman: number | null;
+  ssim: number | null;
+}
+
 /** The shown result in brief (the ``summary`` trait). */
 export interface Summary {
   target: number;
@@ -192,6 +209,9 @@ export interface WidgetState {
   progress: [number, number];
   progress_stage: string;
   runs: number;
+  sanity: SanityData;
+  sanity_maps: Binary;
+  sanity_rgb: Binary;
   stale: boolean;
   steps: number | "auto";
   structure: number;

@@ -86,7 +86,12 @@ function createStatus(
   const blockedNote = element("span", "igw-blocked");
   blockedNote.id = uniqueId("igw-blocked");
   computeButton.setAttribute("aria-describedby", blockedNote.id);
+  // The model-randomisation check of the shown result, drawn under the panels (sanity.ts).
+  const sanityButton = button("Sanity check", "igw-sanity-button");
+  sanityButton.title =
+    "Recompute the shown map as the model's layers become random, top first (on a copy)";
   scope.on(computeButton, "click", () => state.send({ type: "compute" }));
+  scope.on(sanityButton, "click", () => state.send({ type: "sanity" }));
   scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
   const show = (): void => {
     const computing = state.get("computing");
@@ -96,6 +101,7 @@ function createStatus(
     cancelButton.hidden = !computing;
     const names = refused();
     computeButton.disabled = computing || names.length > 0;
+    sanityButton.disabled = computing;
     blockedNote.textContent =
       names.length > 0 ? `Compute waits: correct ${names.join(" and ")} first` : "";
     blockedNote.hidden = names.length === 0 || computing;
@@ -109,7 +115,15 @@ function createStatus(
     staleNote.hidden = !stale || computing;
     computeButton.classList.toggle("igw-attention", stale);
   };
-  const elements = [computeButton, cancelButton, blockedNote, progress, progressText, staleNote];
+  const elements = [
+    computeButton,
+    sanityButton,
+    cancelButton,
+    blockedNote,
+    progress,
+    progressText,
+    staleNote,
+  ];
   return { elements, show };
 }
 

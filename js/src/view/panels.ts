@@ -80,7 +80,7 @@ interface Figure {
   description: HTMLElement;
 }
 
-interface Picture extends Figure {
+export interface Picture extends Figure {
   canvas: HTMLCanvasElement;
   context: CanvasRenderingContext2D | null;
   pixels: ImageData | null;
@@ -133,7 +133,7 @@ function retitle(made: Figure, title: string, picture?: HTMLElement): void {
   }
 }
 
-function makePicture(scope: Scope, title: string, className: string): Picture {
+export function makePicture(scope: Scope, title: string, className: string): Picture {
   const made = makeFigure(scope, title, className);
   const canvas = element("canvas", "igw-canvas");
   canvas.setAttribute("role", "img");
@@ -182,7 +182,7 @@ function busyText(state: SyncedState): string {
 }
 
 /** `picture`'s pixels, its canvas sized `width` × `height` first (null without a context). */
-function picturePixels(picture: Picture, width: number, height: number): ImageData | null {
+export function picturePixels(picture: Picture, width: number, height: number): ImageData | null {
   if (picture.context === null) {
     return null;
   }

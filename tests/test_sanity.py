@@ -308,3 +308,55 @@ def test_every_keras_backend_gives_the_same_cascade_and_keeps_the_model(tmp_path
         for column in ("spearman_abs", "spearman", "ssim"):
             np.testing.assert_allclose(other[column], reference[column], atol=1e-3)
     assert bool(reference["unchanged"])
+
+
+# --- explain_dataset(sanity_check=True) ---------------------------------------------------
+
+
+def test_the_dataset_column_is_the_similarity_after_full_randomisation(tmp_path):
+    import json
+
+    model = tiny_cnn(size=16, seed=3)
+    images = np.stack([random_image(16, seed=s) for s in range(4)])
+    store = tmp_path / "store"
+    common = dict(steps=4, chunk_size=3, progress=False)
+    result = igw.explain_dataset(model, images, store=store, sanity_check=True, **common)
+    table = result.table
+    assert table.columns[-1] == "sanity_similarity"
+    for index, image in enumerate(images):
+        check = sanity_check(
+            model,
+            image,
+            target=int(table.loc[index, "target"]),
+            options={"steps": 4, "baseline": "blur"},
+        )
+        # The batch path gives the single call's maps to float32 rounding.
+        assert table.loc[index, "sanity_similarity"] == pytest.approx(
+            check.final_similarity, abs=1e-4
+        )
+    manifest = json.loads((store / "ig-dataset.json").read_text())
+    assert manifest["options"]["sanity_check"] is True
+    assert igw.open_dataset(store).table.equals(table)
+    # Another computation: a resume without the column is refused, naming it.
+    with pytest.raises(ValueError, match=r"store: .* sanity_check=True, this one has"):
+        igw.explain_dataset(model, images, store=store, **common)
+    # Without it, no column and nothing recorded.
+    plain = igw.explain_dataset(model, images, store=tmp_path / "plain", **common)
+    assert "sanity_similarity" not in plain.table.columns
+    manifest = json.loads((tmp_path / "plain" / "ig-dataset.json").read_text())
+    assert "sanity_check" not in manifest["options"]
+
+
+def test_the_dataset_column_refuses_what_it_cannot_randomise(tmp_path):
+    from .models import linear_model
+
+    images = np.stack([random_image(4, seed=s) for s in range(2)])
+    with pytest.raises(TypeError, match="sanity_check: expected True or False, got 'yes'"):
+        igw.explain_dataset(tiny_cnn(16), images, sanity_check="yes", progress=False)
+    store = tmp_path / "linear"
+    weights = np.ones((4 * 4 * 3, 2), np.float32)
+    with pytest.raises(TypeError, match="needs a Keras model or a torch"):
+        igw.explain_dataset(
+            linear_model(weights), images, store=store, sanity_check=True, progress=False
+        )
+    assert not (store / "ig-dataset.json").exists()

@@ -6,7 +6,8 @@ documentation and a function of the ``Explained`` image (its item, its
 and deletion curves when they were asked for). The table of
 ``explain_dataset`` has the columns of ``COLUMNS`` (those with
 ``needs_masks`` only when masks were given, those with ``needs_curves``
-only with ``insertion_deletion_steps``), in that order. A new per-image
+only with ``insertion_deletion_steps``, those with ``needs_sanity`` only
+with ``sanity_check=True``), in that order. A new per-image
 measure is one more ``Column`` in ``COLUMNS``: it is computed by whichever
 executor runs the image (local or a Ray worker), stored in the Parquet table,
 sortable and filterable in the gallery. Stores written before it existed
@@ -36,6 +37,8 @@ class Explained:
     model: Any
     preprocess: Callable[[Any], Any] | None
     curves: InsertionDeletionResult | None = None
+    # Similarity of the map to the fully randomised model's (sanity_check=True).
+    sanity_similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Column:
     value: Callable[[Explained], Any]
     needs_masks: bool = False
     needs_curves: bool = False
+    needs_sanity: bool = False
 
 
 def positive_attribution(result: IGResult) -> np.ndarray:
@@ -150,11 +154,23 @@ COLUMNS: tuple[Column, ...] = (
         lambda e: _curves(e).deletion_auc,
         needs_curves=True,
     ),
+    Column(
+        "sanity_similarity",
+        "float64",
+        "Spearman rank correlation of the absolute map with the map of the same model with "
+        "every trainable layer re-initialised (igw.sanity_check's last step, seed 0): near 1, "
+        "the map hardly depends on what the model learnt.",
+        lambda e: e.sanity_similarity,
+        needs_sanity=True,
+    ),
 )
 
 
 def columns_for(
-    has_masks: bool, names: tuple[str, ...] | None = None, has_curves: bool = False
+    has_masks: bool,
+    names: tuple[str, ...] | None = None,
+    has_curves: bool = False,
+    has_sanity: bool = False,
 ) -> tuple[Column, ...]:
     """The columns of a table: those of ``COLUMNS`` that apply, or those ``names``.
 
@@ -171,7 +187,9 @@ def columns_for(
     return tuple(
         column
         for column in COLUMNS
-        if (has_masks or not column.needs_masks) and (has_curves or not column.needs_curves)
+        if (has_masks or not column.needs_masks)
+        and (has_curves or not column.needs_curves)
+        and (has_sanity or not column.needs_sanity)
     )
 
 

@@ -119,12 +119,15 @@ class Computation:
     has_masks: bool
     # Steps of the insertion and deletion curves of every image; None: none.
     curve_steps: int | None = None
+    # The sanity_similarity column: each map against the fully randomised model's.
+    sanity: bool = False
     _resolved: Any = field(default=None, repr=False)
+    _randomised: Any = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         # Workers load their own model and open their own store.
-        return {**self.__dict__, "_resolved": None, "_store": None}
+        return {**self.__dict__, "_resolved": None, "_randomised": None, "_store": None}
 
     @property
     def resolved_model(self) -> Any:
@@ -166,6 +169,8 @@ class Computation:
 
     def compute(self, items: list[Item]) -> list[Explained]:
         """The chunk's results and curves: the work, before anything is stored."""
+        results = self.explain(items)
+        similarities = self.sanity_similarities(items, results)
         return [
             Explained(
                 item,
@@ -173,8 +178,30 @@ class Computation:
                 self.resolved_model,
                 self.options.preprocess,
                 self.curves(item, result),
+                similarity,
             )
-            for item, result in zip(items, self.explain(items), strict=True)
+            for item, result, similarity in zip(items, results, similarities, strict=True)
+        ]
+
+    def sanity_similarities(self, items: list[Item], results: list[IGResult]) -> list[float | None]:
+        """Per image, the Spearman rank correlation of its absolute map with the map of the
+        model with every trainable layer random (``igw.sanity_check``'s last step)."""
+        if not self.sanity:
+            return [None] * len(items)
+        from ..sanity import randomised_model, similarities
+
+        if self._randomised is None:
+            self._randomised = randomised_model(self.resolved_model)
+        names = [f"images[{item.index}]" for item in items]
+        prepared = engine.prepare_batch(
+            self._randomised, [item.image for item in items], self.options, names=names
+        )
+        random = engine.run_batch(
+            prepared, self.options, [result.target for result in results], names=names
+        )
+        return [
+            similarities(result.attributions, other.attributions)[0]
+            for result, other in zip(results, random, strict=True)
         ]
 
     def store_chunk(self, explained: list[Explained]) -> Any:

@@ -66,6 +66,7 @@ def _recorded_options(
     chunk_size: int,
     curve_steps: int | None,
     identities: dict[str, str | None],
+    sanity: bool = False,
 ) -> dict[str, Any]:
     """What a store records and compares on resume: everything that changes the results."""
     recorded = {
@@ -86,6 +87,8 @@ def _recorded_options(
     # Recorded only when asked for, so that stores written before it resume.
     if curve_steps is not None:
         recorded["insertion_deletion_steps"] = curve_steps
+    if sanity:
+        recorded["sanity_check"] = True
     return recorded
 
 
@@ -241,6 +244,7 @@ class _Run:
             layout=layout,
             has_masks=self.recorded["masks"],
             curve_steps=self.recorded.get("insertion_deletion_steps"),
+            sanity=bool(self.recorded.get("sanity_check")),
         )
 
     def _layout(self, first: Item) -> tuple[Layout, Any]:
@@ -254,6 +258,11 @@ class _Run:
                 f"pixels), got {curve_steps}"
             )
         model = resolve_model(self.model)
+        sanity = bool(self.recorded.get("sanity_check"))
+        if sanity:
+            from ..sanity import check_randomisable
+
+            check_randomisable(model)
         classes = engine.prepare(model, first.image, self.options).classes
         layout = Layout(
             image_shape=(first.image.shape[0], first.image.shape[1], first.image.shape[2]),
@@ -263,7 +272,10 @@ class _Run:
             chunk_size=self.chunk_size,
             maps_dtype=self.recorded["maps_dtype"],
             columns=tuple(
-                c.name for c in columns_for(self.recorded["masks"], has_curves=bool(curve_steps))
+                c.name
+                for c in columns_for(
+                    self.recorded["masks"], has_curves=bool(curve_steps), has_sanity=sanity
+                )
             ),
         )
         return layout, model
@@ -431,6 +443,7 @@ def explain_dataset(
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
     insertion_deletion_steps: int | None = None,
+    sanity_check: bool = False,
 ) -> DatasetResult:
     """Integrated gradients of every image of a dataset, written to a store as it goes.
 
@@ -493,6 +506,12 @@ def explain_dataset(
         how faithful each map is, to sort the gallery by. Costs
         ``2 * steps - 1`` forward passes per image (20 steps: about a quarter
         of the gradient work of ``steps=50``).
+    sanity_check : bool
+        Adds the column ``sanity_similarity``: the Spearman rank correlation of
+        each absolute map with the map of a copy of the model whose trainable
+        layers are all re-initialised (``igw.sanity_check``'s last step, seed
+        0; a Keras model or a torch Module). Costs one more computation of
+        every map.
 
     Returns
     -------
@@ -530,6 +549,8 @@ def explain_dataset(
         insertion_deletion_steps = check_int(
             "insertion_deletion_steps", insertion_deletion_steps, low=1
         )
+    if not isinstance(sanity_check, bool):
+        raise TypeError(f"sanity_check: expected True or False, got {sanity_check!r}")
     if isinstance(executor, str):
         check_choice("executor", executor, EXECUTORS)
     elif type(executor).__name__ != "RayExecutor":
@@ -556,6 +577,7 @@ def explain_dataset(
         chunk_size,
         insertion_deletion_steps,
         _identities(model, preprocess, labels, checked_targets),
+        sanity_check,
     )
     with target_store.lock():
         _check_resumable(target_store, recorded)

@@ -48,6 +48,7 @@ class DatasetResult:
             bool(options["masks"]),
             None if self._layout is None else self._layout.columns,
             has_curves=bool(options.get("insertion_deletion_steps")),
+            has_sanity=bool(options.get("sanity_check")),
         )
         table = self._store.read_table(
             self._columns, None if self._layout is None else self._layout.chunk_size
@@ -335,6 +336,7 @@ class DatasetResult:
             layout=self._layout,
             has_masks=bool(recorded["masks"]),
             curve_steps=recorded.get("insertion_deletion_steps"),
+            sanity=bool(recorded.get("sanity_check")),
         )
         computation._resolved = resolve_model(model)
         record = {

@@ -360,3 +360,27 @@ def test_the_dataset_column_refuses_what_it_cannot_randomise(tmp_path):
             linear_model(weights), images, store=store, sanity_check=True, progress=False
         )
     assert not (store / "ig-dataset.json").exists()
+
+
+@pytest.mark.slow
+def test_ray_workers_compute_the_column_the_local_executor_does(tmp_path):
+    import ray
+
+    from .ray_local import start_local_ray
+
+    model = tiny_cnn(size=16, seed=3)
+    images = np.stack([random_image(16, seed=s) for s in range(4)])
+    common = dict(steps=4, chunk_size=2, progress=False, sanity_check=True)
+    local = igw.explain_dataset(model, images, store=tmp_path / "local", **common)
+    start_local_ray(2)
+    try:
+        on_ray = igw.explain_dataset(
+            model, images, store=tmp_path / "ray", executor=igw.RayExecutor(workers=2), **common
+        )
+    finally:
+        ray.shutdown()
+    # Another process may sum in another order: float32 rounding only.
+    np.testing.assert_allclose(
+        on_ray.table["sanity_similarity"], local.table["sanity_similarity"], atol=1e-4
+    )
+    assert local.table["sanity_similarity"].notna().all()

@@ -40,6 +40,7 @@ RULE_CONSTANTS = {
     ("ig_widget.widget.methods", "STEPS_METHODS"): "Attribution methods that take the steps.",
     ("ig_widget.widget.methods", "BASELINE_METHODS"): "Attribution methods that take the baseline.",
     ("ig_widget.widget.methods", "QUADRATURE_METHODS"): "Attribution methods that take the rule.",
+    ("ig_widget.widget.shown", "SANITY_STAGE"): "The progress line of a sanity check starts so.",
 }
 # The renderer's constants the browser needs, with what they are for.
 RENDER_CONSTANTS = {

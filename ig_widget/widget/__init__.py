@@ -68,6 +68,7 @@ from .shown import (
     MAP_BUFFERS,
     MAX_UPDATE_BYTES,
     NO_SANITY,
+    SANITY_STAGE,
     Explanation,
     ShownImage,
     ShownResult,
@@ -473,19 +474,23 @@ class IGWidget(WidgetState):
             options = self._engine_options(shown.request, target)
             name = shown.explanation.explainer
             settings = method_settings(name, options, self._explainer_options)
-            self._announce_stage(f"Sanity check of {TITLES[name]}")
-            check = sanity_check(
-                self._model,
-                shown.image.pixels,
-                name,
-                layers=layers,
-                seed=seed,
-                target=target,
-                preprocess=self._preprocess,
-                precision=options.precision,
-                progress=progress,
-                options=settings,
-            )
+            self._announce_stage(f"{SANITY_STAGE} of {TITLES[name]}")
+            try:
+                check = sanity_check(
+                    self._model,
+                    shown.image.pixels,
+                    name,
+                    layers=layers,
+                    seed=seed,
+                    target=target,
+                    preprocess=self._preprocess,
+                    precision=options.precision,
+                    progress=progress,
+                    options=settings,
+                )
+            finally:
+                # The next computation's note must not read as a sanity check.
+                self._announce_stage("")
             traits = sanity_traits(check, shown.image, self._label(check.target))
             with self.sync_lock:
                 if self._shown.image is shown.image:

@@ -317,6 +317,9 @@ def shown_result(
     return ShownResult(image, prepared, explanation, request, maps, shown_maps, traits)
 
 
+# The progress line while a sanity check runs starts with this (the panels
+# then stay as they are: the view says so instead of "Computing ...").
+SANITY_STAGE = "Sanity check"
 # The sanity check's pictures are thumbnails: at most this many pixels on the
 # longer side, whatever the image (a check of 40 layers sends 41 maps).
 SANITY_THUMBNAIL = 128

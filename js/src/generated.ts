@@ -109,6 +109,9 @@ export const BASELINE_METHODS = ["integrated_gradients", "guided_ig"] as const;
 /** Attribution methods that take the rule. (ig_widget.widget.methods) */
 export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
 
+/** The progress line of a sanity check starts so. (ig_widget.widget.shown) */
+export const SANITY_STAGE = "Sanity check";
+
 /** One method's insertion and deletion curves (an entry of the ``curves`` trait). */
 export interface Curve {
   explainer: string;

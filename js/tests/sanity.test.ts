@@ -126,4 +126,21 @@ describe("sanity check", () => {
     expect(el.querySelectorAll(".igw-sanity-step")).toHaveLength(0);
     expect(query<HTMLElement>(el, ".igw-sanity").hidden).toBe(true);
   });
+
+  it("says a sanity check runs, and leaves the panels undimmed", () => {
+    const { el, model } = mount();
+    const grid = query<HTMLElement>(el, ".igw-panels");
+    model.set("computing", true);
+    model.set("progress_stage", "Sanity check of Integrated gradients");
+    expect(query(el, ".igw-busy-note").textContent).toBe(
+      `Sanity check of Integrated gradients: its map of “${isolate("tabby cat")}” as the ` +
+        "layers of a copy of the model are randomised; the panels stay as they are.",
+    );
+    expect(grid.classList.contains("igw-busy")).toBe(false);
+    expect(grid.getAttribute("aria-busy")).toBe("false");
+    // The next computation's stage: the usual note, the panels dimmed.
+    model.set("progress_stage", "");
+    expect(query(el, ".igw-busy-note").textContent).toMatch(/^Computing /);
+    expect(grid.classList.contains("igw-busy")).toBe(true);
+  });
 });

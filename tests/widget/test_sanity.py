@@ -21,7 +21,7 @@ def test_the_button_shows_the_check_of_the_shown_result(w, cnn, image):
     updates_before = len(w.comm.messages)
     message_from_the_browser(w, "sanity")
     assert w.wait(timeout=120)
-    assert w.error == "" and not w.computing
+    assert w.error == "" and not w.computing and w.progress_stage == ""
     expected = igw.sanity_check(cnn, image, target=w.target, options={"steps": 8})
     data = w.sanity
     assert [step["label"] for step in data["steps"]] == ["original", *expected.layers]

@@ -8,7 +8,7 @@
 // and say what is coming.
 
 import { isolate } from "../format";
-import { type MAP_BUFFERS, RANDOM_BASELINES, type Summary } from "../generated";
+import { type MAP_BUFFERS, RANDOM_BASELINES, SANITY_STAGE, type Summary } from "../generated";
 import { colourKey, groundLuma, renderMaps } from "../render";
 import { bytesOf, floatsOf, SyncedState } from "../state";
 import { curveSummary, drawCurvesPlot } from "./curves";
@@ -160,10 +160,22 @@ const BUSY_KEYS = [
   "method",
   "explainer",
   "compare",
+  "progress_stage",
 ];
+
+/** Whether the running computation is a sanity check (the panels stay as they are). */
+function checkingSanity(state: SyncedState): boolean {
+  return state.get("progress_stage").startsWith(SANITY_STAGE);
+}
 
 /** The busy note: what is being computed, and what the panels show meanwhile. */
 function busyText(state: SyncedState): string {
+  if (checkingSanity(state)) {
+    return (
+      `${state.get("progress_stage")}: its map of “${isolate(state.get("summary").label)}” as ` +
+      "the layers of a copy of the model are randomised; the panels stay as they are."
+    );
+  }
   const steps = state.get("steps");
   const baseline = state.get("baseline");
   const runs = (RANDOM_BASELINES as readonly string[]).includes(baseline)
@@ -419,8 +431,10 @@ export function createPanels(
   // -- computing ----------------------------------------------------------------
   const showBusy = (): void => {
     const computing = state.get("computing");
-    grid.classList.toggle("igw-busy", computing);
-    grid.setAttribute("aria-busy", String(computing));
+    // A sanity check leaves the panels as they are: they are not dimmed for it.
+    const changing = computing && !checkingSanity(state);
+    grid.classList.toggle("igw-busy", changing);
+    grid.setAttribute("aria-busy", String(changing));
     busyNote.hidden = !computing;
     busyNote.textContent = computing ? busyText(state) : "";
   };

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,8 @@ CONVERGED_DELTA = 0.05
 # what is integrated (baseline, target, precision), so a recomputed row answers
 # the same question as its neighbours.
 RERUN_OPTIONS = ("steps", "tolerance", "batch_size")
+# Images the audit report lists per column, by default.
+WORST_COUNT = 12
 
 
 class DatasetResult:
@@ -83,6 +87,49 @@ class DatasetResult:
         """One verified row of an array: a missing or changed chunk raises, never reads as 0."""
         sums = None if self._checksums is None else self._checksums.get(row, {})
         return self._store.read_row(self._layout, name, row, sums)
+
+    def read_rows(self, name: str, rows: list[int]) -> np.ndarray:
+        """Some rows of one stored array, checked; each store chunk is read once.
+
+        ``rows`` are image indices in the table, ascending. A map array
+        (``attributions``, ``gradients``) comes back as float32 whatever the
+        store keeps. Reading a few rows at a time keeps memory flat over a
+        dataset of any size (``igw.compare_datasets`` streams this way).
+
+        Examples
+        --------
+        >>> result.read_rows("attributions", [0, 1, 2]).shape  # doctest: +SKIP
+        (3, 96, 96, 3)
+        """
+        rows = [self._row(row) for row in rows]
+        if rows != sorted(set(rows)):
+            raise ValueError(f"rows: expected ascending image indices, got {rows[:8]!r}")
+        if not rows:
+            raise ValueError("rows: expected at least one image index")
+        assert self._layout is not None  # a store with rows has a layout
+        size = self._layout.chunk_size
+        parts = []
+        for chunk in sorted({row // size for row in rows}):
+            mine = [row for row in rows if row // size == chunk]
+            values = self._store.read_rows(self._layout, name, mine, self._checksums)
+            if name in MAPS and self._layout.maps_dtype == "float16":
+                scales = self._store.read_rows(self._layout, f"{name}_scale", mine, self._checksums)
+                values = np.stack(
+                    [decode_map(v, float(scale)) for v, scale in zip(values, scales, strict=True)]
+                )
+            parts.append(values)
+        return np.concatenate(parts)
+
+    def _chunks(self, names: tuple[str, ...]) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        """The stored rows one chunk at a time: their image indices and those rows of each
+        array in ``names``, every row checked (memory: one chunk)."""
+        if self._layout is None:
+            return
+        size = self._layout.chunk_size
+        index = self._table.index
+        for chunk in sorted({int(row) // size for row in index}):
+            rows = [int(row) for row in index[(index // size) == chunk]]
+            yield rows, {name: self.read_rows(name, rows) for name in names}
 
     @property
     def path(self) -> str:
@@ -200,6 +247,71 @@ class DatasetResult:
             fsspec.generic.rsync(self._store.path, target.path)
         return DatasetResult(target.path)
 
+    def report(
+        self,
+        path: str | os.PathLike,
+        *,
+        sections: Sequence[Any] = (),
+        class_names: Sequence[str] | None = None,
+        worst_by: Any = None,
+        worst: int = WORST_COUNT,
+        **render_options: Any,
+    ) -> Path:
+        """Write an audit report: one self-contained HTML page that opens offline.
+
+        The page says what was run (the recorded options, the versions of
+        ig-widget, Python and the frameworks, the model's digest), shows the
+        completeness error's distribution and a summary of each per-image
+        measure (insertion and deletion areas, mask share, where stored), the
+        worst images by each column of ``worst_by`` (the store's thumbnails:
+        the image and its map), the mean map of each class (read from the
+        store one chunk at a time), and one section per finding in
+        ``sections``. It has no script and loads nothing: styles inline,
+        pictures as data URIs; its size does not grow with the number of
+        images. Every name from the model or the user is shown as text.
+
+        Parameters
+        ----------
+        path : str or path
+            The ``.html`` file to write (replaced atomically).
+        sections : sequence
+            Findings to add, each a ``ReportSection`` or an object with a
+            ``report_section()`` method (``igw.compare_datasets``,
+            ``igw.cluster_maps``, ``igw.sanity_check``, ...).
+        class_names : sequence of str, optional
+            One name per class, for the label, predicted and target columns.
+        worst_by : column, (column, "high" or "low"), or a list of them
+            The columns to list the worst images by; "high": the largest
+            values are the worst. A name alone: ``delta``, ``deletion_auc``
+            and other columns largest first; ``insertion_auc``,
+            ``mask_share``, ``score`` and ``correct`` smallest first. By
+            default ``delta`` and the stored faithfulness columns.
+        worst : int
+            Images listed per column (1 to 100).
+        **render_options
+            Display options for the maps, as for ``igw.render``.
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Examples
+        --------
+        >>> result.report("audit.html", worst_by=["delta", "mask_share"])  # doctest: +SKIP
+        """
+        from .report import write_report
+
+        return write_report(
+            self,
+            path,
+            sections=sections,
+            class_names=class_names,
+            worst_by=worst_by,
+            worst=worst,
+            **render_options,
+        )
+
     def convergence_summary(self, limit: float = CONVERGED_DELTA) -> str | None:
         """A line counting the rows whose completeness error ``delta`` exceeds ``limit``.
 
@@ -257,12 +369,14 @@ class DatasetResult:
         Parameters
         ----------
         model
-            The model the store was computed with (the store does not keep it).
+            The model the store was computed with, given as it was given to
+            ``explain_dataset`` (the store keeps its identity, not the model;
+            another model is refused).
         where : boolean Series or array over the table, or image indices
             The rows to recompute, e.g. ``result.table.delta > 0.05``.
         preprocess : callable, optional
-            The run's preprocess function, when it had one (the store records
-            only its name).
+            The run's preprocess function, when it had one (checked against
+            the identity the store records).
         masks : optional
             With a store that has mask columns: the run's masks, one per image,
             indexed as the images (``mask_share`` is recomputed).
@@ -280,7 +394,7 @@ class DatasetResult:
         """
         from .columns import table_rows
         from .compute import Computation, path_points, resolve_model
-        from .explain import options_from_record
+        from .explain import check_rerun_identities, options_from_record
 
         unknown = sorted(set(options) - set(RERUN_OPTIONS))
         if unknown:
@@ -291,11 +405,7 @@ class DatasetResult:
         if self._layout is None:
             raise ValueError(f"store: '{self.path}' holds no image yet; nothing to rerun")
         recorded = self._manifest["options"]
-        if self._manifest.get("preprocess") and preprocess is None:
-            raise ValueError(
-                f"preprocess: the store was computed with preprocess "
-                f"{self._manifest.get('preprocess')!r}; give the same function"
-            )
+        check_rerun_identities(self.path, recorded, model, preprocess)
         if recorded["masks"] and masks is None:
             raise ValueError(
                 "masks: the store has mask columns; give the run's masks (one per image) so "

@@ -347,6 +347,22 @@ def test_the_dataset_column_is_the_similarity_after_full_randomisation(tmp_path)
     assert "sanity_check" not in manifest["options"]
 
 
+def test_the_audit_report_shows_the_check(tmp_path):
+    import base64
+    import html
+
+    model = tiny_cnn(size=16, seed=3)
+    images = np.stack([random_image(16, seed=s) for s in range(2)])
+    result = igw.explain_dataset(model, images, steps=4, store=tmp_path / "s", progress=False)
+    check = sanity_check(model, images[0], options={"steps": 4})
+    page = result.report(tmp_path / "audit.html", sections=(check,)).read_text()
+    assert "Sanity check: model randomisation" in page
+    section = check.report_section()
+    for picture in section.pictures:
+        assert html.escape(picture.caption) in page
+        assert base64.b64encode(picture.png).decode("ascii") in page
+
+
 def test_the_dataset_column_refuses_what_it_cannot_randomise(tmp_path):
     from .models import linear_model
 

@@ -63,6 +63,8 @@ _LAZY = {
     "Gallery": ("ig_widget.dataset.gallery", "Gallery"),
     "compare_datasets": ("ig_widget.dataset.drift", "compare_datasets"),
     "DatasetComparison": ("ig_widget.dataset.drift", "DatasetComparison"),
+    "sanity_check": ("ig_widget.sanity", "sanity_check"),
+    "SanityCheck": ("ig_widget.sanity", "SanityCheck"),
 }
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "InsertionDeletionResult",
     "ModelFactory",
     "RayExecutor",
+    "SanityCheck",
     "StabilityResult",
     "XRAIResult",
     "blur_ig",
@@ -94,6 +97,7 @@ __all__ = [
     "open_dataset",
     "plot",
     "render",
+    "sanity_check",
     "smoothgrad",
     "stability",
     "xrai",

@@ -42,6 +42,7 @@ RULE_CONSTANTS = {
     ("ig_widget.widget.methods", "QUADRATURE_METHODS"): "Attribution methods that take the rule.",
     ("ig_widget.widget.methods", "STABILITY_STAGE"): "How the progress names stability runs.",
     ("ig_widget.widget.methods", "STABILITY_METHODS"): "Methods the Stability button runs.",
+    ("ig_widget.widget.shown", "SANITY_STAGE"): "The progress line of a sanity check starts so.",
 }
 # The renderer's constants the browser needs, with what they are for.
 RENDER_CONSTANTS = {

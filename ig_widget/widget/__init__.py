@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import traitlets
@@ -47,6 +47,7 @@ from .methods import (
     Stages,
     check_explainer_options,
     curve,
+    method_settings,
     offered,
     run_method,
     stability_parameters,
@@ -69,15 +70,21 @@ from .shown import (
     BYTES_PER_DISPLAY_PIXEL,
     MAP_BUFFERS,
     MAX_UPDATE_BYTES,
+    NO_SANITY,
+    SANITY_STAGE,
     Explanation,
     ShownImage,
     ShownResult,
     block_mean,
     display_factor,
+    sanity_traits,
     shown_result,
     stability_traits,
 )
 from .state import DisplayOptions, WidgetState, ignore_message
+
+if TYPE_CHECKING:
+    from ..sanity import SanityCheck
 
 # Progress updates (and chances to cancel) the widget asks the engine for per
 # computation; the engine keeps its batches within its own rule either way.
@@ -407,6 +414,9 @@ class IGWidget(WidgetState):
                     raise
                 if top_class:
                     self.target = result.target
+                if image is not None:
+                    # The strip showed the previous image's check.
+                    self._show_sanity(NO_SANITY)
                 self.stale = self.request() != done
             return result
 
@@ -435,6 +445,70 @@ class IGWidget(WidgetState):
         >>> w.compute().delta  # doctest: +SKIP
         """
         return self._runner.run_after_background(self._job(), self._restore_target)
+
+    def sanity_check(
+        self, *, layers: int | Sequence[str] | None = None, seed: int = 0
+    ) -> SanityCheck | None:
+        """Run the model-randomisation sanity check of the shown method and class, blocking,
+        and show it under the panels (the Sanity check button runs it in the background).
+
+        ``igw.sanity_check`` on the shown image with the shown result's
+        method, options and class; ``layers`` and ``seed`` as there. The
+        model is not modified (a copy is randomised).
+
+        Returns
+        -------
+        SanityCheck, or None if it was cancelled from the browser.
+
+        Examples
+        --------
+        >>> w.sanity_check(layers=3).spearman_abs  # doctest: +SKIP
+        """
+        return self._runner.run_after_background(self._sanity_job(layers, seed), lambda: None)
+
+    def _sanity_job(
+        self, layers: int | Sequence[str] | None = None, seed: int = 0
+    ) -> Callable[[ProgressCallback], SanityCheck]:
+        from ..sanity import sanity_check
+
+        shown = self._shown
+
+        def job(progress: ProgressCallback) -> SanityCheck:
+            if shown.prepared is None:
+                raise ValueError(NO_MODEL)
+            target = shown.result.target
+            options = self._engine_options(shown.request, target)
+            name = shown.explanation.explainer
+            settings = method_settings(name, options, self._explainer_options)
+            self._announce_stage(f"{SANITY_STAGE} of {TITLES[name]}")
+            try:
+                check = sanity_check(
+                    self._model,
+                    shown.image.pixels,
+                    name,
+                    layers=layers,
+                    seed=seed,
+                    target=target,
+                    preprocess=self._preprocess,
+                    precision=options.precision,
+                    progress=progress,
+                    options=settings,
+                )
+            finally:
+                # The next computation's note must not read as a sanity check.
+                self._announce_stage("")
+            traits = sanity_traits(check, shown.image, self._label(check.target))
+            with self.sync_lock:
+                if self._shown.image is shown.image:
+                    self._show_sanity(traits)
+            return check
+
+        return job
+
+    def _show_sanity(self, traits: dict[str, Any]) -> None:
+        with self.hold_sync():
+            for name, value in traits.items():
+                setattr(self, name, value)
 
     @property
     def image(self) -> np.ndarray:
@@ -519,11 +593,15 @@ class IGWidget(WidgetState):
             self._runner.start(self._job(), self._restore_target)
         elif kind == "stability":
             self._runner.start(self._stability_job(STABILITY_DRAWS), lambda: None)
+        elif kind == "sanity":
+            self._runner.start(self._sanity_job(), lambda: None)
         elif kind == "cancel":
             self._runner.cancel(wait=False)
         else:
             ignore_message(
-                self, f"expected a 'compute', 'stability' or 'cancel' message, got {content!r:.80}"
+                self,
+                "expected a 'compute', 'stability', 'sanity' or 'cancel' message, "
+                f"got {content!r:.80}",
             )
 
     def _stability_job(self, draws: int) -> Callable[[ProgressCallback], StabilityResult]:

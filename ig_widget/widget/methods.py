@@ -139,16 +139,14 @@ def run_method(
     progress: Callable[[int, int], Any] | None,
 ) -> AttributionResult:
     """One method other than integrated gradients, as the widget's options ask for it."""
-    method = REGISTRY[name]
-    settings = method_settings(name, options, explainer_options)
-    result = method.function(
+    result = REGISTRY[name].function(
         model,
         image,
         target=target,
         preprocess=options.preprocess,
         precision=options.precision,
         progress=progress,
-        **settings,
+        **method_settings(name, options, explainer_options),
     )
     if not isinstance(result, AttributionResult):
         raise TypeError(f"{name}: expected an AttributionResult, got {type(result).__name__}")

@@ -110,6 +110,9 @@ def page(state: dict[str, Any]) -> bytes:
     compute controls are disabled.
     """
     state = dict(state)
-    binary = {name: state.pop(name) for name in ("image_rgb", *MAP_BUFFERS, "stability_spread")}
+    binary = {
+        name: state.pop(name)
+        for name in ("image_rgb", *MAP_BUFFERS, "stability_spread", "sanity_rgb", "sanity_maps")
+    }
     state.update(error="", notice="", computing=False)
     return export.standalone_html(state, binary, STATIC).encode("utf-8")

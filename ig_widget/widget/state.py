@@ -31,7 +31,15 @@ from .options import (
     checked_display,
     render_options_of,
 )
-from .shown import ClassEntry, PathData, ShownResult, StabilityShown, Summary
+from .shown import (
+    NO_SANITY,
+    ClassEntry,
+    PathData,
+    SanityData,
+    ShownResult,
+    StabilityShown,
+    Summary,
+)
 
 if TYPE_CHECKING:
     import anywidget
@@ -217,6 +225,10 @@ class WidgetState(DisplayOptions, FrontEnd):
         sync=True, ts=StabilityShown | None
     )
     stability_spread = traitlets.Bytes(b"").tag(sync=True)
+    # The sanity check shown under the panels (shown.sanity_traits; no steps: none).
+    sanity = traitlets.Dict(NO_SANITY["sanity"]).tag(sync=True, ts=SanityData)
+    sanity_rgb = traitlets.Bytes(b"").tag(sync=True)
+    sanity_maps = traitlets.Bytes(b"").tag(sync=True)
 
     # Status. compute_enabled: False for a stored result shown without a model.
     compute_enabled = traitlets.Bool(True).tag(sync=True)

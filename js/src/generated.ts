@@ -115,6 +115,9 @@ export const STABILITY_STAGE = "Stability";
 /** Methods the Stability button runs. (ig_widget.widget.methods) */
 export const STABILITY_METHODS = ["integrated_gradients", "smoothgrad", "expected_gradients", "guided_ig", "xrai"] as const;
 
+/** The progress line of a sanity check starts so. (ig_widget.widget.shown) */
+export const SANITY_STAGE = "Sanity check";
+
 /** One method's insertion and deletion curves (an entry of the ``curves`` trait). */
 export interface Curve {
   explainer: string;
@@ -134,6 +137,23 @@ export interface PathData {
   high: number[];
   baseline_score: number;
   score: number;
+}
+
+/** The sanity check shown (the ``sanity`` trait); no steps: none shown. */
+export interface SanityData {
+  explainer_title: string;
+  target: number;
+  label: string;
+  size: number[];
+  steps: SanityStep[];
+}
+
+/** One step of a sanity check as shown, with its map's similarities to the original. */
+export interface SanityStep {
+  label: string;
+  spearman_abs: number | null;
+  spearman: number | null;
+  ssim: number | null;
 }
 
 /** The shown method's stability over several runs (the ``stability_shown`` trait). */
@@ -210,6 +230,9 @@ export interface WidgetState {
   progress: [number, number];
   progress_stage: string;
   runs: number;
+  sanity: SanityData;
+  sanity_maps: Binary;
+  sanity_rgb: Binary;
   stability_shown: StabilityShown | null;
   stability_spread: Binary;
   stale: boolean;

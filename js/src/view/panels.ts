@@ -12,6 +12,7 @@ import { isolate } from "../format";
 import {
   type MAP_BUFFERS,
   RANDOM_BASELINES,
+  SANITY_STAGE,
   STABILITY_STAGE,
   type StabilityShown,
   type Summary,
@@ -87,7 +88,7 @@ interface Figure {
   description: HTMLElement;
 }
 
-interface Picture extends Figure {
+export interface Picture extends Figure {
   canvas: HTMLCanvasElement;
   context: CanvasRenderingContext2D | null;
   pixels: ImageData | null;
@@ -140,7 +141,7 @@ function retitle(made: Figure, title: string, picture?: HTMLElement): void {
   }
 }
 
-function makePicture(scope: Scope, title: string, className: string): Picture {
+export function makePicture(scope: Scope, title: string, className: string): Picture {
   const made = makeFigure(scope, title, className);
   const canvas = element("canvas", "igw-canvas");
   canvas.setAttribute("role", "img");
@@ -168,7 +169,13 @@ const BUSY_KEYS = [
   "method",
   "explainer",
   "compare",
+  "progress_stage",
 ];
+
+/** Whether the running computation is a sanity check (the panels stay as they are). */
+function checkingSanity(state: SyncedState): boolean {
+  return state.get("progress_stage").startsWith(SANITY_STAGE);
+}
 
 /** The busy note: what is being computed, and what the panels show meanwhile. */
 function busyText(state: SyncedState): string {
@@ -176,6 +183,12 @@ function busyText(state: SyncedState): string {
   const shown = isolate(state.get("summary").label);
   if (stage.startsWith(`${STABILITY_STAGE}:`)) {
     return `Computing the spread of the shown map (${stage}); the panels show “${shown}” meanwhile.`;
+  }
+  if (checkingSanity(state)) {
+    return (
+      `${state.get("progress_stage")}: its map of “${isolate(state.get("summary").label)}” as ` +
+      "the layers of a copy of the model are randomised; the panels stay as they are."
+    );
   }
   const steps = state.get("steps");
   const baseline = state.get("baseline");
@@ -195,7 +208,7 @@ function busyText(state: SyncedState): string {
 }
 
 /** `picture`'s pixels, its canvas sized `width` × `height` first (null without a context). */
-function picturePixels(picture: Picture, width: number, height: number): ImageData | null {
+export function picturePixels(picture: Picture, width: number, height: number): ImageData | null {
   if (picture.context === null) {
     return null;
   }
@@ -482,8 +495,10 @@ export function createPanels(
   // -- computing ----------------------------------------------------------------
   const showBusy = (): void => {
     const computing = state.get("computing");
-    grid.classList.toggle("igw-busy", computing);
-    grid.setAttribute("aria-busy", String(computing));
+    // A sanity check leaves the panels as they are: they are not dimmed for it.
+    const changing = computing && !checkingSanity(state);
+    grid.classList.toggle("igw-busy", changing);
+    grid.setAttribute("aria-busy", String(changing));
     busyNote.hidden = !computing;
     busyNote.textContent = computing ? busyText(state) : "";
   };

@@ -8,7 +8,24 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from . import NOT_DIFFERENTIABLE, available_ram_bytes, keras_precision
+from . import (
+    NOT_DIFFERENTIABLE,
+    LayerWatch,
+    available_ram_bytes,
+    keras_precision,
+    only_activation,
+)
+
+
+@tf.custom_gradient
+def guided_relu(x: tf.Tensor) -> Any:
+    """ReLU whose backward pass lets through only positive gradients at positive inputs
+    (guided backpropagation, Springenberg et al. 2015)."""
+
+    def backward(upstream: tf.Tensor) -> tf.Tensor:
+        return tf.where((x > 0) & (upstream > 0), upstream, tf.zeros_like(upstream))
+
+    return tf.nn.relu(x), backward
 
 
 def _call_model(model: Any, batch: tf.Tensor) -> tf.Tensor:
@@ -113,6 +130,34 @@ class TensorFlowBackend:
         program = self._program(tuple(rows.shape[1:]))
         sums, scores = program(rows, directional, index, values, group_lines)
         return sums.numpy(), scores.numpy()
+
+    def layer_gradients(
+        self, image: np.ndarray, column: int, sign: float, watch: LayerWatch, guided: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        # Eager: one image, one pass; a traced program would be kept per layer for no gain.
+        batch = tf.convert_to_tensor(image[None], tf.float32)
+        seen: list[tf.Tensor] = []
+
+        def tap(output: tf.Tensor) -> tf.Tensor:
+            tape.watch(output)
+            seen.append(output)
+            return output
+
+        with tf.GradientTape(persistent=guided) as tape:
+            tape.watch(batch)
+            with watch(tap, guided_relu if guided else None):
+                scores = tf.cast(self._scores(batch), tf.float32)
+            score = sign * scores[0, column]
+        activation = only_activation(seen)
+        layer_grad = tape.gradient(score, activation)
+        input_grad = tape.gradient(score, batch) if guided else None
+        if layer_grad is None or (guided and input_grad is None):
+            raise ValueError(NOT_DIFFERENTIABLE)
+        return (
+            activation.numpy()[0].astype(np.float32),
+            layer_grad.numpy()[0].astype(np.float32),
+            None if input_grad is None else input_grad.numpy()[0],
+        )
 
     def is_out_of_memory(self, error: BaseException) -> bool:
         return isinstance(error, (tf.errors.ResourceExhaustedError, MemoryError))

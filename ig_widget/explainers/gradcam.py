@@ -11,7 +11,7 @@ uses). The map is kept in score units: pytorch-grad-cam rescales each map to
 [0, 1] before resizing, which commutes with bilinear resizing (its weights
 sum to one), so its map is this one rescaled.
 
-Guided Grad-CAM multiplies that map, per pixel, by guided backpropagation
+Guided Grad-CAM multiplies that map (from plain gradients), per pixel, by guided backpropagation
 (Springenberg et al. 2015): the gradient of the target score with respect to
 the input pixels (through ``preprocess``) with every ReLU's backward pass
 letting through only positive gradients at positive inputs. The ReLUs
@@ -248,24 +248,28 @@ def _channels_first(model: Any, layer: Any) -> bool:
     return True
 
 
-def _layer_cam(
+def _layer_gradients(
     started: Started, model: Any, layer: Any, guided: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The Grad-CAM map at image size (H, W) and, with ``guided``, guided backpropagation."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     classifier = started.prepared.classifier
     columns, signs = classifier.columns_and_signs(np.array([started.target]))
-    activation, gradient, guided_gradient = classifier.backend.layer_gradients(
+    return classifier.backend.layer_gradients(
         started.image,
         int(columns[0]),
         float(signs[0]),
         lambda tap, relu: watching(model, layer, tap, relu),
         guided,
     )
+
+
+def _layer_cam(started: Started, model: Any, layer: Any) -> np.ndarray:
+    """The Grad-CAM map at image size (H, W), from plain gradients."""
+    activation, gradient, _ = _layer_gradients(started, model, layer, guided=False)
     first = _channels_first(model, layer)
     activations = feature_map(activation, first).astype(np.float64)
     weights = feature_map(gradient, first).astype(np.float64).mean(axis=(0, 1))
     cam = np.maximum(activations @ weights, 0.0)
-    return resize_bilinear(cam, started.image.shape[:2]), guided_gradient
+    return resize_bilinear(cam, started.image.shape[:2])
 
 
 def _run(
@@ -278,10 +282,16 @@ def _run(
 ) -> AttributionResult:
     layer_name, layer_object = check_layer(model, layer)
     started = start(model, as_image(image), options, progress)
-    cam, guided = _layer_cam(started, model, layer_object, guided=name == "guided_gradcam")
-    attributions = cam[..., None] if guided is None else cam[..., None] * guided
-    report_progress(progress, 1, 1)
-    return started.result(attributions, name, {"layer": layer_name}, 1)
+    passes = 2 if name == "guided_gradcam" else 1
+    attributions = _layer_cam(started, model, layer_object)[..., None]
+    report_progress(progress, 1, passes)
+    if passes == 2:
+        # A pass of its own: the map's layer gradient must not go through guided ReLUs.
+        _, _, guided = _layer_gradients(started, model, layer_object, guided=True)
+        assert guided is not None
+        attributions = attributions * guided
+        report_progress(progress, 2, passes)
+    return started.result(attributions, name, {"layer": layer_name}, passes)
 
 
 def gradcam(
@@ -308,7 +318,8 @@ def gradcam(
         An unknown name raises a ``ValueError`` listing the model's layers
         before the model runs.
     progress : callable, optional
-        Called once, ``progress(1, 1)``, when the map is done.
+        Called once, ``progress(1, 1)``, when the map is done (Guided
+        Grad-CAM: after each of its two passes).
 
     Returns
     -------
@@ -356,7 +367,8 @@ def guided_gradcam(
     AttributionResult
         ``explainer="guided_gradcam"``; ``attributions`` (H, W, C), the
         Grad-CAM map (score units) times the guided gradient with respect to
-        the input pixels; ``parameters`` holds ``layer``; ``points_used`` 1.
+        the input pixels; ``parameters`` holds ``layer``; ``points_used`` 2
+        (a plain pass for the map, a guided one for the input's gradient).
     """
     options = IGOptions(
         target=target, preprocess=preprocess, pixel_range=pixel_range, precision=precision

@@ -89,7 +89,8 @@ def test_the_menus_from_the_browser_apply_with_compute(cnn, image):
     assert completed[-1] == [w.summary["points_used"]] * 2
     # The offered methods, by title; Expected Gradients needs references.
     assert [name for name, _ in w.explainer_choices] == [
-        "integrated_gradients", "smoothgrad", "blur_ig", "guided_ig", "xrai"
+        "integrated_gradients", "smoothgrad", "blur_ig", "guided_ig", "xrai", "gradcam",
+        "guided_gradcam", "occlusion",
     ]  # fmt: skip
     assert all(title == TITLES[name] for name, title in w.explainer_choices)
 

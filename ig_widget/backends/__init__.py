@@ -22,15 +22,18 @@ operations on NumPy arrays; everything else in the engine is framework-free:
   per-point gradients (see ``ig_widget.points``).
 
 Grad-CAM and Guided Grad-CAM (``ig_widget.explainers.gradcam``) use a third,
-``layer_gradients(image, column, sign, watch, guided)``: one image's
-activation at a chosen layer and the gradient of ``sign * scores[column]``
-with respect to it (and, with ``guided``, with respect to the input while
-``watch`` routes the model's ReLUs through the backend's ``guided_relu``).
-``watch(tap, relu)`` is a context manager made by the explainer: inside it
-the layer's output ``out`` is replaced by ``tap(out)``, which the backend
-uses to keep the tensor (TensorFlow, PyTorch) or to add a zero it
-differentiates with respect to (JAX, whose transformations differentiate
-only function arguments).
+``layer_gradients(image, choose, watch, guided)``: one forward and one
+backward pass at one image. The model's output at the image (as NumPy) goes
+to ``choose``, which checks it and returns the ``column`` and ``sign`` of
+the explained score; the call returns that output, the activation at a
+chosen layer and the gradient of ``sign * output[column]`` with respect to
+it (and, with ``guided``, with respect to the input, while ``watch`` routes
+the model's ReLUs through the backend's ``guided_relu``). ``watch(tap,
+relu)`` is a context manager made by the explainer: inside it the layer's
+output ``out`` is replaced by ``tap(out)``, which the backend uses to keep
+the tensor (TensorFlow, PyTorch) or to add a zero it differentiates with
+respect to (JAX, whose transformations differentiate only function
+arguments).
 
 Two more tell the engine how large a batch may be: ``free_memory_bytes()`` and
 the ``activation_bytes`` attribute (see ``ig_widget.batching``); a backend
@@ -59,7 +62,10 @@ from ..validation import caller_stacklevel
 PRECISIONS = ("float32", "bfloat16")
 # What a backend raises when no gradient reaches the input (TensorFlow and PyTorch say None).
 NOT_DIFFERENTIABLE = "model: its scores do not depend differentiably on the input image"
-# ``watch(tap, relu)`` of ``layer_gradients`` (see the module docstring).
+# ``choose(output) -> (column, sign)`` and ``watch(tap, relu)`` of ``layer_gradients``
+# and what it returns: the output, the activation, its gradient, the input's gradient.
+ChooseScore = Callable[[Any], tuple[int, float]]
+LayerGradients = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 LayerWatch = Callable[
     [Callable[[Any], Any], Callable[[Any], Any] | None], AbstractContextManager[None]
 ]
@@ -95,8 +101,8 @@ class GradientBackend(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def layer_gradients(
-        self, image: np.ndarray, column: int, sign: float, watch: LayerWatch, guided: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]: ...
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients: ...
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...
 

@@ -9,7 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import LayerWatch, available_ram_bytes, is_keras_model, keras_precision, only_activation
+from . import (
+    ChooseScore,
+    LayerGradients,
+    LayerWatch,
+    available_ram_bytes,
+    is_keras_model,
+    keras_precision,
+    only_activation,
+)
 
 
 @jax.custom_vjp
@@ -117,13 +125,13 @@ class JaxBackend:
         return np.asarray(sums), np.asarray(scores)
 
     def layer_gradients(
-        self, image: np.ndarray, column: int, sign: float, watch: LayerWatch, guided: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients:
         trainable, non_trainable = self._variables()
         batch = jnp.asarray(image[None], jnp.float32)
         relu = guided_relu if guided else None
 
-        def score(offset: Any, batch: Any) -> tuple[Any, Any]:
+        def scores(offset: Any, batch: Any) -> tuple[Any, Any]:
             seen: list[Any] = []
 
             def tap(output: Any) -> Any:
@@ -133,16 +141,19 @@ class JaxBackend:
                 return output if offset is None else output + offset
 
             with watch(tap, relu):
-                scores = self._scores(trainable, non_trainable, batch).astype(jnp.float32)
-            return sign * scores[0, column], only_activation(seen)
+                output = self._scores(trainable, non_trainable, batch)
+            return output, only_activation(seen)
 
         # The layer's output shape, from tracing only (no computation).
-        shape = jax.eval_shape(score, None, batch)[1]
+        shape = jax.eval_shape(scores, None, batch)[1]
         offset = jnp.zeros(shape.shape, jnp.float32)
-        (layer_grad, input_grad), activation = jax.grad(score, argnums=(0, 1), has_aux=True)(
-            offset, batch
-        )
+        output, pullback, activation = jax.vjp(scores, offset, batch, has_aux=True)
+        raw = jax.tree_util.tree_map(np.asarray, output)
+        column, sign = choose(raw)
+        cotangent = sign * jax.nn.one_hot(jnp.array([column]), output.shape[1], dtype=output.dtype)
+        layer_grad, input_grad = pullback(cotangent)
         return (
+            np.asarray(raw),
             np.asarray(activation, np.float32)[0],
             np.asarray(layer_grad, np.float32)[0],
             np.asarray(input_grad)[0] if guided else None,

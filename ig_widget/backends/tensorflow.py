@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from . import (
     NOT_DIFFERENTIABLE,
+    ChooseScore,
+    LayerGradients,
     LayerWatch,
     available_ram_bytes,
     keras_precision,
@@ -132,8 +134,8 @@ class TensorFlowBackend:
         return sums.numpy(), scores.numpy()
 
     def layer_gradients(
-        self, image: np.ndarray, column: int, sign: float, watch: LayerWatch, guided: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients:
         # Eager: one image, one pass; a traced program would be kept per layer for no gain.
         batch = tf.convert_to_tensor(image[None], tf.float32)
         seen: list[tf.Tensor] = []
@@ -143,20 +145,24 @@ class TensorFlowBackend:
             seen.append(output)
             return output
 
-        with tf.GradientTape(persistent=guided) as tape:
+        with tf.GradientTape() as tape:
             tape.watch(batch)
             with watch(tap, guided_relu if guided else None):
-                scores = tf.cast(self._scores(batch), tf.float32)
-            score = sign * scores[0, column]
+                output = self._scores(batch)
+        raw = tf.nest.map_structure(np.asarray, output)
+        column, sign = choose(raw)
         activation = only_activation(seen)
-        layer_grad = tape.gradient(score, activation)
-        input_grad = tape.gradient(score, batch) if guided else None
-        if layer_grad is None or (guided and input_grad is None):
+        scores = tf.cast(output, tf.float32)
+        wanted = [activation, batch] if guided else [activation]
+        cotangent = sign * tf.one_hot([column], scores.shape[1], dtype=tf.float32)
+        grads = tape.gradient(scores, wanted, output_gradients=cotangent)
+        if any(grad is None for grad in grads):
             raise ValueError(NOT_DIFFERENTIABLE)
         return (
+            np.asarray(raw),
             activation.numpy()[0].astype(np.float32),
-            layer_grad.numpy()[0].astype(np.float32),
-            None if input_grad is None else input_grad.numpy()[0],
+            grads[0].numpy()[0].astype(np.float32),
+            grads[1].numpy()[0] if guided else None,
         )
 
     def is_out_of_memory(self, error: BaseException) -> bool:

@@ -12,6 +12,8 @@ import torch
 
 from . import (
     NOT_DIFFERENTIABLE,
+    ChooseScore,
+    LayerGradients,
     LayerWatch,
     available_ram_bytes,
     is_keras_model,
@@ -157,8 +159,8 @@ class TorchBackend:
         return _to_numpy(sums), _to_numpy(scores)
 
     def layer_gradients(
-        self, image: np.ndarray, column: int, sign: float, watch: LayerWatch, guided: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients:
         seen: list[torch.Tensor] = []
 
         def tap(output: torch.Tensor) -> torch.Tensor:
@@ -169,16 +171,19 @@ class TorchBackend:
             # Requiring the input's gradient keeps the graph when the weights are frozen.
             batch = self._tensor(image[None]).requires_grad_(True)
             with watch(tap, guided_relu if guided else None):
-                scores = self._scores(batch).float()
+                output = self._scores(batch)
+            raw = _to_numpy(output)
+            column, sign = choose(raw)
             activation = only_activation(seen)
             if not activation.requires_grad:
                 raise ValueError(NOT_DIFFERENTIABLE)
-            score = sign * scores[0, column]
+            score = sign * output[0, column].float()
             wanted = [activation, batch] if guided else [activation]
             grads = torch.autograd.grad(score, wanted, allow_unused=True)
         if any(grad is None for grad in grads):
             raise ValueError(NOT_DIFFERENTIABLE)
         return (
+            np.asarray(raw),
             _to_numpy(activation)[0].astype(np.float32),
             _to_numpy(grads[0])[0].astype(np.float32),
             _to_numpy(grads[1])[0] if guided else None,

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -44,10 +45,11 @@ from typing import Any
 import numpy as np
 
 from ..backends import is_keras_model
-from ..options import IGOptions
-from ..points import ProgressCallback, report_progress
+from ..engine import checked_backend, prepared_from
+from ..options import IGOptions, check_callable, check_model
+from ..points import ProgressCallback, checked_output, report_progress
 from ..validation import as_image
-from .base import AttributionResult, Started, start
+from .base import AttributionResult, Started
 
 # Names shown in an error for an unknown layer; a deep model has hundreds.
 LAYERS_LISTED = 30
@@ -248,30 +250,6 @@ def _channels_first(model: Any, layer: Any) -> bool:
     return True
 
 
-def _layer_gradients(
-    started: Started, model: Any, layer: Any, guided: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    classifier = started.prepared.classifier
-    columns, signs = classifier.columns_and_signs(np.array([started.target]))
-    return classifier.backend.layer_gradients(
-        started.image,
-        int(columns[0]),
-        float(signs[0]),
-        lambda tap, relu: watching(model, layer, tap, relu),
-        guided,
-    )
-
-
-def _layer_cam(started: Started, model: Any, layer: Any) -> np.ndarray:
-    """The Grad-CAM map at image size (H, W), from plain gradients."""
-    activation, gradient, _ = _layer_gradients(started, model, layer, guided=False)
-    first = _channels_first(model, layer)
-    activations = feature_map(activation, first).astype(np.float64)
-    weights = feature_map(gradient, first).astype(np.float64).mean(axis=(0, 1))
-    cam = np.maximum(activations @ weights, 0.0)
-    return resize_bilinear(cam, started.image.shape[:2])
-
-
 def _run(
     name: str,
     model: Any,
@@ -280,18 +258,45 @@ def _run(
     options: IGOptions,
     progress: ProgressCallback | None,
 ) -> AttributionResult:
+    began = time.perf_counter()
+    check_model(model)
     layer_name, layer_object = check_layer(model, layer)
-    started = start(model, as_image(image), options, progress)
+    check_callable("progress", progress)
+    converted = as_image(image)
+    backend = checked_backend(model, converted, options)
+    started: list[Started] = []
+    picked: list[tuple[int, float]] = []
+
+    def choose(raw: Any) -> tuple[int, float]:
+        # The model's output at the image serves as ``start``'s forward pass:
+        # the target is resolved from it before the backward pass.
+        output = checked_output(raw, 1)
+        [prepared] = prepared_from(model, backend, converted[None], output, options)
+        started.append(
+            Started(prepared, options, prepared.target_index(options.target), progress, began)
+        )
+        columns, signs = prepared.classifier.columns_and_signs(np.array([started[0].target]))
+        picked.append((int(columns[0]), float(signs[0])))
+        return picked[0]
+
+    def watch(tap: Callable[[Any], Any], relu: Callable[[Any], Any] | None) -> Any:
+        return watching(model, layer_object, tap, relu)
+
+    _, activation, gradient, _ = backend.layer_gradients(converted, choose, watch, False)
+    first = _channels_first(model, layer_object)
+    activations = feature_map(activation, first).astype(np.float64)
+    weights = feature_map(gradient, first).astype(np.float64).mean(axis=(0, 1))
+    cam = np.maximum(activations @ weights, 0.0)
+    attributions = resize_bilinear(cam, converted.shape[:2])[..., None]
     passes = 2 if name == "guided_gradcam" else 1
-    attributions = _layer_cam(started, model, layer_object)[..., None]
     report_progress(progress, 1, passes)
     if passes == 2:
         # A pass of its own: the map's layer gradient must not go through guided ReLUs.
-        _, _, guided = _layer_gradients(started, model, layer_object, guided=True)
+        _, _, _, guided = backend.layer_gradients(converted, lambda _raw: picked[0], watch, True)
         assert guided is not None
         attributions = attributions * guided
         report_progress(progress, 2, passes)
-    return started.result(attributions, name, {"layer": layer_name}, passes)
+    return started[0].result(attributions, name, {"layer": layer_name}, passes)
 
 
 def gradcam(

@@ -239,3 +239,15 @@ def test_every_new_method_gives_insertion_and_deletion_curves(keras_cnn, image):
         curves = igw.insertion_deletion(keras_cnn, image, result, steps=8)
         assert curves.insertion[-1] == pytest.approx(result.score, rel=1e-5)
         assert len(curves.deletion) == 9
+
+
+def test_guided_gradcam_refuses_a_model_without_a_relu_to_guide(image):
+    model = tiny_cnn(size=16)
+    for layer in model.layers:  # the second convolution is the only ReLU
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.activation = keras.activations.tanh
+    with pytest.raises(ValueError, match=r"^model: Guided Grad-CAM found no ReLU to guide"):
+        igw.guided_gradcam(model, image)
+    torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Tanh(), torch.nn.Flatten())
+    with pytest.raises(ValueError, match=r"^model: Guided Grad-CAM found no ReLU to guide"):
+        igw.guided_gradcam(torch_model, image, preprocess=channels_first)

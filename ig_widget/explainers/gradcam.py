@@ -146,12 +146,27 @@ def _is_plain_relu(layer: Any) -> bool:
     )
 
 
+def relu_layers(model: Any) -> list[Any]:
+    """The model's ReLUs that guided backpropagation replaces (see the module docstring)."""
+    if is_keras_model(model):
+        import keras
+
+        return [
+            layer
+            for layer in model._flatten_layers(include_self=False)
+            if getattr(layer, "activation", None) is keras.activations.relu or _is_plain_relu(layer)
+        ]
+    import torch
+
+    return [module for module in model.modules() if isinstance(module, torch.nn.ReLU)]
+
+
 @contextmanager
 def watching(
     model: Any, layer: Any, tap: Callable[[Any], Any], relu: Callable[[Any], Any] | None
 ) -> Iterator[None]:
     """Inside: ``layer``'s output ``out`` becomes ``tap(out)`` and, with ``relu``, the
-    model's ReLUs (see the module docstring) run ``relu``; everything is put back on exit.
+    model's ReLUs (``relu_layers``) run ``relu``; everything is put back on exit.
 
     A Keras layer's ``call`` is replaced on the instance (Keras' ``__call__``
     looks it up there); a Module gets a forward hook.
@@ -159,29 +174,26 @@ def watching(
     with ExitStack() as stack:
         if is_keras_model(model):
             _replace_call(stack, layer, lambda call: lambda *a, **k: tap(call(*a, **k)))
-            if relu is not None:
-                import keras
-
-                for each in model._flatten_layers(include_self=False):
-                    if getattr(each, "activation", None) is keras.activations.relu:
-                        _replace_attribute(stack, each, "activation", relu)
-                    elif _is_plain_relu(each):
-                        _replace_call(stack, each, lambda _call: lambda x, *a, **k: relu(x))
         else:
             handle = layer.register_forward_hook(lambda _module, _inputs, output: tap(output))
             stack.callback(handle.remove)
-            if relu is not None:
-                import torch
-
-                for module in model.modules():
-                    if isinstance(module, torch.nn.ReLU):
-                        # An in-place ReLU has overwritten its input with its
-                        # output, which has the same sign: relu of it is the same.
-                        hook = module.register_forward_hook(
-                            lambda _module, inputs, _output: relu(inputs[0])
-                        )
-                        stack.callback(hook.remove)
+        if relu is not None:
+            _guide(stack, model, relu)
         yield
+
+
+def _guide(stack: ExitStack, model: Any, relu: Callable[[Any], Any]) -> None:
+    keras_model = is_keras_model(model)
+    for each in relu_layers(model):
+        if not keras_model:
+            # An in-place ReLU has overwritten its input with its output,
+            # which has the same sign: relu of it is the same.
+            hook = each.register_forward_hook(lambda _m, inputs, _output: relu(inputs[0]))
+            stack.callback(hook.remove)
+        elif _is_plain_relu(each):
+            _replace_call(stack, each, lambda _call: lambda x, *a, **k: relu(x))
+        else:
+            _replace_attribute(stack, each, "activation", relu)
 
 
 def _replace_attribute(stack: ExitStack, owner: Any, name: str, value: Any) -> None:
@@ -261,6 +273,13 @@ def _run(
     began = time.perf_counter()
     check_model(model)
     layer_name, layer_object = check_layer(model, layer)
+    if name == "guided_gradcam" and not relu_layers(model):
+        raise ValueError(
+            "model: Guided Grad-CAM found no ReLU to guide (a Keras layer with "
+            "activation='relu', a keras.layers.ReLU or a torch.nn.ReLU module); a ReLU "
+            "called as a function cannot be replaced, so its guided backpropagation would "
+            "be the plain gradient"
+        )
     check_callable("progress", progress)
     converted = as_image(image)
     backend = checked_backend(model, converted, options)

@@ -205,9 +205,7 @@ def _prepare_stack(
     model: Any, images: np.ndarray, options: IGOptions, names: Sequence[str]
 ) -> list[PreparedInput]:
     """One forward pass (batched) over ``images`` (N, H, W, C), already converted."""
-    if options.preprocess is None:
-        _check_model_input(model, images[0])
-    backend = backend_for(model, options.preprocess, options.precision)
+    backend = checked_backend(model, images[0], options)
     raw = predict_rows(
         backend,
         model,
@@ -215,6 +213,26 @@ def _prepare_stack(
         batch_size=1 if len(images) == 1 else None,
         describe=lambda index: names[index],
     )
+    return prepared_from(model, backend, images, raw, options)
+
+
+def checked_backend(model: Any, image: np.ndarray, options: IGOptions) -> GradientBackend:
+    """The backend for ``model`` and ``options``, once ``image`` (converted) is checked
+    against a Keras model's declared input."""
+    if options.preprocess is None:
+        _check_model_input(model, image)
+    return backend_for(model, options.preprocess, options.precision)
+
+
+def prepared_from(
+    model: Any,
+    backend: GradientBackend,
+    images: np.ndarray,
+    raw: np.ndarray,
+    options: IGOptions,
+) -> list[PreparedInput]:
+    """The prepared inputs of ``images`` from the model's checked output ``raw`` at them
+    (for a computation that runs its own forward pass, as Grad-CAM's)."""
     columns = raw.shape[1]
     classifier = Classifier(model, backend, columns, complement_of(model) if columns == 1 else None)
     scores = classifier.class_scores(raw)

@@ -266,6 +266,16 @@ def test_method_menu_and_compare_mode_in_jupyterlab(chromium, tmp_path, artifact
         after = [canvas_pixels(canvases.nth(i)) for i in (2, 3)]
         assert all(np.any(b != a) for b, a in zip(before, after, strict=True))
         page.locator(".igw").screenshot(path=artifacts / "methods-compare-lab.png")
+
+        # Grad-CAM from the menu: a one-channel map at the image's size, with its curves.
+        page.locator("select.igw-explainer").select_option("gradcam")
+        _compute_and_wait(page, "Grad-CAM and Blur IG")
+        assert page.locator(".igw-panel-explainer .igw-panel-title").text_content() == "Grad-CAM"
+        cam_pixels = canvas_pixels(canvases.nth(2))
+        assert not is_blank(cam_pixels) and np.any(cam_pixels != smooth_pixels)
+        legend = page.locator(".igw-plot text").all_text_contents()
+        assert legend[legend.index("Grad-CAM") + 1].startswith("insertion area ")
+        page.locator(".igw").screenshot(path=artifacts / "methods-gradcam-lab.png")
         assert errors == []
         page.close()
 

@@ -21,6 +21,20 @@ operations on NumPy arrays; everything else in the engine is framework-free:
   at alpha 0 on a line from the image), several images per call and
   per-point gradients (see ``ig_widget.points``).
 
+Grad-CAM and Guided Grad-CAM (``ig_widget.explainers.gradcam``) use a third,
+``layer_gradients(image, choose, watch, guided)``: one forward and one
+backward pass at one image. The model's output at the image (as NumPy) goes
+to ``choose``, which checks it and returns the ``column`` and ``sign`` of
+the explained score; the call returns that output, the activation at a
+chosen layer and the gradient of ``sign * output[column]`` with respect to
+it (and, with ``guided``, with respect to the input, while ``watch`` routes
+the model's ReLUs through the backend's ``guided_relu``). ``watch(tap,
+relu)`` is a context manager made by the explainer: inside it the layer's
+output ``out`` is replaced by ``tap(out)``, which the backend uses to keep
+the tensor (TensorFlow, PyTorch) or to add a zero it differentiates with
+respect to (JAX, whose transformations differentiate only function
+arguments).
+
 Two more tell the engine how large a batch may be: ``free_memory_bytes()`` and
 the ``activation_bytes`` attribute (see ``ig_widget.batching``); a backend
 whose compiled programs are fixed to their input shapes sets
@@ -37,7 +51,7 @@ import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,6 +62,23 @@ from ..validation import caller_stacklevel
 PRECISIONS = ("float32", "bfloat16")
 # What a backend raises when no gradient reaches the input (TensorFlow and PyTorch say None).
 NOT_DIFFERENTIABLE = "model: its scores do not depend differentiably on the input image"
+# ``choose(output) -> (column, sign)`` and ``watch(tap, relu)`` of ``layer_gradients``
+# and what it returns: the output, the activation, its gradient, the input's gradient.
+ChooseScore = Callable[[Any], tuple[int, float]]
+LayerGradients = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+LayerWatch = Callable[
+    [Callable[[Any], Any], Callable[[Any], Any] | None], AbstractContextManager[None]
+]
+
+
+def only_activation(seen: list[Any]) -> Any:
+    """The one output a watched layer gave in a forward pass, or raise naming ``layer``."""
+    if len(seen) != 1:
+        raise ValueError(
+            f"layer: the chosen layer ran {len(seen)} times in one forward pass; expected once "
+            "(choose a layer the model calls exactly once)"
+        )
+    return seen[0]
 
 
 class GradientBackend(Protocol):
@@ -68,6 +99,10 @@ class GradientBackend(Protocol):
         values: np.ndarray,
         group_lines: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def layer_gradients(
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients: ...
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...
 

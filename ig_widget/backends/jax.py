@@ -9,7 +9,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import available_ram_bytes, is_keras_model, keras_precision
+from . import (
+    ChooseScore,
+    LayerGradients,
+    LayerWatch,
+    available_ram_bytes,
+    is_keras_model,
+    keras_precision,
+    only_activation,
+)
+
+
+@jax.custom_vjp
+def guided_relu(x: Any) -> Any:
+    """ReLU whose backward pass lets through only positive gradients at positive inputs
+    (guided backpropagation, Springenberg et al. 2015)."""
+    return jnp.maximum(x, 0)
+
+
+def _guided_forward(x: Any) -> tuple[Any, Any]:
+    return jnp.maximum(x, 0), x
+
+
+def _guided_backward(x: Any, upstream: Any) -> tuple[Any]:
+    return (jnp.where((x > 0) & (upstream > 0), upstream, 0).astype(upstream.dtype),)
+
+
+guided_relu.defvjp(_guided_forward, _guided_backward)
 
 
 class JaxBackend:
@@ -97,6 +123,41 @@ class JaxBackend:
             *self._variables(), rows, directional, index, values, group_lines
         )
         return np.asarray(sums), np.asarray(scores)
+
+    def layer_gradients(
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients:
+        trainable, non_trainable = self._variables()
+        batch = jnp.asarray(image[None], jnp.float32)
+        relu = guided_relu if guided else None
+
+        def scores(offset: Any, batch: Any) -> tuple[Any, Any]:
+            seen: list[Any] = []
+
+            def tap(output: Any) -> Any:
+                seen.append(output)
+                # JAX differentiates function arguments only: the layer's
+                # output plus a zero argument has that argument's gradient.
+                return output if offset is None else output + offset
+
+            with watch(tap, relu):
+                output = self._scores(trainable, non_trainable, batch)
+            return output, only_activation(seen)
+
+        # The layer's output shape, from tracing only (no computation).
+        shape = jax.eval_shape(scores, None, batch)[1]
+        offset = jnp.zeros(shape.shape, jnp.float32)
+        output, pullback, activation = jax.vjp(scores, offset, batch, has_aux=True)
+        raw = jax.tree_util.tree_map(np.asarray, output)
+        column, sign = choose(raw)
+        cotangent = sign * jax.nn.one_hot(jnp.array([column]), output.shape[1], dtype=output.dtype)
+        layer_grad, input_grad = pullback(cotangent)
+        return (
+            np.asarray(raw),
+            np.asarray(activation, np.float32)[0],
+            np.asarray(layer_grad, np.float32)[0],
+            np.asarray(input_grad)[0] if guided else None,
+        )
 
     def is_out_of_memory(self, error: BaseException) -> bool:
         # XLA reports exhausted device memory as a RuntimeError subclass whose

@@ -8,7 +8,26 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from . import NOT_DIFFERENTIABLE, available_ram_bytes, keras_precision
+from . import (
+    NOT_DIFFERENTIABLE,
+    ChooseScore,
+    LayerGradients,
+    LayerWatch,
+    available_ram_bytes,
+    keras_precision,
+    only_activation,
+)
+
+
+@tf.custom_gradient
+def guided_relu(x: tf.Tensor) -> Any:
+    """ReLU whose backward pass lets through only positive gradients at positive inputs
+    (guided backpropagation, Springenberg et al. 2015)."""
+
+    def backward(upstream: tf.Tensor) -> tf.Tensor:
+        return tf.where((x > 0) & (upstream > 0), upstream, tf.zeros_like(upstream))
+
+    return tf.nn.relu(x), backward
 
 
 def _call_model(model: Any, batch: tf.Tensor) -> tf.Tensor:
@@ -113,6 +132,38 @@ class TensorFlowBackend:
         program = self._program(tuple(rows.shape[1:]))
         sums, scores = program(rows, directional, index, values, group_lines)
         return sums.numpy(), scores.numpy()
+
+    def layer_gradients(
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients:
+        # Eager: one image, one pass; a traced program would be kept per layer for no gain.
+        batch = tf.convert_to_tensor(image[None], tf.float32)
+        seen: list[tf.Tensor] = []
+
+        def tap(output: tf.Tensor) -> tf.Tensor:
+            tape.watch(output)
+            seen.append(output)
+            return output
+
+        with tf.GradientTape() as tape:
+            tape.watch(batch)
+            with watch(tap, guided_relu if guided else None):
+                output = self._scores(batch)
+        raw = tf.nest.map_structure(np.asarray, output)
+        column, sign = choose(raw)
+        activation = only_activation(seen)
+        scores = tf.cast(output, tf.float32)
+        wanted = [activation, batch] if guided else [activation]
+        cotangent = sign * tf.one_hot([column], scores.shape[1], dtype=tf.float32)
+        grads = tape.gradient(scores, wanted, output_gradients=cotangent)
+        if any(grad is None for grad in grads):
+            raise ValueError(NOT_DIFFERENTIABLE)
+        return (
+            np.asarray(raw),
+            activation.numpy()[0].astype(np.float32),
+            grads[0].numpy()[0].astype(np.float32),
+            grads[1].numpy()[0] if guided else None,
+        )
 
     def is_out_of_memory(self, error: BaseException) -> bool:
         return isinstance(error, (tf.errors.ResourceExhaustedError, MemoryError))

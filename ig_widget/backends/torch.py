@@ -10,7 +10,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import NOT_DIFFERENTIABLE, available_ram_bytes, is_keras_model, keras_precision, model_lock
+from . import (
+    NOT_DIFFERENTIABLE,
+    ChooseScore,
+    LayerGradients,
+    LayerWatch,
+    available_ram_bytes,
+    is_keras_model,
+    keras_precision,
+    model_lock,
+    only_activation,
+)
 
 
 def _device_of(model: Any) -> torch.device:
@@ -25,6 +35,26 @@ def _to_numpy(output: Any) -> Any:
         return output
     output = output.detach().cpu()
     return (output.float() if output.dtype == torch.bfloat16 else output).numpy()
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward pass lets through only positive gradients at positive inputs
+    (guided backpropagation, Springenberg et al. 2015)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return upstream * ((x > 0) & (upstream > 0)).to(upstream.dtype)
+
+
+def guided_relu(x: torch.Tensor) -> torch.Tensor:
+    """``_GuidedReLU`` as a function."""
+    return _GuidedReLU.apply(x)
 
 
 class TorchBackend:
@@ -127,6 +157,37 @@ class TorchBackend:
         factors = torch.where(self._tensor(directional)[:, None, None, None] > 0, directions, 1.0)
         sums *= factors[self._tensor(group_lines, torch.long)]
         return _to_numpy(sums), _to_numpy(scores)
+
+    def layer_gradients(
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients:
+        seen: list[torch.Tensor] = []
+
+        def tap(output: torch.Tensor) -> torch.Tensor:
+            seen.append(output)
+            return output
+
+        with self._lock, torch.enable_grad():
+            # Requiring the input's gradient keeps the graph when the weights are frozen.
+            batch = self._tensor(image[None]).requires_grad_(True)
+            with watch(tap, guided_relu if guided else None):
+                output = self._scores(batch)
+            raw = _to_numpy(output)
+            column, sign = choose(raw)
+            activation = only_activation(seen)
+            if not activation.requires_grad:
+                raise ValueError(NOT_DIFFERENTIABLE)
+            score = sign * output[0, column].float()
+            wanted = [activation, batch] if guided else [activation]
+            grads = torch.autograd.grad(score, wanted, allow_unused=True)
+        if any(grad is None for grad in grads):
+            raise ValueError(NOT_DIFFERENTIABLE)
+        return (
+            np.asarray(raw),
+            _to_numpy(activation)[0].astype(np.float32),
+            _to_numpy(grads[0])[0].astype(np.float32),
+            _to_numpy(grads[1])[0] if guided else None,
+        )
 
     def is_out_of_memory(self, error: BaseException) -> bool:
         if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):

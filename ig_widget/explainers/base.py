@@ -36,7 +36,8 @@ class AttributionResult:
         (XRAI: one channel, the value of each pixel's region).
     explainer : str
         The method: ``"smoothgrad"``, ``"expected_gradients"``, ``"blur_ig"``,
-        ``"guided_ig"`` or ``"xrai"``.
+        ``"guided_ig"``, ``"xrai"``, ``"gradcam"``, ``"guided_gradcam"`` or
+        ``"occlusion"``.
     parameters : dict
         The method's parameters as used (defaults filled in).
     target : int
@@ -44,7 +45,8 @@ class AttributionResult:
     scores : ndarray, (K,)
         Model output at the image.
     points_used : int
-        Gradient evaluations (model forward and backward passes, one per point).
+        Gradient evaluations (model forward and backward passes, one per point;
+        occlusion: forward passes).
     elapsed_s : float
         Wall time of the computation.
     """

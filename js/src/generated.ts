@@ -104,7 +104,7 @@ export const DISPLAY_TRAITS = ["picture_style", "polarity", "clip_above_percenti
 export const STEPS_METHODS = ["integrated_gradients", "blur_ig", "guided_ig", "xrai"] as const;
 
 /** Attribution methods that take the baseline. (ig_widget.widget.methods) */
-export const BASELINE_METHODS = ["integrated_gradients", "guided_ig"] as const;
+export const BASELINE_METHODS = ["integrated_gradients", "guided_ig", "occlusion"] as const;
 
 /** Attribution methods that take the rule. (ig_widget.widget.methods) */
 export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
@@ -199,7 +199,7 @@ export interface WidgetState {
   classes: [number, string, number][];
   clip_above_percentile: number;
   clip_below_percentile: number;
-  compare: "" | "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai";
+  compare: "" | "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai" | "gradcam" | "guided_gradcam" | "occlusion";
   compare_negative: Binary;
   compare_positive: Binary;
   compute_enabled: boolean;
@@ -207,7 +207,7 @@ export interface WidgetState {
   curves: Curve[];
   display_size: [number, number];
   error: string;
-  explainer: "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai";
+  explainer: "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai" | "gradcam" | "guided_gradcam" | "occlusion";
   explainer_choices: [string, string][];
   explainer_negative: Binary;
   explainer_positive: Binary;

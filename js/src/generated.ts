@@ -113,7 +113,7 @@ export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
 export const STABILITY_STAGE = "Stability";
 
 /** Methods the Stability button runs. (ig_widget.widget.methods) */
-export const STABILITY_METHODS = ["integrated_gradients", "smoothgrad", "expected_gradients", "guided_ig", "xrai"] as const;
+export const STABILITY_METHODS = ["integrated_gradients", "smoothgrad", "expected_gradients", "guided_ig", "xrai", "occlusion"] as const;
 
 /** The progress line of a sanity check starts so. (ig_widget.widget.shown) */
 export const SANITY_STAGE = "Sanity check";

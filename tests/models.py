@@ -278,3 +278,18 @@ def torch_vit_like(model: keras.Model):
     put(vit.head.weight, numpy(head.kernel).T)
     put(vit.head.bias, numpy(head.bias))
     return vit.eval()
+
+
+# Small settings per method; a method added to the registry later runs with its defaults.
+VIT_METHOD_SETTINGS = {
+    "integrated_gradients": {"steps": 16},
+    "smoothgrad": {"samples": 6, "seed": 0},
+    "expected_gradients": {
+        "references": np.stack([random_image(VIT["size"], seed=s) * 0.5 for s in range(3)]),
+        "samples": 12,
+        "seed": 0,
+    },
+    "blur_ig": {"max_sigma": 4.0, "steps": 12},
+    "guided_ig": {"steps": 12, "baseline": "uniform", "seed": 0},
+    "xrai": {"steps": 8, "method": "gausslegendre"},
+}

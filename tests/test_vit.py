@@ -18,8 +18,10 @@ import torch
 import ig_widget as igw
 from ig_widget.explainers import REGISTRY
 
+from .keras_backends import run_per_backend
 from .models import (
     VIT,
+    VIT_METHOD_SETTINGS,
     keras_normalise,
     keras_vit,
     random_image,
@@ -112,24 +114,9 @@ def test_ig_on_a_vit_is_complete(vits, image, framework):
     assert result.delta < 1e-4
 
 
-# Small settings per method; a method added to the registry later runs with its defaults.
-METHOD_SETTINGS = {
-    "integrated_gradients": {"steps": 16},
-    "smoothgrad": {"samples": 6, "seed": 0},
-    "expected_gradients": {
-        "references": np.stack([random_image(VIT["size"], seed=s) * 0.5 for s in range(3)]),
-        "samples": 12,
-        "seed": 0,
-    },
-    "blur_ig": {"max_sigma": 4.0, "steps": 12},
-    "guided_ig": {"steps": 12, "baseline": "uniform", "seed": 0},
-    "xrai": {"steps": 8, "method": "gausslegendre"},
-}
-
-
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_method_gives_the_same_map_on_the_keras_and_the_torch_vit(vits, image, name):
-    settings = {"target": TARGET, **METHOD_SETTINGS.get(name, {})}
+    settings = {"target": TARGET, **VIT_METHOD_SETTINGS.get(name, {})}
     function = REGISTRY[name].function
     on_keras = function(vits[0], image, preprocess=keras_normalise, **settings)
     on_torch = function(vits[1], image, preprocess=torch_normalise, **settings)
@@ -175,3 +162,55 @@ def test_ig_on_keras_hubs_vit_is_the_riemann_sum_by_hand_and_complete():
         model, image, target=TARGET, steps=64, method="gausslegendre", preprocess=keras_normalise
     )
     assert complete.delta < 1e-3
+
+
+# The Keras ViT on each Keras backend (TensorFlow, JAX, PyTorch), from the same
+# NumPy weights: every registry method gives the same map. JAX compiles the
+# attention for its bucketed batch sizes, PyTorch runs it eagerly.
+BACKENDS_CHILD = """
+import sys
+import keras
+import numpy as np
+import ig_widget as igw
+from ig_widget.backends import backend_for
+from ig_widget.explainers import REGISTRY
+from tests.models import (
+    IMAGENET_MEAN, IMAGENET_STD, VIT_METHOD_SETTINGS, keras_vit, random_image, seeded_weights,
+)
+
+model = keras_vit()
+weights = seeded_weights(model)
+for index, variable in enumerate(model.weights):
+    if variable.path.endswith("gamma"):
+        weights[index] = weights[index] + 1  # layer norm scales near 1, as trained ones are
+model.set_weights(weights)
+mean, std = (keras.ops.convert_to_tensor(v) for v in (IMAGENET_MEAN, IMAGENET_STD))
+image = random_image(16, seed=3)
+maps = {
+    name: REGISTRY[name].function(
+        model, image, target=2,
+        preprocess=lambda batch: (batch / 255.0 - mean) / std,
+        **VIT_METHOD_SETTINGS.get(name, {}),
+    ).attributions
+    for name in REGISTRY
+}
+np.savez(sys.argv[1], backend=backend_for(model, None).name, **maps)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["jax", "torch"])
+def test_every_method_gives_the_same_map_on_every_keras_backend(vit_backends, name):
+    reference, other = vit_backends["tensorflow"], vit_backends[name]
+    assert str(other["backend"]) == name and str(reference["backend"]) == "tensorflow"
+    for method in REGISTRY:
+        scale = np.abs(reference[method]).max()
+        assert scale > 0, method
+        np.testing.assert_allclose(
+            other[method], reference[method], rtol=1e-3, atol=1e-3 * scale, err_msg=method
+        )
+
+
+@pytest.fixture(scope="module")
+def vit_backends(tmp_path_factory):
+    return run_per_backend(BACKENDS_CHILD, tmp_path_factory.mktemp("vit_backends"), timeout=600)

@@ -14,9 +14,12 @@ built or loaded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
+
+from .train import conv_block
 
 POOLINGS = ("class_token", "max", "mean")
 
@@ -76,6 +79,10 @@ class ClassToken(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+# What a saved ViT needs to load (also found through Keras' registry once imported).
+CUSTOM_OBJECTS = {"ig_widget>PatchTokens": PatchTokens, "ig_widget>ClassToken": ClassToken}
+
+
 def build_vit(
     size: int = 96,
     *,
@@ -87,7 +94,7 @@ def build_vit(
     classes: int = 6,
     pooling: str = "max",
     rescale: float | None = 1 / 255.0,
-    stem: int = 0,
+    stem: Sequence[int] = (),
     softmax: bool = True,
     name: str = "shapes_vit",
 ) -> Any:
@@ -109,12 +116,13 @@ def build_vit(
     rescale : float or None
         The first layer multiplies the pixels by this (None: no such layer,
         for a ``preprocess`` outside the model).
-    stem : int
-        Channels of a 3 x 3, stride 2 convolution (GELU) before the patch
-        embedding, 0 for none. With it, a token covers ``2 * patch`` pixels
-        square: a convolutional stem, which makes a small ViT train far
-        faster on little data (Xiao et al. 2021, "Early convolutions help
-        transformers see better").
+    stem : sequence of int
+        Channels of 3 x 3, stride 2 convolution blocks (the demo CNN's:
+        batch norm, ReLU) before the patch embedding, none by default. With k of them a token covers
+        ``2 ** k * patch`` pixels square: the "hybrid" ViT of Dosovitskiy et
+        al. (2021, section 3.1), a convolutional stem which makes a small ViT
+        train far faster on little data (Xiao et al. 2021, "Early
+        convolutions help transformers see better").
     softmax : bool
         End in a separate ``Softmax`` layer named "probabilities" after the
         "logits" layer (else the logits are the output).
@@ -129,7 +137,7 @@ def build_vit(
     >>> build_vit().output_shape
     (None, 6)
     """
-    stride = patch * (2 if stem else 1)
+    stride = patch * 2 ** len(stem)
     if size % stride:
         raise ValueError(f"size: expected a multiple of {stride} (the token's side), got {size}")
     if pooling not in POOLINGS:
@@ -137,8 +145,9 @@ def build_vit(
     layers = keras.layers
     inputs = keras.Input((size, size, 3))
     x = inputs if rescale is None else layers.Rescaling(rescale)(inputs)
-    if stem:
-        x = layers.Conv2D(stem, 3, strides=2, padding="same", activation="gelu", name="stem")(x)
+    for channels in stem:
+        for layer in conv_block(channels, 3, 2):
+            x = layer(x)
     x = layers.Conv2D(dim, patch, strides=patch, name="patch_embedding")(x)
     x = layers.Reshape(((size // stride) ** 2, dim))(x)
     x = PatchTokens(class_token=pooling == "class_token", name="tokens")(x)

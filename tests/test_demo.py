@@ -26,6 +26,7 @@ import ig_widget.demo.train
 import ig_widget.demo.vit  # registers the ViT's layers, to load trained ViT files
 from ig_widget.demo import MODEL_PATH, PHOTO_DIR, VIT_PATH, class_names, make_shapes
 from ig_widget.demo.train import TRAIN_SEED, VALIDATION_SEED
+from ig_widget.render import channel_maps, patch_maps
 
 REPO = Path(__file__).resolve().parents[1]
 # Seeds that neither training nor validation nor the examples used.
@@ -43,6 +44,9 @@ DILATION_PX = 2
 # 0.968, on 6 December 2026): a transformer this small
 # learns the outlines from 12,000 images less well.
 VIT_ACCURACY = 0.90
+VIT_OBJECT_SHARE = 0.6
+# The ViT's score curves are steeper: at QUALITY_STEPS its median delta was 0.14.
+VIT_QUALITY_STEPS = 32
 
 
 def geometric_class(mask: np.ndarray) -> str:
@@ -306,12 +310,17 @@ def positive_share_inside(attributions: np.ndarray, region: np.ndarray) -> float
     return float(per_pixel[region].sum() / max(per_pixel.sum(), 1e-12))
 
 
+def object_regions(masks: np.ndarray) -> list[np.ndarray]:
+    """The shapes' masks dilated by DILATION_PX (IG credits the outline's both sides)."""
+    disk = np.hypot(*np.mgrid[-DILATION_PX : DILATION_PX + 1, -DILATION_PX : DILATION_PX + 1])
+    return [ndimage.binary_dilation(m, structure=disk <= DILATION_PX) for m in masks]
+
+
 @pytest.fixture(scope="module")
 def localisation():
     """IG of the true class for trained and randomised models on 50 fresh images."""
     images, labels, masks = make_shapes(LOCALISATION_IMAGES, seed=LOCALISATION_SEED)
-    disk = np.hypot(*np.mgrid[-DILATION_PX : DILATION_PX + 1, -DILATION_PX : DILATION_PX + 1])
-    regions = [ndimage.binary_dilation(m, structure=disk <= DILATION_PX) for m in masks]
+    regions = object_regions(masks)
     trained = igw.demo.model()
     randomised = randomised_copy(trained)
     maps: dict[str, list[np.ndarray]] = {"trained": [], "randomised": []}
@@ -368,3 +377,41 @@ def test_randomised_weights_lose_the_object(localisation):
     )
     assert abs(np.mean(shares) - area_share) < 0.1
     assert np.mean(correlations) < 0.3
+
+
+@pytest.mark.slow
+def test_the_vits_ig_mass_falls_on_the_object():
+    images, labels, masks = make_shapes(LOCALISATION_IMAGES, seed=LOCALISATION_SEED)
+    regions = object_regions(masks)
+    results = igw.integrated_gradients_batch(
+        igw.demo.model("vit"),
+        images,
+        targets=labels,
+        baseline=QUALITY_BASELINE,
+        runs=QUALITY_RUNS,
+        steps=VIT_QUALITY_STEPS,
+        seed=0,
+    )
+    shares = [
+        positive_share_inside(r.attributions, region)
+        for r, region in zip(results, regions, strict=True)
+    ]
+    # The patch view: the positive share of the squares (tokens) that touch the object.
+    token = igw.demo.VIT_TOKEN
+    patch_shares = []
+    for result, region in zip(results, regions, strict=True):
+        positive, _ = patch_maps(*channel_maps(result.attributions), token)
+        touched = region.reshape(96 // token, token, 96 // token, token).any(axis=(1, 3))
+        touched = np.repeat(np.repeat(touched, token, axis=0), token, axis=1)
+        patch_shares.append(float(positive[touched].sum() / max(positive.sum(), 1e-12)))
+    area_share = float(np.mean([r.mean() for r in regions]))
+    deltas = [r.delta for r in results]
+    print(
+        f"\nViT: positive IG share inside the object {np.mean(shares):.3f} (area share "
+        f"{area_share:.3f}); in the tokens touching it {np.mean(patch_shares):.3f}; "
+        f"median delta {np.median(deltas):.4f}"
+    )
+    assert np.mean(shares) >= VIT_OBJECT_SHARE
+    assert np.mean(shares) >= 3 * area_share
+    assert np.mean(patch_shares) >= np.mean(shares)
+    assert np.median(deltas) < 0.05

@@ -807,3 +807,32 @@ def test_plot_labels_neither_overlap_nor_leave_the_plot(
             for other, other_box in texts[i + 1 :]:
                 assert _overlap(box, other_box) == 0, (words, other, box, other_box)
     page.close()
+
+
+@pytest.mark.parametrize("width", [1200, 480])
+def test_the_patch_view_draws_the_python_renderers_squares(chromium, exported, artifacts, width):
+    widget, path = exported
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(path.as_uri())
+    canvases = page.locator(".igw canvas")
+    canvases.nth(2).wait_for()
+    box = _control(page, "patch (px)")
+    assert box.input_value() == "0"
+    box.fill("8")
+    box.press("Enter")
+    rgb = display_image(sample_image(SIZE))
+    options = {**widget.render_options(), "patch": 8}
+    shown = canvas_pixels(canvases.nth(2))
+    expected = render_maps(rgb, *channel_maps(widget.result.attributions), **options)
+    np.testing.assert_array_equal(shown, expected)
+    pixel_view = render_maps(
+        rgb, *channel_maps(widget.result.attributions), **widget.render_options()
+    )
+    assert (shown != pixel_view).any()
+    if width < 600:
+        _check_layout(page, min_panel=180)
+    page.screenshot(path=artifacts / f"patch-view-{width}.png", full_page=True)
+    assert errors == []
+    page.close()

@@ -50,6 +50,7 @@ RENDER_CONSTANTS = {
     "POLARITIES": "Which signs a picture draws.",
     "STYLE_COLORS": "Each style's colours, used where an option colour is null.",
     "MAX_STRUCTURE": "Largest cleanup window.",
+    "MAX_PATCH": "Largest patch side of the patch view.",
     "BINARIZE_THRESHOLD": "Strength above which a pixel belongs to an outlined region.",
     "MAX_OUTLINED_COMPONENTS": "At most this many regions are outlined.",
     "OVERLAY_WEIGHT": "keras style: the share of the colour added to the image.",

@@ -157,6 +157,7 @@ class DisplayOptions(traitlets.HasTraits):
     overlay = _Flag(RENDER_DEFAULTS["overlay"]).tag(sync=True)
     positive_color = _Color(RENDER_DEFAULTS["positive_color"]).tag(sync=True)
     negative_color = _Color(RENDER_DEFAULTS["negative_color"]).tag(sync=True)
+    patch = _Integer(RENDER_DEFAULTS["patch"]).tag(sync=True)
 
     def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
         """The display options with ``changes``, checked by igw.render's rules; all, normalised.

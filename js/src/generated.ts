@@ -20,10 +20,11 @@ export interface RenderOptions {
   overlay: boolean;
   positive_color: Color | null;
   negative_color: Color | null;
+  patch: number;
 }
 
 /** igw.render's defaults. Copy before changing. */
-export const RENDER_DEFAULTS: RenderOptions = { style: "heatmap", polarity: "positive", clip_above_percentile: 99.9, clip_below_percentile: 0.0, morphological_cleanup: false, structure: 3, outlines: false, outlines_component_percentage: 90.0, overlay: true, positive_color: null, negative_color: null };
+export const RENDER_DEFAULTS: RenderOptions = { style: "heatmap", polarity: "positive", clip_above_percentile: 99.9, clip_below_percentile: 0.0, morphological_cleanup: false, structure: 3, outlines: false, outlines_component_percentage: 90.0, overlay: true, positive_color: null, negative_color: null, patch: 0 };
 
 /** Picture styles, the default first. */
 export const STYLES = ["heatmap", "keras"] as const;
@@ -36,6 +37,9 @@ export const STYLE_COLORS = { heatmap: { positive: [255, 48, 0], negative: [33, 
 
 /** Largest cleanup window. */
 export const MAX_STRUCTURE = 64;
+
+/** Largest patch side of the patch view. */
+export const MAX_PATCH = 512;
 
 /** Strength above which a pixel belongs to an outlined region. */
 export const BINARIZE_THRESHOLD = 0.001;
@@ -98,7 +102,7 @@ export const MAP_BUFFERS = ["gradient_positive", "gradient_negative", "explainer
 export const TRAIT_OF_OPTION = { style: "picture_style" } as const;
 
 /** The traits of the render options, in order. (ig_widget.widget.options) */
-export const DISPLAY_TRAITS = ["picture_style", "polarity", "clip_above_percentile", "clip_below_percentile", "morphological_cleanup", "structure", "outlines", "outlines_component_percentage", "overlay", "positive_color", "negative_color"] as const;
+export const DISPLAY_TRAITS = ["picture_style", "polarity", "clip_above_percentile", "clip_below_percentile", "morphological_cleanup", "structure", "outlines", "outlines_component_percentage", "overlay", "positive_color", "negative_color", "patch"] as const;
 
 /** Attribution methods that take the steps. (ig_widget.widget.methods) */
 export const STEPS_METHODS = ["integrated_gradients", "blur_ig", "guided_ig", "xrai"] as const;
@@ -223,6 +227,7 @@ export interface WidgetState {
   outlines: boolean;
   outlines_component_percentage: number;
   overlay: boolean;
+  patch: number;
   path: PathData;
   picture_style: "heatmap" | "keras";
   polarity: "positive" | "negative" | "both";

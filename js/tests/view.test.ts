@@ -422,6 +422,7 @@ describe("what the view says", () => {
       "outlines",
       "outlined area",
       "on the image",
+      "patch (px)",
       "positive colour",
       "negative colour",
       "attribution",

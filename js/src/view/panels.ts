@@ -434,6 +434,7 @@ export function createPanels(
           panel.negative,
           options,
           groundLuma(image, options.overlay),
+          width,
         );
         showKey(panel.key, entries, label);
         panel.description.textContent = describe(panel.spec.title(summary), label, entries);

@@ -21,7 +21,7 @@ import numpy as np
 
 from .backends import GradientBackend, backend_for
 from .baselines import single_baseline
-from .options import MAX_STEPS, IGOptions, check_callable, check_model, check_target
+from .options import MAX_STEPS, IGOptions, Target, check_callable, check_model, check_target
 from .points import (
     ArrayRows,
     Classifier,
@@ -92,6 +92,10 @@ class IGResult:
         Gradient evaluations along the paths (all runs together).
     elapsed_s : float
         Wall time of the computation.
+    against : int or None
+        For a contrastive target ``(target, against)``: the class contrasted
+        against. The target score is then ``score(target) - score(against)``
+        (path and baseline scores and ``delta`` too); None otherwise.
     """
 
     attributions: np.ndarray
@@ -107,11 +111,41 @@ class IGResult:
     runs: int
     points_used: int
     elapsed_s: float
+    against: int | None = None
 
     @property
     def score(self) -> float:
-        """Model output for the target class at the image."""
-        return float(self.scores[self.target])
+        """Model output for the target class at the image (minus the ``against``
+        class's for a contrastive target)."""
+        return explained_score(self.scores, self.target, self.against)
+
+    @property
+    def explained(self) -> str:
+        """What was explained, in words: ``"class 3"`` or ``"class 3 and not class 0"``."""
+        return describe_target(self.target, self.against)
+
+
+def explained_score(scores: np.ndarray, target: int, against: int | None) -> float:
+    """``scores[target]``, minus ``scores[against]`` for a contrastive target."""
+    score = float(scores[target])
+    return score if against is None else score - float(scores[against])
+
+
+def describe_target(
+    target: int, against: int | None, class_names: Sequence[str] | None = None
+) -> str:
+    """What a result explains, in words, with class names where given.
+
+    Examples
+    --------
+    >>> describe_target(3, None), describe_target(2, 0, ["circle", "square", "star"])
+    ('class 3', "'star' and not 'circle'")
+    """
+
+    def name(index: int) -> str:
+        return repr(class_names[index]) if class_names is not None else f"class {index}"
+
+    return name(target) if against is None else f"{name(target)} and not {name(against)}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,6 +186,9 @@ class PreparedInput:
     def target_index(self, target: Any) -> int:
         """``target`` checked against the model's classes; None means the top class.
 
+        A contrastive target ``(a, b)`` gives the index of "``a`` and not
+        ``b``" (``Classifier.contrast``), beyond the classes' own.
+
         Examples
         --------
         >>> import tensorflow as tf
@@ -166,6 +203,16 @@ class PreparedInput:
         target = check_target(target)
         if target is None:
             return int(np.argmax(self.scores))
+        if isinstance(target, tuple):
+            first, against = (self._class_index(index) for index in target)
+            return self.classifier.contrast(first, against)
+        return self._class_index(target)
+
+    def target_score(self, index: int) -> float:
+        """The score a target index (``target_index``) explains, at the image."""
+        return float(self.classifier.target_scores(self.scores[None], np.array([index]))[0])
+
+    def _class_index(self, target: int) -> int:
         if target >= self.classes:
             one_column = ""
             if self.classifier.columns == 1:
@@ -438,7 +485,9 @@ def run_batch(
     )
     deltas = np.array(
         [
-            _relative_delta(sums[2 * i] / normaliser[i], item.scores[chosen[i]], baseline_scores[i])
+            _relative_delta(
+                sums[2 * i] / normaliser[i], item.target_score(chosen[i]), baseline_scores[i]
+            )
             for i, item in enumerate(prepared)
         ]
     )
@@ -461,7 +510,7 @@ def run_batch(
                 path_alphas[i] = np.concatenate([path_alphas[i], midpoints])
                 normaliser[i] = intervals
                 deltas[i] = _relative_delta(
-                    sums[2 * i] / intervals, prepared[i].scores[chosen[i]], baseline_scores[i]
+                    sums[2 * i] / intervals, prepared[i].target_score(chosen[i]), baseline_scores[i]
                 )
             active = active[deltas[active] > options.tolerance]
 
@@ -470,11 +519,13 @@ def run_batch(
     for i, item in enumerate(prepared):
         order = np.argsort(path_alphas[i], kind="stable")
         copies = options.runs // runs
+        target, against = classifier.split(int(chosen[i]))
         results.append(
             IGResult(
                 attributions=(sums[2 * i] / normaliser[i]).astype(np.float32),
                 gradients=sums[2 * i + 1].astype(np.float32),
-                target=int(chosen[i]),
+                target=target,
+                against=against,
                 scores=item.scores,
                 path_alphas=path_alphas[i][order],
                 path_scores=_repeat_runs(path_scores[i][:, order], copies),
@@ -519,7 +570,12 @@ def _baseline_scores(
         progress=counter.waiting(),
         describe=lambda row: f"baseline {row}",
     )
-    return [scores[baseline_index[i], target] for i, target in enumerate(targets)]
+    return [
+        classifier.target_scores(
+            scores[baseline_index[i]], np.full(baseline_index.shape[1], target)
+        )
+        for i, target in enumerate(targets)
+    ]
 
 
 def _warn_at_cap(active: np.ndarray, deltas: np.ndarray, tolerance: float, count: int) -> None:
@@ -563,7 +619,7 @@ def integrated_gradients(
     model: Any,
     image: Any,
     *,
-    target: int | None = None,
+    target: Any = None,
     baseline: str | np.ndarray = "black",
     steps: int | Literal["auto"] = 50,
     runs: int = 1,
@@ -575,6 +631,7 @@ def integrated_gradients(
     tolerance: float = 0.01,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> IGResult:
     """Integrated gradients of ``model``'s ``target`` score at ``image``.
 
@@ -589,13 +646,17 @@ def integrated_gradients(
     image : array, PIL image or path
         One image (H, W, C), (H, W) or (1, H, W, C) in raw pixel units (see
         ``pixel_range``); for several, ``integrated_gradients_batch``.
-    target : int, optional
-        Class to explain (also a 0-d or one-element array or tensor); default
-        the top predicted class. A model with one output column (binary) has
-        two classes: 1 is its column, 0 the complement (``1 - p`` after a
-        sigmoid, ``-z`` for a logit), as in alibi. Captum and PAIR saliency
-        call the column itself target 0: their ``target=0`` is ``target=1``
-        here (the other class's attributions are these negated).
+    target : int, str or (class, against class), optional
+        Class to explain (also a 0-d or one-element array or tensor, or a
+        name in ``class_names``); default the top predicted class. A model
+        with one output column (binary) has two classes: 1 is its column, 0
+        the complement (``1 - p`` after a sigmoid, ``-z`` for a logit), as in
+        alibi. Captum and PAIR saliency call the column itself target 0:
+        their ``target=0`` is ``target=1`` here (the other class's
+        attributions are these negated). A pair ``(a, b)`` of two different
+        classes (indices or names) is a contrastive target, "why ``a`` and
+        not ``b``": it explains ``score(a) - score(b)``, and completeness
+        holds for that difference (the result's ``against`` is ``b``).
     baseline : {"black", "white", "uniform", "blur"} or array
         Where the path starts. ``"uniform"`` is noise over ``pixel_range``.
     steps : int or "auto"
@@ -633,6 +694,8 @@ def integrated_gradients(
         ``mixed_bfloat16`` policy, a ``torch.nn.Module`` under
         ``torch.autocast``; the path points, the gradients and their sums stay
         float32. Expect attributions within about 1e-2 relative of float32.
+    class_names : sequence of str, optional
+        The model's class names, so that ``target`` may name classes.
 
     Returns
     -------
@@ -659,6 +722,7 @@ def integrated_gradients(
         tolerance=tolerance,
         pixel_range=pixel_range,
         precision=precision,
+        class_names=class_names,
     )
     check_callable("progress", progress)
     return run(prepare(model, image, options), options, progress=progress)
@@ -744,7 +808,7 @@ def check_target_count(given: int, images: int) -> None:
         raise ValueError(f"targets: expected {images} class indices (one per image), got {given}")
 
 
-def _check_targets(targets: Any, count: int) -> list[int | None]:
+def _check_targets(targets: Any, count: int) -> list[Target]:
     if targets is None:
         return [None] * count
     if isinstance(targets, (Sequence, np.ndarray)) or (
@@ -760,7 +824,7 @@ def gradients(
     model: Any,
     image: Any,
     *,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     precision: str = "float32",
 ) -> np.ndarray:

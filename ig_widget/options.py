@@ -54,30 +54,96 @@ def check_callable(name: str, value: Any) -> Any:
     return value
 
 
-def check_target(target: Any) -> int | None:
-    """A class index (or None) from an int, a NumPy integer, or a 0-d or one-element
-    integer array or tensor (NumPy, TensorFlow, PyTorch, JAX).
+# A checked target: a class index, a contrast (class, against class), or None (the top class).
+Target = int | tuple[int, int] | None
 
-    The upper bound depends on the model and is checked by
-    ``PreparedInput.target_index``.
+
+def _class_index(name: str, value: Any, class_names: Sequence[str] | None) -> int:
+    """One class as an index: an integer (array or tensor) or, given ``class_names``, a name."""
+    if isinstance(value, str):
+        if class_names is None:
+            raise ValueError(
+                f"{name}: a class name ({value!r}) needs class_names=[...]; or give class indices"
+            )
+        if value not in class_names:
+            allowed = ", ".join(map(repr, class_names))
+            raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
+        return list(class_names).index(value)
+    if not isinstance(value, numbers.Number) and hasattr(value, "__array__"):
+        array = to_numpy(value)
+        if array.size != 1:
+            raise ValueError(
+                f"{name}: expected one class index, got an array of shape {array.shape}"
+            )
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"{name}: expected an integer, got a {array.dtype} array {array!r}")
+        value = array.reshape(()).item()
+    return check_int(name, value, low=0)
+
+
+def check_target(target: Any, class_names: Sequence[str] | None = None) -> Target:
+    """A class index, a contrast or None, from what a user may give as ``target``.
+
+    One class: an int, a NumPy integer, a 0-d or one-element integer array
+    or tensor (NumPy, TensorFlow, PyTorch, JAX), or a name in
+    ``class_names``. A contrast, "why ``a`` and not ``b``": a tuple ``(a,
+    b)`` of two different classes, each given as one class is; it explains
+    ``score(a) - score(b)``. The upper bound of an index depends on the
+    model and is checked by ``PreparedInput.target_index``.
 
     Examples
     --------
     >>> check_target(np.array([3])), check_target(None)
     (3, None)
+    >>> check_target(("star", 0), class_names=["circle", "star"])
+    (1, 0)
+    >>> check_target((1, 1))
+    Traceback (most recent call last):
+    ...
+    ValueError: target: expected two different classes (class, against class), got (1, 1)
     """
     if target is None:
         return None
-    if not isinstance(target, (numbers.Number, str)) and hasattr(target, "__array__"):
-        array = to_numpy(target)
-        if array.size != 1:
+    if isinstance(target, (tuple, list)):
+        if len(target) != 2:
             raise ValueError(
-                f"target: expected one class index, got an array of shape {array.shape}"
+                "target: expected one class or a pair (class, against class), "
+                f"got a {type(target).__name__} of {len(target)}"
             )
-        if not np.issubdtype(array.dtype, np.integer):
-            raise TypeError(f"target: expected an integer, got a {array.dtype} array {array!r}")
-        target = array.reshape(()).item()
-    return check_int("target", target, low=0)
+        first = _class_index("target", target[0], class_names)
+        against = _class_index("target", target[1], class_names)
+        if first == against:
+            raise ValueError(
+                "target: expected two different classes (class, against class), "
+                f"got ({target[0]!r}, {target[1]!r})"
+            )
+        return first, against
+    return _class_index("target", target, class_names)
+
+
+def check_class_names(class_names: Any) -> list[str] | None:
+    """The names as a list of strings that the browser and ``to_html`` can carry."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
+        raise TypeError(
+            f"class_names: expected a list of strings, one per class, "
+            f"got {type(class_names).__name__}"
+        )
+    names = list(class_names)
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(
+                f"class_names[{index}]: expected a string, got {type(name).__name__} {name!r}"
+            )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"class_names[{index}]: expected text that UTF-8 can encode, got {name!r} "
+                f"(a lone surrogate at position {exc.start})"
+            ) from exc
+    return names
 
 
 def _check_steps(steps: Any, method: str) -> int | Literal["auto"]:
@@ -150,7 +216,7 @@ class IGOptions:
     ValueError: steps: expected an integer >= 1, got 0
     """
 
-    target: int | None = None
+    target: Target | str | tuple[Any, Any] = None
     baseline: str | np.ndarray = "black"
     steps: int | Literal["auto"] = 50
     runs: int = 1
@@ -161,11 +227,15 @@ class IGOptions:
     seed: int | None = None
     tolerance: float = 0.01
     pixel_range: tuple[float, float] = (0.0, 255.0)
+    class_names: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         method = check_choice("method", self.method, METHODS)
+        names = check_class_names(self.class_names)
+        class_names = None if names is None else tuple(names)
         checked = {
-            "target": check_target(self.target),
+            "class_names": class_names,
+            "target": check_target(self.target, class_names),
             "baseline": _check_baseline(self.baseline),
             "steps": _check_steps(self.steps, method),
             "runs": check_int("runs", self.runs, low=1, high=MAX_STEPS),

@@ -421,11 +421,57 @@ class Classifier:
         other = 1.0 - raw if self.complement == "probability" else -raw
         return np.concatenate([other, raw], axis=1)
 
+    def contrast(self, target: int, against: int) -> int:
+        """The target index of "``target`` and not ``against``": score(target) - score(against).
+
+        Contrasts are numbered after the classes, so that a point set's
+        ``targets`` stay one integer per point whatever they explain.
+
+        Examples
+        --------
+        >>> three = Classifier(model=None, backend=None, columns=3)
+        >>> t = three.contrast(2, 0)
+        >>> t, three.split(t), three.split(1)
+        (9, (2, 0), (1, None))
+        """
+        return self.classes * (1 + target) + against
+
+    def split(self, target: int) -> tuple[int, int | None]:
+        """The explained class and the class it is contrasted against (None: no contrast)."""
+        if target < self.classes:
+            return target, None
+        return target // self.classes - 1, target % self.classes
+
+    def target_scores(self, class_scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The explained score of each row (B,) from every class's scores (B, classes)."""
+        targets = np.asarray(targets, np.int64)
+        rows = np.arange(len(targets))
+        contrast = targets >= self.classes
+        first = np.where(contrast, targets // self.classes - 1, targets)
+        scores = class_scores[rows, first]
+        second = class_scores[rows, targets % self.classes]
+        return np.where(contrast, scores - second, scores)
+
     def columns_and_signs(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The model column and gradient sign that give each target class's score."""
+        """The two (model column, gradient sign) terms whose sum gives each target's
+        score: the class and, for a contrast, the class against (sign -1), or a
+        second term of sign 0.
+
+        Returns
+        -------
+        columns : (B, 2) int
+        signs : (B, 2) float
+        """
+        targets = np.asarray(targets, np.int64)
+        contrast = targets >= self.classes
+        first = np.where(contrast, targets // self.classes - 1, targets)
+        second = np.where(contrast, targets % self.classes, first)
+        classes = np.stack([first, second], axis=1)
+        signs = np.stack([np.ones(len(targets)), np.where(contrast, -1.0, 0.0)], axis=1)
         if self.columns != 1:
-            return targets, np.ones(len(targets))
-        return np.zeros_like(targets), np.where(targets == 0, -1.0, 1.0)
+            return classes, signs
+        # One column: class 1 is the column, class 0 its complement (gradient negated).
+        return np.zeros_like(classes), signs * np.where(classes == 0, -1.0, 1.0)
 
 
 def complement_of(model: Any) -> Literal["probability", "logit"]:
@@ -571,11 +617,12 @@ def _prepare_call(
         flags = _pad(flags, padded)
         group_lines = _pad(group_lines, padded)
     columns, signs = classifier.columns_and_signs(batch.targets)
-    index = _pad(np.stack([line_of, columns, group_of], axis=1), padded)
-    values = _pad(np.stack([batch.alphas, batch.weights * signs], axis=1), padded)
+    index = _pad(np.stack([line_of, columns[:, 0], group_of, columns[:, 1]], axis=1), padded)
+    weighted = batch.weights[:, None] * signs
+    values = _pad(np.stack([batch.alphas, weighted[:, 0], weighted[:, 1]], axis=1), padded)
     # Padding repeats the last point with weight 0: a real point, so its
     # gradient is as finite as that one's, and it adds nothing.
-    values[size:, 1] = 0.0
+    values[size:, 1:] = 0.0
     return _Call(
         rows=line_rows,
         directional=flags,
@@ -725,7 +772,7 @@ def evaluate_points(
             _add_in_order(sums, call.group_segments, group_sums)
         class_scores = classifier.class_scores(raw)
         scores[done : done + size] = (
-            class_scores if all_scores else class_scores[np.arange(size), batch.targets]
+            class_scores if all_scores else classifier.target_scores(class_scores, batch.targets)
         )
         done += size
         report_progress(progress, done, total)

@@ -9,10 +9,15 @@ operations on NumPy arrays; everything else in the engine is framework-free:
   B points on L lines, summed into G groups::
 
       origin_l, direction_l = rows[l], rows[L + l] - rows[l]     (rows: L starts, then L ends)
-      line, target, group = index[b]; alpha, weight = values[b]
+      line, column, group, column2 = index[b]; alpha, weight, weight2 = values[b]
       point_b  = origin_line + alpha * direction_line
-      sums[g]  = (sum over the points b of group g of weight * grad_{point_b} scores[b, target])
+      target_b = weight * scores[b, column] + weight2 * scores[b, column2]
+      sums[g]  = (sum over the points b of group g of grad_{point_b} target_b)
                  * (direction_{group_lines[g]} if directional[group_lines[g]] else 1)
+
+  Two weighted columns per point let one point explain a difference of two
+  scores (a contrastive target, ``ig_widget.points.Classifier.contrast``);
+  a single class has ``weight2 = 0``.
 
   The weights enter the backward pass as the output gradients (cotangents),
   so nothing is kept per point, and each group's sum is multiplied by its

@@ -70,12 +70,12 @@ class JaxBackend:
 
         def target_scores(points: Any) -> tuple[Any, Any]:
             scores = self._scores(trainable, non_trainable, points).astype(jnp.float32)
-            return jnp.take_along_axis(scores, index[:, 1:2], axis=1)[:, 0], scores
+            return jnp.take_along_axis(scores, index[:, [1, 3]], axis=1), scores
 
         _, pullback, scores = jax.vjp(target_scores, points, has_aux=True)
-        # The weights are the cotangent of the target scores, so the backward
-        # pass returns already-weighted gradients.
-        (grads,) = pullback(values[:, 1])
+        # The weights are the cotangent of the two target columns, so the
+        # backward pass returns already-weighted gradients.
+        (grads,) = pullback(values[:, 1:])
         sums = jax.ops.segment_sum(grads, index[:, 2], num_segments=group_lines.shape[0])
         # Each group's sum times its line's direction, once per group.
         factors = jnp.where(directional[:, None, None, None] > 0, directions, 1.0)

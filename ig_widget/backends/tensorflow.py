@@ -67,8 +67,8 @@ class TensorFlowBackend:
                 input_signature=[
                     tf.TensorSpec([None, *shape], tf.float32),
                     tf.TensorSpec([None], tf.float32),
-                    tf.TensorSpec([None, 3], tf.int32),
-                    tf.TensorSpec([None, 2], tf.float32),
+                    tf.TensorSpec([None, 4], tf.int32),
+                    tf.TensorSpec([None, 3], tf.float32),
                     tf.TensorSpec([None], tf.int32),
                 ]
             )
@@ -88,10 +88,11 @@ class TensorFlowBackend:
                 with tf.GradientTape() as tape:
                     tape.watch(points)
                     scores = tf.cast(self._scores(points), tf.float32)
-                    target_scores = tf.gather(scores, index[:, 1], axis=1, batch_dims=1)
-                # output_gradients applies each point's weight inside the
-                # backward pass, so no per-point gradient is kept.
-                grads = tape.gradient(target_scores, points, output_gradients=values[:, 1])
+                    first = tf.gather(scores, index[:, 1], axis=1, batch_dims=1)
+                    second = tf.gather(scores, index[:, 3], axis=1, batch_dims=1)
+                    # Weighted here, so no per-point gradient is kept.
+                    target_scores = values[:, 1] * first + values[:, 2] * second
+                grads = tape.gradient(target_scores, points)
                 if grads is None:
                     raise ValueError(NOT_DIFFERENTIABLE)
                 sums = tf.math.unsorted_segment_sum(grads, index[:, 2], tf.shape(group_lines)[0])

@@ -113,11 +113,13 @@ class TorchBackend:
             scores = self._scores(points).float()
             if not scores.requires_grad:
                 raise ValueError(NOT_DIFFERENTIABLE)
-            target_scores = scores.gather(1, index_t[:, 1:2])[:, 0]
-            # grad_outputs applies each point's weight inside the backward
-            # pass, so no per-point gradient is kept.
+            # Weighted here, so no per-point gradient is kept.
+            target_scores = (scores.gather(1, index_t[:, [1, 3]]) * values_t[:, 1:]).sum(1)
             (grads,) = torch.autograd.grad(
-                target_scores, points, grad_outputs=values_t[:, 1], allow_unused=True
+                target_scores,
+                points,
+                grad_outputs=torch.ones_like(target_scores),
+                allow_unused=True,
             )
         if grads is None:
             raise ValueError(NOT_DIFFERENTIABLE)

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ..engine import IGResult, PreparedInput, prepare
+from ..engine import IGResult, PreparedInput, describe_target, explained_score, prepare
 from ..options import IGOptions, check_callable
 from ..points import ProgressCallback
 from ..validation import check_number
@@ -47,6 +47,9 @@ class AttributionResult:
         Gradient evaluations (model forward and backward passes, one per point).
     elapsed_s : float
         Wall time of the computation.
+    against : int or None
+        For a contrastive target ``(target, against)``: the class contrasted
+        against, the explained score being ``score(target) - score(against)``.
     """
 
     attributions: np.ndarray
@@ -56,16 +59,24 @@ class AttributionResult:
     scores: np.ndarray
     points_used: int
     elapsed_s: float
+    against: int | None = None
 
     @property
     def score(self) -> float:
-        """Model output for the target class at the image."""
-        return float(self.scores[self.target])
+        """Model output for the target class at the image (minus the ``against``
+        class's for a contrastive target)."""
+        return explained_score(self.scores, self.target, self.against)
+
+    @property
+    def explained(self) -> str:
+        """What was explained, in words (see ``IGResult.explained``)."""
+        return describe_target(self.target, self.against)
 
 
 @dataclass
 class Started:
-    """An explainer's checked input: the prepared image, the options, the target."""
+    """An explainer's checked input: the prepared image, the options, the target
+    (an index of ``PreparedInput.target_index``: a class or a contrast)."""
 
     prepared: PreparedInput
     options: IGOptions
@@ -87,11 +98,13 @@ class Started:
         **extra: Any,
     ) -> Any:
         """The result, timed from the start of the checks."""
+        target, against = self.prepared.classifier.split(self.target)
         return result_type(
             attributions=np.asarray(attributions, np.float32),
             explainer=explainer,
             parameters=dict(parameters),
-            target=self.target,
+            target=target,
+            against=against,
             scores=self.prepared.scores,
             points_used=int(points_used),
             elapsed_s=time.perf_counter() - self.began,
@@ -149,7 +162,7 @@ class Explainer(Protocol):
         model: Any,
         image: Any,
         *,
-        target: int | None = ...,
+        target: Any = ...,
         preprocess: Callable[[Any], Any] | None = ...,
         progress: ProgressCallback | None = ...,
         precision: str = ...,

@@ -21,7 +21,15 @@ import numpy as np
 
 from .backends import GradientBackend, backend_for
 from .baselines import single_baseline
-from .options import MAX_STEPS, IGOptions, Target, check_callable, check_model, check_target
+from .options import (
+    MAX_STEPS,
+    IGOptions,
+    Region,
+    Target,
+    check_callable,
+    check_model,
+    check_target,
+)
 from .points import (
     ArrayRows,
     Classifier,
@@ -96,6 +104,9 @@ class IGResult:
         For a contrastive target ``(target, against)``: the class contrasted
         against. The target score is then ``score(target) - score(against)``
         (path and baseline scores and ``delta`` too); None otherwise.
+    region : Region or None
+        For a region target: the region of the score map whose ``target``
+        scores were summed (or averaged); the scores are then the region's.
     """
 
     attributions: np.ndarray
@@ -112,6 +123,7 @@ class IGResult:
     points_used: int
     elapsed_s: float
     against: int | None = None
+    region: Region | None = None
 
     @property
     def score(self) -> float:
@@ -121,8 +133,9 @@ class IGResult:
 
     @property
     def explained(self) -> str:
-        """What was explained, in words: ``"class 3"`` or ``"class 3 and not class 0"``."""
-        return describe_target(self.target, self.against)
+        """What was explained, in words: ``"class 3"``, ``"class 3 and not class 0"``
+        or ``"class 3, the sum over a region of 12 pixels"``."""
+        return describe_target(self.target, self.against, region=self.region)
 
 
 def explained_score(scores: np.ndarray, target: int, against: int | None) -> float:
@@ -132,7 +145,10 @@ def explained_score(scores: np.ndarray, target: int, against: int | None) -> flo
 
 
 def describe_target(
-    target: int, against: int | None, class_names: Sequence[str] | None = None
+    target: int,
+    against: int | None,
+    class_names: Sequence[str] | None = None,
+    region: Region | None = None,
 ) -> str:
     """What a result explains, in words, with class names where given.
 
@@ -140,12 +156,23 @@ def describe_target(
     --------
     >>> describe_target(3, None), describe_target(2, 0, ["circle", "square", "star"])
     ('class 3', "'star' and not 'circle'")
+    >>> describe_target(1, None, region=Region(1, box=(0, 0, 2, 3), reduce="mean"))
+    'class 1, the mean over a region of 6 pixels'
     """
 
     def name(index: int) -> str:
         return repr(class_names[index]) if class_names is not None else f"class {index}"
 
-    return name(target) if against is None else f"{name(target)} and not {name(against)}"
+    text = name(target) if against is None else f"{name(target)} and not {name(against)}"
+    if region is None:
+        return text
+    if region.mask is not None:
+        pixels = int(region.mask.sum())
+    else:
+        assert region.box is not None
+        top, left, bottom, right = region.box
+        pixels = (bottom - top) * (right - left)
+    return f"{text}, the {region.reduce} over a region of {pixels} pixels"
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,6 +230,9 @@ class PreparedInput:
         target = check_target(target)
         if target is None:
             return int(np.argmax(self.scores))
+        if isinstance(target, Region):
+            # The region itself was used by prepare: the scores are its classes' scores.
+            return self._class_index(int(target.class_))
         if isinstance(target, tuple):
             first, against = (self._class_index(index) for index in target)
             return self.classifier.contrast(first, against)
@@ -255,15 +285,18 @@ def _prepare_stack(
     if options.preprocess is None:
         _check_model_input(model, images[0])
     backend = backend_for(model, options.preprocess, options.precision)
+    region = region_weights(options, images.shape[1:3])
     raw = predict_rows(
         backend,
         model,
         images,
         batch_size=1 if len(images) == 1 else None,
         describe=lambda index: names[index],
+        region=region,
     )
     columns = raw.shape[1]
-    classifier = Classifier(model, backend, columns, complement_of(model) if columns == 1 else None)
+    complement = complement_of(model) if columns == 1 else None
+    classifier = Classifier(model, backend, columns, complement, region)
     scores = classifier.class_scores(raw)
     return [
         PreparedInput(classifier, image, row, options.preprocess, options.precision)
@@ -271,11 +304,21 @@ def _prepare_stack(
     ]
 
 
+def region_weights(options: IGOptions, image_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The score-map weights of a region target (None for any other target): a mask's
+    own shape, a box's the image's (H, W)."""
+    region = options.target
+    if not isinstance(region, Region):
+        return None
+    shape = region.mask.shape if region.mask is not None else tuple(image_shape)
+    return region.weights((int(shape[0]), int(shape[1])))
+
+
 def prepare(model: Any, image: Any, options: IGOptions | None = None) -> PreparedInput:
     """Check ``model`` and ``image`` and run the model once at the image.
 
-    Uses ``options.preprocess`` and ``options.precision`` (the rest of the
-    options may change between ``run`` calls).
+    Uses ``options.preprocess``, ``options.precision`` and a region target's
+    region (the rest of the options may change between ``run`` calls).
 
     Examples
     --------
@@ -424,6 +467,20 @@ def run_batch(
             "options: preprocess and precision must be those the input was prepared with; "
             "call prepare again to change them"
         )
+    region = region_weights(options, first.image.shape[:2])
+    prepared_region = first.classifier.region
+    if not (
+        (region is None and prepared_region is None)
+        or (
+            region is not None
+            and prepared_region is not None
+            and np.array_equal(region, prepared_region)
+        )
+    ):
+        raise ValueError(
+            "target: a region target must be the region the input was prepared with; "
+            "call prepare again with it"
+        )
     classifier = first.classifier
     count = len(prepared)
     if targets is None:
@@ -526,6 +583,7 @@ def run_batch(
                 gradients=sums[2 * i + 1].astype(np.float32),
                 target=target,
                 against=against,
+                region=options.target if isinstance(options.target, Region) else None,
                 scores=item.scores,
                 path_alphas=path_alphas[i][order],
                 path_scores=_repeat_runs(path_scores[i][:, order], copies),

@@ -54,8 +54,118 @@ def check_callable(name: str, value: Any) -> Any:
     return value
 
 
-# A checked target: a class index, a contrast (class, against class), or None (the top class).
-Target = int | tuple[int, int] | None
+REDUCTIONS = ("sum", "mean")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Region:
+    """A region target for a segmentation model: one class's scores summed (or
+    averaged) over a region of the model's score map.
+
+    The model returns a score map (N, H', W', classes); the explained score
+    is ``reduce`` of ``scores[:, mask, class_]``. Give the region as a
+    boolean ``mask`` (H', W'), or as a ``box`` ``(top, left, bottom, right)``
+    of map pixels, bottom and right excluded (H', W' then being the image's
+    height and width). Validated at construction.
+
+    Examples
+    --------
+    >>> region = Region(class_=2, box=(0, 1, 2, 3), reduce="mean")
+    >>> region.weights((3, 4)).tolist()
+    [[0.0, 0.25, 0.25, 0.0], [0.0, 0.25, 0.25, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    >>> Region(class_=0, box=(2, 0, 1, 3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: box: expected (top, left, bottom, right) with top < bottom ..., got (2, 0, 1, 3)
+    """
+
+    class_: int | str
+    mask: np.ndarray | None = None
+    box: tuple[int, int, int, int] | None = None
+    reduce: str = "sum"
+
+    def __post_init__(self) -> None:
+        check_choice("reduce", self.reduce, REDUCTIONS)
+        if (self.mask is None) == (self.box is None):
+            raise ValueError(
+                "target: a Region needs one of mask= or box=, got "
+                + ("neither" if self.mask is None else "both")
+            )
+        if isinstance(self.class_, str):
+            if not self.class_:
+                raise ValueError("class_: expected a class index or name, got ''")
+        else:
+            object.__setattr__(self, "class_", _class_index("class_", self.class_, None))
+        if self.mask is not None:
+            mask = to_numpy(self.mask, name="mask")
+            if mask.dtype != bool or mask.ndim != 2:
+                raise TypeError(
+                    f"mask: expected a boolean array (H, W), got {mask.dtype} of shape {mask.shape}"
+                )
+            if not mask.any():
+                raise ValueError("mask: expected at least one pixel in the region, got none")
+            mask = mask.copy()
+            mask.flags.writeable = False
+            object.__setattr__(self, "mask", mask)
+        else:
+            box = self.box
+            if isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4:
+                raise ValueError(f"box: expected (top, left, bottom, right), got {box!r}")
+            top, left, bottom, right = (check_int("box", value, low=0) for value in box)
+            if not (top < bottom and left < right):
+                raise ValueError(
+                    "box: expected (top, left, bottom, right) with top < bottom and "
+                    f"left < right, got {tuple(box)!r}"
+                )
+            object.__setattr__(self, "box", (top, left, bottom, right))
+
+    def named(self, class_names: Sequence[str] | None) -> Region:
+        """This region with its class as an index (a name looked up in ``class_names``)."""
+        if isinstance(self.class_, int):
+            return self
+        index = _class_index("class_", self.class_, class_names)
+        return dataclasses.replace(self, class_=index)
+
+    def weights(self, shape: tuple[int, int]) -> np.ndarray:
+        """Each map pixel's weight in the explained score, float32 ``shape`` (H', W'):
+        1 inside the region for ``"sum"``, 1 / its pixels for ``"mean"``."""
+        if self.mask is not None:
+            if self.mask.shape != tuple(shape):
+                raise ValueError(
+                    f"mask: expected the score map's shape {tuple(shape)}, got {self.mask.shape}"
+                )
+            inside = self.mask.astype(np.float32)
+        else:
+            assert self.box is not None
+            top, left, bottom, right = self.box
+            if bottom > shape[0] or right > shape[1]:
+                raise ValueError(
+                    f"box: expected a box inside the score map {tuple(shape)}, got {self.box}"
+                )
+            inside = np.zeros(shape, np.float32)
+            inside[top:bottom, left:right] = 1.0
+        return inside / inside.sum() if self.reduce == "mean" else inside
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Region):
+            return NotImplemented
+        same_mask = (self.mask is None and other.mask is None) or (
+            self.mask is not None
+            and other.mask is not None
+            and np.array_equal(self.mask, other.mask)
+        )
+        return same_mask and (self.class_, self.box, self.reduce) == (
+            other.class_,
+            other.box,
+            other.reduce,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# A checked target: a class index, a contrast (class, against class), a region
+# of a score map, or None (the top class).
+Target = int | tuple[int, int] | Region | None
 
 
 def _class_index(name: str, value: Any, class_names: Sequence[str] | None) -> int:
@@ -104,6 +214,8 @@ def check_target(target: Any, class_names: Sequence[str] | None = None) -> Targe
     """
     if target is None:
         return None
+    if isinstance(target, Region):
+        return target.named(class_names)
     if isinstance(target, (tuple, list)):
         if len(target) != 2:
             raise ValueError(

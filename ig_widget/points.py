@@ -408,6 +408,9 @@ class Classifier:
     backend: GradientBackend
     columns: int
     complement: Literal["probability", "logit"] | None = None
+    # For a region target: each score-map pixel's weight (H', W'), which turns the
+    # model's score map into one score per class (``ig_widget.options.Region``).
+    region: np.ndarray | None = None
 
     @property
     def classes(self) -> int:
@@ -522,9 +525,15 @@ def checked_output(output: Any, batch: int) -> np.ndarray:
             f"got values of dtype {scores.dtype}"
         )
     if scores.ndim != 2 or scores.shape[0] != batch or scores.shape[1] == 0:
+        hint = (
+            "; for a segmentation model's score map give a region target, "
+            "target=igw.Region(class_=..., mask=...)"
+            if scores.ndim == 4
+            else ""
+        )
         raise ValueError(
             f"model: expected class scores of shape ({batch}, K) with K >= 1 for a batch of "
-            f"{batch}, got shape {scores.shape}"
+            f"{batch}, got shape {scores.shape}{hint}"
         )
     return scores.astype(np.float64)
 
@@ -575,9 +584,11 @@ class _Call:
     group_lines: np.ndarray
     group_segments: np.ndarray
 
-    def send(self, backend: GradientBackend) -> tuple[np.ndarray, np.ndarray]:
+    def send(
+        self, backend: GradientBackend, region: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         sums, raw = backend.gradient_sums(
-            self.rows, self.directional, self.index, self.values, self.group_lines
+            self.rows, self.directional, self.index, self.values, self.group_lines, region
         )
         return np.asarray(sums)[: len(self.group_segments)], np.asarray(raw, np.float64)
 
@@ -753,7 +764,7 @@ def evaluate_points(
         )
         started = time.perf_counter()
         try:
-            group_sums, raw = call.send(backend)
+            group_sums, raw = call.send(backend, classifier.region)
         except Exception as exc:
             if not backend.is_out_of_memory(exc):
                 _raise_model_failure(exc, (padded, *shape))
@@ -821,7 +832,7 @@ def _check_batch(
         getattr(backend, "static_shapes", False),
     )
     try:
-        point_sums, _ = call.send(backend)
+        point_sums, _ = call.send(backend, classifier.region)
     except Exception as exc:
         raise _non_finite("its gradient", between) from exc
     bad = ~np.all(np.isfinite(point_sums.reshape(len(point_sums), -1)), axis=1)
@@ -843,6 +854,7 @@ def predict_rows(
     progress: ProgressCallback | None = None,
     progress_updates: int | None = None,
     describe: Callable[[int], str] | None = None,
+    region: np.ndarray | None = None,
 ) -> np.ndarray:
     """The model's raw output (N, K) for every row, in batches; checked, float64.
 
@@ -850,7 +862,7 @@ def predict_rows(
     ``Classifier`` exists (``prepare``'s one forward pass). Batching,
     progress, cancellation, out-of-memory halving and model errors are as in
     ``evaluate_points``; non-finite scores are refused naming the row
-    (``describe``).
+    (``describe``). ``region`` reduces a score map (see ``Classifier.region``).
     """
     rows = as_rows(rows)
     total = len(rows)
@@ -863,7 +875,7 @@ def predict_rows(
         batch = _pad(rows.take(np.arange(done, done + size)), padded)
         started = time.perf_counter()
         try:
-            output = backend.predict(batch)
+            output = backend.predict(batch, region)
         except Exception as exc:
             if not backend.is_out_of_memory(exc):
                 _raise_model_failure(exc, batch.shape)
@@ -925,6 +937,7 @@ def evaluate_scores(
         progress=progress,
         progress_updates=progress_updates,
         describe=describe,
+        region=classifier.region,
     )
     if raw.shape[1] != classifier.columns:
         raise ValueError(

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import NOT_DIFFERENTIABLE, available_ram_bytes, is_keras_model, keras_precision, model_lock
+from . import (
+    NOT_DIFFERENTIABLE,
+    available_ram_bytes,
+    is_keras_model,
+    keras_precision,
+    model_lock,
+    region_scores_shape,
+)
 
 
 def _device_of(model: Any) -> torch.device:
@@ -75,22 +82,24 @@ class TorchBackend:
         finally:
             self._model.train(was_training)
 
-    def _scores(self, batch: torch.Tensor) -> Any:
+    def _scores(self, batch: torch.Tensor, region: np.ndarray | None = None) -> Any:
         if self._preprocess is not None:
             # Keras' preprocess_input divides in place, which autograd forbids
             # on the leaf tensor the gradient is taken with respect to.
             batch = self._preprocess(batch.clone())
         with self._inference():
-            if self._keras:
-                return self._model(batch, training=False)
-            return self._model(batch)
+            output = self._model(batch, training=False) if self._keras else self._model(batch)
+        if region is None:
+            return output
+        region_scores_shape(tuple(output.shape), region.shape)
+        return torch.einsum("nhwc,hw->nc", output.float(), self._tensor(region))
 
     def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
 
-    def predict(self, batch: np.ndarray) -> Any:
+    def predict(self, batch: np.ndarray, region: np.ndarray | None = None) -> Any:
         with self._lock, torch.no_grad():
-            return _to_numpy(self._scores(self._tensor(batch)))
+            return _to_numpy(self._scores(self._tensor(batch), region))
 
     def gradient_sums(
         self,
@@ -99,6 +108,7 @@ class TorchBackend:
         index: np.ndarray,
         values: np.ndarray,
         group_lines: np.ndarray,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         lines = len(directional)
         with self._lock, torch.enable_grad():
@@ -110,7 +120,7 @@ class TorchBackend:
             line_of = index_t[:, 0]
             points = origins[line_of] + values_t[:, 0, None, None, None] * directions[line_of]
             points.requires_grad_(True)
-            scores = self._scores(points).float()
+            scores = self._scores(points, region).float()
             if not scores.requires_grad:
                 raise ValueError(NOT_DIFFERENTIABLE)
             # Weighted here, so no per-point gradient is kept.

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ..engine import IGResult, PreparedInput, describe_target, explained_score, prepare
-from ..options import IGOptions, check_callable
+from ..options import IGOptions, Region, check_callable
 from ..points import ProgressCallback
 from ..validation import check_number
 
@@ -50,6 +50,8 @@ class AttributionResult:
     against : int or None
         For a contrastive target ``(target, against)``: the class contrasted
         against, the explained score being ``score(target) - score(against)``.
+    region : Region or None
+        For a region target: the region of the score map (see ``IGResult``).
     """
 
     attributions: np.ndarray
@@ -60,6 +62,7 @@ class AttributionResult:
     points_used: int
     elapsed_s: float
     against: int | None = None
+    region: Region | None = None
 
     @property
     def score(self) -> float:
@@ -70,7 +73,7 @@ class AttributionResult:
     @property
     def explained(self) -> str:
         """What was explained, in words (see ``IGResult.explained``)."""
-        return describe_target(self.target, self.against)
+        return describe_target(self.target, self.against, region=self.region)
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Started:
             parameters=dict(parameters),
             target=target,
             against=against,
+            region=self.options.target if isinstance(self.options.target, Region) else None,
             scores=self.prepared.scores,
             points_used=int(points_used),
             elapsed_s=time.perf_counter() - self.began,

@@ -32,7 +32,7 @@ from .. import engine, export
 from ..baselines import single_baseline
 from ..engine import IGResult, PreparedInput
 from ..explainers import AttributionResult
-from ..options import IGOptions, Target, check_class_names, check_model, check_target
+from ..options import IGOptions, Region, Target, check_class_names, check_model, check_target
 from ..render import validate_render_options
 from ..validation import check_int
 from . import snapshots
@@ -215,10 +215,12 @@ class IGWidget(WidgetState):
         self._preprocess = preprocess
         requested = {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
         compute_options = {**compute_traits(self._engine_options(requested), baseline), **methods}
-        if isinstance(target, (tuple, list)):
-            raise TypeError("target: expected one class index; give the other as against=")
+        if isinstance(target, (tuple, list, Region)):
+            raise TypeError(
+                "target: expected one class index (a contrast's second class is against=)"
+            )
         checked_target = check_target(target)
-        assert not isinstance(checked_target, tuple)  # refused just above
+        assert checked_target is None or isinstance(checked_target, int)  # refused just above
         self._class_names = check_class_names(class_names)
         # The engine's one forward pass at the image: the class count comes
         # from it, and every computation on this image reuses it. A stored

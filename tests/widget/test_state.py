@@ -144,9 +144,9 @@ def test_construction_runs_the_model_forward_once_and_computes_within_the_engine
     forward, batches = [], []
     predict, gradient_sums = backend.predict, backend.gradient_sums
 
-    def counting_predict(batch):
+    def counting_predict(batch, *region):
         forward.append(len(batch))
-        return predict(batch)
+        return predict(batch, *region)
 
     def counting_gradient_sums(*args):
         batches.append(len(args[2]))

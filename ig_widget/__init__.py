@@ -42,7 +42,7 @@ from .explainers import (
 )
 from .faithfulness import InsertionDeletionResult, insertion_deletion
 from .frameworks import quiet_tensorflow_startup
-from .options import IGOptions
+from .options import IGOptions, Region
 
 # Imported eagerly: a lazy ``render`` attribute would be replaced by the
 # ``ig_widget.render`` submodule as soon as anything imports that module.
@@ -83,6 +83,7 @@ __all__ = [
     "InsertionDeletionResult",
     "ModelFactory",
     "RayExecutor",
+    "Region",
     "SanityCheck",
     "StabilityResult",
     "XRAIResult",

@@ -9,10 +9,20 @@ operations on NumPy arrays; everything else in the engine is framework-free:
   B points on L lines, summed into G groups::
 
       origin_l, direction_l = rows[l], rows[L + l] - rows[l]     (rows: L starts, then L ends)
-      line, target, group = index[b]; alpha, weight = values[b]
+      line, column, group, column2 = index[b]; alpha, weight, weight2 = values[b]
       point_b  = origin_line + alpha * direction_line
-      sums[g]  = (sum over the points b of group g of weight * grad_{point_b} scores[b, target])
+      target_b = weight * scores[b, column] + weight2 * scores[b, column2]
+      sums[g]  = (sum over the points b of group g of grad_{point_b} target_b)
                  * (direction_{group_lines[g]} if directional[group_lines[g]] else 1)
+
+  Two weighted columns per point let one point explain a difference of two
+  scores (a contrastive target, ``ig_widget.points.Classifier.contrast``);
+  a single class has ``weight2 = 0``.
+
+Both take an optional ``region``: float32 weights (H', W') for a model that
+returns a score map (N, H', W', K); its scores are then the weighted sums
+``sum over h, w of region[h, w] * map[n, h, w, k]`` (N, K), inside the
+differentiated computation (a region target, ``ig_widget.options.Region``).
 
   The weights enter the backward pass as the output gradients (cotangents),
   so nothing is kept per point, and each group's sum is multiplied by its
@@ -89,7 +99,7 @@ class GradientBackend(Protocol):
     # True where every new input shape compiles a new program (JAX).
     static_shapes: bool
 
-    def predict(self, batch: np.ndarray) -> Any: ...
+    def predict(self, batch: np.ndarray, region: np.ndarray | None = None) -> Any: ...
 
     def gradient_sums(
         self,
@@ -98,6 +108,7 @@ class GradientBackend(Protocol):
         index: np.ndarray,
         values: np.ndarray,
         group_lines: np.ndarray,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def layer_gradients(
@@ -178,6 +189,17 @@ def model_lock(model: Any) -> threading.RLock:
             return _model_locks.setdefault(model, threading.RLock())
         except TypeError:  # not weak-referenceable: a lock of its own per call
             return threading.RLock()
+
+
+def region_scores_shape(output_shape: tuple[Any, ...], region_shape: tuple[Any, ...]) -> None:
+    """Raise naming ``target`` unless a score map of ``output_shape`` fits a region of
+    ``region_shape`` (H', W')."""
+    if len(output_shape) != 4 or tuple(output_shape[1:3]) != tuple(region_shape):
+        raise ValueError(
+            f"target: a Region of {tuple(region_shape)} needs a model that returns a score map "
+            f"(N, {region_shape[0]}, {region_shape[1]}, classes), got output of shape "
+            f"{tuple(output_shape)}"
+        )
 
 
 def framework_of(model: Any) -> str:

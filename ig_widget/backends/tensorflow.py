@@ -16,6 +16,7 @@ from . import (
     available_ram_bytes,
     keras_precision,
     only_activation,
+    region_scores_shape,
 )
 
 
@@ -52,74 +53,87 @@ class TensorFlowBackend:
         self._precision = precision
         # One traced program per image shape; batch size and target are
         # dynamic so that neither causes a retrace.
-        self._programs: dict[tuple[int, ...], Any] = {}
-        self._predictors: dict[tuple[int, ...], Any] = {}
+        # Keyed by image shape and whether a region reduces a score map.
+        self._programs: dict[tuple[tuple[int, ...], bool], Any] = {}
+        self._predictors: dict[tuple[tuple[int, ...], bool], Any] = {}
 
-    def _scores(self, batch: tf.Tensor) -> tf.Tensor:
+    def _scores(self, batch: tf.Tensor, region: tf.Tensor | None = None) -> tf.Tensor:
         if self._preprocess is not None:
             batch = self._preprocess(batch)
         # Inside a tf.function this runs once, while tracing: the bfloat16
         # casts are then part of the compiled program.
         with keras_precision(self._model, self._precision):
-            return _call_model(self._model, batch)
+            output = _call_model(self._model, batch)
+        if region is None:
+            return output
+        region_scores_shape(tuple(output.shape), tuple(region.shape))
+        return tf.einsum("nhwc,hw->nc", tf.cast(output, tf.float32), region)
 
-    def predict(self, batch: np.ndarray) -> Any:
+    def predict(self, batch: np.ndarray, region: np.ndarray | None = None) -> Any:
         # The first call for an image shape runs eagerly, so that a failing
         # model reports its own error rather than a traced one; later calls are
         # traced, since an eager call of a deep Keras model costs more in Python
         # dispatch (0.2 s for MobileNetV2) than a small model's gradient batch.
         shape = tuple(batch.shape[1:])
         tensor = tf.convert_to_tensor(batch, tf.float32)
-        if shape in self._predictors:
-            output = self._predictors[shape](tensor)
+        key = (shape, region is not None)
+        args = [tensor] if region is None else [tensor, tf.constant(region, tf.float32)]
+        if key in self._predictors:
+            output = self._predictors[key](*args)
         else:
-            output = self._scores(tensor)
-            spec = tf.TensorSpec([None, *shape], tf.float32)
-            self._predictors[shape] = tf.function(self._scores, input_signature=[spec])
+            output = self._scores(*args)
+            spec = [tf.TensorSpec([None, *shape], tf.float32)]
+            if region is not None:
+                spec.append(tf.TensorSpec(region.shape, tf.float32))
+            self._predictors[key] = tf.function(self._scores, input_signature=spec)
         # Keep the output's structure (tuple, dict) so the engine can say what is wrong with it.
         return tf.nest.map_structure(np.asarray, output)
 
-    def _program(self, shape: tuple[int, ...]) -> Any:
-        if shape not in self._programs:
+    def _program(self, shape: tuple[int, ...], region: np.ndarray | None) -> Any:
+        key = (shape, region is not None)
+        if key in self._programs:
+            return self._programs[key]
 
-            @tf.function(
-                input_signature=[
-                    tf.TensorSpec([None, *shape], tf.float32),
-                    tf.TensorSpec([None], tf.float32),
-                    tf.TensorSpec([None, 3], tf.int32),
-                    tf.TensorSpec([None, 2], tf.float32),
-                    tf.TensorSpec([None], tf.int32),
-                ]
-            )
-            def program(
-                rows: tf.Tensor,
-                directional: tf.Tensor,
-                index: tf.Tensor,
-                values: tf.Tensor,
-                group_lines: tf.Tensor,
-            ) -> tuple[tf.Tensor, tf.Tensor]:
-                lines = tf.shape(directional)[0]
-                origins = rows[:lines]
-                directions = rows[lines:] - origins
-                line_of = index[:, 0]
-                alphas = tf.reshape(values[:, 0], [-1, 1, 1, 1])
-                points = tf.gather(origins, line_of) + alphas * tf.gather(directions, line_of)
-                with tf.GradientTape() as tape:
-                    tape.watch(points)
-                    scores = tf.cast(self._scores(points), tf.float32)
-                    target_scores = tf.gather(scores, index[:, 1], axis=1, batch_dims=1)
-                # output_gradients applies each point's weight inside the
-                # backward pass, so no per-point gradient is kept.
-                grads = tape.gradient(target_scores, points, output_gradients=values[:, 1])
-                if grads is None:
-                    raise ValueError(NOT_DIFFERENTIABLE)
-                sums = tf.math.unsorted_segment_sum(grads, index[:, 2], tf.shape(group_lines)[0])
-                # Each group's sum times its line's direction, once per group.
-                factors = tf.where(directional[:, None, None, None] > 0, directions, 1.0)
-                return sums * tf.gather(factors, group_lines), scores
+        def program(
+            rows: tf.Tensor,
+            directional: tf.Tensor,
+            index: tf.Tensor,
+            values: tf.Tensor,
+            group_lines: tf.Tensor,
+            *region: tf.Tensor,
+        ) -> tuple[tf.Tensor, tf.Tensor]:
+            lines = tf.shape(directional)[0]
+            origins = rows[:lines]
+            directions = rows[lines:] - origins
+            line_of = index[:, 0]
+            alphas = tf.reshape(values[:, 0], [-1, 1, 1, 1])
+            points = tf.gather(origins, line_of) + alphas * tf.gather(directions, line_of)
+            with tf.GradientTape() as tape:
+                tape.watch(points)
+                scores = tf.cast(self._scores(points, *region), tf.float32)
+                first = tf.gather(scores, index[:, 1], axis=1, batch_dims=1)
+                second = tf.gather(scores, index[:, 3], axis=1, batch_dims=1)
+                # Weighted here, so no per-point gradient is kept.
+                target_scores = values[:, 1] * first + values[:, 2] * second
+            grads = tape.gradient(target_scores, points)
+            if grads is None:
+                raise ValueError(NOT_DIFFERENTIABLE)
+            sums = tf.math.unsorted_segment_sum(grads, index[:, 2], tf.shape(group_lines)[0])
+            # Each group's sum times its line's direction, once per group.
+            factors = tf.where(directional[:, None, None, None] > 0, directions, 1.0)
+            return sums * tf.gather(factors, group_lines), scores
 
-            self._programs[shape] = program
-        return self._programs[shape]
+        signature = [
+            tf.TensorSpec([None, *shape], tf.float32),
+            tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([None, 4], tf.int32),
+            tf.TensorSpec([None, 3], tf.float32),
+            tf.TensorSpec([None], tf.int32),
+        ]
+        if region is not None:
+            signature.append(tf.TensorSpec(region.shape, tf.float32))
+        self._programs[key] = tf.function(program, input_signature=signature)
+        return self._programs[key]
 
     def gradient_sums(
         self,
@@ -128,9 +142,11 @@ class TensorFlowBackend:
         index: np.ndarray,
         values: np.ndarray,
         group_lines: np.ndarray,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        program = self._program(tuple(rows.shape[1:]))
-        sums, scores = program(rows, directional, index, values, group_lines)
+        program = self._program(tuple(rows.shape[1:]), region)
+        extra = [] if region is None else [region]
+        sums, scores = program(rows, directional, index, values, group_lines, *extra)
         return sums.numpy(), scores.numpy()
 
     def layer_gradients(

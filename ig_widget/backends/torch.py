@@ -20,6 +20,7 @@ from . import (
     keras_precision,
     model_lock,
     only_activation,
+    region_scores_shape,
 )
 
 
@@ -105,22 +106,24 @@ class TorchBackend:
         finally:
             self._model.train(was_training)
 
-    def _scores(self, batch: torch.Tensor) -> Any:
+    def _scores(self, batch: torch.Tensor, region: np.ndarray | None = None) -> Any:
         if self._preprocess is not None:
             # Keras' preprocess_input divides in place, which autograd forbids
             # on the leaf tensor the gradient is taken with respect to.
             batch = self._preprocess(batch.clone())
         with self._inference():
-            if self._keras:
-                return self._model(batch, training=False)
-            return self._model(batch)
+            output = self._model(batch, training=False) if self._keras else self._model(batch)
+        if region is None:
+            return output
+        region_scores_shape(tuple(output.shape), region.shape)
+        return torch.einsum("nhwc,hw->nc", output.float(), self._tensor(region))
 
     def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
 
-    def predict(self, batch: np.ndarray) -> Any:
+    def predict(self, batch: np.ndarray, region: np.ndarray | None = None) -> Any:
         with self._lock, torch.no_grad():
-            return _to_numpy(self._scores(self._tensor(batch)))
+            return _to_numpy(self._scores(self._tensor(batch), region))
 
     def gradient_sums(
         self,
@@ -129,6 +132,7 @@ class TorchBackend:
         index: np.ndarray,
         values: np.ndarray,
         group_lines: np.ndarray,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         lines = len(directional)
         with self._lock, torch.enable_grad():
@@ -140,14 +144,16 @@ class TorchBackend:
             line_of = index_t[:, 0]
             points = origins[line_of] + values_t[:, 0, None, None, None] * directions[line_of]
             points.requires_grad_(True)
-            scores = self._scores(points).float()
+            scores = self._scores(points, region).float()
             if not scores.requires_grad:
                 raise ValueError(NOT_DIFFERENTIABLE)
-            target_scores = scores.gather(1, index_t[:, 1:2])[:, 0]
-            # grad_outputs applies each point's weight inside the backward
-            # pass, so no per-point gradient is kept.
+            # Weighted here, so no per-point gradient is kept.
+            target_scores = (scores.gather(1, index_t[:, [1, 3]]) * values_t[:, 1:]).sum(1)
             (grads,) = torch.autograd.grad(
-                target_scores, points, grad_outputs=values_t[:, 1], allow_unused=True
+                target_scores,
+                points,
+                grad_outputs=torch.ones_like(target_scores),
+                allow_unused=True,
             )
         if grads is None:
             raise ValueError(NOT_DIFFERENTIABLE)

@@ -32,7 +32,7 @@ from .. import engine, export
 from ..baselines import single_baseline
 from ..engine import IGResult, PreparedInput
 from ..explainers import AttributionResult
-from ..options import IGOptions, check_model, check_target
+from ..options import IGOptions, Region, Target, check_class_names, check_model, check_target
 from ..render import validate_render_options
 from ..stability import StabilityResult, stability
 from ..validation import check_int
@@ -53,13 +53,15 @@ from .methods import (
     stability_parameters,
 )
 from .options import (
+    CLASS_CHOICE,
     COMPUTE_OPTIONS,
     CUSTOM_BASELINE,
     FRONT_END_OPTIONS,
     NO_MODEL,
+    check_against,
     check_class_count,
-    check_class_names,
     checked_options,
+    class_choice,
     compute_traits,
     display_traits,
     engine_options,
@@ -127,6 +129,10 @@ class IGWidget(WidgetState):
         One name per class (K names); class indices are shown otherwise.
     target : int, optional
         Class to explain; default the top predicted class.
+    against : int, optional
+        A class to contrast it with: the widget then explains
+        ``score(target) - score(against)``, "why target and not against"
+        (the "against" menu; None, the default, for no contrast).
     steps, baseline, runs, method
         As for ``igw.integrated_gradients``. An array ``baseline`` shows as
         ``"custom"`` in the ``baseline`` trait. ``steps`` is also the path
@@ -171,6 +177,7 @@ class IGWidget(WidgetState):
         preprocess: Callable[[Any], Any] | None = None,
         class_names: Sequence[str] | None = None,
         target: int | None = None,
+        against: int | None = None,
         steps: int | str = 50,
         baseline: str | np.ndarray = "black",
         runs: int = 1,
@@ -221,7 +228,12 @@ class IGWidget(WidgetState):
         self._preprocess = preprocess
         requested = {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
         compute_options = {**compute_traits(self._engine_options(requested), baseline), **methods}
-        target = check_target(target)
+        if isinstance(target, (tuple, list, Region)):
+            raise TypeError(
+                "target: expected one class index (a contrast's second class is against=)"
+            )
+        checked_target = check_target(target)
+        assert checked_target is None or isinstance(checked_target, int)  # refused just above
         self._class_names = check_class_names(class_names)
         # The engine's one forward pass at the image: the class count comes
         # from it, and every computation on this image reuses it. A stored
@@ -230,26 +242,30 @@ class IGWidget(WidgetState):
         if model is None:
             assert result is not None  # checked with the model above
             check_class_count(self._class_names, len(result.scores))
+            against = result.against
         else:
             options = self._engine_options(compute_options)
             prepared = engine.prepare(model, shown_image.pixels, options)
             check_class_count(self._class_names, prepared.classes)
-            if target is not None:
-                prepared.target_index(target)
+            if checked_target is not None or against is not None:
+                # A contrast with the top class needs the top class first.
+                checked_target = prepared.target_index(checked_target)
+                against = check_against(against, checked_target, prepared.classes)
 
         self._fallback = snapshots.FallbackPng()
         if result is None:
             assert prepared is not None  # without a result there is a model
-            explanation = self._explain(prepared, compute_options, target, progress=None)
+            choice = class_choice(checked_target, against)
+            explanation = self._explain(prepared, compute_options, choice, progress=None)
         else:
             explanation = Explanation(result, result.gradients)
-        request = {**compute_options, "target": explanation.result.target}
+        request = {**compute_options, **self._class_request(explanation.result)}
         self._shown = self._shown_result(shown_image, prepared, explanation, request)
         super().__init__(
             **display_traits(display_options),
             **compute_options,
             explainer_choices=[[name, TITLES[name]] for name in self._offered],
-            target=explanation.result.target,
+            **self._class_request(explanation.result),
             compute_enabled=model is not None,
             **self._shown.traits,
         )
@@ -290,7 +306,12 @@ class IGWidget(WidgetState):
             self._offered,
         )
 
-    @traitlets.observe(*COMPUTE_OPTIONS, "target")
+    @staticmethod
+    def _class_request(result: IGResult | AttributionResult) -> dict[str, int | None]:
+        """The class menus' values that ask for ``result``."""
+        return {"target": result.target, "against": result.against}
+
+    @traitlets.observe(*COMPUTE_OPTIONS, *CLASS_CHOICE)
     def _mark_stale(self, _change: dict[str, Any]) -> None:
         # Under the lock the background thread shows a result and sets stale
         # with: an option assigned meanwhile is compared again after it is
@@ -300,7 +321,7 @@ class IGWidget(WidgetState):
 
     # -- computing ---------------------------------------------------------------
 
-    def _engine_options(self, options: dict[str, Any], target: int | None = None) -> IGOptions:
+    def _engine_options(self, options: dict[str, Any], target: Target = None) -> IGOptions:
         return engine_options(
             options, self._custom_baseline, target=target, preprocess=self._preprocess
         )
@@ -309,12 +330,12 @@ class IGWidget(WidgetState):
         self,
         prepared: PreparedInput,
         options: dict[str, Any],
-        target: int | None,
+        target: Target,
         progress: ProgressCallback | None,
     ) -> Explanation:
         """The methods ``options`` ask for, on ``prepared``'s image, for ``target``
-        (None: the top class), with their curves where they are shown."""
-        chosen = prepared.target_index(target)
+        (None: the top class; a pair: a contrast), with their curves where they are shown."""
+        chosen = class_choice(*prepared.classifier.split(prepared.target_index(target)))
         engine_options = self._engine_options(options, chosen)
         names = [options["explainer"], *([options["compare"]] if options["compare"] else [])]
         with_curves = names != [IG]
@@ -391,7 +412,8 @@ class IGWidget(WidgetState):
         shown_image = self._shown.image if image is None else image
         request = self.request()
         options = {name: request[name] for name in COMPUTE_OPTIONS}
-        target = None if top_class else request["target"]
+        # A new image's top class is explained alone: the contrast was chosen for another.
+        target = None if top_class else class_choice(request["target"], request["against"])
 
         def job(progress: ProgressCallback) -> IGResult | AttributionResult:
             if self._shown.prepared is None:
@@ -403,7 +425,7 @@ class IGWidget(WidgetState):
             )
             explanation = self._explain(prepared, options, target, progress)
             result = explanation.result
-            done = {**options, "target": result.target}
+            done = {**options, **self._class_request(result)}
             shown = self._shown_result(shown_image, prepared, explanation, done)
             with self.sync_lock:
                 previous, self._shown = self._shown, shown
@@ -413,7 +435,8 @@ class IGWidget(WidgetState):
                     self._shown = previous
                     raise
                 if top_class:
-                    self.target = result.target
+                    with self.hold_trait_notifications():
+                        self.target, self.against = result.target, None
                 if image is not None:
                     # The strip showed the previous image's check.
                     self._show_sanity(NO_SANITY)
@@ -423,9 +446,10 @@ class IGWidget(WidgetState):
         return job
 
     def _restore_target(self) -> None:
-        # The class menu shows the explained class, so it goes back with the
+        # The class menus show the explained classes, so they go back with the
         # result after a failure; edited compute options stay, marked stale.
-        self.target = self.result.target
+        with self.hold_trait_notifications():
+            self.target, self.against = self.result.target, self.result.against
 
     def compute(self) -> IGResult | AttributionResult | None:
         """Recompute with the current compute options and target, blocking.
@@ -581,9 +605,9 @@ class IGWidget(WidgetState):
 
     def set_state(self, sync_data: dict[str, Any]) -> dict[str, Any]:
         """Apply a state update from the browser; a newly chosen class is computed at once."""
-        previous_target = self.target
+        previous = {name: getattr(self, name) for name in CLASS_CHOICE}
         accepted = super().set_state(sync_data)
-        if "target" in accepted and accepted["target"] != previous_target:
+        if any(name in accepted and accepted[name] != previous[name] for name in CLASS_CHOICE):
             self._runner.start(self._job(), self._restore_target)
         return accepted
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..engine import IGResult
 from ..explainers import EXPLAINERS, REGISTRY, AttributionResult
 from ..faithfulness import InsertionDeletionResult, insertion_deletion
-from ..options import IGOptions
+from ..options import IGOptions, Target
 
 IG = "integrated_gradients"
 # The compare menu's "off".
@@ -134,7 +134,7 @@ def run_method(
     model: Any,
     image: np.ndarray,
     options: IGOptions,
-    target: int,
+    target: Target,
     explainer_options: Mapping[str, Mapping[str, Any]],
     progress: Callable[[int, int], Any] | None,
 ) -> AttributionResult:

@@ -51,6 +51,10 @@ class Summary(TypedDict):
 
     target: int
     label: str
+    # The class the target is contrasted against (None, "": no contrast); the
+    # score is then score(target) - score(against), and so is completeness.
+    against: int | None
+    against_label: str
     score: float
     predicted: int
     predicted_label: str
@@ -322,18 +326,24 @@ def shown_result(
     scores = result.scores
     listed = scores.size if scores.size <= ALL_CLASSES else top_k
     ranked = [int(i) for i in np.argsort(-scores, kind="stable")[:listed]]
-    if result.target not in ranked:
-        ranked.append(result.target)
+    for explained in (result.target, result.against):
+        if explained is not None and explained not in ranked:
+            ranked.append(explained)
     compared = explanation.compared
     elapsed = result.elapsed_s + (compared.elapsed_s if compared is not None else 0.0)
     points = explanation.points_used
     total = float(np.sum(result.attributions, dtype=np.float64))
+    subject = isolated(label(result.target))
+    if result.against is not None:
+        subject = f"{subject} and not {isolated(label(result.against))}"
     traits = {
         **image.traits(),
         "classes": [[i, label(i), float(scores[i])] for i in ranked],
         "summary": Summary(
             target=result.target,
             label=label(result.target),
+            against=result.against,
+            against_label="" if result.against is None else label(result.against),
             score=result.score,
             predicted=ranked[0],
             predicted_label=label(ranked[0]),
@@ -344,7 +354,7 @@ def shown_result(
             compare_title=TITLES.get(explanation.compare, ""),
             delta=float(result.delta) if isinstance(result, IGResult) else None,
             total=total,
-            falling_note=falling_total_note(total, isolated(label(result.target))) or "",
+            falling_note=falling_total_note(total, subject) or "",
             steps=(
                 result.steps
                 if isinstance(result, IGResult)

@@ -25,12 +25,15 @@ def heading(summary: dict[str, Any]) -> str:
     Examples
     --------
     >>> heading({"predicted_label": "cat", "predicted_score": 0.9, "label": "cat",
-    ...          "score": 0.9, "delta": 0.004})
-    'Predicted: cat (0.9)   Explained: cat (0.9)   completeness error 0.4 %'
+    ...          "against": 3, "against_label": "dog", "score": 0.7, "delta": 0.004})
+    'Predicted: cat (0.9)   Explained: cat − dog (0.7)   completeness error 0.4 %'
     """
+    explained = summary["label"]
+    if summary["against"] is not None:
+        explained = f"{explained} − {summary['against_label']}"
     line = (
         f"Predicted: {summary['predicted_label']} ({summary['predicted_score']:.4g})   "
-        f"Explained: {summary['label']} ({summary['score']:.4g})"
+        f"Explained: {explained} ({summary['score']:.4g})"
     )
     if summary["delta"] is None:
         return line

@@ -176,6 +176,8 @@ export interface StabilityShown {
 export interface Summary {
   target: number;
   label: string;
+  against: number | null;
+  against_label: string;
   score: number;
   predicted: number;
   predicted_label: string;
@@ -198,6 +200,7 @@ export interface Summary {
 /** IGWidget's synced traits (Python names and value types). */
 export interface WidgetState {
   [key: string]: unknown;
+  against: number | null;
   baseline: "black" | "white" | "uniform" | "blur" | "custom";
   baseline_choices: string[];
   classes: [number, string, number][];

@@ -78,6 +78,7 @@ export function makeState(overrides: Partial<WidgetState> = {}): WidgetState {
     runs: 1,
     method: "trapezoid",
     target: 1,
+    against: null,
     baseline_choices: ["black", "white", "uniform", "blur"],
     method_choices: ["trapezoid", "gausslegendre"],
     explainer: "integrated_gradients",
@@ -94,6 +95,8 @@ export function makeState(overrides: Partial<WidgetState> = {}): WidgetState {
     summary: {
       target: 1,
       label: "tabby cat",
+      against: null,
+      against_label: "",
       score: 0.8,
       predicted: 1,
       predicted_label: "tabby cat",

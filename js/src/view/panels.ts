@@ -163,6 +163,7 @@ const BUSY_KEYS = [
   "computing",
   "progress_stage",
   "target",
+  "against",
   "steps",
   "baseline",
   "runs",
@@ -200,10 +201,12 @@ function busyText(state: SyncedState): string {
   const methods =
     state.methodTitle(state.get("explainer")) +
     (compare === "" ? "" : ` and ${state.methodTitle(compare)}`);
+  const against = state.get("against");
+  const contrast = against === null ? "" : ` − ${isolate(state.classLabel(against))}`;
   return (
-    `Computing “${isolate(state.classLabel(state.get("target")))}” with ${methods} (${stepsText}, ` +
-    `${baseline} baseline${runs}, ${state.get("method")}); ` +
-    `the panels show “${isolate(state.get("summary").label)}” until it is done.`
+    `Computing “${isolate(state.classLabel(state.get("target")))}${contrast}” with ${methods} ` +
+    `(${stepsText}, ${baseline} baseline${runs}, ${state.get("method")}); ` +
+    `the panels show “${state.explainedLabel()}” until it is done.`
   );
 }
 
@@ -249,7 +252,7 @@ function createPlot(scope: Scope, state: SyncedState): { figure: HTMLElement; dr
   plotFigure.figure.append(plot, plotFigure.description);
   const draw = (): void => {
     const summary = state.get("summary");
-    const label = isolate(summary.label);
+    const label = state.explainedLabel();
     if (showsPath(summary)) {
       retitle(plotFigure, "Score along the path");
       plot.setAttribute("aria-label", "Target score along the integration path");
@@ -414,7 +417,7 @@ export function createPanels(
   const drawMaps = (): void => {
     const options = state.renderOptions();
     const summary = state.get("summary");
-    const label = isolate(summary.label);
+    const label = state.explainedLabel();
     let problem = "";
     for (const panel of attribution) {
       const shown = panel.spec.shown(summary);

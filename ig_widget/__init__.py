@@ -59,6 +59,9 @@ _LAZY = {
     "ModelFactory": ("ig_widget.dataset", "ModelFactory"),
     "RayExecutor": ("ig_widget.dataset.ray_executor", "RayExecutor"),
     "Gallery": ("ig_widget.dataset.gallery", "Gallery"),
+    "cluster_maps": ("ig_widget.dataset.clusters", "cluster_maps"),
+    "MapClusters": ("ig_widget.dataset.clusters", "MapClusters"),
+    "shared_interest": ("ig_widget.dataset.clusters", "shared_interest"),
 }
 
 __all__ = [
@@ -71,10 +74,12 @@ __all__ = [
     "IGResult",
     "IGWidget",
     "InsertionDeletionResult",
+    "MapClusters",
     "ModelFactory",
     "RayExecutor",
     "XRAIResult",
     "blur_ig",
+    "cluster_maps",
     "demo",
     "expected_gradients",
     "explain_dataset",
@@ -87,6 +92,7 @@ __all__ = [
     "open_dataset",
     "plot",
     "render",
+    "shared_interest",
     "smoothgrad",
     "xrai",
 ]

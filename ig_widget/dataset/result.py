@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,61 @@ class DatasetResult:
             points_used=int(read("points_used", row)),
             elapsed_s=float(read("elapsed_s", row)),
         )
+
+    def iter_arrays(
+        self, names: tuple[str, ...] = ("attributions",), indices: Any = None
+    ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Image by image, the stored arrays ``names`` (maps decoded to float32), verified.
+
+        Each store chunk is read once and every row of it checked against
+        its checksum (reading row by row would decode a whole chunk per
+        row), so a pass over the store holds one chunk in memory.
+
+        Parameters
+        ----------
+        names : tuple of str
+            Arrays of the store: "attributions", "gradients", "inputs", ...
+        indices : iterable of int, optional
+            The images, in any order (yielded in image order); all by default.
+
+        Examples
+        --------
+        >>> for index, arrays in result.iter_arrays(("inputs", "attributions")):  # doctest: +SKIP
+        ...     total += arrays["attributions"]
+        """
+        rows = sorted(
+            {int(i) for i in self._table.index}
+            if indices is None
+            else {self._row(i) for i in indices}
+        )
+        if self._layout is None or not rows:
+            return
+        size = self._layout.chunk_size
+        half = self._layout.maps_dtype == "float16"
+        chunks: dict[int, list[int]] = {}
+        for row in rows:
+            chunks.setdefault(row // size, []).append(row)
+        for number, members in chunks.items():
+            start = number * size
+            block = {
+                name: self._store.read_rows(self._layout, name, start, members, self._checksums)
+                for name in names
+            }
+            scales = {
+                name: self._store.read_rows(
+                    self._layout, f"{name}_scale", start, members, self._checksums
+                )
+                for name in names
+                if half and name in MAPS
+            }
+            for row in members:
+                values = {}
+                for name in names:
+                    value = block[name][row - start]
+                    if name in scales:
+                        value = decode_map(value, float(scales[name][row - start]))
+                    values[name] = value
+                yield row, values
 
     @property
     def thumbnail_shape(self) -> tuple[int, int]:

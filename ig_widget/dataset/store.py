@@ -571,6 +571,35 @@ class Store:
             )
         return value
 
+    def read_rows(
+        self,
+        layout: Layout,
+        name: str,
+        start: int,
+        rows: list[int],
+        checksums: dict[int, dict[str, str]] | None,
+    ) -> np.ndarray:
+        """Rows ``start .. max(rows)`` of an array in one read, each of ``rows`` checked.
+
+        ``rows`` lie in one store chunk beginning at ``start``; the others
+        read are not checked and should not be used.
+        """
+        try:
+            values = np.asarray(self._array(name)[start : rows[-1] + 1])
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise self._corrupt(self.chunk_file(layout, name, start), exc) from exc
+        if checksums is not None:
+            for row in rows:
+                expected = checksums.get(row, {}).get(name)
+                if row - start >= len(values) or checksum(values[row - start]) != expected:
+                    raise ValueError(
+                        f"store: '{self.path}': {self._bad_row(layout, name, row)}; the store "
+                        "is damaged (igw.open_dataset(path, verify=True) lists every bad row)"
+                    )
+        return values
+
     def read(self, name: str, index: int | slice) -> np.ndarray:
         """Rows of one array, unchecked (an array baseline; tests)."""
         return np.asarray(self._array(name)[index])

@@ -1,0 +1,196 @@
+"""Shortcut discovery: clusters of a store's maps, and Shared Interest on a stored dataset.
+
+The store is made with a linear model, whose attributions are known exactly
+(weights * image, from a black baseline). Its weights are 10 times larger
+on a corner: a model that reads a mark there when there is one. Class 0:
+a square in the middle, half the images also with the corner mark; class
+1: a square elsewhere, never marked. Each image has its own brightness and
+background noise, so no two maps are alike.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ig_widget as igw
+from ig_widget.dataset.clusters import SHARED_INTEREST_COLUMNS
+from ig_widget.report_section import ReportSection
+from tests.models import linear_model
+
+SIZE = 32
+COUNT = 40
+CORNER = (slice(1, 5), slice(SIZE - 5, SIZE - 1))
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 20, (COUNT, SIZE, SIZE, 3)).astype(np.float32)
+    labels = np.arange(COUNT) % 2
+    marked = (labels == 0) & ((np.arange(COUNT) // 2) % 2 == 0)
+    for index in range(COUNT):
+        top, left = (11, 11) if labels[index] == 0 else (14, 6)
+        images[index, top : top + 10, left : left + 10] += rng.uniform(100, 200)
+    images[marked, CORNER[0], CORNER[1]] = 255
+    masks = np.zeros((COUNT, SIZE, SIZE), bool)
+    masks[:, CORNER[0], CORNER[1]] = True
+    return images, labels, marked, masks
+
+
+@pytest.fixture(scope="module")
+def weights():
+    weights = np.ones((SIZE, SIZE, 3, 2), np.float32)
+    weights[CORNER[0], CORNER[1]] = 10
+    return weights
+
+
+@pytest.fixture(scope="module")
+def stored(data, weights, tmp_path_factory):
+    images, labels, _, masks = data
+    return igw.explain_dataset(
+        linear_model(weights),
+        images,
+        labels=labels,
+        targets="label",
+        masks=masks,
+        baseline="black",
+        steps=2,
+        chunk_size=7,
+        store=tmp_path_factory.mktemp("clusters") / "store",
+        progress=False,
+    )
+
+
+def test_the_marked_images_are_one_cluster_found_without_the_mask(stored, data, weights):
+    images, labels, marked, _ = data
+    clusters = igw.cluster_maps(stored)
+    # Class 0 splits in two, the marked images exactly; class 1 stays whole.
+    assert clusters.summary.to_dict("list") == {
+        "class": [0, 0, 1],
+        "size": [10, 10, 20],
+        "k": [2, 2, 1],
+    }
+    groups = {c: set(clusters.members(c)) for c in range(3)}
+    assert set(np.flatnonzero(marked)) in (groups[0], groups[1])
+    assert groups[0] | groups[1] == set(np.flatnonzero(labels == 0))
+    assert groups[2] == set(np.flatnonzero(labels == 1))
+    assert clusters.table["class"].tolist() == labels.tolist()
+    # Mean maps and images: the members' averages (IG of a linear model is weights * image).
+    for cluster, members in groups.items():
+        attributions = images[sorted(members)] * weights[..., clusters.summary["class"][cluster]]
+        np.testing.assert_allclose(
+            clusters.mean_maps[cluster], attributions.mean(axis=0), rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            clusters.mean_images[cluster], images[sorted(members)].mean(axis=0), rtol=1e-6
+        )
+    # The marked cluster's mean map puts most of its attribution on the corner.
+    mark = next(c for c in groups if groups[c] == set(np.flatnonzero(marked)))
+    positive = clusters.mean_maps[mark].sum(axis=2)
+    assert positive[CORNER].sum() / positive.sum() > 0.5
+
+
+def test_the_same_seed_gives_the_same_clusters(stored):
+    first, second = igw.cluster_maps(stored, seed=3), igw.cluster_maps(stored, seed=3)
+    assert first.table.equals(second.table) and first.summary.equals(second.summary)
+    np.testing.assert_array_equal(first.mean_maps, second.mean_maps)
+
+
+def test_k_overrides_the_eigengap_and_where_chooses_images(stored, data):
+    _, labels, marked, _ = data
+    one = igw.cluster_maps(stored, k=1)
+    assert one.summary["size"].tolist() == [20, 20]
+    three = igw.cluster_maps(stored, k=3)
+    assert three.summary["k"].tolist() == [3] * 6 and three.summary["size"].sum() == COUNT
+    # Clustered by label among the class-0 images only: the same two groups.
+    zeros = igw.cluster_maps(stored.path, by="label", where=labels == 0)
+    assert len(zeros.table) == 20
+    assert {tuple(zeros.members(c)) for c in range(2)} == {
+        tuple(np.flatnonzero(marked)),
+        tuple(np.flatnonzero((labels == 0) & ~marked)),
+    }
+
+
+def test_bad_arguments_are_refused_by_name(stored):
+    for options, message in [
+        ({"by": "score"}, "by: expected one of"),
+        ({"k": 0}, "k: expected an integer >= 1"),
+        ({"size": 1}, "size: expected an integer >= 2"),
+        ({"max_k": 0}, "max_k: expected an integer >= 1"),
+        ({"where": []}, "where: expected at least one image"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            igw.cluster_maps(stored, **options)
+    with pytest.raises(TypeError, match="result: expected a DatasetResult"):
+        igw.cluster_maps(42)
+    with pytest.raises(ValueError, match="cluster: expected an integer"):
+        igw.cluster_maps(stored).members(3)
+
+
+def test_shared_interest_of_hand_made_maps():
+    from ig_widget.dataset.columns import salient_region, shared_interest
+
+    positive = np.zeros((4, 5))
+    positive[0, :4] = [9, 8, 7, 6]
+    positive[3, 4] = 5
+    mask = np.zeros((4, 5), bool)
+    mask[0, 2:] = True  # 3 pixels
+    # Top 20 %: 4 pixels, (0,0..3); 2 of them in the mask.
+    assert salient_region(positive, 0.2).sum() == 4
+    assert shared_interest(positive, mask, 0.2) == (2 / 3, 2 / 4, 2 / 5)
+    # Ties go in reading order; no pixel without positive attribution is salient.
+    flat = np.ones((2, 2))
+    assert salient_region(flat, 0.5).tolist() == [[True, True], [False, False]]
+    assert salient_region(np.zeros((2, 2)), 0.5).sum() == 0
+    gt, sc, iou = shared_interest(np.zeros((2, 2)), np.zeros((2, 2), bool), 0.5)
+    assert np.isnan(gt) and np.isnan(sc) and np.isnan(iou)
+
+
+def test_shared_interest_of_a_stored_dataset_equals_its_columns(stored, data, weights):
+    images, labels, marked, masks = data
+    table = stored.table
+    computed = igw.shared_interest(stored, masks)
+    for column in SHARED_INTEREST_COLUMNS:
+        np.testing.assert_array_equal(computed[column].to_numpy(), table[column].to_numpy())
+    # The corner holds 16 pixels, 5 % of 1,024 is 52: on a marked image the 48 brightest
+    # attributions (the corner, 3 channels at weight 10) include all 16 of them.
+    assert (table["ground_truth_coverage"][marked] == 1.0).all()
+    assert (table["saliency_coverage"][marked] == 16 / 52).all()
+    assert (table["mask_iou"][marked] == 16 / 52).all()
+    # Every image against a plain implementation on its exact attributions.
+    for index in range(COUNT):
+        flat = (images[index] * weights[..., labels[index]]).sum(axis=2).ravel()
+        top = sorted(range(flat.size), key=lambda p: (-flat[p], p))[:52]
+        salient = {p for p in top if flat[p] > 0}
+        truth = set(np.flatnonzero(masks[index].ravel()))
+        both = len(salient & truth)
+        assert table["ground_truth_coverage"][index] == pytest.approx(both / len(truth))
+        assert table["saliency_coverage"][index] == pytest.approx(both / len(salient))
+        assert table["mask_iou"][index] == pytest.approx(both / len(salient | truth))
+    # Other masks give other values; a mask of the wrong shape is refused by name.
+    squares = np.zeros_like(masks)
+    squares[:, 11:21, 11:21] = True
+    # Image 0 (marked): the top 10 % (103 pixels) are the corner's 16 and 87 of the square's 100.
+    assert igw.shared_interest(stored, squares, share=0.1)["ground_truth_coverage"][0] == 0.87
+    with pytest.raises(ValueError, match=r"masks\[0\]: expected shape \(32, 32\)"):
+        igw.shared_interest(stored, masks[:, :8])
+    with pytest.raises(ValueError, match="share: expected a number in"):
+        igw.shared_interest(stored, masks, share=0)
+
+
+def test_report_section_shows_each_cluster(stored):
+    clusters = igw.cluster_maps(stored)
+    section = clusters.report_section(class_names=["square", "other"])
+    assert isinstance(section, ReportSection)
+    [table] = section.tables
+    assert table.columns == ("cluster", "class", "images", "share of class")
+    assert table.rows == ((0, "square", 10, 0.5), (1, "square", 10, 0.5), (2, "other", 20, 1.0))
+    assert "1 of 2 classes fall into more than one cluster: square." in section.summary
+    assert len(section.pictures) == 3
+    for picture in section.pictures:
+        assert Image.open(io.BytesIO(picture.png)).format == "PNG"
+    assert section.pictures[2].caption == "Cluster 2: other, 20 images"

@@ -194,3 +194,80 @@ def test_report_section_shows_each_cluster(stored):
     for picture in section.pictures:
         assert Image.open(io.BytesIO(picture.png)).format == "PNG"
     assert section.pictures[2].caption == "Cluster 2: other, 20 images"
+
+
+def test_the_gallery_sorts_and_filters_by_cluster(stored, data):
+    _, _, marked, _ = data
+    clusters = igw.cluster_maps(stored)
+    gallery = igw.Gallery(stored, clusters=clusters, sort_by="cluster", descending=False)
+    assert ["cluster", "integer"] in gallery.columns
+    assert gallery.clusters == [[0, 0, 10], [1, 0, 10], [2, 1, 20]]
+    assert gallery.shown()["cluster"].tolist() == [0] * 10 + [1] * 10 + [2] * 20
+    mark = 0 if clusters.members(0) == list(np.flatnonzero(marked)) else 1
+    gallery.filters = [("cluster", "==", mark)]
+    assert gallery.shown().index.tolist() == list(np.flatnonzero(marked))
+    # The strip's pictures are the clusters' thumbnails, as the grid's are the images'.
+    rgb, maps = clusters.thumbnails()
+    assert gallery.cluster_rgb == rgb.tobytes() and gallery.cluster_maps == maps.tobytes()
+    # Clusters of images of another store are refused by name.
+    other = igw.cluster_maps(stored, where=[0, 1, 2, 3])
+    with pytest.raises(TypeError, match="clusters: expected MapClusters"):
+        igw.Gallery(stored, clusters=clusters.table)
+    object.__setattr__(other, "path", "elsewhere")
+    with pytest.raises(ValueError, match="clusters: computed from the store 'elsewhere'"):
+        igw.Gallery(stored, clusters=other)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_gallery_shows_the_clusters_in_jupyterlab(chromium, stored, data, tmp_path, artifacts):
+    from ig_widget.render import render_maps
+
+    from .browser import canvas_pixels, jupyter_server, open_notebook, run_all_cells, write_notebook
+
+    _, _, marked, _ = data
+    clusters = igw.cluster_maps(stored)
+    mark = 0 if clusters.members(0) == list(np.flatnonzero(marked)) else 1
+    with jupyter_server(tmp_path) as server:
+        write_notebook(
+            server.root / "clusters.ipynb",
+            [
+                "import ig_widget as igw\n"
+                f"result = igw.open_dataset({str(stored.path)!r})\n"
+                "g = igw.Gallery(result, clusters=igw.cluster_maps(result), "
+                "class_names=['<b>square</b>', 'other'], overlay=False)\ng"
+            ],
+        )
+        page = chromium.new_page(viewport={"width": 1200, "height": 900})
+        open_notebook(page, server, "clusters.ipynb")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        run_all_cells(page)
+        strip = page.locator(".igg-clusters .igg-cell")
+        strip.nth(2).wait_for(timeout=120_000)
+        assert strip.count() == 3
+        assert (
+            strip.nth(0).locator(".igg-title").text_content()
+            == "Cluster 0 · \u2068<b>square</b>\u2069"
+        )
+        assert page.locator(".igg b").count() == 0
+        # Each mean map is the renderer's picture of the cluster's mean attributions.
+        rgb, maps = clusters.thumbnails()
+        options = {"overlay": False}
+        for number in range(3):
+            drawn = canvas_pixels(strip.nth(number).locator("canvas.igg-picture"))
+            expected = render_maps(rgb[number], maps[number, 0], maps[number, 1], **options)
+            assert np.abs(drawn.astype(int) - expected).max() <= 1
+        # Choosing the marked cluster shows its members only; choosing it again, all.
+        strip.nth(mark).click()
+        page.locator(".igg-count", has_text="10 of 40 images").wait_for()
+        page.locator(".igg-scroller .igg-cell .igg-details:has-text('cluster')").first.wait_for()
+        shown = page.locator(".igg-scroller .igg-cell:not([hidden])")
+        images = {int(shown.nth(i).get_attribute("data-image")) for i in range(shown.count())}
+        assert images == set(np.flatnonzero(marked).tolist())
+        assert "igg-selected" in strip.nth(mark).get_attribute("class")
+        page.wait_for_timeout(300)
+        page.screenshot(path=artifacts / "gallery-clusters.png")
+        strip.nth(mark).click()
+        page.locator(".igg-count", has_text="40 of 40 images").wait_for()
+        assert errors == []

@@ -26,6 +26,11 @@ export interface GalleryState extends Omit<RenderOptions, "style"> {
   detail: string | null;
   live: boolean;
   error: string;
+  /** Per cluster of igw.cluster_maps: [number, class, size] (none without clusters). */
+  clusters: [number, number, number][];
+  /** The clusters' mean display images (uint8 RGB) and mean maps (float32, 2 per cluster). */
+  cluster_rgb: Binary;
+  cluster_maps: Binary;
 }
 
 export type GalleryModel = AnyModel<GalleryState>;
@@ -40,6 +45,7 @@ export interface Caption {
   delta: number;
   correct: boolean | null;
   mask_share?: number | null;
+  cluster?: number | null;
 }
 
 /** Class `index`'s name, isolated from the text around it ("?" for none). */

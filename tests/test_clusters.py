@@ -271,3 +271,32 @@ def test_the_gallery_shows_the_clusters_in_jupyterlab(chromium, stored, data, tm
         strip.nth(mark).click()
         page.locator(".igg-count", has_text="40 of 40 images").wait_for()
         assert errors == []
+
+
+def test_a_damaged_store_raises_instead_of_clustering_zeros(stored, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(stored.path, copy)
+    (copy / "arrays.zarr" / "attributions" / "c" / "1" / "0" / "0" / "0").unlink()
+    with pytest.raises(ValueError, match=r"row 7 of 'attributions': its chunk file .* is missing"):
+        igw.cluster_maps(copy)
+
+
+def test_float16_maps_give_the_same_clusters(stored, data, weights, tmp_path):
+    images, labels, _, _ = data
+    half = igw.explain_dataset(
+        linear_model(weights),
+        images,
+        labels=labels,
+        targets="label",
+        baseline="black",
+        steps=2,
+        chunk_size=7,
+        maps_dtype="float16",
+        store=tmp_path / "half",
+        progress=False,
+    )
+    full, halved = igw.cluster_maps(stored), igw.cluster_maps(half)
+    assert halved.table.equals(full.table)
+    np.testing.assert_allclose(halved.mean_maps, full.mean_maps, rtol=2**-10)

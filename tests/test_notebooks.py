@@ -47,7 +47,7 @@ AUDIT_RESULTS = (
     "mark_share",
     "mark_area",
     "wrong_mark",
-    "cluster_purity",
+    "cluster_agreement",
 )
 
 
@@ -252,8 +252,8 @@ def test_auditing_a_dataset_finds_the_shortcut():
     assert results["follows_mark"] >= 0.9
     assert results["wrong_mark"] >= 0.8
     # Clustered without the masks, marked and unmarked images fall into separate clusters
-    # (measured: 88 % of the reduced run's 60 images; a class with 2 unmarked of 7 stays whole).
-    assert results["cluster_purity"] >= 0.8
+    # (measured: 58 of the reduced run's 60 images; a class with 2 unmarked of 7 stays whole).
+    assert results["cluster_agreement"] >= 0.9
     gallery = next(c for c in notebook.cells if c.source.startswith("gallery = igw.Gallery("))
     assert count_in(gallery, WIDGET_VIEW) == 1
     clustered = next(c for c in notebook.cells if c.source.startswith("clustered = igw.Gallery("))

@@ -300,3 +300,16 @@ def test_float16_maps_give_the_same_clusters(stored, data, weights, tmp_path):
     full, halved = igw.cluster_maps(stored), igw.cluster_maps(half)
     assert halved.table.equals(full.table)
     np.testing.assert_allclose(halved.mean_maps, full.mean_maps, rtol=2**-10)
+
+
+def test_large_classes_get_the_same_eigenvalues_from_lanczos():
+    from scipy.sparse.csgraph import laplacian
+
+    from ig_widget.dataset.clusters import DENSE_SPECTRUM, affinity, laplacian_eigenvalues
+
+    features = np.random.default_rng(0).random((DENSE_SPECTRUM + 20, 16))
+    features[:40] += 1.0  # a group of its own
+    graph = affinity(features, 3)
+    full = np.clip(np.linalg.eigvalsh(laplacian(graph, normed=True))[:9], 0, None)
+    np.testing.assert_allclose(laplacian_eigenvalues(graph, 9), full, atol=1e-9)
+    assert full[1] < 0.01 < 0.1 < full[2]  # the group is nearly cut off: two eigenvalues near 0

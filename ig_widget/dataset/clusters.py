@@ -55,6 +55,8 @@ from .store import missing_dependency, thumbnail, thumbnail_factor
 
 # The table columns a class can be taken from.
 CLASS_COLUMNS = ("target", "predicted", "label")
+# Classes up to this many images get the Laplacian's full spectrum; larger ones Lanczos.
+DENSE_SPECTRUM = 300
 # The largest Laplacian eigenvalue that still stands for a group of its own (step 3).
 SEPARATION = 0.1
 SHARED_INTEREST_COLUMNS = ("ground_truth_coverage", "saliency_coverage", "mask_iou")
@@ -104,7 +106,8 @@ def affinity(features: np.ndarray, neighbors: int) -> np.ndarray:
     """
     sklearn = _sklearn()
     distances = sklearn.metrics.pairwise_distances(features)
-    scale = np.sort(distances, axis=1)[:, min(neighbors, len(features) - 1)]
+    nearest = min(neighbors, len(features) - 1)
+    scale = np.partition(distances, nearest, axis=1)[:, nearest]
     # Identical maps (scale 0): the smallest positive distance there is, or 1.
     positive = distances[distances > 0]
     scale = np.maximum(scale, positive.min() if positive.size else 1.0)
@@ -113,7 +116,7 @@ def affinity(features: np.ndarray, neighbors: int) -> np.ndarray:
     return values
 
 
-def laplacian_eigenvalues(graph: Any, count: int) -> np.ndarray:
+def laplacian_eigenvalues(graph: Any, count: int, seed: int = 0) -> np.ndarray:
     """The ``count`` smallest eigenvalues of the graph's normalised Laplacian, increasing.
 
     Examples
@@ -125,7 +128,17 @@ def laplacian_eigenvalues(graph: Any, count: int) -> np.ndarray:
     from scipy.sparse.csgraph import laplacian
 
     dense = laplacian(np.asarray(graph, np.float64), normed=True)
-    values = np.linalg.eigvalsh(dense)[:count]
+    size = len(dense)
+    if size <= DENSE_SPECTRUM:
+        values = np.linalg.eigvalsh(dense)[:count]
+    else:
+        from scipy.sparse.linalg import eigsh
+
+        # The largest of I - L are the smallest of L: Lanczos finds those in a few
+        # products with the matrix, where the full spectrum costs size^3.
+        start = np.random.default_rng(seed).uniform(-1, 1, size)
+        top = eigsh(np.eye(size) - dense, k=count, which="LA", v0=start, return_eigenvectors=False)
+        values = np.sort(1.0 - top)
     return np.clip(values, 0.0, None)
 
 
@@ -157,7 +170,7 @@ def _cluster_class(
         return np.zeros(count, np.int64), 1, np.zeros(0)
     graph = affinity(features, neighbors)
     top = min(max_k, count - 1)
-    values = laplacian_eigenvalues(graph, top + 1)
+    values = laplacian_eigenvalues(graph, top + 1, seed)
     chosen = eigengap(values, top) if k is None else min(k, count)
     if chosen == 1:
         return np.zeros(count, np.int64), 1, values

@@ -543,6 +543,20 @@ def test_rerun_recomputes_the_chosen_rows_and_records_their_steps(model, data, t
         fixed.rerun(model, where=[0], steps=16)
 
 
+def test_rerun_refuses_another_model_or_preprocess_than_the_stores(model, data, tmp_path):
+    """A rerun mixing another computation into the store's rows is refused before any work."""
+    images = data[0][:2]
+    result = igw.explain_dataset(model, images, steps=STEPS, store=tmp_path / "s", progress=False)
+    retrained = tiny_cnn(images.shape[1], seed=1)
+    with pytest.raises(ValueError, match=r"model: the store .* was computed with another model"):
+        result.rerun(retrained, where=[0], steps=2)
+    with pytest.raises(ValueError, match=r"preprocess: the store .* was computed with another"):
+        result.rerun(model, where=[0], steps=2, preprocess=lambda x: x / 255)
+    stored = result.table
+    assert result.rerun(model, where=[0], steps=2).table["steps"].tolist() == [2, STEPS]
+    assert stored["steps"].tolist() == [STEPS, STEPS]
+
+
 def single_image_model(x):
     """A model that raises on a batch of more than one image (when TensorFlow traces it)."""
     import tensorflow as tf

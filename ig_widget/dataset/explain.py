@@ -20,7 +20,7 @@ from ..points import CANCELLED
 from ..validation import check_choice, check_int
 from .columns import Explained, columns_for
 from .compute import Computation, ModelFactory, check_targets, path_points, resolve_model
-from .identity import digest, labels_identity, model_identity
+from .identity import digest, labels_identity, model_identity, software_versions
 from .result import DatasetResult, check_store_path
 from .sources import MAX_PIXELS, Item, carries_labels, chunks, known_length, stream
 from .store import INITIAL_CHUNKS, MAPS_DTYPES, Layout, Store, missing_dependency, timestamp
@@ -281,6 +281,7 @@ class _Run:
             "complete": False,
             "source": type(self.images).__name__,
             "created": timestamp(),
+            "versions": software_versions(),
         }
         self.store.write_manifest(self.manifest)
         self.store.create_arrays(layout, rows)
@@ -405,6 +406,23 @@ def _check_resumable(store: Store, recorded: dict[str, Any]) -> None:
             raise ValueError(
                 f"store: '{store.path}' holds a computation with {name}={stored.get(name)!r}, "
                 f"this one has {name}={value!r}{_NEW_STORE}"
+            )
+
+
+def check_rerun_identities(path: str, stored: dict[str, Any], model: Any, preprocess: Any) -> None:
+    """Refuse a rerun whose model or ``preprocess`` is not the one that made the store.
+
+    A rerun replaces some rows: with another model they would sit beside the
+    others as if one computation had made them all.
+    """
+    given = {"model": model_identity(model), "preprocess": digest(preprocess)}
+    for name, value in given.items():
+        if value is None or stored.get(name) != value:
+            how = "as it was given to explain_dataset (the same path, factory or object)"
+            raise ValueError(
+                f"{name}: the store '{path}' was computed with another {name}"
+                f"{' or one without a stable identity' if value is None else ''}; "
+                f"give the {name} it was computed with, {how}"
             )
 
 

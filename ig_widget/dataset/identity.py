@@ -16,6 +16,8 @@ import functools
 import hashlib
 import os
 import pickle
+import platform
+import sys
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -213,3 +215,33 @@ def labels_identity(labels: Any) -> str | None:
         except Exception:  # ragged or odd: the values as they are
             pass
     return digest(labels)
+
+
+# The frameworks whose versions a store records when they are loaded.
+FRAMEWORKS = ("keras", "tensorflow", "torch", "jax")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Python, NumPy, ig-widget and the frameworks this process has loaded.
+
+    Frameworks are looked up in ``sys.modules`` only (nothing is imported), so
+    the list names those that ran the model.
+
+    Examples
+    --------
+    >>> sorted(software_versions())[:3]  # doctest: +SKIP
+    ['ig-widget', 'keras', 'numpy']
+    """
+    from .. import __version__
+
+    versions = {
+        "ig-widget": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    for name in FRAMEWORKS:
+        module = sys.modules.get(name)
+        version = getattr(module, "__version__", None)
+        if isinstance(version, str):
+            versions[name] = version
+    return versions

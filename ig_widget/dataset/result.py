@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ CONVERGED_DELTA = 0.05
 # what is integrated (baseline, target, precision), so a recomputed row answers
 # the same question as its neighbours.
 RERUN_OPTIONS = ("steps", "tolerance", "batch_size")
+# Images the audit report lists per column, by default.
+WORST_COUNT = 12
 
 
 class DatasetResult:
@@ -83,6 +86,25 @@ class DatasetResult:
         """One verified row of an array: a missing or changed chunk raises, never reads as 0."""
         sums = None if self._checksums is None else self._checksums.get(row, {})
         return self._store.read_row(self._layout, name, row, sums)
+
+    def _chunks(
+        self, names: tuple[str, ...], rows: list[int] | None = None
+    ) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        """The stored rows (or ``rows``, sorted) one chunk at a time: their image indices and
+        those rows of each array in ``names``, every row checked (memory: one chunk)."""
+        if self._layout is None:
+            return
+        size = self._layout.chunk_size
+        index = self._table.index if rows is None else np.array(rows, np.int64)
+        for chunk in sorted({int(row) // size for row in index}):
+            rows = [int(row) for row in index[(index // size) == chunk]]
+            yield (
+                rows,
+                {
+                    name: self._store.read_rows(self._layout, name, rows, self._checksums)
+                    for name in names
+                },
+            )
 
     @property
     def path(self) -> str:
@@ -184,37 +206,16 @@ class DatasetResult:
         >>> for index, arrays in result.iter_arrays(("inputs", "attributions")):  # doctest: +SKIP
         ...     total += arrays["attributions"]
         """
-        rows = sorted(
-            {int(i) for i in self._table.index}
-            if indices is None
-            else {self._row(i) for i in indices}
-        )
-        if self._layout is None or not rows:
-            return
-        size = self._layout.chunk_size
-        half = self._layout.maps_dtype == "float16"
-        chunks: dict[int, list[int]] = {}
-        for row in rows:
-            chunks.setdefault(row // size, []).append(row)
-        for number, members in chunks.items():
-            start = number * size
-            block = {
-                name: self._store.read_rows(self._layout, name, start, members, self._checksums)
-                for name in names
-            }
-            scales = {
-                name: self._store.read_rows(
-                    self._layout, f"{name}_scale", start, members, self._checksums
-                )
-                for name in names
-                if half and name in MAPS
-            }
-            for row in members:
+        rows = None if indices is None else sorted({self._row(i) for i in indices})
+        scaled = () if self._layout is None or self._layout.maps_dtype != "float16" else MAPS
+        scales = tuple(f"{name}_scale" for name in names if name in scaled)
+        for members, block in self._chunks(names + scales, rows):
+            for offset, row in enumerate(members):
                 values = {}
                 for name in names:
-                    value = block[name][row - start]
-                    if name in scales:
-                        value = decode_map(value, float(scales[name][row - start]))
+                    value = block[name][offset]
+                    if name in scaled:
+                        value = decode_map(value, float(block[f"{name}_scale"][offset]))
                     values[name] = value
                 yield row, values
 
@@ -254,6 +255,71 @@ class DatasetResult:
 
             fsspec.generic.rsync(self._store.path, target.path)
         return DatasetResult(target.path)
+
+    def report(
+        self,
+        path: str | os.PathLike,
+        *,
+        sections: Sequence[Any] = (),
+        class_names: Sequence[str] | None = None,
+        worst_by: Any = None,
+        worst: int = WORST_COUNT,
+        **render_options: Any,
+    ) -> Path:
+        """Write an audit report: one self-contained HTML page that opens offline.
+
+        The page says what was run (the recorded options, the versions of
+        ig-widget, Python and the frameworks, the model's digest), shows the
+        completeness error's distribution and a summary of each per-image
+        measure (insertion and deletion areas, mask share, where stored), the
+        worst images by each column of ``worst_by`` (the store's thumbnails:
+        the image and its map), the mean map of each class (read from the
+        store one chunk at a time), and one section per finding in
+        ``sections``. It has no script and loads nothing: styles inline,
+        pictures as data URIs; its size does not grow with the number of
+        images. Every name from the model or the user is shown as text.
+
+        Parameters
+        ----------
+        path : str or path
+            The ``.html`` file to write (replaced atomically).
+        sections : sequence
+            Findings to add, each a ``ReportSection`` or an object with a
+            ``report_section()`` method (``igw.compare_datasets``,
+            ``igw.cluster_maps``, ``igw.sanity_check``, ...).
+        class_names : sequence of str, optional
+            One name per class, for the label, predicted and target columns.
+        worst_by : column, (column, "high" or "low"), or a list of them
+            The columns to list the worst images by; "high": the largest
+            values are the worst. A name alone: ``delta``, ``deletion_auc``
+            and other columns largest first; ``insertion_auc``,
+            ``mask_share``, ``score`` and ``correct`` smallest first. By
+            default ``delta`` and the stored faithfulness columns.
+        worst : int
+            Images listed per column (1 to 100).
+        **render_options
+            Display options for the maps, as for ``igw.render``.
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Examples
+        --------
+        >>> result.report("audit.html", worst_by=["delta", "mask_share"])  # doctest: +SKIP
+        """
+        from .report import write_report
+
+        return write_report(
+            self,
+            path,
+            sections=sections,
+            class_names=class_names,
+            worst_by=worst_by,
+            worst=worst,
+            **render_options,
+        )
 
     def convergence_summary(self, limit: float = CONVERGED_DELTA) -> str | None:
         """A line counting the rows whose completeness error ``delta`` exceeds ``limit``.
@@ -312,12 +378,14 @@ class DatasetResult:
         Parameters
         ----------
         model
-            The model the store was computed with (the store does not keep it).
+            The model the store was computed with, given as it was given to
+            ``explain_dataset`` (the store keeps its identity, not the model;
+            another model is refused).
         where : boolean Series or array over the table, or image indices
             The rows to recompute, e.g. ``result.table.delta > 0.05``.
         preprocess : callable, optional
-            The run's preprocess function, when it had one (the store records
-            only its name).
+            The run's preprocess function, when it had one (checked against
+            the identity the store records).
         masks : optional
             With a store that has mask columns: the run's masks, one per image,
             indexed as the images (``mask_share`` is recomputed).
@@ -335,7 +403,7 @@ class DatasetResult:
         """
         from .columns import table_rows
         from .compute import Computation, path_points, resolve_model
-        from .explain import options_from_record
+        from .explain import check_rerun_identities, options_from_record
 
         unknown = sorted(set(options) - set(RERUN_OPTIONS))
         if unknown:
@@ -346,11 +414,7 @@ class DatasetResult:
         if self._layout is None:
             raise ValueError(f"store: '{self.path}' holds no image yet; nothing to rerun")
         recorded = self._manifest["options"]
-        if self._manifest.get("preprocess") and preprocess is None:
-            raise ValueError(
-                f"preprocess: the store was computed with preprocess "
-                f"{self._manifest.get('preprocess')!r}; give the same function"
-            )
+        check_rerun_identities(self.path, recorded, model, preprocess)
         if recorded["masks"] and masks is None:
             raise ValueError(
                 "masks: the store has mask columns; give the run's masks (one per image) so "

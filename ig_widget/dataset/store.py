@@ -564,41 +564,46 @@ class Store:
             raise
         except Exception as exc:
             raise self._corrupt(file, exc) from exc
-        if checksums is not None and layout is not None and checksum(value) != checksums.get(name):
+        if layout is not None:
+            self.check_row(layout, name, row, value, checksums)
+        return value
+
+    def check_row(
+        self,
+        layout: Layout,
+        name: str,
+        row: int,
+        value: np.ndarray,
+        checksums: dict[str, str] | None,
+    ) -> None:
+        """Raise unless ``value`` (row ``row`` of ``name``) has the checksum written with it."""
+        if checksums is not None and checksum(value) != checksums.get(name):
             raise ValueError(
                 f"store: '{self.path}': {self._bad_row(layout, name, row)}; the store is "
                 "damaged (igw.open_dataset(path, verify=True) lists every bad row)"
             )
-        return value
 
     def read_rows(
         self,
         layout: Layout,
         name: str,
-        start: int,
         rows: list[int],
         checksums: dict[int, dict[str, str]] | None,
     ) -> np.ndarray:
-        """Rows ``start .. max(rows)`` of an array in one read, each of ``rows`` checked.
-
-        ``rows`` lie in one store chunk beginning at ``start``; the others
-        read are not checked and should not be used.
-        """
+        """Rows of one array read in one slice (rows of one chunk), each checked as ``read_row``."""
+        start = rows[0]
         try:
             values = np.asarray(self._array(name)[start : rows[-1] + 1])
         except ValueError:
             raise
         except Exception as exc:
             raise self._corrupt(self.chunk_file(layout, name, start), exc) from exc
-        if checksums is not None:
-            for row in rows:
-                expected = checksums.get(row, {}).get(name)
-                if row - start >= len(values) or checksum(values[row - start]) != expected:
-                    raise ValueError(
-                        f"store: '{self.path}': {self._bad_row(layout, name, row)}; the store "
-                        "is damaged (igw.open_dataset(path, verify=True) lists every bad row)"
-                    )
-        return values
+        picked = values[[row - start for row in rows]]
+        for row, value in zip(rows, picked, strict=True):
+            self.check_row(
+                layout, name, row, value, None if checksums is None else checksums.get(row, {})
+            )
+        return picked
 
     def read(self, name: str, index: int | slice) -> np.ndarray:
         """Rows of one array, unchecked (an array baseline; tests)."""

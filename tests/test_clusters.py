@@ -313,3 +313,10 @@ def test_large_classes_get_the_same_eigenvalues_from_lanczos():
     full = np.clip(np.linalg.eigvalsh(laplacian(graph, normed=True))[:9], 0, None)
     np.testing.assert_allclose(laplacian_eigenvalues(graph, 9), full, atol=1e-9)
     assert full[1] < 0.01 < 0.1 < full[2]  # the group is nearly cut off: two eigenvalues near 0
+
+
+def test_the_audit_report_shows_the_clusters(stored, tmp_path):
+    clusters = igw.cluster_maps(stored)
+    page = stored.report(tmp_path / "audit.html", sections=[clusters]).read_text()
+    assert "Clusters of the maps (shortcut discovery)" in page
+    assert "Cluster 2: class 1, 20 images" in page and page.count("data:image/png") >= 3

@@ -22,7 +22,8 @@ The rule, step by step:
    (the first on ties), among those with ``l_k <= 0.1`` (``SEPARATION``:
    an eigenvalue near 0 is a group nearly cut off from the rest; larger
    ones come from variation within a group, such as attribution that is
-   stronger in some images than in others). ``k = 1``: one cluster.
+   stronger in some images than in others). ``k = 1``: one cluster; a
+   class of fewer than 3 images is one cluster.
 4. Spectral clustering of the graph into ``k`` clusters (scikit-learn's
    ``SpectralClustering`` on the precomputed graph, labels assigned by
    ``cluster_qr``, which draws no random numbers).

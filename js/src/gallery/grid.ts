@@ -267,7 +267,8 @@ function drawCell(
     parts.push(`mask ${formatPercentage(caption.mask_share)}`);
   }
   if (caption.cluster !== undefined && caption.cluster !== null) {
-    parts.push(`cluster ${caption.cluster}`);
+    // First, so that a narrow cell does not cut it off.
+    parts.unshift(`cluster ${caption.cluster}`);
   }
   if (caption.target !== caption.predicted) {
     parts.push(`explains ${className(caption.target)}`);

@@ -62,12 +62,15 @@ _LAZY = {
     "cluster_maps": ("ig_widget.dataset.clusters", "cluster_maps"),
     "MapClusters": ("ig_widget.dataset.clusters", "MapClusters"),
     "shared_interest": ("ig_widget.dataset.clusters", "shared_interest"),
+    "compare_datasets": ("ig_widget.dataset.drift", "compare_datasets"),
+    "DatasetComparison": ("ig_widget.dataset.drift", "DatasetComparison"),
 }
 
 __all__ = [
     "EXPLAINERS",
     "AttributionResult",
     "ComputationCancelled",
+    "DatasetComparison",
     "DatasetResult",
     "Gallery",
     "IGOptions",
@@ -80,6 +83,7 @@ __all__ = [
     "XRAIResult",
     "blur_ig",
     "cluster_maps",
+    "compare_datasets",
     "demo",
     "expected_gradients",
     "explain_dataset",

@@ -203,3 +203,57 @@ def test_malformed_front_end_messages_are_ignored_with_a_warning(result, message
     assert record.levelno == logging.WARNING and "Gallery: ignored" in record.getMessage()
     gallery._handle_message(gallery, {"type": "thumbnails", "indices": [8]}, [])
     assert sent and sent[-1]["indices"] == [8]  # still usable
+
+
+@pytest.fixture(scope="module")
+def comparison(result, tmp_path_factory):
+    rng = np.random.default_rng(1)  # the same images as ``result``
+    images = rng.integers(0, 256, (9, SIZE, SIZE, 3)).astype(np.uint8)
+    masks = np.zeros((9, SIZE, SIZE), bool)
+    masks[:, :8] = True
+    other = igw.explain_dataset(
+        tiny_cnn(SIZE, seed=6),
+        images,
+        labels=rng.integers(0, 4, 9),
+        masks=masks,
+        steps=4,
+        store=tmp_path_factory.mktemp("gallery") / "other",
+        progress=False,
+    )
+    return igw.compare_datasets(result, other, names=("seed 5", "seed 6"))
+
+
+def test_a_comparison_sorts_by_its_columns_and_opens_both_views(comparison, model, monkeypatch):
+    drift = comparison.table
+    gallery = igw.Gallery(comparison, sort_by="rank_correlation", descending=False)
+    assert shown(gallery) == drift.sort_values("rank_correlation").index.tolist()
+    assert ["predicted_a", "class"] in gallery.columns and ["top_iou", "number"] in gallery.columns
+    assert ["prediction_changed", "boolean"] in gallery.columns
+    assert gallery.compared_names == ["seed 5", "seed 6"]
+    # Store b's own columns are there too, its predictions the comparison's predicted_b.
+    assert (gallery.shown()["predicted"] == gallery.shown()["predicted_b"]).all()
+    gallery.filters = [("top_iou", "<", 0.5)]
+    kept = drift[drift["top_iou"] < 0.5].sort_values("rank_correlation")
+    assert shown(gallery) == kept.index.tolist() and len(kept)
+
+    sent = []
+    monkeypatch.setattr(gallery, "send", lambda content, buffers: sent.append(content))
+    gallery._handle_message(gallery, {"type": "thumbnails", "indices": [4]}, [])
+    [caption] = sent[0]["captions"]
+    assert caption["rank_correlation"] == drift.loc[4, "rank_correlation"]
+    assert caption["top_iou"] == drift.loc[4, "top_iou"]
+    assert caption["predicted"] == drift.loc[4, "predicted_b"]
+
+    gallery.overlay = False
+    b_view = gallery.open_image(4)
+    a_view = gallery.detail_a
+    assert gallery.detail is b_view and a_view is not None
+    np.testing.assert_array_equal(a_view.result.attributions, comparison.a[4].attributions)
+    np.testing.assert_array_equal(b_view.result.attributions, comparison.b[4].attributions)
+    assert a_view.overlay is False and b_view.overlay is False
+    gallery.picture_style = "keras"
+    assert a_view.picture_style == b_view.picture_style == "keras"
+    gallery.close_detail()
+    assert gallery.detail is None and gallery.detail_a is None
+    with pytest.raises(ValueError, match=r"^model: a comparison's gallery shows the two stored"):
+        igw.Gallery(comparison, model=model)

@@ -388,3 +388,97 @@ def test_the_readme_picture_of_the_gallery(chromium, tmp_path):
         DOCS_IMAGES.mkdir(exist_ok=True)
         page.locator(".igg").screenshot(path=DOCS_IMAGES / "gallery.png")
         page.close()
+
+
+def test_a_comparison_in_jupyterlab_sorts_by_drift_and_shows_both_views(
+    chromium, tmp_path, artifacts
+):
+    # Two stores of the same demo images, the demo model explained from two
+    # baselines: the Gallery of their comparison, sorted by rank correlation.
+    images, labels, masks = igw.demo.make_shapes(12, seed=1)
+    stores = {}
+    for baseline in ("blur", "black"):
+        stores[baseline] = tmp_path / f"{baseline}.store"
+        igw.explain_dataset(
+            igw.demo.model(),
+            images,
+            labels=labels,
+            masks=masks,
+            baseline=baseline,
+            steps=16,
+            store=stores[baseline],
+            progress=False,
+        )
+    drift = igw.compare_datasets(stores["blur"], stores["black"]).table
+    by_correlation = drift.sort_values("rank_correlation", kind="stable").index.tolist()
+    with jupyter_server(tmp_path) as server:
+        write_notebook(
+            server.root / "drift.ipynb",
+            [
+                "import ig_widget as igw\n"
+                f"drift = igw.compare_datasets({str(stores['blur'])!r}, "
+                f"{str(stores['black'])!r}, names=('<i>blur</i> baseline', 'black baseline'))\n"
+                "g = igw.Gallery(drift, class_names=igw.demo.class_names)\ng"
+            ],
+        )
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        open_notebook(page, server, "drift.ipynb")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        run_all_cells(page)
+        page.locator(".igg-cell").first.wait_for(timeout=120_000)
+        page.locator("select.igg-sort").select_option("rank_correlation")
+        page.locator("button.igg-direction").click()  # low first
+        page.wait_for_function(
+            "(first) => document.querySelector('.igg-cell:not([hidden])')?.dataset.image === first",
+            arg=str(by_correlation[0]),
+            timeout=30_000,
+        )
+        worst = by_correlation[0]
+        _wait_drawn(page, worst)
+        details = page.locator(f".igg-cell[data-image='{worst}'] .igg-details").text_content()
+        assert f"ρ {drift.loc[worst, 'rank_correlation']:.2f}" in details
+        assert "top IoU" in details
+
+        page.locator(f".igg-cell[data-image='{worst}']").click()
+        sides = page.locator(".igg-detail-pair > .igg-detail-side")
+        sides.nth(1).locator(".igw canvas").nth(2).wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.igg-detail-side')].every((side) =>"
+            " [...side.querySelectorAll('.igw canvas')].slice(0, 3).every((c) => c.width > 0))",
+            timeout=30_000,
+        )
+        assert sides.count() == 2
+        names = [sides.nth(i).locator(".igg-detail-name").text_content() for i in range(2)]
+        assert names == ["<i>blur</i> baseline", "black baseline"]  # text, not HTML
+        assert page.locator(".igg-detail i").count() == 0
+        # Side by side: the same top, b to the right of a.
+        boxes = [sides.nth(i).bounding_box() for i in range(2)]
+        assert boxes[0]["y"] == boxes[1]["y"] and boxes[1]["x"] > boxes[0]["x"]
+        page.set_viewport_size({"width": 1400, "height": 2400})
+        page.locator(".igg-detail").scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        page.locator(".igg-detail").screenshot(path=artifacts / "gallery-comparison-detail.png")
+        titles = ("Input", "Normal gradients", "Integrated gradients")
+        panels = [
+            [
+                canvas_pixels(sides.nth(i).locator(f".igw canvas[data-panel='{title}']"))
+                for title in titles
+            ]
+            for i in range(2)
+        ]
+        assert not any(is_blank(pixels) for pixels in panels[0] + panels[1])
+        # The same image and model: the same input and gradients; two baselines, two IG maps.
+        np.testing.assert_array_equal(panels[0][0], panels[1][0])
+        np.testing.assert_array_equal(panels[0][1], panels[1][1])
+        assert np.any(panels[0][2] != panels[1][2])
+        # A display option of the gallery reaches both views.
+        page.locator(".igg-display select.igw-polarity").select_option("negative")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.igg-detail-side select.igw-polarity')]"
+            ".map((s) => s.value).join() === 'negative,negative'",
+            timeout=30_000,
+        )
+        page.screenshot(path=artifacts / "gallery-comparison-negative.png", full_page=True)
+        assert errors == []
+        page.close()

@@ -23,6 +23,7 @@ NAMES = (
     "finding_a_shortcut",
     "auditing_a_dataset",
     "which_explanation_to_trust",
+    "what_changed_between_two_models",
 )
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # The "which explanation to trust" notebook under test: two images, fewer samples.
@@ -48,6 +49,18 @@ AUDIT_RESULTS = (
     "mark_area",
     "wrong_mark",
     "cluster_agreement",
+)
+
+# The two-model comparison under test: a smaller training run and fewer images.
+DRIFT_PARAMETERS = "N_TRAIN = 2000\nEPOCHS = 2\nN_COMPARE = 60\nSEED = 0"
+DRIFT_RESULTS = (
+    "accuracy_old",
+    "accuracy_new",
+    "mark_area",
+    "share_old",
+    "share_new",
+    "moved_to_mark",
+    "median_correlation",
 )
 
 
@@ -267,6 +280,29 @@ def test_auditing_a_dataset_finds_the_shortcut():
     texts = [value for value in values if isinstance(value, str)]
     bar = r"120/120\s\[\d\d:\d\d&lt;\d\d:\d\d,\s+[\d.]+(image/s|s/image)\]"
     assert any(re.search(bar, text) for text in texts), texts
+
+
+@pytest.mark.slow
+def test_what_changed_between_two_models_finds_the_explanations_that_moved_to_the_mark():
+    notebook = read("what_changed_between_two_models")
+    parameters = [c for c in notebook.cells if c.source.lstrip().startswith("N_TRAIN =")]
+    assert len(parameters) == 1
+    parameters[0].source = DRIFT_PARAMETERS
+    report = "import json\nprint(json.dumps({" + ", ".join(f"{n!r}: {n}" for n in DRIFT_RESULTS)
+    notebook.cells.append(nbformat.v4.new_code_cell(report + "}))"))
+    execute(notebook, timeout=600)
+    results = json.loads(notebook.cells[-1].outputs[0]["text"])
+    print("\ndrift notebook (reduced):", results)
+    # Both models are right on the marked images...
+    assert results["accuracy_old"] >= 0.9 and results["accuracy_new"] >= 0.9
+    # ...but the new one's attribution moved onto the mark, image after image.
+    assert results["share_old"] < 3 * results["mark_area"]
+    assert results["share_new"] > 10 * results["mark_area"]
+    assert results["moved_to_mark"] >= 0.9
+    assert results["median_correlation"] < 0.5
+    gallery = next(c for c in notebook.cells if c.source.startswith("gallery = igw.Gallery("))
+    assert count_in(gallery, WIDGET_VIEW) == 1
+    assert count(notebook, WIDGET_VIEW) == 1
 
 
 @pytest.mark.slow

@@ -11,6 +11,12 @@ otherwise shown from the stored maps. With ``clusters`` (from
 ``igw.cluster_maps``) the table gains a ``cluster`` column and a strip above
 the grid shows each cluster's mean image and mean map; choosing one filters
 the grid to its members.
+
+Given a ``DatasetComparison`` (``igw.compare_datasets``), the grid shows
+store b's pictures, its table has b's columns and the comparison's (rank
+correlation, top-pixel IoU, prediction and mask-share changes), and an
+opened image shows the two stores' views side by side (a left, b right),
+both following the gallery's display options.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ..widget.frontend import FrontEnd
 from ..widget.options import DISPLAY_TRAITS, check_class_names, display_traits
 from ..widget.state import DisplayOptions, ignore_message, send_back, split_update
 from .clusters import MapClusters
+from .drift import DatasetComparison
 from .result import DatasetResult
 from .sources import _raws, carries_labels
 
@@ -41,7 +48,9 @@ OPERATORS = {
     "boolean": ("==",),
     "text": ("contains", "==", "!="),
 }
-CLASS_COLUMNS = ("label", "predicted", "target")
+CLASS_COLUMNS = ("label", "predicted", "target", "predicted_a", "predicted_b")
+# What a comparison's thumbnails carry in their captions, besides store b's values.
+COMPARISON_CAPTIONS = ("rank_correlation", "top_iou")
 # The most thumbnails one request may ask for (the browser asks for fewer).
 MAX_REQUEST = 256
 
@@ -83,8 +92,11 @@ class Gallery(DisplayOptions, FrontEnd):
 
     Parameters
     ----------
-    result : DatasetResult or path
-        From ``igw.explain_dataset`` (or ``igw.open_dataset``).
+    result : DatasetResult, DatasetComparison or path
+        From ``igw.explain_dataset`` (or ``igw.open_dataset``), or two
+        stores compared by ``igw.compare_datasets``: then the table has the
+        comparison's columns too, and an opened image shows both stores'
+        views side by side (stored, so no ``model``).
     images : optional
         The dataset's images (an array, a sequence or a folder, indexed like
         the table) for the three-panel view; by default the store's copies.
@@ -116,6 +128,8 @@ class Gallery(DisplayOptions, FrontEnd):
     >>> g = igw.Gallery(result, class_names=names, sort_by="mask_share")  # doctest: +SKIP
     >>> g.filters = [("correct", "==", False)]  # doctest: +SKIP
     >>> g.open_image(12)  # doctest: +SKIP
+    >>> drift = igw.compare_datasets(before, after, names=("before", "after"))  # doctest: +SKIP
+    >>> igw.Gallery(drift, sort_by="rank_correlation", descending=False)  # doctest: +SKIP
     """
 
     # The display options are IGWidget's typed traits (DisplayOptions).
@@ -132,6 +146,9 @@ class Gallery(DisplayOptions, FrontEnd):
     selected = traitlets.Int(-1).tag(sync=True)
     # Sent as anywidget's "anywidget:<model id>" reference, which host.getWidget reads.
     detail = anywidget.WidgetTrait().tag(sync=True)
+    # A comparison's: store a's view, shown left of ``detail`` (store b's), and the two names.
+    detail_a = anywidget.WidgetTrait().tag(sync=True)
+    compared_names: traitlets.List[str] = traitlets.List().tag(sync=True)
     live = traitlets.Bool(False).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     # Per cluster [number, class, size]; their mean pictures as the thumbnails are sent.
@@ -141,7 +158,7 @@ class Gallery(DisplayOptions, FrontEnd):
 
     def __init__(
         self,
-        result: DatasetResult | str | os.PathLike,
+        result: DatasetResult | DatasetComparison | str | os.PathLike,
         *,
         images: Any = None,
         model: Any = None,
@@ -155,15 +172,29 @@ class Gallery(DisplayOptions, FrontEnd):
     ) -> None:
         if isinstance(result, (str, os.PathLike)):
             result = DatasetResult(result)
+        self._comparison = result if isinstance(result, DatasetComparison) else None
+        if self._comparison is not None:
+            if model is not None:
+                raise ValueError(
+                    "model: a comparison's gallery shows the two stored results; give no model "
+                    "(igw.Gallery(comparison.b, model=...) explores one store live)"
+                )
+            result = self._comparison.b
         if not isinstance(result, DatasetResult):
             raise TypeError(
-                f"result: expected a DatasetResult or a store path, got {type(result).__name__}"
+                "result: expected a DatasetResult, a DatasetComparison or a store path, got "
+                f"{type(result).__name__}"
             )
         if model is not None:
             check_model(model)
         check_callable("preprocess", preprocess)
         self._result = result
         self._table = result.table
+        if self._comparison is not None:
+            compared = self._comparison.table
+            self._table = self._table.join(
+                compared.drop(columns=list(self._table.columns), errors="ignore")
+            )
         self._images = images
         self._image_files = None if images is None else _random_access(images)
         self._model = model
@@ -181,6 +212,7 @@ class Gallery(DisplayOptions, FrontEnd):
             total=len(self._table),
             thumbnail_size=list(result.thumbnail_shape),
             live=model is not None,
+            compared_names=[] if self._comparison is None else list(self._comparison.names),
             **view,
             order=self._order(view),
             **shown_clusters,
@@ -296,9 +328,10 @@ class Gallery(DisplayOptions, FrontEnd):
 
     @traitlets.observe(*DISPLAY_TRAITS)
     def _follow_display(self, change: dict[str, Any]) -> None:
-        # The open three-panel view shows the gallery's display options too.
-        if self.detail is not None:
-            setattr(self.detail, change["name"], change["new"])
+        # The open three-panel views show the gallery's display options too.
+        for view in (self.detail, self.detail_a):
+            if view is not None:
+                setattr(view, change["name"], change["new"])
 
     def shown(self) -> Any:
         """The table rows shown, in the order shown (a pandas DataFrame).
@@ -381,10 +414,9 @@ class Gallery(DisplayOptions, FrontEnd):
                 "delta": float(row["delta"]),
                 "correct": None if row.isna()["correct"] else bool(row["correct"]),
             }
-            if "mask_share" in row:
-                caption["mask_share"] = (
-                    None if row.isna()["mask_share"] else float(row["mask_share"])
-                )
+            for name in ("mask_share", *COMPARISON_CAPTIONS):
+                if name in row:
+                    caption[name] = None if row.isna()[name] else float(row[name])
             if "cluster" in row:
                 caption["cluster"] = None if row.isna()["cluster"] else int(row["cluster"])
             captions.append(caption)
@@ -406,7 +438,9 @@ class Gallery(DisplayOptions, FrontEnd):
         """Show image ``index``'s three-panel view below the grid, and return it.
 
         Live when the gallery has a model: another class or other compute
-        options recompute; otherwise the view shows the stored result.
+        options recompute; otherwise the view shows the stored result. A
+        comparison's gallery returns store b's view; store a's is
+        ``detail_a``, shown to its left.
 
         Examples
         --------
@@ -415,29 +449,33 @@ class Gallery(DisplayOptions, FrontEnd):
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index: expected an image index, got {index!r}")
         index = int(index)
-        stored = self._result[index]
         image = self._image(index)
-        display = self.render_options()
-        names = list(self.class_names) or None
-        options = self._result.options
-        baseline = self._result.baseline()
-        # The stored result shows at once; with a model, other choices recompute.
-        widget = IGWidget(
-            self._model,
-            image,
-            preprocess=self._preprocess,
-            class_names=names,
-            baseline=options["baseline"] if baseline is None else baseline,
-            result=stored,
-            **display,
-        )
-        previous = self.detail
+        widget = self._view(self._result, index, image)
+        other = None if self._comparison is None else self._view(self._comparison.a, index, image)
+        previous = (self.detail, self.detail_a)
         with self.hold_sync():
             self.selected = index
             self.detail = widget
-        if previous is not None:
-            previous.close()
+            self.detail_a = other
+        for view in previous:
+            if view is not None:
+                view.close()
         return widget
+
+    def _view(self, result: DatasetResult, index: int, image: np.ndarray) -> IGWidget:
+        """Image ``index``'s three-panel view of ``result``, with the gallery's display options."""
+        options = result.options
+        baseline = result.baseline()
+        # The stored result shows at once; with a model, other choices recompute.
+        return IGWidget(
+            self._model,
+            image,
+            preprocess=self._preprocess,
+            class_names=list(self.class_names) or None,
+            baseline=options["baseline"] if baseline is None else baseline,
+            result=result[index],
+            **self.render_options(),
+        )
 
     def close(self) -> None:
         """Close the grid and its open three-panel view (ipywidgets keeps an open one alive).
@@ -451,10 +489,12 @@ class Gallery(DisplayOptions, FrontEnd):
         super().close()
 
     def close_detail(self) -> None:
-        """Hide the three-panel view."""
-        previous = self.detail
+        """Hide the three-panel view (both, for a comparison)."""
+        previous = (self.detail, self.detail_a)
         with self.hold_sync():
             self.selected = -1
             self.detail = None
-        if previous is not None:
-            previous.close()
+            self.detail_a = None
+        for view in previous:
+            if view is not None:
+                view.close()

@@ -2,6 +2,8 @@
 // The gallery on a page-local model: what it asks the kernel for, how it
 // draws what arrives, and that table text stays text. Real scrolling and
 // drawing are checked in Chromium (tests/test_gallery_browser.py).
+
+import type { Host } from "@anywidget/types";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { isolate } from "../src/format";
 import {
@@ -45,6 +47,8 @@ function state(count: number): GalleryState {
     thumbnail_size: [SIDE, SIDE],
     selected: -1,
     detail: null,
+    detail_a: null,
+    compared_names: [],
     live: false,
     error: "",
     clusters: [],
@@ -245,6 +249,55 @@ describe("mountGallery", () => {
     const plain = document.createElement("div");
     mountGallery(new LocalModel(state(20)), plain, null);
     expect(plain.querySelector<HTMLElement>(".igg-clusters")?.hidden).toBe(true);
+  });
+
+  it("shows a comparison's drift in captions and its two stored views side by side", async () => {
+    const model = new LocalModel<GalleryState>({
+      ...state(3),
+      compared_names: ["before", HOSTILE],
+    });
+    const subscriptions = vi.spyOn(model, "on");
+    const rendered: string[] = [];
+    const host = {
+      getWidget: async (reference: string) => ({
+        render: async ({ el }: { el: HTMLElement }) => {
+          rendered.push(reference);
+          el.textContent = `view ${reference}`;
+        },
+      }),
+    } as unknown as Host;
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = mountGallery(model, el, host);
+    await frame();
+    const receive = subscriptions.mock.calls.find(([event]) => event === "msg:custom")?.[1];
+    receive?.(
+      {
+        type: "thumbnails",
+        indices: [2],
+        captions: [{ ...caption(2), rank_correlation: 0.4251, top_iou: 0.3125 }],
+      },
+      thumbnails([2]),
+    );
+    await frame();
+    const cell = el.querySelector<HTMLElement>(".igg-cell[data-image='2']");
+    expect(cell?.querySelector(".igg-details")?.textContent).toBe(
+      "Δ 1.23% · mask 25% · ρ 0.43 · top IoU 31.3%",
+    );
+    model.set("selected", 2);
+    model.set("detail_a", "IPY_MODEL_a");
+    model.set("detail", "IPY_MODEL_b");
+    await frame();
+    await frame();
+    const sides = [...el.querySelectorAll(".igg-detail-pair > .igg-detail-side")];
+    expect(sides.map((side) => side.textContent)).toEqual([
+      "beforeview IPY_MODEL_a",
+      `${HOSTILE}view IPY_MODEL_b`,
+    ]);
+    // A store's name is text, never HTML.
+    expect(el.querySelector(".igg-detail img")).toBeNull();
+    expect(rendered).toEqual(["IPY_MODEL_a", "IPY_MODEL_b"]);
+    dispose();
   });
 
   it("sends sorting and filtering to the kernel", async () => {

@@ -1,7 +1,8 @@
 // The three-panel view of the chosen image, below the grid: the kernel makes
 // it (an IGWidget) when asked to open an image, and the Gallery renders it
 // through anywidget's host. Opening and closing show at once; a host without
-// widget references (marimo) shows the title only.
+// widget references (marimo) shows the title only. A comparison's gallery
+// opens two views, store a's left of store b's, each under its store's name.
 
 import type { Host } from "@anywidget/types";
 import { isolate } from "../format";
@@ -90,13 +91,28 @@ export function createDetail(
       }
       const child = new AbortController();
       controller = child;
-      const widget = await host.getWidget(reference);
+      const other = model.get("detail_a");
+      const references = other ? [other, reference] : [reference];
+      const widgets = await Promise.all(references.map((r) => host.getWidget(r)));
       if (child.signal.aborted) {
         return;
       }
-      const container = element("div", "igg-detail-widget");
-      body.replaceChildren(container);
-      await widget.render({ el: container, signal: child.signal });
+      const containers = widgets.map(() => element("div", "igg-detail-widget"));
+      if (containers.length === 1) {
+        body.replaceChildren(...containers);
+      } else {
+        const names = model.get("compared_names");
+        const pair = element("div", "igg-detail-pair");
+        containers.forEach((container, i) => {
+          const side = element("div", "igg-detail-side");
+          side.append(element("div", "igg-detail-name", names[i] ?? (i ? "b" : "a")), container);
+          pair.append(side);
+        });
+        body.replaceChildren(pair);
+      }
+      await Promise.all(
+        widgets.map((widget, i) => widget.render({ el: containers[i], signal: child.signal })),
+      );
       shown();
     },
   };

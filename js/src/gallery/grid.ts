@@ -273,6 +273,13 @@ function drawCell(
   if (caption.target !== caption.predicted) {
     parts.push(`explains ${className(caption.target)}`);
   }
+  if (caption.rank_correlation !== undefined) {
+    const rho = caption.rank_correlation;
+    parts.push(`ρ ${rho === null || Number.isNaN(rho) ? "–" : rho.toFixed(2)}`);
+  }
+  if (caption.top_iou !== undefined) {
+    parts.push(`top IoU ${formatPercentage(caption.top_iou)}`);
+  }
   cell.details.textContent = parts.join(" · ");
   cell.root.title = isolate(caption.source);
   cell.root.classList.toggle("igg-wrong", caption.correct === false);

@@ -24,6 +24,10 @@ export interface GalleryState extends Omit<RenderOptions, "style"> {
   thumbnail_size: [number, number];
   selected: number;
   detail: string | null;
+  /** A comparison's: store a's view, shown left of `detail` (store b's). */
+  detail_a: string | null;
+  /** A comparison's names of stores a and b (empty otherwise). */
+  compared_names: string[];
   live: boolean;
   error: string;
   /** Per cluster of igw.cluster_maps: [number, class, size] (none without clusters). */
@@ -46,6 +50,9 @@ export interface Caption {
   correct: boolean | null;
   mask_share?: number | null;
   cluster?: number | null;
+  /** A comparison's: Spearman correlation of the two maps, IoU of their top pixels. */
+  rank_correlation?: number | null;
+  top_iou?: number | null;
 }
 
 /** Class `index`'s name, isolated from the text around it ("?" for none). */

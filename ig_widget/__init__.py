@@ -3,7 +3,8 @@
 The engine (``integrated_gradients``, ``integrated_gradients_batch``,
 ``gradients``, ``IGOptions``), the other attribution methods (``smoothgrad``,
 ``expected_gradients``, ``blur_ig``, ``guided_ig``, ``xrai``), the
-faithfulness curves (``insertion_deletion``) and the renderer (``render``,
+faithfulness curves (``insertion_deletion``), the stability of a map over
+several runs (``stability``) and the renderer (``render``,
 ``plot``): importing the package loads only NumPy. SciPy, matplotlib, the
 model's framework, the widget stack (anywidget, ipywidgets) and the demo load
 on first use, so the engine runs in plain scripts and on machines without
@@ -43,6 +44,7 @@ from .options import IGOptions
 # Imported eagerly: a lazy ``render`` attribute would be replaced by the
 # ``ig_widget.render`` submodule as soon as anything imports that module.
 from .render import plot, render
+from .stability import StabilityResult, stability
 
 # Before anything (the package or the user) imports TensorFlow.
 quiet_tensorflow_startup()
@@ -80,6 +82,7 @@ __all__ = [
     "MapClusters",
     "ModelFactory",
     "RayExecutor",
+    "StabilityResult",
     "XRAIResult",
     "blur_ig",
     "cluster_maps",
@@ -98,6 +101,7 @@ __all__ = [
     "render",
     "shared_interest",
     "smoothgrad",
+    "stability",
     "xrai",
 ]
 

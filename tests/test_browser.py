@@ -123,8 +123,10 @@ def test_widget_in_jupyter(front_end, chromium, tmp_path, artifacts):
         canvases = page.locator(".igw canvas")
         canvases.nth(2).wait_for(timeout=120_000)
         _wait_for_drawing(page, canvases.nth(2))
-        # Input, gradient, method; the compare panel stays hidden until compare mode.
-        assert canvases.count() == 4 and canvases.nth(3).is_hidden()
+        # Input, gradient, method; the compare panel stays hidden until compare mode, the
+        # spread panel until the Stability button.
+        assert canvases.count() == 5 and canvases.nth(3).is_hidden()
+        assert canvases.nth(4).is_hidden()
         # The picture for static pages (snapshots.static_html) stays hidden here.
         assert page.locator(".igw-static").count() == 1
         assert page.locator(".igw-static").is_hidden()
@@ -188,7 +190,8 @@ def test_widget_in_marimo(chromium, tmp_path, artifacts):
         canvases = page.locator(".igw canvas")
         canvases.nth(2).wait_for(timeout=180_000)
         _wait_for_drawing(page, canvases.nth(2))
-        assert canvases.count() == 4 and canvases.nth(3).is_hidden()
+        assert canvases.count() == 5 and canvases.nth(3).is_hidden()
+        assert canvases.nth(4).is_hidden()
         images, _ = igw.demo.images()
         side = images[0].shape[0]
         for index in range(3):

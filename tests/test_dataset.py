@@ -140,6 +140,43 @@ def test_insertion_and_deletion_areas_as_columns(model, data, tmp_path):
                             insertion_deletion_steps=300)  # fmt: skip
 
 
+def test_stability_scores_as_columns_resume_and_rerun(model, data, tmp_path):
+    images = data[0][:5]
+    store = tmp_path / "s"
+    options = dict(steps=STEPS, chunk_size=CHUNK, store=store, seed=2, stability=3)
+    cut = lambda done, total: done < CHUNK  # noqa: E731
+    with pytest.raises(igw.ComputationCancelled):
+        igw.explain_dataset(model, images, progress=cut, **options)
+    result = igw.explain_dataset(model, images, progress=False, **options)  # resumed
+    table = result.table
+    assert list(table.columns[-2:]) == ["stability_rank_correlation", "stability_top_share"]
+    assert igw.open_dataset(store).options["stability"] == 3
+    for index, image in enumerate(images):
+        target = int(table.loc[index, "target"])
+        single = igw.stability(model, image, draws=3, seed=2, target=target,
+                               parameters={"steps": STEPS})  # fmt: skip
+        assert table.loc[index, "stability_rank_correlation"] == pytest.approx(
+            single.rank_correlation, abs=1e-6
+        )
+        assert table.loc[index, "stability_top_share"] == single.top_share
+    assert table["stability_rank_correlation"].between(-1, 1).all()
+    assert table["stability_rank_correlation"].nunique() > 1  # the images differ
+    for other in (dict(stability=None), dict(stability=4)):
+        with pytest.raises(ValueError, match=r"store: .* stability=3, this one has stability="):
+            igw.explain_dataset(model, images, progress=False, **{**options, **other})
+    # A rerun recomputes the scores with the rerun's steps.
+    rerun = result.rerun(model, [1], steps=STEPS // 2).table
+    single = igw.stability(model, images[1], draws=3, seed=2, target=int(table.loc[1, "target"]),
+                           parameters={"steps": STEPS // 2})  # fmt: skip
+    assert rerun.loc[1, "stability_rank_correlation"] == pytest.approx(
+        single.rank_correlation, abs=1e-6
+    )
+    pd.testing.assert_frame_equal(rerun.drop(index=1), table.drop(index=1))
+    with pytest.raises(ValueError, match="stability: expected an integer >= 2, got 1"):
+        igw.explain_dataset(model, images, store=tmp_path / "t", progress=False, stability=1)
+    assert not (tmp_path / "t").exists()
+
+
 def test_every_input_kind_gives_the_same_results(model, data, reference, tmp_path):
     import tensorflow as tf
     import torch
@@ -427,7 +464,9 @@ def test_ray_writes_the_store_the_local_executor_writes(model, data, local_ray, 
     import zarr
 
     images, labels, masks = data
-    options = dict(labels=labels, masks=masks, steps=STEPS, chunk_size=2, progress=False)
+    # With the stability columns: the workers run the same uniform-noise draws.
+    options = dict(labels=labels, masks=masks, steps=STEPS, chunk_size=2, progress=False,
+                   seed=4, stability=2)  # fmt: skip
     local = igw.explain_dataset(model, images, store=tmp_path / "local", **options)
     on_ray = igw.explain_dataset(
         model,

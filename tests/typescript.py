@@ -40,6 +40,8 @@ RULE_CONSTANTS = {
     ("ig_widget.widget.methods", "STEPS_METHODS"): "Attribution methods that take the steps.",
     ("ig_widget.widget.methods", "BASELINE_METHODS"): "Attribution methods that take the baseline.",
     ("ig_widget.widget.methods", "QUADRATURE_METHODS"): "Attribution methods that take the rule.",
+    ("ig_widget.widget.methods", "STABILITY_STAGE"): "How the progress names stability runs.",
+    ("ig_widget.widget.methods", "STABILITY_METHODS"): "Methods the Stability button runs.",
 }
 # The renderer's constants the browser needs, with what they are for.
 RENDER_CONSTANTS = {

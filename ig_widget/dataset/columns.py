@@ -3,10 +3,11 @@
 Each column is a ``Column``: a name, a pandas dtype, a sentence for the
 documentation and a function of the ``Explained`` image (its item, its
 ``IGResult``, the model and preprocess that computed it, and its insertion
-and deletion curves when they were asked for). The table of
-``explain_dataset`` has the columns of ``COLUMNS`` (those with
+and deletion curves and its stability scores when they were asked for). The
+table of ``explain_dataset`` has the columns of ``COLUMNS`` (those with
 ``needs_masks`` only when masks were given, those with ``needs_curves``
-only with ``insertion_deletion_steps``), in that order. A new per-image
+only with ``insertion_deletion_steps``, those with ``needs_stability`` only
+with ``stability``), in that order. A new per-image
 measure is one more ``Column`` in ``COLUMNS``: it is computed by whichever
 executor runs the image (local or a Ray worker), stored in the Parquet table,
 sortable and filterable in the gallery. Stores written before it existed
@@ -37,6 +38,15 @@ class Explained:
     model: Any
     preprocess: Callable[[Any], Any] | None
     curves: InsertionDeletionResult | None = None
+    stability: StabilityScores | None = None
+
+
+@dataclass(frozen=True)
+class StabilityScores:
+    """How far an image's maps over several uniform-noise baselines agree (``igw.stability``)."""
+
+    rank_correlation: float
+    top_share: float
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class Column:
     value: Callable[[Explained], Any]
     needs_masks: bool = False
     needs_curves: bool = False
+    needs_stability: bool = False
 
 
 def positive_attribution(result: IGResult) -> np.ndarray:
@@ -136,6 +147,11 @@ def _shared_interest(explained: Explained, which: int) -> float:
 def _curves(explained: Explained) -> InsertionDeletionResult:
     assert explained.curves is not None  # the column exists only with curves
     return explained.curves
+
+
+def _stability(explained: Explained) -> StabilityScores:
+    assert explained.stability is not None  # the column exists only with stability
+    return explained.stability
 
 
 def _correct(explained: Explained) -> Any:
@@ -233,11 +249,30 @@ COLUMNS: tuple[Column, ...] = (
         lambda e: _curves(e).deletion_auc,
         needs_curves=True,
     ),
+    Column(
+        "stability_rank_correlation",
+        "float64",
+        "Mean pairwise Spearman rank correlation between the image's maps from several "
+        "uniform-noise baselines (explain_dataset's stability; igw.stability): 1 when every "
+        "baseline ranks the pixels alike.",
+        lambda e: _stability(e).rank_correlation,
+        needs_stability=True,
+    ),
+    Column(
+        "stability_top_share",
+        "float64",
+        "Share of the top 5 % pixels that are top in the maps of every uniform-noise baseline.",
+        lambda e: _stability(e).top_share,
+        needs_stability=True,
+    ),
 )
 
 
 def columns_for(
-    has_masks: bool, names: tuple[str, ...] | None = None, has_curves: bool = False
+    has_masks: bool,
+    names: tuple[str, ...] | None = None,
+    has_curves: bool = False,
+    has_stability: bool = False,
 ) -> tuple[Column, ...]:
     """The columns of a table: those of ``COLUMNS`` that apply, or those ``names``.
 
@@ -247,6 +282,8 @@ def columns_for(
     ['source', 'label', 'predicted']
     >>> [c.name for c in columns_for(False, has_curves=True)][-2:]
     ['insertion_auc', 'deletion_auc']
+    >>> [c.name for c in columns_for(False, has_stability=True)][-1]
+    'stability_top_share'
     """
     if names is not None:
         known = {column.name: column for column in COLUMNS}
@@ -254,7 +291,9 @@ def columns_for(
     return tuple(
         column
         for column in COLUMNS
-        if (has_masks or not column.needs_masks) and (has_curves or not column.needs_curves)
+        if (has_masks or not column.needs_masks)
+        and (has_curves or not column.needs_curves)
+        and (has_stability or not column.needs_stability)
     )
 
 

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from .. import engine
-from ..engine import IGResult
+from ..engine import IGResult, PreparedInput
 from ..faithfulness import InsertionDeletionResult, insertion_deletion
 from ..options import IGOptions
 from ..quadrature import integration_points
+from ..stability import channel_sums, rank_correlation, top_share
 from ..validation import check_choice
-from .columns import Explained, columns_for, table_rows
+from .columns import Explained, StabilityScores, columns_for, table_rows
 from .sources import Item
 from .store import CHECKSUMS, MAPS, Layout, Store, encode_map, thumbnail, thumbnail_factor
 
@@ -119,6 +120,8 @@ class Computation:
     has_masks: bool
     # Steps of the insertion and deletion curves of every image; None: none.
     curve_steps: int | None = None
+    # Uniform-noise baselines per image for the stability columns; None: none.
+    stability_runs: int | None = None
     _resolved: Any = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
@@ -156,16 +159,22 @@ class Computation:
 
     def explain(self, items: list[Item]) -> list[IGResult]:
         """The chunk's results: the engine's shared-batch path, one forward pass for all."""
+        return self._explain(items)[1]
+
+    def _explain(self, items: list[Item]) -> tuple[list[PreparedInput], list[IGResult]]:
         # Messages name an image by its index in the dataset, not its place in the chunk.
         names = [f"images[{item.index}]" for item in items]
         prepared = engine.prepare_batch(
             self.resolved_model, [item.image for item in items], self.options, names=names
         )
         targets = [self.target_of(item) for item in items]
-        return engine.run_batch(prepared, self.options, targets, names=names)
+        return prepared, engine.run_batch(prepared, self.options, targets, names=names)
 
     def compute(self, items: list[Item]) -> list[Explained]:
-        """The chunk's results and curves: the work, before anything is stored."""
+        """The chunk's results, curves and stability scores: the work, before anything is
+        stored."""
+        prepared, results = self._explain(items)
+        scores = self.stability(items, prepared, results)
         return [
             Explained(
                 item,
@@ -173,9 +182,39 @@ class Computation:
                 self.resolved_model,
                 self.options.preprocess,
                 self.curves(item, result),
+                stability,
             )
-            for item, result in zip(items, self.explain(items), strict=True)
+            for item, result, stability in zip(items, results, scores, strict=True)
         ]
+
+    def stability(
+        self, items: list[Item], prepared: list[PreparedInput], results: list[IGResult]
+    ) -> list[StabilityScores | None]:
+        """Each image's stability scores, when the run asks for them: ``igw.stability``'s
+        draws (draw ``k`` from a uniform-noise baseline with seed ``seed + k``), with the
+        run's steps, rule and tolerance, for the explained class, the chunk's images
+        sharing model calls."""
+        if self.stability_runs is None:
+            return [None] * len(results)
+        names = [f"images[{item.index}]" for item in items]
+        targets = [result.target for result in results]
+        seed = self.options.seed
+        draws = [
+            engine.run_batch(
+                prepared,
+                self.options.replace(
+                    baseline="uniform", runs=1, seed=None if seed is None else seed + k
+                ),
+                targets,
+                names=names,
+            )
+            for k in range(self.stability_runs)
+        ]
+        scores: list[StabilityScores | None] = []
+        for image in range(len(results)):
+            saliency = channel_sums(np.stack([draw[image].attributions for draw in draws]))
+            scores.append(StabilityScores(rank_correlation(saliency), top_share(saliency)))
+        return scores
 
     def store_chunk(self, explained: list[Explained]) -> Any:
         """Write a computed chunk's arrays; return its table rows (with their checksums)."""

@@ -17,6 +17,7 @@ from .. import engine
 from ..engine import ComputationCancelled
 from ..options import IGOptions
 from ..points import CANCELLED
+from ..stability import MAX_RUNS
 from ..validation import check_choice, check_int
 from .columns import Explained, columns_for
 from .compute import Computation, ModelFactory, check_targets, path_points, resolve_model
@@ -66,6 +67,7 @@ def _recorded_options(
     chunk_size: int,
     curve_steps: int | None,
     identities: dict[str, str | None],
+    stability_runs: int | None = None,
 ) -> dict[str, Any]:
     """What a store records and compares on resume: everything that changes the results."""
     recorded = {
@@ -86,6 +88,8 @@ def _recorded_options(
     # Recorded only when asked for, so that stores written before it resume.
     if curve_steps is not None:
         recorded["insertion_deletion_steps"] = curve_steps
+    if stability_runs is not None:
+        recorded["stability"] = stability_runs
     return recorded
 
 
@@ -241,6 +245,7 @@ class _Run:
             layout=layout,
             has_masks=self.recorded["masks"],
             curve_steps=self.recorded.get("insertion_deletion_steps"),
+            stability_runs=self.recorded.get("stability"),
         )
 
     def _layout(self, first: Item) -> tuple[Layout, Any]:
@@ -263,7 +268,12 @@ class _Run:
             chunk_size=self.chunk_size,
             maps_dtype=self.recorded["maps_dtype"],
             columns=tuple(
-                c.name for c in columns_for(self.recorded["masks"], has_curves=bool(curve_steps))
+                c.name
+                for c in columns_for(
+                    self.recorded["masks"],
+                    has_curves=bool(curve_steps),
+                    has_stability=bool(self.recorded.get("stability")),
+                )
             ),
         )
         return layout, model
@@ -449,6 +459,7 @@ def explain_dataset(
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
     insertion_deletion_steps: int | None = None,
+    stability: int | None = None,
 ) -> DatasetResult:
     """Integrated gradients of every image of a dataset, written to a store as it goes.
 
@@ -514,6 +525,16 @@ def explain_dataset(
         how faithful each map is, to sort the gallery by. Costs
         ``2 * steps - 1`` forward passes per image (20 steps: about a quarter
         of the gradient work of ``steps=50``).
+    stability : int, optional
+        Adds the columns ``stability_rank_correlation`` and
+        ``stability_top_share``: how far each image's map moves with the
+        baseline. Each image is explained this many more times, draw ``k``
+        from a uniform-noise baseline with seed ``seed + k`` (fresh noise when
+        ``seed`` is None), with the run's steps, rule and tolerance, for the
+        row's class; the columns are ``igw.stability``'s ``rank_correlation``
+        and ``top_share`` of those maps (``igw.stability(model, image,
+        draws=stability, seed=seed, target=..., parameters=...)``). Costs
+        ``stability`` times the gradient work of the run.
 
     Returns
     -------
@@ -551,6 +572,8 @@ def explain_dataset(
         insertion_deletion_steps = check_int(
             "insertion_deletion_steps", insertion_deletion_steps, low=1
         )
+    if stability is not None:
+        stability = check_int("stability", stability, low=2, high=MAX_RUNS)
     if isinstance(executor, str):
         check_choice("executor", executor, EXECUTORS)
     elif type(executor).__name__ != "RayExecutor":
@@ -577,6 +600,7 @@ def explain_dataset(
         chunk_size,
         insertion_deletion_steps,
         _identities(model, preprocess, labels, checked_targets),
+        stability,
     )
     with target_store.lock():
         _check_resumable(target_store, recorded)

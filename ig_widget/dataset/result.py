@@ -52,6 +52,7 @@ class DatasetResult:
             bool(options["masks"]),
             None if self._layout is None else self._layout.columns,
             has_curves=bool(options.get("insertion_deletion_steps")),
+            has_stability=bool(options.get("stability")),
         )
         table = self._store.read_table(
             self._columns, None if self._layout is None else self._layout.chunk_size
@@ -473,6 +474,7 @@ class DatasetResult:
             layout=self._layout,
             has_masks=bool(recorded["masks"]),
             curve_steps=recorded.get("insertion_deletion_steps"),
+            stability_runs=recorded.get("stability"),
         )
         computation._resolved = resolve_model(model)
         record = {

@@ -34,12 +34,14 @@ from ..engine import IGResult, PreparedInput
 from ..explainers import AttributionResult
 from ..options import IGOptions, check_model, check_target
 from ..render import validate_render_options
+from ..stability import StabilityResult, stability
 from ..validation import check_int
 from . import snapshots
 from .frontend import STATIC
 from .methods import (
     IG,
     NO_COMPARE,
+    STABILITY_STAGE,
     TITLES,
     Method,
     Stages,
@@ -47,6 +49,7 @@ from .methods import (
     curve,
     offered,
     run_method,
+    stability_parameters,
 )
 from .options import (
     COMPUTE_OPTIONS,
@@ -72,12 +75,15 @@ from .shown import (
     block_mean,
     display_factor,
     shown_result,
+    stability_traits,
 )
 from .state import DisplayOptions, WidgetState, ignore_message
 
 # Progress updates (and chances to cancel) the widget asks the engine for per
 # computation; the engine keeps its batches within its own rule either way.
 PROGRESS_UPDATES = 10
+# Runs of the shown method when the browser asks for its stability.
+STABILITY_DRAWS = 5
 
 __all__ = [
     "BYTES_PER_DISPLAY_PIXEL",
@@ -511,10 +517,73 @@ class IGWidget(WidgetState):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "compute":
             self._runner.start(self._job(), self._restore_target)
+        elif kind == "stability":
+            self._runner.start(self._stability_job(STABILITY_DRAWS), lambda: None)
         elif kind == "cancel":
             self._runner.cancel(wait=False)
         else:
-            ignore_message(self, f"expected a 'compute' or 'cancel' message, got {content!r:.80}")
+            ignore_message(
+                self, f"expected a 'compute', 'stability' or 'cancel' message, got {content!r:.80}"
+            )
+
+    def _stability_job(self, draws: int) -> Callable[[ProgressCallback], StabilityResult]:
+        """The shown method's stability for the shown result, and showing its spread."""
+        shown = self._shown
+
+        def job(progress: ProgressCallback) -> StabilityResult:
+            if shown.prepared is None:
+                raise ValueError(NO_MODEL)
+            name = shown.explanation.explainer
+            options = self._engine_options(
+                {key: shown.request[key] for key in COMPUTE_OPTIONS}, shown.result.target
+            )
+            self._announce_stage(f"{STABILITY_STAGE}: {draws} runs of {TITLES[name]}")
+            try:
+                result = stability(
+                    self._model,
+                    shown.image.pixels,
+                    method=name,
+                    draws=draws,
+                    parameters=stability_parameters(name, options, self._explainer_options),
+                    target=shown.result.target,
+                    preprocess=self._preprocess,
+                    precision=options.precision,
+                    progress=progress,
+                )
+            finally:
+                # The busy note reads the stage: the next computation is not these runs.
+                self._announce_stage("")
+            with self.sync_lock, self.hold_sync():
+                # A result shown meanwhile is not the one measured: it keeps no spread.
+                if self._shown is shown:
+                    for trait, value in stability_traits(result, shown.image).items():
+                        setattr(self, trait, value)
+            return result
+
+        return job
+
+    def compute_stability(self, draws: int = STABILITY_DRAWS) -> StabilityResult | None:
+        """Run the shown method ``draws`` times (``igw.stability``) and show its spread.
+
+        The runs differ by their seed: uniform-noise baselines for integrated
+        gradients and Guided IG, the noise of SmoothGrad, the references drawn
+        by Expected Gradients; the other options are the shown result's (Blur
+        IG has no seed: the browser greys its button). The spread panel
+        shows the per-pixel standard deviation, and its caption the mean rank
+        correlation and the share of top pixels that stay top; a new result
+        clears it. The browser's Stability button runs the same with 5 draws.
+
+        Returns
+        -------
+        StabilityResult, or None if it was cancelled from the browser.
+
+        Examples
+        --------
+        >>> w.compute_stability().rank_correlation  # doctest: +SKIP
+        0.83
+        """
+        draws = check_int("draws", draws, low=2)
+        return self._runner.run_after_background(self._stability_job(draws), lambda: None)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a background computation ends; False if ``timeout`` passed first.

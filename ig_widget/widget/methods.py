@@ -35,6 +35,10 @@ def _taking(option: str) -> tuple[str, ...]:
     return tuple(name for name, method in REGISTRY.items() if option in method.widget_options)
 
 
+def _taking_parameter(parameter: str) -> tuple[str, ...]:
+    return tuple(name for name, method in REGISTRY.items() if parameter in method.parameters())
+
+
 # Methods whose steps are the widget's steps (the path methods), those whose
 # baseline is the widget's, and those whose quadrature rule is the widget's
 # ``method``; the others keep their own (the browser greys those controls).
@@ -43,6 +47,11 @@ BASELINE_METHODS = _taking("baseline")
 QUADRATURE_METHODS = _taking("method")
 # Steps of the insertion and deletion curves: 39 forward passes per method.
 CURVE_STEPS = 20
+# Methods the Stability button runs (igw.stability's draws vary the seed); the
+# browser greys the button for the others.
+STABILITY_METHODS = _taking_parameter("seed")
+# The progress stage of the Stability button's runs: "Stability: 5 runs of SmoothGrad".
+STABILITY_STAGE = "Stability"
 # What the widget passes itself; explainer_options cannot set these.
 SET_BY_WIDGET = ("model", "image", "target", "preprocess", "progress")
 
@@ -131,12 +140,7 @@ def run_method(
 ) -> AttributionResult:
     """One method other than integrated gradients, as the widget's options ask for it."""
     method = REGISTRY[name]
-    settings: dict[str, Any] = {
-        option: getattr(options, option)
-        for option in method.widget_options
-        if not (option == "steps" and options.steps == "auto")
-    }
-    settings.update(explainer_options.get(name, {}))
+    settings = method_settings(name, options, explainer_options)
     result = method.function(
         model,
         image,
@@ -149,6 +153,42 @@ def run_method(
     if not isinstance(result, AttributionResult):
         raise TypeError(f"{name}: expected an AttributionResult, got {type(result).__name__}")
     return result
+
+
+def method_settings(
+    name: str, options: IGOptions, explainer_options: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The parameters the widget passes method ``name`` besides model, image and target:
+    the compute options it takes (``steps="auto"`` only to integrated gradients), then
+    what ``explainer_options`` gives it.
+
+    Examples
+    --------
+    >>> method_settings("blur_ig", IGOptions(steps=8), {"blur_ig": {"max_sigma": 20}})
+    {'steps': 8, 'max_sigma': 20}
+    """
+    settings: dict[str, Any] = {
+        option: getattr(options, option)
+        for option in REGISTRY[name].widget_options
+        if not (option == "steps" and options.steps == "auto" and name != IG)
+    }
+    settings.update(explainer_options.get(name, {}))
+    return settings
+
+
+def stability_parameters(
+    name: str, options: IGOptions, explainer_options: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The parameters of the stability runs of ``name`` (``igw.stability``'s draws):
+    the method's settings but its seed and baseline, which the draws vary.
+
+    Examples
+    --------
+    >>> stability_parameters(IG, IGOptions(steps=16, baseline="white"), {})
+    {'steps': 16, 'method': 'trapezoid'}
+    """
+    settings = method_settings(name, options, explainer_options)
+    return {key: value for key, value in settings.items() if key not in ("seed", "baseline")}
 
 
 def curve(

@@ -7,7 +7,9 @@ The panels are the plain gradient, the chosen method (``explainer``) and, in
 compare mode, a second method (``compare``; empty buffers otherwise).
 ``shown_result`` turns an ``Explanation`` into those buffers and the synced
 values that describe it (top classes, summary, the score along the path,
-the insertion and deletion curves).
+the insertion and deletion curves). ``stability_traits`` adds the spread of
+the shown method over several runs (``igw.stability``), when the browser asks
+for it; a new result clears it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from ..engine import IGResult, PreparedInput
 from ..render import block_mean, channel_maps, display_image, falling_total_note
+from ..stability import StabilityResult
 from ..validation import as_image
 from .methods import IG, NO_COMPARE, TITLES, Curve, Method
 
@@ -76,6 +79,50 @@ class PathData(TypedDict):
     high: list[float]
     baseline_score: float
     score: float
+
+
+class StabilityShown(TypedDict):
+    """The shown method's stability over several runs (the ``stability_shown`` trait)."""
+
+    explainer: str
+    title: str
+    runs: list[str]
+    rank_correlation: float
+    top_share: float
+    top_percent: float
+    points_used: int
+    elapsed_s: float
+
+
+def stability_traits(result: StabilityResult, image: ShownImage) -> dict[str, Any]:
+    """The synced values that show ``result``: its summary, and its spread at display size
+    (float32, as a map buffer).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> image = ShownImage.of(np.zeros((2, 2), np.uint8))
+    >>> result = NS(method="smoothgrad", runs=("seed=0", "seed=1"), rank_correlation=0.5,
+    ...             top_share=1.0, top_percent=5.0, points_used=4, elapsed_s=0.1,
+    ...             spread=np.ones((2, 2)))
+    >>> traits = stability_traits(result, image)
+    >>> traits["stability_shown"]["title"], len(traits["stability_spread"])
+    ('SmoothGrad', 16)
+    """
+    spread = block_mean(result.spread.astype(np.float32), image.factor)
+    return {
+        "stability_shown": StabilityShown(
+            explainer=result.method,
+            title=TITLES[result.method],
+            runs=list(result.runs),
+            rank_correlation=float(result.rank_correlation),
+            top_share=float(result.top_share),
+            top_percent=float(result.top_percent),
+            points_used=int(result.points_used),
+            elapsed_s=float(result.elapsed_s),
+        ),
+        "stability_spread": spread.astype(np.float32).tobytes(),
+    }
 
 
 def isolated(name: str) -> str:
@@ -308,6 +355,9 @@ def shown_result(
         ),
         "path": _path(result),
         "curves": [dict(entry) for entry in explanation.curves],
+        # The stability of another result does not describe this one.
+        "stability_shown": None,
+        "stability_spread": b"",
         **buffers,
         "progress": [points, points],
     }

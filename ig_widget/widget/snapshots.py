@@ -110,6 +110,6 @@ def page(state: dict[str, Any]) -> bytes:
     compute controls are disabled.
     """
     state = dict(state)
-    binary = {name: state.pop(name) for name in ("image_rgb", *MAP_BUFFERS)}
+    binary = {name: state.pop(name) for name in ("image_rgb", *MAP_BUFFERS, "stability_spread")}
     state.update(error="", notice="", computing=False)
     return export.standalone_html(state, binary, STATIC).encode("utf-8")

@@ -31,7 +31,7 @@ from .options import (
     checked_display,
     render_options_of,
 )
-from .shown import ClassEntry, PathData, ShownResult, Summary
+from .shown import ClassEntry, PathData, ShownResult, StabilityShown, Summary
 
 if TYPE_CHECKING:
     import anywidget
@@ -212,6 +212,11 @@ class WidgetState(DisplayOptions, FrontEnd):
     compare_negative = traitlets.Bytes(b"").tag(sync=True)
     # Insertion and deletion curves of the methods shown (none for IG alone).
     curves = traitlets.List(traitlets.Dict()).tag(sync=True, ts=list[Curve])
+    # The shown method's spread over several runs, when asked for (None: not computed).
+    stability_shown = traitlets.Dict(allow_none=True, default_value=None).tag(
+        sync=True, ts=StabilityShown | None
+    )
+    stability_spread = traitlets.Bytes(b"").tag(sync=True)
 
     # Status. compute_enabled: False for a stored result shown without a model.
     compute_enabled = traitlets.Bool(True).tag(sync=True)

@@ -109,6 +109,12 @@ export const BASELINE_METHODS = ["integrated_gradients", "guided_ig"] as const;
 /** Attribution methods that take the rule. (ig_widget.widget.methods) */
 export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
 
+/** How the progress names stability runs. (ig_widget.widget.methods) */
+export const STABILITY_STAGE = "Stability";
+
+/** Methods the Stability button runs. (ig_widget.widget.methods) */
+export const STABILITY_METHODS = ["integrated_gradients", "smoothgrad", "expected_gradients", "guided_ig", "xrai"] as const;
+
 /** One method's insertion and deletion curves (an entry of the ``curves`` trait). */
 export interface Curve {
   explainer: string;
@@ -128,6 +134,18 @@ export interface PathData {
   high: number[];
   baseline_score: number;
   score: number;
+}
+
+/** The shown method's stability over several runs (the ``stability_shown`` trait). */
+export interface StabilityShown {
+  explainer: string;
+  title: string;
+  runs: string[];
+  rank_correlation: number;
+  top_share: number;
+  top_percent: number;
+  points_used: number;
+  elapsed_s: number;
 }
 
 /** The shown result in brief (the ``summary`` trait). */
@@ -192,6 +210,8 @@ export interface WidgetState {
   progress: [number, number];
   progress_stage: string;
   runs: number;
+  stability_shown: StabilityShown | null;
+  stability_spread: Binary;
   stale: boolean;
   steps: number | "auto";
   structure: number;

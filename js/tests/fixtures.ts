@@ -130,6 +130,8 @@ export function makeState(overrides: Partial<WidgetState> = {}): WidgetState {
     compare_positive: view(new Float32Array(0)),
     compare_negative: view(new Float32Array(0)),
     curves: [],
+    stability_shown: null,
+    stability_spread: view(new Float32Array(0)),
     computing: false,
     progress: [51, 51],
     progress_stage: "",

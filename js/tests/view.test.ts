@@ -55,10 +55,13 @@ describe("drawing", () => {
   it("draws the input and both attribution panels as the renderer does", () => {
     const state = makeState();
     const { canvases } = mount(state);
-    // The compare panel waits, hidden and not drawn, for compare mode.
-    expect(canvases).toHaveLength(4);
-    expect(canvases[3].closest("figure")?.hidden).toBe(true);
-    expect(contextOf(canvases[3]).frames).toHaveLength(0);
+    // The compare panel waits, hidden and not drawn, for compare mode; the spread
+    // panel for the Stability button.
+    expect(canvases).toHaveLength(5);
+    for (const waiting of canvases.slice(3)) {
+      expect(waiting.closest("figure")?.hidden).toBe(true);
+      expect(contextOf(waiting).frames).toHaveLength(0);
+    }
     for (const canvas of canvases.slice(0, 3)) {
       expect([canvas.width, canvas.height]).toEqual([WIDTH, HEIGHT]);
       expect(contextOf(canvas).frames).toHaveLength(1);
@@ -86,6 +89,69 @@ describe("drawing", () => {
       );
       expect(contextOf(canvases[index]).frames[0]).toEqual(expected);
     }
+  });
+
+  it("draws the spread of several runs as a positive map, and says how stable the map is", async () => {
+    const spreadValues = Float32Array.from({ length: PIXELS }, (_, i) => (i % 7) / 3);
+    const stable = {
+      explainer: "integrated_gradients",
+      title: "Integrated gradients",
+      runs: ["seed=0", "seed=1", "seed=2"],
+      rank_correlation: 0.8123,
+      top_share: 0.6,
+      top_percent: 5,
+      points_used: 153,
+      elapsed_s: 0.3,
+    };
+    const state = makeState({
+      polarity: "negative",
+      stability_shown: stable,
+      stability_spread: new DataView(spreadValues.buffer),
+    });
+    const { el, canvases, model, sends } = mount(state);
+    const spread = canvases[4];
+    const figure = spread.closest("figure") as HTMLElement;
+    expect(figure.hidden).toBe(false);
+    expect(figure.querySelector(".igw-panel-title")?.textContent).toBe("Spread over 3 runs");
+    const image = new Uint8Array((state.image_rgb as DataView).buffer);
+    // Whatever the polarity shown, the spread is drawn as the positive map it is.
+    const options = {
+      ...RENDER_DEFAULTS,
+      clip_above_percentile: 95,
+      polarity: "positive" as const,
+    };
+    const none = new Float32Array(PIXELS);
+    expect(contextOf(spread).frames[0]).toEqual(
+      renderMaps(image, spreadValues, none, WIDTH, HEIGHT, options),
+    );
+    expect(figure.querySelector(".igw-description")?.textContent).toBe(
+      "How much the Integrated gradients map varies over 3 runs (seed=0, seed=1, seed=2): the " +
+        "per-pixel standard deviation of the map summed over channels, drawn stronger where it " +
+        "varies more. Mean rank correlation between the runs 0.812; 60 % of the top 5 % pixels " +
+        "stay top in every run.",
+    );
+    // The button asks the kernel; a new result without a spread hides the panel.
+    query<HTMLButtonElement>(el, "button.igw-stability-button").click();
+    expect(sends).toHaveBeenLastCalledWith({ type: "stability" });
+    model.set("computing", true);
+    model.set("progress_stage", "Stability: 5 runs of Integrated gradients");
+    expect(query(el, ".igw-busy-note").textContent).toBe(
+      "Computing the spread of the shown map (Stability: 5 runs of Integrated gradients); " +
+        `the panels show “${isolate("tabby cat")}” meanwhile.`,
+    );
+    const stabilityButton = query<HTMLButtonElement>(el, "button.igw-stability-button");
+    expect(stabilityButton.disabled).toBe(true);
+    model.set("computing", false);
+    expect(stabilityButton.disabled).toBe(false);
+    // A method without a seed has nothing to draw: the button says so, greyed.
+    const summary = model.get("summary");
+    model.set("summary", { ...summary, explainer: "blur_ig", explainer_title: "Blur IG" });
+    expect(stabilityButton.disabled).toBe(true);
+    expect(stabilityButton.title).toBe("Blur IG has no seed to vary: its runs would be identical");
+    model.set("stability_shown", null);
+    model.set("stability_spread", new DataView(new ArrayBuffer(0)));
+    await Promise.resolve();
+    expect(figure.hidden).toBe(true);
   });
 
   it("redraws on a display-option change and only syncs the trait", async () => {

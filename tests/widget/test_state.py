@@ -56,8 +56,9 @@ def test_first_display_shows_a_computed_result(w, cnn, image):
 def test_state_is_json_apart_from_binary_buffers(w):
     state, paths, buffers = _remove_buffers(w.get_state())
     json.dumps(state)
-    assert sorted(p[0] for p in paths) == sorted(["image_rgb", *widget.MAP_BUFFERS])
-    # The compare panel's two maps are empty outside compare mode.
+    binary = ["image_rgb", *widget.MAP_BUFFERS, "stability_spread"]
+    assert sorted(p[0] for p in paths) == sorted(binary)
+    # The compare panel's two maps are empty outside compare mode, the spread until asked for.
     assert sum(len(b) for b in buffers) == 16 * 16 * (widget.BYTES_PER_DISPLAY_PIXEL - 2 * 4)
 
 

@@ -11,6 +11,7 @@ import {
   MAX_STEPS,
   QUADRATURE_METHODS,
   RANDOM_BASELINES,
+  STABILITY_METHODS,
   STEPS_METHODS,
   type WidgetState,
 } from "../generated";
@@ -70,12 +71,17 @@ function wholeBox(fields: Fields, scope: Scope, key: "steps" | "runs", className
  * changed since the shown result, or a refused value (`refused` gives the
  * controls' labels) that Compute waits for.
  */
+const STABILITY_TITLE =
+  "Run the shown method 5 more times (other noise or seeds) and show how much its map varies";
+
 function createStatus(
   state: SyncedState,
   refused: () => string[],
   scope: Scope,
 ): { elements: HTMLElement[]; show: () => void } {
   const computeButton = button("Compute", "igw-compute-button");
+  const stabilityButton = button("Stability", "igw-stability-button");
+
   const cancelButton = button("Cancel", "igw-cancel");
   const progress = element("progress", "igw-progress");
   progress.setAttribute("aria-label", "computation progress");
@@ -87,6 +93,7 @@ function createStatus(
   blockedNote.id = uniqueId("igw-blocked");
   computeButton.setAttribute("aria-describedby", blockedNote.id);
   scope.on(computeButton, "click", () => state.send({ type: "compute" }));
+  scope.on(stabilityButton, "click", () => state.send({ type: "stability" }));
   scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
   const show = (): void => {
     const computing = state.get("computing");
@@ -96,6 +103,12 @@ function createStatus(
     cancelButton.hidden = !computing;
     const names = refused();
     computeButton.disabled = computing || names.length > 0;
+    const summary = state.get("summary");
+    const seeded = (STABILITY_METHODS as readonly string[]).includes(summary.explainer);
+    stabilityButton.disabled = computing || !seeded;
+    stabilityButton.title = seeded
+      ? STABILITY_TITLE
+      : `${summary.explainer_title} has no seed to vary: its runs would be identical`;
     blockedNote.textContent =
       names.length > 0 ? `Compute waits: correct ${names.join(" and ")} first` : "";
     blockedNote.hidden = names.length === 0 || computing;
@@ -109,7 +122,15 @@ function createStatus(
     staleNote.hidden = !stale || computing;
     computeButton.classList.toggle("igw-attention", stale);
   };
-  const elements = [computeButton, cancelButton, blockedNote, progress, progressText, staleNote];
+  const elements = [
+    computeButton,
+    stabilityButton,
+    cancelButton,
+    blockedNote,
+    progress,
+    progressText,
+    staleNote,
+  ];
   return { elements, show };
 }
 
@@ -245,7 +266,7 @@ export function createControls(state: SyncedState): Controls {
     ],
     showCompute,
   );
-  state.listen(scope, ["computing", "progress", "progress_stage", "stale"], status.show);
+  state.listen(scope, ["computing", "progress", "progress_stage", "stale", "summary"], status.show);
   showCompute();
   status.show();
 

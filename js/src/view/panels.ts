@@ -5,10 +5,17 @@
 // their colour key and a text description. Panels wrap onto more rows when
 // the output is narrow; any panel can be enlarged to the full width (its
 // button, or a click on it). While a computation runs the panels are dimmed
-// and say what is coming.
+// and say what is coming. When the browser asked for it (the Stability button),
+// a spread panel shows how much the method's map varies over several runs.
 
 import { isolate } from "../format";
-import { type MAP_BUFFERS, RANDOM_BASELINES, type Summary } from "../generated";
+import {
+  type MAP_BUFFERS,
+  RANDOM_BASELINES,
+  STABILITY_STAGE,
+  type StabilityShown,
+  type Summary,
+} from "../generated";
 import { colourKey, groundLuma, renderMaps } from "../render";
 import { bytesOf, floatsOf, SyncedState } from "../state";
 import { curveSummary, drawCurvesPlot } from "./curves";
@@ -153,6 +160,7 @@ function makePicture(scope: Scope, title: string, className: string): Picture {
 // What the busy note says depends on these.
 const BUSY_KEYS = [
   "computing",
+  "progress_stage",
   "target",
   "steps",
   "baseline",
@@ -164,6 +172,11 @@ const BUSY_KEYS = [
 
 /** The busy note: what is being computed, and what the panels show meanwhile. */
 function busyText(state: SyncedState): string {
+  const stage = state.get("progress_stage");
+  const shown = isolate(state.get("summary").label);
+  if (stage.startsWith(`${STABILITY_STAGE}:`)) {
+    return `Computing the spread of the shown map (${stage}); the panels show “${shown}” meanwhile.`;
+  }
   const steps = state.get("steps");
   const baseline = state.get("baseline");
   const runs = (RANDOM_BASELINES as readonly string[]).includes(baseline)
@@ -247,6 +260,18 @@ function createPlot(scope: Scope, state: SyncedState): { figure: HTMLElement; dr
   return { figure: plotFigure.figure, draw };
 }
 
+/** The sentence under the spread panel: what it shows and how stable the map is. */
+export function stabilityText(stable: StabilityShown): string {
+  const runs = stable.runs.length;
+  return (
+    `How much the ${stable.title} map varies over ${runs} runs (${stable.runs.join(", ")}): ` +
+    `the per-pixel standard deviation of the map summed over channels, drawn stronger where ` +
+    `it varies more. Mean rank correlation between the runs ${stable.rank_correlation.toFixed(3)}; ` +
+    `${(100 * stable.top_share).toFixed(0)} % of the top ${stable.top_percent} % pixels ` +
+    `stay top in every run.`
+  );
+}
+
 /** An attribution panel for `spec` (the `index`-th), its colour key under the picture. */
 function makeAttributionPanel(
   scope: Scope,
@@ -327,13 +352,22 @@ export function createPanels(
   const attribution = ATTRIBUTION_PANELS.map((spec, index) =>
     makeAttributionPanel(scope, state, spec, index),
   );
+  const spread = makePicture(scope, "Spread", "igw-panel-stability");
+  spread.canvas.classList.add("igw-canvas-spread");
+  spread.figure.append(spread.description);
   const plot = createPlot(scope, state);
-  grid.append(input.figure, ...attribution.map((panel) => panel.figure), plot.figure);
+  grid.append(
+    input.figure,
+    ...attribution.map((panel) => panel.figure),
+    spread.figure,
+    plot.figure,
+  );
 
   // -- data and drawing ---------------------------------------------------------
   let width = 0;
   let height = 0;
   let image: Uint8Array = new Uint8Array(0);
+  let spreadValues: Float32Array = new Float32Array(0);
 
   const pixelsOf = (picture: Picture) => picturePixels(picture, width, height);
 
@@ -345,7 +379,12 @@ export function createPanels(
       panel.negative = floatsOf(state.get(panel.spec.negative));
       panel.ranked = null;
     }
-    for (const picture of [input, ...attribution]) {
+    // The Gallery's detail view shares these panels and has no stability traits.
+    spreadValues =
+      (state.get("stability_shown") ?? null) === null
+        ? new Float32Array(0)
+        : floatsOf(state.get("stability_spread"));
+    for (const picture of [input, ...attribution, spread]) {
       picture.canvas.style.aspectRatio = `${width} / ${height}`;
     }
     const [fullHeight, fullWidth] = state.get("image_size");
@@ -389,7 +428,31 @@ export function createPanels(
         problem = error instanceof Error ? error.message : String(error);
       }
     }
+    problem ||= drawSpread(options);
     onRenderError(problem);
+  };
+
+  // The spread is drawn as a map of one sign, with the display options.
+  const drawSpread = (options: ReturnType<SyncedState["renderOptions"]>): string => {
+    const stable = state.get("stability_shown") ?? null;
+    spread.figure.hidden = stable === null || spreadValues.length !== width * height;
+    if (stable === null || spread.figure.hidden) {
+      return "";
+    }
+    retitle(spread, `Spread over ${stable.runs.length} runs`, spread.canvas);
+    spread.description.textContent = stabilityText(stable);
+    try {
+      const pixels = pixelsOf(spread);
+      if (pixels !== null && spread.context !== null) {
+        const none = new Float32Array(spreadValues.length);
+        const positive = { ...options, polarity: "positive" as const };
+        renderMaps(image, spreadValues, none, width, height, positive, pixels.data);
+        spread.context.putImageData(pixels, 0, 0);
+      }
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+    return "";
   };
 
   // Several traits often change in one update; draw once after all of them.
@@ -449,6 +512,8 @@ export function createPanels(
       "display_size",
       "image_rgb",
       ...attribution.flatMap((p) => [p.spec.positive, p.spec.negative]),
+      "stability_spread",
+      "stability_shown",
     ],
     () => schedule(true),
   );

@@ -33,13 +33,16 @@ from .explainers import (
     XRAIResult,
     blur_ig,
     expected_gradients,
+    gradcam,
+    guided_gradcam,
     guided_ig,
+    occlusion,
     smoothgrad,
     xrai,
 )
 from .faithfulness import InsertionDeletionResult, insertion_deletion
 from .frameworks import quiet_tensorflow_startup
-from .options import IGOptions
+from .options import IGOptions, Region
 
 # Imported eagerly: a lazy ``render`` attribute would be replaced by the
 # ``ig_widget.render`` submodule as soon as anything imports that module.
@@ -66,6 +69,8 @@ _LAZY = {
     "shared_interest": ("ig_widget.dataset.clusters", "shared_interest"),
     "compare_datasets": ("ig_widget.dataset.drift", "compare_datasets"),
     "DatasetComparison": ("ig_widget.dataset.drift", "DatasetComparison"),
+    "sanity_check": ("ig_widget.sanity", "sanity_check"),
+    "SanityCheck": ("ig_widget.sanity", "SanityCheck"),
 }
 
 __all__ = [
@@ -82,6 +87,8 @@ __all__ = [
     "MapClusters",
     "ModelFactory",
     "RayExecutor",
+    "Region",
+    "SanityCheck",
     "StabilityResult",
     "XRAIResult",
     "blur_ig",
@@ -90,15 +97,19 @@ __all__ = [
     "demo",
     "expected_gradients",
     "explain_dataset",
+    "gradcam",
     "gradients",
+    "guided_gradcam",
     "guided_ig",
     "insertion_deletion",
     "integrated_gradients",
     "integrated_gradients_batch",
     "keras_application",
+    "occlusion",
     "open_dataset",
     "plot",
     "render",
+    "sanity_check",
     "shared_interest",
     "smoothgrad",
     "stability",

@@ -21,7 +21,15 @@ import numpy as np
 
 from .backends import GradientBackend, backend_for
 from .baselines import single_baseline
-from .options import MAX_STEPS, IGOptions, check_callable, check_model, check_target
+from .options import (
+    MAX_STEPS,
+    IGOptions,
+    Region,
+    Target,
+    check_callable,
+    check_model,
+    check_target,
+)
 from .points import (
     ArrayRows,
     Classifier,
@@ -92,6 +100,13 @@ class IGResult:
         Gradient evaluations along the paths (all runs together).
     elapsed_s : float
         Wall time of the computation.
+    against : int or None
+        For a contrastive target ``(target, against)``: the class contrasted
+        against. The target score is then ``score(target) - score(against)``
+        (path and baseline scores and ``delta`` too); None otherwise.
+    region : Region or None
+        For a region target: the region of the score map whose ``target``
+        scores were summed (or averaged); the scores are then the region's.
     """
 
     attributions: np.ndarray
@@ -107,11 +122,57 @@ class IGResult:
     runs: int
     points_used: int
     elapsed_s: float
+    against: int | None = None
+    region: Region | None = None
 
     @property
     def score(self) -> float:
-        """Model output for the target class at the image."""
-        return float(self.scores[self.target])
+        """Model output for the target class at the image (minus the ``against``
+        class's for a contrastive target)."""
+        return explained_score(self.scores, self.target, self.against)
+
+    @property
+    def explained(self) -> str:
+        """What was explained, in words: ``"class 3"``, ``"class 3 and not class 0"``
+        or ``"class 3, the sum over a region of 12 pixels"``."""
+        return describe_target(self.target, self.against, region=self.region)
+
+
+def explained_score(scores: np.ndarray, target: int, against: int | None) -> float:
+    """``scores[target]``, minus ``scores[against]`` for a contrastive target."""
+    score = float(scores[target])
+    return score if against is None else score - float(scores[against])
+
+
+def describe_target(
+    target: int,
+    against: int | None,
+    class_names: Sequence[str] | None = None,
+    region: Region | None = None,
+) -> str:
+    """What a result explains, in words, with class names where given.
+
+    Examples
+    --------
+    >>> describe_target(3, None), describe_target(2, 0, ["circle", "square", "star"])
+    ('class 3', "'star' and not 'circle'")
+    >>> describe_target(1, None, region=Region(1, box=(0, 0, 2, 3), reduce="mean"))
+    'class 1, the mean over a region of 6 pixels'
+    """
+
+    def name(index: int) -> str:
+        return repr(class_names[index]) if class_names is not None else f"class {index}"
+
+    text = name(target) if against is None else f"{name(target)} and not {name(against)}"
+    if region is None:
+        return text
+    if region.mask is not None:
+        pixels = int(region.mask.sum())
+    else:
+        assert region.box is not None
+        top, left, bottom, right = region.box
+        pixels = (bottom - top) * (right - left)
+    return f"{text}, the {region.reduce} over a region of {pixels} pixels"
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,6 +213,9 @@ class PreparedInput:
     def target_index(self, target: Any) -> int:
         """``target`` checked against the model's classes; None means the top class.
 
+        A contrastive target ``(a, b)`` gives the index of "``a`` and not
+        ``b``" (``Classifier.contrast``), beyond the classes' own.
+
         Examples
         --------
         >>> import tensorflow as tf
@@ -166,6 +230,19 @@ class PreparedInput:
         target = check_target(target)
         if target is None:
             return int(np.argmax(self.scores))
+        if isinstance(target, Region):
+            # The region itself was used by prepare: the scores are its classes' scores.
+            return self._class_index(int(target.class_))
+        if isinstance(target, tuple):
+            first, against = (self._class_index(index) for index in target)
+            return self.classifier.contrast(first, against)
+        return self._class_index(target)
+
+    def target_score(self, index: int) -> float:
+        """The score a target index (``target_index``) explains, at the image."""
+        return float(self.classifier.target_scores(self.scores[None], np.array([index]))[0])
+
+    def _class_index(self, target: int) -> int:
         if target >= self.classes:
             one_column = ""
             if self.classifier.columns == 1:
@@ -205,18 +282,40 @@ def _prepare_stack(
     model: Any, images: np.ndarray, options: IGOptions, names: Sequence[str]
 ) -> list[PreparedInput]:
     """One forward pass (batched) over ``images`` (N, H, W, C), already converted."""
-    if options.preprocess is None:
-        _check_model_input(model, images[0])
-    backend = backend_for(model, options.preprocess, options.precision)
+    backend = checked_backend(model, images[0], options)
+    region = region_weights(options, images.shape[1:3])
     raw = predict_rows(
         backend,
         model,
         images,
         batch_size=1 if len(images) == 1 else None,
         describe=lambda index: names[index],
+        region=region,
     )
+    return prepared_from(model, backend, images, raw, options)
+
+
+def checked_backend(model: Any, image: np.ndarray, options: IGOptions) -> GradientBackend:
+    """The backend for ``model`` and ``options``, once ``image`` (converted) is checked
+    against a Keras model's declared input."""
+    if options.preprocess is None:
+        _check_model_input(model, image)
+    return backend_for(model, options.preprocess, options.precision)
+
+
+def prepared_from(
+    model: Any,
+    backend: GradientBackend,
+    images: np.ndarray,
+    raw: np.ndarray,
+    options: IGOptions,
+) -> list[PreparedInput]:
+    """The prepared inputs of ``images`` from the model's checked output ``raw`` at them
+    (for a computation that runs its own forward pass, as Grad-CAM's)."""
+    region = region_weights(options, images.shape[1:3])
     columns = raw.shape[1]
-    classifier = Classifier(model, backend, columns, complement_of(model) if columns == 1 else None)
+    complement = complement_of(model) if columns == 1 else None
+    classifier = Classifier(model, backend, columns, complement, region)
     scores = classifier.class_scores(raw)
     return [
         PreparedInput(classifier, image, row, options.preprocess, options.precision)
@@ -224,11 +323,21 @@ def _prepare_stack(
     ]
 
 
+def region_weights(options: IGOptions, image_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The score-map weights of a region target (None for any other target): a mask's
+    own shape, a box's the image's (H, W)."""
+    region = options.target
+    if not isinstance(region, Region):
+        return None
+    shape = region.mask.shape if region.mask is not None else tuple(image_shape)
+    return region.weights((int(shape[0]), int(shape[1])))
+
+
 def prepare(model: Any, image: Any, options: IGOptions | None = None) -> PreparedInput:
     """Check ``model`` and ``image`` and run the model once at the image.
 
-    Uses ``options.preprocess`` and ``options.precision`` (the rest of the
-    options may change between ``run`` calls).
+    Uses ``options.preprocess``, ``options.precision`` and a region target's
+    region (the rest of the options may change between ``run`` calls).
 
     Examples
     --------
@@ -377,6 +486,20 @@ def run_batch(
             "options: preprocess and precision must be those the input was prepared with; "
             "call prepare again to change them"
         )
+    region = region_weights(options, first.image.shape[:2])
+    prepared_region = first.classifier.region
+    if not (
+        (region is None and prepared_region is None)
+        or (
+            region is not None
+            and prepared_region is not None
+            and np.array_equal(region, prepared_region)
+        )
+    ):
+        raise ValueError(
+            "target: a region target must be the region the input was prepared with; "
+            "call prepare again with it"
+        )
     classifier = first.classifier
     count = len(prepared)
     if targets is None:
@@ -438,7 +561,9 @@ def run_batch(
     )
     deltas = np.array(
         [
-            _relative_delta(sums[2 * i] / normaliser[i], item.scores[chosen[i]], baseline_scores[i])
+            _relative_delta(
+                sums[2 * i] / normaliser[i], item.target_score(chosen[i]), baseline_scores[i]
+            )
             for i, item in enumerate(prepared)
         ]
     )
@@ -461,7 +586,7 @@ def run_batch(
                 path_alphas[i] = np.concatenate([path_alphas[i], midpoints])
                 normaliser[i] = intervals
                 deltas[i] = _relative_delta(
-                    sums[2 * i] / intervals, prepared[i].scores[chosen[i]], baseline_scores[i]
+                    sums[2 * i] / intervals, prepared[i].target_score(chosen[i]), baseline_scores[i]
                 )
             active = active[deltas[active] > options.tolerance]
 
@@ -470,11 +595,14 @@ def run_batch(
     for i, item in enumerate(prepared):
         order = np.argsort(path_alphas[i], kind="stable")
         copies = options.runs // runs
+        target, against = classifier.split(int(chosen[i]))
         results.append(
             IGResult(
                 attributions=(sums[2 * i] / normaliser[i]).astype(np.float32),
                 gradients=sums[2 * i + 1].astype(np.float32),
-                target=int(chosen[i]),
+                target=target,
+                against=against,
+                region=options.target if isinstance(options.target, Region) else None,
                 scores=item.scores,
                 path_alphas=path_alphas[i][order],
                 path_scores=_repeat_runs(path_scores[i][:, order], copies),
@@ -519,7 +647,12 @@ def _baseline_scores(
         progress=counter.waiting(),
         describe=lambda row: f"baseline {row}",
     )
-    return [scores[baseline_index[i], target] for i, target in enumerate(targets)]
+    return [
+        classifier.target_scores(
+            scores[baseline_index[i]], np.full(baseline_index.shape[1], target)
+        )
+        for i, target in enumerate(targets)
+    ]
 
 
 def _warn_at_cap(active: np.ndarray, deltas: np.ndarray, tolerance: float, count: int) -> None:
@@ -563,7 +696,7 @@ def integrated_gradients(
     model: Any,
     image: Any,
     *,
-    target: int | None = None,
+    target: Any = None,
     baseline: str | np.ndarray = "black",
     steps: int | Literal["auto"] = 50,
     runs: int = 1,
@@ -575,6 +708,7 @@ def integrated_gradients(
     tolerance: float = 0.01,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> IGResult:
     """Integrated gradients of ``model``'s ``target`` score at ``image``.
 
@@ -589,13 +723,17 @@ def integrated_gradients(
     image : array, PIL image or path
         One image (H, W, C), (H, W) or (1, H, W, C) in raw pixel units (see
         ``pixel_range``); for several, ``integrated_gradients_batch``.
-    target : int, optional
-        Class to explain (also a 0-d or one-element array or tensor); default
-        the top predicted class. A model with one output column (binary) has
-        two classes: 1 is its column, 0 the complement (``1 - p`` after a
-        sigmoid, ``-z`` for a logit), as in alibi. Captum and PAIR saliency
-        call the column itself target 0: their ``target=0`` is ``target=1``
-        here (the other class's attributions are these negated).
+    target : int, str or (class, against class), optional
+        Class to explain (also a 0-d or one-element array or tensor, or a
+        name in ``class_names``); default the top predicted class. A model
+        with one output column (binary) has two classes: 1 is its column, 0
+        the complement (``1 - p`` after a sigmoid, ``-z`` for a logit), as in
+        alibi. Captum and PAIR saliency call the column itself target 0:
+        their ``target=0`` is ``target=1`` here (the other class's
+        attributions are these negated). A pair ``(a, b)`` of two different
+        classes (indices or names) is a contrastive target, "why ``a`` and
+        not ``b``": it explains ``score(a) - score(b)``, and completeness
+        holds for that difference (the result's ``against`` is ``b``).
     baseline : {"black", "white", "uniform", "blur"} or array
         Where the path starts. ``"uniform"`` is noise over ``pixel_range``.
     steps : int or "auto"
@@ -633,6 +771,8 @@ def integrated_gradients(
         ``mixed_bfloat16`` policy, a ``torch.nn.Module`` under
         ``torch.autocast``; the path points, the gradients and their sums stay
         float32. Expect attributions within about 1e-2 relative of float32.
+    class_names : sequence of str, optional
+        The model's class names, so that ``target`` may name classes.
 
     Returns
     -------
@@ -659,6 +799,7 @@ def integrated_gradients(
         tolerance=tolerance,
         pixel_range=pixel_range,
         precision=precision,
+        class_names=class_names,
     )
     check_callable("progress", progress)
     return run(prepare(model, image, options), options, progress=progress)
@@ -744,7 +885,7 @@ def check_target_count(given: int, images: int) -> None:
         raise ValueError(f"targets: expected {images} class indices (one per image), got {given}")
 
 
-def _check_targets(targets: Any, count: int) -> list[int | None]:
+def _check_targets(targets: Any, count: int) -> list[Target]:
     if targets is None:
         return [None] * count
     if isinstance(targets, (Sequence, np.ndarray)) or (
@@ -760,7 +901,7 @@ def gradients(
     model: Any,
     image: Any,
     *,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     precision: str = "float32",
 ) -> np.ndarray:

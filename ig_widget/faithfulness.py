@@ -48,6 +48,8 @@ class InsertionDeletionResult:
         Areas under the curves over [0, 1] (trapezoid rule): high insertion
         and low deletion mean a faithful map.
     target : int
+    against : int or None
+        For a contrastive target, the class whose score is subtracted.
     baseline : str
         The substrate (``"array"`` for one given as an array).
     steps : int
@@ -68,6 +70,7 @@ class InsertionDeletionResult:
     softmax: bool
     points_used: int
     elapsed_s: float
+    against: int | None = None
 
 
 def pixel_ranks(attributions: np.ndarray) -> np.ndarray:
@@ -147,7 +150,7 @@ def insertion_deletion(
     image: Any,
     attributions: Any,
     *,
-    target: int | None = None,
+    target: Any = None,
     steps: int = DEFAULT_STEPS,
     baseline: str | np.ndarray = "blur",
     softmax: bool = False,
@@ -167,9 +170,10 @@ def insertion_deletion(
     attributions : array (H, W, C) or (H, W), or a result
         The map to assess; ``IGResult`` and ``AttributionResult`` are taken
         as they are (their ``target`` too, unless ``target`` is given).
-    target : int, optional
-        Class whose score the curves follow; default the result's target, or
-        the top class.
+    target : int or (int, int), optional
+        Class whose score the curves follow (a pair: the difference of two
+        classes' scores, as for ``integrated_gradients``); default the
+        result's target, or the top class.
     steps : int
         Intervals of the curves (``steps + 1`` points, ``2 * steps - 1``
         forward passes), at most the number of pixels.
@@ -213,7 +217,8 @@ def insertion_deletion(
         )
     converted = as_image(image)
     if target is None and hasattr(attributions, "target") and hasattr(attributions, "attributions"):
-        target = attributions.target
+        against = getattr(attributions, "against", None)
+        target = attributions.target if against is None else (attributions.target, against)
     saliency = check_attributions(attributions, converted.shape)
     pixels = converted.shape[0] * converted.shape[1]
     if steps > pixels:
@@ -250,11 +255,12 @@ def insertion_deletion(
     if softmax:
         scores = _probabilities(scores, classifier.columns, classifier.complement)
         at_image = _probabilities(at_image, classifier.columns, classifier.complement)
-    followed = scores[:, chosen]
-    image_score = float(at_image[0, chosen])
+    followed = classifier.target_scores(scores, np.full(len(scores), chosen))
+    image_score = float(classifier.target_scores(at_image, np.array([chosen]))[0])
     insertion = np.append(followed[:steps], image_score)
     deletion = np.concatenate([[image_score], followed[steps:], [followed[0]]])
     fractions = counts / pixels
+    target, against = classifier.split(chosen)
     # SciPy's, not np.trapezoid: NumPy 1.x (within the bounds) has no np.trapezoid.
     from scipy.integrate import trapezoid
 
@@ -264,7 +270,8 @@ def insertion_deletion(
         deletion=deletion,
         insertion_auc=float(trapezoid(insertion, fractions)),
         deletion_auc=float(trapezoid(deletion, fractions)),
-        target=chosen,
+        target=target,
+        against=against,
         baseline=baseline_name(options.baseline),
         steps=steps,
         softmax=bool(softmax),

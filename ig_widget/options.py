@@ -54,30 +54,208 @@ def check_callable(name: str, value: Any) -> Any:
     return value
 
 
-def check_target(target: Any) -> int | None:
-    """A class index (or None) from an int, a NumPy integer, or a 0-d or one-element
-    integer array or tensor (NumPy, TensorFlow, PyTorch, JAX).
+REDUCTIONS = ("sum", "mean")
 
-    The upper bound depends on the model and is checked by
-    ``PreparedInput.target_index``.
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Region:
+    """A region target for a segmentation model: one class's scores summed (or
+    averaged) over a region of the model's score map.
+
+    The model returns a score map (N, H', W', classes); the explained score
+    is ``reduce`` of ``scores[:, mask, class_]``. Give the region as a
+    boolean ``mask`` (H', W'), or as a ``box`` ``(top, left, bottom, right)``
+    of map pixels, bottom and right excluded (H', W' then being the image's
+    height and width). Validated at construction.
+
+    Examples
+    --------
+    >>> region = Region(class_=2, box=(0, 1, 2, 3), reduce="mean")
+    >>> region.weights((3, 4)).tolist()
+    [[0.0, 0.25, 0.25, 0.0], [0.0, 0.25, 0.25, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    >>> Region(class_=0, box=(2, 0, 1, 3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: box: expected (top, left, bottom, right) with top < bottom ..., got (2, 0, 1, 3)
+    """
+
+    class_: int | str
+    mask: np.ndarray | None = None
+    box: tuple[int, int, int, int] | None = None
+    reduce: str = "sum"
+
+    def __post_init__(self) -> None:
+        check_choice("reduce", self.reduce, REDUCTIONS)
+        if (self.mask is None) == (self.box is None):
+            raise ValueError(
+                "target: a Region needs one of mask= or box=, got "
+                + ("neither" if self.mask is None else "both")
+            )
+        if isinstance(self.class_, str):
+            if not self.class_:
+                raise ValueError("class_: expected a class index or name, got ''")
+        else:
+            object.__setattr__(self, "class_", _class_index("class_", self.class_, None))
+        if self.mask is not None:
+            mask = to_numpy(self.mask, name="mask")
+            if mask.dtype != bool or mask.ndim != 2:
+                raise TypeError(
+                    f"mask: expected a boolean array (H, W), got {mask.dtype} of shape {mask.shape}"
+                )
+            if not mask.any():
+                raise ValueError("mask: expected at least one pixel in the region, got none")
+            mask = mask.copy()
+            mask.flags.writeable = False
+            object.__setattr__(self, "mask", mask)
+        else:
+            box = self.box
+            if isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4:
+                raise ValueError(f"box: expected (top, left, bottom, right), got {box!r}")
+            top, left, bottom, right = (check_int("box", value, low=0) for value in box)
+            if not (top < bottom and left < right):
+                raise ValueError(
+                    "box: expected (top, left, bottom, right) with top < bottom and "
+                    f"left < right, got {tuple(box)!r}"
+                )
+            object.__setattr__(self, "box", (top, left, bottom, right))
+
+    def named(self, class_names: Sequence[str] | None) -> Region:
+        """This region with its class as an index (a name looked up in ``class_names``)."""
+        if isinstance(self.class_, int):
+            return self
+        index = _class_index("class_", self.class_, class_names)
+        return dataclasses.replace(self, class_=index)
+
+    def weights(self, shape: tuple[int, int]) -> np.ndarray:
+        """Each map pixel's weight in the explained score, float32 ``shape`` (H', W'):
+        1 inside the region for ``"sum"``, 1 / its pixels for ``"mean"``."""
+        if self.mask is not None:
+            if self.mask.shape != tuple(shape):
+                raise ValueError(
+                    f"mask: expected the score map's shape {tuple(shape)}, got {self.mask.shape}"
+                )
+            inside = self.mask.astype(np.float32)
+        else:
+            assert self.box is not None
+            top, left, bottom, right = self.box
+            if bottom > shape[0] or right > shape[1]:
+                raise ValueError(
+                    f"box: expected a box inside the score map {tuple(shape)}, got {self.box}"
+                )
+            inside = np.zeros(shape, np.float32)
+            inside[top:bottom, left:right] = 1.0
+        return inside / inside.sum() if self.reduce == "mean" else inside
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Region):
+            return NotImplemented
+        same_mask = (self.mask is None and other.mask is None) or (
+            self.mask is not None
+            and other.mask is not None
+            and np.array_equal(self.mask, other.mask)
+        )
+        return same_mask and (self.class_, self.box, self.reduce) == (
+            other.class_,
+            other.box,
+            other.reduce,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# A checked target: a class index, a contrast (class, against class), a region
+# of a score map, or None (the top class).
+Target = int | tuple[int, int] | Region | None
+
+
+def _class_index(name: str, value: Any, class_names: Sequence[str] | None) -> int:
+    """One class as an index: an integer (array or tensor) or, given ``class_names``, a name."""
+    if isinstance(value, str):
+        if class_names is None:
+            raise ValueError(
+                f"{name}: a class name ({value!r}) needs class_names=[...]; or give class indices"
+            )
+        if value not in class_names:
+            allowed = ", ".join(map(repr, class_names))
+            raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
+        return list(class_names).index(value)
+    if not isinstance(value, numbers.Number) and hasattr(value, "__array__"):
+        array = to_numpy(value)
+        if array.size != 1:
+            raise ValueError(
+                f"{name}: expected one class index, got an array of shape {array.shape}"
+            )
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"{name}: expected an integer, got a {array.dtype} array {array!r}")
+        value = array.reshape(()).item()
+    return check_int(name, value, low=0)
+
+
+def check_target(target: Any, class_names: Sequence[str] | None = None) -> Target:
+    """A class index, a contrast or None, from what a user may give as ``target``.
+
+    One class: an int, a NumPy integer, a 0-d or one-element integer array
+    or tensor (NumPy, TensorFlow, PyTorch, JAX), or a name in
+    ``class_names``. A contrast, "why ``a`` and not ``b``": a tuple ``(a,
+    b)`` of two different classes, each given as one class is; it explains
+    ``score(a) - score(b)``. The upper bound of an index depends on the
+    model and is checked by ``PreparedInput.target_index``.
 
     Examples
     --------
     >>> check_target(np.array([3])), check_target(None)
     (3, None)
+    >>> check_target(("star", 0), class_names=["circle", "star"])
+    (1, 0)
+    >>> check_target((1, 1))
+    Traceback (most recent call last):
+    ...
+    ValueError: target: expected two different classes (class, against class), got (1, 1)
     """
     if target is None:
         return None
-    if not isinstance(target, (numbers.Number, str)) and hasattr(target, "__array__"):
-        array = to_numpy(target)
-        if array.size != 1:
+    if isinstance(target, Region):
+        return target.named(class_names)
+    if isinstance(target, (tuple, list)):
+        if len(target) != 2:
             raise ValueError(
-                f"target: expected one class index, got an array of shape {array.shape}"
+                "target: expected one class or a pair (class, against class), "
+                f"got a {type(target).__name__} of {len(target)}"
             )
-        if not np.issubdtype(array.dtype, np.integer):
-            raise TypeError(f"target: expected an integer, got a {array.dtype} array {array!r}")
-        target = array.reshape(()).item()
-    return check_int("target", target, low=0)
+        first = _class_index("target", target[0], class_names)
+        against = _class_index("target", target[1], class_names)
+        if first == against:
+            raise ValueError(
+                "target: expected two different classes (class, against class), "
+                f"got ({target[0]!r}, {target[1]!r})"
+            )
+        return first, against
+    return _class_index("target", target, class_names)
+
+
+def check_class_names(class_names: Any) -> list[str] | None:
+    """The names as a list of strings that the browser and ``to_html`` can carry."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
+        raise TypeError(
+            f"class_names: expected a list of strings, one per class, "
+            f"got {type(class_names).__name__}"
+        )
+    names = list(class_names)
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(
+                f"class_names[{index}]: expected a string, got {type(name).__name__} {name!r}"
+            )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"class_names[{index}]: expected text that UTF-8 can encode, got {name!r} "
+                f"(a lone surrogate at position {exc.start})"
+            ) from exc
+    return names
 
 
 def _check_steps(steps: Any, method: str) -> int | Literal["auto"]:
@@ -150,7 +328,7 @@ class IGOptions:
     ValueError: steps: expected an integer >= 1, got 0
     """
 
-    target: int | None = None
+    target: Target | str | tuple[Any, Any] = None
     baseline: str | np.ndarray = "black"
     steps: int | Literal["auto"] = 50
     runs: int = 1
@@ -161,11 +339,15 @@ class IGOptions:
     seed: int | None = None
     tolerance: float = 0.01
     pixel_range: tuple[float, float] = (0.0, 255.0)
+    class_names: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         method = check_choice("method", self.method, METHODS)
+        names = check_class_names(self.class_names)
+        class_names = None if names is None else tuple(names)
         checked = {
-            "target": check_target(self.target),
+            "class_names": class_names,
+            "target": check_target(self.target, class_names),
             "baseline": _check_baseline(self.baseline),
             "steps": _check_steps(self.steps, method),
             "runs": check_int("runs", self.runs, low=1, high=MAX_STEPS),

@@ -408,6 +408,9 @@ class Classifier:
     backend: GradientBackend
     columns: int
     complement: Literal["probability", "logit"] | None = None
+    # For a region target: each score-map pixel's weight (H', W'), which turns the
+    # model's score map into one score per class (``ig_widget.options.Region``).
+    region: np.ndarray | None = None
 
     @property
     def classes(self) -> int:
@@ -421,11 +424,57 @@ class Classifier:
         other = 1.0 - raw if self.complement == "probability" else -raw
         return np.concatenate([other, raw], axis=1)
 
+    def contrast(self, target: int, against: int) -> int:
+        """The target index of "``target`` and not ``against``": score(target) - score(against).
+
+        Contrasts are numbered after the classes, so that a point set's
+        ``targets`` stay one integer per point whatever they explain.
+
+        Examples
+        --------
+        >>> three = Classifier(model=None, backend=None, columns=3)
+        >>> t = three.contrast(2, 0)
+        >>> t, three.split(t), three.split(1)
+        (9, (2, 0), (1, None))
+        """
+        return self.classes * (1 + target) + against
+
+    def split(self, target: int) -> tuple[int, int | None]:
+        """The explained class and the class it is contrasted against (None: no contrast)."""
+        if target < self.classes:
+            return target, None
+        return target // self.classes - 1, target % self.classes
+
+    def target_scores(self, class_scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The explained score of each row (B,) from every class's scores (B, classes)."""
+        targets = np.asarray(targets, np.int64)
+        rows = np.arange(len(targets))
+        contrast = targets >= self.classes
+        first = np.where(contrast, targets // self.classes - 1, targets)
+        scores = class_scores[rows, first]
+        second = class_scores[rows, targets % self.classes]
+        return np.where(contrast, scores - second, scores)
+
     def columns_and_signs(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The model column and gradient sign that give each target class's score."""
+        """The two (model column, gradient sign) terms whose sum gives each target's
+        score: the class and, for a contrast, the class against (sign -1), or a
+        second term of sign 0.
+
+        Returns
+        -------
+        columns : (B, 2) int
+        signs : (B, 2) float
+        """
+        targets = np.asarray(targets, np.int64)
+        contrast = targets >= self.classes
+        first = np.where(contrast, targets // self.classes - 1, targets)
+        second = np.where(contrast, targets % self.classes, first)
+        classes = np.stack([first, second], axis=1)
+        signs = np.stack([np.ones(len(targets)), np.where(contrast, -1.0, 0.0)], axis=1)
         if self.columns != 1:
-            return targets, np.ones(len(targets))
-        return np.zeros_like(targets), np.where(targets == 0, -1.0, 1.0)
+            return classes, signs
+        # One column: class 1 is the column, class 0 its complement (gradient negated).
+        return np.zeros_like(classes), signs * np.where(classes == 0, -1.0, 1.0)
 
 
 def complement_of(model: Any) -> Literal["probability", "logit"]:
@@ -476,9 +525,15 @@ def checked_output(output: Any, batch: int) -> np.ndarray:
             f"got values of dtype {scores.dtype}"
         )
     if scores.ndim != 2 or scores.shape[0] != batch or scores.shape[1] == 0:
+        hint = (
+            "; for a segmentation model's score map give a region target, "
+            "target=igw.Region(class_=..., mask=...)"
+            if scores.ndim == 4
+            else ""
+        )
         raise ValueError(
             f"model: expected class scores of shape ({batch}, K) with K >= 1 for a batch of "
-            f"{batch}, got shape {scores.shape}"
+            f"{batch}, got shape {scores.shape}{hint}"
         )
     return scores.astype(np.float64)
 
@@ -529,9 +584,11 @@ class _Call:
     group_lines: np.ndarray
     group_segments: np.ndarray
 
-    def send(self, backend: GradientBackend) -> tuple[np.ndarray, np.ndarray]:
+    def send(
+        self, backend: GradientBackend, region: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         sums, raw = backend.gradient_sums(
-            self.rows, self.directional, self.index, self.values, self.group_lines
+            self.rows, self.directional, self.index, self.values, self.group_lines, region
         )
         return np.asarray(sums)[: len(self.group_segments)], np.asarray(raw, np.float64)
 
@@ -571,11 +628,12 @@ def _prepare_call(
         flags = _pad(flags, padded)
         group_lines = _pad(group_lines, padded)
     columns, signs = classifier.columns_and_signs(batch.targets)
-    index = _pad(np.stack([line_of, columns, group_of], axis=1), padded)
-    values = _pad(np.stack([batch.alphas, batch.weights * signs], axis=1), padded)
+    index = _pad(np.stack([line_of, columns[:, 0], group_of, columns[:, 1]], axis=1), padded)
+    weighted = batch.weights[:, None] * signs
+    values = _pad(np.stack([batch.alphas, weighted[:, 0], weighted[:, 1]], axis=1), padded)
     # Padding repeats the last point with weight 0: a real point, so its
     # gradient is as finite as that one's, and it adds nothing.
-    values[size:, 1] = 0.0
+    values[size:, 1:] = 0.0
     return _Call(
         rows=line_rows,
         directional=flags,
@@ -706,7 +764,7 @@ def evaluate_points(
         )
         started = time.perf_counter()
         try:
-            group_sums, raw = call.send(backend)
+            group_sums, raw = call.send(backend, classifier.region)
         except Exception as exc:
             if not backend.is_out_of_memory(exc):
                 _raise_model_failure(exc, (padded, *shape))
@@ -725,7 +783,7 @@ def evaluate_points(
             _add_in_order(sums, call.group_segments, group_sums)
         class_scores = classifier.class_scores(raw)
         scores[done : done + size] = (
-            class_scores if all_scores else class_scores[np.arange(size), batch.targets]
+            class_scores if all_scores else classifier.target_scores(class_scores, batch.targets)
         )
         done += size
         report_progress(progress, done, total)
@@ -774,7 +832,7 @@ def _check_batch(
         getattr(backend, "static_shapes", False),
     )
     try:
-        point_sums, _ = call.send(backend)
+        point_sums, _ = call.send(backend, classifier.region)
     except Exception as exc:
         raise _non_finite("its gradient", between) from exc
     bad = ~np.all(np.isfinite(point_sums.reshape(len(point_sums), -1)), axis=1)
@@ -796,6 +854,7 @@ def predict_rows(
     progress: ProgressCallback | None = None,
     progress_updates: int | None = None,
     describe: Callable[[int], str] | None = None,
+    region: np.ndarray | None = None,
 ) -> np.ndarray:
     """The model's raw output (N, K) for every row, in batches; checked, float64.
 
@@ -803,7 +862,7 @@ def predict_rows(
     ``Classifier`` exists (``prepare``'s one forward pass). Batching,
     progress, cancellation, out-of-memory halving and model errors are as in
     ``evaluate_points``; non-finite scores are refused naming the row
-    (``describe``).
+    (``describe``). ``region`` reduces a score map (see ``Classifier.region``).
     """
     rows = as_rows(rows)
     total = len(rows)
@@ -816,7 +875,7 @@ def predict_rows(
         batch = _pad(rows.take(np.arange(done, done + size)), padded)
         started = time.perf_counter()
         try:
-            output = backend.predict(batch)
+            output = backend.predict(batch, region)
         except Exception as exc:
             if not backend.is_out_of_memory(exc):
                 _raise_model_failure(exc, batch.shape)
@@ -878,6 +937,7 @@ def evaluate_scores(
         progress=progress,
         progress_updates=progress_updates,
         describe=describe,
+        region=classifier.region,
     )
     if raw.shape[1] != classifier.columns:
         raise ValueError(

@@ -4,6 +4,16 @@ The pipeline, per sign of the attributions:
 
 1. ``channel_maps``: the channel mean of the positive part and of the
    magnitude of the negative part, two float32 (H, W) maps;
+   with ``patch`` (a side in pixels, 0 for none), the patch view: each
+   ``patch`` x ``patch`` square of the grid from the top-left corner (the
+   tokens of a vision transformer with that patch size) gets the mean of
+   ``positive - negative`` over its pixels (their signed attribution, the
+   patch's sum over pixels and channels divided by its pixels and channels),
+   and its pixels take that value's positive part into the positive map and
+   its negative part into the negative one. Each map's total is then the
+   total of the patches of that sign, in the channel-mean unit of step 1.
+   Squares at the right and bottom edges may be smaller (means over the
+   pixels they have);
 2. thresholds from the cumulative share of the sorted values: ``high`` is
    where the largest values reach ``100 - clip_above_percentile`` percent of
    the map's total, ``low`` where they reach ``100 - clip_below_percentile``;
@@ -90,6 +100,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
@@ -114,6 +125,8 @@ RENDER_DEFAULTS: dict[str, Any] = {
     # None: the style's colours (STYLE_COLORS).
     "positive_color": None,
     "negative_color": None,
+    # 0: per pixel; N: the patch view, N x N squares (see the module docstring).
+    "patch": 0,
 }
 STYLE_COLORS: dict[str, dict[str, tuple[int, int, int]]] = {
     "heatmap": {"positive": (255, 48, 0), "negative": (33, 102, 172)},
@@ -121,6 +134,8 @@ STYLE_COLORS: dict[str, dict[str, tuple[int, int, int]]] = {
 }
 # Windows beyond this only blur the map away, and cost time in the browser.
 MAX_STRUCTURE = 64
+# The largest patch side accepted (a square beyond the image is the whole image).
+MAX_PATCH = 512
 BINARIZE_THRESHOLD = 0.001
 MAX_OUTLINED_COMPONENTS = 3
 # keras style: the share of the colour added to the image.
@@ -237,6 +252,7 @@ def validate_render_options(**options: Any) -> dict[str, Any]:
         "overlay": _check_bool("overlay", merged["overlay"]),
         "positive_color": _check_color("positive_color", merged["positive_color"]),
         "negative_color": _check_color("negative_color", merged["negative_color"]),
+        "patch": check_int("patch", merged["patch"], low=0, high=MAX_PATCH),
     }
     if checked["clip_below_percentile"] >= checked["clip_above_percentile"]:
         raise ValueError(
@@ -387,6 +403,54 @@ def channel_maps(attributions: Any) -> tuple[np.ndarray, np.ndarray]:
     positive /= values.shape[2]
     negative /= values.shape[2]
     return positive.astype(np.float32), negative.astype(np.float32)
+
+
+def patch_maps(positive: Any, negative: Any, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The patch view of two channel maps: each ``patch`` x ``patch`` square's net value.
+
+    A square's value is the mean of ``positive - negative`` over its pixels,
+    added up in float64 in a fixed order (pixel offsets within the square in
+    row-major order), so that the browser's copy gives the same float32
+    numbers; its pixels take the value's positive part into the positive
+    map and its negative part into the negative map. Squares at the right
+    and bottom edges may be smaller.
+
+    Parameters
+    ----------
+    positive, negative : ndarray, float32, (H, W)
+        As from ``channel_maps``.
+    patch : int
+        The square's side in pixels, 1 or more.
+
+    Returns
+    -------
+    positive, negative : ndarray, float32, (H, W)
+
+    Examples
+    --------
+    >>> pos = np.array([[3.0, 0.0, 1.0], [1.0, 0.0, 0.0]], np.float32)
+    >>> neg = np.array([[0.0, 2.0, 0.0], [0.0, 0.0, 4.0]], np.float32)
+    >>> [m.tolist() for m in patch_maps(pos, neg, 2)]
+    [[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]], [[0.0, 0.0, 1.5], [0.0, 0.0, 1.5]]]
+    """
+    patch = check_int("patch", patch, low=1, high=MAX_PATCH)
+    positive = np.asarray(positive, np.float32)
+    negative = np.asarray(negative, np.float32)
+    height, width = positive.shape
+    rows, cols = -(-height // patch), -(-width // patch)
+    net = np.zeros((rows * patch, cols * patch))
+    net[:height, :width] = positive.astype(np.float64) - negative.astype(np.float64)
+    sums = np.zeros((rows, cols))
+    for dy in range(patch):
+        for dx in range(patch):
+            sums += net[dy::patch, dx::patch]
+    counts = np.outer(
+        np.minimum(patch, height - patch * np.arange(rows)),
+        np.minimum(patch, width - patch * np.arange(cols)),
+    )
+    means = (sums / counts).astype(np.float32)
+    spread = np.repeat(np.repeat(means, patch, axis=0), patch, axis=1)[:height, :width]
+    return np.maximum(spread, np.float32(0)), np.maximum(-spread, np.float32(0))
 
 
 class _Scale:
@@ -614,6 +678,8 @@ def render_maps(
         )
     positive = _check_map("positive", positive, image.shape[:2])
     negative = _check_map("negative", negative, image.shape[:2])
+    if options["patch"]:
+        positive, negative = patch_maps(positive, negative, options["patch"])
     colors = polarity_colors(options)
     layers = [
         (_strength(values, options), colors[sign])
@@ -741,6 +807,8 @@ def colour_key(
     positive = np.asarray(positive)
     positive = _check_map("positive", positive, positive.shape)
     negative = _check_map("negative", negative, positive.shape)
+    if options["patch"]:
+        positive, negative = patch_maps(positive, negative, options["patch"])
     colors = polarity_colors(options)
     strengths = np.arange(KEY_STOPS, dtype=np.float64)[None, :] / (KEY_STOPS - 1)
     grey = key_ground(ground, options)
@@ -788,6 +856,23 @@ def key_ground(ground: float | None, options: dict[str, Any]) -> float:
 MEANINGS = {"positive": "raises the score", "negative": "lowers the score"}
 
 
+def _three_digits(value: float) -> float:
+    """``value`` rounded to three significant digits, exact halves away from zero.
+
+    As JavaScript's ``toPrecision`` and ``toExponential`` round; Python's
+    formatting rounds exact halves (31.25) to even, which gave texts one digit
+    apart from the browser's.
+    """
+    exact = Decimal(value)
+    if not exact:
+        return 0.0
+    magnitude = exact.adjusted()
+    rounded = exact.quantize(Decimal(1).scaleb(magnitude - 2), rounding=ROUND_HALF_UP)
+    if rounded.adjusted() > magnitude:  # 9.995 -> 10.0: three digits of the next decade
+        rounded = exact.quantize(Decimal(1).scaleb(magnitude - 1), rounding=ROUND_HALF_UP)
+    return float(rounded)
+
+
 def format_number(value: float) -> str:
     """Three significant digits, in exponent form below 1e-3 or from 1e4 on.
 
@@ -798,9 +883,12 @@ def format_number(value: float) -> str:
     --------
     >>> format_number(0.5), format_number(-2.0636e-5), format_number(123456.0), format_number(0)
     ('0.500', '-2.06e-5', '1.23e+5', '0')
+    >>> format_number(0.03125), format_number(-3.125e-6)
+    ('0.0313', '-3.13e-6')
     """
     if value == 0:
         return "0"
+    value = _three_digits(value)
     if 1e-3 <= abs(value) < 1e4:
         text = f"{value:#.3g}"
         return text[:-1] if text.endswith(".") else text
@@ -813,10 +901,10 @@ def format_percent(value: float) -> str:
 
     Examples
     --------
-    >>> format_percent(0.10031), format_percent(72.0), format_percent(100.0)
-    ('0.1 %', '72 %', '100 %')
+    >>> format_percent(0.10031), format_percent(72.0), format_percent(100.0), format_percent(31.25)
+    ('0.1 %', '72 %', '100 %', '31.3 %')
     """
-    return f"{float(f'{value:.3g}'):g} %"
+    return f"{float(f'{_three_digits(value):.3g}'):g} %"
 
 
 # Key texts in plain words. A colour's name (its hex code) where the styles'
@@ -938,6 +1026,7 @@ def render(
     overlay: bool = True,
     positive_color: Sequence[int] | None = None,
     negative_color: Sequence[int] | None = None,
+    patch: int = 0,
 ) -> np.ndarray:
     """Picture of an attribution map: a heat map over the grey image, or the Keras example's.
 
@@ -970,6 +1059,11 @@ def render(
         Draw over the image (else on black).
     positive_color, negative_color : 3 ints in 0..255, or None
         None: the style's colours (``STYLE_COLORS``).
+    patch : int in 0..512
+        The patch view: with N, the attributions are summed over each N x N
+        square of the grid from the top-left corner (a ViT's tokens for its
+        patch size N) and each square is drawn in one colour, its net sign's;
+        0 (the default) draws every pixel.
 
     Returns
     -------
@@ -996,6 +1090,7 @@ def render(
         overlay=overlay,
         positive_color=positive_color,
         negative_color=negative_color,
+        patch=patch,
     )
     pixels, values = _checked_pair(image, attributions)
     return render_maps(pixels, *channel_maps(values), **options)

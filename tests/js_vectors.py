@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from ig_widget.render import (
+    POLARITIES,
     STYLES,
     channel_maps,
     colour_key,
@@ -39,6 +40,7 @@ from ig_widget.render import (
 
 CLIP_PAIRS = ((99.9, 0.0), (99.0, 0.0), (95.0, 28.0), (90.0, 10.0), (100.0, 0.0), (50.0, 49.5))
 CLEANUP = (None, 2, 3, 4)
+PATCHES = (1, 2, 4, 7, 64)
 
 
 def _smooth_map(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -137,6 +139,21 @@ def _option_sets() -> list[dict[str, Any]]:
                 "negative_color": (90, 128, 255),
             }
         )
+    # The patch view: squares that divide the input, squares cut by its edges,
+    # one square larger than it, with the steps after it (cleanup, outlines).
+    for style, polarity, patch in itertools.product(STYLES, POLARITIES, PATCHES):
+        sets.append({"style": style, "polarity": polarity, "patch": patch})
+    for style, patch in itertools.product(STYLES, (4, 7)):
+        sets.append(
+            {
+                "style": style,
+                "polarity": "both",
+                "patch": patch,
+                "morphological_cleanup": True,
+                "outlines": True,
+                "clip_above_percentile": 95.0,
+            }
+        )
     for style, structure in itertools.product(STYLES, (1, 5, 9)):
         sets.append(
             {
@@ -161,7 +178,10 @@ def _key_option_sets() -> list[dict[str, Any]]:
         for style, polarity, (above, below), overlay in itertools.product(
             STYLES, ("positive", "negative", "both"), CLIP_PAIRS, (False, True)
         )
-    ] + [{"polarity": "both", "positive_color": (10, 20, 30), "negative_color": (200, 100, 0)}]
+    ] + [
+        {"polarity": "both", "positive_color": (10, 20, 30), "negative_color": (200, 100, 0)},
+        *({"polarity": "both", "patch": patch} for patch in PATCHES),
+    ]
 
 
 class _Blob:

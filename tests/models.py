@@ -111,3 +111,185 @@ class CountingModel:
     def __call__(self, batch):
         self.calls += 1
         return self.model(batch)
+
+
+# The small ViTs: 16 x 16 images in 4 x 4 patches (16 tokens), two pre-norm
+# blocks with GELU MLPs, a class token; the same layout in Keras and PyTorch,
+# so that ``torch_vit_like`` copies a Keras ViT's weights exactly.
+VIT = {"size": 16, "patch": 4, "dim": 16, "depth": 2, "heads": 2, "mlp": 32, "classes": 4}
+# ImageNet's channel statistics, the preprocessing ViTs are usually trained with.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def keras_vit(seed: int = 0, pooling: str = "class_token") -> keras.Model:
+    """A small Keras ViT on preprocessed input (see ``keras_normalise``), returning logits.
+
+    Its head is initialised wide (as in ``tiny_cnn``) so that class scores
+    differ by whole units.
+    """
+    from ig_widget.demo.vit import build_vit
+
+    keras.utils.set_random_seed(seed)
+    model = build_vit(
+        VIT["size"],
+        patch=VIT["patch"],
+        dim=VIT["dim"],
+        depth=VIT["depth"],
+        heads=VIT["heads"],
+        mlp=VIT["mlp"],
+        classes=VIT["classes"],
+        pooling=pooling,
+        rescale=None,
+        softmax=False,
+        name="tiny_vit",
+    )
+    rng = np.random.default_rng(seed)
+    weights = model.get_weights()
+    # A trained ViT's position embedding and class token are not zero or tiny;
+    # random ones of unit scale make every token's attention differ.
+    tokens = model.get_layer("tokens")
+    for variable in tokens.weights:
+        index = [id(w) for w in model.weights].index(id(variable))
+        weights[index] = rng.normal(0, 0.5, variable.shape).astype(np.float32)
+    kernel = model.get_layer("logits").kernel
+    index = [id(w) for w in model.weights].index(id(kernel))
+    weights[index] = weights[index] * 10
+    model.set_weights(weights)
+    return model
+
+
+def keras_normalise(batch):
+    """``preprocess`` for ``keras_vit``: raw 0..255 pixels to ImageNet-normalised ones."""
+    return (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def torch_normalise(batch):
+    """``preprocess`` for ``torch_vit``: raw (N, H, W, C) 0..255 to normalised (N, C, H, W)."""
+    import torch
+
+    mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)
+    return (batch.permute(0, 3, 1, 2) / 255.0 - mean) / std
+
+
+def torch_vit(pooling: str = "class_token"):
+    """A channels-first PyTorch ViT of ``VIT``'s layout (random weights; see ``torch_vit_like``).
+
+    ``torch.nn.TransformerEncoderLayer`` blocks (pre-norm, GELU), as a
+    hand-written PyTorch ViT has them.
+    """
+    import torch
+
+    class TinyViT(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            dim, tokens = VIT["dim"], (VIT["size"] // VIT["patch"]) ** 2
+            self.pooling = pooling
+            self.embed = torch.nn.Conv2d(3, dim, VIT["patch"], stride=VIT["patch"])
+            self.class_token = torch.nn.Parameter(torch.zeros(1, 1, dim))
+            extra = int(pooling == "class_token")
+            self.position = torch.nn.Parameter(torch.randn(1, tokens + extra, dim) * 0.5)
+            self.blocks = torch.nn.ModuleList(
+                torch.nn.TransformerEncoderLayer(
+                    dim,
+                    VIT["heads"],
+                    VIT["mlp"],
+                    dropout=0.0,
+                    activation="gelu",
+                    layer_norm_eps=1e-6,
+                    batch_first=True,
+                    norm_first=True,
+                )
+                for _ in range(VIT["depth"])
+            )
+            self.norm = torch.nn.LayerNorm(dim, eps=1e-6)
+            self.head = torch.nn.Linear(dim, VIT["classes"])
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            tokens = self.embed(images).flatten(2).transpose(1, 2)
+            if self.pooling == "class_token":
+                first = self.class_token.expand(tokens.shape[0], -1, -1)
+                tokens = torch.cat([first, tokens], dim=1)
+            tokens = tokens + self.position
+            for block in self.blocks:
+                tokens = block(tokens)
+            tokens = self.norm(tokens)
+            pooled = tokens[:, 0] if self.pooling == "class_token" else tokens.mean(dim=1)
+            return self.head(pooled)
+
+    return TinyViT()
+
+
+def torch_vit_like(model: keras.Model):
+    """A ``torch_vit`` computing the same function as the Keras ``keras_vit`` ``model``."""
+    import torch
+
+    pooling = "class_token" if model.get_layer("tokens").class_token else "mean"
+    vit = torch_vit(pooling)
+    dim = VIT["dim"]
+
+    def put(parameter: torch.Tensor, value: np.ndarray) -> None:
+        with torch.no_grad():
+            parameter.copy_(torch.tensor(np.ascontiguousarray(value), dtype=torch.float32))
+
+    def numpy(variable) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(variable))
+
+    embed = model.get_layer("patch_embedding")
+    put(vit.embed.weight, numpy(embed.kernel).transpose(3, 2, 0, 1))
+    put(vit.embed.bias, numpy(embed.bias))
+    tokens = model.get_layer("tokens")
+    put(vit.position, numpy(tokens.position)[None])
+    if pooling == "class_token":
+        put(vit.class_token, numpy(tokens.token))
+    for index, block in enumerate(vit.blocks):
+        for ours, theirs in (("norm1", block.norm1), ("norm2", block.norm2)):
+            norm = model.get_layer(f"block{index}_{ours}")
+            put(theirs.weight, numpy(norm.gamma))
+            put(theirs.bias, numpy(norm.beta))
+        attention = model.get_layer(f"block{index}_attention")
+        # Keras keeps (dim, heads, key_dim) kernels per projection; PyTorch one
+        # (3 dim, dim) matrix, rows grouped by head.
+        projections = [
+            attention.query_dense,
+            attention.key_dense,
+            attention.value_dense,
+        ]
+        put(
+            block.self_attn.in_proj_weight,
+            np.concatenate([numpy(p.kernel).reshape(dim, dim).T for p in projections]),
+        )
+        put(
+            block.self_attn.in_proj_bias,
+            np.concatenate([numpy(p.bias).reshape(dim) for p in projections]),
+        )
+        output = attention.output_dense
+        put(block.self_attn.out_proj.weight, numpy(output.kernel).reshape(dim, dim).T)
+        put(block.self_attn.out_proj.bias, numpy(output.bias))
+        for ours, theirs in (("mlp1", block.linear1), ("mlp2", block.linear2)):
+            dense = model.get_layer(f"block{index}_{ours}")
+            put(theirs.weight, numpy(dense.kernel).T)
+            put(theirs.bias, numpy(dense.bias))
+    norm = model.get_layer("norm")
+    put(vit.norm.weight, numpy(norm.gamma))
+    put(vit.norm.bias, numpy(norm.beta))
+    head = model.get_layer("logits")
+    put(vit.head.weight, numpy(head.kernel).T)
+    put(vit.head.bias, numpy(head.bias))
+    return vit.eval()
+
+
+# Small settings per method; a method added to the registry later runs with its defaults.
+VIT_METHOD_SETTINGS = {
+    "integrated_gradients": {"steps": 16},
+    "smoothgrad": {"samples": 6, "seed": 0},
+    "expected_gradients": {
+        "references": np.stack([random_image(VIT["size"], seed=s) * 0.5 for s in range(3)]),
+        "samples": 12,
+        "seed": 0,
+    },
+    "blur_ig": {"max_sigma": 4.0, "steps": 12},
+    "guided_ig": {"steps": 12, "baseline": "uniform", "seed": 0},
+    "xrai": {"steps": 8, "method": "gausslegendre"},
+}

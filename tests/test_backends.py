@@ -60,6 +60,15 @@ model.set_weights(seeded_weights(model))
 image = random_image()
 full = igw.integrated_gradients(model, image, **IG_ARGS)
 half = igw.integrated_gradients(model, image, precision="bfloat16", **IG_ARGS)
+# "1 and not 2": the difference of two classes' scores, in the same model calls.
+contrast = igw.integrated_gradients(model, image, **{{**IG_ARGS, "target": (1, 2)}})
+second = igw.integrated_gradients(model, image, **{{**IG_ARGS, "target": 2}})
+# A region of a per-pixel linear score map (a 1x1 convolution): IG is known exactly.
+segmenter = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 1, use_bias=False)])
+segmenter.set_weights(seeded_weights(segmenter))
+mask = np.zeros((16, 16), bool)
+mask[3:9, 5:12] = True
+region = igw.integrated_gradients(segmenter, image, steps=2, target=igw.Region(2, mask=mask))
 policies = sorted({{layer.dtype_policy.name for layer in model._flatten_layers()}})
 backend = backend_for(model, None)
 compiled = {{}}
@@ -92,6 +101,11 @@ np.savez(
     baseline_scores=full.baseline_scores,
     delta=full.delta,
     half_attributions=half.attributions,
+    contrast=contrast.attributions,
+    region=region.attributions,
+    region_expected=mask[..., None] * segmenter.get_weights()[0][0, 0, :, 2] * image,
+    contrast_delta=contrast.delta,
+    second=second.attributions,
     half_scores=half.scores,
     policies=policies,
     tensorflow_loaded="tensorflow" in sys.modules,
@@ -116,6 +130,22 @@ def test_keras_backends_match_tensorflow(per_backend, name):
     for key in ("scores", "path_scores", "baseline_scores"):
         np.testing.assert_allclose(other[key], reference[key], rtol=1e-4, atol=1e-5)
     assert float(other["delta"]) == pytest.approx(float(reference["delta"]), rel=1e-2, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
+def test_a_contrast_is_the_difference_of_the_two_classes_on_every_backend(per_backend, name):
+    result = per_backend[name]
+    expected = result["attributions"] - result["second"]
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(result["contrast"], expected, rtol=1e-5, atol=1e-5 * scale)
+    reference = per_backend["tensorflow"]["contrast"]
+    np.testing.assert_allclose(result["contrast"], reference, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
+def test_a_region_target_has_the_exact_answer_on_every_backend(per_backend, name):
+    result = per_backend[name]
+    np.testing.assert_allclose(result["region"], result["region_expected"], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", KERAS_BACKENDS)

@@ -266,6 +266,16 @@ def test_method_menu_and_compare_mode_in_jupyterlab(chromium, tmp_path, artifact
         after = [canvas_pixels(canvases.nth(i)) for i in (2, 3)]
         assert all(np.any(b != a) for b, a in zip(before, after, strict=True))
         page.locator(".igw").screenshot(path=artifacts / "methods-compare-lab.png")
+
+        # Grad-CAM from the menu: a one-channel map at the image's size, with its curves.
+        page.locator("select.igw-explainer").select_option("gradcam")
+        _compute_and_wait(page, "Grad-CAM and Blur IG")
+        assert page.locator(".igw-panel-explainer .igw-panel-title").text_content() == "Grad-CAM"
+        cam_pixels = canvas_pixels(canvases.nth(2))
+        assert not is_blank(cam_pixels) and np.any(cam_pixels != smooth_pixels)
+        legend = page.locator(".igw-plot text").all_text_contents()
+        assert legend[legend.index("Grad-CAM") + 1].startswith("insertion area ")
+        page.locator(".igw").screenshot(path=artifacts / "methods-gradcam-lab.png")
         assert errors == []
         page.close()
 
@@ -796,4 +806,33 @@ def test_plot_labels_neither_overlap_nor_leave_the_plot(
         for i, (words, box) in enumerate(texts):
             for other, other_box in texts[i + 1 :]:
                 assert _overlap(box, other_box) == 0, (words, other, box, other_box)
+    page.close()
+
+
+@pytest.mark.parametrize("width", [1200, 480])
+def test_the_patch_view_draws_the_python_renderers_squares(chromium, exported, artifacts, width):
+    widget, path = exported
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(path.as_uri())
+    canvases = page.locator(".igw canvas")
+    canvases.nth(2).wait_for()
+    box = _control(page, "patch (px)")
+    assert box.input_value() == "0"
+    box.fill("8")
+    box.press("Enter")
+    rgb = display_image(sample_image(SIZE))
+    options = {**widget.render_options(), "patch": 8}
+    shown = canvas_pixels(canvases.nth(2))
+    expected = render_maps(rgb, *channel_maps(widget.result.attributions), **options)
+    np.testing.assert_array_equal(shown, expected)
+    pixel_view = render_maps(
+        rgb, *channel_maps(widget.result.attributions), **widget.render_options()
+    )
+    assert (shown != pixel_view).any()
+    if width < 600:
+        _check_layout(page, min_panel=180)
+    page.screenshot(path=artifacts / f"patch-view-{width}.png", full_page=True)
+    assert errors == []
     page.close()

@@ -109,6 +109,7 @@ def test_the_wheel_holds_the_package_and_its_data_only(dist):
     assert {
         "ig_widget/py.typed",
         "ig_widget/demo/shapes_cnn.keras",
+        "ig_widget/demo/shapes_vit.keras",
         "ig_widget/demo/photos/chelsea.jpg",
         "ig_widget/demo/photos/LICENSES.md",
     } <= package

@@ -41,6 +41,9 @@ results = {
     "blur_ig": igw.blur_ig(model, image, max_sigma=6.0, steps=12, **common),
     "guided_ig": igw.guided_ig(model, image, steps=12, target=1, baseline="uniform", seed=0),
     "xrai": igw.xrai(model, image, steps=8, method="gausslegendre", **common),
+    "gradcam": igw.gradcam(model, image, target=1),
+    "guided_gradcam": igw.guided_gradcam(model, image, target=1),
+    "occlusion": igw.occlusion(model, image, window=6, stride=4, **common),
 }
 curves = igw.insertion_deletion(model, image, results["smoothgrad"], steps=16, batch_size=7)
 np.savez(
@@ -53,7 +56,17 @@ np.savez(
     **{name: result.attributions for name, result in results.items()},
 )
 """
-METHODS = ("smoothgrad", "vargrad_ig", "expected_gradients", "blur_ig", "guided_ig", "xrai")
+METHODS = (
+    "smoothgrad",
+    "vargrad_ig",
+    "expected_gradients",
+    "blur_ig",
+    "guided_ig",
+    "xrai",
+    "gradcam",
+    "guided_gradcam",
+    "occlusion",
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@
 - Captum's ``NoiseTunnel`` over ``Saliency`` and ``IntegratedGradients`` on a
   PyTorch CNN (same noise draws; and in distribution with independent
   draws), ``GradientShap`` (Expected Gradients) in distribution;
+- Captum's ``LayerGradCam`` (resized by ``LayerAttribution.interpolate``),
+  ``GuidedGradCam`` and ``Occlusion`` on the same PyTorch CNN;
 - Quantus' ``PixelFlipping`` (deletion), and its loop with an inserting
   perturbation (insertion), against ``insertion_deletion``.
 
@@ -22,7 +24,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
-from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Saliency
+from captum.attr import (
+    GradientShap,
+    GuidedGradCam,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
 from saliency import core as pair
 
 import ig_widget as igw
@@ -266,6 +277,71 @@ def test_expected_gradients_matches_captum_gradient_shap_in_distribution(torch_m
     across = np.mean([_relative_l2(mine[i], theirs[i]) for i in range(2)])
     print(f"\nExpected Gradients vs GradientShap: {across:.3f} (ours between seeds {spread:.3f})")
     assert across < 1.5 * spread
+
+
+# --- Captum: Grad-CAM, Guided Grad-CAM, occlusion ------------------------------------
+
+
+class _RawPixels(torch.nn.Module):
+    """The torch CNN on raw channels-first pixels (Captum's guided backprop hooks its ReLUs)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model(batch / 127.5 - 1)
+
+
+@pytest.mark.parametrize("layer", ["0", "3"])
+def test_gradcam_matches_captum_layer_gradcam_resized_bilinearly(torch_model, layer):
+    image = random_image(size=24)
+    ours = igw.gradcam(torch_model, image, layer=layer, target=TARGET, preprocess=channels_first)
+    wrapped = _RawPixels(torch_model).eval()
+    cam = LayerGradCam(wrapped, dict(torch_model.named_modules())[layer]).attribute(
+        _nchw(image), target=TARGET, relu_attributions=True
+    )
+    theirs = LayerAttribution.interpolate(cam, (24, 24), interpolate_mode="bilinear")
+    theirs = theirs.detach()
+    assert ours.parameters == {"layer": layer} and float(theirs.max()) > 0
+    np.testing.assert_allclose(
+        ours.attributions, _nhwc(theirs), rtol=1e-5, atol=1e-6 * float(theirs.max())
+    )
+
+
+def test_guided_gradcam_matches_captum(torch_model):
+    image = random_image(size=24)
+    ours = igw.guided_gradcam(torch_model, image, target=TARGET, preprocess=channels_first)
+    wrapped = _RawPixels(torch_model).eval()
+    theirs = _nhwc(
+        GuidedGradCam(wrapped, torch_model[3]).attribute(
+            _nchw(image), target=TARGET, interpolate_mode="bilinear"
+        )
+    )
+    scale = np.abs(theirs).max()
+    assert scale > 0
+    np.testing.assert_allclose(ours.attributions, theirs, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize(
+    ("window", "stride", "baseline"), [(5, 3, "black"), (4, 4, "white"), (6, 2, "black")]
+)
+def test_occlusion_matches_captum(torch_model, window, stride, baseline):
+    image = random_image(size=16)
+    ours = igw.occlusion(
+        torch_model, image, window=window, stride=stride, baseline=baseline,
+        target=TARGET, preprocess=channels_first, batch_size=7,
+    )  # fmt: skip
+    theirs = Occlusion(_captum_forward(torch_model)).attribute(
+        _nchw(image),
+        sliding_window_shapes=(3, window, window),
+        strides=(3, stride, stride),
+        baselines=0.0 if baseline == "black" else 255.0,
+        target=TARGET,
+    )
+    scale = float(theirs.abs().max())
+    assert scale > 0
+    np.testing.assert_allclose(ours.attributions, _nhwc(theirs), rtol=1e-4, atol=1e-5 * scale)
 
 
 # --- Quantus -------------------------------------------------------------------------

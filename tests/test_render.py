@@ -34,6 +34,7 @@ from ig_widget.render import (
     format_percent,
     ground_luma,
     key_labels,
+    patch_maps,
     plot,
     render,
     render_maps,
@@ -406,6 +407,7 @@ def test_defaults_are_the_examples_but_the_style_and_match_the_signature():
         "overlay": True,
         "positive_color": None,
         "negative_color": None,
+        "patch": 0,
     }
     assert STYLE_COLORS["keras"] == {"positive": (0, 255, 0), "negative": (255, 0, 0)}
     signature = inspect.signature(render).parameters
@@ -453,6 +455,10 @@ def test_validate_render_options_normalises_browser_values():
         ({"negative_color": (1.0, 0, 0)}, TypeError, r"negative_color\[0\]: expected an integer"),
         ({"positive_color": (0, 255)}, TypeError, r"positive_color: expected 3 integers"),
         ({"clip_above": 99}, TypeError, "clip_above: not a render option; expected one of"),
+        ({"patch": -1}, ValueError, "patch: expected an integer >= 0"),
+        ({"patch": 513}, ValueError, "patch: expected an integer <= 512"),
+        ({"patch": 16.0}, TypeError, "patch: expected an integer"),
+        ({"patch": True}, TypeError, "patch: expected an integer"),
     ],
 )
 def test_bad_options_are_rejected_naming_the_option(options, error, message):
@@ -856,3 +862,59 @@ def test_plot_says_when_the_score_falls_and_which_polarity_shows_it():
     renderer = FigureCanvasAgg(fig).get_renderer()
     heading = fig._suptitle.get_window_extent(renderer)
     assert all(heading.y0 > ax.get_window_extent(renderer).y1 for ax in fig.axes[:3])
+
+
+# -- the patch view ----------------------------------------------------------------------------
+
+
+def _patch_means_by_hand(attributions: np.ndarray, patch: int) -> np.ndarray:
+    """Each square's attributions summed over pixels and channels, per pixel and channel."""
+    height, width = attributions.shape[:2]
+    means = np.zeros((height, width))
+    for top in range(0, height, patch):
+        for left in range(0, width, patch):
+            square = attributions[top : top + patch, left : left + patch]
+            means[top : top + patch, left : left + patch] = square.sum() / square.size
+    return means
+
+
+@pytest.mark.parametrize(
+    ("shape", "patch"), [((16, 16), 4), ((17, 40), 7), ((9, 5), 1), ((6, 6), 64)]
+)
+def test_patch_maps_are_the_signed_sum_per_square(shape, patch):
+    attributions = np.random.default_rng(3).normal(size=(*shape, 3)).astype(np.float32)
+    positive, negative = patch_maps(*channel_maps(attributions), patch)
+    by_hand = _patch_means_by_hand(attributions.astype(np.float64), patch)
+    np.testing.assert_allclose(positive, np.maximum(by_hand, 0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(negative, np.maximum(-by_hand, 0), rtol=1e-5, atol=1e-7)
+    # Completeness carries over: the two maps' totals differ by the attributions' sum
+    # (per channel, the channel-mean unit of channel_maps).
+    total = attributions.sum(dtype=np.float64) / 3
+    assert positive.sum(dtype=np.float64) - negative.sum(dtype=np.float64) == pytest.approx(
+        total, rel=1e-5, abs=1e-5
+    )
+
+
+def test_the_patch_view_draws_each_square_in_one_colour_and_keys_its_numbers():
+    image = np.full((12, 12, 3), 120, np.uint8)
+    attributions = np.zeros((12, 12, 3), np.float32)
+    attributions[1, 1] = 9.0  # one strong pixel in the top-left square
+    attributions[5, 9] = (4.0, -1.0, 0.0)  # a weaker, mixed one in another
+    attributions[10, 10] = -2.0  # a negative square
+    rgb = render(image, attributions, patch=4, polarity="both", clip_above_percentile=50)
+    squares = rgb.reshape(3, 4, 3, 4, 3)
+    for row in range(3):
+        for col in range(3):
+            square = squares[row, :, col].reshape(-1, 3)
+            assert (square == square[0]).all(), (row, col)
+    grey = render(image, np.zeros_like(attributions))[0, 0]
+    assert (squares[0, 0, 0, 0] != grey).any() and (squares[1, 0, 2, 0] != grey).any()
+    assert (squares[2, 0, 2, 0] != grey).any() and (squares[0, 0, 1, 0] == grey).all()
+    pixel_view = render(image, attributions, polarity="both", clip_above_percentile=50)
+    assert not (pixel_view.reshape(3, 4, 3, 4, 3)[0, :, 0] == pixel_view[0, 0]).all()
+    positive, negative = channel_maps(attributions)
+    entry, negative_entry = colour_key(positive, negative, polarity="both", patch=4)
+    # The key's numbers are the squares': 27 / 3 / 16 and 3 / 3 / 16 per pixel.
+    assert entry["total"] == pytest.approx((27.0 + 3.0) / 3)
+    assert entry["high"] == pytest.approx(27.0 / 3 / 16)
+    assert negative_entry["total"] == pytest.approx(6.0 / 3)

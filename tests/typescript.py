@@ -42,6 +42,7 @@ RULE_CONSTANTS = {
     ("ig_widget.widget.methods", "QUADRATURE_METHODS"): "Attribution methods that take the rule.",
     ("ig_widget.widget.methods", "STABILITY_STAGE"): "How the progress names stability runs.",
     ("ig_widget.widget.methods", "STABILITY_METHODS"): "Methods the Stability button runs.",
+    ("ig_widget.widget.shown", "SANITY_STAGE"): "The progress line of a sanity check starts so.",
 }
 # The renderer's constants the browser needs, with what they are for.
 RENDER_CONSTANTS = {
@@ -49,6 +50,7 @@ RENDER_CONSTANTS = {
     "POLARITIES": "Which signs a picture draws.",
     "STYLE_COLORS": "Each style's colours, used where an option colour is null.",
     "MAX_STRUCTURE": "Largest cleanup window.",
+    "MAX_PATCH": "Largest patch side of the patch view.",
     "BINARIZE_THRESHOLD": "Strength above which a pixel belongs to an outlined region.",
     "MAX_OUTLINED_COMPONENTS": "At most this many regions are outlined.",
     "OVERLAY_WEIGHT": "keras style: the share of the colour added to the image.",

@@ -9,10 +9,20 @@ operations on NumPy arrays; everything else in the engine is framework-free:
   B points on L lines, summed into G groups::
 
       origin_l, direction_l = rows[l], rows[L + l] - rows[l]     (rows: L starts, then L ends)
-      line, target, group = index[b]; alpha, weight = values[b]
+      line, column, group, column2 = index[b]; alpha, weight, weight2 = values[b]
       point_b  = origin_line + alpha * direction_line
-      sums[g]  = (sum over the points b of group g of weight * grad_{point_b} scores[b, target])
+      target_b = weight * scores[b, column] + weight2 * scores[b, column2]
+      sums[g]  = (sum over the points b of group g of grad_{point_b} target_b)
                  * (direction_{group_lines[g]} if directional[group_lines[g]] else 1)
+
+  Two weighted columns per point let one point explain a difference of two
+  scores (a contrastive target, ``ig_widget.points.Classifier.contrast``);
+  a single class has ``weight2 = 0``.
+
+Both take an optional ``region``: float32 weights (H', W') for a model that
+returns a score map (N, H', W', K); its scores are then the weighted sums
+``sum over h, w of region[h, w] * map[n, h, w, k]`` (N, K), inside the
+differentiated computation (a region target, ``ig_widget.options.Region``).
 
   The weights enter the backward pass as the output gradients (cotangents),
   so nothing is kept per point, and each group's sum is multiplied by its
@@ -20,6 +30,20 @@ operations on NumPy arrays; everything else in the engine is framework-free:
   baselines (direction folded in), plain gradients (a non-directional point
   at alpha 0 on a line from the image), several images per call and
   per-point gradients (see ``ig_widget.points``).
+
+Grad-CAM and Guided Grad-CAM (``ig_widget.explainers.gradcam``) use a third,
+``layer_gradients(image, choose, watch, guided)``: one forward and one
+backward pass at one image. The model's output at the image (as NumPy) goes
+to ``choose``, which checks it and returns the ``column`` and ``sign`` of
+the explained score; the call returns that output, the activation at a
+chosen layer and the gradient of ``sign * output[column]`` with respect to
+it (and, with ``guided``, with respect to the input, while ``watch`` routes
+the model's ReLUs through the backend's ``guided_relu``). ``watch(tap,
+relu)`` is a context manager made by the explainer: inside it the layer's
+output ``out`` is replaced by ``tap(out)``, which the backend uses to keep
+the tensor (TensorFlow, PyTorch) or to add a zero it differentiates with
+respect to (JAX, whose transformations differentiate only function
+arguments).
 
 Two more tell the engine how large a batch may be: ``free_memory_bytes()`` and
 the ``activation_bytes`` attribute (see ``ig_widget.batching``); a backend
@@ -37,7 +61,7 @@ import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,6 +72,23 @@ from ..validation import caller_stacklevel
 PRECISIONS = ("float32", "bfloat16")
 # What a backend raises when no gradient reaches the input (TensorFlow and PyTorch say None).
 NOT_DIFFERENTIABLE = "model: its scores do not depend differentiably on the input image"
+# ``choose(output) -> (column, sign)`` and ``watch(tap, relu)`` of ``layer_gradients``
+# and what it returns: the output, the activation, its gradient, the input's gradient.
+ChooseScore = Callable[[Any], tuple[int, float]]
+LayerGradients = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+LayerWatch = Callable[
+    [Callable[[Any], Any], Callable[[Any], Any] | None], AbstractContextManager[None]
+]
+
+
+def only_activation(seen: list[Any]) -> Any:
+    """The one output a watched layer gave in a forward pass, or raise naming ``layer``."""
+    if len(seen) != 1:
+        raise ValueError(
+            f"layer: the chosen layer ran {len(seen)} times in one forward pass; expected once "
+            "(choose a layer the model calls exactly once)"
+        )
+    return seen[0]
 
 
 class GradientBackend(Protocol):
@@ -58,7 +99,7 @@ class GradientBackend(Protocol):
     # True where every new input shape compiles a new program (JAX).
     static_shapes: bool
 
-    def predict(self, batch: np.ndarray) -> Any: ...
+    def predict(self, batch: np.ndarray, region: np.ndarray | None = None) -> Any: ...
 
     def gradient_sums(
         self,
@@ -67,7 +108,12 @@ class GradientBackend(Protocol):
         index: np.ndarray,
         values: np.ndarray,
         group_lines: np.ndarray,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def layer_gradients(
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients: ...
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...
 
@@ -143,6 +189,17 @@ def model_lock(model: Any) -> threading.RLock:
             return _model_locks.setdefault(model, threading.RLock())
         except TypeError:  # not weak-referenceable: a lock of its own per call
             return threading.RLock()
+
+
+def region_scores_shape(output_shape: tuple[Any, ...], region_shape: tuple[Any, ...]) -> None:
+    """Raise naming ``target`` unless a score map of ``output_shape`` fits a region of
+    ``region_shape`` (H', W')."""
+    if len(output_shape) != 4 or tuple(output_shape[1:3]) != tuple(region_shape):
+        raise ValueError(
+            f"target: a Region of {tuple(region_shape)} needs a model that returns a score map "
+            f"(N, {region_shape[0]}, {region_shape[1]}, classes), got output of shape "
+            f"{tuple(output_shape)}"
+        )
 
 
 def framework_of(model: Any) -> str:

@@ -9,7 +9,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import available_ram_bytes, is_keras_model, keras_precision
+from . import (
+    ChooseScore,
+    LayerGradients,
+    LayerWatch,
+    available_ram_bytes,
+    is_keras_model,
+    keras_precision,
+    only_activation,
+    region_scores_shape,
+)
+
+
+@jax.custom_vjp
+def guided_relu(x: Any) -> Any:
+    """ReLU whose backward pass lets through only positive gradients at positive inputs
+    (guided backpropagation, Springenberg et al. 2015)."""
+    return jnp.maximum(x, 0)
+
+
+def _guided_forward(x: Any) -> tuple[Any, Any]:
+    return jnp.maximum(x, 0), x
+
+
+def _guided_backward(x: Any, upstream: Any) -> tuple[Any]:
+    return (jnp.where((x > 0) & (upstream > 0), upstream, 0).astype(upstream.dtype),)
+
+
+guided_relu.defvjp(_guided_forward, _guided_backward)
 
 
 class JaxBackend:
@@ -44,13 +71,18 @@ class JaxBackend:
             [v.value for v in self._model.non_trainable_variables],
         )
 
-    def _scores(self, trainable: list[Any], non_trainable: list[Any], batch: Any) -> Any:
+    def _scores(
+        self, trainable: list[Any], non_trainable: list[Any], batch: Any, region: Any = None
+    ) -> Any:
         if self._preprocess is not None:
             batch = self._preprocess(batch)
         # Runs while tracing only, so the policy switch is compiled in.
         with keras_precision(self._model, self._precision):
             output, _ = self._model.stateless_call(trainable, non_trainable, batch, training=False)
-        return output
+        if region is None:
+            return output
+        region_scores_shape(tuple(output.shape), tuple(region.shape))
+        return jnp.einsum("nhwc,hw->nc", output.astype(jnp.float32), region)
 
     def _gradient_sums(
         self,
@@ -61,6 +93,7 @@ class JaxBackend:
         index: Any,
         values: Any,
         group_lines: Any,
+        region: Any,
     ) -> tuple[Any, Any]:
         lines = directional.shape[0]
         origins = rows[:lines]
@@ -69,20 +102,20 @@ class JaxBackend:
         points = origins[line_of] + values[:, 0, None, None, None] * directions[line_of]
 
         def target_scores(points: Any) -> tuple[Any, Any]:
-            scores = self._scores(trainable, non_trainable, points).astype(jnp.float32)
-            return jnp.take_along_axis(scores, index[:, 1:2], axis=1)[:, 0], scores
+            scores = self._scores(trainable, non_trainable, points, region).astype(jnp.float32)
+            return jnp.take_along_axis(scores, index[:, [1, 3]], axis=1), scores
 
         _, pullback, scores = jax.vjp(target_scores, points, has_aux=True)
-        # The weights are the cotangent of the target scores, so the backward
-        # pass returns already-weighted gradients.
-        (grads,) = pullback(values[:, 1])
+        # The weights are the cotangent of the two target columns, so the
+        # backward pass returns already-weighted gradients.
+        (grads,) = pullback(values[:, 1:])
         sums = jax.ops.segment_sum(grads, index[:, 2], num_segments=group_lines.shape[0])
         # Each group's sum times its line's direction, once per group.
         factors = jnp.where(directional[:, None, None, None] > 0, directions, 1.0)
         return sums * factors[group_lines], scores
 
-    def predict(self, batch: np.ndarray) -> Any:
-        output = self._predict(*self._variables(), jnp.asarray(batch, jnp.float32))
+    def predict(self, batch: np.ndarray, region: np.ndarray | None = None) -> Any:
+        output = self._predict(*self._variables(), jnp.asarray(batch, jnp.float32), region)
         return jax.tree_util.tree_map(np.asarray, output)
 
     def gradient_sums(
@@ -92,11 +125,47 @@ class JaxBackend:
         index: np.ndarray,
         values: np.ndarray,
         group_lines: np.ndarray,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         sums, scores = self._program(
-            *self._variables(), rows, directional, index, values, group_lines
+            *self._variables(), rows, directional, index, values, group_lines, region
         )
         return np.asarray(sums), np.asarray(scores)
+
+    def layer_gradients(
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients:
+        trainable, non_trainable = self._variables()
+        batch = jnp.asarray(image[None], jnp.float32)
+        relu = guided_relu if guided else None
+
+        def scores(offset: Any, batch: Any) -> tuple[Any, Any]:
+            seen: list[Any] = []
+
+            def tap(output: Any) -> Any:
+                seen.append(output)
+                # JAX differentiates function arguments only: the layer's
+                # output plus a zero argument has that argument's gradient.
+                return output if offset is None else output + offset
+
+            with watch(tap, relu):
+                output = self._scores(trainable, non_trainable, batch)
+            return output, only_activation(seen)
+
+        # The layer's output shape, from tracing only (no computation).
+        shape = jax.eval_shape(scores, None, batch)[1]
+        offset = jnp.zeros(shape.shape, jnp.float32)
+        output, pullback, activation = jax.vjp(scores, offset, batch, has_aux=True)
+        raw = jax.tree_util.tree_map(np.asarray, output)
+        column, sign = choose(raw)
+        cotangent = sign * jax.nn.one_hot(jnp.array([column]), output.shape[1], dtype=output.dtype)
+        layer_grad, input_grad = pullback(cotangent)
+        return (
+            np.asarray(raw),
+            np.asarray(activation, np.float32)[0],
+            np.asarray(layer_grad, np.float32)[0],
+            np.asarray(input_grad)[0] if guided else None,
+        )
 
     def is_out_of_memory(self, error: BaseException) -> bool:
         # XLA reports exhausted device memory as a RuntimeError subclass whose

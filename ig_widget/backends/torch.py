@@ -10,7 +10,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import NOT_DIFFERENTIABLE, available_ram_bytes, is_keras_model, keras_precision, model_lock
+from . import (
+    NOT_DIFFERENTIABLE,
+    ChooseScore,
+    LayerGradients,
+    LayerWatch,
+    available_ram_bytes,
+    is_keras_model,
+    keras_precision,
+    model_lock,
+    only_activation,
+    region_scores_shape,
+)
 
 
 def _device_of(model: Any) -> torch.device:
@@ -25,6 +36,26 @@ def _to_numpy(output: Any) -> Any:
         return output
     output = output.detach().cpu()
     return (output.float() if output.dtype == torch.bfloat16 else output).numpy()
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward pass lets through only positive gradients at positive inputs
+    (guided backpropagation, Springenberg et al. 2015)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return upstream * ((x > 0) & (upstream > 0)).to(upstream.dtype)
+
+
+def guided_relu(x: torch.Tensor) -> torch.Tensor:
+    """``_GuidedReLU`` as a function."""
+    return _GuidedReLU.apply(x)
 
 
 class TorchBackend:
@@ -75,22 +106,24 @@ class TorchBackend:
         finally:
             self._model.train(was_training)
 
-    def _scores(self, batch: torch.Tensor) -> Any:
+    def _scores(self, batch: torch.Tensor, region: np.ndarray | None = None) -> Any:
         if self._preprocess is not None:
             # Keras' preprocess_input divides in place, which autograd forbids
             # on the leaf tensor the gradient is taken with respect to.
             batch = self._preprocess(batch.clone())
         with self._inference():
-            if self._keras:
-                return self._model(batch, training=False)
-            return self._model(batch)
+            output = self._model(batch, training=False) if self._keras else self._model(batch)
+        if region is None:
+            return output
+        region_scores_shape(tuple(output.shape), region.shape)
+        return torch.einsum("nhwc,hw->nc", output.float(), self._tensor(region))
 
     def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
 
-    def predict(self, batch: np.ndarray) -> Any:
+    def predict(self, batch: np.ndarray, region: np.ndarray | None = None) -> Any:
         with self._lock, torch.no_grad():
-            return _to_numpy(self._scores(self._tensor(batch)))
+            return _to_numpy(self._scores(self._tensor(batch), region))
 
     def gradient_sums(
         self,
@@ -99,6 +132,7 @@ class TorchBackend:
         index: np.ndarray,
         values: np.ndarray,
         group_lines: np.ndarray,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         lines = len(directional)
         with self._lock, torch.enable_grad():
@@ -110,14 +144,16 @@ class TorchBackend:
             line_of = index_t[:, 0]
             points = origins[line_of] + values_t[:, 0, None, None, None] * directions[line_of]
             points.requires_grad_(True)
-            scores = self._scores(points).float()
+            scores = self._scores(points, region).float()
             if not scores.requires_grad:
                 raise ValueError(NOT_DIFFERENTIABLE)
-            target_scores = scores.gather(1, index_t[:, 1:2])[:, 0]
-            # grad_outputs applies each point's weight inside the backward
-            # pass, so no per-point gradient is kept.
+            # Weighted here, so no per-point gradient is kept.
+            target_scores = (scores.gather(1, index_t[:, [1, 3]]) * values_t[:, 1:]).sum(1)
             (grads,) = torch.autograd.grad(
-                target_scores, points, grad_outputs=values_t[:, 1], allow_unused=True
+                target_scores,
+                points,
+                grad_outputs=torch.ones_like(target_scores),
+                allow_unused=True,
             )
         if grads is None:
             raise ValueError(NOT_DIFFERENTIABLE)
@@ -127,6 +163,37 @@ class TorchBackend:
         factors = torch.where(self._tensor(directional)[:, None, None, None] > 0, directions, 1.0)
         sums *= factors[self._tensor(group_lines, torch.long)]
         return _to_numpy(sums), _to_numpy(scores)
+
+    def layer_gradients(
+        self, image: np.ndarray, choose: ChooseScore, watch: LayerWatch, guided: bool
+    ) -> LayerGradients:
+        seen: list[torch.Tensor] = []
+
+        def tap(output: torch.Tensor) -> torch.Tensor:
+            seen.append(output)
+            return output
+
+        with self._lock, torch.enable_grad():
+            # Requiring the input's gradient keeps the graph when the weights are frozen.
+            batch = self._tensor(image[None]).requires_grad_(True)
+            with watch(tap, guided_relu if guided else None):
+                output = self._scores(batch)
+            raw = _to_numpy(output)
+            column, sign = choose(raw)
+            activation = only_activation(seen)
+            if not activation.requires_grad:
+                raise ValueError(NOT_DIFFERENTIABLE)
+            score = sign * output[0, column].float()
+            wanted = [activation, batch] if guided else [activation]
+            grads = torch.autograd.grad(score, wanted, allow_unused=True)
+        if any(grad is None for grad in grads):
+            raise ValueError(NOT_DIFFERENTIABLE)
+        return (
+            np.asarray(raw),
+            _to_numpy(activation)[0].astype(np.float32),
+            _to_numpy(grads[0])[0].astype(np.float32),
+            _to_numpy(grads[1])[0] if guided else None,
+        )
 
     def is_out_of_memory(self, error: BaseException) -> bool:
         if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):

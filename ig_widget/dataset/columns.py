@@ -7,7 +7,8 @@ and deletion curves and its stability scores when they were asked for). The
 table of ``explain_dataset`` has the columns of ``COLUMNS`` (those with
 ``needs_masks`` only when masks were given, those with ``needs_curves``
 only with ``insertion_deletion_steps``, those with ``needs_stability`` only
-with ``stability``), in that order. A new per-image
+with ``stability``, those with ``needs_sanity`` only with ``sanity_check=True``),
+in that order. A new per-image
 measure is one more ``Column`` in ``COLUMNS``: it is computed by whichever
 executor runs the image (local or a Ray worker), stored in the Parquet table,
 sortable and filterable in the gallery. Stores written before it existed
@@ -39,6 +40,8 @@ class Explained:
     preprocess: Callable[[Any], Any] | None
     curves: InsertionDeletionResult | None = None
     stability: StabilityScores | None = None
+    # Similarity of the map to the fully randomised model's (sanity_check=True).
+    sanity_similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Column:
     needs_masks: bool = False
     needs_curves: bool = False
     needs_stability: bool = False
+    needs_sanity: bool = False
 
 
 def positive_attribution(result: IGResult) -> np.ndarray:
@@ -265,6 +269,15 @@ COLUMNS: tuple[Column, ...] = (
         lambda e: _stability(e).top_share,
         needs_stability=True,
     ),
+    Column(
+        "sanity_similarity",
+        "float64",
+        "Spearman rank correlation of the absolute map with the map of the same model with "
+        "every trainable layer re-initialised (igw.sanity_check's last step, seed 0): near 1, "
+        "the map hardly depends on what the model learnt.",
+        lambda e: e.sanity_similarity,
+        needs_sanity=True,
+    ),
 )
 
 
@@ -273,6 +286,7 @@ def columns_for(
     names: tuple[str, ...] | None = None,
     has_curves: bool = False,
     has_stability: bool = False,
+    has_sanity: bool = False,
 ) -> tuple[Column, ...]:
     """The columns of a table: those of ``COLUMNS`` that apply, or those ``names``.
 
@@ -294,6 +308,7 @@ def columns_for(
         if (has_masks or not column.needs_masks)
         and (has_curves or not column.needs_curves)
         and (has_stability or not column.needs_stability)
+        and (has_sanity or not column.needs_sanity)
     )
 
 

@@ -122,12 +122,15 @@ class Computation:
     curve_steps: int | None = None
     # Uniform-noise baselines per image for the stability columns; None: none.
     stability_runs: int | None = None
+    # The sanity_similarity column: each map against the fully randomised model's.
+    sanity: bool = False
     _resolved: Any = field(default=None, repr=False)
+    _randomised: Any = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         # Workers load their own model and open their own store.
-        return {**self.__dict__, "_resolved": None, "_store": None}
+        return {**self.__dict__, "_resolved": None, "_randomised": None, "_store": None}
 
     @property
     def resolved_model(self) -> Any:
@@ -171,10 +174,11 @@ class Computation:
         return prepared, engine.run_batch(prepared, self.options, targets, names=names)
 
     def compute(self, items: list[Item]) -> list[Explained]:
-        """The chunk's results, curves and stability scores: the work, before anything is
-        stored."""
+        """The chunk's results, curves, stability scores and sanity similarities: the work,
+        before anything is stored."""
         prepared, results = self._explain(items)
         scores = self.stability(items, prepared, results)
+        similarities = self.sanity_similarities(items, results)
         return [
             Explained(
                 item,
@@ -183,8 +187,32 @@ class Computation:
                 self.options.preprocess,
                 self.curves(item, result),
                 stability,
+                sanity_similarity=similarity,
             )
-            for item, result, stability in zip(items, results, scores, strict=True)
+            for item, result, stability, similarity in zip(
+                items, results, scores, similarities, strict=True
+            )
+        ]
+
+    def sanity_similarities(self, items: list[Item], results: list[IGResult]) -> list[float | None]:
+        """Per image, the Spearman rank correlation of its absolute map with the map of the
+        model with every trainable layer random (``igw.sanity_check``'s last step)."""
+        if not self.sanity:
+            return [None] * len(items)
+        from ..sanity import randomised_model, similarities
+
+        if self._randomised is None:
+            self._randomised = randomised_model(self.resolved_model)
+        names = [f"images[{item.index}]" for item in items]
+        prepared = engine.prepare_batch(
+            self._randomised, [item.image for item in items], self.options, names=names
+        )
+        random = engine.run_batch(
+            prepared, self.options, [result.target for result in results], names=names
+        )
+        return [
+            similarities(result.attributions, other.attributions)[0]
+            for result, other in zip(results, random, strict=True)
         ]
 
     def stability(

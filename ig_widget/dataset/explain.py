@@ -68,6 +68,7 @@ def _recorded_options(
     curve_steps: int | None,
     identities: dict[str, str | None],
     stability_runs: int | None = None,
+    sanity: bool = False,
 ) -> dict[str, Any]:
     """What a store records and compares on resume: everything that changes the results."""
     recorded = {
@@ -90,6 +91,8 @@ def _recorded_options(
         recorded["insertion_deletion_steps"] = curve_steps
     if stability_runs is not None:
         recorded["stability"] = stability_runs
+    if sanity:
+        recorded["sanity_check"] = True
     return recorded
 
 
@@ -246,6 +249,7 @@ class _Run:
             has_masks=self.recorded["masks"],
             curve_steps=self.recorded.get("insertion_deletion_steps"),
             stability_runs=self.recorded.get("stability"),
+            sanity=bool(self.recorded.get("sanity_check")),
         )
 
     def _layout(self, first: Item) -> tuple[Layout, Any]:
@@ -259,6 +263,11 @@ class _Run:
                 f"pixels), got {curve_steps}"
             )
         model = resolve_model(self.model)
+        sanity = bool(self.recorded.get("sanity_check"))
+        if sanity:
+            from ..sanity import check_randomisable
+
+            check_randomisable(model)
         classes = engine.prepare(model, first.image, self.options).classes
         layout = Layout(
             image_shape=(first.image.shape[0], first.image.shape[1], first.image.shape[2]),
@@ -273,6 +282,7 @@ class _Run:
                     self.recorded["masks"],
                     has_curves=bool(curve_steps),
                     has_stability=bool(self.recorded.get("stability")),
+                    has_sanity=sanity,
                 )
             ),
         )
@@ -460,6 +470,7 @@ def explain_dataset(
     precision: str = "float32",
     insertion_deletion_steps: int | None = None,
     stability: int | None = None,
+    sanity_check: bool = False,
 ) -> DatasetResult:
     """Integrated gradients of every image of a dataset, written to a store as it goes.
 
@@ -535,6 +546,12 @@ def explain_dataset(
         and ``top_share`` of those maps (``igw.stability(model, image,
         draws=stability, seed=seed, target=..., parameters=...)``). Costs
         ``stability`` times the gradient work of the run.
+    sanity_check : bool
+        Adds the column ``sanity_similarity``: the Spearman rank correlation of
+        each absolute map with the map of a copy of the model whose trainable
+        layers are all re-initialised (``igw.sanity_check``'s last step, seed
+        0; a Keras model or a torch Module). Costs one more computation of
+        every map.
 
     Returns
     -------
@@ -574,6 +591,8 @@ def explain_dataset(
         )
     if stability is not None:
         stability = check_int("stability", stability, low=2, high=MAX_RUNS)
+    if not isinstance(sanity_check, bool):
+        raise TypeError(f"sanity_check: expected True or False, got {sanity_check!r}")
     if isinstance(executor, str):
         check_choice("executor", executor, EXECUTORS)
     elif type(executor).__name__ != "RayExecutor":
@@ -601,6 +620,7 @@ def explain_dataset(
         insertion_deletion_steps,
         _identities(model, preprocess, labels, checked_targets),
         stability,
+        sanity_check,
     )
     with target_store.lock():
         _check_resumable(target_store, recorded)

@@ -29,12 +29,12 @@ import anywidget
 import numpy as np
 import traitlets
 
-from ..options import check_callable, check_model
+from ..options import check_callable, check_class_names, check_model
 from ..render import validate_render_options
 from ..validation import as_image, check_choice
 from ..widget import IGWidget
 from ..widget.frontend import FrontEnd
-from ..widget.options import DISPLAY_TRAITS, check_class_names, display_traits
+from ..widget.options import DISPLAY_TRAITS, display_traits
 from ..widget.state import DisplayOptions, ignore_message, send_back, split_update
 from .clusters import MapClusters
 from .drift import DatasetComparison

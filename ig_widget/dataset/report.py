@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..export import HTML_SUFFIXES, write_file
+from ..options import check_class_names
 from ..render import (
     MEANINGS,
     colour_name,
@@ -45,7 +46,7 @@ from ..render import (
 )
 from ..report_section import Picture, ReportSection, Table
 from ..validation import check_int, check_path_for_writing
-from ..widget.options import check_class_count, check_class_names
+from ..widget.options import check_class_count
 from ..widget.shown import isolated
 from .columns import printable
 from .identity import digest, software_versions

@@ -53,6 +53,7 @@ class DatasetResult:
             None if self._layout is None else self._layout.columns,
             has_curves=bool(options.get("insertion_deletion_steps")),
             has_stability=bool(options.get("stability")),
+            has_sanity=bool(options.get("sanity_check")),
         )
         table = self._store.read_table(
             self._columns, None if self._layout is None else self._layout.chunk_size
@@ -475,6 +476,7 @@ class DatasetResult:
             has_masks=bool(recorded["masks"]),
             curve_steps=recorded.get("insertion_deletion_steps"),
             stability_runs=recorded.get("stability"),
+            sanity=bool(recorded.get("sanity_check")),
         )
         computation._resolved = resolve_model(model)
         record = {

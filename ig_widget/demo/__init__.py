@@ -2,12 +2,16 @@
 
 Everything here works offline. ``model()`` is a small CNN trained on the
 procedurally generated shapes of :func:`make_shapes` (six classes, see
-``class_names``); it takes raw pixels 0..255 of shape (96, 96, 3) and returns
-softmax probabilities, so it needs no preprocess function::
+``class_names``); ``model("vit")`` a small vision transformer trained the same
+way (``ig_widget.demo.vit``). Both take raw pixels 0..255 of shape
+(96, 96, 3) and return softmax probabilities, so they need no preprocess
+function::
 
     import ig_widget as igw
     images, labels = igw.demo.images()
     result = igw.integrated_gradients(igw.demo.model(), images[0])
+    vit = igw.integrated_gradients(igw.demo.model("vit"), images[0])
+    igw.render(images[0], vit.attributions, patch=igw.demo.VIT_TOKEN)
 
 ``photo(name)`` returns one of a few openly licensed photographs (see
 ``photos/LICENSES.md``) for ImageNet models such as
@@ -29,32 +33,66 @@ from ..frameworks import import_framework
 from ..validation import check_choice
 from .shapes import class_names, make_shapes
 
-__all__ = ["class_names", "images", "make_shapes", "model", "photo", "photo_names"]
+__all__ = [
+    "MODELS",
+    "VIT_TOKEN",
+    "class_names",
+    "images",
+    "make_shapes",
+    "model",
+    "photo",
+    "photo_names",
+]
 
 MODEL_PATH = Path(__file__).with_name("shapes_cnn.keras")
+VIT_PATH = Path(__file__).with_name("shapes_vit.keras")
+MODELS: tuple[str, ...] = ("cnn", "vit")
+# The side in pixels of the square each of the demo ViT's tokens covers: its
+# patch view is ``igw.render(..., patch=VIT_TOKEN)``.
+VIT_TOKEN = 8
 PHOTO_DIR = Path(__file__).with_name("photos")
 photo_names: tuple[str, ...] = ("chelsea", "coffee", "rocket")
 # The examples from images() come from this seed, which training never used.
 EXAMPLES_SEED = 7
 
 
-@functools.cache
-def model() -> Any:
-    """The bundled shapes classifier, loaded once and then shared.
+def model(name: str = "cnn") -> Any:
+    """A bundled shapes classifier, loaded once and then shared.
 
     A Keras model from (N, 96, 96, 3) raw pixels 0..255 to (N, 6) softmax
     probabilities over ``class_names``; the logits are the output of
-    ``model().layers[-2]``. It is loaded in Keras' safe mode. Every call
+    ``model(name).layers[-2]``. It is loaded in Keras' safe mode. Every call
     returns the same object: to change weights, work on a copy made with
     ``keras.models.clone_model`` and ``set_weights``.
+
+    Parameters
+    ----------
+    name : {"cnn", "vit"}
+        "cnn": the all-convolutional network; "vit": a small hybrid vision
+        transformer (two convolution blocks, then 144 tokens of 8 x 8 pixels,
+        ``VIT_TOKEN``, through two self-attention blocks; see
+        ``ig_widget.demo.vit``), of about the CNN's FLOPs.
 
     Examples
     --------
     >>> m = model()
     >>> m.output_shape
     (None, 6)
+    >>> model("vit").output_shape
+    (None, 6)
     """
+    return _load(check_choice("name", name, MODELS))
+
+
+@functools.cache
+def _load(name: str) -> Any:
     keras = import_framework("keras", "demo.model")
+    if name == "vit":
+        from . import vit  # registers the ViT's layers with Keras
+
+        return keras.saving.load_model(
+            VIT_PATH, compile=False, safe_mode=True, custom_objects=vit.CUSTOM_OBJECTS
+        )
     return keras.saving.load_model(MODEL_PATH, compile=False, safe_mode=True)
 
 

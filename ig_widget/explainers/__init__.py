@@ -10,7 +10,10 @@ each checking its input before the model runs:
 - ``expected_gradients``: integrated gradients over baselines drawn from reference images;
 - ``blur_ig``: integrated gradients along a blur path;
 - ``guided_ig``: integrated gradients along an adaptive path;
-- ``xrai``: attributions summed into ranked image regions.
+- ``xrai``: attributions summed into ranked image regions;
+- ``gradcam`` and ``guided_gradcam``: a layer's activations weighted by their
+  mean gradient (times guided backpropagation);
+- ``occlusion``: the score's drop when a sliding window is replaced by a baseline.
 
 ``REGISTRY`` declares each method once (its function, label and the
 widget's compute options it takes); the widget's menus, compare mode and
@@ -25,7 +28,9 @@ from ..engine import integrated_gradients
 from .base import AttributionResult, Explainer, Method
 from .blur_ig import blur_ig
 from .expected_gradients import expected_gradients
+from .gradcam import gradcam, guided_gradcam
 from .guided_ig import guided_ig
+from .occlusion import occlusion
 from .smoothgrad import smoothgrad
 from .xrai import XRAIResult, xrai
 
@@ -48,6 +53,9 @@ REGISTRY: dict[str, Method] = {
         Method("blur_ig", blur_ig, "Blur IG", ("steps",)),
         Method("guided_ig", guided_ig, "Guided IG", ("steps", "baseline", "seed")),
         Method("xrai", xrai, "XRAI", ("steps", "method")),
+        Method("gradcam", gradcam, "Grad-CAM"),
+        Method("guided_gradcam", guided_gradcam, "Guided Grad-CAM"),
+        Method("occlusion", occlusion, "Occlusion", ("baseline", "seed")),
     )
 }
 EXPLAINERS: dict[str, Explainer] = {name: method.function for name, method in REGISTRY.items()}
@@ -61,7 +69,10 @@ __all__ = [
     "XRAIResult",
     "blur_ig",
     "expected_gradients",
+    "gradcam",
+    "guided_gradcam",
     "guided_ig",
+    "occlusion",
     "smoothgrad",
     "xrai",
 ]

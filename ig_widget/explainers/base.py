@@ -19,8 +19,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ..engine import IGResult, PreparedInput, prepare
-from ..options import IGOptions, check_callable
+from ..engine import IGResult, PreparedInput, describe_target, explained_score, prepare
+from ..options import IGOptions, Region, check_callable
 from ..points import ProgressCallback
 from ..validation import check_number
 
@@ -36,7 +36,8 @@ class AttributionResult:
         (XRAI: one channel, the value of each pixel's region).
     explainer : str
         The method: ``"smoothgrad"``, ``"expected_gradients"``, ``"blur_ig"``,
-        ``"guided_ig"`` or ``"xrai"``.
+        ``"guided_ig"``, ``"xrai"``, ``"gradcam"``, ``"guided_gradcam"`` or
+        ``"occlusion"``.
     parameters : dict
         The method's parameters as used (defaults filled in).
     target : int
@@ -44,9 +45,15 @@ class AttributionResult:
     scores : ndarray, (K,)
         Model output at the image.
     points_used : int
-        Gradient evaluations (model forward and backward passes, one per point).
+        Gradient evaluations (model forward and backward passes, one per point;
+        occlusion: forward passes).
     elapsed_s : float
         Wall time of the computation.
+    against : int or None
+        For a contrastive target ``(target, against)``: the class contrasted
+        against, the explained score being ``score(target) - score(against)``.
+    region : Region or None
+        For a region target: the region of the score map (see ``IGResult``).
     """
 
     attributions: np.ndarray
@@ -56,16 +63,25 @@ class AttributionResult:
     scores: np.ndarray
     points_used: int
     elapsed_s: float
+    against: int | None = None
+    region: Region | None = None
 
     @property
     def score(self) -> float:
-        """Model output for the target class at the image."""
-        return float(self.scores[self.target])
+        """Model output for the target class at the image (minus the ``against``
+        class's for a contrastive target)."""
+        return explained_score(self.scores, self.target, self.against)
+
+    @property
+    def explained(self) -> str:
+        """What was explained, in words (see ``IGResult.explained``)."""
+        return describe_target(self.target, self.against, region=self.region)
 
 
 @dataclass
 class Started:
-    """An explainer's checked input: the prepared image, the options, the target."""
+    """An explainer's checked input: the prepared image, the options, the target
+    (an index of ``PreparedInput.target_index``: a class or a contrast)."""
 
     prepared: PreparedInput
     options: IGOptions
@@ -87,11 +103,14 @@ class Started:
         **extra: Any,
     ) -> Any:
         """The result, timed from the start of the checks."""
+        target, against = self.prepared.classifier.split(self.target)
         return result_type(
             attributions=np.asarray(attributions, np.float32),
             explainer=explainer,
             parameters=dict(parameters),
-            target=self.target,
+            target=target,
+            against=against,
+            region=self.options.target if isinstance(self.options.target, Region) else None,
             scores=self.prepared.scores,
             points_used=int(points_used),
             elapsed_s=time.perf_counter() - self.began,
@@ -149,7 +168,7 @@ class Explainer(Protocol):
         model: Any,
         image: Any,
         *,
-        target: int | None = ...,
+        target: Any = ...,
         preprocess: Callable[[Any], Any] | None = ...,
         progress: ProgressCallback | None = ...,
         precision: str = ...,

@@ -18,7 +18,7 @@ batch, so no more than a batch of them is held.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,17 +106,18 @@ def blur_ig(
     steps: int = 100,
     grad_step: float = 0.01,
     sqrt: bool = False,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> AttributionResult:
     """Blur IG of ``model``'s ``target`` score at ``image``.
 
     Parameters
     ----------
-    model, image, target, preprocess, batch_size, progress, precision
+    model, image, target, preprocess, batch_size, progress, precision, class_names
         As for ``integrated_gradients``.
     max_sigma : float
         Width (pixels) of the strongest blur, where the path ends; PAIR
@@ -166,7 +167,11 @@ def blur_ig(
     if not isinstance(sqrt, (bool, np.bool_)):
         raise TypeError(f"sqrt: expected True or False, got {type(sqrt).__name__} {sqrt!r}")
     options = IGOptions(
-        target=target, preprocess=preprocess, batch_size=batch_size, precision=precision
+        target=target,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        precision=precision,
+        class_names=class_names,
     )
     started = start(model, converted, options, progress)
     sigmas = blur_sigmas(max_sigma, steps, bool(sqrt))

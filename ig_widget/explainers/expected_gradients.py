@@ -55,17 +55,18 @@ def expected_gradients(
     references: Any = None,
     samples: int = 200,
     seed: int | None = None,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> AttributionResult:
     """Expected gradients of ``model``'s ``target`` score at ``image`` over ``references``.
 
     Parameters
     ----------
-    model, image, target, preprocess, batch_size, progress, precision
+    model, image, target, preprocess, batch_size, progress, precision, class_names
         As for ``integrated_gradients``.
     references : array (N, H, W, C) or sequence of images
         The baselines' distribution: typically training images. Each of the
@@ -105,7 +106,12 @@ def expected_gradients(
             f"got {reference_images.shape[1:]}"
         )
     options = IGOptions(
-        target=target, preprocess=preprocess, batch_size=batch_size, seed=seed, precision=precision
+        target=target,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        seed=seed,
+        precision=precision,
+        class_names=class_names,
     )
     started = start(model, image, options, progress)
     rng = np.random.default_rng(started.options.seed)

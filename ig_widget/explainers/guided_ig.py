@@ -7,7 +7,7 @@ of one point per step, as in PAIR saliency.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,18 +30,19 @@ def guided_ig(
     steps: int = 200,
     fraction: float = 0.25,
     max_dist: float = 0.02,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     seed: int | None = None,
     progress: ProgressCallback | None = None,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> AttributionResult:
     """Guided IG of ``model``'s ``target`` score at ``image``.
 
     Parameters
     ----------
-    model, image, target, preprocess, seed, pixel_range, precision
+    model, image, target, preprocess, seed, pixel_range, precision, class_names
         As for ``integrated_gradients``.
     baseline : {"black", "white", "uniform", "blur"} or array
         Where the path starts.
@@ -89,6 +90,7 @@ def guided_ig(
         seed=seed,
         pixel_range=pixel_range,
         precision=precision,
+        class_names=class_names,
     )
     converted = as_image(image)
     baseline_image = baseline_row(

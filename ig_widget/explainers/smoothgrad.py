@@ -17,7 +17,7 @@ touches are ever held, however many samples.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -124,7 +124,7 @@ def smoothgrad(
     kind: Literal["smoothgrad", "smoothgrad_sq", "vargrad"] = "smoothgrad",
     samples: int = 25,
     noise: float = 0.15,
-    target: int | None = None,
+    target: Any = None,
     baseline: str | np.ndarray = "black",
     steps: int = 50,
     method: str = "trapezoid",
@@ -134,12 +134,13 @@ def smoothgrad(
     progress: ProgressCallback | None = None,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> AttributionResult:
     """SmoothGrad of ``model``'s ``target`` score at ``image``: noisy copies' maps, combined.
 
     Parameters
     ----------
-    model, image, target, preprocess, batch_size, progress, pixel_range, precision
+    model, image, target, preprocess, batch_size, progress, pixel_range, precision, class_names
         As for ``integrated_gradients``; ``progress(done, total)`` counts
         gradient evaluations.
     of : {"gradients", "integrated_gradients"}
@@ -196,6 +197,7 @@ def smoothgrad(
         seed=seed,
         pixel_range=pixel_range,
         precision=precision,
+        class_names=class_names,
     )
     converted = as_image(image)
     # Made before the model runs, so that a bad baseline fails first.

@@ -95,19 +95,21 @@ def xrai(
     method: str = "trapezoid",
     area_threshold: float = 1.0,
     min_pixel_diff: int = MIN_PIXEL_DIFF,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     batch_size: int | None = None,
     seed: int | None = None,
     progress: ProgressCallback | None = None,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> XRAIResult:
     """XRAI of ``model``'s ``target`` score at ``image``: attributions by region.
 
     Parameters
     ----------
     model, image, target, preprocess, batch_size, seed, progress, pixel_range, precision
+    class_names
         As for ``integrated_gradients``.
     attributions : array (H, W, C) or (H, W), optional
         Attributions to rank regions by; default integrated gradients from
@@ -158,6 +160,7 @@ def xrai(
         seed=seed,
         pixel_range=pixel_range,
         precision=precision,
+        class_names=class_names,
     )
     # Made before the model runs, so that a bad baseline fails first.
     rows = baseline_rows(baselines, converted, options) if given is None else None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import traitlets
@@ -32,7 +32,7 @@ from .. import engine, export
 from ..baselines import single_baseline
 from ..engine import IGResult, PreparedInput
 from ..explainers import AttributionResult
-from ..options import IGOptions, check_model, check_target
+from ..options import IGOptions, Region, Target, check_class_names, check_model, check_target
 from ..render import validate_render_options
 from ..stability import StabilityResult, stability
 from ..validation import check_int
@@ -47,18 +47,21 @@ from .methods import (
     Stages,
     check_explainer_options,
     curve,
+    method_settings,
     offered,
     run_method,
     stability_parameters,
 )
 from .options import (
+    CLASS_CHOICE,
     COMPUTE_OPTIONS,
     CUSTOM_BASELINE,
     FRONT_END_OPTIONS,
     NO_MODEL,
+    check_against,
     check_class_count,
-    check_class_names,
     checked_options,
+    class_choice,
     compute_traits,
     display_traits,
     engine_options,
@@ -69,15 +72,21 @@ from .shown import (
     BYTES_PER_DISPLAY_PIXEL,
     MAP_BUFFERS,
     MAX_UPDATE_BYTES,
+    NO_SANITY,
+    SANITY_STAGE,
     Explanation,
     ShownImage,
     ShownResult,
     block_mean,
     display_factor,
+    sanity_traits,
     shown_result,
     stability_traits,
 )
 from .state import DisplayOptions, WidgetState, ignore_message
+
+if TYPE_CHECKING:
+    from ..sanity import SanityCheck
 
 # Progress updates (and chances to cancel) the widget asks the engine for per
 # computation; the engine keeps its batches within its own rule either way.
@@ -120,6 +129,10 @@ class IGWidget(WidgetState):
         One name per class (K names); class indices are shown otherwise.
     target : int, optional
         Class to explain; default the top predicted class.
+    against : int, optional
+        A class to contrast it with: the widget then explains
+        ``score(target) - score(against)``, "why target and not against"
+        (the "against" menu; None, the default, for no contrast).
     steps, baseline, runs, method
         As for ``igw.integrated_gradients``. An array ``baseline`` shows as
         ``"custom"`` in the ``baseline`` trait. ``steps`` is also the path
@@ -164,6 +177,7 @@ class IGWidget(WidgetState):
         preprocess: Callable[[Any], Any] | None = None,
         class_names: Sequence[str] | None = None,
         target: int | None = None,
+        against: int | None = None,
         steps: int | str = 50,
         baseline: str | np.ndarray = "black",
         runs: int = 1,
@@ -214,7 +228,12 @@ class IGWidget(WidgetState):
         self._preprocess = preprocess
         requested = {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
         compute_options = {**compute_traits(self._engine_options(requested), baseline), **methods}
-        target = check_target(target)
+        if isinstance(target, (tuple, list, Region)):
+            raise TypeError(
+                "target: expected one class index (a contrast's second class is against=)"
+            )
+        checked_target = check_target(target)
+        assert checked_target is None or isinstance(checked_target, int)  # refused just above
         self._class_names = check_class_names(class_names)
         # The engine's one forward pass at the image: the class count comes
         # from it, and every computation on this image reuses it. A stored
@@ -223,26 +242,30 @@ class IGWidget(WidgetState):
         if model is None:
             assert result is not None  # checked with the model above
             check_class_count(self._class_names, len(result.scores))
+            against = result.against
         else:
             options = self._engine_options(compute_options)
             prepared = engine.prepare(model, shown_image.pixels, options)
             check_class_count(self._class_names, prepared.classes)
-            if target is not None:
-                prepared.target_index(target)
+            if checked_target is not None or against is not None:
+                # A contrast with the top class needs the top class first.
+                checked_target = prepared.target_index(checked_target)
+                against = check_against(against, checked_target, prepared.classes)
 
         self._fallback = snapshots.FallbackPng()
         if result is None:
             assert prepared is not None  # without a result there is a model
-            explanation = self._explain(prepared, compute_options, target, progress=None)
+            choice = class_choice(checked_target, against)
+            explanation = self._explain(prepared, compute_options, choice, progress=None)
         else:
             explanation = Explanation(result, result.gradients)
-        request = {**compute_options, "target": explanation.result.target}
+        request = {**compute_options, **self._class_request(explanation.result)}
         self._shown = self._shown_result(shown_image, prepared, explanation, request)
         super().__init__(
             **display_traits(display_options),
             **compute_options,
             explainer_choices=[[name, TITLES[name]] for name in self._offered],
-            target=explanation.result.target,
+            **self._class_request(explanation.result),
             compute_enabled=model is not None,
             **self._shown.traits,
         )
@@ -283,7 +306,12 @@ class IGWidget(WidgetState):
             self._offered,
         )
 
-    @traitlets.observe(*COMPUTE_OPTIONS, "target")
+    @staticmethod
+    def _class_request(result: IGResult | AttributionResult) -> dict[str, int | None]:
+        """The class menus' values that ask for ``result``."""
+        return {"target": result.target, "against": result.against}
+
+    @traitlets.observe(*COMPUTE_OPTIONS, *CLASS_CHOICE)
     def _mark_stale(self, _change: dict[str, Any]) -> None:
         # Under the lock the background thread shows a result and sets stale
         # with: an option assigned meanwhile is compared again after it is
@@ -293,7 +321,7 @@ class IGWidget(WidgetState):
 
     # -- computing ---------------------------------------------------------------
 
-    def _engine_options(self, options: dict[str, Any], target: int | None = None) -> IGOptions:
+    def _engine_options(self, options: dict[str, Any], target: Target = None) -> IGOptions:
         return engine_options(
             options, self._custom_baseline, target=target, preprocess=self._preprocess
         )
@@ -302,12 +330,12 @@ class IGWidget(WidgetState):
         self,
         prepared: PreparedInput,
         options: dict[str, Any],
-        target: int | None,
+        target: Target,
         progress: ProgressCallback | None,
     ) -> Explanation:
         """The methods ``options`` ask for, on ``prepared``'s image, for ``target``
-        (None: the top class), with their curves where they are shown."""
-        chosen = prepared.target_index(target)
+        (None: the top class; a pair: a contrast), with their curves where they are shown."""
+        chosen = class_choice(*prepared.classifier.split(prepared.target_index(target)))
         engine_options = self._engine_options(options, chosen)
         names = [options["explainer"], *([options["compare"]] if options["compare"] else [])]
         with_curves = names != [IG]
@@ -384,7 +412,8 @@ class IGWidget(WidgetState):
         shown_image = self._shown.image if image is None else image
         request = self.request()
         options = {name: request[name] for name in COMPUTE_OPTIONS}
-        target = None if top_class else request["target"]
+        # A new image's top class is explained alone: the contrast was chosen for another.
+        target = None if top_class else class_choice(request["target"], request["against"])
 
         def job(progress: ProgressCallback) -> IGResult | AttributionResult:
             if self._shown.prepared is None:
@@ -396,7 +425,7 @@ class IGWidget(WidgetState):
             )
             explanation = self._explain(prepared, options, target, progress)
             result = explanation.result
-            done = {**options, "target": result.target}
+            done = {**options, **self._class_request(result)}
             shown = self._shown_result(shown_image, prepared, explanation, done)
             with self.sync_lock:
                 previous, self._shown = self._shown, shown
@@ -406,16 +435,21 @@ class IGWidget(WidgetState):
                     self._shown = previous
                     raise
                 if top_class:
-                    self.target = result.target
+                    with self.hold_trait_notifications():
+                        self.target, self.against = result.target, None
+                if image is not None:
+                    # The strip showed the previous image's check.
+                    self._show_sanity(NO_SANITY)
                 self.stale = self.request() != done
             return result
 
         return job
 
     def _restore_target(self) -> None:
-        # The class menu shows the explained class, so it goes back with the
+        # The class menus show the explained classes, so they go back with the
         # result after a failure; edited compute options stay, marked stale.
-        self.target = self.result.target
+        with self.hold_trait_notifications():
+            self.target, self.against = self.result.target, self.result.against
 
     def compute(self) -> IGResult | AttributionResult | None:
         """Recompute with the current compute options and target, blocking.
@@ -435,6 +469,70 @@ class IGWidget(WidgetState):
         >>> w.compute().delta  # doctest: +SKIP
         """
         return self._runner.run_after_background(self._job(), self._restore_target)
+
+    def sanity_check(
+        self, *, layers: int | Sequence[str] | None = None, seed: int = 0
+    ) -> SanityCheck | None:
+        """Run the model-randomisation sanity check of the shown method and class, blocking,
+        and show it under the panels (the Sanity check button runs it in the background).
+
+        ``igw.sanity_check`` on the shown image with the shown result's
+        method, options and class; ``layers`` and ``seed`` as there. The
+        model is not modified (a copy is randomised).
+
+        Returns
+        -------
+        SanityCheck, or None if it was cancelled from the browser.
+
+        Examples
+        --------
+        >>> w.sanity_check(layers=3).spearman_abs  # doctest: +SKIP
+        """
+        return self._runner.run_after_background(self._sanity_job(layers, seed), lambda: None)
+
+    def _sanity_job(
+        self, layers: int | Sequence[str] | None = None, seed: int = 0
+    ) -> Callable[[ProgressCallback], SanityCheck]:
+        from ..sanity import sanity_check
+
+        shown = self._shown
+
+        def job(progress: ProgressCallback) -> SanityCheck:
+            if shown.prepared is None:
+                raise ValueError(NO_MODEL)
+            target = shown.result.target
+            options = self._engine_options(shown.request, target)
+            name = shown.explanation.explainer
+            settings = method_settings(name, options, self._explainer_options)
+            self._announce_stage(f"{SANITY_STAGE} of {TITLES[name]}")
+            try:
+                check = sanity_check(
+                    self._model,
+                    shown.image.pixels,
+                    name,
+                    layers=layers,
+                    seed=seed,
+                    target=target,
+                    preprocess=self._preprocess,
+                    precision=options.precision,
+                    progress=progress,
+                    options=settings,
+                )
+            finally:
+                # The next computation's note must not read as a sanity check.
+                self._announce_stage("")
+            traits = sanity_traits(check, shown.image, self._label(check.target))
+            with self.sync_lock:
+                if self._shown.image is shown.image:
+                    self._show_sanity(traits)
+            return check
+
+        return job
+
+    def _show_sanity(self, traits: dict[str, Any]) -> None:
+        with self.hold_sync():
+            for name, value in traits.items():
+                setattr(self, name, value)
 
     @property
     def image(self) -> np.ndarray:
@@ -507,9 +605,9 @@ class IGWidget(WidgetState):
 
     def set_state(self, sync_data: dict[str, Any]) -> dict[str, Any]:
         """Apply a state update from the browser; a newly chosen class is computed at once."""
-        previous_target = self.target
+        previous = {name: getattr(self, name) for name in CLASS_CHOICE}
         accepted = super().set_state(sync_data)
-        if "target" in accepted and accepted["target"] != previous_target:
+        if any(name in accepted and accepted[name] != previous[name] for name in CLASS_CHOICE):
             self._runner.start(self._job(), self._restore_target)
         return accepted
 
@@ -519,11 +617,15 @@ class IGWidget(WidgetState):
             self._runner.start(self._job(), self._restore_target)
         elif kind == "stability":
             self._runner.start(self._stability_job(STABILITY_DRAWS), lambda: None)
+        elif kind == "sanity":
+            self._runner.start(self._sanity_job(), lambda: None)
         elif kind == "cancel":
             self._runner.cancel(wait=False)
         else:
             ignore_message(
-                self, f"expected a 'compute', 'stability' or 'cancel' message, got {content!r:.80}"
+                self,
+                "expected a 'compute', 'stability', 'sanity' or 'cancel' message, "
+                f"got {content!r:.80}",
             )
 
     def _stability_job(self, draws: int) -> Callable[[ProgressCallback], StabilityResult]:

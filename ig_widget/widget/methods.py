@@ -21,7 +21,7 @@ import numpy as np
 from ..engine import IGResult
 from ..explainers import EXPLAINERS, REGISTRY, AttributionResult
 from ..faithfulness import InsertionDeletionResult, insertion_deletion
-from ..options import IGOptions
+from ..options import IGOptions, Target
 
 IG = "integrated_gradients"
 # The compare menu's "off".
@@ -134,21 +134,19 @@ def run_method(
     model: Any,
     image: np.ndarray,
     options: IGOptions,
-    target: int,
+    target: Target,
     explainer_options: Mapping[str, Mapping[str, Any]],
     progress: Callable[[int, int], Any] | None,
 ) -> AttributionResult:
     """One method other than integrated gradients, as the widget's options ask for it."""
-    method = REGISTRY[name]
-    settings = method_settings(name, options, explainer_options)
-    result = method.function(
+    result = REGISTRY[name].function(
         model,
         image,
         target=target,
         preprocess=options.preprocess,
         precision=options.precision,
         progress=progress,
-        **settings,
+        **method_settings(name, options, explainer_options),
     )
     if not isinstance(result, AttributionResult):
         raise TypeError(f"{name}: expected an AttributionResult, got {type(result).__name__}")

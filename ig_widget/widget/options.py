@@ -19,9 +19,9 @@ import numpy as np
 
 from ..baselines import BASELINES
 from ..engine import PreparedInput
-from ..options import IGOptions
+from ..options import IGOptions, Target
 from ..render import RENDER_DEFAULTS, validate_render_options
-from ..validation import check_choice
+from ..validation import check_choice, check_int
 from .methods import NO_COMPARE
 
 # The baseline trait's value for the array given at construction.
@@ -36,7 +36,9 @@ COMPUTE_OPTIONS = (*IG_OPTIONS, "explainer", "compare")
 TRAIT_OF_OPTION = {"style": "picture_style"}
 DISPLAY_TRAITS = tuple(TRAIT_OF_OPTION.get(name, name) for name in RENDER_DEFAULTS)
 # Everything the browser may change; any other key it sends is refused.
-FRONT_END_OPTIONS = (*DISPLAY_TRAITS, *COMPUTE_OPTIONS, "target")
+# The explained class and the class it is contrasted against (None: none).
+CLASS_CHOICE = ("target", "against")
+FRONT_END_OPTIONS = (*DISPLAY_TRAITS, *COMPUTE_OPTIONS, *CLASS_CHOICE)
 
 
 def display_traits(render_options: dict[str, Any]) -> dict[str, Any]:
@@ -168,40 +170,47 @@ def checked_options(
     merged = {**current, **changes}
     checked = checked_display(merged)
     if prepared is None:
-        if any(merged[name] != current[name] for name in (*COMPUTE_OPTIONS, "target")):
+        if any(merged[name] != current[name] for name in (*COMPUTE_OPTIONS, *CLASS_CHOICE)):
             raise ValueError(NO_MODEL)
-        return {**checked, **{name: current[name] for name in (*COMPUTE_OPTIONS, "target")}}
+        return {**checked, **{name: current[name] for name in (*COMPUTE_OPTIONS, *CLASS_CHOICE)}}
     checked.update(compute_traits(engine_options(merged, custom_baseline), merged["baseline"]))
     checked.update(method_traits(merged, offered))
     if merged["target"] is None:  # the engine would read None as "the top class"
         raise TypeError("target: expected an integer, got None")
     checked["target"] = prepared.target_index(merged["target"])
+    checked["against"] = check_against(merged["against"], checked["target"], prepared.classes)
     return checked
 
 
-def check_class_names(class_names: Any) -> list[str] | None:
-    """The names as a list of strings that the browser and ``to_html`` can carry."""
-    if class_names is None:
+def check_against(against: Any, target: int, classes: int) -> int | None:
+    """The class to contrast ``target`` with (None: none), or raise naming ``against``.
+
+    Examples
+    --------
+    >>> check_against(3, 3, 6)
+    Traceback (most recent call last):
+    ...
+    ValueError: against: expected a class other than the explained one (3), got 3
+    """
+    if against is None:
         return None
-    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
-        raise TypeError(
-            f"class_names: expected a list of strings, one per class, "
-            f"got {type(class_names).__name__}"
+    against = check_int("against", against, low=0, high=classes - 1)
+    if against == target:
+        raise ValueError(
+            f"against: expected a class other than the explained one ({target}), got {against}"
         )
-    names = list(class_names)
-    for index, name in enumerate(names):
-        if not isinstance(name, str):
-            raise TypeError(
-                f"class_names[{index}]: expected a string, got {type(name).__name__} {name!r}"
-            )
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"class_names[{index}]: expected text that UTF-8 can encode, got {name!r} "
-                f"(a lone surrogate at position {exc.start})"
-            ) from exc
-    return names
+    return int(against)
+
+
+def class_choice(target: int | None, against: int | None) -> Target:
+    """The engine's target for the class menus: the class, or the contrast with ``against``.
+
+    Examples
+    --------
+    >>> class_choice(3, None), class_choice(3, 0)
+    (3, (3, 0))
+    """
+    return target if against is None or target is None else (target, against)
 
 
 def check_class_count(names: list[str] | None, classes: int) -> None:

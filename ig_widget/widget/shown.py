@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from ..render import block_mean, channel_maps, display_image, falling_total_note
 from ..stability import StabilityResult
 from ..validation import as_image
 from .methods import IG, NO_COMPARE, TITLES, Curve, Method
+
+if TYPE_CHECKING:
+    from ..sanity import SanityCheck
 
 PANELS = ("gradient", "explainer", "compare")
 MAP_BUFFERS = tuple(f"{panel}_{sign}" for panel in PANELS for sign in ("positive", "negative"))
@@ -48,6 +51,10 @@ class Summary(TypedDict):
 
     target: int
     label: str
+    # The class the target is contrasted against (None, "": no contrast); the
+    # score is then score(target) - score(against), and so is completeness.
+    against: int | None
+    against_label: str
     score: float
     predicted: int
     predicted_label: str
@@ -319,18 +326,24 @@ def shown_result(
     scores = result.scores
     listed = scores.size if scores.size <= ALL_CLASSES else top_k
     ranked = [int(i) for i in np.argsort(-scores, kind="stable")[:listed]]
-    if result.target not in ranked:
-        ranked.append(result.target)
+    for explained in (result.target, result.against):
+        if explained is not None and explained not in ranked:
+            ranked.append(explained)
     compared = explanation.compared
     elapsed = result.elapsed_s + (compared.elapsed_s if compared is not None else 0.0)
     points = explanation.points_used
     total = float(np.sum(result.attributions, dtype=np.float64))
+    subject = isolated(label(result.target))
+    if result.against is not None:
+        subject = f"{subject} and not {isolated(label(result.against))}"
     traits = {
         **image.traits(),
         "classes": [[i, label(i), float(scores[i])] for i in ranked],
         "summary": Summary(
             target=result.target,
             label=label(result.target),
+            against=result.against,
+            against_label="" if result.against is None else label(result.against),
             score=result.score,
             predicted=ranked[0],
             predicted_label=label(ranked[0]),
@@ -341,7 +354,7 @@ def shown_result(
             compare_title=TITLES.get(explanation.compare, ""),
             delta=float(result.delta) if isinstance(result, IGResult) else None,
             total=total,
-            falling_note=falling_total_note(total, isolated(label(result.target))) or "",
+            falling_note=falling_total_note(total, subject) or "",
             steps=(
                 result.steps
                 if isinstance(result, IGResult)
@@ -362,3 +375,78 @@ def shown_result(
         "progress": [points, points],
     }
     return ShownResult(image, prepared, explanation, request, maps, shown_maps, traits)
+
+
+# The progress line while a sanity check runs starts with this (the panels
+# then stay as they are: the view says so instead of "Computing ...").
+SANITY_STAGE = "Sanity check"
+# The sanity check's pictures are thumbnails: at most this many pixels on the
+# longer side, whatever the image (a check of 40 layers sends 41 maps).
+SANITY_THUMBNAIL = 128
+
+
+class SanityStep(TypedDict):
+    """One step of a sanity check as shown, with its map's similarities to the original.
+
+    ``label`` is the layer randomised down to; a similarity is None where it
+    is undefined (a constant map)."""
+
+    label: str
+    spearman_abs: float | None
+    spearman: float | None
+    ssim: float | None
+
+
+class SanityData(TypedDict):
+    """The sanity check shown (the ``sanity`` trait); no steps: none shown.
+
+    ``size`` is the thumbnails' [height, width]; the ``sanity_rgb`` trait holds
+    the image at that size, ``sanity_maps`` each step's positive then negative
+    channel-mean map (float32).
+    """
+
+    explainer_title: str
+    target: int
+    label: str
+    size: list[int]
+    steps: list[SanityStep]
+
+
+NO_SANITY: dict[str, Any] = {
+    "sanity": SanityData(explainer_title="", target=0, label="", size=[0, 0], steps=[]),
+    "sanity_rgb": b"",
+    "sanity_maps": b"",
+}
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def sanity_traits(check: SanityCheck, image: ShownImage, label: str) -> dict[str, Any]:
+    """The synced values that show ``check`` of ``image`` (its class named ``label``)."""
+    height, width = image.pixels.shape[:2]
+    factor = max(1, math.ceil(max(height, width) / SANITY_THUMBNAIL))
+    rgb = np.rint(block_mean(image.rgb, factor)).astype(np.uint8)
+    maps = b"".join(
+        block_mean(values, factor).tobytes()
+        for attributions in check.maps
+        for values in channel_maps(attributions)
+    )
+    steps = [
+        SanityStep(
+            label=name,
+            spearman_abs=_finite(check.spearman_abs[index]),
+            spearman=_finite(check.spearman[index]),
+            ssim=_finite(check.ssim[index]),
+        )
+        for index, name in enumerate(check.steps)
+    ]
+    data = SanityData(
+        explainer_title=TITLES[check.method],
+        target=check.target,
+        label=label,
+        size=list(rgb.shape[:2]),
+        steps=steps,
+    )
+    return {"sanity": data, "sanity_rgb": rgb.tobytes(), "sanity_maps": maps}

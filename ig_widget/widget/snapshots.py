@@ -25,12 +25,15 @@ def heading(summary: dict[str, Any]) -> str:
     Examples
     --------
     >>> heading({"predicted_label": "cat", "predicted_score": 0.9, "label": "cat",
-    ...          "score": 0.9, "delta": 0.004})
-    'Predicted: cat (0.9)   Explained: cat (0.9)   completeness error 0.4 %'
+    ...          "against": 3, "against_label": "dog", "score": 0.7, "delta": 0.004})
+    'Predicted: cat (0.9)   Explained: cat − dog (0.7)   completeness error 0.4 %'
     """
+    explained = summary["label"]
+    if summary["against"] is not None:
+        explained = f"{explained} − {summary['against_label']}"
     line = (
         f"Predicted: {summary['predicted_label']} ({summary['predicted_score']:.4g})   "
-        f"Explained: {summary['label']} ({summary['score']:.4g})"
+        f"Explained: {explained} ({summary['score']:.4g})"
     )
     if summary["delta"] is None:
         return line
@@ -110,6 +113,9 @@ def page(state: dict[str, Any]) -> bytes:
     compute controls are disabled.
     """
     state = dict(state)
-    binary = {name: state.pop(name) for name in ("image_rgb", *MAP_BUFFERS, "stability_spread")}
+    binary = {
+        name: state.pop(name)
+        for name in ("image_rgb", *MAP_BUFFERS, "stability_spread", "sanity_rgb", "sanity_maps")
+    }
     state.update(error="", notice="", computing=False)
     return export.standalone_html(state, binary, STATIC).encode("utf-8")

@@ -24,6 +24,7 @@ from ..render import POLARITIES, RENDER_DEFAULTS, STYLES
 from .frontend import FrontEnd
 from .methods import EXPLAINER_NAMES, IG, NO_COMPARE, Curve
 from .options import (
+    CLASS_CHOICE,
     COMPUTE_OPTIONS,
     CUSTOM_BASELINE,
     DISPLAY_TRAITS,
@@ -31,7 +32,15 @@ from .options import (
     checked_display,
     render_options_of,
 )
-from .shown import ClassEntry, PathData, ShownResult, StabilityShown, Summary
+from .shown import (
+    NO_SANITY,
+    ClassEntry,
+    PathData,
+    SanityData,
+    ShownResult,
+    StabilityShown,
+    Summary,
+)
 
 if TYPE_CHECKING:
     import anywidget
@@ -110,6 +119,13 @@ class _Integer(_Checked, traitlets.Int):
     """An int."""
 
 
+class _OptionalInteger(_Checked, traitlets.Int):
+    """An int, or None."""
+
+    def __init__(self) -> None:
+        super().__init__(None, allow_none=True)
+
+
 class _Flag(_Checked, traitlets.Bool):
     """True or False."""
 
@@ -149,6 +165,7 @@ class DisplayOptions(traitlets.HasTraits):
     overlay = _Flag(RENDER_DEFAULTS["overlay"]).tag(sync=True)
     positive_color = _Color(RENDER_DEFAULTS["positive_color"]).tag(sync=True)
     negative_color = _Color(RENDER_DEFAULTS["negative_color"]).tag(sync=True)
+    patch = _Integer(RENDER_DEFAULTS["patch"]).tag(sync=True)
 
     def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
         """The display options with ``changes``, checked by igw.render's rules; all, normalised.
@@ -188,6 +205,8 @@ class WidgetState(DisplayOptions, FrontEnd):
     runs = _Integer(1).tag(sync=True)
     method = _Choice(METHODS, "trapezoid").tag(sync=True)
     target = _Integer(0).tag(sync=True)
+    # The class the target is contrasted against ("why target and not against"); None: no contrast.
+    against = _OptionalInteger().tag(sync=True)
     baseline_choices = traitlets.List(traitlets.Unicode(), list(BASELINES)).tag(sync=True)
     method_choices = traitlets.List(traitlets.Unicode(), list(METHODS)).tag(sync=True)
     # The attribution method of the third panel, and the one compared with it ("": off).
@@ -217,6 +236,10 @@ class WidgetState(DisplayOptions, FrontEnd):
         sync=True, ts=StabilityShown | None
     )
     stability_spread = traitlets.Bytes(b"").tag(sync=True)
+    # The sanity check shown under the panels (shown.sanity_traits; no steps: none).
+    sanity = traitlets.Dict(NO_SANITY["sanity"]).tag(sync=True, ts=SanityData)
+    sanity_rgb = traitlets.Bytes(b"").tag(sync=True)
+    sanity_maps = traitlets.Bytes(b"").tag(sync=True)
 
     # Status. compute_enabled: False for a stored result shown without a model.
     compute_enabled = traitlets.Bool(True).tag(sync=True)
@@ -246,8 +269,11 @@ class WidgetState(DisplayOptions, FrontEnd):
         """
         with self.sync_lock:
             accepted, refused, problem = split_update(sync_data, FRONT_END_OPTIONS)
-            if "target" in accepted and self.computing and accepted["target"] != self.target:
-                problem = "target: a computation is running; cancel it before choosing a class"
+            chosen = [name for name in CLASS_CHOICE if name in accepted]
+            if self.computing and any(accepted[name] != getattr(self, name) for name in chosen):
+                problem = (
+                    f"{chosen[0]}: a computation is running; cancel it before choosing a class"
+                )
                 refused += list(accepted)
                 accepted = {}
             if accepted:
@@ -266,7 +292,7 @@ class WidgetState(DisplayOptions, FrontEnd):
 
     def request(self) -> dict[str, Any]:
         """The compute options and target a computation started now would use."""
-        return {**{name: getattr(self, name) for name in COMPUTE_OPTIONS}, "target": self.target}
+        return {name: getattr(self, name) for name in (*COMPUTE_OPTIONS, *CLASS_CHOICE)}
 
     def show(self, shown: ShownResult, previous: ShownResult) -> None:
         """Set the values that show ``shown``; if that fails, put ``previous``'s back and raise."""

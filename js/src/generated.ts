@@ -20,10 +20,11 @@ export interface RenderOptions {
   overlay: boolean;
   positive_color: Color | null;
   negative_color: Color | null;
+  patch: number;
 }
 
 /** igw.render's defaults. Copy before changing. */
-export const RENDER_DEFAULTS: RenderOptions = { style: "heatmap", polarity: "positive", clip_above_percentile: 99.9, clip_below_percentile: 0.0, morphological_cleanup: false, structure: 3, outlines: false, outlines_component_percentage: 90.0, overlay: true, positive_color: null, negative_color: null };
+export const RENDER_DEFAULTS: RenderOptions = { style: "heatmap", polarity: "positive", clip_above_percentile: 99.9, clip_below_percentile: 0.0, morphological_cleanup: false, structure: 3, outlines: false, outlines_component_percentage: 90.0, overlay: true, positive_color: null, negative_color: null, patch: 0 };
 
 /** Picture styles, the default first. */
 export const STYLES = ["heatmap", "keras"] as const;
@@ -36,6 +37,9 @@ export const STYLE_COLORS = { heatmap: { positive: [255, 48, 0], negative: [33, 
 
 /** Largest cleanup window. */
 export const MAX_STRUCTURE = 64;
+
+/** Largest patch side of the patch view. */
+export const MAX_PATCH = 512;
 
 /** Strength above which a pixel belongs to an outlined region. */
 export const BINARIZE_THRESHOLD = 0.001;
@@ -98,13 +102,13 @@ export const MAP_BUFFERS = ["gradient_positive", "gradient_negative", "explainer
 export const TRAIT_OF_OPTION = { style: "picture_style" } as const;
 
 /** The traits of the render options, in order. (ig_widget.widget.options) */
-export const DISPLAY_TRAITS = ["picture_style", "polarity", "clip_above_percentile", "clip_below_percentile", "morphological_cleanup", "structure", "outlines", "outlines_component_percentage", "overlay", "positive_color", "negative_color"] as const;
+export const DISPLAY_TRAITS = ["picture_style", "polarity", "clip_above_percentile", "clip_below_percentile", "morphological_cleanup", "structure", "outlines", "outlines_component_percentage", "overlay", "positive_color", "negative_color", "patch"] as const;
 
 /** Attribution methods that take the steps. (ig_widget.widget.methods) */
 export const STEPS_METHODS = ["integrated_gradients", "blur_ig", "guided_ig", "xrai"] as const;
 
 /** Attribution methods that take the baseline. (ig_widget.widget.methods) */
-export const BASELINE_METHODS = ["integrated_gradients", "guided_ig"] as const;
+export const BASELINE_METHODS = ["integrated_gradients", "guided_ig", "occlusion"] as const;
 
 /** Attribution methods that take the rule. (ig_widget.widget.methods) */
 export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
@@ -113,7 +117,10 @@ export const QUADRATURE_METHODS = ["integrated_gradients", "xrai"] as const;
 export const STABILITY_STAGE = "Stability";
 
 /** Methods the Stability button runs. (ig_widget.widget.methods) */
-export const STABILITY_METHODS = ["integrated_gradients", "smoothgrad", "expected_gradients", "guided_ig", "xrai"] as const;
+export const STABILITY_METHODS = ["integrated_gradients", "smoothgrad", "expected_gradients", "guided_ig", "xrai", "occlusion"] as const;
+
+/** The progress line of a sanity check starts so. (ig_widget.widget.shown) */
+export const SANITY_STAGE = "Sanity check";
 
 /** One method's insertion and deletion curves (an entry of the ``curves`` trait). */
 export interface Curve {
@@ -136,6 +143,23 @@ export interface PathData {
   score: number;
 }
 
+/** The sanity check shown (the ``sanity`` trait); no steps: none shown. */
+export interface SanityData {
+  explainer_title: string;
+  target: number;
+  label: string;
+  size: number[];
+  steps: SanityStep[];
+}
+
+/** One step of a sanity check as shown, with its map's similarities to the original. */
+export interface SanityStep {
+  label: string;
+  spearman_abs: number | null;
+  spearman: number | null;
+  ssim: number | null;
+}
+
 /** The shown method's stability over several runs (the ``stability_shown`` trait). */
 export interface StabilityShown {
   explainer: string;
@@ -152,6 +176,8 @@ export interface StabilityShown {
 export interface Summary {
   target: number;
   label: string;
+  against: number | null;
+  against_label: string;
   score: number;
   predicted: number;
   predicted_label: string;
@@ -174,12 +200,13 @@ export interface Summary {
 /** IGWidget's synced traits (Python names and value types). */
 export interface WidgetState {
   [key: string]: unknown;
+  against: number | null;
   baseline: "black" | "white" | "uniform" | "blur" | "custom";
   baseline_choices: string[];
   classes: [number, string, number][];
   clip_above_percentile: number;
   clip_below_percentile: number;
-  compare: "" | "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai";
+  compare: "" | "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai" | "gradcam" | "guided_gradcam" | "occlusion";
   compare_negative: Binary;
   compare_positive: Binary;
   compute_enabled: boolean;
@@ -187,7 +214,7 @@ export interface WidgetState {
   curves: Curve[];
   display_size: [number, number];
   error: string;
-  explainer: "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai";
+  explainer: "integrated_gradients" | "smoothgrad" | "expected_gradients" | "blur_ig" | "guided_ig" | "xrai" | "gradcam" | "guided_gradcam" | "occlusion";
   explainer_choices: [string, string][];
   explainer_negative: Binary;
   explainer_positive: Binary;
@@ -203,6 +230,7 @@ export interface WidgetState {
   outlines: boolean;
   outlines_component_percentage: number;
   overlay: boolean;
+  patch: number;
   path: PathData;
   picture_style: "heatmap" | "keras";
   polarity: "positive" | "negative" | "both";
@@ -210,6 +238,9 @@ export interface WidgetState {
   progress: [number, number];
   progress_stage: string;
   runs: number;
+  sanity: SanityData;
+  sanity_maps: Binary;
+  sanity_rgb: Binary;
   stability_shown: StabilityShown | null;
   stability_spread: Binary;
   stale: boolean;

@@ -23,6 +23,7 @@ import {
   LIGHTEN,
   LUMA_WEIGHTS,
   MAX_OUTLINED_COMPONENTS,
+  MAX_PATCH,
   MAX_STRUCTURE,
   OPAQUE_STRENGTH,
   OVERLAY_WEIGHT,
@@ -34,7 +35,7 @@ import {
 } from "./generated";
 
 export type { Color, Polarity, RenderOptions, Style } from "./generated";
-export { MAX_STRUCTURE, RENDER_DEFAULTS } from "./generated";
+export { MAX_PATCH, MAX_STRUCTURE, RENDER_DEFAULTS } from "./generated";
 
 type Sign = "positive" | "negative";
 const SIGNS: readonly Sign[] = ["positive", "negative"];
@@ -172,6 +173,111 @@ function checkOptions(options: RenderOptions): void {
   }
   checkColor("positive_color", options.positive_color);
   checkColor("negative_color", options.negative_color);
+  const patch = options.patch;
+  if (!(Number.isInteger(patch) && patch >= 0 && patch <= MAX_PATCH)) {
+    throw new RangeError(`patch: expected an integer in 0..${MAX_PATCH}, got ${patch}`);
+  }
+}
+
+/** The patch view of one pair of maps, kept while the maps and the patch side stay the same. */
+interface Patched {
+  negative: Float32Array;
+  patch: number;
+  width: number;
+  positiveBits: Uint32Array;
+  negativeBits: Uint32Array;
+  maps: [Float32Array, Float32Array];
+}
+
+const patchedMaps = new WeakMap<Float32Array, Patched>();
+
+function bitsOf(values: Float32Array): Uint32Array {
+  return new Uint32Array(values.buffer, values.byteOffset, values.length);
+}
+
+/**
+ * The patch view of two channel maps, as ig_widget.render.patch_maps: each
+ * patch x patch square of the grid from the top-left corner gets the mean of
+ * positive - negative over its pixels (summed in float64 in the same order,
+ * offsets within the square row by row), its positive part into the positive
+ * map and its negative part into the negative one. Edge squares may be smaller.
+ */
+export function patchMaps(
+  positive: Float32Array,
+  negative: Float32Array,
+  width: number,
+  height: number,
+  patch: number,
+): [Float32Array, Float32Array] {
+  const rows = Math.ceil(height / patch);
+  const cols = Math.ceil(width / patch);
+  const sums = new Float64Array(rows * cols);
+  for (let dy = 0; dy < patch; dy++) {
+    for (let dx = 0; dx < patch; dx++) {
+      for (let row = 0; row < rows; row++) {
+        const y = row * patch + dy;
+        if (y >= height) continue;
+        for (let col = 0; col < cols; col++) {
+          const x = col * patch + dx;
+          if (x >= width) continue;
+          const i = y * width + x;
+          sums[row * cols + col] += positive[i] - negative[i];
+        }
+      }
+    }
+  }
+  const means = new Float32Array(rows * cols);
+  for (let row = 0; row < rows; row++) {
+    const tall = Math.min(patch, height - row * patch);
+    for (let col = 0; col < cols; col++) {
+      const wide = Math.min(patch, width - col * patch);
+      means[row * cols + col] = sums[row * cols + col] / (tall * wide);
+    }
+  }
+  const up = new Float32Array(width * height);
+  const down = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const row = Math.floor(y / patch) * cols;
+    for (let x = 0; x < width; x++) {
+      const mean = means[row + Math.floor(x / patch)];
+      up[y * width + x] = Math.max(mean, 0);
+      down[y * width + x] = Math.max(-mean, 0);
+    }
+  }
+  return [up, down];
+}
+
+/** The maps a picture draws: the channel maps, or their patch view (reused while unchanged). */
+function drawnMaps(
+  positive: Float32Array,
+  negative: Float32Array,
+  width: number,
+  height: number,
+  options: RenderOptions,
+): [Float32Array, Float32Array] {
+  const patch = options.patch;
+  if (patch === 0) return [positive, negative];
+  const known = patchedMaps.get(positive);
+  if (
+    known !== undefined &&
+    known.negative === negative &&
+    known.patch === patch &&
+    known.width === width &&
+    sameBits(known.positiveBits, bitsOf(positive)) &&
+    sameBits(known.negativeBits, bitsOf(negative))
+  ) {
+    return known.maps;
+  }
+  const maps = patchMaps(positive, negative, width, height, patch);
+  patchedMaps.set(positive, {
+    negative,
+    patch,
+    width,
+    positiveBits: bitsOf(positive).slice(),
+    negativeBits: bitsOf(negative).slice(),
+    maps,
+  });
+  return maps;
 }
 
 /** The colour each sign is drawn in: the option, or the style's own where it is null. */
@@ -870,6 +976,7 @@ export function renderMaps(
   }
   checkOptions(options);
   const ws = workspaceFor(pixels);
+  const [drawnPositive, drawnNegative] = drawnMaps(positive, negative, width, height, options);
   const colors = polarityColors(options);
   const drawsPositive = options.polarity !== "negative";
   const drawsNegative = options.polarity !== "positive";
@@ -878,12 +985,12 @@ export function renderMaps(
   let colorA: readonly number[] = NO_COLOR;
   let colorB: readonly number[] = NO_COLOR;
   if (drawsPositive) {
-    computeStrength("positive", positive, layerA, width, height, options, ws);
+    computeStrength("positive", drawnPositive, layerA, width, height, options, ws);
     colorA = colors.positive;
   }
   if (drawsNegative) {
     const layer = drawsPositive ? layerB : layerA;
-    computeStrength("negative", negative, layer, width, height, options, ws);
+    computeStrength("negative", drawnNegative, layer, width, height, options, ws);
     if (drawsPositive) {
       colorB = colors.negative;
     } else {
@@ -935,7 +1042,8 @@ export function keyLegend(options: RenderOptions, ground?: number): LegendEntry[
 /**
  * What the colours of a picture stand for, one entry per drawn sign, as
  * ig_widget.render.colour_key computes it. `ground` is the picture's
- * groundLuma (KEY_BACKGROUND when not given).
+ * groundLuma (KEY_BACKGROUND when not given); `width`, the maps' width, is
+ * needed for the patch view (options.patch > 0).
  *
  * @example
  * const [entry] = colourKey(pos, neg, { ...RENDER_DEFAULTS }, groundLuma(image, true));
@@ -946,12 +1054,24 @@ export function colourKey(
   negative: Float32Array,
   options: RenderOptions,
   ground?: number,
+  width?: number,
 ): KeyEntry[] {
   const legend = keyLegend(options, ground);
   if (positive.length !== negative.length) {
     throw new RangeError(
       `positive, negative: expected the same size, got ${positive.length} and ${negative.length}`,
     );
+  }
+  if (options.patch > 0) {
+    if (
+      width === undefined ||
+      !(Number.isInteger(width) && width > 0 && positive.length % width === 0)
+    ) {
+      throw new RangeError(
+        `width: expected the maps' width (a divisor of ${positive.length}) for patch ${options.patch}, got ${width}`,
+      );
+    }
+    [positive, negative] = drawnMaps(positive, negative, width, positive.length / width, options);
   }
   const ws = workspaceFor(positive.length);
   const topCount = Math.floor((positive.length * TOP_PIXELS_PERCENT + 99) / 100);

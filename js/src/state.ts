@@ -5,6 +5,7 @@
 // removes exactly its listeners.
 
 import type { AnyModel } from "@anywidget/types";
+import { isolate } from "./format";
 import type { Binary, RenderOptions, WidgetState } from "./generated";
 import { DISPLAY_TRAITS, RENDER_DEFAULTS, TRAIT_OF_OPTION } from "./generated";
 import type { Scope } from "./view/dom";
@@ -102,6 +103,16 @@ export class SyncedState extends ModelState<WidgetState> {
   methodTitle(name: string): string {
     const entry = this.get("explainer_choices").find(([candidate]) => candidate === name);
     return entry === undefined ? name : entry[1];
+  }
+
+  /**
+   * What the shown result explains, its names isolated: "cat", or "cat − dog" for a
+   * contrast (the score of cat minus the score of dog).
+   */
+  explainedLabel(): string {
+    const summary = this.get("summary");
+    const label = isolate(summary.label);
+    return summary.against === null ? label : `${label} − ${isolate(summary.against_label)}`;
   }
 
   /** The label of class `index` as the class menu shows it ("class 3" without names). */

@@ -14,6 +14,7 @@ import { type Component, element, isolateKeyboard, Scope } from "./view/dom";
 import { createHeader } from "./view/header";
 import { createMessages } from "./view/messages";
 import { createPanels } from "./view/panels";
+import { createSanityStrip } from "./view/sanity";
 
 export type { WidgetState } from "./state";
 
@@ -57,7 +58,7 @@ export function mountView(
     }
   });
   state.listen(scope, ["error"], heard);
-  const parts: Component[] = [header, controls, messages, panels];
+  const parts: Component[] = [header, controls, messages, panels, createSanityStrip(state)];
   for (const part of parts) {
     scope.add(() => part.dispose());
   }

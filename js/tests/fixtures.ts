@@ -50,11 +50,11 @@ export function contextOf(canvas: HTMLCanvasElement): RecordingContext {
   return context;
 }
 
-function ramp(length: number, scale: number, offset = 0): Float32Array {
+export function ramp(length: number, scale: number, offset = 0): Float32Array {
   return Float32Array.from({ length }, (_, i) => ((i * 7 + offset) % length) * scale);
 }
 
-function view(values: ArrayBufferView): DataView {
+export function view(values: ArrayBufferView): DataView {
   return new DataView(values.buffer, values.byteOffset, values.byteLength);
 }
 
@@ -78,6 +78,7 @@ export function makeState(overrides: Partial<WidgetState> = {}): WidgetState {
     runs: 1,
     method: "trapezoid",
     target: 1,
+    against: null,
     baseline_choices: ["black", "white", "uniform", "blur"],
     method_choices: ["trapezoid", "gausslegendre"],
     explainer: "integrated_gradients",
@@ -94,6 +95,8 @@ export function makeState(overrides: Partial<WidgetState> = {}): WidgetState {
     summary: {
       target: 1,
       label: "tabby cat",
+      against: null,
+      against_label: "",
       score: 0.8,
       predicted: 1,
       predicted_label: "tabby cat",
@@ -132,6 +135,9 @@ export function makeState(overrides: Partial<WidgetState> = {}): WidgetState {
     curves: [],
     stability_shown: null,
     stability_spread: view(new Float32Array(0)),
+    sanity: { explainer_title: "", target: 0, label: "", size: [0, 0], steps: [] },
+    sanity_rgb: view(new Uint8Array(0)),
+    sanity_maps: view(new Float32Array(0)),
     computing: false,
     progress: [51, 51],
     progress_stage: "",

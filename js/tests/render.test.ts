@@ -97,6 +97,9 @@ describe("renderMaps matches the Python renderer", () => {
       expect(names.some((name) => name.startsWith(kind))).toBe(true);
     }
     expect(index.cases.length).toBeGreaterThan(1000);
+    // The patch view, with squares cut by the right and bottom edges.
+    expect(index.cases.some((c) => (c.options.patch ?? 0) > 0)).toBe(true);
+    expect(index.keys.some((k) => (k.options.patch ?? 0) > 0)).toBe(true);
   });
 
   for (const name of Object.keys(inputs)) {
@@ -148,6 +151,7 @@ describe("colourKey matches the Python colour_key", () => {
           input.negative,
           optionsOf(options),
           ground ?? undefined,
+          input.width,
         );
         expect(computed.map((entry) => ({ ...entry, labels: keyLabels(entry) }))).toEqual(entries);
       }

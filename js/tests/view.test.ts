@@ -413,6 +413,7 @@ describe("what the view says", () => {
     });
     expect(names).toEqual([
       "Explain",
+      "against",
       "style",
       "polarity",
       "clip above",
@@ -422,6 +423,7 @@ describe("what the view says", () => {
       "outlines",
       "outlined area",
       "on the image",
+      "patch (px)",
       "positive colour",
       "negative colour",
       "attribution",
@@ -584,6 +586,42 @@ describe("inputs", () => {
     expect(classes.disabled).toBe(true);
     cancel.click();
     expect(sends).toHaveBeenLastCalledWith({ type: "cancel" });
+  });
+
+  it("offers every other class to contrast with, and sends the choice as a trait", () => {
+    const { model, saves, el } = mount();
+    const against = query<HTMLSelectElement>(el, "select.igw-against");
+    expect([...against.options].map((option) => [option.value, option.text])).toEqual([
+      ["", "none"],
+      ["4", isolate(HOSTILE)],
+    ]);
+    expect(against.value).toBe("");
+    change(against, "4");
+    expect(model.get("against")).toBe(4);
+    expect(saves).toHaveBeenCalledTimes(1);
+    // Choosing the contrasted class to explain drops the contrast, in the same update.
+    change(query<HTMLSelectElement>(el, "select.igw-class"), "4");
+    expect([model.get("target"), model.get("against")]).toEqual([4, null]);
+    expect(saves).toHaveBeenCalledTimes(2);
+    expect([...against.options].map((option) => option.value)).toEqual(["", "1"]);
+    change(against, "");
+    expect(model.get("against")).toBeNull();
+    model.set("computing", true);
+    expect(against.disabled).toBe(true);
+  });
+
+  it("states completeness for the difference of a contrast", () => {
+    const summary = {
+      ...makeState().summary,
+      against: 4,
+      against_label: HOSTILE,
+      delta: 0.012,
+    };
+    const { el } = mount(makeState({ against: 4, summary }));
+    expect(query(el, ".igw-delta").textContent).toBe(
+      `completeness error Δ 1.2 % of score(${isolate("tabby cat")}) − score(${isolate(HOSTILE)})`,
+    );
+    expect(query<HTMLSelectElement>(el, "select.igw-against").value).toBe("4");
   });
 
   it("steps number boxes by ten with PageUp and PageDown, and applies them", () => {

@@ -379,7 +379,7 @@ def _rss_bytes() -> int:
 def test_200_recomputes_neither_retrace_nor_leak(cnn, image):
     w = igw.IGWidget(cnn, image, steps=4)
     backend = backend_for(cnn, None)
-    program = backend._programs[image.shape]
+    program = backend._programs[(image.shape, False)]
     options = [
         {"steps": 4, "method": "trapezoid", "runs": 1, "baseline": "black"},
         {"steps": 5, "method": "gausslegendre", "runs": 1, "baseline": "white"},
@@ -436,3 +436,42 @@ def test_out_of_memory_at_batch_one_is_reported_and_the_widget_recovers(cnn, ima
     assert w.result is previous and w.target == previous.target
     w.target = (previous.target + 1) % 4
     assert w.compute().target == (previous.target + 1) % 4 and w.error == ""
+
+
+def test_an_against_class_from_the_front_end_explains_the_difference(w, cnn, image):
+    target = w.target
+    other = next(index for index, _, _ in w.classes if index != target)
+    w.set_state({"against": other})
+    assert w.wait(timeout=60)
+    assert (w.result.target, w.result.against) == (target, other)
+    assert (w.summary["against"], w.summary["against_label"]) == (other, w._label(other))
+    assert not w.stale
+    expected = igw.integrated_gradients(cnn, image, steps=8, target=(target, other))
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    assert w.summary["score"] == pytest.approx(expected.score)
+    assert w.summary["delta"] == pytest.approx(expected.delta, rel=1e-3, abs=1e-6)
+    # Every method explains the same difference.
+    w.explainer = "smoothgrad"
+    assert w.compute().against == other
+    # The contrasted class chosen to explain: the browser drops the contrast in the same update.
+    w.set_state({"target": other, "against": None})
+    assert w.wait(timeout=60)
+    assert (w.result.target, w.result.against, w.summary["against"]) == (other, None, None)
+
+
+def test_a_class_is_not_contrasted_with_itself(w):
+    with pytest.raises(ValueError, match=r"against: expected a class other than the explained"):
+        w.against = w.target
+    w.set_state({"against": w.target})
+    assert w.against is None and w.error.startswith("against: expected a class other than")
+    with pytest.raises(ValueError, match=r"against: expected an integer <= 3, got 9"):
+        w.against = 9
+
+
+def test_the_constructor_takes_an_against_class(cnn, image):
+    w = igw.IGWidget(cnn, image, steps=8, against=0)
+    top = int(np.argmax(w.result.scores))
+    assert top != 0  # else the fixture could not show a contrast with class 0
+    assert (w.result.target, w.result.against, w.against) == (top, 0, 0)
+    with pytest.raises(ValueError, match=r"against: expected a class other than the explained"):
+        igw.IGWidget(cnn, image, steps=8, target=2, against=2)

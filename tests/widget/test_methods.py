@@ -89,7 +89,8 @@ def test_the_menus_from_the_browser_apply_with_compute(cnn, image):
     assert completed[-1] == [w.summary["points_used"]] * 2
     # The offered methods, by title; Expected Gradients needs references.
     assert [name for name, _ in w.explainer_choices] == [
-        "integrated_gradients", "smoothgrad", "blur_ig", "guided_ig", "xrai"
+        "integrated_gradients", "smoothgrad", "blur_ig", "guided_ig", "xrai", "gradcam",
+        "guided_gradcam", "occlusion",
     ]  # fmt: skip
     assert all(title == TITLES[name] for name, title in w.explainer_choices)
 
@@ -141,3 +142,21 @@ def test_a_failing_method_keeps_the_previous_result(cnn, image):
         w.compute()
     assert w.result is before and w.error.startswith("ValueError: max_sigma")
     assert not w.computing
+
+
+@pytest.mark.parametrize("compared", ["gradcam", "guided_gradcam", "occlusion"])
+def test_gradcam_and_occlusion_in_compare_mode_are_their_functions_maps(cnn, image, compared):
+    w = igw.IGWidget(cnn, image, steps=8, compare=compared, baseline="white")
+    expected = igw.EXPLAINERS[compared](cnn, image, target=w.target)
+    if compared == "occlusion":  # it takes the widget's baseline
+        expected = igw.occlusion(cnn, image, target=w.target, baseline="white")
+        assert w.compared.parameters["baseline"] == "white"
+    assert w.compared.explainer == compared
+    np.testing.assert_allclose(w.compared.attributions, expected.attributions, rtol=1e-5)
+    maps = sent_maps(w)
+    np.testing.assert_allclose(
+        maps["compare_positive"], channel_maps(expected.attributions)[0], rtol=1e-5, atol=1e-12
+    )
+    assert [c["title"] for c in w.curves] == ["Integrated gradients", TITLES[compared]]
+    curves = igw.insertion_deletion(cnn, image, expected, steps=CURVE_STEPS)
+    np.testing.assert_allclose(w.curves[1]["insertion"], curves.insertion, rtol=1e-5, atol=1e-7)

@@ -56,9 +56,10 @@ def test_first_display_shows_a_computed_result(w, cnn, image):
 def test_state_is_json_apart_from_binary_buffers(w):
     state, paths, buffers = _remove_buffers(w.get_state())
     json.dumps(state)
-    binary = ["image_rgb", *widget.MAP_BUFFERS, "stability_spread"]
+    binary = ["image_rgb", *widget.MAP_BUFFERS, "stability_spread", "sanity_rgb", "sanity_maps"]
     assert sorted(p[0] for p in paths) == sorted(binary)
-    # The compare panel's two maps are empty outside compare mode, the spread until asked for.
+    # The compare panel's two maps are empty outside compare mode, the spread and
+    # the sanity check's until asked for.
     assert sum(len(b) for b in buffers) == 16 * 16 * (widget.BYTES_PER_DISPLAY_PIXEL - 2 * 4)
 
 
@@ -145,9 +146,9 @@ def test_construction_runs_the_model_forward_once_and_computes_within_the_engine
     forward, batches = [], []
     predict, gradient_sums = backend.predict, backend.gradient_sums
 
-    def counting_predict(batch):
+    def counting_predict(batch, *region):
         forward.append(len(batch))
-        return predict(batch)
+        return predict(batch, *region)
 
     def counting_gradient_sums(*args):
         batches.append(len(args[2]))
@@ -196,7 +197,7 @@ def test_python_assignment_is_validated_and_keeps_the_value(w, name, value, erro
     assert getattr(w, name) == before
 
 
-@pytest.mark.parametrize("name", widget.FRONT_END_OPTIONS)
+@pytest.mark.parametrize("name", [n for n in widget.FRONT_END_OPTIONS if n != "against"])
 def test_none_is_refused_unless_the_renderer_takes_it(w, name):
     # The traits used to be traitlets.Any: None was accepted silently, and a
     # compute option set to None then broke compute() for good.
@@ -215,6 +216,13 @@ def test_none_is_refused_unless_the_renderer_takes_it(w, name):
         w.set_trait(name, None)  # the renderer's own meaning of None
         assert getattr(w, name) is None
         setattr(w, name, before)
+
+
+def test_against_none_is_no_contrast(w):
+    w.against = next(index for index, _, _ in w.classes if index != w.target)
+    assert w.stale
+    w.against = None
+    assert w.against is None and not w.stale
 
 
 def test_every_synced_trait_has_a_type(w):

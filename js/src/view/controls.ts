@@ -92,8 +92,13 @@ function createStatus(
   const blockedNote = element("span", "igw-blocked");
   blockedNote.id = uniqueId("igw-blocked");
   computeButton.setAttribute("aria-describedby", blockedNote.id);
+  // The model-randomisation check of the shown result, drawn under the panels (sanity.ts).
+  const sanityButton = button("Sanity check", "igw-sanity-button");
+  sanityButton.title =
+    "Recompute the shown map as the model's layers become random, top first (on a copy)";
   scope.on(computeButton, "click", () => state.send({ type: "compute" }));
   scope.on(stabilityButton, "click", () => state.send({ type: "stability" }));
+  scope.on(sanityButton, "click", () => state.send({ type: "sanity" }));
   scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
   const show = (): void => {
     const computing = state.get("computing");
@@ -109,6 +114,7 @@ function createStatus(
     stabilityButton.title = seeded
       ? STABILITY_TITLE
       : `${summary.explainer_title} has no seed to vary: its runs would be identical`;
+    sanityButton.disabled = computing;
     blockedNote.textContent =
       names.length > 0 ? `Compute waits: correct ${names.join(" and ")} first` : "";
     blockedNote.hidden = names.length === 0 || computing;
@@ -125,6 +131,7 @@ function createStatus(
   const elements = [
     computeButton,
     stabilityButton,
+    sanityButton,
     cancelButton,
     blockedNote,
     progress,

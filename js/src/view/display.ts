@@ -4,7 +4,7 @@
 // options are redrawn in the browser at once; sliders send their value to the
 // kernel when the move ends.
 
-import { MAX_STRUCTURE, POLARITIES, STYLES } from "../generated";
+import { MAX_PATCH, MAX_STRUCTURE, POLARITIES, STYLES } from "../generated";
 import { polarityColors } from "../render";
 import { type DisplayTraits, ModelState } from "../state";
 import {
@@ -189,11 +189,30 @@ export function createDisplayControls(
     () => 100,
   );
   const overlay = toggle(context, "overlay", "on the image");
+  // The patch view: a ViT's patch side sums the map per token; 0 draws every pixel.
+  const patchBox = numberBox(0, MAX_PATCH);
+  const patch = fields.register("patch", field("patch (px)", patchBox), (value) => {
+    patchBox.value = String(value);
+  });
+  patch.control.classList.add("igw-patch");
+  patch.control.title =
+    "Sum the attribution over squares of this many pixels (a vision transformer's patches) " +
+    "and draw each square in one colour; 0 draws every pixel";
+  onEntry(scope, patchBox, () => fields.enterWhole("patch", 0, MAX_PATCH));
   const colourControls = colours(context);
   root.append(
-    ...[style, polarity, clipAbove, clipBelow, cleanup, structure, outlines, share, overlay].map(
-      (part) => part.element,
-    ),
+    ...[
+      style,
+      polarity,
+      clipAbove,
+      clipBelow,
+      cleanup,
+      structure,
+      outlines,
+      share,
+      overlay,
+      patch,
+    ].map((part) => part.element),
     colourControls.element,
   );
 

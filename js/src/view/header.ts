@@ -1,5 +1,6 @@
-// The header: the predicted class, the class menu ("Explain"), the
-// completeness error (flagged above 5 %, with the remedy one click away),
+// The header: the predicted class, the class menu ("Explain") and the class
+// it is contrasted with ("against": score(class) − score(against) is then
+// explained), the completeness error (flagged above 5 %, with the remedy one click away),
 // what the computation took, and a sentence when the score falls along the
 // path (with the polarity that shows it). Class names are model text: they
 // go in as textContent only.
@@ -18,6 +19,11 @@ export function createHeader(state: SyncedState): Component {
   const predicted = element("span", "igw-predicted");
   const classSelect = element("select", "igw-class");
   const classField = field("Explain", classSelect);
+  const againstSelect = element("select", "igw-against");
+  againstSelect.title =
+    "Contrast with another class: explain score(class) − score(against), " +
+    "why the model prefers the class to this one.";
+  const againstField = field("against", againstSelect);
   const delta = element("span", "igw-delta");
   delta.title =
     "Completeness error: |sum of attributions − (score at image − score at baseline)|, " +
@@ -31,7 +37,15 @@ export function createHeader(state: SyncedState): Component {
   const showNegative = button("show what lowered it", "igw-show-negative");
   showNegative.title = "Set polarity to negative: the pixels that pulled the score down.";
   falling.append(fallingText, showNegative);
-  root.append(predicted, classField.element, delta, autoSteps, details, falling);
+  root.append(
+    predicted,
+    classField.element,
+    againstField.element,
+    delta,
+    autoSteps,
+    details,
+    falling,
+  );
 
   const showClasses = (): void => {
     classSelect.replaceChildren(
@@ -43,6 +57,22 @@ export function createHeader(state: SyncedState): Component {
       }),
     );
     classSelect.value = String(state.get("target"));
+    const none = element("option", undefined, "none");
+    none.value = "";
+    againstSelect.replaceChildren(
+      none,
+      ...state
+        .get("classes")
+        .filter(([index]) => index !== state.get("target"))
+        .map(([index, name]) => {
+          const option = element("option");
+          option.value = String(index);
+          option.text = isolate(name);
+          return option;
+        }),
+    );
+    const against = state.get("against");
+    againstSelect.value = against === null ? "" : String(against);
   };
 
   const showSummary = (): void => {
@@ -56,8 +86,13 @@ export function createHeader(state: SyncedState): Component {
     delta.hidden = summary.delta === null;
     const high = summary.delta !== null && summary.delta > HIGH_DELTA;
     if (summary.delta !== null) {
+      // A contrast's attributions add up to the change of the difference of two scores.
+      const difference =
+        summary.against === null
+          ? ""
+          : ` of score(${isolate(summary.label)}) − score(${isolate(summary.against_label)})`;
       delta.textContent =
-        `completeness error Δ ${formatPercent(100 * summary.delta)}` +
+        `completeness error Δ ${formatPercent(100 * summary.delta)}${difference}` +
         (high ? " — too coarse: the attributions do not add up" : "");
       delta.classList.toggle("igw-delta-high", high);
     }
@@ -84,11 +119,22 @@ export function createHeader(state: SyncedState): Component {
 
   const showStatus = (): void => {
     classSelect.disabled = state.get("computing") || !state.computeEnabled;
+    againstSelect.disabled = classSelect.disabled;
     autoSteps.disabled = classSelect.disabled;
   };
 
-  scope.on(classSelect, "change", () => state.commit("target", Number(classSelect.value)));
-  state.listen(scope, ["classes", "target"], showClasses);
+  scope.on(classSelect, "change", () => {
+    const target = Number(classSelect.value);
+    // A class cannot be contrasted with itself: choosing the "against" class drops the contrast.
+    if (state.get("against") === target) {
+      state.set("against", null);
+    }
+    state.commit("target", target);
+  });
+  scope.on(againstSelect, "change", () =>
+    state.commit("against", againstSelect.value === "" ? null : Number(againstSelect.value)),
+  );
+  state.listen(scope, ["classes", "target", "against"], showClasses);
   scope.on(autoSteps, "click", () => {
     state.commit("steps", "auto");
     state.send({ type: "compute" });

@@ -12,6 +12,7 @@ import { isolate } from "../format";
 import {
   type MAP_BUFFERS,
   RANDOM_BASELINES,
+  SANITY_STAGE,
   STABILITY_STAGE,
   type StabilityShown,
   type Summary,
@@ -87,7 +88,7 @@ interface Figure {
   description: HTMLElement;
 }
 
-interface Picture extends Figure {
+export interface Picture extends Figure {
   canvas: HTMLCanvasElement;
   context: CanvasRenderingContext2D | null;
   pixels: ImageData | null;
@@ -140,7 +141,7 @@ function retitle(made: Figure, title: string, picture?: HTMLElement): void {
   }
 }
 
-function makePicture(scope: Scope, title: string, className: string): Picture {
+export function makePicture(scope: Scope, title: string, className: string): Picture {
   const made = makeFigure(scope, title, className);
   const canvas = element("canvas", "igw-canvas");
   canvas.setAttribute("role", "img");
@@ -162,13 +163,20 @@ const BUSY_KEYS = [
   "computing",
   "progress_stage",
   "target",
+  "against",
   "steps",
   "baseline",
   "runs",
   "method",
   "explainer",
   "compare",
+  "progress_stage",
 ];
+
+/** Whether the running computation is a sanity check (the panels stay as they are). */
+function checkingSanity(state: SyncedState): boolean {
+  return state.get("progress_stage").startsWith(SANITY_STAGE);
+}
 
 /** The busy note: what is being computed, and what the panels show meanwhile. */
 function busyText(state: SyncedState): string {
@@ -176,6 +184,12 @@ function busyText(state: SyncedState): string {
   const shown = isolate(state.get("summary").label);
   if (stage.startsWith(`${STABILITY_STAGE}:`)) {
     return `Computing the spread of the shown map (${stage}); the panels show “${shown}” meanwhile.`;
+  }
+  if (checkingSanity(state)) {
+    return (
+      `${state.get("progress_stage")}: its map of “${isolate(state.get("summary").label)}” as ` +
+      "the layers of a copy of the model are randomised; the panels stay as they are."
+    );
   }
   const steps = state.get("steps");
   const baseline = state.get("baseline");
@@ -187,15 +201,17 @@ function busyText(state: SyncedState): string {
   const methods =
     state.methodTitle(state.get("explainer")) +
     (compare === "" ? "" : ` and ${state.methodTitle(compare)}`);
+  const against = state.get("against");
+  const contrast = against === null ? "" : ` − ${isolate(state.classLabel(against))}`;
   return (
-    `Computing “${isolate(state.classLabel(state.get("target")))}” with ${methods} (${stepsText}, ` +
-    `${baseline} baseline${runs}, ${state.get("method")}); ` +
-    `the panels show “${isolate(state.get("summary").label)}” until it is done.`
+    `Computing “${isolate(state.classLabel(state.get("target")))}${contrast}” with ${methods} ` +
+    `(${stepsText}, ${baseline} baseline${runs}, ${state.get("method")}); ` +
+    `the panels show “${state.explainedLabel()}” until it is done.`
   );
 }
 
 /** `picture`'s pixels, its canvas sized `width` × `height` first (null without a context). */
-function picturePixels(picture: Picture, width: number, height: number): ImageData | null {
+export function picturePixels(picture: Picture, width: number, height: number): ImageData | null {
   if (picture.context === null) {
     return null;
   }
@@ -236,7 +252,7 @@ function createPlot(scope: Scope, state: SyncedState): { figure: HTMLElement; dr
   plotFigure.figure.append(plot, plotFigure.description);
   const draw = (): void => {
     const summary = state.get("summary");
-    const label = isolate(summary.label);
+    const label = state.explainedLabel();
     if (showsPath(summary)) {
       retitle(plotFigure, "Score along the path");
       plot.setAttribute("aria-label", "Target score along the integration path");
@@ -401,7 +417,7 @@ export function createPanels(
   const drawMaps = (): void => {
     const options = state.renderOptions();
     const summary = state.get("summary");
-    const label = isolate(summary.label);
+    const label = state.explainedLabel();
     let problem = "";
     for (const panel of attribution) {
       const shown = panel.spec.shown(summary);
@@ -421,6 +437,7 @@ export function createPanels(
           panel.negative,
           options,
           groundLuma(image, options.overlay),
+          width,
         );
         showKey(panel.key, entries, label);
         panel.description.textContent = describe(panel.spec.title(summary), label, entries);
@@ -482,8 +499,10 @@ export function createPanels(
   // -- computing ----------------------------------------------------------------
   const showBusy = (): void => {
     const computing = state.get("computing");
-    grid.classList.toggle("igw-busy", computing);
-    grid.setAttribute("aria-busy", String(computing));
+    // A sanity check leaves the panels as they are: they are not dimmed for it.
+    const changing = computing && !checkingSanity(state);
+    grid.classList.toggle("igw-busy", changing);
+    grid.setAttribute("aria-busy", String(changing));
     busyNote.hidden = !computing;
     busyNote.textContent = computing ? busyText(state) : "";
   };

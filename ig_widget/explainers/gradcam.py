@@ -1,0 +1,400 @@
+"""Grad-CAM and Guided Grad-CAM: a layer's activations weighted by their mean gradient.
+
+Grad-CAM (Selvaraju et al. 2017): for the chosen layer's activations
+``A`` (h, w, K) and the gradient ``G`` of the target score with respect to
+them, the map is ``ReLU(sum_k mean_ij(G[..., k]) * A[..., k])`` (h, w),
+resized to the image by bilinear interpolation with half-pixel centres and
+clamped edges (OpenCV's ``cv2.resize`` ``INTER_LINEAR``, which
+pytorch-grad-cam uses, and ``torch.nn.functional.interpolate(mode="bilinear",
+align_corners=False)``, which Captum's ``LayerAttribution.interpolate``
+uses). The map is kept in score units: pytorch-grad-cam rescales each map to
+[0, 1] before resizing, which commutes with bilinear resizing (its weights
+sum to one), so its map is this one rescaled.
+
+Guided Grad-CAM multiplies that map (from plain gradients), per pixel, by guided backpropagation
+(Springenberg et al. 2015): the gradient of the target score with respect to
+the input pixels (through ``preprocess``) with every ReLU's backward pass
+letting through only positive gradients at positive inputs. The ReLUs
+replaced are, on a Keras model (any backend), the layers whose
+``activation`` is ``keras.activations.relu`` (``Conv2D(..., activation="relu")``,
+``Activation("relu")``) and ``keras.layers.ReLU`` layers with default
+arguments; on a ``torch.nn.Module``, its ``torch.nn.ReLU`` modules (as
+pytorch-grad-cam's ``GuidedBackpropReLUModel`` and Captum's
+``GuidedBackprop`` do). A ReLU called as a function (``torch.relu``,
+``keras.ops.relu``) cannot be reached and keeps its plain gradient.
+
+The layer is chosen by name (``layer=``): a Keras layer's ``name`` or a
+module's name in ``model.named_modules()``. The default is the model's last
+2-D convolution; with none, its last transformer block (a layer whose class
+name ends in ``Block`` or ``EncoderLayer``), else its last attention layer.
+A layer's output may be a feature map, (N, h, w, K) on Keras
+(``channels_last``) or (N, K, h, w) on a ``torch.nn.Module`` (and Keras
+``channels_first`` layers), or tokens (N, T, D) whose last ``g * g`` tokens
+form a ``g x g`` grid (leading class or register tokens are left out).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import numpy as np
+
+from ..backends import is_keras_model
+from ..engine import checked_backend, prepared_from
+from ..options import IGOptions, check_callable, check_model
+from ..points import ProgressCallback, checked_output, report_progress
+from ..validation import as_image
+from .base import AttributionResult, Started
+
+# Names shown in an error for an unknown layer; a deep model has hundreds.
+LAYERS_LISTED = 30
+
+
+def named_layers(model: Any) -> dict[str, Any]:
+    """The model's layers by the name ``layer=`` takes, in call order as the model lists them.
+
+    Raises a ``TypeError`` naming ``model`` for a model without layers (a plain callable).
+
+    Examples
+    --------
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, name="c")])
+    >>> list(named_layers(model))
+    ['c']
+    """
+    if is_keras_model(model):
+        return {
+            layer.name: layer
+            for layer in model._flatten_layers(include_self=False)
+            if type(layer).__name__ != "InputLayer"  # it holds the input; it never runs
+        }
+    if hasattr(model, "named_modules") and callable(model.named_modules):
+        return {name: module for name, module in model.named_modules() if name}
+    raise TypeError(
+        "model: Grad-CAM needs a Keras model or a torch.nn.Module (a layer to read); "
+        f"got {type(model).__name__}, which has no named layers"
+    )
+
+
+def _class_name(layer: Any) -> str:
+    return type(layer).__name__.lower()
+
+
+def _is_convolution(layer: Any) -> bool:
+    return bool(re.search(r"conv.*2d", _class_name(layer))) and "transpose" not in _class_name(
+        layer
+    )
+
+
+def default_layer(layers: dict[str, Any]) -> str:
+    """The layer Grad-CAM reads by default (see the module docstring)."""
+    for choose in (
+        _is_convolution,
+        lambda layer: _class_name(layer).endswith(("block", "encoderlayer")),
+        lambda layer: "attention" in _class_name(layer),
+    ):
+        chosen = [name for name, layer in layers.items() if choose(layer)]
+        if chosen:
+            return chosen[-1]
+    raise ValueError(
+        "layer: the model has no 2-D convolution, transformer block or attention layer to "
+        f"default to; pass layer= one of {_listed(layers)}"
+    )
+
+
+def _listed(layers: dict[str, Any]) -> str:
+    names = list(layers)
+    shown = ", ".join(map(repr, names[:LAYERS_LISTED]))
+    return shown + (f", ... ({len(names)} layers)" if len(names) > LAYERS_LISTED else "")
+
+
+def check_layer(model: Any, layer: str | None) -> tuple[str, Any]:
+    """The layer's name and object, or raise naming ``layer`` with the candidates.
+
+    Examples
+    --------
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, name="c")])
+    >>> check_layer(model, "d")
+    Traceback (most recent call last):
+    ...
+    ValueError: layer: no layer named 'd' in the model; expected one of 'c'
+    """
+    layers = named_layers(model)
+    if layer is None:
+        layer = default_layer(layers)
+    if not isinstance(layer, str):
+        raise TypeError(f"layer: expected a layer's name (str), got {type(layer).__name__}")
+    if layer not in layers:
+        raise ValueError(
+            f"layer: no layer named {layer!r} in the model; expected one of {_listed(layers)}"
+        )
+    return layer, layers[layer]
+
+
+def _is_plain_relu(layer: Any) -> bool:
+    if type(layer).__name__ != "ReLU":
+        return False
+    # Keras' ReLU layer with a slope, cap or threshold is not a plain ReLU.
+    return all(
+        not getattr(layer, name, None) for name in ("negative_slope", "max_value", "threshold")
+    )
+
+
+def relu_layers(model: Any) -> list[Any]:
+    """The model's ReLUs that guided backpropagation replaces (see the module docstring)."""
+    if is_keras_model(model):
+        import keras
+
+        return [
+            layer
+            for layer in model._flatten_layers(include_self=False)
+            if getattr(layer, "activation", None) is keras.activations.relu or _is_plain_relu(layer)
+        ]
+    import torch
+
+    return [module for module in model.modules() if isinstance(module, torch.nn.ReLU)]
+
+
+@contextmanager
+def watching(
+    model: Any, layer: Any, tap: Callable[[Any], Any], relu: Callable[[Any], Any] | None
+) -> Iterator[None]:
+    """Inside: ``layer``'s output ``out`` becomes ``tap(out)`` and, with ``relu``, the
+    model's ReLUs (``relu_layers``) run ``relu``; everything is put back on exit.
+
+    A Keras layer's ``call`` is replaced on the instance (Keras' ``__call__``
+    looks it up there); a Module gets a forward hook.
+    """
+    with ExitStack() as stack:
+        if is_keras_model(model):
+            _replace_call(stack, layer, lambda call: lambda *a, **k: tap(call(*a, **k)))
+        else:
+            handle = layer.register_forward_hook(lambda _module, _inputs, output: tap(output))
+            stack.callback(handle.remove)
+        if relu is not None:
+            _guide(stack, model, relu)
+        yield
+
+
+def _guide(stack: ExitStack, model: Any, relu: Callable[[Any], Any]) -> None:
+    keras_model = is_keras_model(model)
+    for each in relu_layers(model):
+        if not keras_model:
+            # An in-place ReLU has overwritten its input with its output,
+            # which has the same sign: relu of it is the same.
+            hook = each.register_forward_hook(lambda _m, inputs, _output: relu(inputs[0]))
+            stack.callback(hook.remove)
+        elif _is_plain_relu(each):
+            _replace_call(stack, each, lambda _call: lambda x, *a, **k: relu(x))
+        else:
+            _replace_attribute(stack, each, "activation", relu)
+
+
+def _replace_attribute(stack: ExitStack, owner: Any, name: str, value: Any) -> None:
+    # Keras layers track what is set on them; these are set around it and removed again.
+    had = name in vars(owner)
+    saved = vars(owner).get(name)
+    object.__setattr__(owner, name, value)
+    if had:
+        stack.callback(object.__setattr__, owner, name, saved)
+    else:
+        stack.callback(object.__delattr__, owner, name)
+
+
+def _replace_call(stack: ExitStack, layer: Any, wrap: Callable[[Any], Any]) -> None:
+    _replace_attribute(stack, layer, "call", wrap(layer.call))
+
+
+def feature_map(activation: np.ndarray, channels_first: bool) -> np.ndarray:
+    """One image's layer output as (h, w, K), or raise naming ``layer``.
+
+    Examples
+    --------
+    >>> feature_map(np.zeros((5, 4)), channels_first=False).shape  # a class token and 2 x 2
+    (2, 2, 4)
+    """
+    if activation.ndim == 3:
+        return np.moveaxis(activation, 0, -1) if channels_first else activation
+    if activation.ndim == 2:
+        tokens = activation.shape[0]
+        side = math.isqrt(tokens)
+        if side > 0:
+            return activation[tokens - side * side :].reshape(side, side, -1)
+    raise ValueError(
+        "layer: expected its output to be a feature map (N, h, w, K) or tokens (N, T, D), "
+        f"got shape {(1, *activation.shape)}"
+    )
+
+
+def resize_bilinear(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``values`` (h, w) resized to ``size`` (H, W): bilinear, half-pixel centres, clamped edges.
+
+    Examples
+    --------
+    >>> resize_bilinear(np.array([[0.0, 1.0]]), (1, 4)).tolist()
+    [[0.0, 0.25, 0.75, 1.0]]
+    """
+    rows = _interpolation_matrix(values.shape[0], size[0])
+    columns = _interpolation_matrix(values.shape[1], size[1])
+    return rows @ np.asarray(values, np.float64) @ columns.T
+
+
+def _interpolation_matrix(source: int, target: int) -> np.ndarray:
+    position = np.maximum((np.arange(target) + 0.5) * (source / target) - 0.5, 0.0)
+    low = np.minimum(np.floor(position).astype(np.int64), source - 1)
+    high = np.minimum(low + 1, source - 1)
+    fraction = position - low
+    matrix = np.zeros((target, source))
+    np.add.at(matrix, (np.arange(target), low), 1.0 - fraction)
+    np.add.at(matrix, (np.arange(target), high), fraction)
+    return matrix
+
+
+def _channels_first(model: Any, layer: Any) -> bool:
+    if is_keras_model(model):
+        return getattr(layer, "data_format", "channels_last") == "channels_first"
+    return True
+
+
+def _run(
+    name: str,
+    model: Any,
+    image: Any,
+    layer: str | None,
+    options: IGOptions,
+    progress: ProgressCallback | None,
+) -> AttributionResult:
+    began = time.perf_counter()
+    check_model(model)
+    layer_name, layer_object = check_layer(model, layer)
+    if name == "guided_gradcam" and not relu_layers(model):
+        raise ValueError(
+            "model: Guided Grad-CAM found no ReLU to guide (a Keras layer with "
+            "activation='relu', a keras.layers.ReLU or a torch.nn.ReLU module); a ReLU "
+            "called as a function cannot be replaced, so its guided backpropagation would "
+            "be the plain gradient"
+        )
+    check_callable("progress", progress)
+    converted = as_image(image)
+    backend = checked_backend(model, converted, options)
+    started: list[Started] = []
+    picked: list[tuple[int, float]] = []
+
+    def choose(raw: Any) -> tuple[int, float]:
+        # The model's output at the image serves as ``start``'s forward pass:
+        # the target is resolved from it before the backward pass.
+        output = checked_output(raw, 1)
+        [prepared] = prepared_from(model, backend, converted[None], output, options)
+        started.append(
+            Started(prepared, options, prepared.target_index(options.target), progress, began)
+        )
+        columns, signs = prepared.classifier.columns_and_signs(np.array([started[0].target]))
+        picked.append((int(columns[0]), float(signs[0])))
+        return picked[0]
+
+    def watch(tap: Callable[[Any], Any], relu: Callable[[Any], Any] | None) -> Any:
+        return watching(model, layer_object, tap, relu)
+
+    _, activation, gradient, _ = backend.layer_gradients(converted, choose, watch, False)
+    first = _channels_first(model, layer_object)
+    activations = feature_map(activation, first).astype(np.float64)
+    weights = feature_map(gradient, first).astype(np.float64).mean(axis=(0, 1))
+    cam = np.maximum(activations @ weights, 0.0)
+    attributions = resize_bilinear(cam, converted.shape[:2])[..., None]
+    passes = 2 if name == "guided_gradcam" else 1
+    report_progress(progress, 1, passes)
+    if passes == 2:
+        # A pass of its own: the map's layer gradient must not go through guided ReLUs.
+        _, _, _, guided = backend.layer_gradients(converted, lambda _raw: picked[0], watch, True)
+        assert guided is not None
+        attributions = attributions * guided
+        report_progress(progress, 2, passes)
+    return started[0].result(attributions, name, {"layer": layer_name}, passes)
+
+
+def gradcam(
+    model: Any,
+    image: Any,
+    *,
+    layer: str | None = None,
+    target: int | None = None,
+    preprocess: Callable[[Any], Any] | None = None,
+    progress: ProgressCallback | None = None,
+    pixel_range: tuple[float, float] = (0.0, 255.0),
+    precision: str = "float32",
+) -> AttributionResult:
+    """Grad-CAM of ``model``'s ``target`` score at ``image``, read at ``layer``.
+
+    Parameters
+    ----------
+    model, image, target, preprocess, pixel_range, precision
+        As for ``integrated_gradients``; ``model`` is a Keras model (on
+        TensorFlow, JAX or PyTorch) or a ``torch.nn.Module``.
+    layer : str, optional
+        The layer's name (see the module docstring); default the last 2-D
+        convolution, else the last transformer block or attention layer.
+        An unknown name raises a ``ValueError`` listing the model's layers
+        before the model runs.
+    progress : callable, optional
+        Called once, ``progress(1, 1)``, when the map is done (Guided
+        Grad-CAM: after each of its two passes).
+
+    Returns
+    -------
+    AttributionResult
+        ``explainer="gradcam"``; ``attributions`` (H, W, 1), the map in
+        score units (not rescaled to [0, 1]); ``parameters`` holds
+        ``layer``; ``points_used`` 1 (one forward and backward pass).
+
+    Examples
+    --------
+    A 1x1 convolution copying the image into two channels, averaged: class 0's
+    gradient is 1/16 on channel 0, so the map is the image over 16.
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 1, name="c",
+    ...     kernel_initializer="ones", use_bias=False), keras.layers.GlobalAveragePooling2D()])
+    >>> image = np.arange(16.0).reshape(4, 4, 1)
+    >>> res = gradcam(model, image, target=0)
+    >>> res.parameters, bool(np.allclose(res.attributions[..., 0], image[..., 0] / 16))
+    ({'layer': 'c'}, True)
+    """
+    options = IGOptions(
+        target=target, preprocess=preprocess, pixel_range=pixel_range, precision=precision
+    )
+    return _run("gradcam", model, image, layer, options, progress)
+
+
+def guided_gradcam(
+    model: Any,
+    image: Any,
+    *,
+    layer: str | None = None,
+    target: int | None = None,
+    preprocess: Callable[[Any], Any] | None = None,
+    progress: ProgressCallback | None = None,
+    pixel_range: tuple[float, float] = (0.0, 255.0),
+    precision: str = "float32",
+) -> AttributionResult:
+    """Guided Grad-CAM: the Grad-CAM map times guided backpropagation, per pixel and channel.
+
+    Parameters are those of ``gradcam``.
+
+    Returns
+    -------
+    AttributionResult
+        ``explainer="guided_gradcam"``; ``attributions`` (H, W, C), the
+        Grad-CAM map (score units) times the guided gradient with respect to
+        the input pixels; ``parameters`` holds ``layer``; ``points_used`` 2
+        (a plain pass for the map, a guided one for the input's gradient).
+    """
+    options = IGOptions(
+        target=target, preprocess=preprocess, pixel_range=pixel_range, precision=precision
+    )
+    return _run("guided_gradcam", model, image, layer, options, progress)

@@ -1,0 +1,296 @@
+"""Contrastive targets: "why a and not b" explains score(a) - score(b), for every method."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+import ig_widget as igw
+from ig_widget.explainers import REGISTRY
+
+from .models import CountingModel, linear_model, random_image, tiny_cnn
+
+NAMES = ("circle", "square", "triangle", "star")
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return np.random.default_rng(0).normal(size=(4, 4, 3, 4)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return random_image(size=4)
+
+
+def torch_linear(weights):
+    """The same linear map as ``linear_model(weights)``, as a ``torch.nn.Module``."""
+    layer = torch.nn.Linear(weights[..., 0].size, weights.shape[-1], bias=True)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(weights.reshape(-1, weights.shape[-1]).T.copy()))
+        layer.bias.fill_(0.5)
+    return torch.nn.Sequential(torch.nn.Flatten(), layer)
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+@pytest.mark.parametrize("target", [(3, 0), ("star", "circle"), (np.int64(3), "circle")])
+def test_a_contrast_of_a_linear_model_is_the_difference_of_weights_times_the_input(
+    weights, image, framework, target
+):
+    model = linear_model(weights) if framework == "tensorflow" else torch_linear(weights)
+    result = igw.integrated_gradients(
+        model, image, target=target, baseline="white", steps=3, class_names=NAMES
+    )
+    expected = (weights[..., 3] - weights[..., 0]) * (image - 255.0)
+    np.testing.assert_allclose(result.attributions, expected, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(result.gradients, weights[..., 3] - weights[..., 0], rtol=1e-6)
+    assert (result.target, result.against) == (3, 0)
+    assert result.score == pytest.approx(result.scores[3] - result.scores[0])
+    assert result.delta < 1e-5
+    assert result.explained == "class 3 and not class 0"
+
+
+def test_a_contrast_on_a_one_column_model_is_twice_the_column(weights, image):
+    """Class 1 is the column z, class 0 its complement -z: 1 and not 0 is 2z."""
+    model = linear_model(weights[..., :1])
+    result = igw.integrated_gradients(model, image, target=(1, 0), steps=2)
+    np.testing.assert_allclose(result.attributions, 2 * weights[..., 0] * image, rtol=1e-5)
+    assert result.score == pytest.approx(2 * result.scores[1])
+
+
+@pytest.fixture(scope="module")
+def demo():
+    images, _ = igw.demo.images()
+    return igw.demo.model(), images[:3]
+
+
+def test_completeness_holds_for_the_difference_on_the_demo_model(demo):
+    model, images = demo
+    names = igw.demo.class_names
+    for image in images:
+        result = igw.integrated_gradients(
+            model, image, target=("star", "circle"), steps="auto", class_names=names
+        )
+        star, circle = names.index("star"), names.index("circle")
+        at_black = model.predict(np.zeros((1, *image.shape), np.float32), verbose=0)[0]
+        difference = (result.scores[star] - result.scores[circle]) - (
+            at_black[star] - at_black[circle]
+        )
+        assert float(result.attributions.sum()) == pytest.approx(difference, rel=0.01, abs=1e-4)
+        assert result.delta <= 0.01
+        # Integrated gradients is linear in the score: the contrast is the difference of maps.
+        alone = [
+            igw.integrated_gradients(model, image, target=c, steps=result.steps)
+            for c in (star, circle)
+        ]
+        np.testing.assert_allclose(
+            result.attributions, alone[0].attributions - alone[1].attributions, atol=1e-6
+        )
+
+
+# Methods whose map is linear in the explained score: their contrast is the
+# difference of the two classes' maps (Guided IG's path and XRAI's regions
+# depend on the score itself).
+LINEAR_METHODS = {"integrated_gradients", "smoothgrad", "expected_gradients", "blur_ig"}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_method_explains_a_contrast(name):
+    model = tiny_cnn()
+    image = random_image()
+    kwargs = {"references": [random_image(seed=s) for s in (2, 3)]}
+    if name != "expected_gradients":
+        kwargs = {}
+    if "seed" in REGISTRY[name].parameters():
+        kwargs["seed"] = 0
+    explain = REGISTRY[name].function
+    result = explain(model, image, target=("b", "a"), class_names=["a", "b", "c", "d"], **kwargs)
+    assert (result.target, result.against) == (1, 0)
+    assert result.score == pytest.approx(result.scores[1] - result.scores[0])
+    if name in LINEAR_METHODS:
+        maps = [explain(model, image, target=c, **kwargs).attributions for c in (1, 0)]
+        np.testing.assert_allclose(result.attributions, maps[0] - maps[1], rtol=1e-4, atol=1e-5)
+
+
+def test_insertion_deletion_follows_the_difference(weights, image):
+    model = linear_model(weights)
+    result = igw.integrated_gradients(model, image, target=(2, 1), steps=2)
+    curves = igw.insertion_deletion(model, image, result, steps=4, baseline="black")
+    assert (curves.target, curves.against) == (2, 1)
+    assert curves.deletion[0] == pytest.approx(result.score, rel=1e-5)
+    assert curves.deletion[-1] == pytest.approx(0.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("target", "names", "error", "message"),
+    [
+        ((1, 1), None, ValueError, r"target: expected two different classes .*, got \(1, 1\)"),
+        (("star", "star"), NAMES, ValueError, "two different classes"),
+        (("star", "hexagon"), NAMES, ValueError, r"target: expected one of 'circle', .*'hexagon'"),
+        ((1, 2, 3), None, ValueError, "target: expected one class or a pair .* a tuple of 3"),
+        ((1,), None, ValueError, "a tuple of 1"),
+        (("star", 0), None, ValueError, r"target: a class name \('star'\) needs class_names"),
+        ((1.5, 0), None, TypeError, "target: expected an integer, got float 1.5"),
+        ((1, -1), None, ValueError, "target: expected an integer >= 0, got -1"),
+    ],
+)
+def test_bad_contrasts_are_refused_before_the_model_runs(target, names, error, message):
+    model = CountingModel(tiny_cnn(size=8))
+    with pytest.raises(error, match=message):
+        igw.integrated_gradients(model, random_image(size=8), target=target, class_names=names)
+    assert model.calls == 0
+
+
+def test_a_contrast_beyond_the_classes_names_the_bound(weights, image):
+    with pytest.raises(ValueError, match=r"target: expected a class index in \[0, 3\], got 4"):
+        igw.integrated_gradients(linear_model(weights), image, target=(0, 4))
+
+
+def test_class_names_are_checked():
+    with pytest.raises(TypeError, match="class_names: expected a list of strings"):
+        igw.integrated_gradients(tf.identity, np.zeros((2, 2, 3)), class_names="abc")
+
+
+# -- region targets: a class's scores summed (or averaged) over a region of a score map --
+
+
+def pixel_linear(weights):
+    """A per-pixel linear segmentation model: map[n, h, w, k] = x[n, h, w] @ weights (C, K).
+    The region score is sum over the region of x @ weights[:, k], so IG is exactly
+    region[h, w] * weights[c, k] * (x - x')."""
+
+    def model(batch):
+        return tf.einsum("nhwc,ck->nhwk", batch, tf.constant(weights))
+
+    return model
+
+
+def torch_pixel_linear(weights):
+    layer = torch.nn.Linear(weights.shape[0], weights.shape[1], bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(weights.T.copy()))
+    return layer  # applied to the last axis: (N, H, W, C) -> (N, H, W, K)
+
+
+@pytest.fixture(scope="module")
+def pixel_weights():
+    return np.random.default_rng(3).normal(size=(3, 5)).astype(np.float32)
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_a_region_of_a_per_pixel_linear_model_has_the_exact_answer(
+    pixel_weights, image, framework, reduce
+):
+    model = (
+        pixel_linear(pixel_weights)
+        if framework == "tensorflow"
+        else torch_pixel_linear(pixel_weights)
+    )
+    mask = np.zeros((4, 4), bool)
+    mask[1:3, 0:3] = True
+    result = igw.integrated_gradients(
+        model, image, target=igw.Region(class_=2, mask=mask, reduce=reduce), steps=2
+    )
+    share = mask / (mask.sum() if reduce == "mean" else 1.0)
+    expected = share[..., None] * pixel_weights[:, 2] * image
+    np.testing.assert_allclose(result.attributions, expected, rtol=1e-5, atol=1e-4)
+    assert result.target == 2 and result.scores.shape == (5,)
+    maps = np.einsum("hwc,ck->hwk", image, pixel_weights)
+    np.testing.assert_allclose(result.scores, (maps * share[..., None]).sum((0, 1)), rtol=1e-5)
+    assert result.delta < 1e-5
+
+
+def test_a_box_is_the_mask_of_its_rectangle(pixel_weights, image):
+    model = pixel_linear(pixel_weights)
+    mask = np.zeros((4, 4), bool)
+    mask[0:2, 1:4] = True
+    by_box = igw.integrated_gradients(model, image, target=igw.Region(1, box=(0, 1, 2, 4)))
+    by_mask = igw.integrated_gradients(model, image, target=igw.Region(1, mask=mask))
+    np.testing.assert_array_equal(by_box.attributions, by_mask.attributions)
+
+
+def small_segmenter(classes=3):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Rescaling(1 / 127.5, offset=-1),
+            keras.layers.Conv2D(8, 3, padding="same", activation="tanh"),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(
+                classes, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=2)
+            ),
+        ]
+    )
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_completeness_holds_for_a_region_of_a_conv_net(reduce):
+    model = small_segmenter()
+    image = random_image()
+    mask = np.zeros((16, 16), bool)
+    mask[4:12, 2:9] = True
+    region = igw.Region(class_="road", mask=mask, reduce=reduce)
+    result = igw.integrated_gradients(
+        model, image, target=region, steps="auto", class_names=["sky", "road", "car"]
+    )
+    assert result.target == 1 and result.delta <= 0.01
+    assert result.region == region.named(["sky", "road", "car"])
+    assert result.explained == f"class 1, the {reduce} over a region of 56 pixels"
+    maps = model.predict(np.stack([image, np.zeros_like(image)]), verbose=0)[..., 1]
+    weights = mask / (mask.sum() if reduce == "mean" else 1.0)
+    at_image, at_black = (maps * weights).sum(axis=(1, 2))
+    assert float(result.attributions.sum()) == pytest.approx(at_image - at_black, rel=0.01)
+    # Every method explains the region's score.
+    smooth = igw.smoothgrad(model, image, target=region, class_names=["sky", "road", "car"], seed=0)
+    assert smooth.target == 1 and smooth.score == pytest.approx(result.score, rel=1e-5)
+    assert smooth.region == result.region
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"class_": 0}, ValueError, "target: a Region needs one of mask= or box=, got neither"),
+        ({"class_": 0, "mask": np.ones((2, 2), bool), "box": (0, 0, 1, 1)}, ValueError, "both"),
+        ({"class_": 0, "mask": np.ones((2, 2))}, TypeError, "mask: expected a boolean array"),
+        ({"class_": 0, "mask": np.zeros((2, 2), bool)}, ValueError, "mask: expected at least one"),
+        (
+            {"class_": 0, "box": (0, 0, 1)},
+            ValueError,
+            r"box: expected \(top, left, bottom, right\)",
+        ),
+        ({"class_": -1, "box": (0, 0, 1, 1)}, ValueError, "class_: expected an integer >= 0"),
+        (
+            {"class_": 0, "box": (0, 0, 1, 1), "reduce": "max"},
+            ValueError,
+            "reduce: expected one of",
+        ),
+    ],
+)
+def test_bad_regions_are_refused_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        igw.Region(**kwargs)
+
+
+def test_a_region_that_does_not_fit_the_model_is_named(pixel_weights, image, weights):
+    with pytest.raises(ValueError, match=r"mask: expected the score map's shape|target: a Region"):
+        igw.integrated_gradients(
+            pixel_linear(pixel_weights), image, target=igw.Region(0, mask=np.ones((3, 4), bool))
+        )
+    with pytest.raises(ValueError, match=r"box: expected a box inside the score map \(4, 4\)"):
+        igw.integrated_gradients(
+            pixel_linear(pixel_weights), image, target=igw.Region(0, box=(0, 0, 5, 2))
+        )
+    with pytest.raises(
+        ValueError, match=r"target: a Region of \(4, 4\) needs a model that returns a score map"
+    ):
+        igw.integrated_gradients(
+            linear_model(weights), image, target=igw.Region(0, box=(0, 0, 1, 1))
+        )
+    with pytest.raises(ValueError, match=r"give a region target, target=igw.Region"):
+        igw.integrated_gradients(pixel_linear(pixel_weights), image)

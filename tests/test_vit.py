@@ -1,0 +1,216 @@
+"""Vision transformers: integrated gradients and every registry method on a Keras
+ViT and a PyTorch ViT, their ImageNet-style preprocessing differentiated through.
+
+The two ViTs (tests/models.py) have the same layout and, with ``torch_vit_like``,
+the same weights, so every method must give the same attributions on both.
+IG is checked against a Riemann sum written by hand with ``tf.GradientTape``
+and ``torch.autograd``, and for completeness.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+import ig_widget as igw
+from ig_widget.explainers import REGISTRY
+
+from .keras_backends import run_per_backend
+from .models import (
+    VIT,
+    VIT_METHOD_SETTINGS,
+    keras_normalise,
+    keras_vit,
+    random_image,
+    torch_normalise,
+    torch_vit_like,
+)
+
+TARGET = 2
+STEPS = 32
+
+
+@pytest.fixture(scope="module")
+def vits():
+    keras_model = keras_vit()
+    return keras_model, torch_vit_like(keras_model)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return random_image(VIT["size"], seed=3)
+
+
+def _riemann_middle_tf(model, image: np.ndarray, steps: int) -> np.ndarray:
+    alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps
+    points = tf.constant(alphas[:, None, None, None] * image[None])
+    with tf.GradientTape() as tape:
+        tape.watch(points)
+        scores = model(keras_normalise(points))[:, TARGET]
+    gradients = tape.gradient(scores, points).numpy()
+    return gradients.mean(axis=0) * image
+
+
+def _riemann_middle_torch(model, image: np.ndarray, steps: int) -> np.ndarray:
+    alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
+    points = (alphas[:, None, None, None] * torch.tensor(image)[None]).requires_grad_()
+    model(torch_normalise(points))[:, TARGET].sum().backward()
+    return points.grad.mean(dim=0).numpy() * image
+
+
+def test_ig_on_the_keras_vit_is_the_riemann_sum_by_hand(vits, image):
+    ours = igw.integrated_gradients(
+        vits[0],
+        image,
+        target=TARGET,
+        steps=STEPS,
+        method="riemann_middle",
+        preprocess=keras_normalise,
+    )
+    by_hand = _riemann_middle_tf(vits[0], image, STEPS)
+    scale = np.abs(by_hand).max()
+    assert scale > 0
+    np.testing.assert_allclose(ours.attributions, by_hand, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_ig_on_the_torch_vit_is_the_riemann_sum_by_hand(vits, image):
+    ours = igw.integrated_gradients(
+        vits[1],
+        image,
+        target=TARGET,
+        steps=STEPS,
+        method="riemann_middle",
+        preprocess=torch_normalise,
+    )
+    by_hand = _riemann_middle_torch(vits[1], image, STEPS)
+    scale = np.abs(by_hand).max()
+    assert scale > 0
+    np.testing.assert_allclose(ours.attributions, by_hand, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_ig_on_a_vit_is_complete(vits, image, framework):
+    model, preprocess = {
+        "keras": (vits[0], keras_normalise),
+        "torch": (vits[1], torch_normalise),
+    }[framework]
+    result = igw.integrated_gradients(
+        model, image, target=TARGET, steps=64, method="gausslegendre", preprocess=preprocess
+    )
+    black = np.zeros((1, *image.shape), np.float32)
+    if framework == "keras":
+        baseline_score = float(model(keras_normalise(black))[0, TARGET])
+    else:
+        with torch.no_grad():
+            baseline_score = float(model(torch_normalise(torch.tensor(black)))[0, TARGET])
+    change = float(result.scores[TARGET]) - baseline_score
+    # A ViT's score moves by whole units from black to the image; the sum of
+    # the attributions must give that change (completeness) to float32 rounding.
+    assert abs(change) > 1.0
+    assert float(result.attributions.sum(dtype=np.float64)) == pytest.approx(change, rel=1e-4)
+    assert result.delta < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_method_gives_the_same_map_on_the_keras_and_the_torch_vit(vits, image, name):
+    settings = {"target": TARGET, **VIT_METHOD_SETTINGS.get(name, {})}
+    function = REGISTRY[name].function
+    on_keras = function(vits[0], image, preprocess=keras_normalise, **settings)
+    on_torch = function(vits[1], image, preprocess=torch_normalise, **settings)
+    assert on_keras.attributions.shape[:2] == image.shape[:2]
+    scale = np.abs(on_keras.attributions).max()
+    assert np.isfinite(scale) and scale > 0
+    np.testing.assert_allclose(
+        on_torch.attributions, on_keras.attributions, rtol=1e-3, atol=1e-3 * scale
+    )
+
+
+@pytest.mark.slow
+def test_ig_on_keras_hubs_vit_is_the_riemann_sum_by_hand_and_complete():
+    # A real architecture from a maintained library, with random weights
+    # (built offline): keras_hub's ViTImageClassifier, ViT-tiny's layout
+    # scaled down to 32 x 32 images in 8 x 8 patches.
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(32, 32, 3),
+        patch_size=8,
+        num_layers=2,
+        num_heads=3,
+        hidden_dim=48,
+        mlp_dim=96,
+    )
+    model = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=4)
+    image = random_image(32, seed=4)
+    ours = igw.integrated_gradients(
+        model,
+        image,
+        target=TARGET,
+        steps=STEPS,
+        method="riemann_middle",
+        preprocess=keras_normalise,
+    )
+    by_hand = _riemann_middle_tf(model, image, STEPS)
+    scale = np.abs(by_hand).max()
+    assert scale > 0
+    np.testing.assert_allclose(ours.attributions, by_hand, rtol=1e-4, atol=1e-5 * scale)
+    complete = igw.integrated_gradients(
+        model, image, target=TARGET, steps=64, method="gausslegendre", preprocess=keras_normalise
+    )
+    assert complete.delta < 1e-3
+
+
+# The Keras ViT on each Keras backend (TensorFlow, JAX, PyTorch), from the same
+# NumPy weights: every registry method gives the same map. JAX compiles the
+# attention for its bucketed batch sizes, PyTorch runs it eagerly.
+BACKENDS_CHILD = """
+import sys
+import keras
+import numpy as np
+import ig_widget as igw
+from ig_widget.backends import backend_for
+from ig_widget.explainers import REGISTRY
+from tests.models import (
+    IMAGENET_MEAN, IMAGENET_STD, VIT_METHOD_SETTINGS, keras_vit, random_image, seeded_weights,
+)
+
+model = keras_vit()
+weights = seeded_weights(model)
+for index, variable in enumerate(model.weights):
+    if variable.path.endswith("gamma"):
+        weights[index] = weights[index] + 1  # layer norm scales near 1, as trained ones are
+model.set_weights(weights)
+mean, std = (keras.ops.convert_to_tensor(v) for v in (IMAGENET_MEAN, IMAGENET_STD))
+image = random_image(16, seed=3)
+maps = {
+    name: REGISTRY[name].function(
+        model, image, target=2,
+        preprocess=lambda batch: (batch / 255.0 - mean) / std,
+        **VIT_METHOD_SETTINGS.get(name, {}),
+    ).attributions
+    for name in REGISTRY
+}
+np.savez(sys.argv[1], backend=backend_for(model, None).name, **maps)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["jax", "torch"])
+def test_every_method_gives_the_same_map_on_every_keras_backend(vit_backends, name):
+    reference, other = vit_backends["tensorflow"], vit_backends[name]
+    assert str(other["backend"]) == name and str(reference["backend"]) == "tensorflow"
+    for method in REGISTRY:
+        scale = np.abs(reference[method]).max()
+        assert scale > 0, method
+        np.testing.assert_allclose(
+            other[method], reference[method], rtol=1e-3, atol=1e-3 * scale, err_msg=method
+        )
+
+
+@pytest.fixture(scope="module")
+def vit_backends(tmp_path_factory):
+    return run_per_backend(BACKENDS_CHILD, tmp_path_factory.mktemp("vit_backends"), timeout=600)

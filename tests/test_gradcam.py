@@ -251,3 +251,45 @@ def test_guided_gradcam_refuses_a_model_without_a_relu_to_guide(image):
     torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Tanh(), torch.nn.Flatten())
     with pytest.raises(ValueError, match=r"^model: Guided Grad-CAM found no ReLU to guide"):
         igw.guided_gradcam(torch_model, image, preprocess=channels_first)
+
+
+def _two_channel_copy(size: int = 4, score_map: bool = False):
+    """A 1x1 convolution making channels x and 2x of a one-channel image; each class's
+    score the mean of its channel (or, as a score map, the channel itself)."""
+    convolution = keras.layers.Conv2D(2, 1, name="c", use_bias=False)
+    layers = [keras.Input((size, size, 1)), convolution]
+    if not score_map:
+        layers.append(keras.layers.GlobalAveragePooling2D())
+    model = keras.Sequential(layers)
+    convolution.set_weights([np.array([[[[1.0, 2.0]]]])])
+    return model
+
+
+def test_gradcam_of_a_contrast_weights_the_channels_by_the_difference_of_gradients():
+    model = _two_channel_copy()
+    image = np.arange(16.0).reshape(4, 4, 1) + 1
+    # Class 1 against 0: channel weights (-1/16, 1/16), so relu(-x/16 + 2x/16) = x/16.
+    against = igw.gradcam(model, image, target=(1, 0))
+    np.testing.assert_allclose(against.attributions[..., 0], image[..., 0] / 16, rtol=1e-6)
+    assert (against.target, against.against) == (1, 0)
+    # Class 0 against 1: relu(x/16 - 2x/16) = 0 on positive pixels.
+    assert not igw.gradcam(model, image, target=(0, 1)).attributions.any()
+
+
+def test_gradcam_of_a_region_reads_the_score_map_inside_it():
+    model = _two_channel_copy(score_map=True)
+    image = np.arange(16.0).reshape(4, 4, 1) + 1
+    mask = np.zeros((4, 4), bool)
+    mask[:2, :2] = True
+    region = igw.gradcam(model, image, target=igw.Region(1, mask=mask))
+    # d(sum of class 1 inside)/dA_1 is 1 on the 4 pixels: weight 4/16; A_1 = 2x.
+    np.testing.assert_allclose(region.attributions[..., 0], 2 * image[..., 0] * 4 / 16, rtol=1e-6)
+
+
+def test_occlusion_of_a_contrast_is_the_difference_of_the_two_classes(keras_cnn, image):
+    both = igw.occlusion(keras_cnn, image, window=4, target=(1, 0))
+    first = igw.occlusion(keras_cnn, image, window=4, target=1)
+    second = igw.occlusion(keras_cnn, image, window=4, target=0)
+    np.testing.assert_allclose(
+        both.attributions, first.attributions - second.attributions, rtol=1e-5, atol=1e-6
+    )

@@ -74,7 +74,9 @@ PRECISIONS = ("float32", "bfloat16")
 NOT_DIFFERENTIABLE = "model: its scores do not depend differentiably on the input image"
 # ``choose(output) -> (column, sign)`` and ``watch(tap, relu)`` of ``layer_gradients``
 # and what it returns: the output, the activation, its gradient, the input's gradient.
-ChooseScore = Callable[[Any], tuple[int, float]]
+# Given the model's output at the image, the weights of its entries in the explained score
+# (its cotangent: a class, a contrast of two, a region of a score map), of the output's shape.
+ChooseScore = Callable[[Any], np.ndarray]
 LayerGradients = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 LayerWatch = Callable[
     [Callable[[Any], Any], Callable[[Any], Any] | None], AbstractContextManager[None]

@@ -166,11 +166,10 @@ class TensorFlowBackend:
             with watch(tap, guided_relu if guided else None):
                 output = self._scores(batch)
         raw = tf.nest.map_structure(np.asarray, output)
-        column, sign = choose(raw)
+        cotangent = tf.constant(choose(raw), tf.float32)
         activation = only_activation(seen)
         scores = tf.cast(output, tf.float32)
         wanted = [activation, batch] if guided else [activation]
-        cotangent = sign * tf.one_hot([column], scores.shape[1], dtype=tf.float32)
         grads = tape.gradient(scores, wanted, output_gradients=cotangent)
         if any(grad is None for grad in grads):
             raise ValueError(NOT_DIFFERENTIABLE)

@@ -179,11 +179,11 @@ class TorchBackend:
             with watch(tap, guided_relu if guided else None):
                 output = self._scores(batch)
             raw = _to_numpy(output)
-            column, sign = choose(raw)
+            cotangent = torch.as_tensor(choose(raw), dtype=torch.float32, device=output.device)
             activation = only_activation(seen)
             if not activation.requires_grad:
                 raise ValueError(NOT_DIFFERENTIABLE)
-            score = sign * output[0, column].float()
+            score = (output.float() * cotangent).sum()
             wanted = [activation, batch] if guided else [activation]
             grads = torch.autograd.grad(score, wanted, allow_unused=True)
         if any(grad is None for grad in grads):

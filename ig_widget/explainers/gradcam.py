@@ -38,14 +38,14 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
 
-from ..backends import is_keras_model
-from ..engine import checked_backend, prepared_from
+from ..backends import is_keras_model, region_scores_shape
+from ..engine import checked_backend, prepared_from, region_weights
 from ..options import IGOptions, check_callable, check_model
 from ..points import ProgressCallback, checked_output, report_progress
 from ..validation import as_image
@@ -284,18 +284,25 @@ def _run(
     converted = as_image(image)
     backend = checked_backend(model, converted, options)
     started: list[Started] = []
-    picked: list[tuple[int, float]] = []
+    picked: list[np.ndarray] = []
+    region = region_weights(options, converted.shape[:2])
 
-    def choose(raw: Any) -> tuple[int, float]:
+    def choose(raw: Any) -> np.ndarray:
         # The model's output at the image serves as ``start``'s forward pass:
         # the target is resolved from it before the backward pass.
-        output = checked_output(raw, 1)
+        if region is not None:
+            region_scores_shape(np.shape(raw), region.shape)
+        reduced = raw if region is None else np.einsum("nhwk,hw->nk", np.asarray(raw), region)
+        output = checked_output(reduced, 1)
         [prepared] = prepared_from(model, backend, converted[None], output, options)
         started.append(
             Started(prepared, options, prepared.target_index(options.target), progress, began)
         )
         columns, signs = prepared.classifier.columns_and_signs(np.array([started[0].target]))
-        picked.append((int(columns[0]), float(signs[0])))
+        weights = np.zeros(output.shape[1], np.float32)
+        np.add.at(weights, columns[0], signs[0])
+        cotangent = weights[None] if region is None else region[None, ..., None] * weights
+        picked.append(cotangent.astype(np.float32))
         return picked[0]
 
     def watch(tap: Callable[[Any], Any], relu: Callable[[Any], Any] | None) -> Any:
@@ -323,17 +330,18 @@ def gradcam(
     image: Any,
     *,
     layer: str | None = None,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     progress: ProgressCallback | None = None,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> AttributionResult:
     """Grad-CAM of ``model``'s ``target`` score at ``image``, read at ``layer``.
 
     Parameters
     ----------
-    model, image, target, preprocess, pixel_range, precision
+    model, image, target, preprocess, pixel_range, precision, class_names
         As for ``integrated_gradients``; ``model`` is a Keras model (on
         TensorFlow, JAX or PyTorch) or a ``torch.nn.Module``.
     layer : str, optional
@@ -366,7 +374,11 @@ def gradcam(
     ({'layer': 'c'}, True)
     """
     options = IGOptions(
-        target=target, preprocess=preprocess, pixel_range=pixel_range, precision=precision
+        target=target,
+        preprocess=preprocess,
+        pixel_range=pixel_range,
+        precision=precision,
+        class_names=class_names,
     )
     return _run("gradcam", model, image, layer, options, progress)
 
@@ -376,11 +388,12 @@ def guided_gradcam(
     image: Any,
     *,
     layer: str | None = None,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     progress: ProgressCallback | None = None,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> AttributionResult:
     """Guided Grad-CAM: the Grad-CAM map times guided backpropagation, per pixel and channel.
 
@@ -395,6 +408,10 @@ def guided_gradcam(
         (a plain pass for the map, a guided one for the input's gradient).
     """
     options = IGOptions(
-        target=target, preprocess=preprocess, pixel_range=pixel_range, precision=precision
+        target=target,
+        preprocess=preprocess,
+        pixel_range=pixel_range,
+        precision=precision,
+        class_names=class_names,
     )
     return _run("guided_gradcam", model, image, layer, options, progress)

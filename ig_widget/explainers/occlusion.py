@@ -18,7 +18,7 @@ and cancellation), so no more than a batch of them is held.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,7 @@ def occlusion(
     *,
     window: int | tuple[int, int] = 8,
     stride: int | tuple[int, int] | None = None,
-    target: int | None = None,
+    target: Any = None,
     baseline: str | np.ndarray = "black",
     preprocess: Callable[[Any], Any] | None = None,
     batch_size: int | None = None,
@@ -110,12 +110,13 @@ def occlusion(
     progress: ProgressCallback | None = None,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
+    class_names: Sequence[str] | None = None,
 ) -> AttributionResult:
     """Occlusion of ``model``'s ``target`` score at ``image`` by a sliding window.
 
     Parameters
     ----------
-    model, image, target, preprocess, batch_size, seed, pixel_range, precision
+    model, image, target, preprocess, batch_size, seed, pixel_range, precision, class_names
         As for ``integrated_gradients``; the model needs no gradient.
     window : int or (int, int)
         The window's height and width in pixels (one int: a square).
@@ -164,6 +165,7 @@ def occlusion(
         seed=seed,
         pixel_range=pixel_range,
         precision=precision,
+        class_names=class_names,
     )
     # Made before the model runs, so that a bad baseline fails first.
     baseline_image = baseline_row(converted, options)
@@ -179,7 +181,11 @@ def occlusion(
         progress=progress,
         describe=lambda index: f"the image occluded at (row, column) {tuple(corners[index])}",
     )
-    drops = started.prepared.scores[started.target] - scores[:, started.target]
+    classifier = started.prepared.classifier
+    # The explained score: one class's, or a contrast's difference of two.
+    explained = classifier.target_scores(scores, np.full(len(scores), started.target))
+    before = classifier.target_scores(started.prepared.scores[None], np.array([started.target]))
+    drops = before[0] - explained
     total = np.zeros((height, width), np.float64)
     covered = np.zeros((height, width), np.int64)
     for index, drop in enumerate(drops.tolist()):

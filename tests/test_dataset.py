@@ -77,6 +77,9 @@ def test_each_image_equals_a_single_integrated_gradients_call(model, data, refer
         "correct",
         "mask_share",
         "mask_area",
+        "ground_truth_coverage",
+        "saliency_coverage",
+        "mask_iou",
     ]
     assert reference.complete and len(reference) == COUNT
     for index, image in enumerate(images):
@@ -96,6 +99,16 @@ def test_each_image_equals_a_single_integrated_gradients_call(model, data, refer
         share = positive[masks[index]].sum() / positive.sum()
         assert table.loc[index, "mask_share"] == pytest.approx(share, rel=1e-5)
         assert table.loc[index, "mask_area"] == pytest.approx(masks[index].mean())
+        # Shared Interest: S, the top 5 % of the pixels by positive attribution.
+        salient = np.zeros(positive.size, bool)
+        salient[
+            np.argsort(-positive.ravel(), kind="stable")[: int(np.ceil(0.05 * positive.size))]
+        ] = 1
+        salient = salient.reshape(positive.shape) & (positive > 0)
+        both = (salient & masks[index]).sum()
+        assert table.loc[index, "ground_truth_coverage"] == both / masks[index].sum()
+        assert table.loc[index, "saliency_coverage"] == both / salient.sum()
+        assert table.loc[index, "mask_iou"] == both / (salient | masks[index]).sum()
         assert (
             stored.steps == table.loc[index, "steps"] == STEPS
             and stored.method == "trapezoid"

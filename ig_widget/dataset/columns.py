@@ -17,6 +17,7 @@ still open; their table lacks the column.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,12 @@ class Column:
 
 def positive_attribution(result: IGResult) -> np.ndarray:
     """Per pixel, the positive part of the channel sum of the attributions (H, W)."""
-    return np.maximum(result.attributions.sum(axis=2, dtype=np.float64), 0.0)
+    return positive_part(result.attributions)
+
+
+def positive_part(attributions: np.ndarray) -> np.ndarray:
+    """``positive_attribution`` of a bare (H, W, C) map."""
+    return np.maximum(attributions.sum(axis=2, dtype=np.float64), 0.0)
 
 
 def mask_share(explained: Explained) -> float:
@@ -86,6 +92,60 @@ def mask_share(explained: Explained) -> float:
     if total <= 0:
         return float("nan")
     return float(positive[explained.item.mask].sum() / total)
+
+
+# The salient region S of Shared Interest's columns: this share of the pixels, the
+# most positively attributed (the same share as the top-pixel overlap elsewhere).
+TOP_SHARE = 0.05
+
+
+def salient_region(positive: np.ndarray, share: float = TOP_SHARE) -> np.ndarray:
+    """The top ``share`` of the pixels by positive attribution, as a boolean (H, W) mask.
+
+    ``ceil(share * pixels)`` pixels, the largest first (ties in reading
+    order), never one without positive attribution.
+
+    Examples
+    --------
+    >>> salient_region(np.array([[0.0, 3.0], [1.0, 3.0]]), 0.5).tolist()
+    [[False, True], [False, True]]
+    """
+    flat = positive.ravel()
+    count = math.ceil(share * flat.size)
+    top = np.argsort(-flat, kind="stable")[:count]
+    region = np.zeros(flat.size, bool)
+    region[top[flat[top] > 0]] = True
+    return region.reshape(positive.shape)
+
+
+def shared_interest(
+    positive: np.ndarray, mask: np.ndarray, share: float = TOP_SHARE
+) -> tuple[float, float, float]:
+    """Shared Interest's coverages of salient region S and ground truth G (Boyd et al. 2022).
+
+    Returns ``|S∩G| / |G|`` (ground-truth coverage), ``|S∩G| / |S|``
+    (saliency coverage) and ``|S∩G| / |S∪G|`` (IoU), each NaN when its
+    denominator is empty. S is ``salient_region(positive, share)``.
+
+    Examples
+    --------
+    >>> positive = np.array([[4.0, 3.0], [0.0, 0.0]])
+    >>> mask = np.array([[True, False], [True, False]])
+    >>> shared_interest(positive, mask, 0.5)
+    (0.5, 0.5, 0.3333333333333333)
+    """
+    salient = salient_region(positive, share)
+    truth = np.asarray(mask, bool)
+    both = float(np.count_nonzero(salient & truth))
+    sizes = (np.count_nonzero(truth), np.count_nonzero(salient), np.count_nonzero(salient | truth))
+    ground, saliency, iou = (float(both / size) if size else float("nan") for size in sizes)
+    return ground, saliency, iou
+
+
+def _shared_interest(explained: Explained, which: int) -> float:
+    assert explained.item.mask is not None  # the column exists only with masks
+    positive = positive_attribution(explained.result)
+    return shared_interest(positive, explained.item.mask)[which]
 
 
 def _curves(explained: Explained) -> InsertionDeletionResult:
@@ -152,6 +212,29 @@ COLUMNS: tuple[Column, ...] = (
         "Share of the image's pixels inside the mask (mask_share / mask_area > 1: "
         "attribution concentrates on the mask).",
         lambda e: float(np.mean(np.asarray(e.item.mask))),
+        needs_masks=True,
+    ),
+    Column(
+        "ground_truth_coverage",
+        "float64",
+        "Shared Interest's ground-truth coverage: share of the mask inside the salient "
+        "region (the top 5 % of pixels by positive attribution).",
+        lambda e: _shared_interest(e, 0),
+        needs_masks=True,
+    ),
+    Column(
+        "saliency_coverage",
+        "float64",
+        "Shared Interest's saliency coverage: share of the salient region (top 5 % of "
+        "pixels) inside the mask.",
+        lambda e: _shared_interest(e, 1),
+        needs_masks=True,
+    ),
+    Column(
+        "mask_iou",
+        "float64",
+        "Intersection over union of the salient region (top 5 % of pixels) and the mask.",
+        lambda e: _shared_interest(e, 2),
         needs_masks=True,
     ),
     Column(

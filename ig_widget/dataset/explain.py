@@ -492,7 +492,10 @@ def explain_dataset(
         The class explained for each image.
     masks : optional
         One mask (H, W) per image, in any form accepted for ``images``: the
-        table gets ``mask_share``, the share of positive attribution inside it.
+        table gets ``mask_share``, the share of positive attribution inside it,
+        ``mask_area``, and Shared Interest's ``ground_truth_coverage``,
+        ``saliency_coverage`` and ``mask_iou`` (the top 5 % of pixels against
+        the mask; see ``ig_widget.dataset.columns``).
     preprocess, baseline, steps, runs, method, batch_size, seed, tolerance, pixel_range, precision
         As for ``integrated_gradients`` (validated once, by ``igw.IGOptions``),
         except the defaults: a blurred baseline and ``steps="auto"`` (refined

@@ -7,7 +7,10 @@ request. Display options are the renderer's and redraw every thumbnail in the
 browser. Sorting and filtering run here on the pandas table; the browser gets
 the resulting order of images. Clicking an image opens its three-panel
 ``IGWidget`` below the grid: live (recomputable) when a model is given,
-otherwise shown from the stored maps.
+otherwise shown from the stored maps. With ``clusters`` (from
+``igw.cluster_maps``) the table gains a ``cluster`` column and a strip above
+the grid shows each cluster's mean image and mean map; choosing one filters
+the grid to its members.
 
 Given a ``DatasetComparison`` (``igw.compare_datasets``), the grid shows
 store b's pictures, its table has b's columns and the comparison's (rank
@@ -33,6 +36,7 @@ from ..widget import IGWidget
 from ..widget.frontend import FrontEnd
 from ..widget.options import DISPLAY_TRAITS, display_traits
 from ..widget.state import DisplayOptions, ignore_message, send_back, split_update
+from .clusters import MapClusters
 from .drift import DatasetComparison
 from .result import DatasetResult
 from .sources import _raws, carries_labels
@@ -111,6 +115,10 @@ class Gallery(DisplayOptions, FrontEnd):
     filters : list of (column, operator, value)
         Operators: ``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=`` (numbers),
         ``contains`` (text); for example ``[("correct", "==", False)]``.
+    clusters : MapClusters, optional
+        From ``igw.cluster_maps(result)``: a ``cluster`` column to sort and
+        filter by, and each cluster's mean map above the grid (a click
+        shows its members).
     **render_options
         Display options, as for ``igw.render``; they apply to every thumbnail
         and to the three-panel view.
@@ -143,6 +151,10 @@ class Gallery(DisplayOptions, FrontEnd):
     compared_names: traitlets.List[str] = traitlets.List().tag(sync=True)
     live = traitlets.Bool(False).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    # Per cluster [number, class, size]; their mean pictures as the thumbnails are sent.
+    clusters: traitlets.List[list[int]] = traitlets.List().tag(sync=True)
+    cluster_rgb = traitlets.Bytes(b"").tag(sync=True)
+    cluster_maps = traitlets.Bytes(b"").tag(sync=True)
 
     def __init__(
         self,
@@ -155,6 +167,7 @@ class Gallery(DisplayOptions, FrontEnd):
         sort_by: str = "delta",
         descending: bool = True,
         filters: Sequence[Sequence[Any]] = (),
+        clusters: MapClusters | None = None,
         **render_options: Any,
     ) -> None:
         if isinstance(result, (str, os.PathLike)):
@@ -187,6 +200,7 @@ class Gallery(DisplayOptions, FrontEnd):
         self._model = model
         self._preprocess = preprocess
         names = check_class_names(class_names) or []
+        shown_clusters = self._take_clusters(clusters)
         columns = [[name, column_kind(name, dtype)] for name, dtype in self._table.dtypes.items()]
         self._kinds = dict((name, kind) for name, kind in columns)
         display = display_traits(validate_render_options(**render_options))
@@ -201,8 +215,39 @@ class Gallery(DisplayOptions, FrontEnd):
             compared_names=[] if self._comparison is None else list(self._comparison.names),
             **view,
             order=self._order(view),
+            **shown_clusters,
         )
         self.on_msg(self._handle_message)
+
+    def _take_clusters(self, clusters: Any) -> dict[str, Any]:
+        """The cluster column joined to the table, and the strip's traits."""
+        if clusters is None:
+            return {}
+        if not isinstance(clusters, MapClusters):
+            raise TypeError(
+                f"clusters: expected MapClusters (from igw.cluster_maps), got "
+                f"{type(clusters).__name__}"
+            )
+        if (
+            clusters.path != self._result.path
+            or not clusters.table.index.isin(self._table.index).all()
+        ):
+            raise ValueError(
+                f"clusters: computed from the store '{clusters.path}', not from this "
+                f"gallery's '{self._result.path}'"
+            )
+        self._table["cluster"] = (
+            clusters.table["cluster"].reindex(self._table.index).astype("Int64")
+        )
+        rgb, maps = clusters.thumbnails()
+        return {
+            "clusters": [
+                [int(number), int(row["class"]), int(row["size"])]
+                for number, row in clusters.summary.iterrows()
+            ],
+            "cluster_rgb": rgb.astype(np.uint8).tobytes(),
+            "cluster_maps": maps.astype(np.float32).tobytes(),
+        }
 
     # -- sorting and filtering -------------------------------------------------
 
@@ -372,6 +417,8 @@ class Gallery(DisplayOptions, FrontEnd):
             for name in ("mask_share", *COMPARISON_CAPTIONS):
                 if name in row:
                     caption[name] = None if row.isna()[name] else float(row[name])
+            if "cluster" in row:
+                caption["cluster"] = None if row.isna()["cluster"] else int(row["cluster"])
             captions.append(caption)
         self.send(
             {"type": "thumbnails", "indices": indices, "captions": captions},

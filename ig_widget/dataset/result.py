@@ -121,13 +121,15 @@ class DatasetResult:
             parts.append(values)
         return np.concatenate(parts)
 
-    def _chunks(self, names: tuple[str, ...]) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
-        """The stored rows one chunk at a time: their image indices and those rows of each
-        array in ``names``, every row checked (memory: one chunk)."""
+    def _chunks(
+        self, names: tuple[str, ...], rows: list[int] | None = None
+    ) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        """The stored rows (or ``rows``, sorted) one chunk at a time: their image indices and
+        those rows of each array in ``names``, every row checked (memory: one chunk)."""
         if self._layout is None:
             return
         size = self._layout.chunk_size
-        index = self._table.index
+        index = self._table.index if rows is None else np.array(rows, np.int64)
         for chunk in sorted({int(row) // size for row in index}):
             rows = [int(row) for row in index[(index // size) == chunk]]
             yield rows, {name: self.read_rows(name, rows) for name in names}
@@ -210,6 +212,32 @@ class DatasetResult:
             points_used=int(read("points_used", row)),
             elapsed_s=float(read("elapsed_s", row)),
         )
+
+    def iter_arrays(
+        self, names: tuple[str, ...] = ("attributions",), indices: Any = None
+    ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Image by image, the stored arrays ``names`` (maps decoded to float32), verified.
+
+        Each store chunk is read once and every row of it checked against
+        its checksum (reading row by row would decode a whole chunk per
+        row), so a pass over the store holds one chunk in memory.
+
+        Parameters
+        ----------
+        names : tuple of str
+            Arrays of the store: "attributions", "gradients", "inputs", ...
+        indices : iterable of int, optional
+            The images, in any order (yielded in image order); all by default.
+
+        Examples
+        --------
+        >>> for index, arrays in result.iter_arrays(("inputs", "attributions")):  # doctest: +SKIP
+        ...     total += arrays["attributions"]
+        """
+        rows = None if indices is None else sorted({self._row(i) for i in indices})
+        for members, block in self._chunks(names, rows):
+            for offset, row in enumerate(members):
+                yield row, {name: block[name][offset] for name in names}
 
     @property
     def thumbnail_shape(self) -> tuple[int, int]:

@@ -3,11 +3,13 @@
 // table, assembled from parts by job, each with its listeners in one Scope:
 // the toolbar (gallery/toolbar.ts: sorting and filtering, which run in the
 // kernel), the view's own display controls (view/display.ts), the grid
-// (gallery/grid.ts) and the three-panel view of the chosen image
+// (gallery/grid.ts), the clusters' mean maps when the Gallery has clusters
+// (gallery/clusters.ts) and the three-panel view of the chosen image
 // (gallery/detail.ts). Every text from the table or the user goes in through
 // textContent.
 
 import type { AnyModel, Host, Render } from "@anywidget/types";
+import { createClusterStrip } from "./gallery/clusters";
 import { createDetail } from "./gallery/detail";
 import { createGrid } from "./gallery/grid";
 import type { GalleryState } from "./gallery/model";
@@ -66,6 +68,7 @@ export function mountGallery(
     errorBox.hidden = message === "";
   };
 
+  const strip = createClusterStrip(model, state, scope, toolbar, showError);
   const grid = createGrid(model, state, scope, root, {
     open: (index) => detail.request(index),
     close: () => {
@@ -85,19 +88,31 @@ export function mountGallery(
   };
   const detail = createDetail(model, host, scope, grid.captionOf, keepFocus, grid.schedule);
 
-  root.append(toolbar.element, display, errorBox, grid.element, grid.empty, detail.element);
+  root.append(
+    toolbar.element,
+    display,
+    errorBox,
+    strip.element,
+    grid.element,
+    grid.empty,
+    detail.element,
+  );
   el.replaceChildren(root);
 
   const listen = (keys: readonly string[], handler: () => void): void =>
     state.listen(scope, keys, handler);
   listen(DISPLAY_TRAITS, () => {
     grid.schedule();
+    strip.draw();
     showGalleryKey();
   });
+  listen(["clusters", "cluster_rgb", "cluster_maps", "thumbnail_size"], strip.show);
+  listen(["filters"], strip.draw);
   listen(["columns", "sort_by", "descending", "filters", "order", "total"], toolbar.show);
   listen(["order"], grid.takeOrder);
   listen(["class_names"], () => {
     toolbar.show();
+    strip.show();
     grid.redraw();
   });
   listen(["error"], () => {
@@ -109,6 +124,7 @@ export function mountGallery(
   listen(["selected"], grid.schedule);
 
   toolbar.show();
+  strip.show();
   showGalleryKey();
   grid.takeOrder();
   showError("");

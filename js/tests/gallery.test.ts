@@ -51,6 +51,9 @@ function state(count: number): GalleryState {
     compared_names: [],
     live: false,
     error: "",
+    clusters: [],
+    cluster_rgb: new DataView(new ArrayBuffer(0)),
+    cluster_maps: new DataView(new ArrayBuffer(0)),
   };
 }
 
@@ -188,6 +191,64 @@ describe("mountGallery", () => {
       `Image #9999 · ${isolate("array[9999]")} · stored`,
     );
     dispose();
+  });
+
+  it("shows each cluster's mean map, and a click filters the grid to its members", async () => {
+    const [rgbView, mapsView] = thumbnails([0, 1]);
+    const initial: GalleryState = {
+      ...state(20),
+      columns: [...state(20).columns, ["cluster", "integer"]],
+      clusters: [
+        [0, 1, 12],
+        [1, 0, 8],
+      ],
+      cluster_rgb: rgbView,
+      cluster_maps: mapsView,
+    };
+    const model = new LocalModel(initial);
+    const sends = vi.spyOn(model, "send");
+    const el = document.createElement("div");
+    document.body.append(el);
+    mountGallery(model, el, null);
+    const cells = [...el.querySelectorAll<HTMLElement>(".igg-clusters .igg-cell")];
+    expect(cells.map((cell) => cell.querySelector(".igg-title")?.textContent)).toEqual([
+      `Cluster 0 · ${isolate(HOSTILE)}`,
+      `Cluster 1 · ${isolate("circle")}`,
+    ]);
+    expect(cells[0].querySelector("img")).toBeNull();
+    expect(cells[1].querySelector(".igg-details")?.textContent).toBe("8 images · mean map");
+    // The second cluster's mean map, drawn by the renderer as a grid thumbnail is.
+    const rgb = new Uint8Array(rgbView.buffer);
+    const maps = new Float32Array(mapsView.buffer);
+    const picture = cells[1].querySelectorAll("canvas")[1];
+    expect(contextOf(picture).frames.at(-1)).toEqual(
+      renderMaps(
+        rgb.slice(PIXELS * 3, 2 * PIXELS * 3),
+        maps.slice(2 * PIXELS, 3 * PIXELS),
+        maps.slice(3 * PIXELS, 4 * PIXELS),
+        SIDE,
+        SIDE,
+        RENDER_DEFAULTS,
+      ),
+    );
+    cells[1].click();
+    expect(sends).toHaveBeenLastCalledWith({
+      type: "view",
+      sort_by: "delta",
+      descending: true,
+      filters: [["cluster", "==", 1]],
+    });
+    // The kernel answers; the chosen cluster is marked, and choosing it again shows all.
+    model.set("filters", [["cluster", "==", 1]]);
+    model.set("order", new DataView(new ArrayBuffer(8)));
+    expect(cells[1].classList.contains("igg-selected")).toBe(true);
+    expect(cells[0].classList.contains("igg-selected")).toBe(false);
+    cells[1].click();
+    expect(sends).toHaveBeenLastCalledWith(expect.objectContaining({ filters: [] }));
+    // Without clusters there is no strip.
+    const plain = document.createElement("div");
+    mountGallery(new LocalModel(state(20)), plain, null);
+    expect(plain.querySelector<HTMLElement>(".igg-clusters")?.hidden).toBe(true);
   });
 
   it("shows a comparison's drift in captions and its two stored views side by side", async () => {

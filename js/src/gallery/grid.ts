@@ -12,7 +12,7 @@ import { bytesOf, type ModelState } from "../state";
 import { element, type Scope } from "../view/dom";
 import { type Caption, classNameOf, type GalleryModel, type GalleryState } from "./model";
 
-interface Thumbnail {
+export interface Thumbnail {
   rgb: Uint8Array;
   positive: Float32Array;
   negative: Float32Array;
@@ -21,7 +21,7 @@ interface Thumbnail {
   decoded?: { input: ImageData; picture: ImageData; optionsKey: string };
 }
 
-interface Cell {
+export interface Cell {
   root: HTMLElement;
   input: HTMLCanvasElement;
   picture: HTMLCanvasElement;
@@ -183,7 +183,7 @@ function place(
 }
 
 /** A cell's elements, placed in `spacer`, showing nothing yet. */
-function newCell(spacer: HTMLElement): Cell {
+export function newCell(spacer: HTMLElement): Cell {
   const root = element("div", "igg-cell");
   root.tabIndex = -1;
   // Before any key reaches it (see isolateKeyboard).
@@ -200,16 +200,14 @@ function newCell(spacer: HTMLElement): Cell {
   return { root, input, picture, title, details, position: -1, drawn: null, drawnOptions: "" };
 }
 
-/** Draw image `image`'s thumbnail and caption in `cell` with the display `options`. */
-function drawCell(
+/** Draw `thumb`'s input and picture in `cell` with the display `options`; false if it cannot. */
+export function drawPictures(
   cell: Cell,
   thumb: Thumbnail,
-  image: number,
   [height, width]: [number, number],
   options: RenderOptions,
   optionsKey: string,
-  className: (index: number | null) => string,
-): void {
+): boolean {
   for (const canvas of [cell.input, cell.picture]) {
     if (canvas.width !== width || canvas.height !== height) {
       canvas.width = width;
@@ -219,7 +217,7 @@ function drawCell(
   const inputContext = cell.input.getContext("2d");
   const pictureContext = cell.picture.getContext("2d");
   if (inputContext === null || pictureContext === null) {
-    return;
+    return false;
   }
   // Decoded once per thumbnail and display options: a cell scrolled back
   // into view is two putImageData calls, not a render.
@@ -243,6 +241,22 @@ function drawCell(
   pictureContext.putImageData(thumb.decoded.picture, 0, 0);
   cell.drawn = thumb;
   cell.drawnOptions = optionsKey;
+  return true;
+}
+
+/** Draw image `image`'s thumbnail and caption in `cell` with the display `options`. */
+function drawCell(
+  cell: Cell,
+  thumb: Thumbnail,
+  image: number,
+  size: [number, number],
+  options: RenderOptions,
+  optionsKey: string,
+  className: (index: number | null) => string,
+): void {
+  if (!drawPictures(cell, thumb, size, options, optionsKey)) {
+    return;
+  }
   const caption = thumb.caption;
   cell.title.textContent =
     caption.label === null
@@ -251,6 +265,10 @@ function drawCell(
   const parts = [`Δ ${formatPercentage(caption.delta)}`];
   if (caption.mask_share !== undefined) {
     parts.push(`mask ${formatPercentage(caption.mask_share)}`);
+  }
+  if (caption.cluster !== undefined && caption.cluster !== null) {
+    // First, so that a narrow cell does not cut it off.
+    parts.unshift(`cluster ${caption.cluster}`);
   }
   if (caption.target !== caption.predicted) {
     parts.push(`explains ${className(caption.target)}`);

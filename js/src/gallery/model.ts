@@ -30,6 +30,11 @@ export interface GalleryState extends Omit<RenderOptions, "style"> {
   compared_names: string[];
   live: boolean;
   error: string;
+  /** Per cluster of igw.cluster_maps: [number, class, size] (none without clusters). */
+  clusters: [number, number, number][];
+  /** The clusters' mean display images (uint8 RGB) and mean maps (float32, 2 per cluster). */
+  cluster_rgb: Binary;
+  cluster_maps: Binary;
 }
 
 export type GalleryModel = AnyModel<GalleryState>;
@@ -44,6 +49,7 @@ export interface Caption {
   delta: number;
   correct: boolean | null;
   mask_share?: number | null;
+  cluster?: number | null;
   /** A comparison's: Spearman correlation of the two maps, IoU of their top pixels. */
   rank_correlation?: number | null;
   top_iou?: number | null;

@@ -59,6 +59,10 @@ export interface Toolbar {
   readonly element: HTMLElement;
   /** Show the model's view (columns, sort, filters, count). */
   show(): void;
+  /** Keep only the images whose `column` is `value` (null: drop that filter). */
+  filterBy(column: string, value: number | null): void;
+  /** The `column == value` filter of the view asked for last, if there is one. */
+  filteredTo(column: string): number | null;
 }
 
 /** The toolbar of `model`, its listeners in `scope`. */
@@ -210,5 +214,17 @@ export function createToolbar(model: GalleryModel, scope: Scope): Toolbar {
     model.on(`change:${key}`, answered);
     scope.add(() => model.off(`change:${key}`, answered));
   }
-  return { element: root, show };
+  const isEqualityOn =
+    (name: string) =>
+    ([column, operator]: GalleryState["filters"][number]): boolean =>
+      column === name && operator === "==";
+  const filterBy = (column: string, value: number | null): void => {
+    const others = currentView().filters.filter((filter) => !isEqualityOn(column)(filter));
+    sendView({ filters: value === null ? others : [...others, [column, "==", value]] });
+  };
+  const filteredTo = (column: string): number | null => {
+    const found = currentView().filters.find(isEqualityOn(column));
+    return found === undefined ? null : Number(found[2]);
+  };
+  return { element: root, show, filterBy, filteredTo };
 }

@@ -39,7 +39,12 @@ BAD_INPUTS = [
     ("target too big", {"target": 4}, ValueError, r"target: expected a class index in \[0, 3\]"),
     ("target float", {"target": 1.5}, TypeError, "target: expected an integer"),
     ("target bool", {"target": True}, TypeError, "target: expected an integer"),
-    ("target text", {"target": "cat"}, TypeError, "target: expected an integer"),
+    (
+        "target text",
+        {"target": "cat"},
+        ValueError,
+        r"target: a class name \('cat'\) needs class_names=\[...\]; or give class indices",
+    ),
     ("target negative", {"target": -2}, ValueError, "target: expected an integer >= 0"),
     ("steps zero", {"steps": 0}, ValueError, "steps: expected an integer >= 1"),
     ("steps negative", {"steps": -5}, ValueError, "steps: expected an integer >= 1"),

@@ -432,3 +432,17 @@ def test_insertion_deletion_matches_quantus(torch_model, monkeypatch, substrate,
     assert error < 1e-5
     assert ours.deletion_auc == pytest.approx(auc["deletion"], rel=1e-5)
     assert ours.insertion_auc == pytest.approx(auc["insertion"], rel=1e-5)
+
+
+def test_gradcams_resize_is_opencvs_as_pytorch_grad_cam_uses_it():
+    """pytorch-grad-cam scales its map with cv2.resize (INTER_LINEAR): ours is the same."""
+    import cv2
+
+    from ig_widget.explainers.gradcam import resize_bilinear
+
+    values = np.random.default_rng(0).normal(size=(5, 7))
+    for size in [(16, 9), (3, 4), (5, 7), (11, 2)]:
+        theirs = cv2.resize(values, size[::-1], interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(
+            resize_bilinear(values, size), theirs, rtol=1e-6, atol=1e-9, err_msg=str(size)
+        )

@@ -115,7 +115,14 @@ def page(state: dict[str, Any]) -> bytes:
     state = dict(state)
     binary = {
         name: state.pop(name)
-        for name in ("image_rgb", *MAP_BUFFERS, "stability_spread", "sanity_rgb", "sanity_maps")
+        for name in (
+            "image_rgb",
+            *MAP_BUFFERS,
+            "stability_spread",
+            "sanity_rgb",
+            "sanity_maps",
+            "region_mask",
+        )
     }
     state.update(error="", notice="", computing=False)
     return export.standalone_html(state, binary, STATIC).encode("utf-8")

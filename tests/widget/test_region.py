@@ -143,3 +143,17 @@ def test_a_bad_region_is_refused_and_the_widget_keeps_its_result(
 def test_a_region_with_a_contrast_is_refused(segmenter, image):
     with pytest.raises(ValueError, match="against: a region target explains one class, got"):
         igw.IGWidget(segmenter, image, target=igw.Region(1, mask=coarse_mask()), against=0)
+
+
+def test_to_png_outlines_the_region_on_the_input(segmenter, image, tmp_path):
+    from PIL import Image
+
+    from ig_widget.export import MIN_PANEL_PIXELS
+    from ig_widget.render import REGION_COLOR
+
+    w = igw.IGWidget(segmenter, image, target=igw.Region(1, mask=coarse_mask()), steps=4)
+    w.to_png(tmp_path / "region.png")
+    picture = np.asarray(Image.open(tmp_path / "region.png").convert("RGB"))
+    scale = -(-MIN_PANEL_PIXELS // 16)
+    # The 24 outline pixels of the 8 x 6 region, each drawn as a scale x scale square.
+    assert (picture == REGION_COLOR).all(axis=2).sum() == 24 * scale**2

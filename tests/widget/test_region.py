@@ -157,3 +157,12 @@ def test_to_png_outlines_the_region_on_the_input(segmenter, image, tmp_path):
     scale = -(-MIN_PANEL_PIXELS // 16)
     # The 24 outline pixels of the 8 x 6 region, each drawn as a scale x scale square.
     assert (picture == REGION_COLOR).all(axis=2).sum() == 24 * scale**2
+
+
+def test_the_against_menu_is_refused_with_a_region_and_the_result_stays(segmenter, image):
+    w = igw.IGWidget(segmenter, image, target=igw.Region(1, mask=coarse_mask()), steps=4)
+    before = w.result
+    w.set_state({"against": 0})
+    w.wait(timeout=60)
+    assert w.result is before and w.against is None and w.target == 1
+    assert w.error == "ValueError: against: a region target explains one class, got against=0"

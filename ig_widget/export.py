@@ -29,6 +29,7 @@ from .render import (
     colour_key,
     ground_luma,
     key_labels,
+    outline_region,
     render_maps,
     validate_render_options,
 )
@@ -125,6 +126,7 @@ def panels_png(
     panels: Sequence[tuple[str, tuple[np.ndarray, np.ndarray]]],
     render_options: dict[str, Any],
     heading: str,
+    region: np.ndarray | None = None,
 ) -> bytes:
     """The input and the attribution panels side by side, titled, under a one-line
     heading, as PNG bytes.
@@ -144,6 +146,8 @@ def panels_png(
         As for ``igw.render``.
     heading : str
         Drawn as plain text above the panels.
+    region : ndarray, bool, (H', W'), optional
+        A region target's region, outlined on the input (``render.outline_region``).
 
     Examples
     --------
@@ -156,7 +160,7 @@ def panels_png(
     from PIL import Image, ImageDraw, ImageFont
 
     titles = [INPUT_TITLE]
-    pictures = [image_rgb]
+    pictures = [image_rgb if region is None else outline_region(image_rgb, region)]
     keys: list[list[KeyEntry]] = [[]]
     for title, maps in panels:
         titles.append(title)

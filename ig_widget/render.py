@@ -602,6 +602,47 @@ def _outline(mask: np.ndarray, component_percentage: float) -> np.ndarray:
     return _inner_border(keep[labels])
 
 
+# The region of a region target, outlined on the input: yellow, apart from
+# both polarities' colours and from the keras style's green and red.
+REGION_COLOR = (255, 221, 0)
+
+
+def outline_region(image: np.ndarray, mask: Any) -> np.ndarray:
+    """The picture ``image`` with the region ``mask`` outlined in ``REGION_COLOR``.
+
+    ``mask`` may be smaller or larger than the picture (a mask on the model's
+    score map, or a picture shown at a reduced size): picture pixel ``(y, x)``
+    is inside when ``mask[y * Hm // H, x * Wm // W]`` is (nearest neighbour,
+    integer arithmetic, so the browser's ``outlineRegion`` gives the same
+    pixels). The outline is the region's one-pixel inner border (4-neighbours),
+    as the attribution outlines, so it never covers a pixel outside the region.
+
+    Examples
+    --------
+    >>> rgb = outline_region(np.zeros((4, 6, 3), np.uint8), np.array([[False, True]] * 2))
+    >>> (rgb[..., 0] > 0).astype(int).tolist()
+    [[0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 0, 1], [0, 0, 0, 1, 0, 1], [0, 0, 0, 1, 1, 1]]
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"image: expected a uint8 array (H, W, 3) as from display_image, "
+            f"got {image.dtype} {image.shape}"
+        )
+    region = np.asarray(mask)
+    if region.dtype != bool or region.ndim != 2 or region.size == 0:
+        raise TypeError(
+            f"mask: expected a boolean array (H, W), got {region.dtype} of shape {region.shape}"
+        )
+    height, width = image.shape[:2]
+    rows = np.arange(height) * region.shape[0] // height
+    columns = np.arange(width) * region.shape[1] // width
+    border = _inner_border(region[np.ix_(rows, columns)])
+    outlined = image.copy()
+    outlined[border] = REGION_COLOR
+    return outlined
+
+
 def _strength(values: np.ndarray, options: dict[str, Any]) -> np.ndarray:
     """Colour strength in [0, 1] (float64) for one sign's map, steps 2-5."""
     scale = _Scale(values, with_places=options["style"] == "heatmap")

@@ -10,9 +10,13 @@ Layout of ``index.json``::
                        "positive": [offset, bytes], "negative": [offset, bytes]}},
      "cases": [{"input": name, "options": {...}, "expected": [offset, bytes]}],
      "keys": [{"input": name, "options": {...}, "ground": luma or null,
-               "entries": [colour_key entry + "labels"]}]}
+               "entries": [colour_key entry + "labels"]}],
+     "regions": [{"input": name, "mask_width", "mask_height", "mask": [offset, bytes],
+                  "expected": [offset, bytes]}]}
 
-``image`` and ``expected`` are RGB uint8 (H, W, 3); ``positive`` and
+``image`` and ``expected`` are RGB uint8 (H, W, 3); a region's ``mask`` is
+uint8 0/1 (mask_height, mask_width), its ``expected`` from ``outline_region``;
+``positive`` and
 ``negative`` are little-endian float32 (H, W). Every block starts at a
 multiple of 8 bytes so the reader can view it without copying.
 """
@@ -35,6 +39,7 @@ from ig_widget.render import (
     colour_key,
     ground_luma,
     key_labels,
+    outline_region,
     render_maps,
 )
 
@@ -184,6 +189,21 @@ def _key_option_sets() -> list[dict[str, Any]]:
     ]
 
 
+def _region_masks(rng: np.random.Generator, height: int, width: int) -> list[np.ndarray]:
+    """Region masks smaller than, as large as and larger than the picture (a score map
+    coarser or finer than it), with holes and borders on the image's edges."""
+    masks = []
+    for mask_height, mask_width in (
+        (max(1, height // 4), max(1, width // 3)),
+        (height, width),
+        (2 * height + 1, 3 * width),
+    ):
+        blob = ndimage.gaussian_filter(rng.normal(size=(mask_height, mask_width)), 1.0)
+        masks.append(blob > 0)
+        masks.append(np.ones((mask_height, mask_width), dtype=bool))
+    return masks
+
+
 class _Blob:
     """Appends arrays to one byte string, each at an 8-byte boundary."""
 
@@ -213,7 +233,8 @@ def write_vectors(outdir: str | Path, *, with_model: bool = True) -> dict[str, A
     target = Path(outdir)
     target.mkdir(parents=True, exist_ok=True)
     blob = _Blob()
-    index: dict[str, Any] = {"inputs": {}, "cases": [], "keys": []}
+    index: dict[str, Any] = {"inputs": {}, "cases": [], "keys": [], "regions": []}
+    rng = np.random.default_rng(25)
     option_sets = _option_sets()
     for name, (image, attributions) in _inputs(with_model).items():
         positive, negative = channel_maps(attributions)
@@ -239,6 +260,16 @@ def write_vectors(outdir: str | Path, *, with_model: bool = True) -> dict[str, A
                 index["keys"].append(
                     {"input": name, "options": options, "ground": ground, "entries": entries}
                 )
+        for mask in _region_masks(rng, *image.shape[:2]):
+            index["regions"].append(
+                {
+                    "input": name,
+                    "mask_width": int(mask.shape[1]),
+                    "mask_height": int(mask.shape[0]),
+                    "mask": blob.add(mask.astype(np.uint8)),
+                    "expected": blob.add(outline_region(image, mask)),
+                }
+            )
     (target / "vectors.bin").write_bytes(b"".join(blob.chunks))
     (target / "index.json").write_text(json.dumps(index))
     return index

@@ -53,9 +53,10 @@ class TensorFlowBackend:
         self._precision = precision
         # One traced program per image shape; batch size and target are
         # dynamic so that neither causes a retrace.
-        # Keyed by image shape and whether a region reduces a score map.
-        self._programs: dict[tuple[tuple[int, ...], bool], Any] = {}
-        self._predictors: dict[tuple[tuple[int, ...], bool], Any] = {}
+        # Keyed by image shape and the shape of the region that reduces a score map
+        # (None: none); a region of another shape is a new signature, checked again.
+        self._programs: dict[tuple[tuple[int, ...], tuple[int, ...] | None], Any] = {}
+        self._predictors: dict[tuple[tuple[int, ...], tuple[int, ...] | None], Any] = {}
 
     def _scores(self, batch: tf.Tensor, region: tf.Tensor | None = None) -> tf.Tensor:
         if self._preprocess is not None:
@@ -76,7 +77,7 @@ class TensorFlowBackend:
         # dispatch (0.2 s for MobileNetV2) than a small model's gradient batch.
         shape = tuple(batch.shape[1:])
         tensor = tf.convert_to_tensor(batch, tf.float32)
-        key = (shape, region is not None)
+        key = (shape, None if region is None else region.shape)
         args = [tensor] if region is None else [tensor, tf.constant(region, tf.float32)]
         if key in self._predictors:
             output = self._predictors[key](*args)
@@ -90,7 +91,7 @@ class TensorFlowBackend:
         return tf.nest.map_structure(np.asarray, output)
 
     def _program(self, shape: tuple[int, ...], region: np.ndarray | None) -> Any:
-        key = (shape, region is not None)
+        key = (shape, None if region is None else region.shape)
         if key in self._programs:
             return self._programs[key]
 

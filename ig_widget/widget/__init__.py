@@ -21,6 +21,7 @@ The parts, each in its module:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,8 +128,14 @@ class IGWidget(WidgetState):
         Applied to each batch inside the differentiated computation.
     class_names : sequence of str, optional
         One name per class (K names); class indices are shown otherwise.
-    target : int, optional
-        Class to explain; default the top predicted class.
+    target : int or Region, optional
+        Class to explain; default the top predicted class. An
+        ``igw.Region`` explains a segmentation model's score map (N, H', W', K)
+        reduced over the region (``igw.integrated_gradients`` explains the
+        same); the region is outlined on the input panel, and the class menu
+        then picks the class whose scores in that region are explained (the
+        menu's scores are the region's). The region itself is set from
+        Python only (``w.region = igw.Region(...)``).
     against : int, optional
         A class to contrast it with: the widget then explains
         ``score(target) - score(against)``, "why target and not against"
@@ -176,7 +183,7 @@ class IGWidget(WidgetState):
         *,
         preprocess: Callable[[Any], Any] | None = None,
         class_names: Sequence[str] | None = None,
-        target: int | None = None,
+        target: int | Region | None = None,
         against: int | None = None,
         steps: int | str = 50,
         baseline: str | np.ndarray = "black",
@@ -205,6 +212,20 @@ class IGWidget(WidgetState):
         self._offered = offered(self._explainer_options)
         methods = method_traits({"explainer": explainer, "compare": compare}, self._offered)
         shown_image = ShownImage.of(image)
+        if isinstance(target, (tuple, list)):
+            raise TypeError(
+                "target: expected one class index (a contrast's second class is against=)"
+            )
+        self._class_names = check_class_names(class_names)
+        self._region: Region | None = None
+        if isinstance(target, Region):
+            if against is not None:
+                raise ValueError(
+                    f"against: a region target explains one class, got against={against!r}"
+                )
+            self._region = target.named(self._class_names)
+            assert isinstance(self._region.class_, int)  # named() looks names up
+            target = self._region.class_
         if result is not None:
             if not isinstance(result, IGResult):
                 raise TypeError(f"result: expected an IGResult, got {type(result).__name__}")
@@ -228,13 +249,8 @@ class IGWidget(WidgetState):
         self._preprocess = preprocess
         requested = {"steps": steps, "baseline": baseline, "runs": runs, "method": method}
         compute_options = {**compute_traits(self._engine_options(requested), baseline), **methods}
-        if isinstance(target, (tuple, list, Region)):
-            raise TypeError(
-                "target: expected one class index (a contrast's second class is against=)"
-            )
         checked_target = check_target(target)
         assert checked_target is None or isinstance(checked_target, int)  # refused just above
-        self._class_names = check_class_names(class_names)
         # The engine's one forward pass at the image: the class count comes
         # from it, and every computation on this image reuses it. A stored
         # result shown without a model brings its own scores.
@@ -323,8 +339,49 @@ class IGWidget(WidgetState):
 
     def _engine_options(self, options: dict[str, Any], target: Target = None) -> IGOptions:
         return engine_options(
-            options, self._custom_baseline, target=target, preprocess=self._preprocess
+            options,
+            self._custom_baseline,
+            target=self._regional(target),
+            preprocess=self._preprocess,
         )
+
+    def _regional(self, target: Target) -> Target:
+        """The engine's target for the class menus' ``target``: with a region target,
+        that class's scores in the region."""
+        region = self._region
+        if region is None or isinstance(target, Region):
+            return target
+        if isinstance(target, tuple):
+            raise ValueError(
+                f"against: a region target explains one class, got against={target[1]}"
+            )
+        return region if target is None else dataclasses.replace(region, class_=target)
+
+    @property
+    def region(self) -> Region | None:
+        """The shown result's region target, its class the class menu's (None: a class's
+        score). Assigning one recomputes, blocking, with its class; one the model refuses
+        (a mask not the score map's size, a box outside it) raises, and the widget keeps
+        its region and result."""
+        return self.result.region
+
+    @region.setter
+    def region(self, region: Region | None) -> None:
+        if region is not None and not isinstance(region, Region):
+            raise TypeError(f"region: expected an igw.Region or None, got {type(region).__name__}")
+        if region is not None:
+            region = region.named(self._class_names)
+        previous = self._region
+        self._region = region
+        try:
+            if region is not None:
+                self.target, self.against = region.class_, None
+            # The engine's one forward pass reduces the score map over the region,
+            # so the image is prepared again (as a new image is).
+            self._runner.run_after_background(self._job(self._shown.image), self._restore_target)
+        except BaseException:
+            self._region = previous
+            raise
 
     def _explain(
         self,
@@ -335,7 +392,9 @@ class IGWidget(WidgetState):
     ) -> Explanation:
         """The methods ``options`` ask for, on ``prepared``'s image, for ``target``
         (None: the top class; a pair: a contrast), with their curves where they are shown."""
-        chosen = class_choice(*prepared.classifier.split(prepared.target_index(target)))
+        chosen = self._regional(
+            class_choice(*prepared.classifier.split(prepared.target_index(target)))
+        )
         engine_options = self._engine_options(options, chosen)
         names = [options["explainer"], *([options["compare"]] if options["compare"] else [])]
         with_curves = names != [IG]

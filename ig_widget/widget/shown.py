@@ -55,6 +55,9 @@ class Summary(TypedDict):
     # score is then score(target) - score(against), and so is completeness.
     against: int | None
     against_label: str
+    # For a region target, the region in words ("the sum over a region of 56
+    # pixels"; "" for none): the score is then the class's scores reduced over it.
+    region: str
     score: float
     predicted: int
     predicted_label: str
@@ -289,6 +292,28 @@ def _path(result: Method) -> PathData:
     )
 
 
+def region_traits(result: Method, image: ShownImage) -> dict[str, Any]:
+    """The synced values that outline ``result``'s region on the input (none: empty).
+
+    A mask is sent at its own size (the score map's); a box as the mask of its
+    rectangle in image pixels. The browser scales it to the picture
+    (``render.outline_region``'s rule).
+    """
+    region = result.region
+    if region is None:
+        return {"region_mask": b"", "region_size": [0, 0]}
+    shape = region.mask.shape if region.mask is not None else image.pixels.shape[:2]
+    inside = region.weights((int(shape[0]), int(shape[1]))) > 0
+    return {"region_mask": inside.astype(np.uint8).tobytes(), "region_size": list(inside.shape)}
+
+
+def _region_words(result: Method) -> str:
+    if result.region is None:
+        return ""
+    # describe_target's words after the class (a class name may hold ", the ").
+    return "the " + result.explained.rpartition(", the ")[2]
+
+
 def shown_result(
     image: ShownImage,
     prepared: PreparedInput | None,
@@ -344,6 +369,7 @@ def shown_result(
             label=label(result.target),
             against=result.against,
             against_label="" if result.against is None else label(result.against),
+            region=_region_words(result),
             score=result.score,
             predicted=ranked[0],
             predicted_label=label(ranked[0]),
@@ -371,6 +397,7 @@ def shown_result(
         # The stability of another result does not describe this one.
         "stability_shown": None,
         "stability_spread": b"",
+        **region_traits(result, image),
         **buffers,
         "progress": [points, points],
     }

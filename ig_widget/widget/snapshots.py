@@ -12,6 +12,8 @@ import base64
 import html
 from typing import Any
 
+import numpy as np
+
 from .. import export
 from ..render import format_percent
 from .frontend import STATIC
@@ -31,6 +33,8 @@ def heading(summary: dict[str, Any]) -> str:
     explained = summary["label"]
     if summary["against"] is not None:
         explained = f"{explained} − {summary['against_label']}"
+    if summary.get("region"):
+        explained = f"{explained}, {summary['region']}"
     line = (
         f"Predicted: {summary['predicted_label']} ({summary['predicted_score']:.4g})   "
         f"Explained: {explained} ({summary['score']:.4g})"
@@ -45,8 +49,18 @@ def panels_png(
 ) -> bytes:
     """The three panels of ``shown`` as PNG bytes, at full resolution or at display size."""
     rgb = shown.image.rgb if full_resolution else shown.image.shown_rgb
+    height, width = shown.traits["region_size"]
+    region = (
+        np.frombuffer(shown.traits["region_mask"], np.uint8).reshape(height, width) > 0
+        if shown.traits["region_mask"]
+        else None
+    )
     return export.panels_png(
-        rgb, shown.panels(full_resolution), render_options, heading(shown.traits["summary"])
+        rgb,
+        shown.panels(full_resolution),
+        render_options,
+        heading(shown.traits["summary"]),
+        region,
     )
 
 
@@ -115,7 +129,14 @@ def page(state: dict[str, Any]) -> bytes:
     state = dict(state)
     binary = {
         name: state.pop(name)
-        for name in ("image_rgb", *MAP_BUFFERS, "stability_spread", "sanity_rgb", "sanity_maps")
+        for name in (
+            "image_rgb",
+            *MAP_BUFFERS,
+            "stability_spread",
+            "sanity_rgb",
+            "sanity_maps",
+            "region_mask",
+        )
     }
     state.update(error="", notice="", computing=False)
     return export.standalone_html(state, binary, STATIC).encode("utf-8")

@@ -236,6 +236,10 @@ class WidgetState(DisplayOptions, FrontEnd):
         sync=True, ts=StabilityShown | None
     )
     stability_spread = traitlets.Bytes(b"").tag(sync=True)
+    # A region target's region, outlined on the input (shown.region_traits): uint8 0/1
+    # at region_size (the score map's, which may differ from the image's); b"" for none.
+    region_mask = traitlets.Bytes(b"").tag(sync=True)
+    region_size = traitlets.List(traitlets.Int(), [0, 0], minlen=2, maxlen=2).tag(sync=True)
     # The sanity check shown under the panels (shown.sanity_traits; no steps: none).
     sanity = traitlets.Dict(NO_SANITY["sanity"]).tag(sync=True, ts=SanityData)
     sanity_rgb = traitlets.Bytes(b"").tag(sync=True)

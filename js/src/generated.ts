@@ -178,6 +178,7 @@ export interface Summary {
   label: string;
   against: number | null;
   against_label: string;
+  region: string;
   score: number;
   predicted: number;
   predicted_label: string;
@@ -237,6 +238,8 @@ export interface WidgetState {
   positive_color: [number, number, number] | null;
   progress: [number, number];
   progress_stage: string;
+  region_mask: Binary;
+  region_size: [number, number];
   runs: number;
   sanity: SanityData;
   sanity_maps: Binary;

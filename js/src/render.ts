@@ -705,17 +705,67 @@ function outline(
   }
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const i = y * width + x;
-      const interior =
-        x > 0 &&
-        x < width - 1 &&
-        y > 0 &&
-        y < height - 1 &&
-        mask[i - 1] === 1 &&
-        mask[i + 1] === 1 &&
-        mask[i - width] === 1 &&
-        mask[i + width] === 1;
-      strength[i] = mask[i] === 1 && !interior ? 1 : 0;
+      strength[y * width + x] = onInnerBorder(mask, width, height, x, y) ? 1 : 0;
+    }
+  }
+}
+
+/** Whether pixel (x, y) of the 0/1 `mask` is in it with a 4-neighbour outside it or the image. */
+function onInnerBorder(
+  mask: Uint8Array,
+  width: number,
+  height: number,
+  x: number,
+  y: number,
+): boolean {
+  const i = y * width + x;
+  const interior =
+    x > 0 &&
+    x < width - 1 &&
+    y > 0 &&
+    y < height - 1 &&
+    mask[i - 1] === 1 &&
+    mask[i + 1] === 1 &&
+    mask[i - width] === 1 &&
+    mask[i + width] === 1;
+  return mask[i] === 1 && !interior;
+}
+
+/** The region outline's colour (render.py's REGION_COLOR). */
+export const REGION_COLOR: Color = [255, 221, 0];
+
+/**
+ * Outlines the region `mask` (0/1, `maskHeight` x `maskWidth`) on the RGB
+ * `image` (`width` x `height`) in place, as render.py's outline_region:
+ * pixel (x, y) is inside when mask[y * maskHeight // height, x * maskWidth // width]
+ * is, and the region's one-pixel inner border takes REGION_COLOR.
+ */
+export function outlineRegion(
+  image: Uint8Array,
+  width: number,
+  height: number,
+  mask: Uint8Array,
+  maskWidth: number,
+  maskHeight: number,
+): void {
+  if (image.length !== width * height * 3 || mask.length !== maskWidth * maskHeight) {
+    throw new Error(
+      `outlineRegion: expected an image of ${width * height * 3} bytes and a mask of ` +
+        `${maskWidth * maskHeight}, got ${image.length} and ${mask.length}`,
+    );
+  }
+  const scaled = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const row = Math.floor((y * maskHeight) / height) * maskWidth;
+    for (let x = 0; x < width; x++) {
+      scaled[y * width + x] = mask[row + Math.floor((x * maskWidth) / width)] ? 1 : 0;
+    }
+  }
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (onInnerBorder(scaled, width, height, x, y)) {
+        image.set(REGION_COLOR, (y * width + x) * 3);
+      }
     }
   }
 }

@@ -10,6 +10,8 @@ import {
   colourKey,
   groundLuma,
   type KeyEntry,
+  outlineRegion,
+  REGION_COLOR,
   RENDER_DEFAULTS,
   type RenderOptions,
   renderMaps,
@@ -28,6 +30,13 @@ interface VectorIndex {
     options: Partial<RenderOptions>;
     ground: number | null;
     entries: (KeyEntry & { labels: ReturnType<typeof keyLabels> })[];
+  }[];
+  regions: {
+    input: string;
+    mask_width: number;
+    mask_height: number;
+    mask: Block;
+    expected: Block;
   }[];
 }
 
@@ -131,6 +140,44 @@ describe("renderMaps matches the Python renderer", () => {
       expect(failures).toEqual([]);
     });
   }
+});
+
+describe("outlineRegion matches the Python outline_region", () => {
+  it("outlines masks coarser, as fine and finer than every input, exactly", () => {
+    expect(index.regions.length).toBeGreaterThan(6 * 10);
+    const failures: string[] = [];
+    let outlined = 0;
+    for (const region of index.regions) {
+      const input = inputs[region.input];
+      const image = input.image.slice();
+      outlineRegion(
+        image,
+        input.width,
+        input.height,
+        bytes(region.mask),
+        region.mask_width,
+        region.mask_height,
+      );
+      const expected = bytes(region.expected);
+      const off = expected.findIndex((value, i) => value !== image[i]);
+      if (off >= 0) {
+        failures.push(
+          `${region.input} mask ${region.mask_height}x${region.mask_width}: byte ${off}`,
+        );
+      }
+      if (expected.some((value, i) => value !== input.image[i])) outlined++;
+    }
+    expect(failures).toEqual([]);
+    // The vectors draw outlines, not only unchanged pictures.
+    expect(outlined).toBeGreaterThan(index.regions.length / 2);
+  });
+
+  it("draws a coarse mask's region border scaled to the picture", () => {
+    const image = new Uint8Array(4 * 6 * 3);
+    outlineRegion(image, 6, 4, Uint8Array.from([0, 1, 0, 1]), 2, 2);
+    const drawn = Array.from({ length: 24 }, (_, p) => (image[p * 3] === REGION_COLOR[0] ? 1 : 0));
+    expect(drawn).toEqual([0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 1, 1]);
+  });
 });
 
 describe("colourKey matches the Python colour_key", () => {

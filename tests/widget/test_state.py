@@ -56,7 +56,14 @@ def test_first_display_shows_a_computed_result(w, cnn, image):
 def test_state_is_json_apart_from_binary_buffers(w):
     state, paths, buffers = _remove_buffers(w.get_state())
     json.dumps(state)
-    binary = ["image_rgb", *widget.MAP_BUFFERS, "stability_spread", "sanity_rgb", "sanity_maps"]
+    binary = [
+        "image_rgb",
+        *widget.MAP_BUFFERS,
+        "stability_spread",
+        "sanity_rgb",
+        "sanity_maps",
+        "region_mask",
+    ]
     assert sorted(p[0] for p in paths) == sorted(binary)
     # The compare panel's two maps are empty outside compare mode, the spread and
     # the sanity check's until asked for.

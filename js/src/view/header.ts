@@ -87,10 +87,13 @@ export function createHeader(state: SyncedState): Component {
     const high = summary.delta !== null && summary.delta > HIGH_DELTA;
     if (summary.delta !== null) {
       // A contrast's attributions add up to the change of the difference of two scores.
+      // A region target's add up to the change of the class's scores reduced over the region.
       const difference =
-        summary.against === null
-          ? ""
-          : ` of score(${isolate(summary.label)}) − score(${isolate(summary.against_label)})`;
+        summary.against !== null
+          ? ` of score(${isolate(summary.label)}) − score(${isolate(summary.against_label)})`
+          : summary.region
+            ? ` of ${summary.region} of score(${isolate(summary.label)})`
+            : "";
       delta.textContent =
         `completeness error Δ ${formatPercent(100 * summary.delta)}${difference}` +
         (high ? " — too coarse: the attributions do not add up" : "");

@@ -17,7 +17,7 @@ import {
   type StabilityShown,
   type Summary,
 } from "../generated";
-import { colourKey, groundLuma, renderMaps } from "../render";
+import { colourKey, groundLuma, outlineRegion, renderMaps } from "../render";
 import { bytesOf, floatsOf, SyncedState } from "../state";
 import { curveSummary, drawCurvesPlot } from "./curves";
 import { button, type Component, element, Scope, uniqueId } from "./dom";
@@ -383,6 +383,8 @@ export function createPanels(
   let width = 0;
   let height = 0;
   let image: Uint8Array = new Uint8Array(0);
+  // The input panel's picture: the image, with a region target's region outlined.
+  let inputImage: Uint8Array = new Uint8Array(0);
   let spreadValues: Float32Array = new Float32Array(0);
 
   const pixelsOf = (picture: Picture) => picturePixels(picture, width, height);
@@ -405,12 +407,24 @@ export function createPanels(
     }
     const [fullHeight, fullWidth] = state.get("image_size");
     input.description.textContent = `The explained image, ${fullWidth} × ${fullHeight} pixels.`;
+    // The Gallery's detail view shares these panels and has no region traits.
+    const regionMask =
+      state.get("region_mask") === undefined
+        ? new Uint8Array(0)
+        : bytesOf(state.get("region_mask"));
+    inputImage = image;
+    if (regionMask.length > 0) {
+      const [regionHeight, regionWidth] = state.get("region_size");
+      inputImage = image.slice();
+      outlineRegion(inputImage, width, height, regionMask, regionWidth, regionHeight);
+      input.description.textContent += ` The explained region is outlined in yellow (${state.get("summary").region}).`;
+    }
   };
 
   const drawInput = (): void => {
     const pixels = pixelsOf(input);
     if (pixels !== null) {
-      putRgb(input, pixels, image);
+      putRgb(input, pixels, inputImage);
     }
   };
 
@@ -530,6 +544,8 @@ export function createPanels(
     [
       "display_size",
       "image_rgb",
+      "region_mask",
+      "region_size",
       ...attribution.flatMap((p) => [p.spec.positive, p.spec.negative]),
       "stability_spread",
       "stability_shown",

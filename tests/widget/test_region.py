@@ -1,0 +1,168 @@
+"""A region target in the widget: a segmentation model's class scores reduced over a region,
+computed by the engine, named in the summary and outlined on the input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ig_widget as igw
+from ig_widget.render import outline_region
+
+from ..models import random_image
+
+NAMES = ["sky", "road", "car"]
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    """A tiny segmentation net whose score map (N, 8, 8, 3) is half the image's size."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Rescaling(1 / 127.5, offset=-1),
+            keras.layers.Conv2D(8, 3, padding="same", activation="tanh"),
+            keras.layers.AveragePooling2D(2),
+            keras.layers.Conv2D(3, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=2)),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def image():
+    return random_image(16)
+
+
+def coarse_mask():
+    mask = np.zeros((8, 8), bool)
+    mask[2:6, 1:4] = True
+    return mask
+
+
+def sent_region(w):
+    height, width = w.region_size
+    return np.frombuffer(w.region_mask, np.uint8).reshape(height, width).astype(bool)
+
+
+def test_a_region_target_shows_the_engine_result_and_its_outline(segmenter, image):
+    region = igw.Region(class_="road", mask=coarse_mask(), reduce="mean")
+    w = igw.IGWidget(segmenter, image, class_names=NAMES, target=region, steps=16)
+    expected = igw.integrated_gradients(
+        segmenter, image, target=region, class_names=NAMES, steps=16
+    )
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(w.result.scores, expected.scores, rtol=1e-5)
+    assert w.result.region == expected.region and w.region == region.named(NAMES)
+    assert w.target == 1 and w.summary["target"] == 1
+    assert w.summary["region"] == "the mean over a region of 12 pixels"
+    assert w.result.explained == "class 1, the mean over a region of 12 pixels"
+    # The menu's scores are the region's (the mean of each class's scores in it).
+    maps = segmenter.predict(image[None], verbose=0)[0]
+    np.testing.assert_allclose(
+        [score for _, _, score in sorted(w.classes)], maps[coarse_mask()].mean(0), rtol=1e-5
+    )
+    # The region goes to the browser at the score map's size; on the 16 x 16 picture it is
+    # the 4 x 3 map pixels' 8 x 6 image pixels, outlined on their inner border.
+    np.testing.assert_array_equal(sent_region(w), coarse_mask())
+    outlined = outline_region(np.zeros((16, 16, 3), np.uint8), sent_region(w))
+    drawn = outlined.any(axis=2)
+    assert drawn.sum() == 2 * 8 + 2 * 6 - 4
+    assert drawn[4, 2:8].all() and drawn[4:12, 2].all() and not drawn[5:11, 3:7].any()
+
+
+def test_the_class_menu_picks_the_class_of_the_region(segmenter, image):
+    region = igw.Region(class_=1, mask=coarse_mask())
+    w = igw.IGWidget(segmenter, image, class_names=NAMES, target=region, steps=8)
+    w.set_state({"target": 2})
+    assert w.wait(timeout=60)
+    assert w.result.target == 2 and w.region == igw.Region(2, mask=coarse_mask())
+    expected = igw.integrated_gradients(
+        segmenter, image, target=igw.Region(class_=2, mask=coarse_mask()), steps=8
+    )
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(sent_region(w), coarse_mask())
+
+
+def test_a_box_is_sent_as_its_rectangle_in_image_pixels(image):
+    """A box is in image pixels (the engine's rule), so its model's map is the image's size."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    full = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(3, 3, padding="same")])
+    w = igw.IGWidget(full, image, target=igw.Region(0, box=(2, 3, 5, 16)), steps=4)
+    assert w.region_size == [16, 16] and w.summary["region"] == "the sum over a region of 39 pixels"
+    expected = np.zeros((16, 16), bool)
+    expected[2:5, 3:16] = True
+    np.testing.assert_array_equal(sent_region(w), expected)
+
+
+def test_a_region_assigned_from_python_recomputes(segmenter, image):
+    w = igw.IGWidget(segmenter, image, target=igw.Region(0, mask=coarse_mask()), steps=8)
+    other = np.zeros((8, 8), bool)
+    other[5:, 5:] = True
+    w.region = igw.Region(2, mask=other, reduce="sum")
+    expected = igw.integrated_gradients(
+        segmenter, image, target=igw.Region(2, mask=other, reduce="sum"), steps=8
+    )
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    assert w.target == 2 and w.summary["region"] == "the sum over a region of 9 pixels"
+    np.testing.assert_array_equal(sent_region(w), other)
+
+
+@pytest.mark.parametrize(
+    ("region", "error", "message"),
+    [
+        (
+            igw.Region(0, mask=np.ones((16, 16), bool)),
+            ValueError,
+            r"target: a Region of \(16, 16\) needs a model that returns a score map "
+            r"\(N, 16, 16, classes\), got output of shape \(1, 8, 8, 3\)",
+        ),
+        (
+            igw.Region(0, box=(0, 0, 17, 2)),
+            ValueError,
+            r"box: expected a box inside the score map \(16, 16\), got \(0, 0, 17, 2\)",
+        ),
+        (np.ones((8, 8), bool), TypeError, "region: expected an igw.Region or None, got ndarray"),
+    ],
+)
+def test_a_bad_region_is_refused_and_the_widget_keeps_its_result(
+    segmenter, image, region, error, message
+):
+    w = igw.IGWidget(segmenter, image, target=igw.Region(1, mask=coarse_mask()), steps=8)
+    before, before_region, before_mask = w.result, w.region, w.region_mask
+    with pytest.raises(error, match=message):
+        w.region = region
+    assert w.result is before and w.region == before_region and w.region_mask == before_mask
+    assert w.target == 1 and not w.stale
+
+
+def test_a_region_with_a_contrast_is_refused(segmenter, image):
+    with pytest.raises(ValueError, match="against: a region target explains one class, got"):
+        igw.IGWidget(segmenter, image, target=igw.Region(1, mask=coarse_mask()), against=0)
+
+
+def test_to_png_outlines_the_region_on_the_input(segmenter, image, tmp_path):
+    from PIL import Image
+
+    from ig_widget.export import MIN_PANEL_PIXELS
+    from ig_widget.render import REGION_COLOR
+
+    w = igw.IGWidget(segmenter, image, target=igw.Region(1, mask=coarse_mask()), steps=4)
+    w.to_png(tmp_path / "region.png")
+    picture = np.asarray(Image.open(tmp_path / "region.png").convert("RGB"))
+    scale = -(-MIN_PANEL_PIXELS // 16)
+    # The 24 outline pixels of the 8 x 6 region, each drawn as a scale x scale square.
+    assert (picture == REGION_COLOR).all(axis=2).sum() == 24 * scale**2
+
+
+def test_the_against_menu_is_refused_with_a_region_and_the_result_stays(segmenter, image):
+    w = igw.IGWidget(segmenter, image, target=igw.Region(1, mask=coarse_mask()), steps=4)
+    before = w.result
+    w.set_state({"against": 0})
+    w.wait(timeout=60)
+    assert w.result is before and w.against is None and w.target == 1
+    assert w.error == "ValueError: against: a region target explains one class, got against=0"

@@ -171,8 +171,10 @@ def test_ig_on_keras_hubs_vit_is_the_riemann_sum_by_hand_and_complete():
 
 
 # The Keras ViT on each Keras backend (TensorFlow, JAX, PyTorch), from the same
-# NumPy weights: every registry method gives the same map. JAX compiles the
-# attention for its bucketed batch sizes, PyTorch runs it eagerly.
+# NumPy weights: every registry method gives the same map (but Guided Grad-CAM,
+# which refuses a model without ReLU: tested above). JAX compiles the attention
+# for its bucketed batch sizes, PyTorch runs it eagerly.
+GUIDED_NEEDS_RELU = "guided_gradcam"
 BACKENDS_CHILD = """
 import sys
 import keras
@@ -199,6 +201,7 @@ maps = {
         **VIT_METHOD_SETTINGS.get(name, {}),
     ).attributions
     for name in REGISTRY
+    if name != "guided_gradcam"
 }
 np.savez(sys.argv[1], backend=backend_for(model, None).name, **maps)
 """
@@ -209,7 +212,7 @@ np.savez(sys.argv[1], backend=backend_for(model, None).name, **maps)
 def test_every_method_gives_the_same_map_on_every_keras_backend(vit_backends, name):
     reference, other = vit_backends["tensorflow"], vit_backends[name]
     assert str(other["backend"]) == name and str(reference["backend"]) == "tensorflow"
-    for method in REGISTRY:
+    for method in (name for name in REGISTRY if name != GUIDED_NEEDS_RELU):
         scale = np.abs(reference[method]).max()
         assert scale > 0, method
         np.testing.assert_allclose(

@@ -228,7 +228,9 @@ def test_the_class_means_equal_a_straightforward_mean_over_the_store(store):
         members = [i for i, index in enumerate(every) if table.loc[index, "target"] == target]
         assert counts[target] == len(members)
         np.testing.assert_allclose(images[target], thumbnails[members].mean(axis=0), rtol=1e-12)
-        normalised = [channel_maps[i] / channel_maps[i].sum(dtype=np.float64) for i in members]
+        # In float64 throughout: NumPy 1 keeps float32 / float64-scalar in float32.
+        wide = [channel_maps[i].astype(np.float64) for i in members]
+        normalised = [values / values.sum() for values in wide]
         np.testing.assert_allclose(maps[target], np.mean(normalised, axis=0), rtol=1e-12)
 
 

@@ -50,8 +50,9 @@ export const ATTRIBUTION_PANELS: readonly PanelSpec[] = [
     short: () => "gradient",
     positive: "gradient_positive",
     negative: "gradient_negative",
-    // Compare mode shows the two methods side by side instead.
-    shown: (summary) => !comparing(summary),
+    // Compare mode shows the two methods side by side instead; a stored result of
+    // another method than integrated gradients has no plain gradient.
+    shown: (summary) => !comparing(summary) && summary.gradients,
   },
   {
     id: "explainer",

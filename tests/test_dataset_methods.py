@@ -299,6 +299,9 @@ def test_the_gallery_of_a_gradcam_store_shows_the_input_and_its_map(cams):
     assert view.summary["gradients"] is False and view.summary["explainer_title"] == "Grad-CAM"
     np.testing.assert_array_equal(view.result.attributions, cams[2].attributions)
     gallery.close()
+    # A stored map is shown as its own method's, never as another's.
+    with pytest.raises(ValueError, match="result: a stored result shows its method; give expl"):
+        igw.IGWidget(None, cams.image(0), result=cams[0])
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +331,26 @@ def test_ray_writes_the_occlusion_store_the_local_executor_writes(model, data, l
         atol=1e-8,
     )
     assert on_ray.arrays == local.arrays and "gradients" not in on_ray.arrays
+
+
+def test_stability_and_sanity_columns_of_an_occlusion_store(model, data, tmp_path):
+    from ig_widget.sanity import randomised_model, similarities
+
+    images = data[0][:3]
+    result = igw.explain_dataset(
+        model, images, explainer="occlusion", parameters={"window": 4}, baseline="uniform",
+        seed=7, stability=2, sanity_check=True, store=tmp_path / "store", progress=False,
+    )  # fmt: skip
+    random = randomised_model(model)
+    for index, image in enumerate(images):
+        target = int(result.table.loc[index, "target"])
+        drawn = igw.stability(
+            model, image, method="occlusion", draws=2, seed=7, target=target,
+            parameters={"window": 4, "baseline": "uniform"},
+        )  # fmt: skip
+        row = result.table.loc[index]
+        assert row["stability_rank_correlation"] == pytest.approx(drawn.rank_correlation, 1e-12)
+        assert row["stability_top_share"] == pytest.approx(drawn.top_share, 1e-12)
+        other = igw.occlusion(random, image, window=4, baseline="uniform", seed=7, target=target)
+        expected = similarities(result[index].attributions, other.attributions)[0]
+        assert row["sanity_similarity"] == pytest.approx(expected, abs=1e-6)

@@ -13,8 +13,13 @@ Layout::
         path_alphas             (N, P) float64, path_scores (N, runs, P), baseline_scores (N, runs)
         steps, points_used, elapsed_s  (N,)
         thumbnails              (N, h, w, 3) uint8, the display image reduced for the gallery
-        thumbnail_maps          (N, 2, h, w) float32, IG's positive and negative channel
-                                means, reduced
+        thumbnail_maps          (N, 2, h, w) float32, the map's positive and negative
+                                channel means, reduced
+
+A store of another method than integrated gradients (``Layout.explainer``)
+holds its ``attributions`` at the method's shape (Grad-CAM: (N, H, W, 1)) and
+none of what only integrated gradients produces (``IG_ONLY``: gradients and
+the path's arrays); the manifest's ``"arrays"`` lists what a store holds.
 
 Images are grouped in chunks of ``chunk_size`` consecutive indices; one
 writer computes and writes a whole chunk: its arrays first, then its Parquet

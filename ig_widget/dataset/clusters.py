@@ -242,7 +242,7 @@ class MapClusters:
     def thumbnails(self) -> tuple[np.ndarray, np.ndarray]:
         """Every cluster's mean image and mean map as the Gallery shows them.
 
-        Returns display RGB (clusters, h, w, 3) uint8 and IG channel maps
+        Returns display RGB (clusters, h, w, 3) uint8 and the map's channel maps
         (clusters, 2, h, w) float32, reduced as the store's thumbnails.
         """
         height, width = self.mean_images.shape[1:3]

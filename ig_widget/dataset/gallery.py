@@ -89,7 +89,7 @@ def _random_access(images: Any) -> list[Any]:
 
 
 class Gallery(DisplayOptions, FrontEnd):
-    """A grid of a dataset's images and IG pictures, to find where the model looks.
+    """A grid of a dataset's images and their maps, to find where the model looks.
 
     Parameters
     ----------

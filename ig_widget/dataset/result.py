@@ -306,7 +306,7 @@ class DatasetResult:
         return self._store.read("baseline", slice(None))
 
     def thumbnails(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Reduced display images (n, h, w, 3) and IG channel maps (n, 2, h, w) for the gallery."""
+        """Reduced display images (n, h, w, 3) and channel maps (n, 2, h, w) for the gallery."""
         rows = [self._row(index) for index in indices]
         return (
             np.stack([self._read("thumbnails", row) for row in rows]),

@@ -114,7 +114,7 @@ def thumbnail_factor(height: int, width: int) -> int:
 
 
 def thumbnail(image: np.ndarray, attributions: np.ndarray, factor: int) -> tuple[np.ndarray, ...]:
-    """The gallery's picture of one image: reduced display RGB and IG channel maps.
+    """The gallery's picture of one image: reduced display RGB and the map's channel maps.
 
     Examples
     --------

@@ -375,6 +375,17 @@ def test_gradcam_of_a_region_reads_the_score_map_inside_it():
     np.testing.assert_allclose(region.attributions[..., 0], 2 * image[..., 0] * 4 / 16, rtol=1e-6)
 
 
+def test_gradcam_of_a_box_on_a_coarser_score_map_reads_the_cells_whose_centre_it_holds():
+    # The channels x and 2x at 8 x 8, the score map their 2 x 2 means (4 x 4).
+    model = _two_channel_copy(size=8, score_map=True)
+    model = keras.Sequential([model, keras.layers.AveragePooling2D(2)])
+    image = np.arange(64.0).reshape(8, 8, 1) + 1
+    # Cell centres at pixels 1, 3, 5, 7: the box holds rows 1, 3, 5 and column 3, 3 cells.
+    result = igw.gradcam(model, image, layer="c", target=igw.Region(1, box=(1, 2, 6, 5)))
+    # d(sum of class 1 in the 3 cells)/dA_1 is 1/4 on their 12 pixels: weight 3/64; A_1 = 2x.
+    np.testing.assert_allclose(result.attributions[..., 0], 2 * image[..., 0] * 3 / 64, rtol=1e-6)
+
+
 def test_occlusion_of_a_contrast_is_the_difference_of_the_two_classes(keras_cnn, image):
     both = igw.occlusion(keras_cnn, image, window=4, target=(1, 0))
     first = igw.occlusion(keras_cnn, image, window=4, target=1)

@@ -57,9 +57,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import is_keras_model, region_scores_shape
-from ..engine import checked_backend, prepared_from, region_weights
-from ..options import IGOptions, check_callable, check_model
+from ..backends import is_keras_model
+from ..engine import checked_backend, map_shape_of, prepared_from, region_weights
+from ..options import IGOptions, Region, check_callable, check_model
 from ..points import ProgressCallback, checked_output, report_progress
 from ..validation import as_image
 from .base import AttributionResult, Started
@@ -385,16 +385,15 @@ def _run(
     backend = checked_backend(model, converted, options)
     started: list[Started] = []
     picked: list[np.ndarray] = []
-    region = region_weights(options, converted.shape[:2])
 
     def choose(raw: Any) -> np.ndarray:
         # The model's output at the image serves as ``start``'s forward pass:
         # the target is resolved from it before the backward pass.
-        if region is not None:
-            region_scores_shape(np.shape(raw), region.shape)
+        map_shape = map_shape_of(raw) if isinstance(options.target, Region) else None
+        region = region_weights(options, converted.shape[:2], map_shape)
         reduced = raw if region is None else np.einsum("nhwk,hw->nk", np.asarray(raw), region)
         output = checked_output(reduced, 1)
-        [prepared] = prepared_from(model, backend, converted[None], output, options)
+        [prepared] = prepared_from(model, backend, converted[None], output, options, region)
         started.append(
             Started(prepared, options, prepared.target_index(options.target), progress, began)
         )

@@ -48,6 +48,7 @@ form a ``g x g`` grid (leading class or register tokens are left out).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -345,6 +346,8 @@ def resize_bilinear(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return rows @ np.asarray(values, np.float64) @ columns.T
 
 
+# A Grad-CAM call builds two; the same sizes come back image after image.
+@functools.lru_cache(maxsize=32)
 def _interpolation_matrix(source: int, target: int) -> np.ndarray:
     position = np.maximum((np.arange(target) + 0.5) * (source / target) - 0.5, 0.0)
     low = np.minimum(np.floor(position).astype(np.int64), source - 1)
@@ -353,6 +356,7 @@ def _interpolation_matrix(source: int, target: int) -> np.ndarray:
     matrix = np.zeros((target, source))
     np.add.at(matrix, (np.arange(target), low), 1.0 - fraction)
     np.add.at(matrix, (np.arange(target), high), fraction)
+    matrix.flags.writeable = False  # shared by every call of these sizes
     return matrix
 
 

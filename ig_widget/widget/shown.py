@@ -301,15 +301,15 @@ def _path(result: Method) -> PathData:
 def region_traits(result: Method, image: ShownImage) -> dict[str, Any]:
     """The synced values that outline ``result``'s region on the input (none: empty).
 
-    A mask is sent at its own size (the score map's); a box as the mask of its
-    rectangle in image pixels. The browser scales it to the picture
-    (``render.outline_region``'s rule).
+    A mask is sent at its own size (the score map's or the image's); a box as the
+    mask of its rectangle in image pixels, whatever the score map's size. The
+    browser scales it to the picture (``render.outline_region``'s rule).
     """
     region = result.region
     if region is None:
         return {"region_mask": b"", "region_size": [0, 0]}
-    shape = region.mask.shape if region.mask is not None else image.pixels.shape[:2]
-    inside = region.weights((int(shape[0]), int(shape[1]))) > 0
+    shape = image.pixels.shape[:2]
+    inside = region.mask if region.mask is not None else region.box_pixels((shape[0], shape[1]))
     return {"region_mask": inside.astype(np.uint8).tobytes(), "region_size": list(inside.shape)}
 
 

@@ -22,7 +22,6 @@ computation over 10,000 noise baselines never holds more than a batch of them.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
@@ -628,9 +627,14 @@ def _prepare_call(
         flags = _pad(flags, padded)
         group_lines = _pad(group_lines, padded)
     columns, signs = classifier.columns_and_signs(batch.targets)
-    index = _pad(np.stack([line_of, columns[:, 0], group_of, columns[:, 1]], axis=1), padded)
     weighted = batch.weights[:, None] * signs
-    values = _pad(np.stack([batch.alphas, weighted[:, 0], weighted[:, 1]], axis=1), padded)
+    # The second column only where a point weighs one (a contrast): it costs a
+    # gather and its gradient per point in every call.
+    two = bool(np.any(signs[:, 1] != 0))
+    index_columns = [line_of, columns[:, 0], group_of] + ([columns[:, 1]] if two else [])
+    value_columns = [batch.alphas, weighted[:, 0]] + ([weighted[:, 1]] if two else [])
+    index = _pad(np.stack(index_columns, axis=1), padded)
+    values = _pad(np.stack(value_columns, axis=1), padded)
     # Padding repeats the last point with weight 0: a real point, so its
     # gradient is as finite as that one's, and it adds nothing.
     values[size:, 1:] = 0.0
@@ -762,7 +766,7 @@ def evaluate_points(
         call = _prepare_call(
             classifier, batch, done, starts, ends, points.n_segments, padded, static
         )
-        started = time.perf_counter()
+        started = plan.clock()
         try:
             group_sums, raw = call.send(backend, classifier.region)
         except Exception as exc:
@@ -770,7 +774,7 @@ def evaluate_points(
                 _raise_model_failure(exc, (padded, *shape))
             plan.out_of_memory(size)
             continue
-        plan.record(size, time.perf_counter() - started)
+        plan.record(size, plan.clock() - started)
         raw = raw[:size]
         _check_batch(classifier, points, batch, done, raw, group_sums, starts, ends, padded)
         if accumulate is not None:
@@ -873,7 +877,7 @@ def predict_rows(
         size = plan.next_size(total - done)
         padded = plan.padded(size)
         batch = _pad(rows.take(np.arange(done, done + size)), padded)
-        started = time.perf_counter()
+        started = plan.clock()
         try:
             output = backend.predict(batch, region)
         except Exception as exc:
@@ -881,7 +885,7 @@ def predict_rows(
                 _raise_model_failure(exc, batch.shape)
             plan.out_of_memory(size)
             continue
-        plan.record(size, time.perf_counter() - started)
+        plan.record(size, plan.clock() - started)
         output = checked_output(output, padded)[:size]
         if out is None:
             out = np.empty((total, output.shape[1]), np.float64)

@@ -293,3 +293,40 @@ VIT_METHOD_SETTINGS = {
     "guided_ig": {"steps": 12, "baseline": "uniform", "seed": 0},
     "xrai": {"steps": 8, "method": "gausslegendre"},
 }
+
+
+def plain_targets_both_ways(model, preprocess=None, size: int = 16, seed: int = 0):
+    """Gradient sums and scores of plain-target points, sent to ``model``'s backend as
+    the engine sends them (one weighted column per point) and widened to two
+    columns with a zero second weight (how a batch that also holds a contrast
+    sends them): ((sums, scores), (sums, scores), index columns sent)."""
+    from ig_widget.backends import backend_for
+    from ig_widget.points import ArrayRows, Classifier, PointSet, _prepare_call
+
+    rng = np.random.default_rng(seed)
+    rows = rng.uniform(0, 255, (3, size, size, 3)).astype(np.float32)
+    backend = backend_for(model, preprocess)
+    classifier = Classifier(model=model, backend=backend, columns=4)
+    count = 12
+    points = PointSet(
+        rows,
+        rows,
+        start_index=rng.integers(0, 3, count),
+        end_index=rng.integers(0, 3, count),
+        alphas=rng.uniform(0, 1, count),
+        weights=rng.normal(size=count),
+        directional=rng.integers(0, 2, count),
+        targets=rng.integers(0, 4, count),
+        segments=rng.integers(0, 5, count),
+        n_segments=5,
+    )
+    static = getattr(backend, "static_shapes", False)
+    call = _prepare_call(
+        classifier, points.batch(0, count), 0, ArrayRows(rows), ArrayRows(rows), 5, 16, static
+    )
+    index = np.concatenate([call.index, call.index[:, 1:2]], axis=1)
+    values = np.concatenate([call.values, np.zeros_like(call.values[:, :1])], axis=1)
+    common = (call.rows, call.directional)
+    one = backend.gradient_sums(*common, call.index, call.values, call.group_lines)
+    two = backend.gradient_sums(*common, index, values, call.group_lines)
+    return one, two, call.index.shape[1] - 2

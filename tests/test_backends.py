@@ -51,7 +51,7 @@ import numpy as np
 import ig_widget as igw
 from ig_widget import batching
 from ig_widget.backends import backend_for
-from tests.models import random_image, seeded_weights, tiny_cnn
+from tests.models import plain_targets_both_ways, random_image, seeded_weights, tiny_cnn
 
 IG_ARGS = {IG_ARGS!r}
 STEP_SAMPLES = {STEP_SAMPLES!r}
@@ -82,6 +82,8 @@ if keras.backend.backend() == "jax":
     for steps in STEP_SAMPLES:
         igw.integrated_gradients(fresh, image, steps=steps)
     compiled["any_steps"] = backend_for(fresh, None)._program._cache_size()
+# Plain targets: the one-column program and the two-column one (second weight 0).
+one, two, columns_sent = plain_targets_both_ways(model)
 # The automatic batch at 16 and at 64 points: the same arrays, bit for bit.
 automatic = {{**IG_ARGS, "batch_size": None, "steps": 60}}
 tuner = batching.tuner_for(backend, model, image, "gradients")
@@ -93,6 +95,11 @@ np.savez(
     sys.argv[1],
     tuned_attributions=np.stack([r.attributions for r in tuned]),
     tuned_gradients=np.stack([r.gradients for r in tuned]),
+    one_column_sums=one[0],
+    one_column_scores=one[1],
+    two_column_sums=two[0],
+    two_column_scores=two[1],
+    columns_sent=columns_sent,
     backend=backend.name,
     attributions=full.attributions,
     gradients=full.gradients,
@@ -177,6 +184,15 @@ def test_results_do_not_depend_on_the_automatic_batch(per_backend, name):
         np.testing.assert_array_equal(result[key][0], result[key][1])
 
 
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
+def test_plain_targets_take_one_column_with_the_two_column_sums_bit_for_bit(per_backend, name):
+    result = per_backend[name]
+    assert int(result["columns_sent"]) == 1
+    np.testing.assert_array_equal(result["one_column_sums"], result["two_column_sums"])
+    np.testing.assert_array_equal(result["one_column_scores"], result["two_column_scores"])
+    assert np.abs(result["one_column_sums"]).max() > 0
+
+
 @pytest.mark.parametrize("name", ["jax", "torch"])
 def test_jax_and_torch_paths_never_import_tensorflow(per_backend, name):
     assert not per_backend[name]["tensorflow_loaded"]
@@ -184,8 +200,9 @@ def test_jax_and_torch_paths_never_import_tensorflow(per_backend, name):
 
 def test_jax_does_not_recompile_for_a_new_image_or_target(per_backend):
     result = per_backend["jax"]
-    # 34 path points and the image's own point: 7 batches of 5, one program.
-    assert int(result["before"]) == 1
+    # 34 path points and the image's own point: 7 batches of 5, one program for
+    # plain targets and one for the contrast (two weighted columns) run before.
+    assert int(result["before"]) == 2
     assert int(result["after"]) == int(result["before"])
 
 

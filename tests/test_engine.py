@@ -182,7 +182,7 @@ def test_out_of_memory_halves_the_batch_with_identical_result(cnn, image):
 
 def test_no_retracing_when_image_or_target_change(cnn, image):
     igw.integrated_gradients(cnn, image, steps=10)
-    program = backend_for(cnn, None)._programs[(image.shape, None)]
+    program = backend_for(cnn, None)._programs[(image.shape, None, 1)]  # one weighted column
     traces = program.experimental_get_tracing_count()
     for target in range(4):
         igw.integrated_gradients(cnn, image[::-1].copy(), target=target, steps=9, batch_size=4)

@@ -9,15 +9,17 @@ operations on NumPy arrays; everything else in the engine is framework-free:
   B points on L lines, summed into G groups::
 
       origin_l, direction_l = rows[l], rows[L + l] - rows[l]     (rows: L starts, then L ends)
-      line, column, group, column2 = index[b]; alpha, weight, weight2 = values[b]
+      line, column, group[, column2] = index[b]; alpha, weight[, weight2] = values[b]
       point_b  = origin_line + alpha * direction_line
-      target_b = weight * scores[b, column] + weight2 * scores[b, column2]
+      target_b = weight * scores[b, column] (+ weight2 * scores[b, column2])
       sums[g]  = (sum over the points b of group g of grad_{point_b} target_b)
                  * (direction_{group_lines[g]} if directional[group_lines[g]] else 1)
 
-  Two weighted columns per point let one point explain a difference of two
+  A second weighted column per point (``index`` (B, 4) and ``values`` (B, 3)
+  instead of (B, 3) and (B, 2)) lets one point explain a difference of two
   scores (a contrastive target, ``ig_widget.points.Classifier.contrast``);
-  a single class has ``weight2 = 0``.
+  the engine sends it only for a batch that holds one, and a single class in
+  such a batch has ``weight2 = 0``.
 
 Both take an optional ``region``: float32 weights (H', W') for a model that
 returns a score map (N, H', W', K); its scores are then the weighted sums
@@ -45,8 +47,9 @@ the tensor (TensorFlow, PyTorch) or to add a zero it differentiates with
 respect to (JAX, whose transformations differentiate only function
 arguments).
 
-Two more tell the engine how large a batch may be: ``free_memory_bytes()`` and
-the ``activation_bytes`` attribute (see ``ig_widget.batching``); a backend
+Three more tell the engine how large a batch may be: ``free_memory_bytes()``,
+the ``activation_bytes`` attribute and ``runs_on_cpu()`` (whether the batch
+tuner times calls in CPU time; see ``ig_widget.batching``); a backend
 whose compiled programs are fixed to their input shapes sets
 ``static_shapes`` so that the engine sends it a few bucketed shapes.
 
@@ -118,6 +121,8 @@ class GradientBackend(Protocol):
     ) -> LayerGradients: ...
 
     def is_out_of_memory(self, error: BaseException) -> bool: ...
+
+    def runs_on_cpu(self) -> bool: ...
 
     def free_memory_bytes(self) -> int | None: ...
 

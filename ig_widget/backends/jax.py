@@ -103,11 +103,11 @@ class JaxBackend:
 
         def target_scores(points: Any) -> tuple[Any, Any]:
             scores = self._scores(trainable, non_trainable, points, region).astype(jnp.float32)
-            return jnp.take_along_axis(scores, index[:, [1, 3]], axis=1), scores
+            return jnp.take_along_axis(scores, index[:, 1::2], axis=1), scores
 
         _, pullback, scores = jax.vjp(target_scores, points, has_aux=True)
-        # The weights are the cotangent of the two target columns, so the
-        # backward pass returns already-weighted gradients.
+        # The weights are the cotangent of the target columns (one, or two for
+        # a contrast), so the backward pass returns already-weighted gradients.
         (grads,) = pullback(values[:, 1:])
         sums = jax.ops.segment_sum(grads, index[:, 2], num_segments=group_lines.shape[0])
         # Each group's sum times its line's direction, once per group.
@@ -172,6 +172,9 @@ class JaxBackend:
         return isinstance(error, MemoryError) or (
             isinstance(error, RuntimeError) and "RESOURCE_EXHAUSTED" in str(error)
         )
+
+    def runs_on_cpu(self) -> bool:
+        return bool(jax.devices()[0].platform == "cpu")
 
     def free_memory_bytes(self) -> int | None:
         device = jax.devices()[0]

@@ -53,9 +53,10 @@ class TensorFlowBackend:
         self._precision = precision
         # One traced program per image shape; batch size and target are
         # dynamic so that neither causes a retrace.
-        # Keyed by image shape and the shape of the region that reduces a score map
-        # (None: none); a region of another shape is a new signature, checked again.
-        self._programs: dict[tuple[tuple[int, ...], tuple[int, ...] | None], Any] = {}
+        # Keyed by image shape, the shape of the region that reduces a score map
+        # (None: none; a region of another shape is a new signature, checked
+        # again) and the number of weighted columns per point (1 or 2).
+        self._programs: dict[tuple[tuple[int, ...], tuple[int, ...] | None, int], Any] = {}
         self._predictors: dict[tuple[tuple[int, ...], tuple[int, ...] | None], Any] = {}
 
     def _scores(self, batch: tf.Tensor, region: tf.Tensor | None = None) -> tf.Tensor:
@@ -90,8 +91,8 @@ class TensorFlowBackend:
         # Keep the output's structure (tuple, dict) so the engine can say what is wrong with it.
         return tf.nest.map_structure(np.asarray, output)
 
-    def _program(self, shape: tuple[int, ...], region: np.ndarray | None) -> Any:
-        key = (shape, None if region is None else region.shape)
+    def _program(self, shape: tuple[int, ...], region: np.ndarray | None, columns: int) -> Any:
+        key = (shape, None if region is None else region.shape, columns)
         if key in self._programs:
             return self._programs[key]
 
@@ -112,10 +113,11 @@ class TensorFlowBackend:
             with tf.GradientTape() as tape:
                 tape.watch(points)
                 scores = tf.cast(self._scores(points, *region), tf.float32)
-                first = tf.gather(scores, index[:, 1], axis=1, batch_dims=1)
-                second = tf.gather(scores, index[:, 3], axis=1, batch_dims=1)
                 # Weighted here, so no per-point gradient is kept.
-                target_scores = values[:, 1] * first + values[:, 2] * second
+                target_scores = values[:, 1] * tf.gather(scores, index[:, 1], axis=1, batch_dims=1)
+                if columns == 2:
+                    second = tf.gather(scores, index[:, 3], axis=1, batch_dims=1)
+                    target_scores += values[:, 2] * second
             grads = tape.gradient(target_scores, points)
             if grads is None:
                 raise ValueError(NOT_DIFFERENTIABLE)
@@ -127,8 +129,8 @@ class TensorFlowBackend:
         signature = [
             tf.TensorSpec([None, *shape], tf.float32),
             tf.TensorSpec([None], tf.float32),
-            tf.TensorSpec([None, 4], tf.int32),
-            tf.TensorSpec([None, 3], tf.float32),
+            tf.TensorSpec([None, 2 + columns], tf.int32),
+            tf.TensorSpec([None, 1 + columns], tf.float32),
             tf.TensorSpec([None], tf.int32),
         ]
         if region is not None:
@@ -145,7 +147,7 @@ class TensorFlowBackend:
         group_lines: np.ndarray,
         region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        program = self._program(tuple(rows.shape[1:]), region)
+        program = self._program(tuple(rows.shape[1:]), region, index.shape[1] - 2)
         extra = [] if region is None else [region]
         sums, scores = program(rows, directional, index, values, group_lines, *extra)
         return sums.numpy(), scores.numpy()
@@ -183,6 +185,9 @@ class TensorFlowBackend:
 
     def is_out_of_memory(self, error: BaseException) -> bool:
         return isinstance(error, (tf.errors.ResourceExhaustedError, MemoryError))
+
+    def runs_on_cpu(self) -> bool:
+        return not tf.config.list_logical_devices("GPU")
 
     def free_memory_bytes(self) -> int | None:
         # TensorFlow does not report a GPU's free memory; the engine then falls

@@ -147,8 +147,9 @@ class TorchBackend:
             scores = self._scores(points, region).float()
             if not scores.requires_grad:
                 raise ValueError(NOT_DIFFERENTIABLE)
-            # Weighted here, so no per-point gradient is kept.
-            target_scores = (scores.gather(1, index_t[:, [1, 3]]) * values_t[:, 1:]).sum(1)
+            # Weighted here (one column, or two for a contrast), so no
+            # per-point gradient is kept.
+            target_scores = (scores.gather(1, index_t[:, 1::2]) * values_t[:, 1:]).sum(1)
             (grads,) = torch.autograd.grad(
                 target_scores,
                 points,
@@ -200,6 +201,9 @@ class TorchBackend:
             return True
         # A failed CPU allocation is a plain RuntimeError.
         return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+    def runs_on_cpu(self) -> bool:
+        return bool(self.device.type == "cpu")
 
     def free_memory_bytes(self) -> int | None:
         if self.device.type == "cuda":

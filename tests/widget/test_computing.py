@@ -379,7 +379,7 @@ def _rss_bytes() -> int:
 def test_200_recomputes_neither_retrace_nor_leak(cnn, image):
     w = igw.IGWidget(cnn, image, steps=4)
     backend = backend_for(cnn, None)
-    program = backend._programs[(image.shape, None)]
+    program = backend._programs[(image.shape, None, 1)]  # one weighted column
     options = [
         {"steps": 4, "method": "trapezoid", "runs": 1, "baseline": "black"},
         {"steps": 5, "method": "gausslegendre", "runs": 1, "baseline": "white"},

@@ -96,9 +96,9 @@ TRACE_CATEGORIES = [
 ]
 
 
-def cpu_by_process() -> Counter[str]:
-    """CPU seconds so far of this benchmark's processes, by kind (Chromium's by --type)."""
-    seconds: Counter[str] = Counter()
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """This benchmark's processes: each one's kind (Chromium's by --type) and CPU seconds so far."""
+    seconds = {}
     for process in psutil.Process().children(recursive=True):
         try:
             command = " ".join(process.cmdline())
@@ -107,14 +107,25 @@ def cpu_by_process() -> Counter[str]:
             continue
         if "ipykernel" in command:
             kind = "kernel"
-        elif "jupyter" in command or "jupyterlab" in command:
+        elif "jupyter" in command:
             kind = "Jupyter server"
         elif "--type=" in command:
             kind = "Chromium " + command.split("--type=")[1].split()[0]
         else:
             kind = "Chromium browser" if "chrom" in command else process.name()
-        seconds[kind] += times.user + times.system
+        seconds[process.pid] = (kind, times.user + times.system)
     return seconds
+
+
+def cpu_between(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> Counter[str]:
+    """CPU seconds each kind of process used between two `cpu_by_process` (those in both)."""
+    used: Counter[str] = Counter()
+    for pid, (kind, seconds) in after.items():
+        if pid in before:
+            used[kind] += seconds - before[pid][1]
+    return used
 
 
 def scroll(
@@ -127,9 +138,7 @@ def scroll(
         browser.start_tracing(page=page, path=str(path), categories=TRACE_CATEGORIES)
     before = cpu_by_process()
     result: dict[str, Any] = page.evaluate(SCROLL, [selector, args.speed, args.frames])
-    after = cpu_by_process()
-    after.subtract(before)
-    result["cpu"] = after
+    result["cpu"] = cpu_between(before, cpu_by_process())
     if traced:
         browser.stop_tracing()
     return result

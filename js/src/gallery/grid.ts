@@ -160,15 +160,6 @@ function keyMoves(columns: number, rowsInView: number, count: number): Record<st
 }
 
 /**
- * A thumbnail canvas's 2D context, kept in memory rather than on the GPU: a
- * few dozen small canvases each composited as its own layer cost more a frame
- * than painting them with the cells they sit in (benchmarks/README.md).
- */
-function context2d(canvas: HTMLCanvasElement): CanvasRenderingContext2D | null {
-  return canvas.getContext("2d", { willReadFrequently: true });
-}
-
-/**
  * Put `cell` at `position` (image `image`) of a grid `columns` wide; a new
  * place or image shows nothing yet. Writes only what changed: a cell that stays where
  * it was costs the frame nothing.
@@ -191,7 +182,7 @@ function place(
     cell.title.textContent = `#${image}`;
     cell.details.textContent = "loading…";
     for (const canvas of [cell.input, cell.picture]) {
-      context2d(canvas)?.clearRect(0, 0, canvas.width, canvas.height);
+      canvas.getContext("2d")?.clearRect(0, 0, canvas.width, canvas.height);
     }
   }
   const placed = `${position % columns} ${Math.floor(position / columns)} ${width} ${height}`;
@@ -248,8 +239,8 @@ export function drawPictures(
       canvas.height = height;
     }
   }
-  const inputContext = context2d(cell.input);
-  const pictureContext = context2d(cell.picture);
+  const inputContext = cell.input.getContext("2d");
+  const pictureContext = cell.picture.getContext("2d");
   if (inputContext === null || pictureContext === null) {
     return false;
   }

@@ -161,8 +161,7 @@ function keyMoves(columns: number, rowsInView: number, count: number): Record<st
 
 /**
  * Put `cell` at `position` (image `image`) of a grid `columns` wide; a new
- * place or image shows nothing yet. Writes only what changed: a cell that stays where
- * it was costs the frame nothing.
+ * place or image shows nothing yet; only what changed is written to the DOM.
  */
 function place(
   cell: Cell,

@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	npm ci --no-audit --no-fund
 	npm run build
 	$(PY) -m pip install --quiet -e ".[all]" --group dev
+	$(PY) -m pip install --quiet --no-deps --group grad-cam-peer  # see pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)

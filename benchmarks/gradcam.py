@@ -14,7 +14,8 @@ medians, and the ratio of the fastest runs.
 - occlusion: ``igw.occlusion`` against Captum's ``Occlusion``, the same
   window, stride and batch (Captum's ``perturbations_per_eval``).
 
-``python -m benchmarks.gradcam --size 64 --repeats 5``.
+``python -m benchmarks.gradcam --size 64 --repeats 5`` (``--methods gradcam`` for
+Grad-CAM's rows only).
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--stride", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--methods",
+        choices=["all", "gradcam", "occlusion"],
+        default="all",
+        help="the rows to time (Grad-CAM's are fast: many repeats cost seconds)",
+    )
     args = parser.parse_args()
     print(f"load average at the start: {os.getloadavg()}")
     print("| method | peer | evaluations | ours s | peer s | ours/peer |")
@@ -128,6 +135,8 @@ def main() -> None:
     results = {}
     for name, case in cases(args.size, args.batch, args.window, args.stride).items():
         method, peer = name.split("|")
+        if args.methods != "all" and method.lower().replace("-", "") != args.methods:
+            continue
         if isinstance(case, str):
             print(f"| {method} | {peer} | - | - | - | {case} |")
             results[name] = case

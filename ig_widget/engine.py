@@ -40,6 +40,7 @@ from .points import (
     Rows,
     StackedRows,
     UniformRows,
+    _raise_model_failure,
     complement_of,
     evaluate_points,
     evaluate_scores,
@@ -283,7 +284,8 @@ def _prepare_stack(
 ) -> list[PreparedInput]:
     """One forward pass (batched) over ``images`` (N, H, W, C), already converted."""
     backend = checked_backend(model, images[0], options)
-    region = region_weights(options, images.shape[1:3])
+    map_shape = score_map_shape(backend, images[0]) if isinstance(options.target, Region) else None
+    region = region_weights(options, images.shape[1:3], map_shape)
     raw = predict_rows(
         backend,
         model,
@@ -292,7 +294,7 @@ def _prepare_stack(
         describe=lambda index: names[index],
         region=region,
     )
-    return prepared_from(model, backend, images, raw, options)
+    return prepared_from(model, backend, images, raw, options, region)
 
 
 def checked_backend(model: Any, image: np.ndarray, options: IGOptions) -> GradientBackend:
@@ -309,10 +311,11 @@ def prepared_from(
     images: np.ndarray,
     raw: np.ndarray,
     options: IGOptions,
+    region: np.ndarray | None,
 ) -> list[PreparedInput]:
-    """The prepared inputs of ``images`` from the model's checked output ``raw`` at them
-    (for a computation that runs its own forward pass, as Grad-CAM's)."""
-    region = region_weights(options, images.shape[1:3])
+    """The prepared inputs of ``images`` from the model's checked output ``raw`` at them,
+    reduced by ``region`` (``region_weights``) for a region target (for a computation
+    that runs its own forward pass, as Grad-CAM's)."""
     columns = raw.shape[1]
     complement = complement_of(model) if columns == 1 else None
     classifier = Classifier(model, backend, columns, complement, region)
@@ -323,14 +326,39 @@ def prepared_from(
     ]
 
 
-def region_weights(options: IGOptions, image_shape: tuple[int, ...]) -> np.ndarray | None:
-    """The score-map weights of a region target (None for any other target): a mask's
-    own shape, a box's the image's (H, W)."""
+def region_weights(
+    options: IGOptions, image_shape: tuple[int, ...], map_shape: tuple[int, ...] | None
+) -> np.ndarray | None:
+    """The score-map weights (H', W') of a region target (``Region.weights``), None for
+    any other target; ``map_shape`` is the score map's (H', W') (``score_map_shape``)."""
     region = options.target
     if not isinstance(region, Region):
         return None
-    shape = region.mask.shape if region.mask is not None else tuple(image_shape)
-    return region.weights((int(shape[0]), int(shape[1])))
+    assert map_shape is not None
+    return region.weights(
+        (int(map_shape[0]), int(map_shape[1])), (int(image_shape[0]), int(image_shape[1]))
+    )
+
+
+def score_map_shape(backend: GradientBackend, image: np.ndarray) -> tuple[int, int]:
+    """The (H', W') of the score map the model returns for ``image`` (one forward
+    pass), or an error naming ``target`` for a model that returns no score map."""
+    try:
+        output = backend.predict(image[None], None)
+    except Exception as exc:
+        _raise_model_failure(exc, (1, *image.shape))
+    return map_shape_of(output)
+
+
+def map_shape_of(output: Any) -> tuple[int, int]:
+    """The (H', W') of a score map (N, H', W', classes), or an error naming ``target``."""
+    shape = tuple(np.shape(output)) if not isinstance(output, (dict, list, tuple)) else ()
+    if len(shape) != 4:
+        raise ValueError(
+            "target: a Region needs a model that returns a score map (N, H', W', classes), "
+            f"got output of shape {shape if shape else type(output).__name__}"
+        )
+    return int(shape[1]), int(shape[2])
 
 
 def prepare(model: Any, image: Any, options: IGOptions | None = None) -> PreparedInput:
@@ -486,16 +514,13 @@ def run_batch(
             "options: preprocess and precision must be those the input was prepared with; "
             "call prepare again to change them"
         )
-    region = region_weights(options, first.image.shape[:2])
     prepared_region = first.classifier.region
-    if not (
-        (region is None and prepared_region is None)
-        or (
-            region is not None
-            and prepared_region is not None
-            and np.array_equal(region, prepared_region)
-        )
-    ):
+    if prepared_region is None:
+        same_region = not isinstance(options.target, Region)
+    else:
+        region = region_weights(options, first.image.shape[:2], prepared_region.shape)
+        same_region = region is not None and np.array_equal(region, prepared_region)
+    if not same_region:
         raise ValueError(
             "target: a region target must be the region the input was prepared with; "
             "call prepare again with it"

@@ -63,16 +63,21 @@ class Region:
     averaged) over a region of the model's score map.
 
     The model returns a score map (N, H', W', classes); the explained score
-    is ``reduce`` of ``scores[:, mask, class_]``. Give the region as a
-    boolean ``mask`` (H', W'), or as a ``box`` ``(top, left, bottom, right)``
-    of map pixels, bottom and right excluded (H', W' then being the image's
-    height and width). Validated at construction.
+    is ``reduce`` of ``scores[:, region, class_]`` over the map's cells in
+    the region. Give the region as a boolean ``mask``, of the score map's
+    shape (H', W') or of the image's (H, W), or as a ``box``
+    ``(top, left, bottom, right)`` of image pixels, bottom and right
+    excluded. On a score map coarser (or finer) than the image, a cell is in
+    the region when its centre, in image pixels, lies on a pixel of the box
+    or the mask (``weights``). Validated at construction.
 
     Examples
     --------
     >>> region = Region(class_=2, box=(0, 1, 2, 3), reduce="mean")
-    >>> region.weights((3, 4)).tolist()
+    >>> region.weights((3, 4), (3, 4)).tolist()
     [[0.0, 0.25, 0.25, 0.0], [0.0, 0.25, 0.25, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    >>> Region(class_=0, box=(0, 0, 4, 3)).weights((2, 2), (8, 8)).tolist()  # cells of 4 px
+    [[1.0, 0.0], [0.0, 0.0]]
     >>> Region(class_=0, box=(2, 0, 1, 3))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -126,25 +131,54 @@ class Region:
         index = _class_index("class_", self.class_, class_names)
         return dataclasses.replace(self, class_=index)
 
-    def weights(self, shape: tuple[int, int]) -> np.ndarray:
-        """Each map pixel's weight in the explained score, float32 ``shape`` (H', W'):
-        1 inside the region for ``"sum"``, 1 / its pixels for ``"mean"``."""
-        if self.mask is not None:
-            if self.mask.shape != tuple(shape):
-                raise ValueError(
-                    f"mask: expected the score map's shape {tuple(shape)}, got {self.mask.shape}"
-                )
-            inside = self.mask.astype(np.float32)
+    def box_pixels(self, image_shape: tuple[int, int]) -> np.ndarray:
+        """The box as a boolean mask of the image's ``image_shape`` (H, W)."""
+        assert self.box is not None
+        top, left, bottom, right = self.box
+        if bottom > image_shape[0] or right > image_shape[1]:
+            raise ValueError(
+                f"box: expected a box inside the image {tuple(image_shape)}, got {self.box}"
+            )
+        inside = np.zeros(image_shape, bool)
+        inside[top:bottom, left:right] = True
+        return inside
+
+    def weights(self, map_shape: tuple[int, int], image_shape: tuple[int, int]) -> np.ndarray:
+        """Each score-map cell's weight in the explained score, float32 ``map_shape``
+        (H', W'): 1 inside the region for ``"sum"``, 1 / its cells for ``"mean"``.
+
+        A mask of the map's shape is used as it is. A box, or a mask of the
+        image's shape ``image_shape`` (H, W), takes the cells whose centre lies
+        on one of its pixels: cell (i, j) has its centre at image pixel
+        ``((2 i + 1) H // (2 H'), (2 j + 1) W // (2 W'))`` (so on a map of the
+        image's size, the box or mask itself). A region that holds no cell's
+        centre is refused, naming ``target``.
+        """
+        map_shape = (int(map_shape[0]), int(map_shape[1]))
+        image_shape = (int(image_shape[0]), int(image_shape[1]))
+        if self.mask is not None and self.mask.shape == map_shape:
+            inside = self.mask
         else:
-            assert self.box is not None
-            top, left, bottom, right = self.box
-            if bottom > shape[0] or right > shape[1]:
+            if self.mask is None:
+                pixels = self.box_pixels(image_shape)
+            elif self.mask.shape == image_shape:
+                pixels = self.mask
+            else:
                 raise ValueError(
-                    f"box: expected a box inside the score map {tuple(shape)}, got {self.box}"
+                    f"mask: expected the score map's shape {map_shape} or the image's "
+                    f"{image_shape}, got {self.mask.shape}"
                 )
-            inside = np.zeros(shape, np.float32)
-            inside[top:bottom, left:right] = 1.0
-        return inside / inside.sum() if self.reduce == "mean" else inside
+            rows = (2 * np.arange(map_shape[0]) + 1) * image_shape[0] // (2 * map_shape[0])
+            columns = (2 * np.arange(map_shape[1]) + 1) * image_shape[1] // (2 * map_shape[1])
+            inside = pixels[np.ix_(rows, columns)]
+            if not inside.any():
+                raise ValueError(
+                    f"target: the region holds no cell centre of the {map_shape[0]} x "
+                    f"{map_shape[1]} score map (the image is {image_shape[0]} x "
+                    f"{image_shape[1]} pixels); expected a region over at least one centre"
+                )
+        weights = inside.astype(np.float32)
+        return weights / weights.sum() if self.reduce == "mean" else weights
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Region):

@@ -223,7 +223,23 @@ def top_share(saliency: np.ndarray, percent: float = TOP_PIXELS_PERCENT) -> floa
     return float(np.count_nonzero(in_all) / count)
 
 
-def _check_parameters(method: str, parameters: Any, varied: str) -> dict[str, Any]:
+def check_parameters(
+    method: str, parameters: Any, reserved: Sequence[str], caller: str
+) -> dict[str, Any]:
+    """``parameters`` as a dict of ``method``'s own keywords, or raise naming ``parameters``.
+
+    A name in ``reserved`` is set by ``caller`` itself; any other name must
+    be a parameter of the method's function.
+
+    Examples
+    --------
+    >>> check_parameters("occlusion", {"window": 4}, ("target",), "explain_dataset")
+    {'window': 4}
+    >>> check_parameters("gradcam", {"window": 4}, ("target",), "explain_dataset")
+    Traceback (most recent call last):
+    ...
+    TypeError: parameters: gradcam takes no parameter 'window'
+    """
     if parameters is None:
         return {}
     if not isinstance(parameters, Mapping):
@@ -232,8 +248,8 @@ def _check_parameters(method: str, parameters: Any, varied: str) -> dict[str, An
         )
     taken = REGISTRY[method].parameters()
     for name in parameters:
-        if name in SET_BY_STABILITY or name == varied:
-            raise ValueError(f"parameters: {name!r} is set by stability")
+        if name in reserved:
+            raise ValueError(f"parameters: {name!r} is set by {caller}")
         if name not in taken:
             raise TypeError(f"parameters: {method} takes no parameter {name!r}")
     return dict(parameters)
@@ -314,7 +330,7 @@ def stability(
     if varied not in taken:
         what = "draws (runs that differ by their seed)" if varied == "seed" else "baselines"
         raise ValueError(f"method: {method!r} takes no {varied}, so it has no {what}")
-    settings = _check_parameters(method, parameters, varied)
+    settings = check_parameters(method, parameters, (*SET_BY_STABILITY, varied), "stability")
     top_percent = check_number("top_percent", top_percent, low=0.0, high=100.0)
     if top_percent == 0.0:
         raise ValueError(f"top_percent: expected a number in (0, 100], got {top_percent}")

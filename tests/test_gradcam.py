@@ -102,6 +102,83 @@ def test_gradcam_default_layer_of_a_module_is_its_last_convolution(image):
     assert result.parameters == {"layer": "3"}
 
 
+def _mixing_model(order):
+    """Keras: ``order`` of "conv" (a 1x1 Conv2D on the 2 x 2 grid) and "attention"
+    (a MultiHeadAttention on its 4 tokens, with its residual Add), then a head."""
+    grid = keras.Input((2, 2, 3))
+    x = grid
+    for index, kind in enumerate(order):
+        if kind == "conv":
+            x = keras.layers.Conv2D(4, 1, name=f"conv{index}")(x)
+        else:
+            tokens = keras.layers.Reshape((4, x.shape[-1]))(x)
+            mixed = keras.layers.MultiHeadAttention(2, 2, name=f"attention{index}")(tokens, tokens)
+            tokens = keras.layers.Add(name=f"residual{index}")([tokens, mixed])
+            x = keras.layers.Reshape((2, 2, x.shape[-1]))(tokens)
+    head = keras.layers.Dense(2, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(grid, head)
+
+
+@pytest.mark.parametrize(
+    ("order", "default"),
+    [
+        (["conv", "conv"], "conv1"),
+        # A hybrid ViT: what its last attention mixes, a stem's output or a residual add.
+        (["conv", "attention"], "conv0"),
+        (["conv", "attention", "attention"], "residual1"),
+        (["conv", "attention", "conv", "attention"], "conv2"),
+        (["attention", "conv"], "conv1"),  # a convolution after the attention
+    ],
+)
+def test_the_default_layer_is_the_last_convolution_or_token_layer_before_the_last_attention(
+    order, default
+):
+    model = _mixing_model(order)
+    image = random_image(size=2, seed=1)
+    result = igw.gradcam(model, image, target=0, pixel_range=(0.0, 1.0))
+    assert result.parameters == {"layer": default}
+    named = igw.gradcam(model, image, target=0, pixel_range=(0.0, 1.0), layer=default)
+    np.testing.assert_array_equal(result.attributions, named.attributions)
+
+
+def test_the_default_layer_of_a_module_is_the_block_before_its_last_block():
+    # A token-mixing block registered after the convolution: its class name says "block".
+    class MixerBlock(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mix = torch.nn.Linear(4, 4)
+
+        def forward(self, tokens):
+            return tokens + self.mix(tokens.transpose(1, 2)).transpose(1, 2)
+
+    class Hybrid(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 4, 2, stride=2)
+            self.blocks = torch.nn.Sequential(MixerBlock(), MixerBlock())
+            self.norm = torch.nn.LayerNorm(4)  # a module's norm is no candidate
+            self.head = torch.nn.Linear(4, 2)
+
+        def forward(self, images):
+            tokens = self.stem(images).flatten(2).transpose(1, 2)
+            return self.head(self.norm(self.blocks(tokens)).mean(dim=1))
+
+    torch.manual_seed(0)
+    result = igw.gradcam(Hybrid(), random_image(size=4), preprocess=channels_first, target=1)
+    assert result.parameters == {"layer": "blocks.0"}
+
+
+def test_a_model_without_a_convolution_or_token_mixing_block_names_what_was_looked_for(image):
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(name="flat")])
+    with pytest.raises(
+        ValueError,
+        match=r"^layer: the model has no 2-D convolution, nor a transformer block \(class name "
+        r"ending in Block or EncoderLayer\) or a Keras Add or normalisation layer on tokens "
+        r"before its last attention, to default to; pass layer= one of 'flat'$",
+    ):
+        igw.gradcam(model, image)
+
+
 def test_an_unknown_layer_is_named_with_the_candidates_before_the_model_runs(image):
     model = torch_cnn()
     calls = []
@@ -296,6 +373,17 @@ def test_gradcam_of_a_region_reads_the_score_map_inside_it():
     region = igw.gradcam(model, image, target=igw.Region(1, mask=mask))
     # d(sum of class 1 inside)/dA_1 is 1 on the 4 pixels: weight 4/16; A_1 = 2x.
     np.testing.assert_allclose(region.attributions[..., 0], 2 * image[..., 0] * 4 / 16, rtol=1e-6)
+
+
+def test_gradcam_of_a_box_on_a_coarser_score_map_reads_the_cells_whose_centre_it_holds():
+    # The channels x and 2x at 8 x 8, the score map their 2 x 2 means (4 x 4).
+    model = _two_channel_copy(size=8, score_map=True)
+    model = keras.Sequential([model, keras.layers.AveragePooling2D(2)])
+    image = np.arange(64.0).reshape(8, 8, 1) + 1
+    # Cell centres at pixels 1, 3, 5, 7: the box holds rows 1, 3, 5 and column 3, 3 cells.
+    result = igw.gradcam(model, image, layer="c", target=igw.Region(1, box=(1, 2, 6, 5)))
+    # d(sum of class 1 in the 3 cells)/dA_1 is 1/4 on their 12 pixels: weight 3/64; A_1 = 2x.
+    np.testing.assert_allclose(result.attributions[..., 0], 2 * image[..., 0] * 3 / 64, rtol=1e-6)
 
 
 def test_occlusion_of_a_contrast_is_the_difference_of_the_two_classes(keras_cnn, image):

@@ -340,13 +340,23 @@ def test_beyond_one_class_shows_what_its_prose_says():
         "import json\nprint(json.dumps({'summary': summary, 'linear_gap': float(linear_gap), "
         "'delta': contrast.delta, 'change': float(change), "
         "'total': float(contrast.attributions.sum()), "
-        "'opposed': float(opposed), 'explained': contrast.explained}))"
+        "'opposed': float(opposed), 'explained': contrast.explained, "
+        "'layers': {name: [(r['Grad-CAM'].parameters['layer'], "
+        "tuple(models[name].get_layer(r['Grad-CAM'].parameters['layer']).output.shape)) "
+        "for r in maps[name]] for name in models}}))"
     )
     notebook.cells.append(nbformat.v4.new_code_cell(report))
     execute(notebook, timeout=300)
     results = json.loads(notebook.cells[-1].outputs[0]["text"])
     print("\nbeyond one class (reduced):", json.dumps(results, indent=1))
     summary = results["summary"]
+    # Grad-CAM's default layers: the CNN's last convolution, the ViT's last attention's
+    # input (its last block's first norm, after the convolutional stem), both a 12 x 12 grid.
+    cnn = igw.demo.model()
+    last_convolution = [layer.name for layer in cnn.layers if "Conv2D" in type(layer).__name__][-1]
+    assert all(name == last_convolution for name, _ in results["layers"]["CNN"])
+    assert results["layers"]["CNN"][0][1][1:3] == [12, 12]
+    assert all(row == ["block1_norm1", [None, 144, 48]] for row in results["layers"]["ViT"])
     for model in ("CNN", "ViT"):
         # IG's map adds up to the score's change; Grad-CAM's and occlusion's do not.
         assert all(abs(ratio - 1) < 0.1 for ratio in summary[f"{model} IG"]["sum_ratios"])

@@ -9,7 +9,8 @@
 - Captum's ``LayerGradCam`` (resized by ``LayerAttribution.interpolate``),
   ``GuidedGradCam`` and ``Occlusion`` on the same PyTorch CNN;
 - Quantus' ``PixelFlipping`` (deletion), and its loop with an inserting
-  perturbation (insertion), against ``insertion_deletion``.
+  perturbation (insertion), against ``insertion_deletion``;
+- pytorch-grad-cam's ``GradCAM`` on the same PyTorch CNN.
 
 Deterministic algorithms are expected to agree to float32 rounding;
 sampled ones to be no further from ours than our own runs with other seeds
@@ -34,6 +35,8 @@ from captum.attr import (
     Occlusion,
     Saliency,
 )
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from saliency import core as pair
 
 import ig_widget as igw
@@ -434,8 +437,30 @@ def test_insertion_deletion_matches_quantus(torch_model, monkeypatch, substrate,
     assert ours.insertion_auc == pytest.approx(auc["insertion"], rel=1e-5)
 
 
+# --- pytorch-grad-cam -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("layer", "size"), [("0", 24), ("3", 24), ("3", 19)])
+def test_gradcam_matches_pytorch_grad_cam(torch_model, layer, size):
+    """pytorch-grad-cam's ``GradCAM``: ReLU, min-max scaling to [0, 1], ``cv2.resize``.
+
+    Min-max scaling is affine and bilinear weights sum to one, so its map is
+    ours scaled to [0, 1] (its 1e-7 guard against a flat map aside).
+    """
+    image = random_image(size=size)
+    ours = igw.gradcam(torch_model, image, layer=layer, target=TARGET, preprocess=channels_first)
+    wrapped = _RawPixels(torch_model).eval()
+    with GradCAM(wrapped, [dict(torch_model.named_modules())[layer]]) as cam:
+        theirs = cam(_nchw(image), targets=[ClassifierOutputTarget(TARGET)])[0]
+    mine = ours.attributions[..., 0]
+    assert theirs.shape == mine.shape and mine.max() > mine.min()
+    scaled = (mine - mine.min()) / (mine.max() - mine.min())
+    np.testing.assert_allclose(scaled, theirs, rtol=0, atol=1e-6)
+
+
 def test_gradcams_resize_is_opencvs_as_pytorch_grad_cam_uses_it():
-    """pytorch-grad-cam scales its map with cv2.resize (INTER_LINEAR): ours is the same."""
+    """pytorch-grad-cam scales its map with cv2.resize (INTER_LINEAR): ours is the same,
+    down and to odd sizes too."""
     import cv2
 
     from ig_widget.explainers.gradcam import resize_bilinear

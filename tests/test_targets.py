@@ -212,6 +212,87 @@ def test_a_box_is_the_mask_of_its_rectangle(pixel_weights, image):
     np.testing.assert_array_equal(by_box.attributions, by_mask.attributions)
 
 
+def coarse_pixel_linear(weights, framework):
+    """A per-pixel linear segmentation model on a 2x-coarser map: each cell is the mean
+    of its 2 x 2 pixels, times ``weights`` (C, K). A cell's score is linear in its four
+    pixels, so IG from black gives each pixel a quarter of its cell's weight."""
+    if framework == "tensorflow":
+        return lambda batch: tf.einsum(
+            "nhwc,ck->nhwk", tf.nn.avg_pool2d(batch, 2, 2, "VALID"), tf.constant(weights)
+        )
+
+    class Coarse(torch.nn.Module):
+        def forward(self, batch):
+            pooled = torch.nn.functional.avg_pool2d(batch.permute(0, 3, 1, 2), 2)
+            return torch.einsum("nchw,ck->nhwk", pooled, torch.from_numpy(weights))
+
+    return Coarse()
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+@pytest.mark.parametrize(
+    ("region", "cells"),
+    [
+        # Cell centres of a 4 x 4 map on 8 x 8 pixels: pixel rows and columns 1, 3, 5, 7.
+        # Rows 1..5 hold centres 1, 3, 5; columns 2..4 the centre 3.
+        (igw.Region(2, box=(1, 2, 6, 5)), [(0, 1), (1, 1), (2, 1)]),
+        (
+            igw.Region(2, box=(0, 0, 8, 8), reduce="mean"),
+            [(i, j) for i in range(4) for j in range(4)],
+        ),
+        # An image-sized mask: only its pixels on a centre count, (3, 3) and (7, 1).
+        (
+            igw.Region(
+                2, mask=np.isin(np.arange(64).reshape(8, 8), [0, 27, 46, 57]), reduce="mean"
+            ),
+            [(1, 1), (3, 0)],
+        ),
+    ],
+)
+def test_a_box_or_image_mask_on_a_coarser_map_takes_the_cells_whose_centre_it_holds(
+    pixel_weights, framework, region, cells
+):
+    image = random_image(size=8, seed=2)
+    model = coarse_pixel_linear(pixel_weights, framework)
+    result = igw.integrated_gradients(model, image, target=region, steps=2)
+    inside = np.zeros((4, 4))
+    for cell in cells:
+        inside[cell] = 1.0 / (len(cells) if region.reduce == "mean" else 1)
+    # Each pixel: its cell's weight, a quarter of the cell's mean, times the class's weights.
+    per_pixel = np.kron(inside, np.ones((2, 2))) / 4
+    expected = per_pixel[..., None] * pixel_weights[:, 2] * image
+    np.testing.assert_allclose(result.attributions, expected, rtol=1e-5, atol=1e-4)
+    cell_scores = image.reshape(4, 2, 4, 2, 3).mean(axis=(1, 3)) @ pixel_weights
+    np.testing.assert_allclose(
+        result.scores, (cell_scores * inside[..., None]).sum((0, 1)), rtol=1e-5
+    )
+    # The same as the map-sized mask of those cells, for every method's shared rule.
+    by_cells = igw.Region(2, mask=inside > 0, reduce=region.reduce)
+    same = igw.integrated_gradients(model, image, target=by_cells, steps=2)
+    np.testing.assert_array_equal(result.attributions, same.attributions)
+
+
+def test_a_region_without_a_cell_centre_on_a_coarser_map_is_refused(pixel_weights):
+    model = coarse_pixel_linear(pixel_weights, "tensorflow")
+    image = random_image(size=8, seed=2)
+    for region in (
+        igw.Region(0, box=(0, 0, 1, 8)),
+        igw.Region(0, mask=np.eye(8, dtype=bool)[::-1]),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"^target: the region holds no cell centre of the 4 x 4 score map \(the image "
+            r"is 8 x 8 pixels\); expected a region over at least one centre$",
+        ):
+            igw.integrated_gradients(model, image, target=region, steps=2)
+    with pytest.raises(
+        ValueError,
+        match=r"^mask: expected the score map's shape \(4, 4\) or the image's \(8, 8\), "
+        r"got \(4, 8\)$",
+    ):
+        igw.integrated_gradients(model, image, target=igw.Region(0, mask=np.ones((4, 8), bool)))
+
+
 def small_segmenter(classes=3):
     import keras
 
@@ -282,12 +363,14 @@ def test_a_region_that_does_not_fit_the_model_is_named(pixel_weights, image, wei
         igw.integrated_gradients(
             pixel_linear(pixel_weights), image, target=igw.Region(0, mask=np.ones((3, 4), bool))
         )
-    with pytest.raises(ValueError, match=r"box: expected a box inside the score map \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"box: expected a box inside the image \(4, 4\)"):
         igw.integrated_gradients(
             pixel_linear(pixel_weights), image, target=igw.Region(0, box=(0, 0, 5, 2))
         )
     with pytest.raises(
-        ValueError, match=r"target: a Region of \(4, 4\) needs a model that returns a score map"
+        ValueError,
+        match=r"^target: a Region needs a model that returns a score map \(N, H', W', classes\), "
+        r"got output of shape \(1, 4\)$",
     ):
         igw.integrated_gradients(
             linear_model(weights), image, target=igw.Region(0, box=(0, 0, 1, 1))

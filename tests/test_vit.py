@@ -124,8 +124,12 @@ def test_every_method_gives_the_same_map_on_the_keras_and_the_torch_vit(vits, im
             with pytest.raises(ValueError, match="model: Guided Grad-CAM found no ReLU"):
                 function(model, image, preprocess=preprocess, **settings)
         return
-    on_keras = function(vits[0], image, preprocess=keras_normalise, **settings)
-    on_torch = function(vits[1], image, preprocess=torch_normalise, **settings)
+    # Grad-CAM's defaults differ (a Module's norms are not candidates): the same layer on both.
+    layers = (
+        [{"layer": "block1_norm1"}, {"layer": "blocks.1.norm1"}] if name == "gradcam" else [{}] * 2
+    )
+    on_keras = function(vits[0], image, preprocess=keras_normalise, **settings, **layers[0])
+    on_torch = function(vits[1], image, preprocess=torch_normalise, **settings, **layers[1])
     assert on_keras.attributions.shape[:2] == image.shape[:2]
     scale = np.abs(on_keras.attributions).max()
     assert np.isfinite(scale) and scale > 0
@@ -134,8 +138,7 @@ def test_every_method_gives_the_same_map_on_the_keras_and_the_torch_vit(vits, im
     )
 
 
-@pytest.mark.slow
-def test_ig_on_keras_hubs_vit_is_the_riemann_sum_by_hand_and_complete():
+def _keras_hub_vit():
     # A real architecture from a maintained library, with random weights
     # (built offline): keras_hub's ViTImageClassifier, ViT-tiny's layout
     # scaled down to 32 x 32 images in 8 x 8 patches.
@@ -150,7 +153,12 @@ def test_ig_on_keras_hubs_vit_is_the_riemann_sum_by_hand_and_complete():
         hidden_dim=48,
         mlp_dim=96,
     )
-    model = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=4)
+    return keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=4)
+
+
+@pytest.mark.slow
+def test_ig_on_keras_hubs_vit_is_the_riemann_sum_by_hand_and_complete():
+    model = _keras_hub_vit()
     image = random_image(32, seed=4)
     ours = igw.integrated_gradients(
         model,
@@ -168,6 +176,32 @@ def test_ig_on_keras_hubs_vit_is_the_riemann_sum_by_hand_and_complete():
         model, image, target=TARGET, steps=64, method="gausslegendre", preprocess=keras_normalise
     )
     assert complete.delta < 1e-3
+
+
+def test_gradcams_default_layer_on_the_vits_is_their_last_attentions_input(vits, image):
+    """Their patch embedding is a convolution; the default reads what their last attention mixes."""
+    keras_model, torch_model = vits
+    hub = _keras_hub_vit()
+    demo = igw.demo.model("vit")  # two convolution blocks as stem, then attention blocks
+    cases = [
+        # A Keras ViT of plain layers: its last attention's input, the last block's first norm.
+        (keras_model, image, keras_normalise, "block1_norm1", "norm"),
+        (demo, igw.demo.images()[0][0], None, "block1_norm1", None),
+        # A Module's norms are not candidates: the block before its last one.
+        (torch_model, image, torch_normalise, "blocks.0", "blocks.1"),
+        # keras_hub's subclassed encoder: the ViTEncoderBlock before its last one.
+        (hub, random_image(32, seed=4), keras_normalise, "transformer_block_1", "ln"),
+    ]
+    for model, picture, preprocess, layer, after in cases:
+        result = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess)
+        assert result.parameters == {"layer": layer}
+        named = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess, layer=layer)
+        np.testing.assert_array_equal(result.attributions, named.attributions)
+        assert float(result.attributions.max()) > 0
+        if after is not None:
+            # These read their class token: after the last attention, the map is blank.
+            late = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess, layer=after)
+            assert float(np.abs(late.attributions).max()) == 0.0
 
 
 # The Keras ViT on each Keras backend (TensorFlow, JAX, PyTorch), from the same

@@ -46,13 +46,14 @@ from typing import Any
 
 import numpy as np
 
+from ..explainers import REGISTRY
 from ..render import block_mean
 from ..report_section import Picture, ReportSection, Table
 from ..validation import check_choice, check_int
 from .columns import TOP_SHARE, positive_part
 from .columns import shared_interest as shared_interest_of
 from .result import DatasetResult
-from .store import missing_dependency, thumbnail, thumbnail_factor
+from .store import IG, missing_dependency, thumbnail, thumbnail_factor
 
 # The table columns a class can be taken from.
 CLASS_COLUMNS = ("target", "predicted", "label")
@@ -204,11 +205,14 @@ class MapClusters:
         Per cluster (indexed by cluster number): ``class``, ``size``, and
         ``k``, the number of clusters of its class.
     mean_maps, mean_images : ndarray, float32, (clusters, H, W, C)
-        Each cluster's mean attributions and mean input (raw pixel units).
+        Each cluster's mean attributions (C: the map's channels, Grad-CAM's
+        one) and mean input (raw pixel units).
     eigenvalues : dict of int to ndarray
         Per class, the Laplacian eigenvalues the eigengap rule looked at.
     size : int
         The longer side of the reduced maps that were clustered.
+    title : str
+        The method whose maps were clustered, as the pictures name it ("IG", "Grad-CAM", ...).
     """
 
     path: str
@@ -219,6 +223,7 @@ class MapClusters:
     mean_images: np.ndarray
     eigenvalues: dict[int, np.ndarray]
     size: int
+    title: str = "IG"
 
     def __len__(self) -> int:
         return len(self.summary)
@@ -237,7 +242,7 @@ class MapClusters:
     def thumbnails(self) -> tuple[np.ndarray, np.ndarray]:
         """Every cluster's mean image and mean map as the Gallery shows them.
 
-        Returns display RGB (clusters, h, w, 3) uint8 and IG channel maps
+        Returns display RGB (clusters, h, w, 3) uint8 and the map's channel maps
         (clusters, 2, h, w) float32, reduced as the store's thumbnails.
         """
         height, width = self.mean_images.shape[1:3]
@@ -295,7 +300,7 @@ class MapClusters:
                 caption=f"Cluster {cluster}: {name(int(row['class']))}, {int(row['size'])} images",
                 png=panels_png(
                     rgb[cluster],
-                    [("Mean IG", (maps[cluster][0], maps[cluster][1]))],
+                    [(f"Mean {self.title}", (maps[cluster][0], maps[cluster][1]))],
                     {},
                     f"Cluster {cluster} · {name(int(row['class']))} · {int(row['size'])} images",
                 ),
@@ -414,7 +419,8 @@ def cluster_maps(
 
     # Second pass: every cluster's full-size maps and images, added up.
     count = len(summary_rows)
-    map_sums = np.zeros((count, *shape))
+    assert result._layout is not None  # _image_shape checked it
+    map_sums = np.zeros((count, *result._layout.map_shape))
     image_sums = np.zeros((count, *shape))
     cluster_at = dict(zip(ordered.tolist(), cluster_of.tolist(), strict=True))
     for row, arrays in result.iter_arrays(("inputs", "attributions"), rows):
@@ -438,6 +444,7 @@ def cluster_maps(
         mean_images=(image_sums / np.maximum(sizes, 1)).astype(np.float32),
         eigenvalues=eigenvalues,
         size=size,
+        title="IG" if result.explainer == IG else REGISTRY[result.explainer].title,
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ..engine import IGResult
+    from ..explainers import AttributionResult
     from ..faithfulness import InsertionDeletionResult
     from .sources import Item
 
@@ -35,7 +36,7 @@ class Explained:
     """One image after its computation, as the columns see it."""
 
     item: Item
-    result: IGResult
+    result: IGResult | AttributionResult
     model: Any
     preprocess: Callable[[Any], Any] | None
     curves: InsertionDeletionResult | None = None
@@ -64,9 +65,11 @@ class Column:
     needs_curves: bool = False
     needs_stability: bool = False
     needs_sanity: bool = False
+    # Integrated gradients' only: completeness and the integration rule's steps.
+    needs_completeness: bool = False
 
 
-def positive_attribution(result: IGResult) -> np.ndarray:
+def positive_attribution(result: IGResult | AttributionResult) -> np.ndarray:
     """Per pixel, the positive part of the channel sum of the attributions (H, W)."""
     return positive_part(result.attributions)
 
@@ -158,6 +161,14 @@ def _stability(explained: Explained) -> StabilityScores:
     return explained.stability
 
 
+def _integrated(explained: Explained) -> IGResult:
+    from ..engine import IGResult
+
+    # The columns exist only for integrated gradients.
+    assert isinstance(explained.result, IGResult)
+    return explained.result
+
+
 def _correct(explained: Explained) -> Any:
     label = explained.item.label
     return None if label is None else bool(label == int(np.argmax(explained.result.scores)))
@@ -184,14 +195,16 @@ COLUMNS: tuple[Column, ...] = (
         "delta",
         "float64",
         "Relative completeness error of the attributions (see IGResult.delta).",
-        lambda e: e.result.delta,
+        lambda e: _integrated(e).delta,
+        needs_completeness=True,
     ),
     Column(
         "steps",
         "int64",
         "Intervals of the integration rule the row was computed with (steps='auto': the "
         "count it settled on; a row recomputed by DatasetResult.rerun: the rerun's).",
-        lambda e: e.result.steps,
+        lambda e: _integrated(e).steps,
+        needs_completeness=True,
     ),
     Column(
         "correct",
@@ -287,8 +300,12 @@ def columns_for(
     has_curves: bool = False,
     has_stability: bool = False,
     has_sanity: bool = False,
+    has_completeness: bool = True,
 ) -> tuple[Column, ...]:
     """The columns of a table: those of ``COLUMNS`` that apply, or those ``names``.
+
+    ``has_completeness``: integrated gradients' ``delta`` and ``steps``
+    (another method has neither: its table has no such columns).
 
     Examples
     --------
@@ -298,6 +315,8 @@ def columns_for(
     ['insertion_auc', 'deletion_auc']
     >>> [c.name for c in columns_for(False, has_stability=True)][-1]
     'stability_top_share'
+    >>> "delta" in [c.name for c in columns_for(False, has_completeness=False)]
+    False
     """
     if names is not None:
         known = {column.name: column for column in COLUMNS}
@@ -309,6 +328,7 @@ def columns_for(
         and (has_curves or not column.needs_curves)
         and (has_stability or not column.needs_stability)
         and (has_sanity or not column.needs_sanity)
+        and (has_completeness or not column.needs_completeness)
     )
 
 

@@ -4,8 +4,10 @@
 it, the validated options, how targets are chosen, the store and its
 layout) and pickles, so that a Ray actor runs exactly what the local
 executor runs: ``Computation.run_chunk(items)`` computes the chunk's
-attributions through the engine's shared-batch path, writes its arrays to the
-store and returns its table rows; the caller commits them.
+attributions (integrated gradients through the engine's shared-batch path;
+another method of ``ig_widget.explainers.REGISTRY`` through its function,
+image by image), writes its arrays to the store and returns its table rows;
+the caller commits them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from .. import engine
 from ..engine import IGResult, PreparedInput
+from ..explainers import REGISTRY, AttributionResult
 from ..faithfulness import InsertionDeletionResult, insertion_deletion
 from ..options import IGOptions
 from ..quadrature import integration_points
@@ -26,7 +29,7 @@ from ..stability import channel_sums, rank_correlation, top_share
 from ..validation import check_choice
 from .columns import Explained, StabilityScores, columns_for, table_rows
 from .sources import Item
-from .store import CHECKSUMS, MAPS, Layout, Store, encode_map, thumbnail, thumbnail_factor
+from .store import CHECKSUMS, IG, Layout, Store, encode_map, thumbnail, thumbnail_factor
 
 TARGET_MODES = ("predicted", "label")
 # steps="auto" stops at this many intervals (the engine's cap): its paths have
@@ -124,6 +127,10 @@ class Computation:
     stability_runs: int | None = None
     # The sanity_similarity column: each map against the fully randomised model's.
     sanity: bool = False
+    # The method (a name of REGISTRY) and, for one other than integrated gradients, every
+    # keyword its function is called with besides model, image and target (checked).
+    explainer: str = IG
+    keywords: dict[str, Any] = field(default_factory=dict)
     _resolved: Any = field(default=None, repr=False)
     _randomised: Any = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
@@ -160,9 +167,12 @@ class Computation:
             )
         return self.targets[item.index]
 
-    def explain(self, items: list[Item]) -> list[IGResult]:
-        """The chunk's results: the engine's shared-batch path, one forward pass for all."""
-        return self._explain(items)[1]
+    def explain(self, items: list[Item]) -> list[IGResult | AttributionResult]:
+        """The chunk's results, for the classes ``targets`` chooses."""
+        targets = [self.target_of(item) for item in items]
+        if self.explainer == IG:
+            return list(self._explain(items)[1])
+        return self._each(self.resolved_model, items, targets)
 
     def _explain(self, items: list[Item]) -> tuple[list[PreparedInput], list[IGResult]]:
         # Messages name an image by its index in the dataset, not its place in the chunk.
@@ -173,11 +183,28 @@ class Computation:
         targets = [self.target_of(item) for item in items]
         return prepared, engine.run_batch(prepared, self.options, targets, names=names)
 
+    def _each(
+        self, model: Any, items: list[Item], targets: Sequence[int | None]
+    ) -> list[IGResult | AttributionResult]:
+        """Another method's results, one call of its function per image (Grad-CAM and
+        occlusion take one image; occlusion batches its windows)."""
+        function = REGISTRY[self.explainer].function
+        return [
+            function(model, item.image, target=target, **self.keywords)
+            for item, target in zip(items, targets, strict=True)
+        ]
+
     def compute(self, items: list[Item]) -> list[Explained]:
         """The chunk's results, curves, stability scores and sanity similarities: the work,
         before anything is stored."""
-        prepared, results = self._explain(items)
-        scores = self.stability(items, prepared, results)
+        results: list[IGResult | AttributionResult]
+        if self.explainer == IG:
+            prepared, integrated = self._explain(items)
+            scores = self.stability(items, prepared, integrated)
+            results = list(integrated)
+        else:
+            results = self.explain(items)
+            scores = self.method_stability(items, results)
         similarities = self.sanity_similarities(items, results)
         return [
             Explained(
@@ -194,7 +221,9 @@ class Computation:
             )
         ]
 
-    def sanity_similarities(self, items: list[Item], results: list[IGResult]) -> list[float | None]:
+    def sanity_similarities(
+        self, items: list[Item], results: Sequence[IGResult | AttributionResult]
+    ) -> list[float | None]:
         """Per image, the Spearman rank correlation of its absolute map with the map of the
         model with every trainable layer random (``igw.sanity_check``'s last step)."""
         if not self.sanity:
@@ -203,17 +232,48 @@ class Computation:
 
         if self._randomised is None:
             self._randomised = randomised_model(self.resolved_model)
-        names = [f"images[{item.index}]" for item in items]
-        prepared = engine.prepare_batch(
-            self._randomised, [item.image for item in items], self.options, names=names
-        )
-        random = engine.run_batch(
-            prepared, self.options, [result.target for result in results], names=names
-        )
+        targets = [result.target for result in results]
+        random: Sequence[IGResult | AttributionResult]
+        if self.explainer == IG:
+            names = [f"images[{item.index}]" for item in items]
+            prepared = engine.prepare_batch(
+                self._randomised, [item.image for item in items], self.options, names=names
+            )
+            random = engine.run_batch(prepared, self.options, targets, names=names)
+        else:
+            random = self._each(self._randomised, items, targets)
         return [
             similarities(result.attributions, other.attributions)[0]
             for result, other in zip(results, random, strict=True)
         ]
+
+    def method_stability(
+        self, items: list[Item], results: Sequence[IGResult | AttributionResult]
+    ) -> list[StabilityScores | None]:
+        """Another method's stability scores, when the run asks for them: per image,
+        ``igw.stability(model, image, method=explainer, draws=..., seed=seed, ...)`` with
+        the run's parameters, for the explained class."""
+        if self.stability_runs is None:
+            return [None] * len(results)
+        from ..stability import stability
+
+        reserved = ("preprocess", "precision", "seed")
+        parameters = {k: v for k, v in self.keywords.items() if k not in reserved}
+        scores: list[StabilityScores | None] = []
+        for item, result in zip(items, results, strict=True):
+            drawn = stability(
+                self.resolved_model,
+                item.image,
+                method=self.explainer,
+                draws=self.stability_runs,
+                seed=self.options.seed,
+                parameters=parameters,
+                target=result.target,
+                preprocess=self.options.preprocess,
+                precision=self.options.precision,
+            )
+            scores.append(StabilityScores(drawn.rank_correlation, drawn.top_share))
+        return scores
 
     def stability(
         self, items: list[Item], prepared: list[PreparedInput], results: list[IGResult]
@@ -258,7 +318,9 @@ class Computation:
         """Compute, store the arrays of, and return the table rows of one chunk."""
         return self.store_chunk(self.compute(items))
 
-    def curves(self, item: Item, result: IGResult) -> InsertionDeletionResult | None:
+    def curves(
+        self, item: Item, result: IGResult | AttributionResult
+    ) -> InsertionDeletionResult | None:
         """The image's insertion and deletion curves, when the run asks for them."""
         if self.curve_steps is None:
             return None
@@ -274,35 +336,43 @@ class Computation:
             precision=options.precision,
         )
 
-    def arrays(self, items: list[Item], results: list[IGResult]) -> dict[str, np.ndarray]:
-        """The store's array rows for these images."""
+    def arrays(
+        self, items: list[Item], results: Sequence[IGResult | AttributionResult]
+    ) -> dict[str, np.ndarray]:
+        """The store's array rows for these images (those its layout holds)."""
         layout = self.layout
         points = layout.path_points
         factor = thumbnail_factor(*layout.image_shape[:2])
-        values: dict[str, list[Any]] = {name: [] for name in layout.array_specs()}
+        specs = layout.array_specs()
+        values: dict[str, list[Any]] = {name: [] for name in specs}
         for item, result in zip(items, results, strict=True):
-            alphas = np.full(points, np.nan)
-            alphas[: len(result.path_alphas)] = result.path_alphas
-            path_scores = np.full((layout.runs, points), np.nan)
-            path_scores[:, : result.path_scores.shape[1]] = result.path_scores
             assert item.image is not None  # only skipped items have none
             small_rgb, small_maps = thumbnail(item.image, result.attributions, factor)
             row = {
                 "inputs": item.image,
                 "scores": result.scores,
-                "path_alphas": alphas,
-                "path_scores": path_scores,
-                "baseline_scores": result.baseline_scores,
-                "steps": result.steps,
                 "points_used": result.points_used,
                 "elapsed_s": result.elapsed_s,
                 "thumbnails": small_rgb,
                 "thumbnail_maps": small_maps,
             }
-            for name, source in zip(MAPS, (result.attributions, result.gradients), strict=True):
-                row[name], scale = encode_map(source, layout.maps_dtype)
+            maps = {"attributions": result.attributions}
+            if isinstance(result, IGResult):
+                alphas = np.full(points, np.nan)
+                alphas[: len(result.path_alphas)] = result.path_alphas
+                path_scores = np.full((layout.runs, points), np.nan)
+                path_scores[:, : result.path_scores.shape[1]] = result.path_scores
+                row.update(
+                    path_alphas=alphas,
+                    path_scores=path_scores,
+                    baseline_scores=result.baseline_scores,
+                    steps=result.steps,
+                )
+                maps["gradients"] = result.gradients
+            for name in layout.maps:
+                row[name], scale = encode_map(maps[name], layout.maps_dtype)
                 if layout.maps_dtype == "float16":
                     row[f"{name}_scale"] = scale
-            for name, value in row.items():
-                values[name].append(value)
+            for name in specs:
+                values[name].append(row[name])
         return {name: np.stack([np.asarray(v) for v in rows]) for name, rows in values.items()}

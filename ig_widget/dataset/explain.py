@@ -1,33 +1,62 @@
-"""``explain_dataset``: integrated gradients over a whole dataset, stored as it goes."""
+"""``explain_dataset``: attributions of a whole dataset (integrated gradients or another
+method of ``ig_widget.explainers.REGISTRY``), stored as it goes."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import queue
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
 
 from .. import engine
 from ..engine import ComputationCancelled
+from ..explainers import REGISTRY
 from ..options import IGOptions
 from ..points import CANCELLED
-from ..stability import MAX_RUNS
+from ..stability import MAX_RUNS, check_parameters
 from ..validation import check_choice, check_int
 from .columns import Explained, columns_for
 from .compute import Computation, ModelFactory, check_targets, path_points, resolve_model
 from .identity import digest, labels_identity, model_identity, software_versions
 from .result import DatasetResult, check_store_path
 from .sources import MAX_PIXELS, Item, carries_labels, chunks, known_length, stream
-from .store import INITIAL_CHUNKS, MAPS_DTYPES, Layout, Store, missing_dependency, timestamp
+from .store import IG, INITIAL_CHUNKS, MAPS_DTYPES, Layout, Store, missing_dependency, timestamp
 
 DEFAULT_CHUNK_SIZE = 32
 EXECUTORS = ("local", "ray")
+# explain_dataset's options that belong to a method: given to one whose function takes
+# them, refused (when given) for one that does not. None: not given.
+METHOD_OPTIONS = ("baseline", "steps", "runs", "method", "seed", "tolerance")
+# Integrated gradients' values here for those not given (the others keep their own).
+IG_DEFAULTS: dict[str, Any] = {
+    "baseline": "blur",
+    "steps": "auto",
+    "runs": 1,
+    "method": "trapezoid",
+    "tolerance": 0.01,
+}
+# What explain_dataset passes a method itself: ``parameters`` cannot set it.
+SET_BY_EXPLAIN_DATASET = (
+    "model",
+    "image",
+    "target",
+    "progress",
+    "class_names",
+    "preprocess",
+    "precision",
+    "batch_size",
+    "pixel_range",
+    *METHOD_OPTIONS,
+)
+# What a store written before ``explainer`` was recorded computed.
+RECORDED_DEFAULTS: dict[str, Any] = {"explainer": IG, "parameters": {}}
 
 
 def _require_dependencies() -> None:
@@ -59,6 +88,56 @@ def _fingerprint(value: Any) -> Any:
     return value
 
 
+def _parameter_record(value: Any) -> Any:
+    """A method's parameter as a store records it: plain JSON, an array by its fingerprint,
+    anything else by its stable identity."""
+    if isinstance(value, tuple):
+        return [_parameter_record(v) for v in value]
+    if isinstance(value, (np.ndarray, list)) or hasattr(value, "__array__"):
+        try:
+            return _fingerprint(np.asarray(value))
+        except (TypeError, ValueError):
+            pass
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return {"identity": digest(value)}
+
+
+def method_keywords(
+    explainer: str,
+    given: dict[str, Any],
+    parameters: Mapping[str, Any] | None,
+    general: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keywords ``explainer``'s function is called with, and the method options it
+    runs with (given or its defaults), or raise naming an option it does not take.
+
+    ``given`` holds the ``METHOD_OPTIONS`` as the caller gave them (None: not
+    given); ``general`` preprocess, precision, batch_size and pixel_range,
+    passed where the function takes them. Every check runs before any work.
+    """
+    method = REGISTRY[explainer]
+    taken = method.parameters()
+    own = check_parameters(explainer, parameters, SET_BY_EXPLAIN_DATASET, "explain_dataset")
+    for name, value in given.items():
+        if value is not None and name not in taken:
+            others = [p for p in taken if p not in (*SET_BY_EXPLAIN_DATASET, "image", "model")]
+            listed = ", ".join(others) if others else "none"
+            raise ValueError(
+                f"{name}: {method.title} takes no {name}; leave it out (its own parameters, "
+                f"given as parameters={{...}}: {listed})"
+            )
+    keywords = {name: value for name, value in general.items() if name in taken}
+    keywords.update({name: value for name, value in given.items() if value is not None})
+    keywords.update(own)
+    used = {
+        name: given[name] if given[name] is not None else taken[name].default
+        for name in METHOD_OPTIONS
+        if name in taken
+    }
+    return keywords, used
+
+
 def _recorded_options(
     options: IGOptions,
     targets: Any,
@@ -69,17 +148,33 @@ def _recorded_options(
     identities: dict[str, str | None],
     stability_runs: int | None = None,
     sanity: bool = False,
+    explainer: str = IG,
+    parameters: Mapping[str, Any] | None = None,
+    used: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a store records and compares on resume: everything that changes the results."""
+    """What a store records and compares on resume: everything that changes the results.
+
+    For a method other than integrated gradients, ``used`` holds the method
+    options it runs with (``method_keywords``): only those are recorded.
+    """
+    method_options = (
+        {
+            "baseline": options.baseline,
+            "steps": options.steps,
+            "runs": options.runs,
+            "method": options.method,
+            "seed": options.seed,
+            "tolerance": options.tolerance,
+        }
+        if explainer == IG or used is None
+        else used
+    )
     recorded = {
-        "baseline": _fingerprint(options.baseline),
-        "steps": options.steps,
-        "runs": options.runs,
-        "method": options.method,
-        "seed": options.seed,
+        "explainer": explainer,
+        "parameters": {name: _parameter_record(v) for name, v in (parameters or {}).items()},
+        **{name: _fingerprint(value) for name, value in method_options.items()},
         "precision": options.precision,
         "pixel_range": list(options.pixel_range),
-        "tolerance": options.tolerance,
         "targets": _fingerprint(targets),
         "masks": has_masks,
         "maps_dtype": maps_dtype,
@@ -93,7 +188,9 @@ def _recorded_options(
         recorded["stability"] = stability_runs
     if sanity:
         recorded["sanity_check"] = True
-    return recorded
+    # As the manifest's JSON gives it back (tuples as lists), so that a resume compares alike.
+    normalised: dict[str, Any] = json.loads(json.dumps(recorded))
+    return normalised
 
 
 def options_from_record(
@@ -188,7 +285,13 @@ class _Run:
         recorded: dict[str, Any],
         length: int | None,
         max_pixels: int,
+        explainer: str = IG,
+        keywords: dict[str, Any] | None = None,
     ) -> None:
+        self.explainer = explainer
+        self.keywords = keywords or {}
+        # The parameters the method ran with (defaults filled in), read from the first image.
+        self.used_parameters: dict[str, Any] = {}
         self.model = model
         self.images = images
         self.labels = labels
@@ -250,6 +353,8 @@ class _Run:
             curve_steps=self.recorded.get("insertion_deletion_steps"),
             stability_runs=self.recorded.get("stability"),
             sanity=bool(self.recorded.get("sanity_check")),
+            explainer=self.explainer,
+            keywords=self.keywords,
         )
 
     def _layout(self, first: Item) -> tuple[Layout, Any]:
@@ -268,12 +373,27 @@ class _Run:
             from ..sanity import check_randomisable
 
             check_randomisable(model)
-        classes = engine.prepare(model, first.image, self.options).classes
+        integrated = self.explainer == IG
+        channels = None
+        if integrated:
+            classes = engine.prepare(model, first.image, self.options).classes
+        else:
+            # The map's shape is the method's (Grad-CAM: one channel): read from the first
+            # image's map, the one extra computation of a new store.
+            probe = REGISTRY[self.explainer].function(
+                model, first.image, target=None, **self.keywords
+            )
+            classes = len(probe.scores)
+            channels = int(probe.attributions.shape[2])
+            self.used_parameters = {
+                name: _parameter_record(value)
+                for name, value in getattr(probe, "parameters", {}).items()
+            }
         layout = Layout(
             image_shape=(first.image.shape[0], first.image.shape[1], first.image.shape[2]),
             classes=classes,
-            runs=self.options.runs,
-            path_points=path_points(self.options),
+            runs=self.options.runs if integrated else 1,
+            path_points=path_points(self.options) if integrated else 1,
             chunk_size=self.chunk_size,
             maps_dtype=self.recorded["maps_dtype"],
             columns=tuple(
@@ -283,8 +403,11 @@ class _Run:
                     has_curves=bool(curve_steps),
                     has_stability=bool(self.recorded.get("stability")),
                     has_sanity=sanity,
+                    has_completeness=integrated,
                 )
             ),
+            explainer=self.explainer,
+            map_channels=channels,
         )
         return layout, model
 
@@ -292,8 +415,17 @@ class _Run:
         """Create the store: its manifest (only now, every option accepted) and its arrays."""
         layout, model = self._layout(first)
         rows = self.length if self.length is not None else INITIAL_CHUNKS * self.chunk_size
+        method = REGISTRY[self.explainer]
         self.manifest = {
             "options": self.recorded,
+            "explainer": {
+                "name": method.name,
+                "title": method.title,
+                # As the method ran (its defaults filled in: Grad-CAM's layer).
+                "parameters": self.used_parameters,
+            },
+            # The arrays the store holds: what the method produces, nothing else.
+            "arrays": sorted(layout.array_specs()),
             "layout": layout.to_json(),
             "length": self.length,
             "reserved": rows,
@@ -404,11 +536,13 @@ def _check_resumable(store: Store, recorded: dict[str, Any]) -> None:
                 "give a new path (or an empty folder)"
             )
         return
-    stored = store.manifest()["options"]
+    stored = {**RECORDED_DEFAULTS, **store.manifest()["options"]}
     # Both sides' names: an option recorded only when used (insertion_deletion_steps) counts.
     for name in [*recorded, *(name for name in stored if name not in recorded)]:
         value = recorded.get(name)
-        if name in _IDENTITIES:
+        if name == "parameters":
+            _check_parameters_resumed(store, stored[name], value or {})
+        elif name in _IDENTITIES:
             if stored.get(name) is None or value is None:
                 raise ValueError(
                     f"store: '{store.path}': the {name} of "
@@ -426,6 +560,18 @@ def _check_resumable(store: Store, recorded: dict[str, Any]) -> None:
             raise ValueError(
                 f"store: '{store.path}' holds a computation with {name}={stored.get(name)!r}, "
                 f"this one has {name}={value!r}{_NEW_STORE}"
+            )
+
+
+def _check_parameters_resumed(store: Store, stored: Any, given: dict[str, Any]) -> None:
+    """Refuse a resume whose method parameters differ from the store's, naming the first."""
+    stored = stored if isinstance(stored, dict) else {}
+    for name in [*given, *(name for name in stored if name not in given)]:
+        if stored.get(name) != given.get(name):
+            before, now = (repr(v[name]) if name in v else "not given" for v in (stored, given))
+            raise ValueError(
+                f"store: '{store.path}' holds a computation with parameters[{name!r}]={before}, "
+                f"this one has parameters[{name!r}]={now}{_NEW_STORE}"
             )
 
 
@@ -454,10 +600,12 @@ def explain_dataset(
     targets: Literal["predicted", "label"] | Any = "predicted",
     masks: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
-    baseline: str | np.ndarray = "blur",
-    steps: int | Literal["auto"] = "auto",
-    runs: int = 1,
-    method: str = "trapezoid",
+    explainer: str = IG,
+    parameters: Mapping[str, Any] | None = None,
+    baseline: str | np.ndarray | None = None,
+    steps: int | Literal["auto"] | None = None,
+    runs: int | None = None,
+    method: str | None = None,
     batch_size: int | None = None,
     store: str | os.PathLike | None = None,
     executor: Any = "local",
@@ -465,14 +613,17 @@ def explain_dataset(
     progress: bool | Callable[[int, int | None], Any] = True,
     maps_dtype: str = "float32",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-    tolerance: float = 0.01,
+    tolerance: float | None = None,
     pixel_range: tuple[float, float] = (0.0, 255.0),
     precision: str = "float32",
     insertion_deletion_steps: int | None = None,
     stability: int | None = None,
     sanity_check: bool = False,
 ) -> DatasetResult:
-    """Integrated gradients of every image of a dataset, written to a store as it goes.
+    """Attributions of every image of a dataset, written to a store as it goes.
+
+    Integrated gradients by default; ``explainer`` runs another method of
+    ``igw.EXPLAINERS`` (Grad-CAM, occlusion, ...) instead.
 
     Parameters
     ----------
@@ -496,20 +647,41 @@ def explain_dataset(
         ``mask_area``, and Shared Interest's ``ground_truth_coverage``,
         ``saliency_coverage`` and ``mask_iou`` (the top 5 % of pixels against
         the mask; see ``ig_widget.dataset.columns``).
-    preprocess, baseline, steps, runs, method, batch_size, seed, tolerance, pixel_range, precision
-        As for ``integrated_gradients`` (validated once, by ``igw.IGOptions``),
-        except the defaults: a blurred baseline and ``steps="auto"`` (refined
-        per image until its completeness error ``delta`` is at most
+    explainer : str
+        The method: a name of ``igw.EXPLAINERS`` (``"integrated_gradients"``,
+        ``"gradcam"``, ``"guided_gradcam"``, ``"occlusion"``, ...). A method
+        other than integrated gradients stores its map at its own shape
+        (Grad-CAM: one channel) and nothing it does not produce: no plain
+        gradients, no path, no ``delta`` or ``steps`` columns (the manifest's
+        ``"arrays"`` lists what is stored). Its images are explained one
+        call of its function at a time (see ``ig_widget.dataset.compute``).
+    parameters : dict, optional
+        The method's own keywords, e.g. ``{"layer": "conv2d"}`` for Grad-CAM
+        or ``{"window": 8, "stride": 4}`` for occlusion; each name is checked
+        against the method's function before any work, each value by the
+        method at the first image. The store records them: a resume with
+        other parameters is refused.
+    baseline, steps, runs, method, seed, tolerance
+        The method's options, as for ``integrated_gradients``; given to a
+        method whose function takes them (occlusion: ``baseline``, ``seed``);
+        one given to a method that does not take it is refused before any
+        work (``steps`` with Grad-CAM). Not given (None), a method keeps its
+        own defaults, but integrated gradients gets these: a blurred baseline
+        and ``steps="auto"`` (runs 1, the trapezoid rule, tolerance 0.01;
+        refined per image until its completeness error ``delta`` is at most
         ``tolerance``), so that a whole dataset is converged without choosing
         a step count. On the bundled demo (1,200 images) every image ends
         within 1 %; the widget's single images keep the reference's black
         baseline and 50 steps. The rows still above 5 % (the cap of 512
         intervals) are counted in a line printed at the end (with the
         progress bar) and recomputed with ``result.rerun``.
-        The points of a chunk's images share model calls (the engine's
-        ``integrated_gradients_batch`` path), and every image gets the result
-        a single ``integrated_gradients`` call with these options gives it,
-        to float32 rounding.
+    preprocess, batch_size, pixel_range, precision
+        As for ``integrated_gradients`` (validated once, by
+        ``igw.IGOptions``); every method gets those its function takes.
+        For integrated gradients the points of a chunk's images share model
+        calls (the engine's ``integrated_gradients_batch`` path), and every
+        image gets the result a single ``integrated_gradients`` call with
+        these options gives it, to float32 rounding.
     store : path or URI, optional
         Where the results go (see ``ig_widget.dataset.store``); a new
         temporary folder by default. Rerunning with the same store and options
@@ -544,14 +716,16 @@ def explain_dataset(
         ``seed`` is None), with the run's steps, rule and tolerance, for the
         row's class; the columns are ``igw.stability``'s ``rank_correlation``
         and ``top_share`` of those maps (``igw.stability(model, image,
-        draws=stability, seed=seed, target=..., parameters=...)``). Costs
-        ``stability`` times the gradient work of the run.
+        method=explainer, draws=stability, seed=seed, target=...,
+        parameters=...)``, which another method runs image by image; a method
+        without a seed, such as Grad-CAM, is refused). Costs ``stability``
+        times the work of the run.
     sanity_check : bool
         Adds the column ``sanity_similarity``: the Spearman rank correlation of
         each absolute map with the map of a copy of the model whose trainable
         layers are all re-initialised (``igw.sanity_check``'s last step, seed
-        0; a Keras model or a torch Module). Costs one more computation of
-        every map.
+        0; a Keras model or a torch Module), both maps of the run's method.
+        Costs one more computation of every map.
 
     Returns
     -------
@@ -562,21 +736,47 @@ def explain_dataset(
     >>> images, labels = igw.demo.images()  # doctest: +SKIP
     >>> result = igw.explain_dataset(igw.demo.model(), images, labels=labels)  # doctest: +SKIP
     >>> result.table[["label", "predicted", "delta"]]  # doctest: +SKIP
+    >>> cams = igw.explain_dataset(model, images, explainer="gradcam",
+    ...                            parameters={"layer": "conv2d_1"})  # doctest: +SKIP
     """
     _require_dependencies()
     _check_model(model)
-    options = IGOptions(
-        baseline=baseline,
-        steps=steps,
-        runs=runs,
-        method=method,
-        preprocess=preprocess,
-        batch_size=batch_size,
-        seed=seed,
-        tolerance=tolerance,
-        pixel_range=pixel_range,
-        precision=precision,
-    )
+    explainer = check_choice("explainer", explainer, tuple(REGISTRY))
+    given: dict[str, Any] = {
+        "baseline": baseline,
+        "steps": steps,
+        "runs": runs,
+        "method": method,
+        "seed": seed,
+        "tolerance": tolerance,
+    }
+    general: dict[str, Any] = {
+        "preprocess": preprocess,
+        "precision": precision,
+        "batch_size": batch_size,
+        "pixel_range": pixel_range,
+    }
+    used = None
+    keywords: dict[str, Any] = {}
+    if explainer == IG:
+        check_parameters(IG, parameters, SET_BY_EXPLAIN_DATASET, "explain_dataset")
+        given = {
+            name: IG_DEFAULTS[name] if value is None and name in IG_DEFAULTS else value
+            for name, value in given.items()
+        }
+        options = IGOptions(**given, **general)
+    else:
+        keywords, used = method_keywords(explainer, given, parameters, general)
+        # The options the columns (insertion and deletion curves) and the seed of the
+        # stability draws share; the method's own are in ``keywords``.
+        options = IGOptions(seed=seed, **general)
+        # The names are checked here; the method checks its values at the first image,
+        # before the store is created.
+        if stability is not None and "seed" not in REGISTRY[explainer].parameters():
+            raise ValueError(
+                f"stability: {REGISTRY[explainer].title} takes no seed, so its maps have no "
+                "draws to compare (igw.stability's draws differ by their seed)"
+            )
     length = known_length(images)
     checked_targets = check_targets(targets, length)
     if checked_targets == "label" and labels is None and not carries_labels(images):
@@ -621,6 +821,9 @@ def explain_dataset(
         _identities(model, preprocess, labels, checked_targets),
         stability,
         sanity_check,
+        explainer,
+        parameters,
+        used,
     )
     with target_store.lock():
         _check_resumable(target_store, recorded)
@@ -635,6 +838,8 @@ def explain_dataset(
             recorded,
             length,
             _pixel_bound(model, preprocess),
+            explainer,
+            keywords,
         )
         bar = _Progress(progress, length, sum(run.stored.values()))
         try:

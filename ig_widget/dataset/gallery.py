@@ -29,6 +29,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ..engine import IGResult
 from ..options import check_callable, check_class_names, check_model
 from ..render import validate_render_options
 from ..validation import as_image, check_choice
@@ -88,7 +89,7 @@ def _random_access(images: Any) -> list[Any]:
 
 
 class Gallery(DisplayOptions, FrontEnd):
-    """A grid of a dataset's images and IG pictures, to find where the model looks.
+    """A grid of a dataset's images and their maps, to find where the model looks.
 
     Parameters
     ----------
@@ -108,8 +109,9 @@ class Gallery(DisplayOptions, FrontEnd):
         The ``preprocess`` the dataset was explained with, for the live view.
     class_names : sequence of str, optional
         Names for the label, predicted and target columns.
-    sort_by : str
-        Table column to sort by.
+    sort_by : str, optional
+        Table column to sort by; default ``delta``, or ``score`` for a
+        method without completeness (Grad-CAM, occlusion, ...).
     descending : bool
         Largest values first.
     filters : list of (column, operator, value)
@@ -164,7 +166,7 @@ class Gallery(DisplayOptions, FrontEnd):
         model: Any = None,
         preprocess: Any = None,
         class_names: Sequence[str] | None = None,
-        sort_by: str = "delta",
+        sort_by: str | None = None,
         descending: bool = True,
         filters: Sequence[Sequence[Any]] = (),
         clusters: MapClusters | None = None,
@@ -204,6 +206,8 @@ class Gallery(DisplayOptions, FrontEnd):
         columns = [[name, column_kind(name, dtype)] for name, dtype in self._table.dtypes.items()]
         self._kinds = dict((name, kind) for name, kind in columns)
         display = display_traits(validate_render_options(**render_options))
+        if sort_by is None:
+            sort_by = "delta" if "delta" in self._kinds else "score"
         view = self._checked_view(sort_by, descending, filters)
         super().__init__(
             **display,
@@ -422,9 +426,10 @@ class Gallery(DisplayOptions, FrontEnd):
             "predicted": [int(value) for value in rows["predicted"].tolist()],
             "target": [int(value) for value in rows["target"].tolist()],
             "score": [float(value) for value in rows["score"].tolist()],
-            "delta": [float(value) for value in rows["delta"].tolist()],
             "correct": column("correct", bool),
         }
+        if "delta" in rows:  # integrated gradients' only
+            columns["delta"] = [float(value) for value in rows["delta"].tolist()]
         for name in ("mask_share", *COMPARISON_CAPTIONS):
             if name in rows:
                 columns[name] = column(name, float)
@@ -471,17 +476,34 @@ class Gallery(DisplayOptions, FrontEnd):
         return widget
 
     def _view(self, result: DatasetResult, index: int, image: np.ndarray) -> IGWidget:
-        """Image ``index``'s three-panel view of ``result``, with the gallery's display options."""
+        """Image ``index``'s view of ``result``, with the gallery's display options: the
+        input, the plain gradient and integrated gradients, or for another method's store
+        the input and its map (titled by the method)."""
         options = result.options
         baseline = result.baseline()
+        stored = result[index]
+        extra: dict[str, Any] = {}
+        if isinstance(stored, IGResult):
+            extra["baseline"] = options["baseline"] if baseline is None else baseline
+        else:
+            extra["explainer"] = stored.explainer
+            # A live view recomputes with the parameters the store was given (an array
+            # one is recorded by its fingerprint only: the method's default then).
+            given = {
+                name: value
+                for name, value in (options.get("parameters") or {}).items()
+                if not isinstance(value, dict)
+            }
+            if self._model is not None and given:
+                extra["explainer_options"] = {stored.explainer: given}
         # The stored result shows at once; with a model, other choices recompute.
         return IGWidget(
             self._model,
             image,
             preprocess=self._preprocess,
             class_names=list(self.class_names) or None,
-            baseline=options["baseline"] if baseline is None else baseline,
-            result=result[index],
+            result=stored,
+            **extra,
             **self.render_options(),
         )
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..explainers import REGISTRY
 from ..export import HTML_SUFFIXES, write_file
 from ..options import check_class_names
 from ..render import (
@@ -51,7 +52,7 @@ from ..widget.shown import isolated
 from .columns import printable
 from .identity import digest, software_versions
 from .result import WORST_COUNT
-from .store import timestamp
+from .store import IG, timestamp
 
 if TYPE_CHECKING:
     from .result import DatasetResult
@@ -353,6 +354,19 @@ def _statistics(values: Any) -> list[Any]:
 
 
 def _summaries(result: DatasetResult, table: Any) -> str:
+    if "delta" not in table:
+        return _faithfulness(
+            table,
+            [
+                "<h2>Faithfulness</h2>",
+                _paragraph(
+                    f"{REGISTRY[result.explainer].title} has no completeness error (the sum of "
+                    "integrated gradients' map equals the score's change; this method's need "
+                    "not), so the store has no delta column.",
+                    own=True,
+                ),
+            ],
+        )
     parts = ["<h2>Completeness and faithfulness</h2>"]
     delta = np.asarray(table["delta"], np.float64)
     counts, lower = [], 0.0
@@ -382,6 +396,11 @@ def _summaries(result: DatasetResult, table: Any) -> str:
     )
     line = result.convergence_summary()
     parts.append(_paragraph(line or "Every image's completeness error is within 5 %.", own=True))
+    return _faithfulness(table, parts)
+
+
+def _faithfulness(table: Any, parts: list[str]) -> str:
+    """``parts`` followed by the per-image measures' summary, for any method."""
     measures = [name for name in MEASURES if name in table]
     parts.append(
         _table(
@@ -421,8 +440,16 @@ def _class_text(index: Any, names: list[str] | None) -> Any:
     return index
 
 
-def colour_note(options: dict[str, Any]) -> str:
-    """What a picture's colours mean, in words, for checked render options.
+def method_words(result: DatasetResult) -> str:
+    """What the store's maps are, in words: "integrated gradients" or "Grad-CAM map"."""
+    if result.explainer == IG:
+        return "integrated gradients"
+    return f"{REGISTRY[result.explainer].title} map"
+
+
+def colour_note(options: dict[str, Any], maps: str = "integrated gradients") -> str:
+    """What a picture's colours mean, in words, for checked render options (``maps``: what
+    the pictures show, ``method_words``).
 
     Examples
     --------
@@ -433,7 +460,7 @@ def colour_note(options: dict[str, Any]) -> str:
     signs = ("positive", "negative") if options["polarity"] == "both" else (options["polarity"],)
     key = "; ".join(f"{colour_name(colours[sign])}: {MEANINGS[sign]}" for sign in signs)
     return (
-        f"Each picture: the image, and beside it its integrated gradients ({key}), scaled "
+        f"Each picture: the image, and beside it its {maps} ({key}), scaled "
         "to its own strongest pixels."
     )
 
@@ -448,7 +475,8 @@ def _worst(
 ) -> str:
     if not worst_by:
         return ""
-    parts = ["<h2>Worst images</h2>", _paragraph(colour_note(render_options), own=True)]
+    note = colour_note(render_options, method_words(result))
+    parts = ["<h2>Worst images</h2>", _paragraph(note, own=True)]
     for column, high in worst_by:
         values = table[column].astype("Float64")
         order = values.sort_values(ascending=not high, kind="stable", na_position="last")
@@ -474,8 +502,8 @@ def _worst(
         parts.append(f"<h3>{_own(f'By {column} ({end} first)')}</h3>")
         parts.append(
             _table(
-                f"The {len(chosen)} images with the {end} {column}: image and integrated "
-                "gradients (the store's thumbnails)",
+                f"The {len(chosen)} images with the {end} {column}: image and "
+                f"{method_words(result)} (the store's thumbnails)",
                 ("image", "picture", "source", "label", "predicted", "target", "score", column),
                 rows,
                 own=True,
@@ -564,11 +592,9 @@ def _class_maps(
     return (
         "<h2>Mean map per class</h2>\n"
         + _paragraph(
-            "Per explained class (target): the mean image and the mean integrated-gradients "
-            "map, each image's map divided by its total so that every image counts alike."
-            + note
-            + " "
-            + colour_note(render_options),
+            "Per explained class (target): the mean image and the mean "
+            f"{method_words(result)}, each image's map divided by its total so that every "
+            "image counts alike." + note + " " + colour_note(render_options, method_words(result)),
             own=True,
         )
         + f'\n<div class="pictures">{"".join(figures)}</div>'

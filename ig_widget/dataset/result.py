@@ -11,9 +11,20 @@ from typing import Any
 import numpy as np
 
 from ..engine import IGResult
+from ..explainers import REGISTRY, AttributionResult
 from ..validation import check_number
 from .columns import columns_for
-from .store import CHECKSUMS, MAPS, Layout, Store, decode_map, parse_checksums, timestamp
+from .store import (
+    CHECKSUMS,
+    IG,
+    IG_ONLY,
+    MAPS,
+    Layout,
+    Store,
+    decode_map,
+    parse_checksums,
+    timestamp,
+)
 
 # The completeness error above which a row counts as not converged in the summary line.
 CONVERGED_DELTA = 0.05
@@ -32,8 +43,9 @@ class DatasetResult:
 
     ``table`` is a pandas DataFrame with one row per stored image (indexed by
     the image's position in the dataset); ``result[i]`` is image ``i``'s
-    ``IGResult``, its maps read from the store when asked for. A result of
-    an interrupted run holds the images done so far (``complete`` is False).
+    ``IGResult`` (another method's store: its ``AttributionResult``), its
+    maps read from the store when asked for. A result of an interrupted run
+    holds the images done so far (``complete`` is False).
 
     Examples
     --------
@@ -57,6 +69,7 @@ class DatasetResult:
             has_curves=bool(options.get("insertion_deletion_steps")),
             has_stability=bool(options.get("stability")),
             has_sanity=bool(options.get("sanity_check")),
+            has_completeness=options.get("explainer", IG) == IG,
         )
         table = self._store.read_table(
             self._columns, None if self._layout is None else self._layout.chunk_size
@@ -89,8 +102,38 @@ class DatasetResult:
                 + "\n  ".join(problems)
             )
 
+    @property
+    def explainer(self) -> str:
+        """The method whose maps the store holds (a name of ``igw.EXPLAINERS``)."""
+        return str(self._manifest["options"].get("explainer", IG))
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The method's parameters as it ran (its defaults filled in), as the store records
+        them (an array as its fingerprint)."""
+        described = self._manifest.get("explainer")
+        if isinstance(described, dict) and isinstance(described.get("parameters"), dict):
+            return dict(described["parameters"])
+        return dict(self._manifest["options"].get("parameters") or {})
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """The arrays the store holds per image (``read_rows``' and ``iter_arrays``' names)."""
+        return () if self._layout is None else tuple(sorted(self._layout.array_specs()))
+
+    def _check_array(self, name: str) -> None:
+        """Refuse, naming the method, an array its store does not hold (never read as 0)."""
+        if self._layout is not None and name in IG_ONLY and name not in self._layout.array_specs():
+            title = REGISTRY[self.explainer].title
+            what = "no plain gradients" if name == "gradients" else f"no {name}"
+            raise ValueError(
+                f"{name}: {title} stores {what} (they are integrated gradients'); this store "
+                f"holds {', '.join(self.arrays)}"
+            )
+
     def _read(self, name: str, row: int) -> np.ndarray:
         """One verified row of an array: a missing or changed chunk raises, never reads as 0."""
+        self._check_array(name)
         sums = None if self._checksums is None else self._checksums.get(row, {})
         return self._store.read_row(self._layout, name, row, sums)
 
@@ -107,6 +150,7 @@ class DatasetResult:
         >>> result.read_rows("attributions", [0, 1, 2]).shape  # doctest: +SKIP
         (3, 96, 96, 3)
         """
+        self._check_array(name)
         rows = [self._row(row) for row in rows]
         if rows != sorted(set(rows)):
             raise ValueError(f"rows: expected ascending image indices, got {rows[:8]!r}")
@@ -182,7 +226,7 @@ class DatasetResult:
         """Image ``index`` as the engine saw it: float32 (H, W, C), raw pixel units."""
         return self._read("inputs", self._row(index))
 
-    def __getitem__(self, index: int) -> IGResult:
+    def __getitem__(self, index: int) -> IGResult | AttributionResult:
         row = self._row(index)
         pending = self._manifest.get("rerun_pending")
         if pending and row in pending["rows"]:
@@ -192,15 +236,26 @@ class DatasetResult:
                 f"**{pending['options']!r}) again"
             )
         read = self._read
+        assert self._layout is not None  # a store with rows has a layout
         maps = {}
-        for name in MAPS:
+        for name in self._layout.maps:
             scale = 1.0
-            if self._layout is not None and self._layout.maps_dtype == "float16":
+            if self._layout.maps_dtype == "float16":
                 scale = float(read(f"{name}_scale", row))
             maps[name] = decode_map(read(name, row), scale)
+        table_row = self._table.loc[row]
+        if self.explainer != IG:
+            return AttributionResult(
+                attributions=maps["attributions"],
+                explainer=self.explainer,
+                parameters=self.parameters,
+                target=int(table_row["target"]),
+                scores=read("scores", row),
+                points_used=int(read("points_used", row)),
+                elapsed_s=float(read("elapsed_s", row)),
+            )
         alphas = read("path_alphas", row)
         points = int(np.count_nonzero(~np.isnan(alphas)))
-        table_row = self._table.loc[row]
         options = self._manifest["options"]
         return IGResult(
             attributions=maps["attributions"],
@@ -256,7 +311,7 @@ class DatasetResult:
         return self._store.read("baseline", slice(None))
 
     def thumbnails(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Reduced display images (n, h, w, 3) and IG channel maps (n, 2, h, w) for the gallery."""
+        """Reduced display images (n, h, w, 3) and channel maps (n, 2, h, w) for the gallery."""
         rows = [self._row(index) for index in indices]
         assert self._layout is not None  # a store with rows has a layout
         pictures: list[np.ndarray] = []
@@ -390,6 +445,8 @@ class DatasetResult:
         '27 of 1,200 images have completeness error above 5 %: ...'
         """
         limit = check_number("limit", limit, low=0.0)
+        if "delta" not in self._table:
+            return None  # a method without completeness
         rows = self._table["delta"] > limit
         above = int(rows.sum())
         if not above:
@@ -471,6 +528,13 @@ class DatasetResult:
             )
         if self._layout is None:
             raise ValueError(f"store: '{self.path}' holds no image yet; nothing to rerun")
+        if self.explainer != IG:
+            raise ValueError(
+                f"rerun: this store holds {REGISTRY[self.explainer].title} maps, which have no "
+                "steps to refine and no completeness error to converge; a rerun recomputes "
+                "integrated gradients' rows with more steps (explain_dataset with another "
+                "store recomputes every row)"
+            )
         recorded = self._manifest["options"]
         check_rerun_identities(self.path, recorded, model, preprocess)
         if recorded["masks"] and masks is None:

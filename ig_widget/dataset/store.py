@@ -13,8 +13,13 @@ Layout::
         path_alphas             (N, P) float64, path_scores (N, runs, P), baseline_scores (N, runs)
         steps, points_used, elapsed_s  (N,)
         thumbnails              (N, h, w, 3) uint8, the display image reduced for the gallery
-        thumbnail_maps          (N, 2, h, w) float32, IG's positive and negative channel
-                                means, reduced
+        thumbnail_maps          (N, 2, h, w) float32, the map's positive and negative
+                                channel means, reduced
+
+A store of another method than integrated gradients (``Layout.explainer``)
+holds its ``attributions`` at the method's shape (Grad-CAM: (N, H, W, 1)) and
+none of what only integrated gradients produces (``IG_ONLY``: gradients and
+the path's arrays); the manifest's ``"arrays"`` lists what a store holds.
 
 Images are grouped in chunks of ``chunk_size`` consecutive indices; one
 writer computes and writes a whole chunk: its arrays first, then its Parquet
@@ -82,6 +87,9 @@ MAX_PATH_POINTS = 10**5
 MAX_RUNS = 10**4
 MAX_CHUNK_SIZE = 4096
 MAPS = ("attributions", "gradients")
+IG = "integrated_gradients"
+# What only integrated gradients stores: the plain gradients and the path's arrays.
+IG_ONLY = ("gradients", "path_alphas", "path_scores", "baseline_scores", "steps")
 MAPS_DTYPES = ("float32", "float16")
 # Thumbnails are the image reduced by an integer factor to at most this side.
 THUMBNAIL_SIDE = 96
@@ -106,7 +114,7 @@ def thumbnail_factor(height: int, width: int) -> int:
 
 
 def thumbnail(image: np.ndarray, attributions: np.ndarray, factor: int) -> tuple[np.ndarray, ...]:
-    """The gallery's picture of one image: reduced display RGB and IG channel maps.
+    """The gallery's picture of one image: reduced display RGB and the map's channel maps.
 
     Examples
     --------
@@ -146,6 +154,10 @@ class Layout:
     chunk_size: int
     maps_dtype: str
     columns: tuple[str, ...]
+    # The method of ``ig_widget.explainers.REGISTRY`` whose maps the store holds.
+    explainer: str = IG
+    # Channels of a map (Grad-CAM's: 1); None: the image's.
+    map_channels: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,7 +190,21 @@ class Layout:
                 f"layout.maps_dtype: expected one of {MAPS_DTYPES}, "
                 f"got {values.get('maps_dtype')!r}"
             )
+        from ..explainers import REGISTRY
+
+        explainer = values.get("explainer", IG)
+        if explainer not in REGISTRY:
+            raise ValueError(
+                f"layout.explainer: expected one of {tuple(REGISTRY)}, got {explainer!r}"
+            )
+        channels = values.get("map_channels")
+        if channels is not None and (
+            isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels
+        ):
+            raise ValueError(f"layout.map_channels: expected an integer >= 1, got {channels!r}")
         return cls(
+            explainer=explainer,
+            map_channels=channels,
             image_shape=(shape[0], shape[1], shape[2]),
             classes=count("classes", MAX_CLASSES),
             runs=count("runs", MAX_RUNS),
@@ -194,8 +220,20 @@ class Layout:
         factor = thumbnail_factor(height, width)
         return math.ceil(height / factor), math.ceil(width / factor)
 
+    @property
+    def maps(self) -> tuple[str, ...]:
+        """The map arrays stored: integrated gradients' attributions and gradients, another
+        method's attributions only."""
+        return MAPS if self.explainer == IG else MAPS[:1]
+
+    @property
+    def map_shape(self) -> tuple[int, int, int]:
+        """One map's shape: the image's, or its height and width with ``map_channels``."""
+        height, width, channels = self.image_shape
+        return height, width, channels if self.map_channels is None else self.map_channels
+
     def array_specs(self) -> dict[str, tuple[tuple[int, ...], str]]:
-        """Per-image shape and dtype of every array."""
+        """Per-image shape and dtype of every array the store holds."""
         image = self.image_shape
         small = self.thumbnail_shape
         specs: dict[str, tuple[tuple[int, ...], str]] = {
@@ -210,10 +248,13 @@ class Layout:
             "thumbnails": ((*small, 3), "uint8"),
             "thumbnail_maps": ((2, *small), "float32"),
         }
-        for name in MAPS:
-            specs[name] = (image, self.maps_dtype)
+        for name in self.maps:
+            specs[name] = (self.map_shape, self.maps_dtype)
             if self.maps_dtype == "float16":
                 specs[f"{name}_scale"] = ((), "float32")
+        if self.explainer != IG:
+            for name in IG_ONLY:
+                specs.pop(name, None)
         return specs
 
 

@@ -24,9 +24,22 @@ pytorch-grad-cam's ``GuidedBackpropReLUModel`` and Captum's
 ``keras.ops.relu``) cannot be reached and keeps its plain gradient.
 
 The layer is chosen by name (``layer=``): a Keras layer's ``name`` or a
-module's name in ``model.named_modules()``. The default is the model's last
-2-D convolution; with none, its last transformer block (a layer whose class
-name ends in ``Block`` or ``EncoderLayer``), else its last attention layer.
+module's name in ``model.named_modules()``. The default is the last, in the
+model's graph order (``layers_in_order``: a layer after the layers it
+calls), of the 2-D convolutions (class name ``Conv...2D``, not transposed)
+and of the token layers that finish before the last token-mixing layer
+starts. Token-mixing layers are attention layers (class name containing
+``Attention``) and transformer blocks (class name ending in ``Block`` or
+``EncoderLayer``); token layers are those blocks and, after the first
+token-mixing layer, a Keras functional graph's ``Add`` and normalisation
+layers whose output is tokens (N, T, D) (a module's output shape is known
+only when it runs, so a ``torch.nn.Module``'s norms are not token layers).
+So a CNN gets its last convolution; a ViT, convolutional stem or not, the
+input of its last attention (the block before it, or that block's first
+norm), as pytorch-grad-cam advises (``model.blocks[-1].norm1``): a ViT that
+reads its class token ignores the patch tokens after its last attention,
+so their gradient there is zero and a map read after it would be blank; a
+convolution after the last attention wins again.
 A layer's output may be a feature map, (N, h, w, K) on Keras
 (``channels_last``) or (N, K, h, w) on a ``torch.nn.Module`` (and Keras
 ``channels_first`` layers), or tokens (N, T, D) whose last ``g * g`` tokens
@@ -35,6 +48,7 @@ form a ``g x g`` grid (leading class or register tokens are left out).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -44,9 +58,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import is_keras_model, region_scores_shape
-from ..engine import checked_backend, prepared_from, region_weights
-from ..options import IGOptions, check_callable, check_model
+from ..backends import is_keras_model
+from ..engine import checked_backend, map_shape_of, prepared_from, region_weights
+from ..options import IGOptions, Region, check_callable, check_model
 from ..points import ProgressCallback, checked_output, report_progress
 from ..validation import as_image
 from .base import AttributionResult, Started
@@ -91,20 +105,107 @@ def _is_convolution(layer: Any) -> bool:
     )
 
 
-def default_layer(layers: dict[str, Any]) -> str:
-    """The layer Grad-CAM reads by default (see the module docstring)."""
-    for choose in (
-        _is_convolution,
-        lambda layer: _class_name(layer).endswith(("block", "encoderlayer")),
-        lambda layer: "attention" in _class_name(layer),
-    ):
-        chosen = [name for name, layer in layers.items() if choose(layer)]
-        if chosen:
-            return chosen[-1]
-    raise ValueError(
-        "layer: the model has no 2-D convolution, transformer block or attention layer to "
-        f"default to; pass layer= one of {_listed(layers)}"
-    )
+def _is_token_mixing(layer: Any) -> bool:
+    name = _class_name(layer)
+    return "attention" in name or name.endswith(("block", "encoderlayer"))
+
+
+def _is_token_stream(layer: Any) -> bool:
+    """A Keras functional graph's ``Add`` or normalisation layer whose output is tokens."""
+    if _class_name(layer) != "add" and "normalization" not in _class_name(layer):
+        return False
+    try:  # a layer called once in a functional graph has a symbolic output
+        return len(layer.output.shape) == 3
+    except (AttributeError, ValueError):
+        return False
+
+
+def _keras_children(layer: Any) -> list[Any]:
+    import keras
+
+    # A functional model lists its layers in the order it runs them, a
+    # Sequential in its order, any other layer in the order it assigned them.
+    if isinstance(layer, keras.Model):
+        children = list(layer.layers)
+    else:
+        children = list(layer._flatten_layers(include_self=False, recursive=False))
+    return [child for child in children if type(child).__name__ != "InputLayer"]
+
+
+def layers_in_order(model: Any) -> list[tuple[str, Any, int]]:
+    """The model's named layers in graph order, each after the layers it calls.
+
+    Each comes as ``(name, layer, first)``, ``first`` being the position in
+    the list at which the layer starts (its first sublayer's; its own for a
+    layer without any). A Keras functional model's layers come in the order
+    it runs them (topological), a Sequential's in its order; a nested model
+    or a layer with sublayers (a subclassed layer, a ``torch.nn.Module``)
+    comes after its sublayers, which come in the order they were assigned:
+    the order the usual models (keras_hub's, timm's, torchvision's) call them
+    in. A Keras name used twice keeps its last layer, as ``named_layers`` does.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1)), torch.nn.ReLU())
+    >>> [(name, first) for name, _, first in layers_in_order(model)]
+    [('0.0', 0), ('0', 0), ('1', 2)]
+    """
+    named = named_layers(model)
+    ordered: list[tuple[str, Any, int]] = []
+    keras_model = is_keras_model(model)
+
+    def visit(prefix: str, layer: Any) -> None:
+        first = len(ordered)
+        if keras_model:
+            for child in _keras_children(layer):
+                visit(child.name, child)
+        else:
+            for name, child in layer.named_children():
+                visit(f"{prefix}.{name}" if prefix else name, child)
+        if prefix and named.get(prefix) is layer:
+            ordered.append((prefix, layer, first))
+
+    visit("", model)
+    return ordered
+
+
+def default_layer(model: Any) -> str:
+    """The layer Grad-CAM reads by default (see the module docstring).
+
+    Examples
+    --------
+    >>> import keras
+    >>> tokens = keras.Input((4, 8))
+    >>> mixed = keras.layers.MultiHeadAttention(2, 4, name="attention")(tokens, tokens)
+    >>> grid = keras.layers.Reshape((2, 2, 8))(keras.layers.Add(name="residual")([tokens, mixed]))
+    >>> default_layer(keras.Model(tokens, keras.layers.Conv2D(1, 1, name="last")(grid)))
+    'last'
+    """
+    layers = layers_in_order(model)
+    mixing = [index for index, (_, layer, _) in enumerate(layers) if _is_token_mixing(layer)]
+    # The last token-mixing layer to start: the last attention, inside the last block.
+    mixed_from = max((layers[index][2] for index in mixing), default=len(layers))
+    keras_model = is_keras_model(model)
+
+    def token_layer(index: int, layer: Any) -> bool:
+        if _class_name(layer).endswith(("block", "encoderlayer")):
+            return True
+        return keras_model and bool(mixing) and index > mixing[0] and _is_token_stream(layer)
+
+    chosen = [
+        name
+        for index, (name, layer, _) in enumerate(layers)
+        if _is_convolution(layer) or (index < mixed_from and token_layer(index, layer))
+    ]
+    if not chosen:
+        raise ValueError(
+            "layer: the model has no 2-D convolution, nor a transformer block (class name "
+            "ending in Block or EncoderLayer) or a Keras Add or normalisation layer on tokens "
+            f"before its last attention, to default to; pass layer= one of "
+            f"{_listed(named_layers(model))}"
+        )
+    return chosen[-1]
 
 
 def _listed(layers: dict[str, Any]) -> str:
@@ -127,7 +228,7 @@ def check_layer(model: Any, layer: str | None) -> tuple[str, Any]:
     """
     layers = named_layers(model)
     if layer is None:
-        layer = default_layer(layers)
+        layer = default_layer(model)
     if not isinstance(layer, str):
         raise TypeError(f"layer: expected a layer's name (str), got {type(layer).__name__}")
     if layer not in layers:
@@ -245,6 +346,8 @@ def resize_bilinear(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return rows @ np.asarray(values, np.float64) @ columns.T
 
 
+# A Grad-CAM call builds two; the same sizes come back image after image.
+@functools.lru_cache(maxsize=32)
 def _interpolation_matrix(source: int, target: int) -> np.ndarray:
     position = np.maximum((np.arange(target) + 0.5) * (source / target) - 0.5, 0.0)
     low = np.minimum(np.floor(position).astype(np.int64), source - 1)
@@ -253,6 +356,7 @@ def _interpolation_matrix(source: int, target: int) -> np.ndarray:
     matrix = np.zeros((target, source))
     np.add.at(matrix, (np.arange(target), low), 1.0 - fraction)
     np.add.at(matrix, (np.arange(target), high), fraction)
+    matrix.flags.writeable = False  # shared by every call of these sizes
     return matrix
 
 
@@ -285,16 +389,15 @@ def _run(
     backend = checked_backend(model, converted, options)
     started: list[Started] = []
     picked: list[np.ndarray] = []
-    region = region_weights(options, converted.shape[:2])
 
     def choose(raw: Any) -> np.ndarray:
         # The model's output at the image serves as ``start``'s forward pass:
         # the target is resolved from it before the backward pass.
-        if region is not None:
-            region_scores_shape(np.shape(raw), region.shape)
+        map_shape = map_shape_of(raw) if isinstance(options.target, Region) else None
+        region = region_weights(options, converted.shape[:2], map_shape)
         reduced = raw if region is None else np.einsum("nhwk,hw->nk", np.asarray(raw), region)
         output = checked_output(reduced, 1)
-        [prepared] = prepared_from(model, backend, converted[None], output, options)
+        [prepared] = prepared_from(model, backend, converted[None], output, options, region)
         started.append(
             Started(prepared, options, prepared.target_index(options.target), progress, began)
         )
@@ -346,7 +449,8 @@ def gradcam(
         TensorFlow, JAX or PyTorch) or a ``torch.nn.Module``.
     layer : str, optional
         The layer's name (see the module docstring); default the last 2-D
-        convolution, else the last transformer block or attention layer.
+        convolution or, if later, the last token layer (a transformer block,
+        a Keras ViT's residual add or norm) before the last attention.
         An unknown name raises a ``ValueError`` listing the model's layers
         before the model runs.
     progress : callable, optional

@@ -154,10 +154,12 @@ class IGWidget(WidgetState):
         Parameters for the methods, by name:
         ``{"smoothgrad": {"samples": 50}, "expected_gradients": {"references": images}}``
         (Expected Gradients is offered only with ``references``).
-    result : IGResult, optional
+    result : IGResult or AttributionResult, optional
         A result already computed for ``image`` (for example from a dataset
         store), shown at once instead of computing one; ``steps``, ``runs``
-        and ``method`` are then the result's.
+        and ``method`` are then the result's. Another method's result
+        (``explainer`` must be its method) has no plain gradient: the view
+        shows the input and its map only, until a computation.
     top_k : int
         Number of top-scoring classes offered in the class menu of a model
         with more than ``ALL_CLASSES`` (20) classes; with fewer, every class
@@ -192,7 +194,7 @@ class IGWidget(WidgetState):
         explainer: str = IG,
         compare: str = NO_COMPARE,
         explainer_options: dict[str, dict[str, Any]] | None = None,
-        result: IGResult | None = None,
+        result: IGResult | AttributionResult | None = None,
         top_k: int = 5,
         **render_options: Any,
     ) -> None:
@@ -227,19 +229,25 @@ class IGWidget(WidgetState):
             assert isinstance(self._region.class_, int)  # named() looks names up
             target = self._region.class_
         if result is not None:
-            if not isinstance(result, IGResult):
-                raise TypeError(f"result: expected an IGResult, got {type(result).__name__}")
-            if result.attributions.shape != shown_image.pixels.shape:
+            if not isinstance(result, (IGResult, AttributionResult)):
+                raise TypeError(
+                    "result: expected an IGResult or an AttributionResult, "
+                    f"got {type(result).__name__}"
+                )
+            # Another method's map may have one channel (Grad-CAM's).
+            if result.attributions.shape[:2] != shown_image.pixels.shape[:2]:
                 raise ValueError(
                     f"result: its attributions have shape {result.attributions.shape}, "
                     f"the image {shown_image.pixels.shape}; give the result computed for it"
                 )
-            if methods != {"explainer": IG, "compare": NO_COMPARE}:
+            stored = result.explainer if isinstance(result, AttributionResult) else IG
+            if methods != {"explainer": stored, "compare": NO_COMPARE}:
                 raise ValueError(
-                    "result: a stored result shows integrated gradients; "
-                    "give explainer='integrated_gradients' and no compare"
+                    f"result: a stored result shows its method; give explainer={stored!r} "
+                    "and no compare"
                 )
-            steps, runs, method = result.steps, result.runs, result.method
+            if isinstance(result, IGResult):
+                steps, runs, method = result.steps, result.runs, result.method
         self._custom_baseline: np.ndarray | None = None
         if not isinstance(baseline, str):
             single_baseline(shown_image.pixels, baseline)  # raises on a shape that does not fit
@@ -274,7 +282,11 @@ class IGWidget(WidgetState):
             choice = class_choice(checked_target, against)
             explanation = self._explain(prepared, compute_options, choice, progress=None)
         else:
-            explanation = Explanation(result, result.gradients)
+            explanation = Explanation(
+                result,
+                result.gradients if isinstance(result, IGResult) else None,
+                explainer=methods["explainer"],
+            )
         request = {**compute_options, **self._class_request(explanation.result)}
         self._shown = self._shown_result(shown_image, prepared, explanation, request)
         super().__init__(

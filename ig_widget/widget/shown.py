@@ -68,6 +68,9 @@ class Summary(TypedDict):
     compare_title: str
     # Integrated gradients' completeness error; None for the other methods.
     delta: float | None
+    # Whether the plain gradient's panel has a map (a stored result of another method
+    # has none: the view then shows the input and that method's map).
+    gradients: bool
     # The sum of the shown attributions, and the sentence saying the score
     # falls when it is negative ("" otherwise; render.falling_total_note).
     total: float
@@ -217,14 +220,15 @@ class Explanation:
     """What one computation of the widget produced.
 
     ``result`` is the ``explainer`` method's (an ``IGResult`` for integrated
-    gradients), ``gradients`` the plain gradient at the image, ``compared``
+    gradients), ``gradients`` the plain gradient at the image (None for a
+    stored result of another method, which has none), ``compared``
     the ``compare`` method's result (None when compare is off), ``curves``
     the insertion and deletion curves of the methods shown (none for
     integrated gradients alone, whose panel shows the path instead).
     """
 
     result: Method
-    gradients: np.ndarray
+    gradients: np.ndarray | None
     explainer: str = IG
     compared: Method | None = None
     compare: str = NO_COMPARE
@@ -273,6 +277,8 @@ class ShownResult:
             [method, (summary["compare_title"], "compare")]
             if summary["compare"]
             else [("Normal gradients", "gradient"), method]
+            if summary["gradients"]
+            else [method]
         )
         return [(title, maps[panel]) for title, panel in titled]
 
@@ -295,15 +301,15 @@ def _path(result: Method) -> PathData:
 def region_traits(result: Method, image: ShownImage) -> dict[str, Any]:
     """The synced values that outline ``result``'s region on the input (none: empty).
 
-    A mask is sent at its own size (the score map's); a box as the mask of its
-    rectangle in image pixels. The browser scales it to the picture
-    (``render.outline_region``'s rule).
+    A mask is sent at its own size (the score map's or the image's); a box as the
+    mask of its rectangle in image pixels, whatever the score map's size. The
+    browser scales it to the picture (``render.outline_region``'s rule).
     """
     region = result.region
     if region is None:
         return {"region_mask": b"", "region_size": [0, 0]}
-    shape = region.mask.shape if region.mask is not None else image.pixels.shape[:2]
-    inside = region.weights((int(shape[0]), int(shape[1]))) > 0
+    shape = image.pixels.shape[:2]
+    inside = region.mask if region.mask is not None else region.box_pixels((shape[0], shape[1]))
     return {"region_mask": inside.astype(np.uint8).tobytes(), "region_size": list(inside.shape)}
 
 
@@ -330,10 +336,9 @@ def shown_result(
     explained class after them if it is not among them.
     """
     result = explanation.result
-    maps = {
-        "gradient": channel_maps(explanation.gradients),
-        "explainer": channel_maps(result.attributions),
-    }
+    maps = {"explainer": channel_maps(result.attributions)}
+    if explanation.gradients is not None:
+        maps["gradient"] = channel_maps(explanation.gradients)
     if explanation.compared is not None:
         maps["compare"] = channel_maps(explanation.compared.attributions)
     shown_maps = {
@@ -379,6 +384,7 @@ def shown_result(
             compare=explanation.compare,
             compare_title=TITLES.get(explanation.compare, ""),
             delta=float(result.delta) if isinstance(result, IGResult) else None,
+            gradients=explanation.gradients is not None,
             total=total,
             falling_note=falling_total_note(total, subject) or "",
             steps=(

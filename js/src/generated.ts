@@ -188,6 +188,7 @@ export interface Summary {
   compare: string;
   compare_title: string;
   delta: number | null;
+  gradients: boolean;
   total: number;
   falling_note: string;
   steps: number;

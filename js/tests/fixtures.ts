@@ -106,6 +106,7 @@ export function makeState(overrides: Partial<WidgetState> = {}): WidgetState {
       compare: "",
       compare_title: "",
       delta: 0.004,
+      gradients: true,
       total: 0.7,
       falling_note: "",
       steps: 50,

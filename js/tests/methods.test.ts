@@ -165,6 +165,31 @@ describe("compare mode", () => {
     expect(query(el, ".igw-details").textContent).toContain(`SmoothGrad and ${HOSTILE}`);
   });
 
+  it("shows a stored result without a plain gradient as the input and its map", () => {
+    const base = makeState();
+    const { el } = mount(
+      makeState({
+        explainer: "gradcam",
+        summary: {
+          ...base.summary,
+          explainer: "gradcam",
+          explainer_title: "Grad-CAM",
+          delta: null,
+          gradients: false,
+          method: "",
+        },
+        gradient_positive: new DataView(new ArrayBuffer(0)),
+        gradient_negative: new DataView(new ArrayBuffer(0)),
+        curves: [],
+      }),
+    );
+    const visible = [...el.querySelectorAll<HTMLElement>("figure.igw-panel")]
+      .filter((f) => !f.hidden)
+      .map((f) => f.querySelector(".igw-panel-title")?.textContent);
+    // Without curves (a stored result has none) there is no plot either.
+    expect(visible).toEqual(["Input", "Grad-CAM"]);
+  });
+
   it("plots both methods' curves, with their areas, and says them in text", () => {
     const { el, model } = mount(comparing());
     const plot = query<SVGSVGElement>(el, ".igw-plot");

@@ -86,8 +86,30 @@ def test_the_class_menu_picks_the_class_of_the_region(segmenter, image):
     np.testing.assert_array_equal(sent_region(w), coarse_mask())
 
 
+def test_a_box_on_the_coarser_map_explains_its_cells_and_is_outlined_in_image_pixels(
+    segmenter, image
+):
+    # The 8 x 8 map's cell centres are at image pixels 1, 3, ..., 15: the box (3..11, 2..7)
+    # holds rows 3, 5, 7, 9, 11 and columns 3, 5, 7: cells 1..5 by 1..3.
+    box = (3, 2, 12, 8)
+    w = igw.IGWidget(segmenter, image, target=igw.Region(1, box=box, reduce="mean"), steps=8)
+    cells = np.zeros((8, 8), bool)
+    cells[1:6, 1:4] = True
+    expected = igw.integrated_gradients(
+        segmenter, image, target=igw.Region(1, mask=cells, reduce="mean"), steps=8
+    )
+    np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
+    maps = segmenter.predict(image[None], verbose=0)[0]
+    np.testing.assert_allclose(w.result.scores, maps[cells].mean(0), rtol=1e-5)
+    # The outline is the box the user gave, in image pixels.
+    assert w.region_size == [16, 16]
+    drawn = np.zeros((16, 16), bool)
+    drawn[3:12, 2:8] = True
+    np.testing.assert_array_equal(sent_region(w), drawn)
+
+
 def test_a_box_is_sent_as_its_rectangle_in_image_pixels(image):
-    """A box is in image pixels (the engine's rule), so its model's map is the image's size."""
+    """A box is in image pixels, on a map of the image's size too."""
     import keras
 
     keras.utils.set_random_seed(1)
@@ -116,15 +138,20 @@ def test_a_region_assigned_from_python_recomputes(segmenter, image):
     ("region", "error", "message"),
     [
         (
-            igw.Region(0, mask=np.ones((16, 16), bool)),
+            igw.Region(0, mask=np.ones((12, 12), bool)),
             ValueError,
-            r"target: a Region of \(16, 16\) needs a model that returns a score map "
-            r"\(N, 16, 16, classes\), got output of shape \(1, 8, 8, 3\)",
+            r"mask: expected the score map's shape \(8, 8\) or the image's \(16, 16\), "
+            r"got \(12, 12\)",
         ),
         (
             igw.Region(0, box=(0, 0, 17, 2)),
             ValueError,
-            r"box: expected a box inside the score map \(16, 16\), got \(0, 0, 17, 2\)",
+            r"box: expected a box inside the image \(16, 16\), got \(0, 0, 17, 2\)",
+        ),
+        (
+            igw.Region(0, box=(0, 0, 1, 16)),
+            ValueError,
+            r"target: the region holds no cell centre of the 8 x 8 score map",
         ),
         (np.ones((8, 8), bool), TypeError, "region: expected an igw.Region or None, got ndarray"),
     ],

@@ -286,7 +286,7 @@ function drawCell(
     caption.label === null
       ? `#${image} · ${className(caption.predicted)}`
       : `#${image} · ${className(caption.label)} → ${className(caption.predicted)}`;
-  const parts = [`Δ ${formatPercentage(caption.delta)}`];
+  const parts = caption.delta === undefined ? [] : [`Δ ${formatPercentage(caption.delta)}`];
   if (caption.mask_share !== undefined) {
     parts.push(`mask ${formatPercentage(caption.mask_share)}`);
   }

@@ -46,7 +46,8 @@ export interface Caption {
   predicted: number;
   target: number;
   score: number;
-  delta: number;
+  /** Integrated gradients' completeness error; absent for a method without one. */
+  delta?: number;
   correct: boolean | null;
   mask_share?: number | null;
   cluster?: number | null;

@@ -50,8 +50,9 @@ export const ATTRIBUTION_PANELS: readonly PanelSpec[] = [
     short: () => "gradient",
     positive: "gradient_positive",
     negative: "gradient_negative",
-    // Compare mode shows the two methods side by side instead.
-    shown: (summary) => !comparing(summary),
+    // Compare mode shows the two methods side by side instead; a stored result of
+    // another method than integrated gradients has no plain gradient.
+    shown: (summary) => !comparing(summary) && summary.gradients,
   },
   {
     id: "explainer",
@@ -253,6 +254,9 @@ function createPlot(scope: Scope, state: SyncedState): { figure: HTMLElement; dr
   const draw = (): void => {
     const summary = state.get("summary");
     const label = state.explainedLabel();
+    const curves = state.get("curves");
+    // A stored result of another method comes without curves: nothing to plot.
+    plotFigure.figure.hidden = !showsPath(summary) && curves.length === 0;
     if (showsPath(summary)) {
       retitle(plotFigure, "Score along the path");
       plot.setAttribute("aria-label", "Target score along the integration path");
@@ -263,7 +267,6 @@ function createPlot(scope: Scope, state: SyncedState): { figure: HTMLElement; dr
         `at the baseline to ${path.score.toPrecision(3)} at the image.`;
       return;
     }
-    const curves = state.get("curves");
     retitle(plotFigure, "Insertion and deletion");
     plot.setAttribute("aria-label", "Insertion and deletion curves");
     drawCurvesPlot(plot, curves, label);

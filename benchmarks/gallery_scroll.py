@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import psutil
 
 import ig_widget as igw
 from tests.browser import (
@@ -50,12 +53,14 @@ SCROLL = """async ([selector, speed, frames]) => {
         const box = cell.getBoundingClientRect();
         return box.bottom > view.top && box.top < view.bottom;
     });
+    const requested = Number(el.closest('.igg')?.dataset.requested ?? 0);
     const placeholders = visible.filter(
         (cell) => cell.querySelector('.igg-details').textContent === 'loading…').length;
     return {
         intervals: times.slice(1).map((t, i) => t - times[i]),
         placeholders,
         visible: visible.length,
+        requested,
     };
 }"""
 
@@ -77,6 +82,68 @@ PLAIN_BOX = """() => {
 }"""
 
 
+# Enough to tell script, style, layout, paint, raster and GC apart in a trace.
+TRACE_CATEGORIES = [
+    "devtools.timeline",
+    "disabled-by-default-devtools.timeline",
+    "disabled-by-default-devtools.timeline.frame",
+    "v8",
+    "v8.execute",
+    "blink",
+    "cc",
+    "gpu",
+    "toplevel",
+]
+
+
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """This benchmark's processes: each one's kind (Chromium's by --type) and CPU seconds so far."""
+    seconds = {}
+    for process in psutil.Process().children(recursive=True):
+        try:
+            command = " ".join(process.cmdline())
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        if "ipykernel" in command:
+            kind = "kernel"
+        elif "jupyter" in command:
+            kind = "Jupyter server"
+        elif "--type=" in command:
+            kind = "Chromium " + command.split("--type=")[1].split()[0]
+        else:
+            kind = "Chromium browser" if "chrom" in command else process.name()
+        seconds[process.pid] = (kind, times.user + times.system)
+    return seconds
+
+
+def cpu_between(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> Counter[str]:
+    """CPU seconds each kind of process used between two `cpu_by_process` (those in both)."""
+    used: Counter[str] = Counter()
+    for pid, (kind, seconds) in after.items():
+        if pid in before:
+            used[kind] += seconds - before[pid][1]
+    return used
+
+
+def scroll(
+    browser: Any, page: Any, selector: str, args: argparse.Namespace, run: int, name: str
+) -> dict[str, Any]:
+    """Run SCROLL on `selector`, traced to TRACE.`name`.json on the first run if asked."""
+    traced = args.trace is not None and run == 0
+    if traced:
+        path = args.trace.with_name(f"{args.trace.name}.{name}.json")
+        browser.start_tracing(page=page, path=str(path), categories=TRACE_CATEGORIES)
+    before = cpu_by_process()
+    result: dict[str, Any] = page.evaluate(SCROLL, [selector, args.speed, args.frames])
+    result["cpu"] = cpu_between(before, cpu_by_process())
+    if traced:
+        browser.stop_tracing()
+    return result
+
+
 def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
 
@@ -89,6 +156,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        help="write Chromium performance traces of the first run's two scrolls"
+        " to TRACE.gallery.json and TRACE.plain.json (benchmarks/trace_frames.py reads them)",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -117,18 +190,22 @@ def main() -> None:
                 timeout=120_000
             )
             page.evaluate(PLAIN_BOX)
-            gallery, plain, placeholders = [], [], []
+            gallery, plain, placeholders, requested = [], [], [], []
+            cpu: dict[str, Counter[str]] = {"Gallery": Counter(), "plain box": Counter()}
             for run in range(args.runs):
                 # Each run over images not shown before.
                 start = run * 2 * args.speed * args.frames
                 for selector in (".igg-scroller", ".bench-plain"):
                     page.locator(selector).evaluate(f"(el) => {{ el.scrollTop = {start}; }}")
                 page.wait_for_timeout(1000)
-                shown = page.evaluate(SCROLL, [".igg-scroller", args.speed, args.frames])
-                boxed = page.evaluate(SCROLL, [".bench-plain", args.speed, args.frames])
+                shown = scroll(browser, page, ".igg-scroller", args, run, "gallery")
+                boxed = scroll(browser, page, ".bench-plain", args, run, "plain")
+                cpu["Gallery"].update(shown["cpu"])
+                cpu["plain box"].update(boxed["cpu"])
                 gallery += shown["intervals"]
                 plain += boxed["intervals"]
                 placeholders.append(f"{shown['placeholders']} of {shown['visible']}")
+                requested.append(shown["requested"])
             browser.close()
     print(f"{args.count} images of {args.size} px, {args.speed} px/frame, {args.runs} runs")
     print("| | p95 frame (ms) | median (ms) |")
@@ -136,6 +213,12 @@ def main() -> None:
     print(f"| Gallery | {p95(gallery):.1f} | {np.median(gallery):.1f} |")
     print(f"| plain box | {p95(plain):.1f} | {np.median(plain):.1f} |")
     print(f"p95 ratio: {p95(gallery) / p95(plain):.2f}")
+    kinds = sorted(set(cpu["Gallery"]) | set(cpu["plain box"]), key=lambda k: -cpu["Gallery"][k])
+    print("CPU seconds during the scrolls (all runs; includes the 200 ms after each):")
+    print("| process | Gallery | plain box |\n|---|---|---|")
+    for kind in kinds:
+        print(f"| {kind} | {cpu['Gallery'][kind]:.2f} | {cpu['plain box'][kind]:.2f} |")
+    print(f"thumbnails asked of the kernel so far, after each run: {requested}")
     print(f"placeholders visible 200 ms after the scroll stops: {', '.join(placeholders)}")
 
 

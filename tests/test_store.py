@@ -421,3 +421,23 @@ def test_a_writer_error_is_raised_in_the_caller_and_the_store_resumes(
     monkeypatch.undo()
     assert sorted(igw.open_dataset(store).table.index) == [0, 1, 2]
     assert_same_results(explain(model, images, store), reference)
+
+
+def test_thumbnails_come_in_the_order_asked_each_row_checked_as_served(model, images, tmp_path):
+    store = tmp_path / "store"
+    explain(model, images, store)
+    thumbnails = store / "arrays.zarr" / "thumbnails" / "c"
+    shutil.copy(thumbnails / "0" / "0" / "0" / "0", thumbnails / "2" / "0" / "0" / "0")
+    result = igw.open_dataset(store)
+    raw = Store(str(store))
+    for asked in ([5, 0, 3, 5, 1], [4, 5]):  # the second from the chunk kept in memory
+        rgb, maps = result.thumbnails(asked)
+        np.testing.assert_array_equal(rgb, np.stack([raw.read("thumbnails", i) for i in asked]))
+        np.testing.assert_array_equal(
+            maps, np.stack([raw.read("thumbnail_maps", i) for i in asked])
+        )
+    # Chunk 2's file is chunk 0's: its rows fail each time they are asked for, the others show.
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"row 6 of 'thumbnails': .* does not match"):
+            result.thumbnails([0, 6])
+    assert result.thumbnails([1])[0].shape[0] == 1

@@ -406,29 +406,37 @@ class Gallery(DisplayOptions, FrontEnd):
 
     def _send_thumbnails(self, indices: list[int]) -> None:
         rgb, maps = self._result.thumbnails(indices)
-        captions = []
-        for index in indices:
-            row = self._table.loc[index]
-            caption = {
-                "source": str(row["source"]),
-                "label": None if row.isna()["label"] else int(row["label"]),
-                "predicted": int(row["predicted"]),
-                "target": int(row["target"]),
-                "score": float(row["score"]),
-                "correct": None if row.isna()["correct"] else bool(row["correct"]),
-            }
-            if "delta" in row:  # integrated gradients' only
-                caption["delta"] = float(row["delta"])
-            for name in ("mask_share", *COMPARISON_CAPTIONS):
-                if name in row:
-                    caption[name] = None if row.isna()[name] else float(row[name])
-            if "cluster" in row:
-                caption["cluster"] = None if row.isna()["cluster"] else int(row["cluster"])
-            captions.append(caption)
         self.send(
-            {"type": "thumbnails", "indices": indices, "captions": captions},
+            {"type": "thumbnails", "indices": indices, "captions": self._captions(indices)},
             [rgb.astype(np.uint8).tobytes(), maps.astype(np.float32).tobytes()],
         )
+
+    def _captions(self, indices: list[int]) -> list[dict[str, Any]]:
+        """Each image's caption values, a column at a time (a row at a time costs the
+        kernel more than reading the thumbnails while the grid scrolls)."""
+        rows = self._table.loc[indices]
+
+        def column(name: str, kind: Any) -> list[Any]:
+            pairs = zip(rows[name].tolist(), rows[name].isna().tolist(), strict=True)
+            return [None if gone else kind(value) for value, gone in pairs]
+
+        columns = {
+            "source": [str(value) for value in rows["source"].tolist()],
+            "label": column("label", int),
+            "predicted": [int(value) for value in rows["predicted"].tolist()],
+            "target": [int(value) for value in rows["target"].tolist()],
+            "score": [float(value) for value in rows["score"].tolist()],
+            "correct": column("correct", bool),
+        }
+        if "delta" in rows:  # integrated gradients' only
+            columns["delta"] = [float(value) for value in rows["delta"].tolist()]
+        for name in ("mask_share", *COMPARISON_CAPTIONS):
+            if name in rows:
+                columns[name] = column(name, float)
+        if "cluster" in rows:
+            columns["cluster"] = column("cluster", int)
+        rows_of_values = zip(*columns.values(), strict=True)
+        return [dict(zip(columns, values, strict=True)) for values in rows_of_values]
 
     # -- the three-panel view ------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ CONVERGED_DELTA = 0.05
 RERUN_OPTIONS = ("steps", "tolerance", "batch_size")
 # Images the audit report lists per column, by default.
 WORST_COUNT = 12
+# Store chunks of thumbnails kept decoded for a Gallery (DatasetResult._thumbnail_chunk).
+THUMBNAIL_CHUNKS = 4
 
 
 class DatasetResult:
@@ -78,6 +81,8 @@ class DatasetResult:
                 int(row): parse_checksums(text) for row, text in table[CHECKSUMS].items()
             }
         self._table = table.drop(columns=[CHECKSUMS], errors="ignore")
+        self._thumbnail_chunks: OrderedDict[int, tuple[dict[int, int], tuple[np.ndarray, ...]]]
+        self._thumbnail_chunks = OrderedDict()
         if verify:
             self.verify()
 
@@ -308,10 +313,43 @@ class DatasetResult:
     def thumbnails(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Reduced display images (n, h, w, 3) and channel maps (n, 2, h, w) for the gallery."""
         rows = [self._row(index) for index in indices]
-        return (
-            np.stack([self._read("thumbnails", row) for row in rows]),
-            np.stack([self._read("thumbnail_maps", row) for row in rows]),
-        )
+        assert self._layout is not None  # a store with rows has a layout
+        pictures: list[np.ndarray] = []
+        maps: list[np.ndarray] = []
+        for row in rows:
+            where, chunk = self._thumbnail_chunk(row // self._layout.chunk_size)
+            sums = None if self._checksums is None else self._checksums.get(row, {})
+            for name, values, kept in zip(
+                ("thumbnails", "thumbnail_maps"), chunk, (pictures, maps), strict=True
+            ):
+                # Each row checked as it is served: a bad row fails alone, not its chunk.
+                self._store.check_row(self._layout, name, row, values[where[row]], sums)
+                kept.append(values[where[row]])
+        return np.stack(pictures), np.stack(maps)
+
+    def _thumbnail_chunk(self, chunk: int) -> tuple[dict[int, int], tuple[np.ndarray, ...]]:
+        """Store chunk ``chunk``'s thumbnails and maps, unchecked, and each row's place in them.
+
+        The last THUMBNAIL_CHUNKS are kept: the Gallery asks for a few dozen
+        neighbours at a time while it scrolls, and decoding their chunk again
+        for each request was most of its kernel's work (benchmarks/README.md).
+        """
+        cached = self._thumbnail_chunks.pop(chunk, None)
+        if cached is None:
+            assert self._layout is not None  # a store with rows has a layout
+            index = self._table.index
+            rows = sorted(int(row) for row in index[(index // self._layout.chunk_size) == chunk])
+            cached = (
+                {row: i for i, row in enumerate(rows)},
+                tuple(
+                    self._store.read_rows(self._layout, name, rows, None)
+                    for name in ("thumbnails", "thumbnail_maps")
+                ),
+            )
+        self._thumbnail_chunks[chunk] = cached
+        while len(self._thumbnail_chunks) > THUMBNAIL_CHUNKS:
+            self._thumbnail_chunks.popitem(last=False)
+        return cached
 
     def save(self, path: str | os.PathLike) -> DatasetResult:
         """Copy the store to ``path`` (a new folder or URI) and return the copy.

@@ -193,6 +193,29 @@ describe("mountGallery", () => {
     dispose();
   });
 
+  it("shows a new order's image at a place, not the picture that was there", async () => {
+    const model = new LocalModel(state(10));
+    const subscriptions = vi.spyOn(model, "on");
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = mountGallery(model, el, null);
+    await frame();
+    const receive = subscriptions.mock.calls.find(([event]) => event === "msg:custom")?.[1];
+    receive?.({ type: "thumbnails", indices: [9], captions: [caption(9)] }, thumbnails([9]));
+    await frame();
+    const first = (): HTMLElement | null => el.querySelector(".igg-cell:not([hidden])");
+    expect(first()?.dataset.image).toBe("9");
+    expect(first()?.querySelector(".igg-details")?.textContent).toBe("Δ 1.23% · mask 25%");
+    // Sorted the other way: image 0 comes first, its thumbnail not here yet.
+    const ascending = Int32Array.from({ length: 10 }, (_, i) => i);
+    model.set("order", new DataView(ascending.buffer));
+    await frame();
+    expect(first()?.dataset.image).toBe("0");
+    expect(first()?.querySelector(".igg-title")?.textContent).toBe("#0");
+    expect(first()?.querySelector(".igg-details")?.textContent).toBe("loading…");
+    dispose();
+  });
+
   it("shows each cluster's mean map, and a click filters the grid to its members", async () => {
     const [rgbView, mapsView] = thumbnails([0, 1]);
     const initial: GalleryState = {

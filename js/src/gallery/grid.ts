@@ -28,6 +28,10 @@ export interface Cell {
   title: HTMLElement;
   details: HTMLElement;
   position: number;
+  /** The image shown (-1: none yet). */
+  image: number;
+  /** Column, row and size last written to the cell's style. */
+  placed: string;
   drawn: Thumbnail | null;
   drawnOptions: string;
 }
@@ -155,7 +159,10 @@ function keyMoves(columns: number, rowsInView: number, count: number): Record<st
   };
 }
 
-/** Put `cell` at `position` (image `image`) of a grid `columns` wide; a new place shows nothing yet. */
+/**
+ * Put `cell` at `position` (image `image`) of a grid `columns` wide; a new
+ * place or image shows nothing yet; only what changed is written to the DOM.
+ */
 function place(
   cell: Cell,
   position: number,
@@ -164,22 +171,28 @@ function place(
   width: number,
   height: number,
 ): void {
-  if (cell.position !== position) {
+  // A new order (sorted, filtered) puts other images at the same places.
+  if (cell.position !== position || cell.image !== image) {
     cell.position = position;
+    cell.image = image;
     cell.drawn = null;
     cell.root.classList.remove("igg-wrong");
+    cell.root.dataset.image = String(image);
     cell.title.textContent = `#${image}`;
     cell.details.textContent = "loading…";
     for (const canvas of [cell.input, cell.picture]) {
       canvas.getContext("2d")?.clearRect(0, 0, canvas.width, canvas.height);
     }
   }
-  const row = Math.floor(position / columns);
-  const column = position % columns;
-  cell.root.style.transform = `translate(${column * width}px, ${row * height}px)`;
-  cell.root.style.width = `${width - CELL_GAP}px`;
-  cell.root.style.height = `${height - CELL_GAP}px`;
-  cell.root.dataset.image = String(image);
+  const placed = `${position % columns} ${Math.floor(position / columns)} ${width} ${height}`;
+  if (cell.placed !== placed) {
+    cell.placed = placed;
+    const row = Math.floor(position / columns);
+    const column = position % columns;
+    cell.root.style.transform = `translate(${column * width}px, ${row * height}px)`;
+    cell.root.style.width = `${width - CELL_GAP}px`;
+    cell.root.style.height = `${height - CELL_GAP}px`;
+  }
 }
 
 /** A cell's elements, placed in `spacer`, showing nothing yet. */
@@ -197,7 +210,18 @@ export function newCell(spacer: HTMLElement): Cell {
   const details = element("div", "igg-details");
   root.append(pictures, title, details);
   spacer.append(root);
-  return { root, input, picture, title, details, position: -1, drawn: null, drawnOptions: "" };
+  return {
+    root,
+    input,
+    picture,
+    title,
+    details,
+    position: -1,
+    image: -1,
+    placed: "",
+    drawn: null,
+    drawnOptions: "",
+  };
 }
 
 /** Draw `thumb`'s input and picture in `cell` with the display `options`; false if it cannot. */
@@ -446,14 +470,21 @@ export function createGrid(
     cells.forEach((cell, slot) => {
       const position = first + ((slot - (first % needed) + needed) % needed);
       if (slot >= needed) {
-        cell.root.hidden = true;
+        if (!cell.root.hidden) {
+          cell.root.hidden = true;
+        }
         cell.position = -1;
         return;
       }
-      cell.root.hidden = false;
+      if (cell.root.hidden) {
+        cell.root.hidden = false;
+      }
       place(cell, position, order[position], columns, width, height);
       cell.root.classList.toggle("igg-selected", order[position] === selected);
-      cell.root.tabIndex = position === focusPosition ? 0 : -1;
+      const tabIndex = position === focusPosition ? 0 : -1;
+      if (cell.root.tabIndex !== tabIndex) {
+        cell.root.tabIndex = tabIndex;
+      }
       const thumb = cache.get(order[position]);
       if (thumb === undefined) {
         missing.push(order[position]);

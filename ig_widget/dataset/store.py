@@ -481,6 +481,7 @@ class Store:
         rows = length if length is not None else INITIAL_CHUNKS * layout.chunk_size
         group = self._arrays()
         from zarr.codecs import BloscCodec  # zarr is there: _arrays opened the group
+
         for name, (shape, dtype) in layout.array_specs().items():
             group.create_array(
                 name,

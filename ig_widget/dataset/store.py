@@ -95,12 +95,6 @@ MAPS_DTYPES = ("float32", "float16")
 THUMBNAIL_SIDE = 96
 # An array of unknown length grows by doubling, from this many chunks.
 INITIAL_CHUNKS = 4
-# How new arrays' chunks are compressed (Blosc's arguments). Zarr's default, Zstandard at
-# level 3, took 45 ms of CPU per chunk of 32 demo images (96x96; 2 % of explain_dataset's
-# CPU time); LZ4 with byte shuffle takes 9 ms for 5 % more bytes (the maps are
-# high-entropy floats: 0.95 of their size either way). Stores keep the codec they were
-# created with; a reader decodes what each array's metadata names.
-COMPRESSION = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
 
 
 def timestamp() -> str:
@@ -491,7 +485,12 @@ class Store:
                 chunks=(layout.chunk_size, *shape),
                 dtype=dtype,
                 fill_value=0,
-                compressors=BloscCodec(**COMPRESSION),
+                # Zarr's default, Zstandard at level 3, took 45 ms of CPU per chunk of
+                # 32 demo images (2 % of explain_dataset's CPU time); LZ4 with byte
+                # shuffle takes 9 ms for 5 % more bytes (the maps are high-entropy
+                # floats: 0.95 of their size either way). A store keeps the codec it was
+                # created with: readers decode what each array's metadata names.
+                compressors=BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
                 overwrite=True,
             )
 

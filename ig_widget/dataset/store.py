@@ -16,6 +16,10 @@ Layout::
         thumbnail_maps          (N, 2, h, w) float32, the map's positive and negative
                                 channel means, reduced
 
+New arrays' chunks are compressed with Blosc (LZ4, byte shuffle); a store
+created before keeps Zarr's default (Zstandard), since each array's metadata
+names its codec.
+
 A store of another method than integrated gradients (``Layout.explainer``)
 holds its ``attributions`` at the method's shape (Grad-CAM: (N, H, W, 1)) and
 none of what only integrated gradients produces (``IG_ONLY``: gradients and

@@ -441,3 +441,32 @@ def test_thumbnails_come_in_the_order_asked_each_row_checked_as_served(model, im
         with pytest.raises(ValueError, match=r"row 6 of 'thumbnails': .* does not match"):
             result.thumbnails([0, 6])
     assert result.thumbnails([1])[0].shape[0] == 1
+
+
+def test_new_arrays_are_lz4_compressed_and_a_zstandard_store_still_resumes(
+    model, images, reference, tmp_path
+):
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    store = tmp_path / "store"
+    assert_same_results(explain(model, images, store), reference)
+    for _, array in zarr.open_group(store / "arrays.zarr", mode="r").arrays():
+        (codec,) = array.compressors
+        assert isinstance(codec, BloscCodec) and (codec.cname.value, codec.clevel) == ("lz4", 5)
+    # A store from before (Zarr's default Zstandard): its rows rewritten as such, then resumed.
+    old = tmp_path / "old"
+    explain(model, images[:4], old)
+    group = zarr.open_group(old / "arrays.zarr", mode="a")
+    for name, array in list(group.arrays()):
+        rows, chunks, dtype = array[:], array.chunks, array.dtype
+        rewritten = group.create_array(
+            name, shape=rows.shape, chunks=chunks, dtype=dtype, fill_value=0,
+            compressors=ZstdCodec(level=0), overwrite=True,
+        )  # fmt: skip
+        rewritten[:] = rows
+    resumed = explain(model, images, old)
+    assert resumed.complete
+    assert_same_results(resumed, reference)
+    igw.open_dataset(old, verify=True)
+    for _, array in zarr.open_group(old / "arrays.zarr", mode="r").arrays():
+        assert isinstance(array.compressors[0], ZstdCodec)

@@ -16,6 +16,10 @@ Layout::
         thumbnail_maps          (N, 2, h, w) float32, the map's positive and negative
                                 channel means, reduced
 
+New arrays' chunks are compressed with Blosc (LZ4, byte shuffle); a store
+created before keeps Zarr's default (Zstandard), since each array's metadata
+names its codec.
+
 A store of another method than integrated gradients (``Layout.explainer``)
 holds its ``attributions`` at the method's shape (Grad-CAM: (N, H, W, 1)) and
 none of what only integrated gradients produces (``IG_ONLY``: gradients and
@@ -474,6 +478,8 @@ class Store:
         self.fs.makedirs(f"{self.root}/{TABLE}", exist_ok=True)
         rows = length if length is not None else INITIAL_CHUNKS * layout.chunk_size
         group = self._arrays()
+        from zarr.codecs import BloscCodec  # zarr is there: _arrays opened the group
+
         for name, (shape, dtype) in layout.array_specs().items():
             group.create_array(
                 name,
@@ -483,6 +489,12 @@ class Store:
                 chunks=(layout.chunk_size, *shape),
                 dtype=dtype,
                 fill_value=0,
+                # Zarr's default, Zstandard at level 3, took 45 ms of CPU per chunk of
+                # 32 demo images (2 % of explain_dataset's CPU time); LZ4 with byte
+                # shuffle takes 9 ms for 5 % more bytes (the maps are high-entropy
+                # floats: 0.95 of their size either way). A store keeps the codec it was
+                # created with: readers decode what each array's metadata names.
+                compressors=BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
                 overwrite=True,
             )
 

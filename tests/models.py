@@ -330,3 +330,9 @@ def plain_targets_both_ways(model, preprocess=None, size: int = 16, seed: int = 
     one = backend.gradient_sums(*common, call.index, call.values, call.group_lines)
     two = backend.gradient_sums(*common, index, values, call.group_lines)
     return one, two, call.index.shape[1] - 2
+
+
+def convolution_names(model) -> list[str]:
+    """The names of a Keras model's Conv2D layers, in order (Keras numbers them per
+    process, so a test reads them from the model rather than writing them down)."""
+    return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]

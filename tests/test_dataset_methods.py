@@ -15,18 +15,22 @@ from scipy.stats import spearmanr
 import ig_widget as igw
 from ig_widget.explainers import AttributionResult
 
-from .models import tiny_cnn
+from .models import convolution_names, tiny_cnn
 from .ray_local import start_local_ray
 
 SIZE = 16
 COUNT = 7
 CHUNK = 3
-LAYER = "conv2d_1"  # tiny_cnn's last convolution: Grad-CAM's default
 
 
 @pytest.fixture(scope="module")
 def model():
     return tiny_cnn(SIZE, seed=3)
+
+
+@pytest.fixture(scope="module")
+def layer(model):
+    return convolution_names(model)[-1]  # Grad-CAM's default layer
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +96,7 @@ def test_occlusion_of_a_linear_model_is_each_images_occlusion_exactly(tmp_path):
     assert result.parameters == {"window": [2, 2], "stride": [2, 2], "baseline": "black"}
 
 
-def test_gradcam_maps_equal_each_images_gradcam(model, data, cams):
+def test_gradcam_maps_equal_each_images_gradcam(model, layer, data, cams):
     images, _, _ = data
     assert len(cams) == COUNT and cams.complete
     for index, image in enumerate(images):
@@ -102,10 +106,10 @@ def test_gradcam_maps_equal_each_images_gradcam(model, data, cams):
         np.testing.assert_allclose(stored.attributions, single.attributions, rtol=1e-5, atol=1e-7)
         assert stored.target == single.target == cams.table.loc[index, "predicted"]
         np.testing.assert_allclose(stored.scores, single.scores, rtol=1e-6)
-        assert stored.parameters == {"layer": LAYER}
+        assert stored.parameters == {"layer": layer}
 
 
-def test_the_store_lists_what_it_holds_and_nothing_else(cams, data):
+def test_the_store_lists_what_it_holds_and_nothing_else(cams, layer, data):
     _, _, masks = data
     manifest = json.loads(_manifest(cams.path))
     arrays = ["attributions", "elapsed_s", "inputs", "points_used", "scores"]
@@ -115,7 +119,7 @@ def test_the_store_lists_what_it_holds_and_nothing_else(cams, data):
     assert manifest["explainer"] == {
         "name": "gradcam",
         "title": "Grad-CAM",
-        "parameters": {"layer": LAYER},
+        "parameters": {"layer": layer},
     }
     assert manifest["options"]["explainer"] == "gradcam"
     assert manifest["options"]["parameters"] == {}
@@ -197,7 +201,7 @@ def test_options_the_method_does_not_take_are_refused_before_any_work(data, tmp_
     assert calls == [] and not store.exists()
 
 
-def test_a_resume_with_another_method_or_parameters_is_refused(model, data, cams):
+def test_a_resume_with_another_method_or_parameters_is_refused(model, layer, data, cams):
     images, labels, masks = data
     same = dict(labels=labels, masks=masks, chunk_size=CHUNK, insertion_deletion_steps=4,
                 store=cams.path, progress=False)  # fmt: skip
@@ -208,7 +212,7 @@ def test_a_resume_with_another_method_or_parameters_is_refused(model, data, cams
     with pytest.raises(
         ValueError, match=r"parameters\['layer'\]=not given, this one has parameters\['layer'\]="
     ):
-        igw.explain_dataset(model, images, explainer="gradcam", parameters={"layer": LAYER}, **same)
+        igw.explain_dataset(model, images, explainer="gradcam", parameters={"layer": layer}, **same)
     # The same computation resumes: nothing is recomputed, nothing changes.
     before = cams.read_rows("attributions", list(range(COUNT)))
     again = igw.explain_dataset(model, images, explainer="gradcam", **same)

@@ -15,7 +15,14 @@ import torch
 import ig_widget as igw
 from ig_widget.explainers.gradcam import resize_bilinear
 
-from .models import channels_first, linear_model, random_image, tiny_cnn, torch_cnn
+from .models import (
+    channels_first,
+    convolution_names,
+    linear_model,
+    random_image,
+    tiny_cnn,
+    torch_cnn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +47,11 @@ def _keras_gradcam(model, image, layer, target):
     return cam
 
 
-def _convolutions(model):
-    # Keras numbers its layers' names per process: read them from the model.
-    return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-
-
 @pytest.mark.parametrize("first", [False, True])
 def test_gradcam_is_keras_example_computation_resized_as_opencv_does(keras_cnn, image, first):
-    layer = _convolutions(keras_cnn)[0] if first else None
+    layer = convolution_names(keras_cnn)[0] if first else None
     result = igw.gradcam(keras_cnn, image, layer=layer, target=3)
-    name = layer or _convolutions(keras_cnn)[-1]  # the default: the last convolution
+    name = layer or convolution_names(keras_cnn)[-1]  # the default: the last convolution
     cam = _keras_gradcam(keras_cnn, image, name, 3)
     assert cam.max() > 0 and result.parameters == {"layer": name}
     assert result.explainer == "gradcam" and result.points_used == 1 and result.target == 3
@@ -214,7 +216,7 @@ def test_the_model_is_put_back_after_guided_gradcam(keras_cnn, image):
     assert [
         (vars(layer).get("call"), vars(layer).get("activation")) for layer in keras_cnn.layers
     ] == attributes
-    last = _convolutions(keras_cnn)[-1]
+    last = convolution_names(keras_cnn)[-1]
     assert keras_cnn.get_layer(last).activation is keras.activations.relu
     np.testing.assert_array_equal(keras_cnn(image[None]).numpy(), before)
     plain = igw.gradcam(keras_cnn, image, target=2).attributions

@@ -108,6 +108,9 @@ class IGResult:
     region : Region or None
         For a region target: the region of the score map whose ``target``
         scores were summed (or averaged); the scores are then the region's.
+    map_shape : tuple of int or None
+        For a region target: the (H', W') of the model's score map, whose
+        cells the region selects (``Region.weights``); None otherwise.
     """
 
     attributions: np.ndarray
@@ -125,6 +128,7 @@ class IGResult:
     elapsed_s: float
     against: int | None = None
     region: Region | None = None
+    map_shape: tuple[int, int] | None = None
 
     @property
     def score(self) -> float:
@@ -135,8 +139,16 @@ class IGResult:
     @property
     def explained(self) -> str:
         """What was explained, in words: ``"class 3"``, ``"class 3 and not class 0"``
-        or ``"class 3, the sum over a region of 12 pixels"``."""
-        return describe_target(self.target, self.against, region=self.region)
+        or ``"class 3, the sum over a region of 12 pixels"`` (on a score map coarser
+        than the image: ``"class 3, the sum over 3 cells of the 8 x 8 score map (a box
+        of 12 pixels)"``)."""
+        return describe_target(
+            self.target,
+            self.against,
+            region=self.region,
+            map_shape=self.map_shape,
+            image_shape=self.attributions.shape[:2],
+        )
 
 
 def explained_score(scores: np.ndarray, target: int, against: int | None) -> float:
@@ -150,8 +162,16 @@ def describe_target(
     against: int | None,
     class_names: Sequence[str] | None = None,
     region: Region | None = None,
+    map_shape: tuple[int, ...] | None = None,
+    image_shape: tuple[int, ...] | None = None,
 ) -> str:
     """What a result explains, in words, with class names where given.
+
+    A region target's words name what its score reduces: on a score map of
+    ``map_shape`` (H', W') other than ``image_shape`` (H, W), the map's cells
+    that ``Region.weights`` selects (and the region as given, in image
+    pixels); on a map of the image's size (or ``map_shape`` None), the
+    region's pixels.
 
     Examples
     --------
@@ -159,6 +179,8 @@ def describe_target(
     ('class 3', "'star' and not 'circle'")
     >>> describe_target(1, None, region=Region(1, box=(0, 0, 2, 3), reduce="mean"))
     'class 1, the mean over a region of 6 pixels'
+    >>> describe_target(1, None, None, Region(1, box=(0, 0, 8, 8), reduce="mean"), (8, 8), (16, 16))
+    'class 1, the mean over 16 cells of the 8 x 8 score map (a box of 64 pixels)'
     """
 
     def name(index: int) -> str:
@@ -168,12 +190,21 @@ def describe_target(
     if region is None:
         return text
     if region.mask is not None:
-        pixels = int(region.mask.sum())
+        given, pixels = "a mask", int(region.mask.sum())
     else:
         assert region.box is not None
         top, left, bottom, right = region.box
-        pixels = (bottom - top) * (right - left)
-    return f"{text}, the {region.reduce} over a region of {pixels} pixels"
+        given, pixels = "a box", (bottom - top) * (right - left)
+    if map_shape is None or image_shape is None or tuple(map_shape) == tuple(image_shape):
+        return f"{text}, the {region.reduce} over a region of {pixels} pixels"
+    rows, columns = int(map_shape[0]), int(map_shape[1])
+    weights = region.weights((rows, columns), (int(image_shape[0]), int(image_shape[1])))
+    cells = int(np.count_nonzero(weights))
+    words = f"{text}, the {region.reduce} over {cells} cell{'' if cells == 1 else 's'} of the "
+    words += f"{rows} x {columns} score map"
+    if region.mask is not None and region.mask.shape == (rows, columns):
+        return words  # the mask is the map's cells themselves
+    return f"{words} ({given} of {pixels} pixels)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -628,6 +659,7 @@ def run_batch(
                 target=target,
                 against=against,
                 region=options.target if isinstance(options.target, Region) else None,
+                map_shape=region_map_shape(item.classifier.region),
                 scores=item.scores,
                 path_alphas=path_alphas[i][order],
                 path_scores=_repeat_runs(path_scores[i][:, order], copies),
@@ -641,6 +673,11 @@ def run_batch(
             )
         )
     return results
+
+
+def region_map_shape(region: np.ndarray | None) -> tuple[int, int] | None:
+    """The score map's (H', W') of a region target's weights (``Classifier.region``)."""
+    return None if region is None else (int(region.shape[0]), int(region.shape[1]))
 
 
 def _repeat_runs(values: np.ndarray, copies: int) -> np.ndarray:

@@ -375,6 +375,7 @@ def test_gradcam_of_a_region_reads_the_score_map_inside_it():
     region = igw.gradcam(model, image, target=igw.Region(1, mask=mask))
     # d(sum of class 1 inside)/dA_1 is 1 on the 4 pixels: weight 4/16; A_1 = 2x.
     np.testing.assert_allclose(region.attributions[..., 0], 2 * image[..., 0] * 4 / 16, rtol=1e-6)
+    assert region.explained == "class 1, the sum over a region of 4 pixels"  # cells = pixels
 
 
 def test_gradcam_of_a_box_on_a_coarser_score_map_reads_the_cells_whose_centre_it_holds():
@@ -386,6 +387,12 @@ def test_gradcam_of_a_box_on_a_coarser_score_map_reads_the_cells_whose_centre_it
     result = igw.gradcam(model, image, layer="c", target=igw.Region(1, box=(1, 2, 6, 5)))
     # d(sum of class 1 in the 3 cells)/dA_1 is 1/4 on their 12 pixels: weight 3/64; A_1 = 2x.
     np.testing.assert_allclose(result.attributions[..., 0], 2 * image[..., 0] * 3 / 64, rtol=1e-6)
+    # Grad-CAM reads the map's shape from its own pass; the words name the 3 cells.
+    assert result.map_shape == (4, 4)
+    assert (
+        result.explained
+        == "class 1, the sum over 3 cells of the 4 x 4 score map (a box of 15 pixels)"
+    )
 
 
 def test_occlusion_of_a_contrast_is_the_difference_of_the_two_classes(keras_cnn, image):

@@ -198,6 +198,9 @@ def test_a_region_of_a_per_pixel_linear_model_has_the_exact_answer(
     expected = share[..., None] * pixel_weights[:, 2] * image
     np.testing.assert_allclose(result.attributions, expected, rtol=1e-5, atol=1e-4)
     assert result.target == 2 and result.scores.shape == (5,)
+    # A map of the image's size: its cells are the pixels, the words count pixels.
+    assert result.map_shape == (4, 4)
+    assert result.explained == f"class 2, the {reduce} over a region of 6 pixels"
     maps = np.einsum("hwc,ck->hwk", image, pixel_weights)
     np.testing.assert_allclose(result.scores, (maps * share[..., None]).sum((0, 1)), rtol=1e-5)
     assert result.delta < 1e-5
@@ -231,14 +234,19 @@ def coarse_pixel_linear(weights, framework):
 
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
 @pytest.mark.parametrize(
-    ("region", "cells"),
+    ("region", "cells", "words"),
     [
         # Cell centres of a 4 x 4 map on 8 x 8 pixels: pixel rows and columns 1, 3, 5, 7.
         # Rows 1..5 hold centres 1, 3, 5; columns 2..4 the centre 3.
-        (igw.Region(2, box=(1, 2, 6, 5)), [(0, 1), (1, 1), (2, 1)]),
+        (
+            igw.Region(2, box=(1, 2, 6, 5)),
+            [(0, 1), (1, 1), (2, 1)],
+            "class 2, the sum over 3 cells of the 4 x 4 score map (a box of 15 pixels)",
+        ),
         (
             igw.Region(2, box=(0, 0, 8, 8), reduce="mean"),
             [(i, j) for i in range(4) for j in range(4)],
+            "class 2, the mean over 16 cells of the 4 x 4 score map (a box of 64 pixels)",
         ),
         # An image-sized mask: only its pixels on a centre count, (3, 3) and (7, 1).
         (
@@ -246,11 +254,12 @@ def coarse_pixel_linear(weights, framework):
                 2, mask=np.isin(np.arange(64).reshape(8, 8), [0, 27, 46, 57]), reduce="mean"
             ),
             [(1, 1), (3, 0)],
+            "class 2, the mean over 2 cells of the 4 x 4 score map (a mask of 4 pixels)",
         ),
     ],
 )
 def test_a_box_or_image_mask_on_a_coarser_map_takes_the_cells_whose_centre_it_holds(
-    pixel_weights, framework, region, cells
+    pixel_weights, framework, region, cells, words
 ):
     image = random_image(size=8, seed=2)
     model = coarse_pixel_linear(pixel_weights, framework)
@@ -266,10 +275,16 @@ def test_a_box_or_image_mask_on_a_coarser_map_takes_the_cells_whose_centre_it_ho
     np.testing.assert_allclose(
         result.scores, (cell_scores * inside[..., None]).sum((0, 1)), rtol=1e-5
     )
+    # The words name the cells explained (Region.weights' count), then the region as given.
+    assert result.map_shape == (4, 4) and result.explained == words
+    assert np.count_nonzero(region.weights((4, 4), (8, 8))) == len(cells)
     # The same as the map-sized mask of those cells, for every method's shared rule.
     by_cells = igw.Region(2, mask=inside > 0, reduce=region.reduce)
     same = igw.integrated_gradients(model, image, target=by_cells, steps=2)
     np.testing.assert_array_equal(result.attributions, same.attributions)
+    assert same.explained == words.partition(" (")[0]
+    occluded = igw.occlusion(model, image, target=region, window=2)
+    assert occluded.map_shape == (4, 4) and occluded.explained == words
 
 
 def test_a_region_without_a_cell_centre_on_a_coarser_map_is_refused(pixel_weights):

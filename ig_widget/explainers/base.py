@@ -19,7 +19,14 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ..engine import IGResult, PreparedInput, describe_target, explained_score, prepare
+from ..engine import (
+    IGResult,
+    PreparedInput,
+    describe_target,
+    explained_score,
+    prepare,
+    region_map_shape,
+)
 from ..options import IGOptions, Region, check_callable
 from ..points import ProgressCallback
 from ..validation import check_number
@@ -54,6 +61,8 @@ class AttributionResult:
         against, the explained score being ``score(target) - score(against)``.
     region : Region or None
         For a region target: the region of the score map (see ``IGResult``).
+    map_shape : tuple of int or None
+        For a region target: the (H', W') of the model's score map.
     """
 
     attributions: np.ndarray
@@ -65,6 +74,7 @@ class AttributionResult:
     elapsed_s: float
     against: int | None = None
     region: Region | None = None
+    map_shape: tuple[int, int] | None = None
 
     @property
     def score(self) -> float:
@@ -75,7 +85,13 @@ class AttributionResult:
     @property
     def explained(self) -> str:
         """What was explained, in words (see ``IGResult.explained``)."""
-        return describe_target(self.target, self.against, region=self.region)
+        return describe_target(
+            self.target,
+            self.against,
+            region=self.region,
+            map_shape=self.map_shape,
+            image_shape=self.attributions.shape[:2],
+        )
 
 
 @dataclass
@@ -111,6 +127,7 @@ class Started:
             target=target,
             against=against,
             region=self.options.target if isinstance(self.options.target, Region) else None,
+            map_shape=region_map_shape(self.prepared.classifier.region),
             scores=self.prepared.scores,
             points_used=int(points_used),
             elapsed_s=time.perf_counter() - self.began,

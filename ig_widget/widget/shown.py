@@ -56,7 +56,8 @@ class Summary(TypedDict):
     against: int | None
     against_label: str
     # For a region target, the region in words ("the sum over a region of 56
-    # pixels"; "" for none): the score is then the class's scores reduced over it.
+    # pixels", on a coarser map "the sum over 14 cells of the 8 x 8 score map (a box
+    # of 56 pixels)"; "" for none): the score is the class's scores reduced over it.
     region: str
     score: float
     predicted: int

@@ -8,6 +8,7 @@ import pytest
 
 import ig_widget as igw
 from ig_widget.render import outline_region
+from ig_widget.widget.snapshots import heading
 
 from ..models import random_image
 
@@ -57,8 +58,9 @@ def test_a_region_target_shows_the_engine_result_and_its_outline(segmenter, imag
     np.testing.assert_allclose(w.result.scores, expected.scores, rtol=1e-5)
     assert w.result.region == expected.region and w.region == region.named(NAMES)
     assert w.target == 1 and w.summary["target"] == 1
-    assert w.summary["region"] == "the mean over a region of 12 pixels"
-    assert w.result.explained == "class 1, the mean over a region of 12 pixels"
+    # The map-sized mask's 12 cells, not pixels: each cell is 2 x 2 image pixels.
+    assert w.summary["region"] == "the mean over 12 cells of the 8 x 8 score map"
+    assert w.result.explained == "class 1, the mean over 12 cells of the 8 x 8 score map"
     # The menu's scores are the region's (the mean of each class's scores in it).
     maps = segmenter.predict(image[None], verbose=0)[0]
     np.testing.assert_allclose(
@@ -101,6 +103,13 @@ def test_a_box_on_the_coarser_map_explains_its_cells_and_is_outlined_in_image_pi
     np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
     maps = segmenter.predict(image[None], verbose=0)[0]
     np.testing.assert_allclose(w.result.scores, maps[cells].mean(0), rtol=1e-5)
+    # The completeness line names the 15 cells explained, then the box as given.
+    words = "the mean over 15 cells of the 8 x 8 score map (a box of 54 pixels)"
+    assert w.summary["region"] == words and w.result.explained == f"class 1, {words}"
+    assert heading(w.summary).startswith(
+        f"Predicted: {w.summary['predicted_label']} ({w.summary['predicted_score']:.4g})   "
+        f"Explained: class 1, {words} ({w.result.score:.4g})   completeness error "
+    )
     # The outline is the box the user gave, in image pixels.
     assert w.region_size == [16, 16]
     drawn = np.zeros((16, 16), bool)
@@ -130,7 +139,7 @@ def test_a_region_assigned_from_python_recomputes(segmenter, image):
         segmenter, image, target=igw.Region(2, mask=other, reduce="sum"), steps=8
     )
     np.testing.assert_allclose(w.result.attributions, expected.attributions, rtol=1e-4, atol=1e-6)
-    assert w.target == 2 and w.summary["region"] == "the sum over a region of 9 pixels"
+    assert w.target == 2 and w.summary["region"] == "the sum over 9 cells of the 8 x 8 score map"
     np.testing.assert_array_equal(sent_region(w), other)
 
 

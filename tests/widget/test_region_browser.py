@@ -61,8 +61,10 @@ def test_the_exported_page_outlines_the_region(chromium, exported, artifacts, wi
     np.testing.assert_array_equal(canvas_pixels(canvas), expected)
     assert (expected != display_image(image)).any(axis=2).sum() > 100
     delta = page.locator(".igw-delta").text_content().replace("\u2068", "").replace("\u2069", "")
-    assert widget.summary["region"] == "the mean over a region of 66 pixels"
-    assert delta.endswith("of the mean over a region of 66 pixels of score(road)"), delta
+    # The 16 x 16 map-sized mask's cells (4 x 4 image pixels each), not pixels.
+    words = "the mean over 66 cells of the 16 x 16 score map"
+    assert widget.summary["region"] == words
+    assert delta.endswith(f"of {words} of score(road)"), delta
     description = page.locator(".igw-panel-input").text_content()
     assert "The explained region is outlined in yellow" in description
     page.locator(".igw").screenshot(path=artifacts / f"region-outline-{width}.png")

@@ -293,6 +293,22 @@ describe("what the view says", () => {
     expect(query<HTMLButtonElement>(el, ".igw-auto-steps").hidden).toBe(true);
   });
 
+  it("counts the model's points in words: one point, many points", () => {
+    const { el } = mount(makeState());
+    expect(query(el, ".igw-details").textContent).toBe(
+      "51 points · Integrated gradients (trapezoid) · 0.12 s",
+    );
+    const summary = {
+      ...makeState().summary,
+      explainer: "gradcam",
+      explainer_title: "Grad-CAM",
+      method: "",
+      points_used: 1,
+    };
+    const single = mount(makeState({ summary })).el;
+    expect(query(single, ".igw-details").textContent).toBe("1 point · Grad-CAM · 0.12 s");
+  });
+
   it("says when the score falls and offers the polarity that shows it", () => {
     const note = `The score of '${HOSTILE}' falls from the baseline to the image: the attributions add up to -0.660.`;
     const { el, model } = mount(

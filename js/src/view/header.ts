@@ -115,9 +115,8 @@ export function createHeader(state: SyncedState): Component {
     const methods = [`${summary.explainer_title}${rule}`, summary.compare_title]
       .filter((text) => text !== "")
       .join(" and ");
-    details.textContent =
-      `${summary.points_used} points · ${methods} · ` +
-      `${summary.elapsed_s.toFixed(2)} s${reduced}`;
+    const points = `${summary.points_used} ${summary.points_used === 1 ? "point" : "points"}`;
+    details.textContent = `${points} · ${methods} · ${summary.elapsed_s.toFixed(2)} s${reduced}`;
   };
 
   const showStatus = (): void => {

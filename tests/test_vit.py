@@ -178,30 +178,35 @@ def test_ig_on_keras_hubs_vit_is_the_riemann_sum_by_hand_and_complete():
     assert complete.delta < 1e-3
 
 
+def _check_default_layer(model, picture, preprocess, layer, after):
+    """Grad-CAM's default is ``layer`` and draws a map; ``after`` (a layer past the last
+    attention of a model that reads its class token) gives a blank one."""
+    result = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess)
+    assert result.parameters == {"layer": layer}
+    named = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess, layer=layer)
+    np.testing.assert_array_equal(result.attributions, named.attributions)
+    assert float(result.attributions.max()) > 0
+    if after is not None:
+        late = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess, layer=after)
+        assert float(np.abs(late.attributions).max()) == 0.0
+
+
 def test_gradcams_default_layer_on_the_vits_is_their_last_attentions_input(vits, image):
     """Their patch embedding is a convolution; the default reads what their last attention mixes."""
     keras_model, torch_model = vits
-    hub = _keras_hub_vit()
-    demo = igw.demo.model("vit")  # two convolution blocks as stem, then attention blocks
-    cases = [
-        # A Keras ViT of plain layers: its last attention's input, the last block's first norm.
-        (keras_model, image, keras_normalise, "block1_norm1", "norm"),
-        (demo, igw.demo.images()[0][0], None, "block1_norm1", None),
-        # A Module's norms are not candidates: the block before its last one.
-        (torch_model, image, torch_normalise, "blocks.0", "blocks.1"),
-        # keras_hub's subclassed encoder: the ViTEncoderBlock before its last one.
-        (hub, random_image(32, seed=4), keras_normalise, "transformer_block_1", "ln"),
-    ]
-    for model, picture, preprocess, layer, after in cases:
-        result = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess)
-        assert result.parameters == {"layer": layer}
-        named = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess, layer=layer)
-        np.testing.assert_array_equal(result.attributions, named.attributions)
-        assert float(result.attributions.max()) > 0
-        if after is not None:
-            # These read their class token: after the last attention, the map is blank.
-            late = igw.gradcam(model, picture, target=TARGET, preprocess=preprocess, layer=after)
-            assert float(np.abs(late.attributions).max()) == 0.0
+    # A Keras ViT of plain layers: its last attention's input, the last block's first norm.
+    _check_default_layer(keras_model, image, keras_normalise, "block1_norm1", "norm")
+    # The demo ViT: two convolution blocks as stem, then attention blocks.
+    _check_default_layer(igw.demo.model("vit"), igw.demo.images()[0][0], None, "block1_norm1", None)
+    # A Module's norms are not candidates: the block before its last one.
+    _check_default_layer(torch_model, image, torch_normalise, "blocks.0", "blocks.1")
+
+
+@pytest.mark.slow  # keras_hub is a dev dependency: the lowest-versions run has none
+def test_gradcams_default_layer_on_keras_hubs_vit_is_the_block_before_its_last():
+    # keras_hub's subclassed encoder: the ViTEncoderBlock before its last one.
+    picture = random_image(32, seed=4)
+    _check_default_layer(_keras_hub_vit(), picture, keras_normalise, "transformer_block_1", "ln")
 
 
 # The Keras ViT on each Keras backend (TensorFlow, JAX, PyTorch), from the same

@@ -52,6 +52,7 @@ from .validation import as_image, caller_stacklevel, check_int, to_numpy
 __all__ = [
     "MAX_STEPS",
     "ComputationCancelled",
+    "ExplainsTarget",
     "IGResult",
     "PreparedInput",
     "gradients",
@@ -68,8 +69,40 @@ AUTO_START_INTERVALS = 8
 AUTO_MAX_INTERVALS = 512
 
 
+class ExplainsTarget:
+    """The explained score and its words, shared by every result (``IGResult``,
+    ``AttributionResult``) from the fields they all have."""
+
+    attributions: np.ndarray
+    target: int
+    scores: np.ndarray
+    against: int | None
+    region: Region | None
+    map_shape: tuple[int, int] | None
+
+    @property
+    def score(self) -> float:
+        """Model output for the target class at the image (minus the ``against``
+        class's for a contrastive target)."""
+        return explained_score(self.scores, self.target, self.against)
+
+    @property
+    def explained(self) -> str:
+        """What was explained, in words: ``"class 3"``, ``"class 3 and not class 0"``
+        or ``"class 3, the sum over a region of 12 pixels"`` (on a score map coarser
+        than the image: ``"class 3, the sum over 3 cells of the 8 x 8 score map (a box
+        of 12 pixels)"``)."""
+        return describe_target(
+            self.target,
+            self.against,
+            region=self.region,
+            map_shape=self.map_shape,
+            image_shape=self.attributions.shape[:2],
+        )
+
+
 @dataclass(frozen=True, eq=False)
-class IGResult:
+class IGResult(ExplainsTarget):
     """Everything one integrated-gradients computation produced.
 
     Attributes
@@ -129,26 +162,6 @@ class IGResult:
     against: int | None = None
     region: Region | None = None
     map_shape: tuple[int, int] | None = None
-
-    @property
-    def score(self) -> float:
-        """Model output for the target class at the image (minus the ``against``
-        class's for a contrastive target)."""
-        return explained_score(self.scores, self.target, self.against)
-
-    @property
-    def explained(self) -> str:
-        """What was explained, in words: ``"class 3"``, ``"class 3 and not class 0"``
-        or ``"class 3, the sum over a region of 12 pixels"`` (on a score map coarser
-        than the image: ``"class 3, the sum over 3 cells of the 8 x 8 score map (a box
-        of 12 pixels)"``)."""
-        return describe_target(
-            self.target,
-            self.against,
-            region=self.region,
-            map_shape=self.map_shape,
-            image_shape=self.attributions.shape[:2],
-        )
 
 
 def explained_score(scores: np.ndarray, target: int, against: int | None) -> float:

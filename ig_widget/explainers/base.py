@@ -20,10 +20,9 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ..engine import (
+    ExplainsTarget,
     IGResult,
     PreparedInput,
-    describe_target,
-    explained_score,
     prepare,
     region_map_shape,
 )
@@ -33,7 +32,7 @@ from ..validation import check_number
 
 
 @dataclass(frozen=True, eq=False)
-class AttributionResult:
+class AttributionResult(ExplainsTarget):
     """What one attribution method computed, in the same terms as ``IGResult``.
 
     Attributes
@@ -75,23 +74,6 @@ class AttributionResult:
     against: int | None = None
     region: Region | None = None
     map_shape: tuple[int, int] | None = None
-
-    @property
-    def score(self) -> float:
-        """Model output for the target class at the image (minus the ``against``
-        class's for a contrastive target)."""
-        return explained_score(self.scores, self.target, self.against)
-
-    @property
-    def explained(self) -> str:
-        """What was explained, in words (see ``IGResult.explained``)."""
-        return describe_target(
-            self.target,
-            self.against,
-            region=self.region,
-            map_shape=self.map_shape,
-            image_shape=self.attributions.shape[:2],
-        )
 
 
 @dataclass

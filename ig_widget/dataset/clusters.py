@@ -52,7 +52,7 @@ from ..report_section import Picture, ReportSection, Table
 from ..validation import check_choice, check_int
 from .columns import TOP_SHARE, positive_part
 from .columns import shared_interest as shared_interest_of
-from .result import DatasetResult
+from .result import DatasetResult, as_dataset_result
 from .store import IG, missing_dependency, thumbnail, thumbnail_factor
 
 # The table columns a class can be taken from.
@@ -71,16 +71,6 @@ def _sklearn() -> Any:
     except ImportError as exc:
         raise missing_dependency(exc) from exc
     return sklearn
-
-
-def _as_result(result: Any) -> DatasetResult:
-    if isinstance(result, (str, os.PathLike)):
-        return DatasetResult(result)
-    if not isinstance(result, DatasetResult):
-        raise TypeError(
-            f"result: expected a DatasetResult or a store path, got {type(result).__name__}"
-        )
-    return result
 
 
 def reduced_map(attributions: np.ndarray, factor: int) -> np.ndarray:
@@ -374,7 +364,7 @@ def cluster_maps(
     """
     import pandas as pd
 
-    result = _as_result(result)
+    result = as_dataset_result("result", result)
     by = check_choice("by", by, CLASS_COLUMNS)
     k = None if k is None else check_int("k", k, low=1)
     max_k = check_int("max_k", max_k, low=1)
@@ -483,7 +473,7 @@ def shared_interest(
 
     from ..validation import check_number
 
-    result = _as_result(result)
+    result = as_dataset_result("result", result)
     share = check_number("share", share, low=0.0, high=1.0)
     if share == 0:
         raise ValueError(f"share: expected a number in (0, 1], got {share!r}")

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..report_section import Picture, ReportSection, Table
 from ..validation import check_number
-from .result import DatasetResult
+from .result import DatasetResult, as_dataset_result
 
 # The share of pixels that counts as a map's top region.
 TOP_SHARE = 0.05
@@ -92,18 +92,6 @@ def top_iou(x: np.ndarray, y: np.ndarray, share: float = TOP_SHARE) -> float:
     """
     top_x, top_y = top_pixels(x, share), top_pixels(y, share)
     return float(np.count_nonzero(top_x & top_y) / np.count_nonzero(top_x | top_y))
-
-
-def _as_result(name: str, value: Any) -> DatasetResult:
-    if isinstance(value, (str, os.PathLike)):
-        from .result import open_dataset
-
-        return open_dataset(value)
-    if not isinstance(value, DatasetResult):
-        raise TypeError(
-            f"{name}: expected a DatasetResult or a store path, got {type(value).__name__}"
-        )
-    return value
 
 
 def _check_names(names: Any) -> tuple[str, str]:
@@ -202,8 +190,8 @@ def compare_datasets(
     >>> drift = igw.compare_datasets("before.store", "after.store")  # doctest: +SKIP
     >>> drift.table.sort_values("rank_correlation").head()  # doctest: +SKIP
     """
-    a = _as_result("a", a)
-    b = _as_result("b", b)
+    a = as_dataset_result("a", a)
+    b = as_dataset_result("b", b)
     names = _check_names(names)
     share = check_number("top_share", top_share, low=0.0, high=1.0)
     if share == 0:

@@ -661,6 +661,18 @@ def check_store_path(name: str, path: Any) -> str:
     return text
 
 
+def as_dataset_result(name: str, value: Any) -> DatasetResult:
+    """``value`` as given when it is a DatasetResult, the store at it when it is a
+    path; anything else raises naming the parameter ``name``."""
+    if isinstance(value, (str, os.PathLike)):
+        return DatasetResult(check_store_path(name, value))
+    if not isinstance(value, DatasetResult):
+        raise TypeError(
+            f"{name}: expected a DatasetResult or a store path, got {type(value).__name__}"
+        )
+    return value
+
+
 def open_dataset(path: str | os.PathLike, verify: bool = False) -> DatasetResult:
     """Open a store written by ``explain_dataset`` (complete or not).
 

@@ -336,3 +336,14 @@ def convolution_names(model) -> list[str]:
     """The names of a Keras model's Conv2D layers, in order (Keras numbers them per
     process, so a test reads them from the model rather than writing them down)."""
     return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def random_dataset(count: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` random images (size x size RGB), labels among 4 classes, and a mask
+    of the same central square on each."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (count, size, size, 3)).astype(np.uint8)
+    labels = rng.integers(0, 4, count)
+    masks = np.zeros((count, size, size), bool)
+    masks[:, 4:12, 4:12] = True
+    return images, labels, masks

@@ -13,7 +13,7 @@ from PIL import Image
 import ig_widget as igw
 from ig_widget.dataset.store import Store, decode_map, encode_map
 
-from .models import tiny_cnn
+from .models import random_dataset, tiny_cnn
 from .ray_local import start_local_ray
 
 SIZE = 16
@@ -29,12 +29,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (COUNT, SIZE, SIZE, 3)).astype(np.uint8)
-    labels = rng.integers(0, 4, COUNT)
-    masks = np.zeros((COUNT, SIZE, SIZE), bool)
-    masks[:, 4:12, 4:12] = True
-    return images, labels, masks
+    return random_dataset(COUNT, SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -50,16 +50,20 @@ def _assert_readable(page, selector: str) -> int:
     return checked
 
 
+def _open_widget_and_gallery(chromium, server):
+    """A page at 1400 px with the widget and the Gallery drawn, thumbnails loaded."""
+    write_notebook(server.root / "theme.ipynb", [SETUP, "g"])
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    open_notebook(page, server, "theme.ipynb")
+    run_all_cells(page)
+    page.locator(".igw canvas").nth(2).wait_for(timeout=120_000)
+    page.locator(".igg-cell .igg-details:not(:text('loading…'))").first.wait_for(timeout=120_000)
+    return page
+
+
 def test_jupyterlab_light_and_dark(chromium, tmp_path, artifacts):
     with jupyter_server(tmp_path) as server:
-        write_notebook(server.root / "theme.ipynb", [SETUP, "g"])
-        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-        open_notebook(page, server, "theme.ipynb")
-        run_all_cells(page)
-        page.locator(".igw canvas").nth(2).wait_for(timeout=120_000)
-        page.locator(".igg-cell .igg-details:not(:text('loading…'))").first.wait_for(
-            timeout=120_000
-        )
+        page = _open_widget_and_gallery(chromium, server)
         light = {name: _assert_readable(page, name) for name in (VIEW, ".igg")}
         assert light[VIEW] > 40 and light[".igg"] > 20
         colour = page.locator(VIEW).evaluate("(el) => getComputedStyle(el).color")
@@ -191,14 +195,7 @@ def test_vscode_light_and_dark(chromium, tmp_path, artifacts):
     jupyter_names = sorted(set(re.findall(r"--jp-[\w-]+", THEME_CSS.read_text())))
     assert len(jupyter_names) > 8
     with jupyter_server(tmp_path) as server:
-        write_notebook(server.root / "theme.ipynb", [SETUP, "g"])
-        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-        open_notebook(page, server, "theme.ipynb")
-        run_all_cells(page)
-        page.locator(".igw canvas").nth(2).wait_for(timeout=120_000)
-        page.locator(".igg-cell .igg-details:not(:text('loading…'))").first.wait_for(
-            timeout=120_000
-        )
+        page = _open_widget_and_gallery(chromium, server)
         for kind, variables in VSCODE_THEMES.items():
             page.set_viewport_size({"width": 1400, "height": 1000})
             page.evaluate(AS_VSCODE, [kind, variables, jupyter_names])

@@ -544,10 +544,10 @@ class Store:
         """The rows to grow the arrays to (by doubling) so that rows below ``stop`` exist.
 
         None when they do. Only the process that feeds the work grows the
-        arrays, before handing out a chunk that needs the rows; Zarr writes
-        metadata atomically, so writers that open the arrays afterwards see
-        the new length. An interruption between two arrays is repaired on
-        resume (``check_arrays``).
+        arrays, before handing out a chunk that needs the rows; Zarr (3.1.3
+        on) replaces metadata atomically, so a writer reading it meanwhile sees
+        the old or the new length, never a half-written file. An interruption
+        between two arrays is repaired on resume (``check_arrays``).
         """
         rows = min(self._array(name).shape[0] for name in layout.array_specs())
         if stop <= rows:

@@ -474,6 +474,45 @@ def test_thumbnails_come_in_the_order_asked_each_row_checked_as_served(model, im
     assert result.thumbnails([1])[0].shape[0] == 1
 
 
+def test_thumbnails_decode_each_chunk_once_however_the_order_spreads_them(
+    model, images, tmp_path, monkeypatch
+):
+    import ig_widget.dataset.result as result_module
+
+    store = tmp_path / "store"
+    explain(model, images, store)
+    decoded = []
+    read_rows = Store.read_rows
+
+    def counted(self, layout, name, rows, checksums):
+        decoded.append((name, rows[0] // CHUNK))
+        return read_rows(self, layout, name, rows, checksums)
+
+    monkeypatch.setattr(Store, "read_rows", counted)
+    every_chunk = [(name, number) for name in ("thumbnail_maps", "thumbnails")
+                   for number in range(3)]  # fmt: skip
+    spread = [6, 0, 3, 1, 4, 2, 5]  # a sorted Gallery's order: chunk 2, 0, 1, 0, 1, 0, 1
+    result = igw.open_dataset(store)
+    result.thumbnails(spread)
+    assert sorted(decoded) == every_chunk
+    result.thumbnails(spread[::-1])  # within the budget: kept
+    assert len(decoded) == 6
+    # Room for one chunk: a request still decodes each of its chunks once, and the
+    # least recently used chunk goes first.
+    one_chunk = sum(value.nbytes for value in result.thumbnails([0, 1, 2]))
+    monkeypatch.setattr(result_module, "THUMBNAIL_CACHE_BYTES", one_chunk)
+    result = igw.open_dataset(store)
+    decoded.clear()
+    result.thumbnails(spread)
+    assert sorted(decoded) == every_chunk
+    result.thumbnails([5])
+    decoded.clear()
+    for asked in ([0], [3], [4], [1]):
+        result.thumbnails(asked)
+    names = ("thumbnails", "thumbnail_maps")
+    assert decoded == [(name, number) for number in (0, 1, 0) for name in names]
+
+
 def test_new_arrays_are_lz4_compressed_and_a_zstandard_store_still_resumes(
     model, images, reference, tmp_path
 ):

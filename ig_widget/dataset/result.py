@@ -34,8 +34,11 @@ CONVERGED_DELTA = 0.05
 RERUN_OPTIONS = ("steps", "tolerance", "batch_size")
 # Images the audit report lists per column, by default.
 WORST_COUNT = 12
-# Store chunks of thumbnails kept decoded for a Gallery (DatasetResult._thumbnail_chunk).
-THUMBNAIL_CHUNKS = 4
+# Bytes of decoded thumbnail chunks kept for a Gallery (DatasetResult._thumbnail_chunk):
+# a Gallery sorted by a column asks for images from all over the store, and decoding a
+# chunk for each of them cost its kernel 2.8 to 3.6 CPU s per 600 thumbnails of 32 px
+# with four chunks kept (benchmarks/README.md). 256 MiB holds 2,600 images of 96 px.
+THUMBNAIL_CACHE_BYTES = 256 * 1024**2
 
 
 class DatasetResult:
@@ -314,10 +317,13 @@ class DatasetResult:
         """Reduced display images (n, h, w, 3) and channel maps (n, 2, h, w) for the gallery."""
         rows = [self._row(index) for index in indices]
         assert self._layout is not None  # a store with rows has a layout
+        size = self._layout.chunk_size
+        # Each chunk the request touches decoded (or found) once, however its rows are spread.
+        chunks = {number: self._thumbnail_chunk(number) for number in {row // size for row in rows}}
         pictures: list[np.ndarray] = []
         maps: list[np.ndarray] = []
         for row in rows:
-            where, chunk = self._thumbnail_chunk(row // self._layout.chunk_size)
+            where, chunk = chunks[row // size]
             sums = None if self._checksums is None else self._checksums.get(row, {})
             for name, values, kept in zip(
                 ("thumbnails", "thumbnail_maps"), chunk, (pictures, maps), strict=True
@@ -330,15 +336,17 @@ class DatasetResult:
     def _thumbnail_chunk(self, chunk: int) -> tuple[dict[int, int], tuple[np.ndarray, ...]]:
         """Store chunk ``chunk``'s thumbnails and maps, unchecked, and each row's place in them.
 
-        The last THUMBNAIL_CHUNKS are kept: the Gallery asks for a few dozen
-        neighbours at a time while it scrolls, and decoding their chunk again
-        for each request was most of its kernel's work (benchmarks/README.md).
+        Decoded chunks are kept, the least recently used dropped first, up to
+        THUMBNAIL_CACHE_BYTES: a Gallery scrolls back and forth over the same
+        images, in an order of its own.
         """
         cached = self._thumbnail_chunks.pop(chunk, None)
         if cached is None:
             assert self._layout is not None  # a store with rows has a layout
+            size = self._layout.chunk_size
             index = self._table.index
-            rows = sorted(int(row) for row in index[(index // self._layout.chunk_size) == chunk])
+            rows = index[(index >= chunk * size) & (index < (chunk + 1) * size)]
+            rows = sorted(int(row) for row in rows)
             cached = (
                 {row: i for i, row in enumerate(rows)},
                 tuple(
@@ -347,8 +355,11 @@ class DatasetResult:
                 ),
             )
         self._thumbnail_chunks[chunk] = cached
-        while len(self._thumbnail_chunks) > THUMBNAIL_CHUNKS:
-            self._thumbnail_chunks.popitem(last=False)
+        chunks = self._thumbnail_chunks
+        kept = sum(array.nbytes for _, arrays in chunks.values() for array in arrays)
+        while kept > THUMBNAIL_CACHE_BYTES and len(chunks) > 1:
+            _, (_, arrays) = chunks.popitem(last=False)
+            kept -= sum(array.nbytes for array in arrays)
         return cached
 
     def save(self, path: str | os.PathLike) -> DatasetResult:

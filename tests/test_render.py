@@ -321,11 +321,12 @@ def test_no_component_left_for_outlines_renders_the_plain_image():
 def test_outlining_the_whole_image_draws_nothing_rather_than_the_frame(style):
     # With clip_below_percentile=0 all but the weakest few pixels are in the
     # selection; speckle joins them into one region, which after hole filling
-    # is the whole image: its border would be the frame. The image's border is
-    # kept strong so the weakest pixels (left out) are holes, not notches in the
-    # border, whatever the module's random stream gives this test under xdist.
-    image = RNG.integers(0, 256, (24, 24, 3), dtype=np.uint8)
-    speckle = RNG.uniform(0.01, 1.0, (24, 24, 3)).astype(np.float32)
+    # is the whole image: its border would be the frame. The region's edges are
+    # kept strong so the weakest pixels (left out) are holes, not notches in an
+    # edge, whatever the random stream (a notch failed in 18 of 300 streams).
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    speckle = rng.uniform(0.01, 1.0, (24, 24, 3)).astype(np.float32)
     speckle[[0, -1], :] = 1.0
     speckle[:, [0, -1]] = 1.0
     plain = render(image, np.zeros_like(speckle), style=style)
@@ -333,6 +334,7 @@ def test_outlining_the_whole_image_draws_nothing_rather_than_the_frame(style):
     np.testing.assert_array_equal(outlined, plain)
     # A selection that leaves pixels out is outlined as before.
     speckle[:, 12:] = 0.0
+    speckle[:, 11] = 1.0
     outlined = render(image, speckle, style=style, outlines=True, overlay=False)
     drawn = outlined.any(axis=2)
     assert drawn[:, 11].all() and not drawn[:, 12:].any() and not drawn[1:-1, 1:11].any()

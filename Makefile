@@ -59,13 +59,14 @@ test-py: setup browser
 
 # The lowest versions pyproject.toml allows, tested: a fresh venv on the lowest
 # Python it allows with the lowest version of every direct dependency (uv's
-# --resolution lowest-direct; the extras but ray), then the test tools and the dev
-# group's CPU torch (torch's lowest wheels on PyPI are CUDA builds of several GB).
+# --resolution lowest-direct; the extras but ray), then the test tools, with the dev
+# group's pins of pytest and of the CPU torch (torch's lowest wheels on PyPI are CUDA
+# builds of several GB).
 # There: the demo on Keras' JAX backend, then the fast tests but the peers' parity
 # (the peers want newer NumPy) and the other backends' subprocesses (minutes).
 LOWEST := .venv-lowest
 LOWEST_PYTHON := 3.11
-TORCH_PIN = $$($(PY) -c "import tomllib; print(*[r for r in tomllib.load(open('pyproject.toml', 'rb'))['dependency-groups']['dev'] if r.startswith('torch')])")
+TEST_PINS = $$($(PY) -c "import tomllib; print(*[r for r in tomllib.load(open('pyproject.toml', 'rb'))['dependency-groups']['dev'] if r.startswith(('torch', 'pytest'))])")
 SMOKE := images, _ = igw.demo.images(); \
   widget = igw.IGWidget(igw.demo.model(), images[0], steps=8); \
   assert widget.result.target == 0 and widget.to_png("$(LOWEST)/smoke.png").read_bytes()[:4] == b"\x89PNG"; print("smoke: ok")
@@ -75,7 +76,7 @@ test-lowest: setup
 	$(VENV)/bin/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct \
 	  -e ".[tensorflow,jax,dataset,xrai]"
 	$(PY) -m pip --python $(LOWEST)/bin/python install --quiet \
-	  pytest pytest-xdist nbformat nbclient nbconvert psutil comm watchfiles "$(TORCH_PIN)"
+	  nbformat nbclient nbconvert psutil comm watchfiles $(TEST_PINS)
 	$(VENV)/bin/uv pip list --python $(LOWEST)/bin/python
 	KERAS_BACKEND=jax $(LOWEST)/bin/python -c 'import ig_widget as igw; $(SMOKE)'
 	$(LOWEST)/bin/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder -p no:cacheprovider \

@@ -36,20 +36,11 @@ sys.meta_path.insert(0, BlockTensorFlow())
 """
 
 
-# What each script saved, by (script, backends): in the full run, a module's fixture
-# that calls run_per_backend was set up once per parameter of its test (50 s each time
-# for tests/test_vit.py's), in one test-file group; the scripts are deterministic.
-_saved: dict[tuple[str, tuple[str, ...]], dict[str, dict[str, Any]]] = {}
-
-
 def run_per_backend(
     code: str, folder: Path, timeout: float = 300, backends: tuple[str, ...] = KERAS_BACKENDS
 ) -> dict[str, dict[str, Any]]:
     """Run ``code`` once per Keras backend (of ``backends``), at the same time; each run
-    saves an ``.npz`` at ``sys.argv[1]``. Returns the saved arrays by backend name (a
-    script already run in this process is not run again)."""
-    if (code, backends) in _saved:
-        return _saved[code, backends]
+    saves an ``.npz`` at ``sys.argv[1]``. Returns the saved arrays by backend name."""
     children = {}
     for name in backends:
         script = (BLOCK_TENSORFLOW if name != "tensorflow" else "") + code
@@ -67,5 +58,4 @@ def run_per_backend(
         output, _ = child.communicate(timeout=timeout)
         assert child.returncode == 0, f"{name} subprocess failed:\n{output[-3000:]}"
         results[name] = dict(np.load(folder / f"{name}.npz"))
-    _saved[code, backends] = results
     return results

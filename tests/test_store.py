@@ -187,6 +187,28 @@ def test_an_interrupted_growth_is_repaired_and_writes_never_fall_outside(
         Store(str(store)).write_arrays(layout, 6, values)
 
 
+def test_an_array_cut_while_its_rows_are_written_raises(model, images, tmp_path, monkeypatch):
+    # The shapes are read again after the write: rows written into an array that was
+    # cut meanwhile are gone, and the chunk must not be committed as stored.
+    store = tmp_path / "store"
+    explain(model, images, store)
+    layout = igw.open_dataset(store)._layout
+    values = {name: np.ones((CHUNK, *shape), dtype) for name, (shape, dtype) in
+              layout.array_specs().items()}  # fmt: skip
+    write = zarr.AsyncArray.setitem
+
+    async def write_then_cut(array, selection, rows):
+        await write(array, selection, rows)
+        if array.basename == "gradients":
+            await array.resize((2, *array.shape[1:]))
+
+    monkeypatch.setattr(zarr.AsyncArray, "setitem", write_then_cut)
+    with pytest.raises(
+        ValueError, match=r"arrays.zarr/gradients/zarr.json' describes shape \(2, .*rows 0..2 "
+    ):
+        Store(str(store)).write_arrays(layout, 0, values)
+
+
 def test_rows_are_written_while_the_feeder_grows_the_arrays(model, images, tmp_path):
     # The writer thread reads each array's metadata while the feeding thread grows the
     # arrays; a reader must see the old or the new metadata, never a half-written

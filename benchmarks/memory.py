@@ -24,7 +24,7 @@ from .frameworks import active
 from .speed import PeakMemory
 
 SIZE = 1024
-# Intervals: steps + 1 path points plus the image's own point.
+# Intervals: steps + 1 path points, the last of them the image's own point.
 STEPS = 7
 # The estimate before this rule: 12 bytes per activation value.
 OLD_BYTES_PER_VALUE = 12
@@ -50,10 +50,10 @@ def run(size: int = SIZE, steps: int = STEPS) -> dict[str, Any]:
         if free is None
         else max(1, int(free * MEMORY_SHARE // (OLD_BYTES_PER_VALUE * values))),
     }
-    points = steps + 2
+    points = steps + 1
     # Warm-up outside the timings: the first predict runs eagerly and the
     # second is traced, and each batch shape is compiled once (JAX compiles
-    # per shape; steps=1 gives 3 points, the automatic batch's size here).
+    # per shape; steps=1 gives 2 points, the automatic batch's size here).
     igw.gradients(model, image, preprocess=preprocess)
     for batch_size in (1, None):
         igw.integrated_gradients(

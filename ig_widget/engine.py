@@ -45,6 +45,7 @@ from .points import (
     evaluate_points,
     evaluate_scores,
     predict_rows,
+    row_sum,
 )
 from .quadrature import integration_points, trapezoid_refinement
 from .validation import as_image, caller_stacklevel, check_int, to_numpy
@@ -543,7 +544,8 @@ def run_batch(
     ``run`` of that image alone (to float32 rounding). ``targets`` gives one
     target per image (None entries: the top class); None takes
     ``options.target`` for all. ``progress(done, total)`` counts gradient
-    evaluations (path points and the images' own points); with
+    evaluations (path points and the images' own points; a path that ends at
+    its image, alpha 1, shares that point); with
     ``progress_updates=n`` there are at least ``n`` progress calls (when
     there are that many points), the batches being no larger than the
     batching rule allows either way.
@@ -622,8 +624,25 @@ def run_batch(
     else:
         alphas, weights = integration_points(options.method, options.steps)
         normaliser = np.ones(count)
-    sums, scores = evaluate(path_points(every, alphas, weights, own=True))
-    path_scores = [scores[count:].reshape(count, runs, len(alphas))[i] for i in range(count)]
+    # Where the path ends at the image (alpha 1), its last point is the image's own
+    # point: evaluated once, its gradient serves both sums (one point in 52 of the
+    # default path, one per run).
+    shared = alphas[-1] == 1.0 and len(alphas) > 1
+    evaluated = slice(None, -1 if shared else None)
+    sums, scores = evaluate(path_points(every, alphas[evaluated], weights[evaluated], own=True))
+    per_path = scores[count:].reshape(count, runs, len(alphas) - shared)
+    if shared:
+        at_image = np.broadcast_to(scores[:count, None, None], (count, runs, 1))
+        per_path = np.concatenate([per_path, at_image], axis=2)
+        baseline_sum, summed = None, None
+        for i in range(count):
+            # Images share their baselines (uniform noise, a constant) or have their own (blur).
+            if summed is None or not np.array_equal(baseline_index[i], summed):
+                summed = baseline_index[i]
+                baseline_sum = row_sum(baselines, summed)
+            directions = runs * images[i].astype(np.float64) - baseline_sum
+            sums[2 * i] += weights[-1] / runs * directions * sums[2 * i + 1]
+    path_scores = list(per_path)
     path_alphas = [alphas] * count
     baseline_scores = _baseline_scores(
         classifier, baselines, baseline_index, chosen, alphas, path_scores, options, counter
@@ -833,7 +852,8 @@ def integrated_gradients(
         Seed of the uniform baselines.
     progress : callable, optional
         Called as ``progress(done, total)`` after each batch, counting
-        gradient evaluations (the path points and the image's own point);
+        gradient evaluations (the path points and the image's own point, which
+        is also the last path point where the path ends at alpha 1);
         returning ``False`` (also ``np.False_``) cancels with
         ``ComputationCancelled``, any other value (None) goes on.
     tolerance : float

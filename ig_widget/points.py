@@ -22,6 +22,7 @@ computation over 10,000 noise baselines never holds more than a batch of them.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
@@ -163,6 +164,25 @@ class StackedRows:
             if np.any(chosen):
                 out[chosen] = source.take(indices[chosen] - self._offsets[number])
         return out
+
+
+# Rows taken at a time by ``row_sum``: its memory does not grow with their count.
+ROW_SUM_BYTES = 8 * 2**20
+
+
+def row_sum(rows: Rows, indices: np.ndarray) -> np.ndarray:
+    """The float64 sum of rows ``indices``, taken a few at a time.
+
+    Examples
+    --------
+    >>> row_sum(ArrayRows(np.arange(6).reshape(3, 2, 1, 1)), np.array([0, 2, 2])).ravel()
+    array([ 8., 11.])
+    """
+    per_take = max(1, ROW_SUM_BYTES // (4 * math.prod(rows.shape)))
+    total = np.zeros(rows.shape, np.float64)
+    for first in range(0, len(indices), per_take):
+        total += rows.take(indices[first : first + per_take]).sum(axis=0, dtype=np.float64)
+    return total
 
 
 def as_rows(value: np.ndarray | Rows) -> Rows:

@@ -200,8 +200,9 @@ def test_jax_and_torch_paths_never_import_tensorflow(per_backend, name):
 
 def test_jax_does_not_recompile_for_a_new_image_or_target(per_backend):
     result = per_backend["jax"]
-    # 34 path points and the image's own point: 7 batches of 5, one program for
-    # plain targets and one for the contrast (two weighted columns) run before.
+    # 32 path points and the image's own point, both paths' last: 7 batches of 5 (the
+    # last padded), one program for plain targets and one for the contrast (two
+    # weighted columns) run before.
     assert int(result["before"]) == 2
     assert int(result["after"]) == int(result["before"])
 

@@ -15,6 +15,7 @@ import torch
 import ig_widget as igw
 from ig_widget.backends import backend_for
 from ig_widget.baselines import make_baselines
+from ig_widget.points import UniformRows
 from ig_widget.quadrature import METHODS, integration_points
 
 from .models import linear_model, random_image, tiny_cnn
@@ -55,6 +56,46 @@ def test_linear_model_ig_is_exact(method, steps, baseline):
     np.testing.assert_allclose(res.gradients, LIN_WEIGHTS[..., 2], rtol=1e-6)
     assert res.delta < 1e-4  # float32 scores: F(x) - F(x') loses digits to cancellation
     assert res.method == method and res.steps == steps and res.target == 2
+
+
+@pytest.mark.parametrize("method", ["trapezoid", "riemann_right", "riemann_left"])
+def test_the_image_is_computed_once_where_the_paths_end_at_it(method, monkeypatch):
+    # Each path's point at alpha 1 is the image, whose own point gives the plain
+    # gradient: it is evaluated once and serves every run's sum, which must equal
+    # the sums of a plain loop over every path point (a model whose gradient varies).
+    weights = tf.constant(LIN_WEIGHTS[..., :2] / 255.0)
+
+    def model(x):
+        return tf.reduce_sum(tf.sin(x[..., None] * weights), axis=[1, 2, 3])
+
+    runs, steps = 3, 4
+    alphas, quadrature = integration_points(method, steps)
+    starts = UniformRows(runs, LIN_IMAGE.shape, (0.0, 255.0), seed=7).take(np.arange(runs))
+    expected = np.zeros(LIN_IMAGE.shape, np.float64)
+    for start in starts:
+        for alpha, weight in zip(alphas, quadrature, strict=True):
+            point = tf.constant((start + alpha * (LIN_IMAGE - start))[None].astype(np.float32))
+            with tf.GradientTape() as tape:
+                tape.watch(point)
+                score = model(point)[0, 1]
+            gradient = tape.gradient(score, point).numpy()[0]
+            expected += weight / runs * (LIN_IMAGE - start) * gradient
+    backend = backend_for(model, None)
+    evaluated, original = [], backend.gradient_sums
+
+    def counting(*args):
+        evaluated.append(len(args[2]))
+        return original(*args)
+
+    monkeypatch.setattr(backend, "gradient_sums", counting)
+    res = igw.integrated_gradients(
+        model, LIN_IMAGE, target=1, method=method, steps=steps, runs=runs,
+        baseline="uniform", seed=7, batch_size=64,
+    )  # fmt: skip
+    np.testing.assert_allclose(res.attributions, expected, rtol=1e-4, atol=1e-6)
+    ends = alphas[-1] == 1.0
+    assert sum(evaluated) == runs * (len(alphas) - ends) + 1
+    assert (res.path_scores[:, -1] == res.scores[1]).all() == ends
 
 
 def test_integration_rules_weights_sum_to_one_and_integrate_polynomials():
@@ -195,8 +236,8 @@ def test_progress_reports_and_cancels(cnn, image):
     igw.integrated_gradients(
         cnn, image, steps=20, batch_size=8, progress=lambda d, t: calls.append((d, t))
     )
-    # 21 path points and the image's own point.
-    assert calls == [(8, 22), (16, 22), (22, 22)]
+    # 20 path points and the image's own point, which is the path's last point too.
+    assert calls == [(8, 21), (16, 21), (21, 21)]
     stop = threading.Event()
     stop.set()
     with pytest.raises(igw.ComputationCancelled):
@@ -286,8 +327,8 @@ def test_a_batch_of_small_images_shares_model_calls(cnn, monkeypatch):
 
     monkeypatch.setattr(backend, "gradient_sums", counting)
     results = igw.integrated_gradients_batch(cnn, images, targets=1, steps=8, batch_size=64)
-    # 4 x 9 path points and the 4 images' own points: one call.
-    assert calls == [40] and [r.target for r in results] == [1, 1, 1, 1]
+    # 4 x 8 path points and the 4 images' own points (their paths' last): one call.
+    assert calls == [36] and [r.target for r in results] == [1, 1, 1, 1]
 
 
 @pytest.mark.parametrize(

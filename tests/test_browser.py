@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 import ig_widget as igw
 from ig_widget.render import channel_maps, display_image, render_maps
@@ -716,7 +717,13 @@ def test_refused_values_stay_until_corrected_in_jupyterlab(chromium, tmp_path, a
         assert message("steps") == "" and message("window (px)") == ""
         assert blocked.is_hidden()
         compute.click()
-        page.locator(".igw-details", has_text="13 points").wait_for(timeout=120_000)
+        try:
+            page.locator(".igw-details", has_text="13 points").wait_for(timeout=120_000)
+        except PlaywrightTimeout as timeout:
+            # Say what the widget shows instead (it once timed out in CI, never here).
+            shown = page.locator(".igw").inner_text()
+            message = f"no result of 13 points in 120 s; the widget shows:\n{shown}"
+            raise AssertionError(message) from timeout
         assert top_error.is_hidden()
         assert errors == []
         page.close()

@@ -624,17 +624,26 @@ class Store:
             self._fits(array, name, start, count, specs[name][0])
             return array
 
+        async def all_of(steps: list[Any]) -> list[Any]:
+            # Every step runs to its end; the first failure in name order is raised,
+            # so the error names the same array whichever finished first.
+            results = await asyncio.gather(*steps, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return results
+
         names = list(rows_of)
         count = len(rows_of[names[0]])
-        arrays = await asyncio.gather(*(checked(name, count) for name in names))
-        await asyncio.gather(
-            *(
+        arrays = await all_of([checked(name, count) for name in names])
+        await all_of(
+            [
                 array.setitem(slice(start, start + count), rows_of[name])
                 for array, name in zip(arrays, names, strict=True)
-            )
+            ]
         )
         # Read afresh: an array cut while the rows were written drops them silently.
-        await asyncio.gather(*(checked(name, count) for name in names))
+        await all_of([checked(name, count) for name in names])
 
     def chunk_file(self, layout: Layout, name: str, row: int) -> str:
         """The Zarr chunk file that holds ``row`` of array ``name``, relative to the store."""

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 import ig_widget as igw
 from ig_widget.render import channel_maps, display_image, render_maps
@@ -717,6 +716,8 @@ def test_refused_values_stay_until_corrected_in_jupyterlab(chromium, tmp_path, a
         assert message("steps") == "" and message("window (px)") == ""
         assert blocked.is_hidden()
         compute.click()
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         try:
             page.locator(".igw-details", has_text="13 points").wait_for(timeout=120_000)
         except PlaywrightTimeout as timeout:

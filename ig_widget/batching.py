@@ -254,10 +254,10 @@ class BatchTuner:
                     self._best_per_point = min(self._best_per_point, per_point)
                 return
             self._per_point[size] = per_point
-            fastest = min(self._per_point.values())
             if size < self.limit:
                 self.size = min(self.limit, 2 * size)
                 return
+            fastest = min(self._per_point.values())
             self._best_size = min(s for s, t in self._per_point.items() if t <= NEAR_BEST * fastest)
             self._best_per_point = self._per_point[self._best_size]
             self.size, self.fixed = self._best_size, True

@@ -602,14 +602,20 @@ class _Call:
     values: np.ndarray
     group_lines: np.ndarray
     group_segments: np.ndarray
+    # The batch's points in the order sent (groups in order), or None if that is the batch's order.
+    order: np.ndarray | None
 
     def send(
         self, backend: GradientBackend, region: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """The call's group sums and every point's raw scores, in the batch's order."""
         sums, raw = backend.gradient_sums(
             self.rows, self.directional, self.index, self.values, self.group_lines, region
         )
-        return np.asarray(sums)[: len(self.group_segments)], np.asarray(raw, np.float64)
+        raw = np.asarray(raw, np.float64)
+        if self.order is not None:
+            raw[self.order] = raw[: len(self.order)].copy()
+        return np.asarray(sums)[: len(self.group_segments)], raw
 
 
 def _prepare_call(
@@ -653,8 +659,15 @@ def _prepare_call(
     two = bool(np.any(signs[:, 1] != 0))
     index_columns = [line_of, columns[:, 0], group_of] + ([columns[:, 1]] if two else [])
     value_columns = [batch.alphas, weighted[:, 0]] + ([weighted[:, 1]] if two else [])
-    index = _pad(np.stack(index_columns, axis=1), padded)
-    values = _pad(np.stack(value_columns, axis=1), padded)
+    index, values = np.stack(index_columns, axis=1), np.stack(value_columns, axis=1)
+    # Points are sent with their groups in order, so that the backend sums them as
+    # sorted segments (4x faster than unsorted on the CPU). Stable, so a group's
+    # points keep their order: its sum is the same whatever the batch.
+    order = None
+    if np.any(np.diff(group_of) < 0):
+        order = np.argsort(group_of, kind="stable")
+        index, values = index[order], values[order]
+    index, values = _pad(index, padded), _pad(values, padded)
     # Padding repeats the last point with weight 0: a real point, so its
     # gradient is as finite as that one's, and it adds nothing.
     values[size:, 1:] = 0.0
@@ -665,6 +678,7 @@ def _prepare_call(
         values=values.astype(np.float32),
         group_lines=group_lines.astype(np.int32),
         group_segments=batch.segments[group_first],
+        order=order,
     )
 
 

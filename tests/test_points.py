@@ -76,6 +76,42 @@ def test_one_segment_per_point_gives_per_point_gradients(cnn):
     np.testing.assert_allclose(squares, np.sum(sums**2, axis=0), rtol=1e-5)
 
 
+def test_points_reach_the_backend_grouped_and_come_back_in_their_order(cnn):
+    # The backend sums sorted segments: the engine sends a batch's points with
+    # their groups in order, and hands back each point's scores where it was.
+    image = random_image()
+    prepared = prepare(cnn, image)
+    others = np.stack([random_image(seed=s) for s in (5, 6)])
+    alphas = np.array([0.0, 0.3, 1.0, 0.7, 0.5])
+    end_index = np.array([0, 0, 1, 1, 0])
+    targets = np.array([0, 1, 2, 3, 1])
+    segments = np.array([2, 0, 2, 1, 0])
+    points = PointSet(
+        image[None], others, np.zeros(5), end_index, alphas, np.full(5, 2.0), np.zeros(5),
+        targets, segments, n_segments=3,
+    )  # fmt: skip
+    backend = prepared.classifier.backend
+    original = backend.gradient_sums
+    sent_groups = []
+
+    def recording(*args):
+        sent_groups.append(np.asarray(args[2])[:, 2].copy())
+        return original(*args)
+
+    backend.gradient_sums = recording
+    try:
+        sums, scores = evaluate_points(prepared.classifier, points, batch_size=5, all_scores=True)
+    finally:
+        del backend.gradient_sums
+    assert len(sent_groups) == 1 and np.all(np.diff(sent_groups[0]) >= 0)
+    expected = np.zeros((3, *image.shape))
+    for b in range(5):
+        point = image + alphas[b] * (others[end_index[b]] - image)
+        expected[segments[b]] += 2.0 * _tape_gradient(cnn, point, targets[b])
+        np.testing.assert_allclose(scores[b], cnn(point[None]).numpy()[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
 def test_uniform_rows_do_not_depend_on_the_batch(cnn):
     image = random_image()
     results = [

@@ -15,6 +15,10 @@ operations on NumPy arrays; everything else in the engine is framework-free:
       sums[g]  = (sum over the points b of group g of grad_{point_b} target_b)
                  * (direction_{group_lines[g]} if directional[group_lines[g]] else 1)
 
+  The groups ``index[:, 2]`` are nondecreasing (0, 0, 1, 2, 2, ...), so a
+  backend may sum sorted segments; every group has a point, except the
+  padding groups sent to a backend with ``static_shapes``.
+
   A second weighted column per point (``index`` (B, 4) and ``values`` (B, 3)
   instead of (B, 3) and (B, 2)) lets one point explain a difference of two
   scores (a contrastive target, ``ig_widget.points.Classifier.contrast``);

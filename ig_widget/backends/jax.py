@@ -109,7 +109,9 @@ class JaxBackend:
         # The weights are the cotangent of the target columns (one, or two for
         # a contrast), so the backward pass returns already-weighted gradients.
         (grads,) = pullback(values[:, 1:])
-        sums = jax.ops.segment_sum(grads, index[:, 2], num_segments=group_lines.shape[0])
+        sums = jax.ops.segment_sum(
+            grads, index[:, 2], num_segments=group_lines.shape[0], indices_are_sorted=True
+        )
         # Each group's sum times its line's direction, once per group.
         factors = jnp.where(directional[:, None, None, None] > 0, directions, 1.0)
         return sums * factors[group_lines], scores

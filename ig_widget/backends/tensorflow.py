@@ -121,7 +121,7 @@ class TensorFlowBackend:
             grads = tape.gradient(target_scores, points)
             if grads is None:
                 raise ValueError(NOT_DIFFERENTIABLE)
-            sums = tf.math.unsorted_segment_sum(grads, index[:, 2], tf.shape(group_lines)[0])
+            sums = tf.math.segment_sum(grads, index[:, 2])
             # Each group's sum times its line's direction, once per group.
             factors = tf.where(directional[:, None, None, None] > 0, directions, 1.0)
             return sums * tf.gather(factors, group_lines), scores

@@ -661,8 +661,9 @@ def _prepare_call(
     value_columns = [batch.alphas, weighted[:, 0]] + ([weighted[:, 1]] if two else [])
     index, values = np.stack(index_columns, axis=1), np.stack(value_columns, axis=1)
     # Points are sent with their groups in order, so that the backend sums them as
-    # sorted segments (4x faster than unsorted on the CPU). Stable, so a group's
-    # points keep their order: its sum is the same whatever the batch.
+    # sorted segments (TensorFlow on the CPU: 0.5-0.8 ms for 64 demo points against
+    # 2.1-2.4 ms unsorted). Stable, so a group's points keep their order: its sum is
+    # the same whatever the batch.
     order = None
     if np.any(np.diff(group_of) < 0):
         order = np.argsort(group_of, kind="stable")

@@ -39,30 +39,31 @@ def _tape_gradient(model, point, target):
     return tape.gradient(score, point).numpy()[0]
 
 
-def test_one_segment_per_point_gives_per_point_gradients(cnn):
+# Five points on lines from an image to two other images, each with its own target.
+FIVE_ALPHAS = np.array([0.0, 0.3, 1.0, 0.7, 0.5])
+FIVE_ENDS = np.array([0, 0, 1, 1, 0])
+FIVE_TARGETS = np.array([0, 1, 2, 3, 1])
+
+
+def _five_points(segments):
+    """The image, its five points (weight 2) summed into ``segments``, and where each point is."""
     image = random_image()
-    prepared = prepare(cnn, image)
     others = np.stack([random_image(seed=s) for s in (5, 6)])
-    # Points on lines from the image to two other images, per-point targets.
-    alphas = np.array([0.0, 0.3, 1.0, 0.7, 0.5])
-    end_index = np.array([0, 0, 1, 1, 0])
-    targets = np.array([0, 1, 2, 3, 1])
     points = PointSet(
-        image[None],
-        others,
-        np.zeros(5),
-        end_index,
-        alphas,
-        np.full(5, 2.0),
-        np.zeros(5),
-        targets,
-        np.arange(5),
-        n_segments=5,
-    )
+        image[None], others, np.zeros(5), FIVE_ENDS, FIVE_ALPHAS, np.full(5, 2.0), np.zeros(5),
+        FIVE_TARGETS, segments, n_segments=int(np.max(segments)) + 1,
+    )  # fmt: skip
+    pairs = zip(FIVE_ALPHAS, FIVE_ENDS, strict=True)
+    where = [image + alpha * (others[end] - image) for alpha, end in pairs]
+    return image, points, where
+
+
+def test_one_segment_per_point_gives_per_point_gradients(cnn):
+    image, points, where = _five_points(np.arange(5))
+    prepared = prepare(cnn, image)
     sums, scores = evaluate_points(prepared.classifier, points, batch_size=2, all_scores=True)
-    for b in range(5):
-        point = image + alphas[b] * (others[end_index[b]] - image)
-        expected = 2.0 * _tape_gradient(cnn, point, targets[b])
+    for b, point in enumerate(where):
+        expected = 2.0 * _tape_gradient(cnn, point, FIVE_TARGETS[b])
         np.testing.assert_allclose(sums[b], expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
         np.testing.assert_allclose(scores[b], cnn(point[None]).numpy()[0], rtol=1e-5, atol=1e-6)
     # The same points with a statistic over per-point gradients, nothing kept per point.
@@ -79,17 +80,9 @@ def test_one_segment_per_point_gives_per_point_gradients(cnn):
 def test_points_reach_the_backend_grouped_and_come_back_in_their_order(cnn):
     # The backend sums sorted segments: the engine sends a batch's points with
     # their groups in order, and hands back each point's scores where it was.
-    image = random_image()
-    prepared = prepare(cnn, image)
-    others = np.stack([random_image(seed=s) for s in (5, 6)])
-    alphas = np.array([0.0, 0.3, 1.0, 0.7, 0.5])
-    end_index = np.array([0, 0, 1, 1, 0])
-    targets = np.array([0, 1, 2, 3, 1])
     segments = np.array([2, 0, 2, 1, 0])
-    points = PointSet(
-        image[None], others, np.zeros(5), end_index, alphas, np.full(5, 2.0), np.zeros(5),
-        targets, segments, n_segments=3,
-    )  # fmt: skip
+    image, points, where = _five_points(segments)
+    prepared = prepare(cnn, image)
     backend = prepared.classifier.backend
     original = backend.gradient_sums
     sent_groups = []
@@ -105,9 +98,8 @@ def test_points_reach_the_backend_grouped_and_come_back_in_their_order(cnn):
         del backend.gradient_sums
     assert len(sent_groups) == 1 and np.all(np.diff(sent_groups[0]) >= 0)
     expected = np.zeros((3, *image.shape))
-    for b in range(5):
-        point = image + alphas[b] * (others[end_index[b]] - image)
-        expected[segments[b]] += 2.0 * _tape_gradient(cnn, point, targets[b])
+    for b, point in enumerate(where):
+        expected[segments[b]] += 2.0 * _tape_gradient(cnn, point, FIVE_TARGETS[b])
         np.testing.assert_allclose(scores[b], cnn(point[None]).numpy()[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
 

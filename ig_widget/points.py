@@ -614,7 +614,9 @@ class _Call:
         )
         raw = np.asarray(raw, np.float64)
         if self.order is not None:
-            raw[self.order] = raw[: len(self.order)].copy()
+            in_order = raw.copy()  # a new array: a backend's may be read-only
+            in_order[self.order] = raw[: len(self.order)]
+            raw = in_order
         return np.asarray(sums)[: len(self.group_segments)], raw
 
 

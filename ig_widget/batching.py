@@ -190,12 +190,13 @@ class BatchTuner:
     ``size`` is the batch to use now. Report every call with ``record``; the
     tuner measures each size's time per point (the fastest of
     ``SAMPLES_PER_SIZE`` calls), doubles ``size`` up to ``limit``, then
-    fixes the smallest size within ``NEAR_BEST`` of the best. A fixed size keeps being
-    measured: when its time per point rises past ``REVISE_AFTER`` times what
-    it was when chosen (other work on the machine, memory pressure), the
-    search starts again. The first call (which traces a compiled program)
-    and, for ``static_shapes`` backends, the first call of every size (a new
-    compilation) are not measured.
+    fixes the smallest size within ``NEAR_BEST`` of the best (also when an
+    out-of-memory error lowers the limit during the search). A fixed size
+    keeps being measured: when its time per point rises past
+    ``REVISE_AFTER`` times what it was when chosen (other work on the
+    machine, memory pressure), the search starts again. The first call
+    (which traces a compiled program) and, for ``static_shapes`` backends,
+    the first call of every size (a new compilation) are not measured.
     Thread-safe.
 
     Examples
@@ -257,18 +258,27 @@ class BatchTuner:
             if size < self.limit:
                 self.size = min(self.limit, 2 * size)
                 return
-            fastest = min(self._per_point.values())
-            self._best_size = min(s for s, t in self._per_point.items() if t <= NEAR_BEST * fastest)
-            self._best_per_point = self._per_point[self._best_size]
-            self.size, self.fixed = self._best_size, True
+            self._fix()
+
+    def _fix(self) -> None:
+        """Fix the smallest size measured (up to the limit) within ``NEAR_BEST`` of the
+        fastest; the limit itself if none was measured."""
+        measured = {s: t for s, t in self._per_point.items() if s <= self.limit}
+        if measured:
+            fastest = min(measured.values())
+            self._best_size = min(s for s, t in measured.items() if t <= NEAR_BEST * fastest)
+            self._best_per_point = measured[self._best_size]
+        else:
+            # Its first measurement as the fixed size becomes the reference.
+            self._best_size, self._best_per_point = self.limit, math.inf
+        self.size, self.fixed = self._best_size, True
 
     def out_of_memory(self, size: int) -> None:
         """A call of ``size`` points ran out of memory: never try that many again."""
         with self._lock:
             self.limit = max(1, min(self.limit, size // 2))
             if self.size > self.limit:
-                self.size, self.fixed = self.limit, True
-            self._best_size = min(self._best_size, self.limit)
+                self._fix()
 
 
 def clock_for(backend: GradientBackend) -> Callable[[], float]:

@@ -141,6 +141,20 @@ def test_out_of_memory_lowers_the_limit_for_good():
     assert tuner.limit == 16 and tuner.size == 16 and tuner.fixed
 
 
+def test_out_of_memory_during_the_search_keeps_the_best_size_measured_and_revises_it():
+    per_point = {16: 1.0, 32: 0.8, 64: 0.9}
+    tuner = BatchTuner(limit=256, static_shapes=False)
+    for size in [16] * 4 + [32] * 3 + [64] * 3:
+        tuner.record(size, size * per_point[size])
+    assert tuner.size == 128 and not tuner.fixed
+    tuner.out_of_memory(128)
+    assert tuner.limit == 64 and tuner.fixed and tuner.size == 32
+    # The kept size is still watched: twice as slow per point starts a new search.
+    for _ in range(3):
+        tuner.record(32, 2 * 32 * per_point[32])
+    assert not tuner.fixed and tuner.size == 16
+
+
 @pytest.mark.parametrize("updates", [1, 10, 37])
 def test_progress_granularity_gives_at_least_that_many_batches(updates):
     for total in (1, 9, 10, 51, 103, 1001):

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -315,6 +316,58 @@ def test_a_missing_or_changed_chunk_raises_never_zeros(model, images, tmp_path):
     shutil.copy(thumbnails / "0" / "0" / "0" / "0", thumbnails / "2" / "0" / "0" / "0")
     with pytest.raises(ValueError, match=r"row 6 of 'thumbnails': .* does not match the checksum"):
         igw.open_dataset(tmp_path / "copy").thumbnails([6])
+
+
+def stored_arrays(store):
+    group = zarr.open_group(store / "arrays.zarr", mode="r")
+    return {name: group[name][...] for name in group.array_keys()}
+
+
+def test_a_resume_computes_chunks_whose_files_were_lost_again(model, images, tmp_path):
+    store = tmp_path / "store"
+    explain(model, images, store)
+    written = stored_arrays(store)
+    lost = ["arrays.zarr/attributions/c/1/0/0/0", "arrays.zarr/thumbnails/c/2/0/0/0"]
+    for file in lost:
+        (store / file).unlink()
+    # Images 0..3 reach chunk 1 with 1 of its 3 images: it is not cut to one, and stays lost.
+    with pytest.warns(UserWarning) as caught:
+        shorter = explain(model, images[:4], store)
+    found, left = (str(warning.message) for warning in caught)
+    assert found == (
+        f"store: '{store}': the array files of images 3..5 ('{lost[0]}'); images 6..6 "
+        f"('{lost[1]}') are missing; they are computed again"
+    )
+    assert left.endswith("are still missing: the input did not reach them; resume with the "
+                         "whole input to compute them again")  # fmt: skip
+    assert len(shorter) == COUNT and not shorter.complete
+    with pytest.raises(ValueError, match=r"row 4 of 'attributions': its chunk file .* is missing"):
+        shorter[4]
+    with pytest.warns(UserWarning, match="they are computed again"):
+        repaired = explain(model, images, store)
+    assert repaired.complete
+    igw.open_dataset(store, verify=True)
+    recomputed = stored_arrays(store)
+    assert recomputed.keys() == written.keys()
+    for name in written.keys() - {"elapsed_s"}:  # the time each image took
+        np.testing.assert_array_equal(recomputed[name], written[name], err_msg=name)
+
+
+def test_chunks_of_zeros_have_no_file_and_are_not_lost(model, images, tmp_path):
+    store = tmp_path / "store"
+    black = images.copy()
+    black[3:6] = 0  # a black image's attributions from a black baseline are zeros too
+    explain(model, black, store)
+    assert not (store / "arrays.zarr/inputs/c/1/0/0/0").exists()
+    assert not (store / "arrays.zarr/attributions/c/1/0/0/0").exists()
+    tables = sorted((store / "table").iterdir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed = explain(model, black, store)
+    assert [file.stat().st_mtime_ns for file in tables] == [
+        file.stat().st_mtime_ns for file in sorted((store / "table").iterdir())
+    ]
+    assert resumed.complete and not resumed[4].attributions.any()
 
 
 def test_crafted_or_corrupt_layouts_are_refused_naming_the_file(model, images, tmp_path):

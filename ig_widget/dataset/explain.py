@@ -10,6 +10,7 @@ import os
 import queue
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
@@ -310,12 +311,21 @@ class _Run:
         self.computation: Computation | None = None
         self.resumed = False
         self.count = 0
+        # Committed chunks whose array files have gone: computed again, not kept as stored.
+        self.lost: dict[int, list[str]] = {}
         layout = self.manifest.get("layout")
         if layout is not None and self.stored:
             store.refuse_links()
             store.check_arrays(Layout.from_json(layout), self._max_rows())
             self.computation = self._computation(Layout.from_json(layout))
             self.resumed = True
+            self.lost = store.lost_chunks(self.computation.layout, self.stored)
+            if self.lost:
+                warnings.warn(
+                    f"store: '{store.path}': {self._describe_lost()} are missing; "
+                    "they are computed again",
+                    stacklevel=3,
+                )
         # With targets="label", the labels of the images stored, compared with the input's.
         self.stored_labels: dict[int, int | None] = {}
         if self.resumed and targets == "label":
@@ -326,6 +336,19 @@ class _Run:
                 int(row): None if pd.isna(label) else int(label)
                 for row, label in table["label"].items()
             }
+
+    def _describe_lost(self) -> str:
+        """The lost chunks' images and files, in words (the first few chunks)."""
+        size = self.chunk_size
+        shown = [
+            f"images {number * size}..{number * size + self.stored[number] - 1} "
+            f"({', '.join(repr(file) for file in files)})"
+            for number, files in sorted(self.lost.items())[:_LOST_SHOWN]
+        ]
+        more = len(self.lost) - len(shown)
+        return (
+            "the array files of " + "; ".join(shown) + (f"; and {more} chunks more" if more else "")
+        )
 
     def _max_rows(self) -> int:
         """The most rows the runs before could have reserved: a bound on an array's length."""
@@ -460,7 +483,11 @@ class _Run:
     def pending(self) -> Iterator[tuple[int, list[Item]]]:
         """The chunks still to compute, in order; the arrays are grown to hold each first."""
         size = self.chunk_size
-        full = {number for number, rows in self.stored.items() if rows >= size}
+        full = {
+            number
+            for number, rows in self.stored.items()
+            if rows >= size and number not in self.lost
+        }
         layout = None if self.computation is None else self.computation.layout
         items = stream(
             self.images,
@@ -474,7 +501,9 @@ class _Run:
             number = chunk[0].index // size
             self.count = chunk[-1].index + 1
             self._check_labels(chunk)
-            if self.stored.get(number, 0) >= len(chunk):
+            stored = self.stored.get(number, 0)
+            # A lost chunk is computed again only whole: a shorter input never cuts stored rows.
+            if stored >= len(chunk) and (number not in self.lost or stored > len(chunk)):
                 continue
             if self.computation is None:
                 self.computation = self._begin(chunk[0])
@@ -506,6 +535,7 @@ class _Run:
         self.store.write_rows(number, rows)
         added = len(rows) - self.stored.get(number, 0)
         self.stored[number] = len(rows)
+        self.lost.pop(number, None)
         return added
 
     def finish(self) -> None:
@@ -517,9 +547,17 @@ class _Run:
         count = max(self.count, end)
         if self.computation is not None:
             self.store.trim(self.computation.layout, count)
-        self._save(count=count, complete=sum(self.stored.values()) == count)
+        if self.lost:
+            warnings.warn(
+                f"store: '{self.store.path}': {self._describe_lost()} are still missing: the "
+                "input did not reach them; resume with the whole input to compute them again",
+                stacklevel=3,
+            )
+        self._save(count=count, complete=sum(self.stored.values()) == count and not self.lost)
 
 
+# Lost chunks named in a warning; the rest are counted.
+_LOST_SHOWN = 3
 # How a refusal to resume ends: what to do instead.
 _NEW_STORE = (
     "; resume with the same computation, or start a new store (another store= path, "

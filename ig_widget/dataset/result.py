@@ -103,6 +103,9 @@ class DatasetResult:
             raise ValueError(
                 f"store: '{self.path}' is damaged: {len(problems)} bad rows:\n  "
                 + "\n  ".join(problems)
+                + "\nexplain_dataset with the same images and this store= computes the chunks "
+                "whose files are missing again (remove a changed chunk file to have it "
+                "computed again)"
             )
 
     @property

@@ -29,7 +29,9 @@ Images are grouped in chunks of ``chunk_size`` consecutive indices; one
 writer computes and writes a whole chunk: its arrays first, then its Parquet
 file, which is written under a temporary name and renamed, so a chunk's table
 file exists only when everything of the chunk is stored. Resuming skips the
-chunks that have one; an interruption loses at most the chunks in flight.
+chunks that have one, unless an array's chunk file of theirs has gone
+(``lost_chunks``): those are computed again. An interruption loses at most
+the chunks in flight.
 
 Trust: the manifest records what defines the computation (see
 ``explain.py``); every chunk's table rows carry ``_checksums``, a CRC-32 of
@@ -656,6 +658,51 @@ class Store:
         what = "is missing" if missing else "does not match the checksum written with it"
         return f"row {row} of '{name}': its chunk file '{file}' {what}"
 
+    def lost_chunks(self, layout: Layout, stored: dict[int, int]) -> dict[int, list[str]]:
+        """Committed chunks whose array chunk files have gone: ``{chunk: [files]}``.
+
+        Zarr writes no file for a chunk all of its fill value (0), so a missing
+        file is a loss only where the rows' checksums are not those of zeros.
+        The files present are not read (``verify`` reads every row); a store
+        without checksums is not checked.
+
+        Parameters
+        ----------
+        layout : Layout
+        stored : dict of int to int
+            Rows stored per committed chunk (``stored_rows``).
+        """
+        specs = layout.array_specs()
+        present: set[str] = set()
+        for name in specs:
+            folder = f"{self.root}/{ARRAYS}/{name}/c"
+            if self.fs.exists(folder):
+                present.update(path.rstrip("/") for path in self.fs.find(folder))
+        zeros = {name: checksum(np.zeros(shape, dtype)) for name, (shape, dtype) in specs.items()}
+        lost: dict[int, list[str]] = {}
+        for chunk, rows in sorted(stored.items()):
+            start = chunk * layout.chunk_size
+            gone = [
+                (name, self.chunk_file(layout, name, start))
+                for name in specs
+                if f"{self.root}/{self.chunk_file(layout, name, start)}" not in present
+            ]
+            if not gone:
+                continue
+            sums = self._part_checksums(chunk, layout.chunk_size)
+            if sums is None:
+                continue
+            files = [
+                file
+                for name, file in gone
+                if any(
+                    sums.get(row, {}).get(name) != zeros[name] for row in range(start, start + rows)
+                )
+            ]
+            if files:
+                lost[chunk] = files
+        return lost
+
     def read_row(
         self, layout: Layout | None, name: str, row: int, checksums: dict[str, str] | None
     ) -> np.ndarray:
@@ -800,34 +847,42 @@ class Store:
         With ``chunk_size``, each file's rows are checked to be its chunk's images.
         """
         import pandas as pd
-        import pyarrow.parquet as pq
 
-        tables = []
-        for chunk in sorted(self.done_chunks()):
-            name = self._part_name(chunk)
-            try:
-                with self.fs.open(self._part(chunk), "rb") as handle:
-                    table = pq.read_table(handle).to_pandas()
-            except Exception as exc:
-                raise self._corrupt(name, exc) from exc
-            index = table.index
-            if chunk_size is not None and (
-                index.name != "image"
-                or not pd.api.types.is_integer_dtype(index)
-                or not index.is_unique
-                or (
-                    len(index)
-                    and not chunk * chunk_size
-                    <= index.min()
-                    <= index.max()
-                    < (chunk + 1) * chunk_size
-                )
-            ):
-                raise self._error(name, f"does not hold the rows of chunk {chunk}")
-            tables.append(table)
+        tables = [self._read_part(chunk, chunk_size) for chunk in sorted(self.done_chunks())]
         if not tables:
             return empty_table(columns)
         return pd.concat(tables).sort_index()
+
+    def _read_part(self, chunk: int, chunk_size: int | None) -> Any:
+        """One chunk's table rows; with ``chunk_size``, checked to be its chunk's images."""
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        name = self._part_name(chunk)
+        try:
+            with self.fs.open(self._part(chunk), "rb") as handle:
+                table = pq.read_table(handle).to_pandas()
+        except Exception as exc:
+            raise self._corrupt(name, exc) from exc
+        index = table.index
+        if chunk_size is not None and (
+            index.name != "image"
+            or not pd.api.types.is_integer_dtype(index)
+            or not index.is_unique
+            or (
+                len(index)
+                and not chunk * chunk_size <= index.min() <= index.max() < (chunk + 1) * chunk_size
+            )
+        ):
+            raise self._error(name, f"does not hold the rows of chunk {chunk}")
+        return table
+
+    def _part_checksums(self, chunk: int, chunk_size: int) -> dict[int, dict[str, str]] | None:
+        """Each row's checksums in one chunk's table file (None: written without them)."""
+        table = self._read_part(chunk, chunk_size)
+        if CHECKSUMS not in table:
+            return None
+        return {int(row): parse_checksums(text) for row, text in table[CHECKSUMS].items()}
 
 
 def _protocols(fs: Any) -> set[str]:

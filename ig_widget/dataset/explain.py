@@ -723,7 +723,8 @@ def explain_dataset(
     store : path or URI, optional
         Where the results go (see ``ig_widget.dataset.store``); a new
         temporary folder by default. Rerunning with the same store and options
-        resumes: finished chunks are skipped; a store holding another
+        resumes: finished chunks are skipped (those whose array files were
+        lost are computed again, with a warning); a store holding another
         computation (options, model, preprocess, image shape, class count,
         labels with targets="label") is refused, as is a second writer while
         one holds the store's lock. A shorter input never cuts stored rows.

@@ -370,6 +370,16 @@ def test_chunks_of_zeros_have_no_file_and_are_not_lost(model, images, tmp_path):
     assert resumed.complete and not resumed[4].attributions.any()
 
 
+def test_a_file_uri_store_is_written_resumed_and_read_as_its_folder(
+    model, images, reference, tmp_path
+):
+    uri = (tmp_path / "store").as_uri()
+    with pytest.raises(igw.ComputationCancelled):
+        explain(model, images, uri, progress=lambda done, total: done < CHUNK)
+    assert_same_results(explain(model, images, uri), reference)
+    assert_same_results(igw.open_dataset(tmp_path / "store", verify=True), reference)
+
+
 def test_crafted_or_corrupt_layouts_are_refused_naming_the_file(model, images, tmp_path):
     base = tmp_path / "base"
     with pytest.raises(igw.ComputationCancelled):

@@ -454,6 +454,12 @@ class Store:
 
     # -- arrays ----------------------------------------------------------------
 
+    @property
+    def _arrays_location(self) -> str:
+        # A local store by its folder: Zarr opens a file:// URI with fsspec, which does
+        # not create the folders its files go in.
+        return f"{self.root if self.local else self.path}/{ARRAYS}"
+
     def _arrays(self) -> Any:
         if self._group is None:
             try:
@@ -461,7 +467,7 @@ class Store:
             except ImportError as exc:
                 raise missing_dependency(exc) from exc
             try:
-                self._group = zarr.open_group(f"{self.path}/{ARRAYS}", mode="a")
+                self._group = zarr.open_group(self._arrays_location, mode="a")
             except Exception as exc:
                 raise self._corrupt(f"{ARRAYS}/zarr.json", exc) from exc
         return self._group
@@ -612,7 +618,7 @@ class Store:
         import zarr.api.asynchronous as zarr_async
 
         try:
-            group = await zarr_async.open_group(store=f"{self.path}/{ARRAYS}", mode="r+")
+            group = await zarr_async.open_group(store=self._arrays_location, mode="r+")
         except Exception as exc:
             raise self._corrupt(f"{ARRAYS}/zarr.json", exc) from exc
 

@@ -323,7 +323,7 @@ def stored_arrays(store):
     return {name: group[name][...] for name in group.array_keys()}
 
 
-def test_a_resume_computes_chunks_whose_files_were_lost_again(model, images, tmp_path):
+def test_a_resume_computes_chunks_whose_files_were_lost_again(model, images, tmp_path, monkeypatch):
     store = tmp_path / "store"
     explain(model, images, store)
     written = stored_arrays(store)
@@ -336,14 +336,32 @@ def test_a_resume_computes_chunks_whose_files_were_lost_again(model, images, tmp
     found, left = (str(warning.message) for warning in caught)
     assert found == (
         f"store: '{store}': the array files of images 3..5 ('{lost[0]}'); images 6..6 "
-        f"('{lost[1]}') are missing; they are computed again"
+        f"('{lost[1]}') are missing; each chunk is computed again when the input holds all "
+        "of its images"
     )
-    assert left.endswith("are still missing: the input did not reach them; resume with the "
-                         "whole input to compute them again")  # fmt: skip
+    assert left.endswith("are still missing: the input did not hold all of their images; "
+                         "resume with the whole input to compute them again")  # fmt: skip
     assert len(shorter) == COUNT and not shorter.complete
     with pytest.raises(ValueError, match=r"row 4 of 'attributions': its chunk file .* is missing"):
         shorter[4]
-    with pytest.warns(UserWarning, match="they are computed again"):
+    # A repair stopped after writing chunk 1's arrays, before its table file: the old
+    # checksums went with the file (chunk 2's too, handed out), so the next resume simply
+    # computes both chunks.
+    commit = Store.write_rows
+
+    def full_disk(self, chunk, rows):
+        if chunk == 1:
+            raise OSError(28, "No space left on device")
+        commit(self, chunk, rows)
+
+    monkeypatch.setattr(Store, "write_rows", full_disk)
+    with pytest.warns(UserWarning), pytest.raises(OSError, match="No space left"):
+        explain(model, images, store)
+    monkeypatch.setattr(Store, "write_rows", commit)
+    assert not igw.open_dataset(store).complete
+    assert sorted(path.name for path in (store / "table").iterdir()) == ["chunk-000000.parquet"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         repaired = explain(model, images, store)
     assert repaired.complete
     igw.open_dataset(store, verify=True)
@@ -351,6 +369,36 @@ def test_a_resume_computes_chunks_whose_files_were_lost_again(model, images, tmp
     assert recomputed.keys() == written.keys()
     for name in written.keys() - {"elapsed_s"}:  # the time each image took
         np.testing.assert_array_equal(recomputed[name], written[name], err_msg=name)
+
+
+def test_a_lost_chunk_with_rerun_rows_is_held_with_the_way_to_repair_it(model, images, tmp_path):
+    store = tmp_path / "store"
+    explain(model, images, store).rerun(model, [4], steps=2)
+    written = stored_arrays(store)
+    (store / "arrays.zarr/gradients/c/1/0/0/0").unlink()
+    with pytest.warns(UserWarning) as caught:
+        held = explain(model, images, store)
+    assert len(caught) == 1 and str(caught[0].message).endswith(
+        "are missing, and result.rerun recomputed rows [4] of that chunk with other options, "
+        "which computing it again would undo: remove 'table/chunk-000001.parquet' and resume "
+        "to compute the chunk with the store's options, then rerun those rows again"
+    )
+    assert not held.complete and held.table.steps[4] == 2
+    (store / "table/chunk-000001.parquet").unlink()
+    explain(model, images, store).rerun(model, [4], steps=2)
+    igw.open_dataset(store, verify=True)
+    for name in written.keys() - {"elapsed_s"}:
+        np.testing.assert_array_equal(stored_arrays(store)[name], written[name], err_msg=name)
+
+
+def test_a_folder_where_a_chunk_file_belongs_is_refused_naming_it(model, images, tmp_path):
+    store = tmp_path / "store"
+    explain(model, images, store)
+    file = "arrays.zarr/scores/c/1/0"
+    (store / file).unlink()
+    (store / file).mkdir()
+    with pytest.raises(ValueError, match=f"the file '{file}' is a folder where a chunk file"):
+        explain(model, images, store)
 
 
 def test_chunks_of_zeros_have_no_file_and_are_not_lost(model, images, tmp_path):

@@ -311,21 +311,17 @@ class _Run:
         self.computation: Computation | None = None
         self.resumed = False
         self.count = 0
-        # Committed chunks whose array files have gone: computed again, not kept as stored.
+        # Committed chunks whose array files have gone ({chunk: files}): computed again;
+        # held: those with rows a rerun changed, which computing them again would undo.
         self.lost: dict[int, list[str]] = {}
+        self.held: dict[int, list[str]] = {}
         layout = self.manifest.get("layout")
         if layout is not None and self.stored:
             store.refuse_links()
             store.check_arrays(Layout.from_json(layout), self._max_rows())
             self.computation = self._computation(Layout.from_json(layout))
             self.resumed = True
-            self.lost = store.lost_chunks(self.computation.layout, self.stored)
-            if self.lost:
-                warnings.warn(
-                    f"store: '{store.path}': {self._describe_lost()} are missing; "
-                    "they are computed again",
-                    stacklevel=3,
-                )
+            self._find_lost(self.computation.layout)
         # With targets="label", the labels of the images stored, compared with the input's.
         self.stored_labels: dict[int, int | None] = {}
         if self.resumed and targets == "label":
@@ -337,15 +333,45 @@ class _Run:
                 for row, label in table["label"].items()
             }
 
-    def _describe_lost(self) -> str:
-        """The lost chunks' images and files, in words (the first few chunks)."""
+    def _find_lost(self, layout: Layout) -> None:
+        """Find the chunks whose array files have gone and warn; the store is incomplete
+        until they are computed again."""
+        lost = self.store.lost_chunks(layout, self.stored)
+        if not lost:
+            return
+        size = self.chunk_size
+        rerun = {row for record in self.manifest.get("reruns") or [] for row in record["rows"]}
+        found = []
+        for number, files in sorted(lost.items()):
+            changed = sorted(rerun & set(range(number * size, number * size + self.stored[number])))
+            if not changed:
+                self.lost[number] = files
+                continue
+            self.held[number] = files
+            found.append(
+                f"{self._describe({number: files})} are missing, and result.rerun recomputed rows "
+                f"{changed} of that chunk with other options, which computing it again would "
+                f"undo: remove '{self.store.part_name(number)}' and resume to compute the chunk "
+                "with the store's options, then rerun those rows again"
+            )
+        if self.lost:
+            found.insert(
+                0,
+                f"{self._describe(self.lost)} are missing; each chunk is computed again when the "
+                "input holds all of its images",
+            )
+        self._save(complete=False)
+        warnings.warn(f"store: '{self.store.path}': " + "; ".join(found), stacklevel=4)
+
+    def _describe(self, lost: dict[int, list[str]]) -> str:
+        """Lost chunks' images and files, in words (the first few chunks)."""
         size = self.chunk_size
         shown = [
             f"images {number * size}..{number * size + self.stored[number] - 1} "
             f"({', '.join(repr(file) for file in files)})"
-            for number, files in sorted(self.lost.items())[:_LOST_SHOWN]
+            for number, files in sorted(lost.items())[:_LOST_SHOWN]
         ]
-        more = len(self.lost) - len(shown)
+        more = len(lost) - len(shown)
         return (
             "the array files of " + "; ".join(shown) + (f"; and {more} chunks more" if more else "")
         )
@@ -505,6 +531,10 @@ class _Run:
             # A lost chunk is computed again only whole: a shorter input never cuts stored rows.
             if stored >= len(chunk) and (number not in self.lost or stored > len(chunk)):
                 continue
+            if number in self.lost:
+                # Its table file goes first: an interruption then leaves the chunk to compute,
+                # never old checksums over rows written anew.
+                self.store.uncommit(number)
             if self.computation is None:
                 self.computation = self._begin(chunk[0])
             elif self.resumed:
@@ -549,11 +579,13 @@ class _Run:
             self.store.trim(self.computation.layout, count)
         if self.lost:
             warnings.warn(
-                f"store: '{self.store.path}': {self._describe_lost()} are still missing: the "
-                "input did not reach them; resume with the whole input to compute them again",
+                f"store: '{self.store.path}': {self._describe(self.lost)} are still missing: the "
+                "input did not hold all of their images; resume with the whole input to compute "
+                "them again",
                 stacklevel=3,
             )
-        self._save(count=count, complete=sum(self.stored.values()) == count and not self.lost)
+        complete = sum(self.stored.values()) == count and not self.lost and not self.held
+        self._save(count=count, complete=complete)
 
 
 # Lost chunks named in a warning; the rest are counted.

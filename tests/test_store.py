@@ -305,7 +305,7 @@ def test_a_missing_or_changed_chunk_raises_never_zeros(model, images, tmp_path):
     with pytest.raises(ValueError, match=f"store: '{store}': row 4 of 'attributions': its chunk "
                                          f"file '{file}' is missing"):  # fmt: skip
         result[4]
-    with pytest.raises(ValueError, match="damaged: 3 bad rows") as caught:
+    with pytest.raises(ValueError, match="damaged: 3 problems:") as caught:
         igw.open_dataset(store, verify=True)
     for row in (3, 4, 5):
         assert f"row {row} of 'attributions': its chunk file '{file}' is missing" in str(
@@ -389,6 +389,24 @@ def test_a_lost_chunk_with_rerun_rows_is_held_with_the_way_to_repair_it(model, i
     igw.open_dataset(store, verify=True)
     for name in written.keys() - {"elapsed_s"}:
         np.testing.assert_array_equal(stored_arrays(store)[name], written[name], err_msg=name)
+
+
+def test_a_lost_array_baseline_raises_and_a_resume_writes_it_again(model, images, tmp_path):
+    store = tmp_path / "store"
+    baseline = np.full((SIZE, SIZE, 3), 100.0, np.float32)
+    explain(model, images, store, baseline=baseline)
+    (store / "arrays.zarr/baseline/c/0/0/0").unlink()  # read back as zeros by Zarr
+    damaged = igw.open_dataset(store)
+    lost = "the array baseline 'arrays.zarr/baseline' does not match the one the store recorded"
+    with pytest.raises(ValueError, match=f"{lost} .*; the store is damaged"):
+        damaged.baseline()
+    with pytest.raises(ValueError, match=lost):
+        damaged.rerun(model, [0], steps=2)
+    with pytest.raises(ValueError, match=f"damaged: 1 problem:\n  {lost}"):
+        damaged.verify()
+    with pytest.warns(UserWarning, match=f"{lost} .*; written again"):
+        explain(model, images, store, baseline=baseline)
+    np.testing.assert_array_equal(igw.open_dataset(store, verify=True).baseline(), baseline)
 
 
 def test_a_folder_where_a_chunk_file_belongs_is_refused_naming_it(model, images, tmp_path):

@@ -3,7 +3,6 @@ method of ``ig_widget.explainers.REGISTRY``), stored as it goes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -25,7 +24,7 @@ from ..stability import MAX_RUNS, check_parameters
 from ..validation import check_choice, check_int
 from .columns import Explained, columns_for
 from .compute import Computation, ModelFactory, check_targets, path_points, resolve_model
-from .identity import digest, labels_identity, model_identity, software_versions
+from .identity import digest, fingerprint, labels_identity, model_identity, software_versions
 from .result import DatasetResult, check_store_path
 from .sources import MAX_PIXELS, Item, carries_labels, chunks, known_length, stream
 from .store import IG, INITIAL_CHUNKS, MAPS_DTYPES, Layout, Store, missing_dependency, timestamp
@@ -80,15 +79,6 @@ def _check_model(model: Any) -> None:
         )
 
 
-def _fingerprint(value: Any) -> Any:
-    """A JSON description of an option, for comparing a resumed run with the stored one."""
-    if isinstance(value, (np.ndarray, list)):
-        array = np.ascontiguousarray(value)
-        digest = hashlib.sha256(array.tobytes()).hexdigest()[:16]
-        return {"array": list(array.shape), "dtype": str(array.dtype), "sha256": digest}
-    return value
-
-
 def _parameter_record(value: Any) -> Any:
     """A method's parameter as a store records it: plain JSON, an array by its fingerprint,
     anything else by its stable identity."""
@@ -96,7 +86,7 @@ def _parameter_record(value: Any) -> Any:
         return [_parameter_record(v) for v in value]
     if isinstance(value, (np.ndarray, list)) or hasattr(value, "__array__"):
         try:
-            return _fingerprint(np.asarray(value))
+            return fingerprint(np.asarray(value))
         except (TypeError, ValueError):
             pass
     if value is None or isinstance(value, (str, bool, int, float)):
@@ -173,10 +163,10 @@ def _recorded_options(
     recorded = {
         "explainer": explainer,
         "parameters": {name: _parameter_record(v) for name, v in (parameters or {}).items()},
-        **{name: _fingerprint(value) for name, value in method_options.items()},
+        **{name: fingerprint(value) for name, value in method_options.items()},
         "precision": options.precision,
         "pixel_range": list(options.pixel_range),
-        "targets": _fingerprint(targets),
+        "targets": fingerprint(targets),
         "masks": has_masks,
         "maps_dtype": maps_dtype,
         "chunk_size": chunk_size,
@@ -322,6 +312,11 @@ class _Run:
             self.computation = self._computation(Layout.from_json(layout))
             self.resumed = True
             self._find_lost(self.computation.layout)
+            problem = store.baseline_problem(recorded)
+            if problem is not None and isinstance(options.baseline, np.ndarray):
+                # The resume's baseline is the recorded one (checked before): kept again.
+                warnings.warn(f"store: '{store.path}': {problem}; written again", stacklevel=3)
+                store.write_baseline(options.baseline)
         # With targets="label", the labels of the images stored, compared with the input's.
         self.stored_labels: dict[int, int | None] = {}
         if self.resumed and targets == "label":

@@ -162,6 +162,22 @@ def _feed_keras(digest: Any, model: Any, seen: set[int]) -> None:
         _feed(digest, np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight), seen)
 
 
+def fingerprint(value: Any) -> Any:
+    """A JSON description of an option, for comparing a resumed run with the stored one:
+    an array (or list) by its shape, dtype and the start of its SHA-256; anything else as is.
+
+    Examples
+    --------
+    >>> fingerprint(np.zeros((2, 2), np.float32))["array"], fingerprint("blur")
+    ([2, 2], 'blur')
+    """
+    if isinstance(value, (np.ndarray, list)):
+        array = np.ascontiguousarray(value)
+        sha256 = hashlib.sha256(array.tobytes()).hexdigest()[:16]
+        return {"array": list(array.shape), "dtype": str(array.dtype), "sha256": sha256}
+    return value
+
+
 def digest(value: Any) -> str | None:
     """A stable identity of ``value`` (SHA-256 hex), or None where none can be established.
 

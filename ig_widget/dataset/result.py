@@ -99,9 +99,14 @@ class DatasetResult:
         if self._layout is None:
             return
         problems = self._store.verify(self._layout, self._checksums)
+        baseline = self._store.baseline_problem(self._manifest["options"])
+        if baseline is not None:
+            problems.append(baseline)
         if problems:
             raise ValueError(
-                f"store: '{self.path}' is damaged: {len(problems)} bad rows:\n  "
+                f"store: '{self.path}' is damaged: {len(problems)} "
+                + ("problem" if len(problems) == 1 else "problems")
+                + ":\n  "
                 + "\n  ".join(problems)
                 + "\nexplain_dataset with the same images and this store= computes the chunks "
                 "whose files are missing again (remove a changed chunk file to have it "
@@ -311,7 +316,17 @@ class DatasetResult:
         return (0, 0) if self._layout is None else self._layout.thumbnail_shape
 
     def baseline(self) -> np.ndarray | None:
-        """The array baseline the dataset was explained from, or None for a named one."""
+        """The array baseline the dataset was explained from, or None for a named one.
+
+        Checked against the fingerprint the store recorded: a lost or changed
+        baseline raises, never reads back as zeros.
+        """
+        problem = self._store.baseline_problem(self._manifest["options"])
+        if problem is not None:
+            raise ValueError(
+                f"store: '{self.path}': {problem}; the store is damaged (explain_dataset with "
+                "the same baseline and this store= writes it again)"
+            )
         if "baseline" not in self._store.array_names():
             return None
         return self._store.read("baseline", slice(None))

@@ -76,6 +76,7 @@ import numpy as np
 from ..frameworks import install_command
 from ..render import block_mean, channel_maps, display_image
 from .columns import Column
+from .identity import fingerprint
 
 FORMAT = "ig-widget dataset"
 VERSION = 2
@@ -548,6 +549,23 @@ class Store:
         self._arrays().create_array(
             "baseline", shape=baseline.shape, dtype="float32", overwrite=True
         )[...] = baseline
+
+    def baseline_problem(self, options: dict[str, Any]) -> str | None:
+        """What is wrong with the stored array baseline of integrated gradients, against
+        the fingerprint its recorded ``options`` hold; None when it is right or named."""
+        recorded = options.get("baseline")
+        if options.get("explainer", IG) != IG or not isinstance(recorded, dict):
+            return None
+        if "baseline" not in self.array_names():
+            return f"the file '{ARRAYS}/baseline/zarr.json' is missing"
+        stored = self.read("baseline", slice(None))
+        if fingerprint(stored) != recorded:
+            # Zarr reads a missing chunk file as zeros.
+            return (
+                f"the array baseline '{ARRAYS}/baseline' does not match the one the store "
+                f"recorded (sha256 {recorded.get('sha256')}, shape {recorded.get('array')})"
+            )
+        return None
 
     def rows_needed(self, layout: Layout, stop: int) -> int | None:
         """The rows to grow the arrays to (by doubling) so that rows below ``stop`` exist.

@@ -337,7 +337,7 @@ def test_a_resume_computes_chunks_whose_files_were_lost_again(model, images, tmp
     assert found == (
         f"store: '{store}': the array files of images 3..5 ('{lost[0]}'); images 6..6 "
         f"('{lost[1]}') are missing; each chunk is computed again when the input holds all "
-        "of its images"
+        "of its images (rows a rerun changed, with its options)"
     )
     assert left.endswith("are still missing: the input did not hold all of their images; "
                          "resume with the whole input to compute them again")  # fmt: skip
@@ -371,24 +371,46 @@ def test_a_resume_computes_chunks_whose_files_were_lost_again(model, images, tmp
         np.testing.assert_array_equal(recomputed[name], written[name], err_msg=name)
 
 
-def test_a_lost_chunk_with_rerun_rows_is_held_with_the_way_to_repair_it(model, images, tmp_path):
+def test_a_repair_counts_its_images_and_keeps_the_rows_a_rerun_changed(model, images, tmp_path):
     store = tmp_path / "store"
     explain(model, images, store).rerun(model, [4], steps=2)
     written = stored_arrays(store)
-    (store / "arrays.zarr/gradients/c/1/0/0/0").unlink()
-    with pytest.warns(UserWarning) as caught:
-        held = explain(model, images, store)
-    assert len(caught) == 1 and str(caught[0].message).endswith(
-        "are missing, and result.rerun recomputed rows [4] of that chunk with other options, "
-        "which computing it again would undo: remove 'table/chunk-000001.parquet' and resume "
-        "to compute the chunk with the store's options, then rerun those rows again"
-    )
-    assert not held.complete and held.table.steps[4] == 2
-    (store / "table/chunk-000001.parquet").unlink()
-    explain(model, images, store).rerun(model, [4], steps=2)
-    igw.open_dataset(store, verify=True)
+    for chunk in (1, 2):
+        (store / f"arrays.zarr/gradients/c/{chunk}/0/0/0").unlink()
+    seen = []
+
+    def stop_after_chunk_1(done, total):
+        seen.append((done, total))
+        return False
+
+    # Chunk 2 is computed while chunk 1 is stored, so it is stored before the cancel ends.
+    with (
+        pytest.warns(UserWarning, match="images 3..5"),
+        pytest.raises(igw.ComputationCancelled, match="the 7 images done are kept"),
+    ):
+        explain(model, images, store, progress=stop_after_chunk_1)
+    assert seen == [(6, COUNT)]  # 3 images before the repair, then chunk 1's 3
+    repaired = igw.open_dataset(store, verify=True)
+    assert repaired.table.steps.tolist() == [STEPS] * 4 + [2] + [STEPS] * 2
     for name in written.keys() - {"elapsed_s"}:
         np.testing.assert_array_equal(stored_arrays(store)[name], written[name], err_msg=name)
+
+
+def test_a_rerun_reads_its_images_checked(model, images, tmp_path):
+    store = tmp_path / "store"
+    result = explain(model, images, store)
+    (store / "arrays.zarr/inputs/c/1/0/0/0").unlink()  # Zarr reads it back as black images
+    with pytest.raises(ValueError, match=r"row 4 of 'inputs': its chunk file .* is missing"):
+        result.rerun(model, [4], steps=2)
+
+
+def test_a_grown_last_chunk_keeps_the_rows_a_rerun_changed(model, images, tmp_path):
+    store = tmp_path / "store"
+    explain(model, images[:5], store).rerun(model, [4], steps=2)
+    row = igw.open_dataset(store)[4].attributions
+    grown = explain(model, images, store)
+    assert grown.complete and grown.table.steps.tolist() == [STEPS] * 4 + [2] + [STEPS] * 2
+    np.testing.assert_array_equal(grown[4].attributions, row)
 
 
 def test_a_lost_array_baseline_raises_and_a_resume_writes_it_again(model, images, tmp_path):
@@ -407,6 +429,13 @@ def test_a_lost_array_baseline_raises_and_a_resume_writes_it_again(model, images
     with pytest.warns(UserWarning, match=f"{lost} .*; written again"):
         explain(model, images, store, baseline=baseline)
     np.testing.assert_array_equal(igw.open_dataset(store, verify=True).baseline(), baseline)
+    (store / "arrays.zarr/baseline/zarr.json").write_text("{broken")
+    corrupt = "the array baseline 'arrays.zarr/baseline' is unreadable or corrupt"
+    with pytest.raises(ValueError, match=corrupt):
+        igw.open_dataset(store).baseline()
+    with pytest.warns(UserWarning, match=f"{corrupt} .*; written again"):
+        explain(model, images, store, baseline=baseline)
+    np.testing.assert_array_equal(igw.open_dataset(store, verify=True).baseline(), baseline)
 
 
 def test_a_folder_where_a_chunk_file_belongs_is_refused_naming_it(model, images, tmp_path):
@@ -417,6 +446,8 @@ def test_a_folder_where_a_chunk_file_belongs_is_refused_naming_it(model, images,
     (store / file).mkdir()
     with pytest.raises(ValueError, match=f"the file '{file}' is a folder where a chunk file"):
         explain(model, images, store)
+    with pytest.raises(ValueError, match=f"row 3 of 'scores': its chunk file '{file}' is a folder"):
+        igw.open_dataset(store, verify=True)
 
 
 def test_chunks_of_zeros_have_no_file_and_are_not_lost(model, images, tmp_path):
@@ -439,11 +470,18 @@ def test_chunks_of_zeros_have_no_file_and_are_not_lost(model, images, tmp_path):
 def test_a_file_uri_store_is_written_resumed_and_read_as_its_folder(
     model, images, reference, tmp_path
 ):
-    uri = (tmp_path / "store").as_uri()
+    folder = tmp_path / "my stores é" / "store"
+    uri = folder.as_uri()  # file:///.../my%20stores%20%C3%A9/store
     with pytest.raises(igw.ComputationCancelled):
         explain(model, images, uri, progress=lambda done, total: done < CHUNK)
-    assert_same_results(explain(model, images, uri), reference)
-    assert_same_results(igw.open_dataset(tmp_path / "store", verify=True), reference)
+    localhost = uri.replace("file://", "file://localhost", 1)
+    assert_same_results(explain(model, images, localhost), reference)
+    assert_same_results(igw.open_dataset(folder, verify=True), reference)
+    assert [path.name for path in tmp_path.iterdir()] == ["my stores é"]
+    with pytest.raises(
+        ValueError, match=r"a file: URI names a folder of this machine .* 'elsewhere'"
+    ):
+        explain(model, images, "file://elsewhere/store")
 
 
 def test_crafted_or_corrupt_layouts_are_refused_naming_the_file(model, images, tmp_path):

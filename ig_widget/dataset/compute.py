@@ -12,6 +12,8 @@ the caller commits them.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,6 +133,9 @@ class Computation:
     # keyword its function is called with besides model, image and target (checked).
     explainer: str = IG
     keywords: dict[str, Any] = field(default_factory=dict)
+    # Rows ``result.rerun`` recomputed, with the options it changed ({row: {"steps": 64}}):
+    # a chunk computed again (grown, or its files lost) computes them so, not undoing it.
+    reruns: dict[int, dict[str, Any]] = field(default_factory=dict)
     _resolved: Any = field(default=None, repr=False)
     _randomised: Any = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
@@ -196,7 +201,22 @@ class Computation:
 
     def compute(self, items: list[Item]) -> list[Explained]:
         """The chunk's results, curves, stability scores and sanity similarities: the work,
-        before anything is stored."""
+        before anything is stored. Rows a rerun changed are computed with its options."""
+        if not self.reruns.keys() & {item.index for item in items}:
+            return self._compute(items)
+        groups: dict[str, list[Item]] = {}
+        for item in items:
+            changes = self.reruns.get(item.index, {})
+            groups.setdefault(json.dumps(changes, sort_keys=True), []).append(item)
+        explained: dict[int, Explained] = {}
+        for key, members in groups.items():
+            changed = dataclasses.replace(
+                self, options=self.options.replace(**json.loads(key)), reruns={}
+            )
+            explained.update((e.item.index, e) for e in changed._compute(members))
+        return [explained[item.index] for item in items]
+
+    def _compute(self, items: list[Item]) -> list[Explained]:
         results: list[IGResult | AttributionResult]
         if self.explainer == IG:
             prepared, integrated = self._explain(items)

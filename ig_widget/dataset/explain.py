@@ -301,10 +301,8 @@ class _Run:
         self.computation: Computation | None = None
         self.resumed = False
         self.count = 0
-        # Committed chunks whose array files have gone ({chunk: files}): computed again;
-        # held: those with rows a rerun changed, which computing them again would undo.
+        # Committed chunks whose array files have gone ({chunk: files}): computed again.
         self.lost: dict[int, list[str]] = {}
-        self.held: dict[int, list[str]] = {}
         layout = self.manifest.get("layout")
         if layout is not None and self.stored:
             store.refuse_links()
@@ -331,32 +329,15 @@ class _Run:
     def _find_lost(self, layout: Layout) -> None:
         """Find the chunks whose array files have gone and warn; the store is incomplete
         until they are computed again."""
-        lost = self.store.lost_chunks(layout, self.stored)
-        if not lost:
-            return
-        size = self.chunk_size
-        rerun = {row for record in self.manifest.get("reruns") or [] for row in record["rows"]}
-        found = []
-        for number, files in sorted(lost.items()):
-            changed = sorted(rerun & set(range(number * size, number * size + self.stored[number])))
-            if not changed:
-                self.lost[number] = files
-                continue
-            self.held[number] = files
-            found.append(
-                f"{self._describe({number: files})} are missing, and result.rerun recomputed rows "
-                f"{changed} of that chunk with other options, which computing it again would "
-                f"undo: remove '{self.store.part_name(number)}' and resume to compute the chunk "
-                "with the store's options, then rerun those rows again"
-            )
+        self.lost = self.store.lost_chunks(layout, self.stored)
         if self.lost:
-            found.insert(
-                0,
-                f"{self._describe(self.lost)} are missing; each chunk is computed again when the "
-                "input holds all of its images",
+            self._save(complete=False)
+            warnings.warn(
+                f"store: '{self.store.path}': {self._describe(self.lost)} are missing; each "
+                "chunk is computed again when the input holds all of its images (rows a rerun "
+                "changed, with its options)",
+                stacklevel=4,
             )
-        self._save(complete=False)
-        warnings.warn(f"store: '{self.store.path}': " + "; ".join(found), stacklevel=4)
 
     def _describe(self, lost: dict[int, list[str]]) -> str:
         """Lost chunks' images and files, in words (the first few chunks)."""
@@ -370,6 +351,11 @@ class _Run:
         return (
             "the array files of " + "; ".join(shown) + (f"; and {more} chunks more" if more else "")
         )
+
+    @property
+    def done(self) -> int:
+        """The images stored, less those of lost chunks."""
+        return sum(rows for number, rows in self.stored.items() if number not in self.lost)
 
     def _max_rows(self) -> int:
         """The most rows the runs before could have reserved: a bound on an array's length."""
@@ -399,6 +385,12 @@ class _Run:
             sanity=bool(self.recorded.get("sanity_check")),
             explainer=self.explainer,
             keywords=self.keywords,
+            # The last rerun of a row is the one it holds.
+            reruns={
+                row: record["options"]
+                for record in self.manifest.get("reruns") or []
+                for row in record["rows"]
+            },
         )
 
     def _layout(self, first: Item) -> tuple[Layout, Any]:
@@ -528,8 +520,9 @@ class _Run:
                 continue
             if number in self.lost:
                 # Its table file goes first: an interruption then leaves the chunk to compute,
-                # never old checksums over rows written anew.
+                # never old checksums over rows written anew. From here it is a chunk to do.
                 self.store.uncommit(number)
+                del self.lost[number], self.stored[number]
             if self.computation is None:
                 self.computation = self._begin(chunk[0])
             elif self.resumed:
@@ -560,7 +553,6 @@ class _Run:
         self.store.write_rows(number, rows)
         added = len(rows) - self.stored.get(number, 0)
         self.stored[number] = len(rows)
-        self.lost.pop(number, None)
         return added
 
     def finish(self) -> None:
@@ -579,8 +571,7 @@ class _Run:
                 "them again",
                 stacklevel=3,
             )
-        complete = sum(self.stored.values()) == count and not self.lost and not self.held
-        self._save(count=count, complete=complete)
+        self._save(count=count, complete=sum(self.stored.values()) == count and not self.lost)
 
 
 # Lost chunks named in a warning; the rest are counted.
@@ -907,7 +898,7 @@ def explain_dataset(
             explainer,
             keywords,
         )
-        bar = _Progress(progress, length, sum(run.stored.values()))
+        bar = _Progress(progress, length, run.done)
         try:
             if executor == "local":
                 _run_local(run, bar)
@@ -950,7 +941,7 @@ def _length(values: Any) -> int | None:
 
 
 def _kept(run: _Run, what: str) -> str:
-    done = run.store.done_images()
+    done = run.done
     return (
         f"explain_dataset {what}; the {done} images done are kept in '{run.store.path}': "
         f"igw.open_dataset('{run.store.path}') opens them, and the same call with "

@@ -327,7 +327,7 @@ class DatasetResult:
                 f"store: '{self.path}': {problem}; the store is damaged (explain_dataset with "
                 "the same baseline and this store= writes it again)"
             )
-        if "baseline" not in self._store.array_names():
+        if not self._store.has_baseline():
             return None
         return self._store.read("baseline", slice(None))
 
@@ -592,7 +592,8 @@ class DatasetResult:
             Item(
                 index=row,
                 source=str(table.loc[row, "source"]),
-                image=self._store.read("inputs", row),
+                # Checked: a lost chunk file would give a black image, explained as one.
+                image=self._read("inputs", row),
                 label=None if pd.isna(table.loc[row, "label"]) else int(table.loc[row, "label"]),
                 mask=None if masks is None else np.asarray(masks[row], dtype=bool),
             )

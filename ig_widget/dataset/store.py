@@ -65,6 +65,8 @@ import os
 import re
 import socket
 import time
+import urllib.parse
+import urllib.request
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -144,10 +146,21 @@ def missing_dependency(error: ImportError, extra: str = "dataset") -> ImportErro
 
 
 def _filesystem(path: str) -> tuple[Any, str]:
+    """The filesystem and the root within it of a store's path or URI."""
     try:
         import fsspec
     except ImportError as exc:
         raise missing_dependency(exc) from exc
+    if path.startswith("file:"):
+        # fsspec keeps a file: URI's %-escapes (Path.as_uri() writes a space as %20) and
+        # reads its host as a folder: decoded here as RFC 8089 says.
+        parts = urllib.parse.urlsplit(path)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(
+                f"store: '{path}': a file: URI names a folder of this machine (file:///path "
+                f"or file://localhost/path), not of the host '{parts.netloc}'"
+            )
+        path = urllib.request.url2pathname(parts.path)
     return fsspec.core.url_to_fs(path)
 
 
@@ -544,11 +557,18 @@ class Store:
             if self._array(name).shape[0] < rows:
                 raise self._error(f"{ARRAYS}/{name}/zarr.json", f"did not grow to {rows} rows")
 
+    def has_baseline(self) -> bool:
+        """Whether the store keeps an array baseline (its metadata file is there)."""
+        return bool(self.fs.exists(f"{self.root}/{ARRAYS}/baseline/zarr.json"))
+
     def write_baseline(self, baseline: np.ndarray) -> None:
         """Keep an array baseline, so that a live view can use it again."""
-        self._arrays().create_array(
-            "baseline", shape=baseline.shape, dtype="float32", overwrite=True
-        )[...] = baseline
+        folder = f"{self.root}/{ARRAYS}/baseline"
+        if self.fs.exists(folder):  # written anew, even over a corrupt metadata file
+            self.fs.rm(folder, recursive=True)
+        self._arrays().create_array("baseline", shape=baseline.shape, dtype="float32")[...] = (
+            baseline
+        )
 
     def baseline_problem(self, options: dict[str, Any]) -> str | None:
         """What is wrong with the stored array baseline of integrated gradients, against
@@ -556,9 +576,15 @@ class Store:
         recorded = options.get("baseline")
         if options.get("explainer", IG) != IG or not isinstance(recorded, dict):
             return None
-        if "baseline" not in self.array_names():
+        if not self.has_baseline():
             return f"the file '{ARRAYS}/baseline/zarr.json' is missing"
-        stored = self.read("baseline", slice(None))
+        try:
+            stored = self.read("baseline", slice(None))
+        except Exception as exc:
+            return (
+                f"the array baseline '{ARRAYS}/baseline' is unreadable or corrupt "
+                f"({type(exc).__name__}: {exc})"
+            )
         if fingerprint(stored) != recorded:
             # Zarr reads a missing chunk file as zeros.
             return (
@@ -678,8 +704,13 @@ class Store:
 
     def _bad_row(self, layout: Layout, name: str, row: int) -> str:
         file = self.chunk_file(layout, name, row)
-        missing = not self.fs.exists(f"{self.root}/{file}")
-        what = "is missing" if missing else "does not match the checksum written with it"
+        path = f"{self.root}/{file}"
+        if self.fs.isdir(path):
+            what = "is a folder, not a file"
+        elif not self.fs.exists(path):
+            what = "is missing"
+        else:
+            what = "does not match the checksum written with it"
         return f"row {row} of '{name}': its chunk file '{file}' {what}"
 
     def lost_chunks(self, layout: Layout, stored: dict[int, int]) -> dict[int, list[str]]:
@@ -797,9 +828,6 @@ class Store:
         """Rows of one array, unchecked (an array baseline; tests)."""
         return np.asarray(self._array(name)[index])
 
-    def array_names(self) -> list[str]:
-        return sorted(self._arrays().array_keys())
-
     def verify(self, layout: Layout, sums: dict[int, dict[str, str]] | None) -> list[str]:
         """Every bad row: each array row read and checked against its checksum (``sums``)."""
         self.refuse_links()
@@ -835,8 +863,7 @@ class Store:
     def _part(self, chunk: int) -> str:
         return f"{self.root}/{TABLE}/chunk-{chunk:06d}.parquet"
 
-    def part_name(self, chunk: int) -> str:
-        """A chunk's table file, relative to the store."""
+    def _part_name(self, chunk: int) -> str:
         return f"{TABLE}/chunk-{chunk:06d}.parquet"
 
     def uncommit(self, chunk: int) -> None:
@@ -868,12 +895,8 @@ class Store:
                 with self.fs.open(self._part(chunk), "rb") as handle:
                     rows[chunk] = pq.ParquetFile(handle).metadata.num_rows
             except Exception as exc:
-                raise self._corrupt(self.part_name(chunk), exc) from exc
+                raise self._corrupt(self._part_name(chunk), exc) from exc
         return rows
-
-    def done_images(self) -> int:
-        """Images stored so far (the rows of the committed chunks)."""
-        return sum(self.stored_rows().values())
 
     def write_rows(self, chunk: int, rows: Any) -> None:
         """Commit one chunk: its table rows (a pandas DataFrame), written atomically."""
@@ -901,7 +924,7 @@ class Store:
         import pandas as pd
         import pyarrow.parquet as pq
 
-        name = self.part_name(chunk)
+        name = self._part_name(chunk)
         try:
             with self.fs.open(self._part(chunk), "rb") as handle:
                 table = pq.read_table(handle).to_pandas()

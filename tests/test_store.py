@@ -404,6 +404,37 @@ def test_a_rerun_reads_its_images_checked(model, images, tmp_path):
         result.rerun(model, [4], steps=2)
 
 
+def test_a_resume_finishes_a_rerun_that_was_interrupted(model, images, tmp_path, monkeypatch):
+    finished = tmp_path / "finished"
+    explain(model, images, finished).rerun(model, [1, 4], steps=2)
+    store = tmp_path / "store"
+    result = explain(model, images, store)
+    commit = Store.write_rows
+
+    def full_disk(self, chunk, rows):
+        if chunk == 1:
+            raise OSError(28, "No space left on device")
+        commit(self, chunk, rows)
+
+    monkeypatch.setattr(Store, "write_rows", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        result.rerun(model, [1, 4], steps=2)  # rows 1 and 4 written, chunk 1's table not
+    monkeypatch.setattr(Store, "write_rows", commit)
+    with pytest.raises(ValueError, match="image 4 was being recomputed by a rerun that did not"):
+        igw.open_dataset(store)[4]
+    with pytest.warns(UserWarning, match=r"a rerun of images \[1, 4\] with \{'steps': 2\} did not"):
+        resumed = explain(model, images, store)
+    manifest = json.loads((store / "ig-dataset.json").read_text())
+    assert resumed.complete and "rerun_pending" not in manifest
+    assert [(record["rows"], record["options"]) for record in manifest["reruns"]] == [
+        ([1, 4], {"steps": 2})
+    ]
+    assert resumed.table.steps.tolist() == [STEPS, 2, STEPS, STEPS, 2, STEPS, STEPS]
+    expected = stored_arrays(finished)
+    for name in expected.keys() - {"elapsed_s"}:
+        np.testing.assert_array_equal(stored_arrays(store)[name], expected[name], err_msg=name)
+
+
 def test_a_grown_last_chunk_keeps_the_rows_a_rerun_changed(model, images, tmp_path):
     store = tmp_path / "store"
     explain(model, images[:5], store).rerun(model, [4], steps=2)

@@ -301,8 +301,11 @@ class _Run:
         self.computation: Computation | None = None
         self.resumed = False
         self.count = 0
-        # Committed chunks whose array files have gone ({chunk: files}): computed again.
+        # Committed chunks to compute again: those whose array files have gone (lost:
+        # {chunk: files}) and those of a rerun that did not finish (unfinished).
+        self.redo: set[int] = set()
         self.lost: dict[int, list[str]] = {}
+        self.unfinished: set[int] = set()
         layout = self.manifest.get("layout")
         if layout is not None and self.stored:
             store.refuse_links()
@@ -310,6 +313,7 @@ class _Run:
             self.computation = self._computation(Layout.from_json(layout))
             self.resumed = True
             self._find_lost(self.computation.layout)
+            self._find_unfinished_rerun()
             problem = store.baseline_problem(recorded)
             if problem is not None and isinstance(options.baseline, np.ndarray):
                 # The resume's baseline is the recorded one (checked before): kept again.
@@ -331,6 +335,7 @@ class _Run:
         until they are computed again."""
         self.lost = self.store.lost_chunks(layout, self.stored)
         if self.lost:
+            self.redo.update(self.lost)
             self._save(complete=False)
             warnings.warn(
                 f"store: '{self.store.path}': {self._describe(self.lost)} are missing; each "
@@ -338,6 +343,22 @@ class _Run:
                 "changed, with its options)",
                 stacklevel=4,
             )
+
+    def _find_unfinished_rerun(self) -> None:
+        """Finish a rerun that was interrupted (its rows' maps and table rows may disagree):
+        its chunks are computed again, its rows with its options."""
+        pending = self.manifest.get("rerun_pending")
+        if not pending:
+            return
+        self.unfinished = {row // self.chunk_size for row in pending["rows"]} & self.stored.keys()
+        self.redo.update(self.unfinished)
+        self._save(complete=False)
+        warnings.warn(
+            f"store: '{self.store.path}': a rerun of images {pending['rows']} with "
+            f"{pending['options']} did not finish; their chunks are computed again when the "
+            "input holds all of their images, those images with its options",
+            stacklevel=4,
+        )
 
     def _describe(self, lost: dict[int, list[str]]) -> str:
         """Lost chunks' images and files, in words (the first few chunks)."""
@@ -354,8 +375,8 @@ class _Run:
 
     @property
     def done(self) -> int:
-        """The images stored, less those of lost chunks."""
-        return sum(rows for number, rows in self.stored.items() if number not in self.lost)
+        """The images stored, less those of the chunks to compute again."""
+        return sum(rows for number, rows in self.stored.items() if number not in self.redo)
 
     def _max_rows(self) -> int:
         """The most rows the runs before could have reserved: a bound on an array's length."""
@@ -385,10 +406,13 @@ class _Run:
             sanity=bool(self.recorded.get("sanity_check")),
             explainer=self.explainer,
             keywords=self.keywords,
-            # The last rerun of a row is the one it holds.
+            # The last rerun of a row is the one it holds (an unfinished one: to finish).
             reruns={
                 row: record["options"]
-                for record in self.manifest.get("reruns") or []
+                for record in [
+                    *(self.manifest.get("reruns") or []),
+                    *filter(None, [self.manifest.get("rerun_pending")]),
+                ]
                 for row in record["rows"]
             },
         )
@@ -499,7 +523,7 @@ class _Run:
         full = {
             number
             for number, rows in self.stored.items()
-            if rows >= size and number not in self.lost
+            if rows >= size and number not in self.redo
         }
         layout = None if self.computation is None else self.computation.layout
         items = stream(
@@ -516,13 +540,15 @@ class _Run:
             self._check_labels(chunk)
             stored = self.stored.get(number, 0)
             # A lost chunk is computed again only whole: a shorter input never cuts stored rows.
-            if stored >= len(chunk) and (number not in self.lost or stored > len(chunk)):
+            if stored >= len(chunk) and (number not in self.redo or stored > len(chunk)):
                 continue
-            if number in self.lost:
+            if number in self.redo:
                 # Its table file goes first: an interruption then leaves the chunk to compute,
                 # never old checksums over rows written anew. From here it is a chunk to do.
                 self.store.uncommit(number)
-                del self.lost[number], self.stored[number]
+                self.redo.discard(number)
+                self.lost.pop(number, None)
+                del self.stored[number]
             if self.computation is None:
                 self.computation = self._begin(chunk[0])
             elif self.resumed:
@@ -553,6 +579,7 @@ class _Run:
         self.store.write_rows(number, rows)
         added = len(rows) - self.stored.get(number, 0)
         self.stored[number] = len(rows)
+        self.unfinished.discard(number)
         return added
 
     def finish(self) -> None:
@@ -571,7 +598,17 @@ class _Run:
                 "them again",
                 stacklevel=3,
             )
-        self._save(count=count, complete=sum(self.stored.values()) == count and not self.lost)
+        pending = self.manifest.get("rerun_pending")
+        if pending and self.unfinished:
+            warnings.warn(
+                f"store: '{self.store.path}': the rerun of images {pending['rows']} is still "
+                "unfinished: the input did not hold all of their chunks' images",
+                stacklevel=3,
+            )
+        elif pending:
+            self.manifest = {key: v for key, v in self.manifest.items() if key != "rerun_pending"}
+            self.manifest["reruns"] = [*self.manifest.get("reruns", []), pending]
+        self._save(count=count, complete=sum(self.stored.values()) == count and not self.redo)
 
 
 # Lost chunks named in a warning; the rest are counted.

@@ -517,7 +517,8 @@ class DatasetResult:
         and the manifest lists every rerun (rows and options) under
         ``"reruns"``. While a rerun writes, the manifest names its rows
         (``"rerun_pending"``): if it is interrupted, reading those rows
-        raises until they are recomputed, rather than mixing old and new.
+        raises until they are recomputed (the same rerun again, or
+        ``explain_dataset`` resuming the store), rather than mixing old and new.
 
         Parameters
         ----------

@@ -202,13 +202,14 @@ class Computation:
     def compute(self, items: list[Item]) -> list[Explained]:
         """The chunk's results, curves, stability scores and sanity similarities: the work,
         before anything is stored. Rows a rerun changed are computed with its options."""
-        if not self.reruns.keys() & {item.index for item in items}:
-            return self._compute(items)
+        # The whole chunk first, as it was first computed: its other rows come out bit for
+        # bit as they did (a batch of other images rounds differently).
+        explained = {e.item.index: e for e in self._compute(items)}
         groups: dict[str, list[Item]] = {}
         for item in items:
-            changes = self.reruns.get(item.index, {})
-            groups.setdefault(json.dumps(changes, sort_keys=True), []).append(item)
-        explained: dict[int, Explained] = {}
+            if item.index in self.reruns:
+                key = json.dumps(self.reruns[item.index], sort_keys=True)
+                groups.setdefault(key, []).append(item)
         for key, members in groups.items():
             changed = dataclasses.replace(
                 self, options=self.options.replace(**json.loads(key)), reruns={}

@@ -306,6 +306,7 @@ class _Run:
         self.redo: set[int] = set()
         self.lost: dict[int, list[str]] = {}
         self.unfinished: set[int] = set()
+        self.rerun_to_finish: dict[str, Any] | None = None
         layout = self.manifest.get("layout")
         if layout is not None and self.stored:
             store.refuse_links()
@@ -350,6 +351,7 @@ class _Run:
         pending = self.manifest.get("rerun_pending")
         if not pending:
             return
+        self.rerun_to_finish = pending
         self.unfinished = {row // self.chunk_size for row in pending["rows"]} & self.stored.keys()
         self.redo.update(self.unfinished)
         self._save(complete=False)
@@ -605,10 +607,17 @@ class _Run:
                 "unfinished: the input did not hold all of their chunks' images",
                 stacklevel=3,
             )
-        elif pending:
-            self.manifest = {key: v for key, v in self.manifest.items() if key != "rerun_pending"}
-            self.manifest["reruns"] = [*self.manifest.get("reruns", []), pending]
+        self.record_finished_rerun()
         self._save(count=count, complete=sum(self.stored.values()) == count and not self.redo)
+
+    def record_finished_rerun(self) -> None:
+        """Once every chunk of an interrupted rerun is stored again, record it as done
+        (also when the run stops early: its rows then read again)."""
+        pending = self.rerun_to_finish
+        if pending is not None and not self.unfinished:
+            self.rerun_to_finish = None
+            self.manifest = {key: v for key, v in self.manifest.items() if key != "rerun_pending"}
+            self._save(reruns=[*self.manifest.get("reruns", []), pending])
 
 
 # Lost chunks named in a warning; the rest are counted.
@@ -945,8 +954,10 @@ def explain_dataset(
                 (RayExecutor() if executor == "ray" else executor).run(run, bar)
             run.finish()
         except KeyboardInterrupt as exc:
+            run.record_finished_rerun()
             raise KeyboardInterrupt(_kept(run, "interrupted")) from exc
         except ComputationCancelled as exc:
+            run.record_finished_rerun()
             raise ComputationCancelled(_kept(run, "cancelled")) from exc
         finally:
             bar.close()

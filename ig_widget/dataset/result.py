@@ -243,8 +243,7 @@ class DatasetResult:
         if pending and row in pending["rows"]:
             raise ValueError(
                 f"index: image {row} was being recomputed by a rerun that did not finish; its "
-                f"maps and its table row may disagree: run result.rerun(model, where=[{row}], "
-                f"**{pending['options']!r}) again"
+                f"maps and its table row may disagree: {_unfinished(pending)}"
             )
         read = self._read
         assert self._layout is not None  # a store with rows has a layout
@@ -584,6 +583,10 @@ class DatasetResult:
         rows = self._rows_where(where)
         if not rows:
             return self
+        pending = self._manifest.get("rerun_pending")
+        if pending and (rows, options) != (pending["rows"], pending["options"]):
+            # Its record would be replaced: its rows left half written, and forgotten.
+            raise ValueError(f"rerun: {_unfinished(pending)} first")
         import pandas as pd
 
         from .sources import Item
@@ -719,3 +722,12 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> DatasetResult
     if not isinstance(verify, (bool, np.bool_)):
         raise TypeError(f"verify: expected True or False, got {type(verify).__name__}")
     return DatasetResult(check_store_path("path", path), verify=bool(verify))
+
+
+def _unfinished(pending: dict[str, Any]) -> str:
+    """How to finish an interrupted rerun (the manifest's ``rerun_pending``)."""
+    return (
+        f"finish the rerun of images {pending['rows']}: result.rerun(model, "
+        f"where={pending['rows']}, **{pending['options']!r}), or explain_dataset resuming "
+        "the store"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -318,6 +319,19 @@ def test_a_missing_or_changed_chunk_raises_never_zeros(model, images, tmp_path):
         igw.open_dataset(tmp_path / "copy").thumbnails([6])
 
 
+def interrupt_the_table_write_of(chunk, monkeypatch):
+    """Make the next table writes of ``chunk`` fail as a full disk would; returns the undo."""
+    commit = Store.write_rows
+
+    def full_disk(self, number, rows):
+        if number == chunk:
+            raise OSError(28, "No space left on device")
+        commit(self, number, rows)
+
+    monkeypatch.setattr(Store, "write_rows", full_disk)
+    return lambda: monkeypatch.setattr(Store, "write_rows", commit)
+
+
 def stored_arrays(store):
     group = zarr.open_group(store / "arrays.zarr", mode="r")
     return {name: group[name][...] for name in group.array_keys()}
@@ -345,24 +359,24 @@ def test_a_resume_computes_chunks_whose_files_were_lost_again(model, images, tmp
     with pytest.raises(ValueError, match=r"row 4 of 'attributions': its chunk file .* is missing"):
         shorter[4]
     # A repair stopped after writing chunk 1's arrays, before its table file: the old
-    # checksums went with the file (chunk 2's too, handed out), so the next resume simply
-    # computes both chunks.
-    commit = Store.write_rows
-
-    def full_disk(self, chunk, rows):
-        if chunk == 1:
-            raise OSError(28, "No space left on device")
-        commit(self, chunk, rows)
-
-    monkeypatch.setattr(Store, "write_rows", full_disk)
+    # checksums went with the file, so the next resume computes chunk 1 as any chunk not
+    # done; chunk 2, computed but never written, is still lost.
+    undo = interrupt_the_table_write_of(1, monkeypatch)
     with pytest.warns(UserWarning), pytest.raises(OSError, match="No space left"):
         explain(model, images, store)
-    monkeypatch.setattr(Store, "write_rows", commit)
+    undo()
     assert not igw.open_dataset(store).complete
-    assert sorted(path.name for path in (store / "table").iterdir()) == ["chunk-000000.parquet"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    assert sorted(path.name for path in (store / "table").iterdir()) == [
+        "chunk-000000.parquet",
+        "chunk-000002.parquet",
+    ]
+    with pytest.warns(UserWarning) as caught:
         repaired = explain(model, images, store)
+    assert [str(warning.message) for warning in caught] == [
+        f"store: '{store}': the array files of images 6..6 ('{lost[1]}') are missing; each "
+        "chunk is computed again when the input holds all of its images (rows a rerun "
+        "changed, with its options)"
+    ]
     assert repaired.complete
     igw.open_dataset(store, verify=True)
     recomputed = stored_arrays(store)
@@ -396,12 +410,23 @@ def test_a_repair_counts_its_images_and_keeps_the_rows_a_rerun_changed(model, im
         np.testing.assert_array_equal(stored_arrays(store)[name], written[name], err_msg=name)
 
 
-def test_a_rerun_reads_its_images_checked(model, images, tmp_path):
+def test_a_rerun_refuses_a_chunk_whose_file_is_lost_and_reads_its_images_checked(
+    model, images, tmp_path
+):
     store = tmp_path / "store"
     result = explain(model, images, store)
-    (store / "arrays.zarr/inputs/c/1/0/0/0").unlink()  # Zarr reads it back as black images
-    with pytest.raises(ValueError, match=r"row 4 of 'inputs': its chunk file .* is missing"):
+    # Zarr reads a lost file as zeros: a rerun would explain black images, and writing row 4
+    # into the file would store zeros for rows 3 and 5, unseen by a resume.
+    (store / "arrays.zarr/attributions/c/1/0/0/0").unlink()
+    lost = re.escape("the chunk files ['arrays.zarr/attributions/c/1/0/0/0'] are missing; ")
+    with pytest.raises(ValueError, match=f"{lost}explain_dataset resuming the store computes"):
         result.rerun(model, [4], steps=2)
+    assert not (store / "arrays.zarr/attributions/c/1/0/0/0").exists()
+    # A changed inputs file is read checked, never explained.
+    inputs = store / "arrays.zarr/inputs/c"
+    shutil.copy(inputs / "0/0/0/0", inputs / "2/0/0/0")
+    with pytest.raises(ValueError, match=r"row 6 of 'inputs': .* does not match the checksum"):
+        result.rerun(model, [6], steps=2)
 
 
 def test_a_resume_finishes_a_rerun_that_was_interrupted(model, images, tmp_path, monkeypatch):
@@ -410,17 +435,10 @@ def test_a_resume_finishes_a_rerun_that_was_interrupted(model, images, tmp_path,
     explain(model, images, finished, steps=8).rerun(model, [1, 4], steps=2)
     store = tmp_path / "store"
     result = explain(model, images, store, steps=8)
-    commit = Store.write_rows
-
-    def full_disk(self, chunk, rows):
-        if chunk == 1:
-            raise OSError(28, "No space left on device")
-        commit(self, chunk, rows)
-
-    monkeypatch.setattr(Store, "write_rows", full_disk)
+    undo = interrupt_the_table_write_of(1, monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         result.rerun(model, [1, 4], steps=2)  # rows 1 and 4 written, chunk 1's table not
-    monkeypatch.setattr(Store, "write_rows", commit)
+    undo()
     finish = r"finish the rerun of images \[1, 4\]: result.rerun\(model, where=\[1, 4\], \*\*"
     with pytest.raises(ValueError, match=f"image 1 was being recomputed .*: {finish}"):
         igw.open_dataset(store)[1]
@@ -447,6 +465,53 @@ def test_a_resume_finishes_a_rerun_that_was_interrupted(model, images, tmp_path,
         others = [0, 2, 3, 5, 6]
         np.testing.assert_array_equal(recomputed[others], expected[name][others], err_msg=name)
         np.testing.assert_allclose(recomputed, expected[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def reruns_of(store):
+    manifest = json.loads((store / "ig-dataset.json").read_text())
+    return [(record["rows"], record["options"]) for record in manifest["reruns"]], manifest.get(
+        "rerun_pending"
+    )
+
+
+def test_reruns_read_the_store_anew_and_one_over_all_unfinished_rows_replaces_it(
+    model, images, tmp_path, monkeypatch
+):
+    store = tmp_path / "store"
+    result = explain(model, images, store)
+    result.rerun(model, [1], steps=2)
+    result.rerun(model, [2], steps=np.int64(3))  # opened before the first rerun
+    assert reruns_of(store) == ([([1], {"steps": 2}), ([2], {"steps": 3})], None)
+    assert igw.open_dataset(store, verify=True).table.steps.tolist()[:3] == [STEPS, 2, 3]
+    undo = interrupt_the_table_write_of(1, monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        result.rerun(model, [1, 4], steps=3)
+    undo()
+    # Rows 1 and 4 all written again: the unfinished rerun is replaced, not left half done.
+    result.rerun(model, [1, 4, 5], steps=2)
+    done = [([1], {"steps": 2}), ([2], {"steps": 3}), ([1, 4, 5], {"steps": 2})]
+    assert reruns_of(store) == (done, None)
+    steps = igw.open_dataset(store, verify=True).table.steps.tolist()
+    assert steps == [STEPS, 2, 3, STEPS, 2, 2, STEPS]
+
+
+def test_a_resume_stopped_by_an_error_records_the_rerun_it_finished(
+    model, images, tmp_path, monkeypatch
+):
+    store = tmp_path / "store"
+    result = explain(model, images, store)
+    undo = interrupt_the_table_write_of(0, monkeypatch)
+    with pytest.raises(OSError):
+        result.rerun(model, [1], steps=2)
+    undo()
+    (store / "arrays.zarr/scores/c/1/0").unlink()
+    undo = interrupt_the_table_write_of(1, monkeypatch)
+    # Chunk 0 (the rerun's) is stored again before chunk 1 (lost) fails.
+    with pytest.warns(UserWarning), pytest.raises(OSError):
+        explain(model, images, store)
+    undo()
+    assert reruns_of(store) == ([([1], {"steps": 2})], None)
+    assert igw.open_dataset(store).table.steps[1] == 2
 
 
 def test_a_grown_last_chunk_keeps_the_rows_a_rerun_changed(model, images, tmp_path):

@@ -203,7 +203,8 @@ class Computation:
         """The chunk's results, curves, stability scores and sanity similarities: the work,
         before anything is stored. Rows a rerun changed are computed with its options."""
         # The whole chunk first, as it was first computed: its other rows come out bit for
-        # bit as they did (a batch of other images rounds differently).
+        # bit as they did (a batch of other images rounds differently). The rerun rows are
+        # computed twice: reruns are few.
         explained = {e.item.index: e for e in self._compute(items)}
         groups: dict[str, list[Item]] = {}
         for item in items:
@@ -328,6 +329,9 @@ class Computation:
     def store_chunk(self, explained: list[Explained]) -> Any:
         """Write a computed chunk's arrays; return its table rows (with their checksums)."""
         items = [e.item for e in explained]
+        # A chunk written again loses its table file first: an interruption then leaves it
+        # to compute, never the old checksums over rows written anew.
+        self.store.uncommit(items[0].index // self.layout.chunk_size)
         sums = self.store.write_arrays(
             self.layout, items[0].index, self.arrays(items, [e.result for e in explained])
         )

@@ -25,7 +25,7 @@ from ..validation import check_choice, check_int
 from .columns import Explained, columns_for
 from .compute import Computation, ModelFactory, check_targets, path_points, resolve_model
 from .identity import digest, fingerprint, labels_identity, model_identity, software_versions
-from .result import DatasetResult, check_store_path
+from .result import DatasetResult, check_store_path, with_rerun_recorded
 from .sources import MAX_PIXELS, Item, carries_labels, chunks, known_length, stream
 from .store import IG, INITIAL_CHUNKS, MAPS_DTYPES, Layout, Store, missing_dependency, timestamp
 
@@ -541,16 +541,9 @@ class _Run:
             self.count = chunk[-1].index + 1
             self._check_labels(chunk)
             stored = self.stored.get(number, 0)
-            # A lost chunk is computed again only whole: a shorter input never cuts stored rows.
+            # A chunk is computed again only whole: a shorter input never cuts stored rows.
             if stored >= len(chunk) and (number not in self.redo or stored > len(chunk)):
                 continue
-            if number in self.redo:
-                # Its table file goes first: an interruption then leaves the chunk to compute,
-                # never old checksums over rows written anew. From here it is a chunk to do.
-                self.store.uncommit(number)
-                self.redo.discard(number)
-                self.lost.pop(number, None)
-                del self.stored[number]
             if self.computation is None:
                 self.computation = self._begin(chunk[0])
             elif self.resumed:
@@ -579,8 +572,11 @@ class _Run:
     def commit(self, number: int, rows: Any) -> int:
         """Write a chunk's table rows: it is stored. Returns the images it added."""
         self.store.write_rows(number, rows)
-        added = len(rows) - self.stored.get(number, 0)
+        # A chunk computed again counts whole: the progress started without it.
+        added = len(rows) - (0 if number in self.redo else self.stored.get(number, 0))
         self.stored[number] = len(rows)
+        self.redo.discard(number)
+        self.lost.pop(number, None)
         self.unfinished.discard(number)
         return added
 
@@ -600,8 +596,8 @@ class _Run:
                 "them again",
                 stacklevel=3,
             )
-        pending = self.manifest.get("rerun_pending")
-        if pending and self.unfinished:
+        pending = self.rerun_to_finish
+        if pending is not None and self.unfinished:
             warnings.warn(
                 f"store: '{self.store.path}': the rerun of images {pending['rows']} is still "
                 "unfinished: the input did not hold all of their chunks' images",
@@ -616,8 +612,8 @@ class _Run:
         pending = self.rerun_to_finish
         if pending is not None and not self.unfinished:
             self.rerun_to_finish = None
-            self.manifest = {key: v for key, v in self.manifest.items() if key != "rerun_pending"}
-            self._save(reruns=[*self.manifest.get("reruns", []), pending])
+            self.manifest = with_rerun_recorded(self.manifest, pending)
+            self.store.write_manifest(self.manifest)
 
 
 # Lost chunks named in a warning; the rest are counted.
@@ -946,18 +942,20 @@ def explain_dataset(
         )
         bar = _Progress(progress, length, run.done)
         try:
-            if executor == "local":
-                _run_local(run, bar)
-            else:
-                from .ray_executor import RayExecutor
+            try:
+                if executor == "local":
+                    _run_local(run, bar)
+                else:
+                    from .ray_executor import RayExecutor
 
-                (RayExecutor() if executor == "ray" else executor).run(run, bar)
+                    (RayExecutor() if executor == "ray" else executor).run(run, bar)
+            finally:
+                # However the run ends, a rerun whose chunks are all stored again is done.
+                run.record_finished_rerun()
             run.finish()
         except KeyboardInterrupt as exc:
-            run.record_finished_rerun()
             raise KeyboardInterrupt(_kept(run, "interrupted")) from exc
         except ComputationCancelled as exc:
-            run.record_finished_rerun()
             raise ComputationCancelled(_kept(run, "cancelled")) from exc
         finally:
             bar.close()

@@ -102,6 +102,9 @@ class DatasetResult:
         baseline = self._store.baseline_problem(self._manifest["options"])
         if baseline is not None:
             problems.append(baseline)
+        pending = self._manifest.get("rerun_pending")
+        if pending:
+            problems.append(f"a rerun did not finish: {_unfinished(pending)}")
         if problems:
             raise ValueError(
                 f"store: '{self.path}' is damaged: {len(problems)} "
@@ -109,8 +112,8 @@ class DatasetResult:
                 + ":\n  "
                 + "\n  ".join(problems)
                 + "\nexplain_dataset with the same images and this store= computes the chunks "
-                "whose files are missing again (remove a changed chunk file to have it "
-                "computed again)"
+                "whose files are missing again and finishes a rerun (remove a changed chunk "
+                "file to have it computed again)"
             )
 
     @property
@@ -517,7 +520,11 @@ class DatasetResult:
         ``"reruns"``. While a rerun writes, the manifest names its rows
         (``"rerun_pending"``): if it is interrupted, reading those rows
         raises until they are recomputed (the same rerun again, or
-        ``explain_dataset`` resuming the store), rather than mixing old and new.
+        ``explain_dataset`` resuming the store), rather than mixing old and new;
+        until then another rerun is refused unless it recomputes all those rows.
+        A rerun on a result opened before the store changed reads the store
+        anew; one that touches a chunk whose file is lost is refused (a resume
+        computes it again first).
 
         Parameters
         ----------
@@ -555,6 +562,12 @@ class DatasetResult:
                 f"{unknown[0]}: not an option a rerun changes; expected {', '.join(RERUN_OPTIONS)} "
                 "(a rerun keeps what is integrated, only how finely)"
             )
+        if self._store.manifest() != self._manifest:
+            # Opened before the store changed (another rerun): its table and checksums are
+            # stale, and writing them back would undo that change.
+            return DatasetResult(self.path).rerun(
+                model, where, preprocess=preprocess, masks=masks, **options
+            )
         if self._layout is None:
             raise ValueError(f"store: '{self.path}' holds no image yet; nothing to rerun")
         if self.explainer != IG:
@@ -584,9 +597,26 @@ class DatasetResult:
         if not rows:
             return self
         pending = self._manifest.get("rerun_pending")
-        if pending and (rows, options) != (pending["rows"], pending["options"]):
-            # Its record would be replaced: its rows left half written, and forgotten.
-            raise ValueError(f"rerun: {_unfinished(pending)} first")
+        if pending and not set(pending["rows"]) <= set(rows):
+            # Its record would be replaced: rows of it left half written, and forgotten.
+            raise ValueError(f"rerun: {_unfinished(pending)} first (or rerun all of its rows)")
+        size = self._layout.chunk_size
+        touched = {row // size for row in rows}
+        lost = self._store.lost_chunks(
+            self._layout,
+            {
+                number: int(count)
+                for number, count in (self._table.index // size).value_counts().items()
+                if number in touched
+            },
+        )
+        if lost:
+            # Writing rows into a lost chunk file would make its other rows zeros, unseen.
+            files = sorted(file for chunk_files in lost.values() for file in chunk_files)
+            raise ValueError(
+                f"store: '{self.path}': the chunk files {files} are missing; explain_dataset "
+                "resuming the store computes them again first"
+            )
         import pandas as pd
 
         from .sources import Item
@@ -617,7 +647,11 @@ class DatasetResult:
         computation._resolved = resolve_model(model)
         record = {
             "rows": rows,
-            "options": {name: options[name] for name in sorted(options)},
+            # As JSON keeps them (a NumPy integer is not JSON).
+            "options": {
+                name: value.item() if isinstance(value, np.generic) else value
+                for name, value in sorted(options.items())
+            },
             "date": timestamp(),
         }
         chunk_size = self._layout.chunk_size
@@ -633,6 +667,11 @@ class DatasetResult:
             }
         )
         with self._store.lock():
+            if self._store.manifest() != self._manifest:
+                raise ValueError(
+                    f"store: '{self.path}' changed since this rerun read it (another process "
+                    "wrote it); nothing was written: run the rerun again"
+                )
             self._store.write_manifest({**self._manifest, "rerun_pending": record})
             new_rows = []
             for start in range(0, len(items), chunk_size):
@@ -656,11 +695,7 @@ class DatasetResult:
                 if sums is not None:
                     part[CHECKSUMS] = [sums[int(row)] for row in part.index]
                 self._store.write_rows(chunk, part)
-            manifest = {
-                key: value for key, value in self._manifest.items() if key != "rerun_pending"
-            }
-            manifest["reruns"] = [*manifest.get("reruns", []), record]
-            self._store.write_manifest(manifest)
+            self._store.write_manifest(with_rerun_recorded(self._manifest, record))
         return DatasetResult(self.path)
 
     def _rows_where(self, where: Any) -> list[int]:
@@ -722,6 +757,13 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> DatasetResult
     if not isinstance(verify, (bool, np.bool_)):
         raise TypeError(f"verify: expected True or False, got {type(verify).__name__}")
     return DatasetResult(check_store_path("path", path), verify=bool(verify))
+
+
+def with_rerun_recorded(manifest: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with a rerun that finished listed under ``"reruns"`` (and no longer
+    ``"rerun_pending"``)."""
+    done = {key: value for key, value in manifest.items() if key != "rerun_pending"}
+    return {**done, "reruns": [*manifest.get("reruns", []), record]}
 
 
 def _unfinished(pending: dict[str, Any]) -> str:

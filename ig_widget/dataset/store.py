@@ -867,8 +867,9 @@ class Store:
         return f"{TABLE}/chunk-{chunk:06d}.parquet"
 
     def uncommit(self, chunk: int) -> None:
-        """Remove a chunk's table file: the chunk is no longer stored (it is computed again)."""
-        self.fs.rm_file(self._part(chunk))
+        """Remove a chunk's table file, if it has one: the chunk is no longer stored."""
+        if self.fs.exists(self._part(chunk)):
+            self.fs.rm_file(self._part(chunk))
 
     def done_chunks(self) -> set[int]:
         """Chunks whose table file exists: everything of them is stored."""

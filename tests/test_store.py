@@ -113,6 +113,27 @@ def test_a_shorter_input_never_cuts_stored_rows_and_a_longer_one_continues(
     igw.open_dataset(grown, verify=True)
 
 
+def test_growing_a_partly_filled_chunk_leaves_its_stored_rows_alone(
+    model, images, tmp_path, monkeypatch
+):
+    store = tmp_path / "store"
+    explain(model, images, store)  # chunk 2 holds image 6 alone
+    row = igw.open_dataset(store)[6].attributions
+    more = np.concatenate([images, images[:2]])
+    undo = interrupt_the_table_write_of(2, monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        explain(model, more, store)  # images 7 and 8 written, the table not
+    undo()
+    kept = igw.open_dataset(store, verify=True)
+    assert len(kept) == COUNT and kept.table.index.tolist() == list(range(COUNT))
+    np.testing.assert_array_equal(kept[6].attributions, row)
+    assert len(explain(model, images[:6], store)) == COUNT
+    grown = explain(model, more, store)
+    assert grown.complete and len(grown) == COUNT + 2
+    np.testing.assert_array_equal(grown[6].attributions, row)
+    igw.open_dataset(store, verify=True)
+
+
 def test_a_second_writer_is_refused_naming_the_store_and_the_holder(model, images, tmp_path):
     store = tmp_path / "store"
     with Store(str(store)).lock():
@@ -493,6 +514,15 @@ def test_reruns_read_the_store_anew_and_one_over_all_unfinished_rows_replaces_it
     assert reruns_of(store) == (done, None)
     steps = igw.open_dataset(store, verify=True).table.steps.tolist()
     assert steps == [STEPS, 2, 3, STEPS, 2, 2, STEPS]
+    # A resume that computed a lost chunk again leaves the manifest as it was; then the
+    # store grows. The stale result and a mask over its stale table still rerun right.
+    (store / "arrays.zarr/gradients/c/0/0/0/0").unlink()
+    with pytest.warns(UserWarning, match="images 0..2"):
+        explain(model, images, store)
+    explain(model, np.concatenate([images, images[:2]]), store)
+    result.rerun(model, result.table.index.to_series() == 0, steps=2)
+    steps = igw.open_dataset(store, verify=True).table.steps.tolist()
+    assert steps == [2, 2, 3, STEPS, 2, 2, STEPS, STEPS, STEPS]
 
 
 def test_a_resume_stopped_by_an_error_records_the_rerun_it_finished(

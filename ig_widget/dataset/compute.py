@@ -329,9 +329,12 @@ class Computation:
     def store_chunk(self, explained: list[Explained]) -> Any:
         """Write a computed chunk's arrays; return its table rows (with their checksums)."""
         items = [e.item for e in explained]
-        # A chunk written again loses its table file first: an interruption then leaves it
-        # to compute, never the old checksums over rows written anew.
-        self.store.uncommit(items[0].index // self.layout.chunk_size)
+        size = self.layout.chunk_size
+        if items[0].index % size == 0:
+            # A chunk written from its first row (again) loses its table file first: an
+            # interruption then leaves it to compute, never old checksums over new rows.
+            # (Rows added to a partly filled chunk leave its stored rows and file alone.)
+            self.store.uncommit(items[0].index // size)
         sums = self.store.write_arrays(
             self.layout, items[0].index, self.arrays(items, [e.result for e in explained])
         )

@@ -3,6 +3,7 @@ method of ``ig_widget.explainers.REGISTRY``), stored as it goes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -544,6 +545,10 @@ class _Run:
             # A chunk is computed again only whole: a shorter input never cuts stored rows.
             if stored >= len(chunk) and (number not in self.redo or stored > len(chunk)):
                 continue
+            if number not in self.redo:
+                # A partly filled chunk the input grows: only its new images, its stored rows
+                # left as they are (an interruption then loses none of them).
+                chunk = chunk[stored:]
             if self.computation is None:
                 self.computation = self._begin(chunk[0])
             elif self.resumed:
@@ -571,6 +576,10 @@ class _Run:
 
     def commit(self, number: int, rows: Any) -> int:
         """Write a chunk's table rows: it is stored. Returns the images it added."""
+        if number not in self.redo and self.stored.get(number):
+            import pandas as pd
+
+            rows = pd.concat([self.store.read_part(number, self.chunk_size), rows])
         self.store.write_rows(number, rows)
         # A chunk computed again counts whole: the progress started without it.
         added = len(rows) - (0 if number in self.redo else self.stored.get(number, 0))
@@ -949,9 +958,13 @@ def explain_dataset(
                     from .ray_executor import RayExecutor
 
                     (RayExecutor() if executor == "ray" else executor).run(run, bar)
-            finally:
-                # However the run ends, a rerun whose chunks are all stored again is done.
-                run.record_finished_rerun()
+            except BaseException:
+                # However the run stops, a rerun whose chunks are all stored again is done;
+                # if that cannot be written, the store keeps it unfinished, and the reason
+                # the run stopped is what the caller hears.
+                with contextlib.suppress(Exception):
+                    run.record_finished_rerun()
+                raise
             run.finish()
         except KeyboardInterrupt as exc:
             raise KeyboardInterrupt(_kept(run, "interrupted")) from exc
@@ -987,7 +1000,9 @@ def _length(values: Any) -> int | None:
 
 
 def _kept(run: _Run, what: str) -> str:
-    done = run.done
+    # As the store holds it now (Ray's workers may have removed the table files of chunks
+    # they were computing again), less the chunks whose files are lost.
+    done = sum(rows for number, rows in run.store.stored_rows().items() if number not in run.lost)
     return (
         f"explain_dataset {what}; the {done} images done are kept in '{run.store.path}': "
         f"igw.open_dataset('{run.store.path}') opens them, and the same call with "

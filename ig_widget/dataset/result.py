@@ -552,22 +552,24 @@ class DatasetResult:
         --------
         >>> result = result.rerun(model, result.table.delta > 0.05, steps=512)  # doctest: +SKIP
         """
-        from .columns import table_rows
-        from .compute import Computation, path_points, resolve_model
-        from .explain import check_rerun_identities, options_from_record
-
         unknown = sorted(set(options) - set(RERUN_OPTIONS))
         if unknown:
             raise TypeError(
                 f"{unknown[0]}: not an option a rerun changes; expected {', '.join(RERUN_OPTIONS)} "
                 "(a rerun keeps what is integrated, only how finely)"
             )
-        if self._store.manifest() != self._manifest:
-            # Opened before the store changed (another rerun): its table and checksums are
-            # stale, and writing them back would undo that change.
-            return DatasetResult(self.path).rerun(
-                model, where, preprocess=preprocess, masks=masks, **options
-            )
+        # The store as it is now: this result may have been read before another rerun or a
+        # resume changed it, and writing its table and checksums back would undo that.
+        return DatasetResult(self.path)._rerun(model, where, preprocess, masks, options)
+
+    def _rerun(
+        self, model: Any, where: Any, preprocess: Any, masks: Any, options: dict[str, Any]
+    ) -> DatasetResult:
+        """``rerun`` on a result just read from its store."""
+        from .columns import table_rows
+        from .compute import Computation, path_points, resolve_model
+        from .explain import check_rerun_identities, options_from_record
+
         if self._layout is None:
             raise ValueError(f"store: '{self.path}' holds no image yet; nothing to rerun")
         if self.explainer != IG:
@@ -701,6 +703,10 @@ class DatasetResult:
     def _rows_where(self, where: Any) -> list[int]:
         """Image indices from a boolean mask over the table or a list of indices."""
         values = np.asarray(where)
+        index = getattr(where, "index", None)
+        if values.dtype == bool and index is not None and len(index) == len(values):
+            # A boolean Series names its rows: it stays right after the table grew.
+            return sorted({self._row(int(row)) for row in np.asarray(index)[values]})
         if values.dtype == bool:
             if values.shape != (len(self._table),):
                 raise ValueError(
@@ -770,6 +776,6 @@ def _unfinished(pending: dict[str, Any]) -> str:
     """How to finish an interrupted rerun (the manifest's ``rerun_pending``)."""
     return (
         f"finish the rerun of images {pending['rows']}: result.rerun(model, "
-        f"where={pending['rows']}, **{pending['options']!r}), or explain_dataset resuming "
-        "the store"
+        f"where={pending['rows']}, **{pending['options']!r}) (with preprocess= and masks= "
+        "as the run had them), or explain_dataset resuming the store"
     )

@@ -915,12 +915,12 @@ class Store:
         """
         import pandas as pd
 
-        tables = [self._read_part(chunk, chunk_size) for chunk in sorted(self.done_chunks())]
+        tables = [self.read_part(chunk, chunk_size) for chunk in sorted(self.done_chunks())]
         if not tables:
             return empty_table(columns)
         return pd.concat(tables).sort_index()
 
-    def _read_part(self, chunk: int, chunk_size: int | None) -> Any:
+    def read_part(self, chunk: int, chunk_size: int | None) -> Any:
         """One chunk's table rows; with ``chunk_size``, checked to be its chunk's images."""
         import pandas as pd
         import pyarrow.parquet as pq

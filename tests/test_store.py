@@ -128,9 +128,30 @@ def test_growing_a_partly_filled_chunk_leaves_its_stored_rows_alone(
     assert len(kept) == COUNT and kept.table.index.tolist() == list(range(COUNT))
     np.testing.assert_array_equal(kept[6].attributions, row)
     assert len(explain(model, images[:6], store)) == COUNT
+    # A growth cancelled leaves the store recorded incomplete.
+    with pytest.raises(igw.ComputationCancelled):
+        explain(model, more, store, progress=lambda done, total: False)
+    assert not igw.open_dataset(store).complete
     grown = explain(model, more, store)
     assert grown.complete and len(grown) == COUNT + 2
     np.testing.assert_array_equal(grown[6].attributions, row)
+    igw.open_dataset(store, verify=True)
+
+
+def test_a_chunk_whose_repair_was_interrupted_is_never_trimmed_away(
+    model, images, tmp_path, monkeypatch
+):
+    store = tmp_path / "store"
+    explain(model, images, store)
+    (store / "arrays.zarr/thumbnails/c/2/0/0/0").unlink()
+    undo = interrupt_the_table_write_of(2, monkeypatch)
+    with pytest.warns(UserWarning), pytest.raises(OSError):
+        explain(model, images, store)  # chunk 2's table file removed, its new one not written
+    undo()
+    shorter = explain(model, images[:6], store)
+    assert len(shorter) == 6 and not shorter.complete
+    assert zarr.open_group(store / "arrays.zarr", mode="r")["inputs"].shape[0] == COUNT
+    assert explain(model, images, store).complete
     igw.open_dataset(store, verify=True)
 
 
@@ -515,12 +536,15 @@ def test_reruns_read_the_store_anew_and_one_over_all_unfinished_rows_replaces_it
     steps = igw.open_dataset(store, verify=True).table.steps.tolist()
     assert steps == [STEPS, 2, 3, STEPS, 2, 2, STEPS]
     # A resume that computed a lost chunk again leaves the manifest as it was; then the
-    # store grows. The stale result and a mask over its stale table still rerun right.
+    # store grows. The stale result still reruns right; a mask over its stale table is
+    # refused, as pandas refuses to align one.
     (store / "arrays.zarr/gradients/c/0/0/0/0").unlink()
     with pytest.warns(UserWarning, match="images 0..2"):
         explain(model, images, store)
     explain(model, np.concatenate([images, images[:2]]), store)
-    result.rerun(model, result.table.index.to_series() == 0, steps=2)
+    with pytest.raises(ValueError, match="where: a boolean Series over the table's 9 rows"):
+        result.rerun(model, result.table.index.to_series() == 0, steps=2)
+    result.rerun(model, [0], steps=2)
     steps = igw.open_dataset(store, verify=True).table.steps.tolist()
     assert steps == [2, 2, 3, STEPS, 2, 2, STEPS, STEPS, STEPS]
 

@@ -551,7 +551,10 @@ class _Run:
                 chunk = chunk[stored:]
             if self.computation is None:
                 self.computation = self._begin(chunk[0])
-            elif self.resumed:
+            elif self.manifest.get("complete"):
+                # Until this run finishes, the store is not complete (a cancel keeps it so).
+                self._save(complete=False)
+            if self.resumed:
                 self._check_resumed(chunk[0], self.computation.layout)
                 self.resumed = False
             self._reserve(self.computation.layout, self.count)
@@ -595,7 +598,9 @@ class _Run:
             return  # no image: nothing was created
         size = self.chunk_size
         end = max((number * size + rows for number, rows in self.stored.items()), default=0)
-        count = max(self.count, end)
+        # The count recorded before too: a chunk whose table file went with an interrupted
+        # repair is not in `stored`, and its rows must not be trimmed away.
+        count = max(self.count, end, self.manifest.get("count") or 0)
         if self.computation is not None:
             self.store.trim(self.computation.layout, count)
         if self.lost:

@@ -704,9 +704,19 @@ class DatasetResult:
         """Image indices from a boolean mask over the table or a list of indices."""
         values = np.asarray(where)
         index = getattr(where, "index", None)
-        if values.dtype == bool and index is not None and len(index) == len(values):
-            # A boolean Series names its rows: it stays right after the table grew.
-            return sorted({self._row(int(row)) for row in np.asarray(index)[values]})
+        if values.dtype == bool and index is not None:
+            # A boolean Series is aligned by its labels, as pandas aligns one: they must be the
+            # table's (a Series of an older table, or with its index reset, is refused).
+            labels = list(index)
+            if values.ndim != 1 or sorted(map(str, labels)) != sorted(
+                map(str, self._table.index.tolist())
+            ):
+                raise ValueError(
+                    f"where: a boolean Series over the table's {len(self._table)} rows (its "
+                    "index the table's image indices, as result.table gives them), got one "
+                    f"of shape {values.shape} over other labels"
+                )
+            return sorted(int(row) for row, keep in zip(labels, values, strict=True) if keep)
         if values.dtype == bool:
             if values.shape != (len(self._table),):
                 raise ValueError(

@@ -544,7 +544,7 @@ def test_reruns_read_the_store_anew_and_one_over_all_unfinished_rows_replaces_it
     explain(model, np.concatenate([images, images[:2]]), store)
     with pytest.raises(ValueError, match="where: a boolean Series over the table's 9 rows"):
         result.rerun(model, result.table.index.to_series() == 0, steps=2)
-    result.rerun(model, [0], steps=2)
+    result.rerun(model, [True] + [False] * 8, steps=2)  # a list of booleans, by position
     steps = igw.open_dataset(store, verify=True).table.steps.tolist()
     assert steps == [2, 2, 3, STEPS, 2, 2, STEPS, STEPS, STEPS]
 

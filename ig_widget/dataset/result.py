@@ -703,10 +703,10 @@ class DatasetResult:
     def _rows_where(self, where: Any) -> list[int]:
         """Image indices from a boolean mask over the table or a list of indices."""
         values = np.asarray(where)
-        index = getattr(where, "index", None)
-        if values.dtype == bool and index is not None:
-            # A boolean Series is aligned by its labels, as pandas aligns one: they must be the
-            # table's (a Series of an older table, or with its index reset, is refused).
+        index = getattr(where, "index", None)  # a list's is a method
+        if values.dtype == bool and index is not None and not callable(index):
+            # A boolean Series is taken by its labels, which must be the table's (a Series of
+            # an older table, or with its index reset, is refused, not read by position).
             labels = list(index)
             if values.ndim != 1 or sorted(map(str, labels)) != sorted(
                 map(str, self._table.index.tolist())

@@ -134,7 +134,8 @@ class Computation:
     explainer: str = IG
     keywords: dict[str, Any] = field(default_factory=dict)
     # Rows ``result.rerun`` recomputed, with the options it changed ({row: {"steps": 64}}):
-    # a chunk computed again (grown, or its files lost) computes them so, not undoing it.
+    # a chunk computed again (a lost file, an unfinished rerun) computes them so, not
+    # undoing it.
     reruns: dict[int, dict[str, Any]] = field(default_factory=dict)
     _resolved: Any = field(default=None, repr=False)
     _randomised: Any = field(default=None, repr=False)

@@ -733,11 +733,8 @@ class Store:
         lost: dict[int, list[str]] = {}
         for chunk, rows in sorted(stored.items()):
             start = chunk * layout.chunk_size
-            gone = [
-                (name, self.chunk_file(layout, name, start))
-                for name in specs
-                if self.chunk_file(layout, name, start) not in present
-            ]
+            files_of = {name: self.chunk_file(layout, name, start) for name in specs}
+            gone = [(name, file) for name, file in files_of.items() if file not in present]
             for _, file in gone:
                 if self.fs.isdir(f"{self.root}/{file}"):
                     raise self._error(file, "is a folder where a chunk file belongs")

@@ -148,7 +148,12 @@ def test_a_chunk_whose_repair_was_interrupted_is_never_trimmed_away(
     with pytest.warns(UserWarning), pytest.raises(OSError):
         explain(model, images, store)  # chunk 2's table file removed, its new one not written
     undo()
-    shorter = explain(model, images[:6], store)
+    with pytest.warns(UserWarning) as caught:
+        shorter = explain(model, images[:6], store)
+    assert [str(warning.message) for warning in caught] == [
+        f"store: '{store}': images 6..6 are not stored (their table file is missing, from a run "
+        "that stopped); resume with the whole input to compute them"
+    ]
     assert len(shorter) == 6 and not shorter.complete
     assert zarr.open_group(store / "arrays.zarr", mode="r")["inputs"].shape[0] == COUNT
     assert explain(model, images, store).complete

@@ -610,6 +610,14 @@ class _Run:
                 "them again",
                 stacklevel=3,
             )
+        absent = self._absent(count)
+        if absent:
+            warnings.warn(
+                f"store: '{self.store.path}': images {', '.join(absent)} are not stored (their "
+                "table file is missing, from a run that stopped); resume with the whole input "
+                "to compute them",
+                stacklevel=3,
+            )
         pending = self.rerun_to_finish
         if pending is not None and self.unfinished:
             warnings.warn(
@@ -619,6 +627,17 @@ class _Run:
             )
         self.record_finished_rerun()
         self._save(count=count, complete=sum(self.stored.values()) == count and not self.redo)
+
+    def _absent(self, count: int) -> list[str]:
+        """The rows below ``count`` no chunk's table holds, as ranges ("6..8")."""
+        size = self.chunk_size
+        ranges = []
+        for number in range(math.ceil(count / size)):
+            first = number * size + self.stored.get(number, 0)
+            last = min(count, (number + 1) * size) - 1
+            if first <= last:
+                ranges.append(f"{first}..{last}")
+        return ranges
 
     def record_finished_rerun(self) -> None:
         """Once every chunk of an interrupted rerun is stored again, record it as done

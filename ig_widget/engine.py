@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -86,6 +86,14 @@ class ExplainsTarget:
         """Model output for the target class at the image (minus the ``against``
         class's for a contrastive target)."""
         return explained_score(self.scores, self.target, self.against)
+
+    @property
+    def given_target(self) -> int | tuple[int, int] | Region:
+        """The target that explains this score again: the class, ``(target, against)``
+        or the region (its class as an index)."""
+        if self.region is not None:
+            return replace(self.region, class_=self.target)
+        return self.target if self.against is None else (self.target, self.against)
 
     @property
     def explained(self) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import prepare
+from .engine import ExplainsTarget, prepare
 from .explainers.common import baseline_name, baseline_row, check_attributions
 from .options import IGOptions, check_callable
 from .points import ProgressCallback, evaluate_scores
@@ -169,11 +169,12 @@ def insertion_deletion(
         As for ``integrated_gradients``.
     attributions : array (H, W, C) or (H, W), or a result
         The map to assess; ``IGResult`` and ``AttributionResult`` are taken
-        as they are (their ``target`` too, unless ``target`` is given).
-    target : int or (int, int), optional
+        as they are (their target too, a contrast or a region included, unless
+        ``target`` is given).
+    target : int, (int, int) or Region, optional
         Class whose score the curves follow (a pair: the difference of two
-        classes' scores, as for ``integrated_gradients``); default the
-        result's target, or the top class.
+        classes' scores; a region: a segmentation model's score over it; as for
+        ``integrated_gradients``); default the result's target, or the top class.
     steps : int
         Intervals of the curves (``steps + 1`` points, ``2 * steps - 1``
         forward passes), at most the number of pixels.
@@ -216,9 +217,8 @@ def insertion_deletion(
             f"softmax: expected True or False, got {type(softmax).__name__} {softmax!r}"
         )
     converted = as_image(image)
-    if target is None and hasattr(attributions, "target") and hasattr(attributions, "attributions"):
-        against = getattr(attributions, "against", None)
-        target = attributions.target if against is None else (attributions.target, against)
+    if target is None and isinstance(attributions, ExplainsTarget):
+        target = attributions.given_target
     saliency = check_attributions(attributions, converted.shape)
     pixels = converted.shape[0] * converted.shape[1]
     if steps > pixels:

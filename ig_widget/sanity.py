@@ -77,6 +77,9 @@ class SanityCheck:
         The randomisation's seed.
     elapsed_s : float
         Wall time of the whole check.
+    explained : str
+        What every step explained, in words (``IGResult.explained``: a contrast or a
+        region named).
     """
 
     method: str
@@ -89,6 +92,7 @@ class SanityCheck:
     image: np.ndarray
     seed: int
     elapsed_s: float
+    explained: str
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -120,7 +124,7 @@ class SanityCheck:
             for i, label in enumerate(self.steps)
         )
         summary = (
-            f"{title} for class {self.target}, with the model's trainable layers re-initialised "
+            f"{title} for {self.explained}, with the model's trainable layers re-initialised "
             "one more at a time from the output down (Adebayo et al. 2018, cascading "
             f"randomisation, seed {self.seed}).",
             "A method that explains the model gives maps unlike the original once the "
@@ -148,7 +152,8 @@ def similarity_text(check: SanityCheck, index: int) -> str:
     --------
     >>> ones = np.ones(2)
     >>> check = SanityCheck("integrated_gradients", ("dense",), np.zeros((2, 1, 1, 1)), ones,
-    ...                     ones * 0.5, np.array([1.0, np.nan]), 0, np.zeros((1, 1, 1)), 0, 0.0)
+    ...                     ones * 0.5, np.array([1.0, np.nan]), 0, np.zeros((1, 1, 1)), 0, 0.0,
+    ...                     "class 0")
     >>> similarity_text(check, 1)
     'Spearman 1.00 (signed 0.50), SSIM n/a'
     """
@@ -423,7 +428,7 @@ def sanity_check(
     *,
     layers: int | Sequence[str] | None = None,
     seed: int = 0,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     progress: ProgressCallback | None = None,
     precision: str = "float32",
@@ -448,8 +453,9 @@ def sanity_check(
         Seed of the random weights; also the method's ``seed`` (its noise or
         baselines) unless given in ``options``, so that the steps differ by
         the weights alone.
-    target : int, optional
-        Class explained at every step; default the original model's top class.
+    target : int, (int, int) or Region, optional
+        Class explained at every step (a contrast or a region as for
+        ``integrated_gradients``); default the original model's top class.
     preprocess, precision
         As for the method.
     progress : callable, optional
@@ -495,7 +501,7 @@ def sanity_check(
 
         return report
 
-    def explain(step: int, target: int | None) -> Any:
+    def explain(step: int, target: Any) -> Any:
         return function(
             clone,
             pixels,
@@ -507,11 +513,10 @@ def sanity_check(
         )
 
     original = explain(0, target)
-    explained = int(original.target)
     maps = [np.asarray(original.attributions, np.float32)]
     for step, layer in enumerate(chosen, start=1):
         layer.write(random_weights(layer.read(), seed, step))
-        maps.append(np.asarray(explain(step, explained).attributions, np.float32))
+        maps.append(np.asarray(explain(step, original.given_target).attributions, np.float32))
     rows = np.array([similarities(maps[0], other) for other in maps], np.float64)
     return SanityCheck(
         method=method,
@@ -520,10 +525,11 @@ def sanity_check(
         spearman_abs=rows[:, 0],
         spearman=rows[:, 1],
         ssim=rows[:, 2],
-        target=explained,
+        target=int(original.target),
         image=pixels,
         seed=seed,
         elapsed_s=time.perf_counter() - began,
+        explained=original.explained,
     )
 
 

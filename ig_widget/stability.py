@@ -38,8 +38,14 @@ from .validation import as_image, check_choice, check_int, check_number
 
 MAX_RUNS = 100
 # Methods whose only random part is a uniform-noise baseline (their default
-# baselines are deterministic): their draws start from one unless told otherwise.
-UNIFORM_DRAWS = ("integrated_gradients", "guided_ig")
+# baselines are deterministic, so draws of them would all be one map): their draws
+# start from uniform noise unless ``parameters`` gives the baseline.
+UNIFORM_DRAWS: dict[str, tuple[str, Any]] = {
+    "integrated_gradients": ("baseline", "uniform"),
+    "guided_ig": ("baseline", "uniform"),
+    "occlusion": ("baseline", "uniform"),
+    "xrai": ("baselines", ("uniform", "uniform")),
+}
 # What ``stability`` passes every run itself; ``parameters`` cannot set them.
 SET_BY_STABILITY = ("model", "image", "target", "preprocess", "precision", "progress")
 
@@ -61,6 +67,10 @@ class StabilityResult:
     parameters : dict
         The method's parameters every run shared.
     target : int
+        The explained class.
+    explained : str
+        What every run explained, in words (``IGResult.explained``: a contrast or a
+        region named).
     scores : ndarray, (K,)
         Model output at the image.
     mean : ndarray, float32 (H, W, C)
@@ -85,6 +95,7 @@ class StabilityResult:
     method: str
     parameters: Mapping[str, Any]
     target: int
+    explained: str
     scores: np.ndarray
     mean: np.ndarray
     spread: np.ndarray
@@ -110,7 +121,7 @@ class StabilityResult:
         title = REGISTRY[self.method].title
         count = len(self.runs)
         summary = (
-            f"{title} run {count} times on one image for class {self.target} "
+            f"{title} run {count} times on one image for {self.explained} "
             f"({', '.join(self.runs)}).",
             f"Mean pairwise Spearman rank correlation of the maps: "
             f"{self.rank_correlation:.3f} (1: every run ranks the pixels alike).",
@@ -195,11 +206,13 @@ def _mean_of_pairs(pairwise: np.ndarray) -> float:
 
 def top_count(pixels: int, percent: float) -> int:
     """Pixels in the top ``percent`` %: rounded up, as the colour key counts them; at least 1.
+    Rounded to 9 decimals first, so that 7 % of 100 pixels is 7 although ``100 * 0.07``
+    is 7.000000000000001.
 
     Examples
     --------
-    >>> top_count(100, 5), top_count(101, 5), top_count(10, 1)
-    (5, 6, 1)
+    >>> top_count(100, 5), top_count(101, 5), top_count(10, 1), top_count(100, 100 * 0.07)
+    (5, 6, 1, 7)
     """
     return max(1, math.ceil(round(pixels * percent / 100, 9)))
 
@@ -271,7 +284,7 @@ def stability(
     baselines: Sequence[str | np.ndarray] | None = None,
     seed: int | None = 0,
     parameters: Mapping[str, Any] | None = None,
-    target: int | None = None,
+    target: Any = None,
     preprocess: Callable[[Any], Any] | None = None,
     precision: str = "float32",
     top_percent: float = TOP_PIXELS_PERCENT,
@@ -287,10 +300,10 @@ def stability(
         A name of ``igw.EXPLAINERS``.
     draws : int, optional
         Runs that differ only by their seed: run ``k`` has ``seed=seed + k``
-        (for a method that takes a seed). Integrated gradients and Guided IG
-        then start from a uniform-noise baseline unless ``parameters`` gives
-        a ``baseline``: their default black baseline has nothing to draw. The
-        default when ``baselines`` is not given: 5.
+        (for a method that takes a seed). Integrated gradients, Guided IG and
+        occlusion then start from a uniform-noise baseline, XRAI from two,
+        unless ``parameters`` gives them: their default baselines have nothing
+        to draw. The default when ``baselines`` is not given: 5.
     baselines : sequence, optional
         Instead of ``draws``: one run per baseline (each as
         ``integrated_gradients``'s ``baseline``; a method that takes one),
@@ -343,7 +356,7 @@ def stability(
         changes = [{"seed": first + k} for k in range(count)]
         labels = tuple(f"seed={first + k}" for k in range(count))
         if method in UNIFORM_DRAWS:
-            settings.setdefault("baseline", "uniform")
+            settings.setdefault(*UNIFORM_DRAWS[method])
     else:
         pixel_range = settings.get("pixel_range", (0.0, 255.0))
         # Each baseline checked (and fitted to the image) before any run.
@@ -388,7 +401,7 @@ def stability(
             **settings,
             **change,
         )
-        chosen = result.target
+        chosen = result.given_target
         results.append(result)
 
     attributions = np.stack([np.asarray(r.attributions, np.float32) for r in results])
@@ -401,6 +414,7 @@ def stability(
         method=method,
         parameters={name: _plain(value) for name, value in settings.items()},
         target=int(results[-1].target),
+        explained=results[-1].explained,
         scores=results[0].scores,
         mean=attributions.mean(axis=0, dtype=np.float64).astype(np.float32),
         spread=saliency.std(axis=0),

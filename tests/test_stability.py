@@ -97,6 +97,26 @@ def test_smoothgrad_draws_and_baselines_of_guided_ig(cnn):
     np.testing.assert_array_equal(guided.attributions[1], single.attributions)
 
 
+@pytest.mark.parametrize(
+    ("method", "parameters", "drawn"),
+    [
+        ("occlusion", {"window": 4}, {"baseline": "uniform"}),
+        ("xrai", {"steps": 4}, {"baselines": ("uniform", "uniform")}),
+    ],
+)
+def test_draws_of_occlusion_and_xrai_start_from_uniform_noise(cnn, method, parameters, drawn):
+    """Their default baselines (black; black and white) have nothing to draw: their draws
+    were one map repeated, reported as perfectly stable."""
+    result = igw.stability(cnn, IMAGE, method=method, draws=2, seed=4, parameters=parameters)
+    assert result.parameters == {**parameters, **drawn}
+    for k in range(2):
+        single = getattr(igw, method)(
+            cnn, IMAGE, target=result.target, seed=4 + k, **parameters, **drawn
+        )
+        np.testing.assert_array_equal(result.attributions[k], single.attributions)
+    assert result.spread.max() > 0 and result.rank_correlation < 1.0
+
+
 # --- the score against SciPy and hand-made maps ------------------------------------
 
 

@@ -215,6 +215,58 @@ def test_a_box_is_the_mask_of_its_rectangle(pixel_weights, image):
     np.testing.assert_array_equal(by_box.attributions, by_mask.attributions)
 
 
+def keras_linear(weights, per_pixel):
+    """``linear_model`` (``per_pixel``: ``pixel_linear``) as a Keras model, whose weights
+    the sanity check can randomise; ``exact`` gives IG from black for any weights."""
+    import keras
+
+    layers = [] if per_pixel else [keras.layers.Flatten()]
+    columns = weights.reshape(-1, weights.shape[-1])
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), *layers, keras.layers.Dense(weights.shape[-1], use_bias=False)]
+    )
+    model.set_weights([columns])
+    return model
+
+
+@pytest.mark.parametrize("kind", ["contrast", "region"])
+def test_stability_the_sanity_check_and_the_curves_keep_the_target_at_every_run(
+    weights, pixel_weights, image, kind
+):
+    """Each run after the first used to get the bare class: the contrast was dropped and a
+    region refused ("give a region target"), after the first run's work."""
+    from ig_widget.sanity import randomised_model
+
+    per_pixel = kind == "region"
+    model = keras_linear(pixel_weights if per_pixel else weights, per_pixel)
+    region = np.zeros((4, 4, 1))
+    region[0:3, 1:4] = 1.0
+    target = igw.Region(2, box=(0, 1, 3, 4)) if per_pixel else (2, 1)
+
+    def exact(columns):  # IG from black of the linear score, for the model's Dense weights
+        if per_pixel:
+            return region * columns[:, 2] * image
+        return (columns[:, 2] - columns[:, 1]).reshape(image.shape) * image
+
+    runs = igw.stability(
+        model, image, baselines=["black", "black"], target=target, parameters={"steps": 2}
+    )
+    for run in runs.attributions:
+        np.testing.assert_allclose(run, exact(model.get_weights()[0]), rtol=1e-4, atol=1e-3)
+    assert runs.rank_correlation == 1.0 and runs.target == 2
+    words = "class 2, the sum over" if per_pixel else "class 2 and not class 1"
+    assert runs.explained.startswith(words)
+    assert f"for {runs.explained}" in runs.report_section().summary[0]
+    check = igw.sanity_check(model, image, target=target, options={"steps": 2})
+    random = randomised_model(model).get_weights()[0]
+    np.testing.assert_allclose(check.maps[1], exact(random), rtol=1e-4, atol=1e-3)
+    assert check.target == 2 and check.explained.startswith(words)
+    result = igw.integrated_gradients(model, image, target=target, steps=2)
+    assert result.given_target == target
+    curves = igw.insertion_deletion(model, image, result, steps=4, baseline="black")
+    assert curves.deletion[0] == pytest.approx(result.score, rel=1e-5)
+
+
 def coarse_pixel_linear(weights, framework):
     """A per-pixel linear segmentation model on a 2x-coarser map: each cell is the mean
     of its 2 x 2 pixels, times ``weights`` (C, K). A cell's score is linear in its four

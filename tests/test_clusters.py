@@ -148,6 +148,10 @@ def test_shared_interest_of_hand_made_maps():
     assert salient_region(np.zeros((2, 2)), 0.5).sum() == 0
     gt, sc, iou = shared_interest(np.zeros((2, 2)), np.zeros((2, 2), bool), 0.5)
     assert np.isnan(gt) and np.isnan(sc) and np.isnan(iou)
+    # 0.07 * 100 is 7.000000000000001: 7 pixels, not 8 (a mask of exactly those: all 1).
+    ramp = np.arange(100.0).reshape(10, 10)
+    assert salient_region(ramp, 0.07).sum() == 7
+    assert shared_interest(ramp, ramp >= 93, 0.07) == (1.0, 1.0, 1.0)
 
 
 def test_shared_interest_of_a_stored_dataset_equals_its_columns(stored, data, weights):

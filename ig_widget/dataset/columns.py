@@ -17,12 +17,13 @@ still open; their table lacks the column.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..stability import top_count
 
 if TYPE_CHECKING:
     from ..engine import IGResult
@@ -105,8 +106,8 @@ TOP_SHARE = 0.05
 def salient_region(positive: np.ndarray, share: float = TOP_SHARE) -> np.ndarray:
     """The top ``share`` of the pixels by positive attribution, as a boolean (H, W) mask.
 
-    ``ceil(share * pixels)`` pixels, the largest first (ties in reading
-    order), never one without positive attribution.
+    ``ceil(share * pixels)`` pixels (``top_count``: 0.07 of 100 pixels is 7), the
+    largest first (ties in reading order), never one without positive attribution.
 
     Examples
     --------
@@ -114,7 +115,7 @@ def salient_region(positive: np.ndarray, share: float = TOP_SHARE) -> np.ndarray
     [[False, True], [False, True]]
     """
     flat = positive.ravel()
-    count = math.ceil(share * flat.size)
+    count = top_count(flat.size, 100 * share)
     top = np.argsort(-flat, kind="stable")[:count]
     region = np.zeros(flat.size, bool)
     region[top[flat[top] > 0]] = True

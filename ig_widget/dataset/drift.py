@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..report_section import Picture, ReportSection, Table
+from ..stability import top_count
 from ..validation import check_number
 from .result import DatasetResult, as_dataset_result
 
@@ -75,8 +76,7 @@ def top_pixels(values: np.ndarray, share: float = TOP_SHARE) -> np.ndarray:
     [[False, True], [True, False]]
     """
     flat = np.ravel(values)
-    # Rounded first so that 0.05 * 100 (5.000000000000001) counts 5 pixels, not 6.
-    count = max(1, math.ceil(round(share * flat.size, 9)))
+    count = top_count(flat.size, 100 * share)
     mask = np.zeros(flat.size, bool)
     mask[np.argsort(-flat, kind="stable")[:count]] = True
     return mask.reshape(np.shape(values))

@@ -13,7 +13,7 @@ import tensorflow as tf
 import torch
 
 import ig_widget as igw
-from ig_widget.explainers.gradcam import resize_bilinear
+from ig_widget.explainers.gradcam import resize_bilinear, token_grid
 
 from .models import (
     channels_first,
@@ -402,3 +402,19 @@ def test_occlusion_of_a_contrast_is_the_difference_of_the_two_classes(keras_cnn,
     np.testing.assert_allclose(
         both.attributions, first.attributions - second.attributions, rtol=1e-5, atol=1e-6
     )
+
+
+def test_tokens_of_a_non_square_image_are_read_on_its_grid():
+    """32 tokens of a 4 x 8 grid were read as the last 25 on a 5 x 5 one, without a word."""
+    inputs = keras.Input((16, 32, 3))
+    grid = keras.layers.Conv2D(4, 4, strides=4, name="grid")(inputs)  # (4, 8, 4)
+    tokens = keras.layers.Reshape((32, 4), name="tokens")(grid)
+    pooled = keras.layers.GlobalAveragePooling1D()(tokens)
+    model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    image = random_image(size=32, seed=2)[:16]
+    by_tokens = igw.gradcam(model, image, layer="tokens", target=0).attributions
+    by_grid = igw.gradcam(model, image, layer="grid", target=0).attributions
+    np.testing.assert_array_equal(by_tokens, by_grid)
+    assert token_grid(197, (16, 32)) == (14, 14)  # a model that resizes to 224 x 224
+    with pytest.raises(ValueError, match=r"^layer: its 98 tokens form no grid of the image's"):
+        token_grid(98, (16, 16))  # 9 x 9 would leave 17 tokens before it

@@ -42,8 +42,10 @@ so their gradient there is zero and a map read after it would be blank; a
 convolution after the last attention wins again.
 A layer's output may be a feature map, (N, h, w, K) on Keras
 (``channels_last``) or (N, K, h, w) on a ``torch.nn.Module`` (and Keras
-``channels_first`` layers), or tokens (N, T, D) whose last ``g * g`` tokens
-form a ``g x g`` grid (leading class or register tokens are left out).
+``channels_first`` layers), or tokens (N, T, D) whose last ``h * w`` tokens
+form an ``h x w`` grid of the image's aspect, or a square one for a model
+that resizes to a square (``token_grid``; up to 16 leading class or
+register tokens are left out).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ from .base import AttributionResult, Started
 
 # Names shown in an error for an unknown layer; a deep model has hundreds.
 LAYERS_LISTED = 30
+# Tokens before a layer's grid of patch tokens: a class token and registers (DINOv2 has 4).
+MAX_LEADING_TOKENS = 16
 
 
 def named_layers(model: Any) -> dict[str, Any]:
@@ -312,24 +316,54 @@ def _replace_call(stack: ExitStack, layer: Any, wrap: Callable[[Any], Any]) -> N
     _replace_attribute(stack, layer, "call", wrap(layer.call))
 
 
-def feature_map(activation: np.ndarray, channels_first: bool) -> np.ndarray:
-    """One image's layer output as (h, w, K), or raise naming ``layer``.
+def feature_map(
+    activation: np.ndarray, channels_first: bool, image_shape: tuple[int, int]
+) -> np.ndarray:
+    """One image's layer output as (h, w, K), or raise naming ``layer``; tokens on their grid
+    (``token_grid``).
 
     Examples
     --------
-    >>> feature_map(np.zeros((5, 4)), channels_first=False).shape  # a class token and 2 x 2
+    >>> feature_map(np.zeros((5, 4)), False, (8, 8)).shape  # a class token and 2 x 2
     (2, 2, 4)
     """
     if activation.ndim == 3:
         return np.moveaxis(activation, 0, -1) if channels_first else activation
     if activation.ndim == 2:
         tokens = activation.shape[0]
-        side = math.isqrt(tokens)
-        if side > 0:
-            return activation[tokens - side * side :].reshape(side, side, -1)
+        rows, columns = token_grid(tokens, image_shape)
+        return activation[tokens - rows * columns :].reshape(rows, columns, -1)
     raise ValueError(
         "layer: expected its output to be a feature map (N, h, w, K) or tokens (N, T, D), "
         f"got shape {(1, *activation.shape)}"
+    )
+
+
+def token_grid(tokens: int, image_shape: tuple[int, int]) -> tuple[int, int]:
+    """The (rows, columns) grid the last of ``tokens`` form: the largest of the image's
+    aspect or the largest square (a model that resizes to a square), whichever leaves fewer
+    tokens before it (class and register tokens, at most ``MAX_LEADING_TOKENS``); or raise.
+
+    Examples
+    --------
+    >>> token_grid(197, (224, 224)), token_grid(33, (16, 32)), token_grid(197, (16, 32))
+    ((14, 14), (4, 8), (14, 14))
+    """
+    height, width = image_shape
+    fitting = [
+        (rows, columns)
+        for columns in range(1, tokens + 1)
+        if (rows := max(1, round(columns * height / width))) * columns <= tokens
+    ]
+    side = math.isqrt(tokens)
+    grids = (max(fitting, key=lambda grid: grid[0] * grid[1]), (side, side))
+    rows, columns = min(grids, key=lambda grid: tokens - grid[0] * grid[1])
+    if tokens - rows * columns <= MAX_LEADING_TOKENS:
+        return rows, columns
+    raise ValueError(
+        f"layer: its {tokens} tokens form no grid of the image's aspect ({height} x {width}) "
+        f"or a square one after at most {MAX_LEADING_TOKENS} leading tokens; choose a layer "
+        "whose output is a feature map (N, h, w, K)"
     )
 
 
@@ -413,8 +447,8 @@ def _run(
 
     _, activation, gradient, _ = backend.layer_gradients(converted, choose, watch, False)
     first = _channels_first(model, layer_object)
-    activations = feature_map(activation, first).astype(np.float64)
-    weights = feature_map(gradient, first).astype(np.float64).mean(axis=(0, 1))
+    activations = feature_map(activation, first, converted.shape[:2]).astype(np.float64)
+    weights = feature_map(gradient, first, converted.shape[:2]).astype(np.float64).mean(axis=(0, 1))
     cam = np.maximum(activations @ weights, 0.0)
     attributions = resize_bilinear(cam, converted.shape[:2])[..., None]
     passes = 2 if name == "guided_gradcam" else 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -339,7 +340,7 @@ def test_float16_maps_stay_within_the_documented_bound(model, data, reference, t
     assert np.all(np.abs(decoded - values) <= np.maximum(2.0**-11 * np.abs(values), 2.0**-25 * 1e9))
 
 
-def test_bad_input_is_refused_before_any_work(model, data, tmp_path):
+def test_bad_input_is_refused_before_any_work(model, data, tmp_path, monkeypatch):
     images = data[0]
     store = tmp_path / "s"
     cases = [
@@ -359,6 +360,24 @@ def test_bad_input_is_refused_before_any_work(model, data, tmp_path):
         with pytest.raises(error, match=message):
             igw.explain_dataset(model, images, **{"store": store, "progress": False, **options})
         assert not store.exists(), options
+    # No image: refused, nothing left behind, also by an empty iterator (found when it ends)
+    # and by a first image the model fails on; the temporary folder of store=None too.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temporary"))
+    (tmp_path / "temporary").mkdir()
+    for empty, words in ((images[:0], "an empty ndarray"), ([], "an empty list"),
+                         (iter([]), "none from the list_iterator")):  # fmt: skip
+        for where in (store, None):
+            with pytest.raises(
+                ValueError, match=f"^images: expected at least one image, got {words}$"
+            ):
+                igw.explain_dataset(model, empty, store=where, progress=False)
+
+    def failing(batch):
+        raise RuntimeError("the model failed")
+
+    with pytest.raises(ValueError, match=r"model: failed on a batch .* the model failed"):
+        igw.explain_dataset(failing, images, store=store, progress=False)
+    assert not store.exists() and not any((tmp_path / "temporary").iterdir())
     with pytest.raises(TypeError, match="model: expected a Keras model or callable"):
         igw.explain_dataset(None, images, store=store)
     with pytest.raises(ValueError, match=r"images: expected an array of images \(N, H, W, C\)"):

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import warnings
@@ -936,13 +937,15 @@ def explain_dataset(
         raise TypeError(
             f"progress: expected True, False or a callable, got {type(progress).__name__}"
         )
-    path = (
-        tempfile.mkdtemp(prefix="ig-dataset-")
-        if store is None
-        else check_store_path("store", store)
-    )
+    chosen_path = None if store is None else check_store_path("store", store)
+    if length == 0 and (chosen_path is None or not Store(chosen_path).exists()):
+        raise ValueError(
+            f"images: expected at least one image, got an empty {type(images).__name__}"
+        )
     _check_counts(length, labels, masks)
+    path = tempfile.mkdtemp(prefix="ig-dataset-") if chosen_path is None else chosen_path
     target_store = Store(path)
+    made = chosen_path is None or (target_store.local and not os.path.exists(target_store.root))
     recorded = _recorded_options(
         options,
         checked_targets,
@@ -958,44 +961,54 @@ def explain_dataset(
         used,
     )
     with target_store.lock():
-        _check_resumable(target_store, recorded)
-        run = _Run(
-            model,
-            images,
-            labels,
-            masks,
-            options,
-            checked_targets,
-            target_store,
-            recorded,
-            length,
-            _pixel_bound(model, preprocess),
-            explainer,
-            keywords,
-        )
-        bar = _Progress(progress, length, run.done)
         try:
+            _check_resumable(target_store, recorded)
+            run = _Run(
+                model,
+                images,
+                labels,
+                masks,
+                options,
+                checked_targets,
+                target_store,
+                recorded,
+                length,
+                _pixel_bound(model, preprocess),
+                explainer,
+                keywords,
+            )
+            bar = _Progress(progress, length, run.done)
             try:
-                if executor == "local":
-                    _run_local(run, bar)
-                else:
-                    from .ray_executor import RayExecutor
+                try:
+                    if executor == "local":
+                        _run_local(run, bar)
+                    else:
+                        from .ray_executor import RayExecutor
 
-                    (RayExecutor() if executor == "ray" else executor).run(run, bar)
-            except BaseException:
-                # However the run stops, a rerun whose chunks are all stored again is done;
-                # if that cannot be written, the store keeps it unfinished, and the reason
-                # the run stopped is what the caller hears.
-                with contextlib.suppress(Exception):
-                    run.record_finished_rerun()
-                raise
-            run.finish()
-        except KeyboardInterrupt as exc:
-            raise KeyboardInterrupt(_kept(run, "interrupted")) from exc
-        except ComputationCancelled as exc:
-            raise ComputationCancelled(_kept(run, "cancelled")) from exc
+                        (RayExecutor() if executor == "ray" else executor).run(run, bar)
+                except BaseException:
+                    # However the run stops, a rerun whose chunks are all stored again is done;
+                    # if that cannot be written, the store keeps it unfinished, and the reason
+                    # the run stopped is what the caller hears.
+                    with contextlib.suppress(Exception):
+                        run.record_finished_rerun()
+                    raise
+                run.finish()
+            except KeyboardInterrupt as exc:
+                raise KeyboardInterrupt(_kept(run, "interrupted")) from exc
+            except ComputationCancelled as exc:
+                raise ComputationCancelled(_kept(run, "cancelled")) from exc
+            finally:
+                bar.close()
         finally:
-            bar.close()
+            # Nothing created (no image came, or the first one failed): nothing left behind;
+            # removed while this run holds the lock, so never another writer's folder.
+            if made and not target_store.exists():
+                shutil.rmtree(target_store.root, ignore_errors=True)
+    if not target_store.exists():
+        raise ValueError(
+            f"images: expected at least one image, got none from the {type(images).__name__}"
+        )
     result = DatasetResult(target_store.path)
     summary = result.convergence_summary()
     if summary and progress is True:

@@ -1195,9 +1195,16 @@ def plot(
     if figsize is not None and (
         not isinstance(figsize, (Sequence, np.ndarray))
         or len(figsize) != 2
-        or not all(isinstance(size, numbers.Real) and size > 0 for size in figsize)
+        or not all(
+            isinstance(size, numbers.Real)
+            and not isinstance(size, (bool, np.bool_))
+            and 0 < size < np.inf
+            for size in figsize
+        )
     ):
-        raise ValueError(f"figsize: expected (width, height) in inches, both > 0, got {figsize!r}")
+        raise ValueError(
+            f"figsize: expected (width, height) in inches, both finite and > 0, got {figsize!r}"
+        )
     pixels, gradient_values = _checked_pair(image, gradients)
     _, ig_values = _checked_pair(image, attributions)
     gradient_maps, ig_maps = channel_maps(gradient_values), channel_maps(ig_values)

@@ -616,8 +616,9 @@ def test_plot_rejects_bad_arguments(maps):
         plot(image, attributions, attributions, class_name=3)
     with pytest.raises(TypeError, match="score: expected a number"):
         plot(image, attributions, attributions, score="high")
-    with pytest.raises(ValueError, match="figsize: expected"):
-        plot(image, attributions, attributions, figsize=(0, 3))
+    for figsize in [(0, 3), (True, True), (np.inf, 5), (4, np.nan)]:
+        with pytest.raises(ValueError, match=r"figsize: expected \(width, height\) in inches"):
+            plot(image, attributions, attributions, figsize=figsize)
     with pytest.raises(ValueError, match="polarity"):
         plot(image, attributions, attributions, polarity="up")
     with pytest.raises(ValueError, match="attributions: expected the image's shape"):

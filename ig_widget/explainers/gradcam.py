@@ -43,9 +43,9 @@ convolution after the last attention wins again.
 A layer's output may be a feature map, (N, h, w, K) on Keras
 (``channels_last``) or (N, K, h, w) on a ``torch.nn.Module`` (and Keras
 ``channels_first`` layers), or tokens (N, T, D) whose last ``h * w`` tokens
-form an ``h x w`` grid of the image's aspect, or a square one for a model
-that resizes to a square (``token_grid``; up to 16 leading class or
-register tokens are left out).
+form an ``h x w`` grid: of square patches tiling the image, else of its
+aspect or a square one for a model that resizes to a square (``token_grid``;
+up to 16 leading class or register tokens are left out).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ import functools
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -340,26 +341,50 @@ def feature_map(
 
 
 def token_grid(tokens: int, image_shape: tuple[int, int]) -> tuple[int, int]:
-    """The (rows, columns) grid the last of ``tokens`` form: the largest of the image's
-    aspect or the largest square (a model that resizes to a square), whichever leaves fewer
-    tokens before it (class and register tokens, at most ``MAX_LEADING_TOKENS``); or raise.
+    """The (rows, columns) grid the last of ``tokens`` form, after at most
+    ``MAX_LEADING_TOKENS`` (class and register tokens); or raise naming ``layer``.
+
+    First the largest grid of square patches that tile the image exactly (a
+    patch size dividing both sides: 3 x 5 patches of 8 px on 24 x 40); else the
+    largest grid of the image's aspect (rounded: a stem that drops the last
+    pixels) or the largest square (a model that resizes to a square), whichever
+    leaves fewer tokens before it.
 
     Examples
     --------
-    >>> token_grid(197, (224, 224)), token_grid(33, (16, 32)), token_grid(197, (16, 32))
-    ((14, 14), (4, 8), (14, 14))
+    >>> token_grid(197, (224, 224)), token_grid(16, (24, 40)), token_grid(197, (16, 32))
+    ((14, 14), (3, 5), (14, 14))
     """
     height, width = image_shape
+
+    def leading(grid: tuple[int, int]) -> int:
+        return tokens - grid[0] * grid[1]
+
+    tiles = [
+        (height // size, width // size)
+        for size in range(1, math.gcd(height, width) + 1)
+        if height % size == 0 and width % size == 0
+    ]
+    exact = [grid for grid in tiles if 0 <= leading(grid) <= MAX_LEADING_TOKENS]
+    if exact:
+        return exact[0]
     fitting = [
         (rows, columns)
         for columns in range(1, tokens + 1)
         if (rows := max(1, round(columns * height / width))) * columns <= tokens
     ]
     side = math.isqrt(tokens)
-    grids = (max(fitting, key=lambda grid: grid[0] * grid[1]), (side, side))
-    rows, columns = min(grids, key=lambda grid: tokens - grid[0] * grid[1])
-    if tokens - rows * columns <= MAX_LEADING_TOKENS:
-        return rows, columns
+    aspect, square = max(fitting, key=lambda grid: grid[0] * grid[1]), (side, side)
+    grid = min((aspect, square), key=leading)
+    if leading(grid) <= MAX_LEADING_TOKENS:
+        if aspect != square and leading(aspect) == leading(square):
+            warnings.warn(
+                f"layer: its {tokens} tokens could be a {aspect[0]} x {aspect[1]} grid (the "
+                f"image's aspect) or {side} x {side} (a model that resizes to a square); read "
+                f"as {aspect[0]} x {aspect[1]}",
+                stacklevel=4,
+            )
+        return grid
     raise ValueError(
         f"layer: its {tokens} tokens form no grid of the image's aspect ({height} x {width}) "
         f"or a square one after at most {MAX_LEADING_TOKENS} leading tokens; choose a layer "

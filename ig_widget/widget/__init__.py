@@ -80,6 +80,7 @@ from .shown import (
     ShownResult,
     block_mean,
     display_factor,
+    explained_words,
     sanity_traits,
     shown_result,
     stability_traits,
@@ -571,7 +572,8 @@ class IGWidget(WidgetState):
         def job(progress: ProgressCallback) -> SanityCheck:
             if shown.prepared is None:
                 raise ValueError(NO_MODEL)
-            target = shown.result.target
+            # The shown target whole: a contrast or a region explained at every step.
+            target = shown.result.given_target
             options = self._engine_options(shown.request, target)
             name = shown.explanation.explainer
             settings = method_settings(name, options, self._explainer_options)
@@ -592,7 +594,12 @@ class IGWidget(WidgetState):
             finally:
                 # The next computation's note must not read as a sanity check.
                 self._announce_stage("")
-            traits = sanity_traits(check, shown.image, self._label(check.target))
+            label = (
+                self._label(target)
+                if isinstance(target, int)
+                else explained_words(shown.result, self._label, region=True)
+            )
+            traits = sanity_traits(check, shown.image, label)
             with self.sync_lock:
                 if self._shown.image is shown.image:
                     self._show_sanity(traits)
@@ -707,8 +714,9 @@ class IGWidget(WidgetState):
             if shown.prepared is None:
                 raise ValueError(NO_MODEL)
             name = shown.explanation.explainer
+            target = shown.result.given_target
             options = self._engine_options(
-                {key: shown.request[key] for key in COMPUTE_OPTIONS}, shown.result.target
+                {key: shown.request[key] for key in COMPUTE_OPTIONS}, target
             )
             self._announce_stage(f"{STABILITY_STAGE}: {draws} runs of {TITLES[name]}")
             try:
@@ -718,7 +726,7 @@ class IGWidget(WidgetState):
                     method=name,
                     draws=draws,
                     parameters=stability_parameters(name, options, self._explainer_options),
-                    target=shown.result.target,
+                    target=target,
                     preprocess=self._preprocess,
                     precision=options.precision,
                     progress=progress,
@@ -739,7 +747,7 @@ class IGWidget(WidgetState):
         """Run the shown method ``draws`` times (``igw.stability``) and show its spread.
 
         The runs differ by their seed: uniform-noise baselines for integrated
-        gradients and Guided IG, the noise of SmoothGrad, the references drawn
+        gradients, Guided IG, occlusion and XRAI, the noise of SmoothGrad, the references drawn
         by Expected Gradients; the other options are the shown result's (Blur
         IG has no seed: the browser greys its button). The spread panel
         shows the per-pixel standard deviation, and its caption the mean rank

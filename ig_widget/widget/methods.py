@@ -84,6 +84,10 @@ def check_explainer_options(value: Any) -> dict[str, dict[str, Any]]:
     Traceback (most recent call last):
     ...
     TypeError: explainer_options['smoothgrad']: smoothgrad takes no parameter 'sampels'
+    >>> check_explainer_options({"guided_ig": {"steps": 3}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: explainer_options['guided_ig']: 'steps' is the widget's own control ...
     """
     if value is None:
         return {}
@@ -106,6 +110,12 @@ def check_explainer_options(value: Any) -> dict[str, dict[str, Any]]:
         for parameter in parameters:
             if parameter in SET_BY_WIDGET:
                 raise ValueError(f"{where}: {parameter!r} is set by the widget")
+            if parameter in REGISTRY[name].widget_options:
+                # Else the map would be computed with one value while the control shows another.
+                raise ValueError(
+                    f"{where}: {parameter!r} is the widget's own control for {name}: "
+                    f"give {parameter}=... to the widget (or set w.{parameter})"
+                )
             if parameter not in accepted:
                 raise TypeError(f"{where}: {name} takes no parameter {parameter!r}")
         checked[name] = dict(parameters)

@@ -321,6 +321,15 @@ def _region_words(result: Method) -> str:
     return "the " + result.explained.rpartition(", the ")[2]
 
 
+def explained_words(result: Method, label: Callable[[int], str], region: bool = False) -> str:
+    """What ``result`` explains, its classes named by ``label`` (each isolated): "cat",
+    "cat and not dog"; with ``region``, a region target's words after it."""
+    words = isolated(label(result.target))
+    if result.against is not None:
+        words = f"{words} and not {isolated(label(result.against))}"
+    return f"{words}, {_region_words(result)}" if region and result.region is not None else words
+
+
 def shown_result(
     image: ShownImage,
     prepared: PreparedInput | None,
@@ -364,9 +373,7 @@ def shown_result(
     elapsed = result.elapsed_s + (compared.elapsed_s if compared is not None else 0.0)
     points = explanation.points_used
     total = float(np.sum(result.attributions, dtype=np.float64))
-    subject = isolated(label(result.target))
-    if result.against is not None:
-        subject = f"{subject} and not {isolated(label(result.against))}"
+    subject = explained_words(result, label)
     traits = {
         **image.traits(),
         "classes": [[i, label(i), float(scores[i])] for i in ranked],

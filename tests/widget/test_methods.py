@@ -115,6 +115,11 @@ def test_expected_gradients_is_offered_with_references(cnn, image):
         ({"explainer_options": {"smoothgrad": {"target": 3}}}, ValueError,
          "'target' is set by the widget"),
         ({"explainer_options": [1]}, TypeError, "explainer_options: expected a dict"),
+        # The widget's own controls: the map would disagree with what they show.
+        ({"explainer_options": {"guided_ig": {"steps": 3}}}, ValueError,
+         r"\['guided_ig'\]: 'steps' is the widget's own control for guided_ig: give steps="),
+        ({"explainer_options": {"occlusion": {"baseline": "white"}}}, ValueError,
+         "'baseline' is the widget's own control for occlusion"),
     ],
 )  # fmt: skip
 def test_bad_methods_are_refused_before_the_model_runs(image, kwargs, error, pattern):

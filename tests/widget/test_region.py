@@ -202,3 +202,17 @@ def test_the_against_menu_is_refused_with_a_region_and_the_result_stays(segmente
     w.wait(timeout=60)
     assert w.result is before and w.against is None and w.target == 1
     assert w.error == "ValueError: against: a region target explains one class, got against=0"
+
+
+def test_stability_and_the_sanity_check_explain_the_shown_region(segmenter, image):
+    """Both used to get the region's class alone, which a segmentation model refuses."""
+    region = igw.Region(class_=1, mask=coarse_mask())
+    w = igw.IGWidget(segmenter, image, class_names=NAMES, target=region, steps=8)
+    drawn = w.compute_stability(draws=2)
+    expected = igw.stability(segmenter, image, draws=2, target=region,
+                             parameters={"steps": 8, "method": "trapezoid"})  # fmt: skip
+    assert drawn.explained == expected.explained == w.result.explained
+    np.testing.assert_array_equal(drawn.attributions, expected.attributions)
+    check = w.sanity_check(layers=1)
+    assert check.explained == w.result.explained and w.error == ""
+    assert w.sanity["label"].endswith(", the sum over 12 cells of the 8 x 8 score map")

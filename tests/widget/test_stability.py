@@ -63,3 +63,19 @@ def test_compute_stability_of_another_method_and_its_checks(cnn, image):
     w.compute()
     w.compute_stability(draws=2)
     assert w.stability_shown is not None and len(w.stability_spread) > 0
+
+
+def test_stability_and_the_sanity_check_explain_the_shown_contrast(cnn, image):
+    """Both used to get the shown class alone: the contrast was dropped."""
+    w = igw.IGWidget(cnn, image, class_names=NAMES, steps=8, target=1, against=2)
+    assert w.result.explained == "class 1 and not class 2"
+    drawn = w.compute_stability(draws=2)
+    expected = igw.stability(cnn, image, draws=2, target=(1, 2),
+                             parameters={"steps": 8, "method": "trapezoid"})  # fmt: skip
+    assert drawn.explained == expected.explained == "class 1 and not class 2"
+    np.testing.assert_array_equal(drawn.attributions, expected.attributions)
+    check = w.sanity_check(layers=1)
+    alone = igw.sanity_check(cnn, image, layers=1, target=(1, 2), options={"steps": 8})
+    assert check.explained == "class 1 and not class 2"
+    np.testing.assert_allclose(check.maps, alone.maps, rtol=1e-5, atol=1e-6)
+    assert w.sanity["label"] == f"\u2068{NAMES[1]}\u2069 and not \u2068{NAMES[2]}\u2069"

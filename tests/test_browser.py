@@ -604,8 +604,38 @@ def test_keyboard_and_narrow_layout_in_jupyter(front_end, chromium, tmp_path, ar
             "riemann_left",
         ]
         page.locator(".igw").screenshot(path=artifacts / f"{front_end}-700-keyboard.png")
+        _focus_is_handed_on(page)
         assert errors == []
         page.close()
+
+
+def _focus_is_handed_on(page) -> None:
+    """A button disabled or hidden while it has focus hands focus on, never to the page
+    (which sent a keyboard user back to the top of the notebook): Compute to Cancel while
+    it runs and back after, "style colours" to the colour picker before it."""
+    details = page.locator(".igw-details").text_content()
+    compute = page.get_by_role("button", name="Compute", exact=True)
+    compute.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "(before) => document.querySelector('.igw-details').textContent !== before "
+        "&& !document.querySelector('.igw-compute-button').disabled",
+        arg=details,
+        timeout=120_000,
+    )
+    assert page.evaluate("() => document.activeElement.textContent") == "Compute"
+    colour = _control(page, "positive colour")
+    colour.evaluate(
+        """(node) => { node.value = '#00aa00';
+        node.dispatchEvent(new Event('input', { bubbles: true }));
+        node.dispatchEvent(new Event('change', { bubbles: true })); }"""
+    )
+    style = page.get_by_role("button", name="style colours")
+    style.focus()
+    page.keyboard.press("Enter")
+    style.wait_for(state="hidden")
+    page.wait_for_function("() => document.activeElement !== document.body")
+    assert page.evaluate(FOCUSED) == "negative colour"
 
 
 def test_the_exported_ring_says_its_score_falls_and_shows_the_fall(chromium, tmp_path, artifacts):

@@ -18,7 +18,7 @@ import { DISPLAY_TRAITS } from "./generated";
 import { keyLegend } from "./render";
 import { ModelState } from "./state";
 import { createDisplayControls } from "./view/display";
-import { element, isolateKeyboard, Scope } from "./view/dom";
+import { element, isolateKeyboard, passLostFocus, Scope } from "./view/dom";
 import { Fields } from "./view/fields";
 import { showLegend } from "./view/key";
 
@@ -130,6 +130,7 @@ export function mountGallery(
   showError("");
   void detail.show();
   isolateKeyboard(root, scope);
+  passLostFocus(root, scope);
   return () => scope.dispose();
 }
 

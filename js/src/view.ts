@@ -10,7 +10,7 @@
 import type { AnyModel } from "@anywidget/types";
 import { SyncedState, type WidgetState } from "./state";
 import { createControls } from "./view/controls";
-import { type Component, element, isolateKeyboard, Scope } from "./view/dom";
+import { type Component, element, isolateKeyboard, passLostFocus, Scope } from "./view/dom";
 import { createHeader } from "./view/header";
 import { createMessages } from "./view/messages";
 import { createPanels } from "./view/panels";
@@ -69,5 +69,6 @@ export function mountView(
   root.dataset.computing = String(state.get("computing"));
   el.replaceChildren(root);
   isolateKeyboard(root, scope);
+  passLostFocus(root, scope);
   return () => scope.dispose();
 }

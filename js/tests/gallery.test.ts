@@ -363,6 +363,32 @@ describe("mountGallery", () => {
     expect(sends).toHaveBeenLastCalledWith(expect.objectContaining({ descending: false }));
   });
 
+  it("keeps a filter's typed value until the kernel takes it, marked when refused", () => {
+    const model = new LocalModel(state(20));
+    const el = document.createElement("div");
+    document.body.append(el);
+    mountGallery(model, el, null);
+    const column = el.querySelector("select.igg-filter-column") as HTMLSelectElement;
+    column.value = "delta";
+    column.dispatchEvent(new Event("change"));
+    const value = el.querySelector("input.igg-filter-value") as HTMLInputElement;
+    const add = el.querySelector("button.igg-add-filter") as HTMLButtonElement;
+    value.value = "0,05";
+    add.click();
+    expect(value.value).toBe("0,05");
+    model.set("error", "filters (delta): expected a number, got '0,05'");
+    expect(value.value).toBe("0,05");
+    expect(value.getAttribute("aria-invalid")).toBe("true");
+    value.value = "0.05";
+    value.dispatchEvent(new Event("input"));
+    expect(value.hasAttribute("aria-invalid")).toBe(false);
+    add.click();
+    model.set("error", "");
+    model.set("filters", [["delta", "<", 0.05]]);
+    expect(value.value).toBe("");
+    expect(value.hasAttribute("aria-invalid")).toBe(false);
+  });
+
   it("is used by keyboard: arrows, Home and End move, Enter opens, Escape closes", async () => {
     const model = new LocalModel(state(20));
     const sends = vi.spyOn(model, "send");

@@ -170,6 +170,7 @@ export function createToolbar(model: GalleryModel, scope: Scope): Toolbar {
     countText.textContent = `${shown.byteLength / 4} of ${model.get("total")} images`;
   };
 
+  let submittedText: string | null = null;
   const submitFilter = (): void => {
     const kind = columnKindOf(model, filterColumn.value);
     let value: number | string | boolean;
@@ -188,7 +189,7 @@ export function createToolbar(model: GalleryModel, scope: Scope): Toolbar {
     sendView({
       filters: [...currentView().filters, [filterColumn.value, filterOperator.value, value]],
     });
-    filterValue.value = "";
+    submittedText = filterValue.value;
   };
 
   scope.on(sortSelect, "change", () => sendView({ sort_by: sortSelect.value }));
@@ -206,14 +207,35 @@ export function createToolbar(model: GalleryModel, scope: Scope): Toolbar {
       submitFilter();
     }
   });
-  // The kernel answers every view message with a new order, or with an error.
+  // The kernel answers every view message with a new view, or with an error.
   const answered = (): void => {
     requestedView = null;
   };
-  for (const key of ["order", "error"]) {
-    model.on(`change:${key}`, answered);
-    scope.add(() => model.off(`change:${key}`, answered));
+  // A typed value stays in its box until the kernel takes its filter: a refused one is
+  // marked there, to be corrected in place.
+  const filterTaken = (): void => {
+    if (submittedText !== null && filterValue.value === submittedText) {
+      filterValue.value = "";
+    }
+    submittedText = null;
+    filterValue.removeAttribute("aria-invalid");
+  };
+  const filterRefused = (): void => {
+    if (submittedText !== null && model.get("error") !== "") {
+      filterValue.setAttribute("aria-invalid", "true");
+      submittedText = null;
+    }
+  };
+  for (const [key, listener] of [
+    ["order", answered],
+    ["error", answered],
+    ["filters", filterTaken],
+    ["error", filterRefused],
+  ] as const) {
+    model.on(`change:${key}`, listener);
+    scope.add(() => model.off(`change:${key}`, listener));
   }
+  scope.on(filterValue, "input", () => filterValue.removeAttribute("aria-invalid"));
   const isEqualityOn =
     (name: string) =>
     ([column, operator]: GalleryState["filters"][number]): boolean =>

@@ -20,6 +20,7 @@ import { createDisplayControls } from "./display";
 import {
   button,
   type Component,
+  canHoldFocus,
   checkbox,
   element,
   type Field,
@@ -96,11 +97,24 @@ function createStatus(
   const sanityButton = button("Sanity check", "igw-sanity-button");
   sanityButton.title =
     "Recompute the shown map as the model's layers become random, top first (on a copy)";
-  scope.on(computeButton, "click", () => state.send({ type: "compute" }));
-  scope.on(stabilityButton, "click", () => state.send({ type: "stability" }));
-  scope.on(sanityButton, "click", () => state.send({ type: "sanity" }));
+  // The button that started the computation: focus returns to it from Cancel.
+  let started = computeButton;
+  for (const [starter, type] of [
+    [computeButton, "compute"],
+    [stabilityButton, "stability"],
+    [sanityButton, "sanity"],
+  ] as const) {
+    scope.on(starter, "click", () => {
+      started = starter;
+      state.send({ type });
+    });
+  }
   scope.on(cancelButton, "click", () => state.send({ type: "cancel" }));
+  const buttons = [computeButton, stabilityButton, sanityButton, cancelButton];
   const show = (): void => {
+    // A button disabled or hidden while it has focus hands it on: to Cancel while a
+    // computation runs, back to the button that started it after.
+    const focused = buttons.find((node) => node.matches(":focus"));
     const computing = state.get("computing");
     const [done, total] = state.get("progress");
     progress.hidden = !computing;
@@ -127,6 +141,9 @@ function createStatus(
     const stale = state.get("stale");
     staleNote.hidden = !stale || computing;
     computeButton.classList.toggle("igw-attention", stale);
+    if (focused !== undefined && !canHoldFocus(focused)) {
+      (computing ? [cancelButton] : [started, computeButton]).find(canHoldFocus)?.focus();
+    }
   };
   const elements = [
     computeButton,

@@ -109,6 +109,48 @@ export function isolateKeyboard(root: HTMLElement, scope: Scope): void {
   );
 }
 
+/** Whether `node` can hold keyboard focus now: in the page, rendered and not disabled. */
+export function canHoldFocus(node: HTMLElement): boolean {
+  return (
+    node.isConnected && !(node as HTMLButtonElement).disabled && node.getClientRects().length > 0
+  );
+}
+
+/**
+ * When a control of `root` loses focus because it was disabled, hidden or
+ * removed, give focus to the nearest control before it that can hold it
+ * (after it, if none), as the controls stood when it took focus. The browser
+ * would send focus to the page's body, and a keyboard user back to the top of
+ * the notebook: a button that hides itself when used ("style colours") or a
+ * filter chip's remove button would lose the user's place.
+ */
+export function passLostFocus(root: HTMLElement, scope: Scope): void {
+  let order: HTMLElement[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  scope.add(() => clearTimeout(timer));
+  scope.on(root, "focusin", () => {
+    order = [...root.querySelectorAll<HTMLElement>(FOCUSABLE)].filter((node) => node.tabIndex >= 0);
+  });
+  scope.on<FocusEvent>(root, "focusout", (event) => {
+    const lost = event.target as HTMLElement;
+    const position = order.indexOf(lost);
+    if (event.relatedTarget !== null || position < 0) {
+      return;
+    }
+    const candidates = [...order.slice(0, position).reverse(), ...order.slice(position + 1)];
+    // After the update that took the focus away has finished (Cancel shown, chips rebuilt).
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      // In marimo the view lives in a shadow root, whose own activeElement is the one to ask.
+      const active = (root.getRootNode() as Document | ShadowRoot).activeElement;
+      if (canHoldFocus(lost) || (active !== null && active !== root.ownerDocument.body)) {
+        return;
+      }
+      candidates.find(canHoldFocus)?.focus();
+    }, 0);
+  });
+}
+
 /** Show `message` beside a control and mark it invalid; an empty message clears both. */
 export function markInvalid(control: HTMLElement, messageNode: HTMLElement, message: string): void {
   messageNode.textContent = message;

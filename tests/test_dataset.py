@@ -377,7 +377,32 @@ def test_bad_input_is_refused_before_any_work(model, data, tmp_path, monkeypatch
 
     with pytest.raises(ValueError, match=r"model: failed on a batch .* the model failed"):
         igw.explain_dataset(failing, images, store=store, progress=False)
-    assert not store.exists() and not any((tmp_path / "temporary").iterdir())
+    assert not store.exists() and not any((tmp_path / "temporary").glob("ig-dataset-*"))
+
+    def fails_on_a_chunk(batch):  # the store is created from one image, then its first chunk
+        import tensorflow as tf
+
+        tf.debugging.assert_less(tf.shape(batch)[0], 2, message="out of memory")
+        return model(batch)
+
+    deep = tmp_path / "a" / "b" / "store"
+    for where in (deep, None):
+        with pytest.raises(ValueError, match="out of memory"):
+            igw.explain_dataset(fails_on_a_chunk, images, store=where, steps=2, progress=False)
+    # (TensorFlow's autograph writes its own files to the temporary folder.)
+    assert not (tmp_path / "a").exists()
+    assert not any((tmp_path / "temporary").glob("ig-dataset-*"))
+    import torch
+
+    class Interrupted(torch.nn.Module):  # Ctrl+C in the first chunk
+        def forward(self, batch):
+            if batch.shape[0] > 1:
+                raise KeyboardInterrupt
+            return batch.mean(dim=(1, 2))
+
+    with pytest.raises(KeyboardInterrupt, match="before any image was stored; nothing is kept"):
+        igw.explain_dataset(Interrupted(), images, store=deep, steps=2, progress=False)
+    assert not (tmp_path / "a").exists()
     with pytest.raises(TypeError, match="model: expected a Keras model or callable"):
         igw.explain_dataset(None, images, store=store)
     with pytest.raises(ValueError, match=r"images: expected an array of images \(N, H, W, C\)"):
@@ -388,6 +413,7 @@ def test_bad_input_is_refused_before_any_work(model, data, tmp_path, monkeypatch
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="exists and is not an ig-widget dataset store"):
         igw.explain_dataset(model, images, store=tmp_path / "other")
+    assert [path.name for path in (tmp_path / "other").iterdir()] == ["notes.txt"]  # no lock
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 

@@ -943,9 +943,6 @@ def explain_dataset(
             f"images: expected at least one image, got an empty {type(images).__name__}"
         )
     _check_counts(length, labels, masks)
-    path = tempfile.mkdtemp(prefix="ig-dataset-") if chosen_path is None else chosen_path
-    target_store = Store(path)
-    made = chosen_path is None or (target_store.local and not os.path.exists(target_store.root))
     recorded = _recorded_options(
         options,
         checked_targets,
@@ -960,6 +957,13 @@ def explain_dataset(
         parameters,
         used,
     )
+    path = tempfile.mkdtemp(prefix="ig-dataset-") if chosen_path is None else chosen_path
+    target_store = Store(path)
+    # What this call creates (the store's folder, any missing folder above it) goes again
+    # if it stores no image.
+    made = path if chosen_path is None else _first_missing(target_store)
+    # Refused before the lock too, whose file would be left in a folder that is not a store.
+    _check_resumable(target_store, recorded)
     with target_store.lock():
         try:
             _check_resumable(target_store, recorded)
@@ -995,16 +999,16 @@ def explain_dataset(
                     raise
                 run.finish()
             except KeyboardInterrupt as exc:
-                raise KeyboardInterrupt(_kept(run, "interrupted")) from exc
+                raise KeyboardInterrupt(_kept(run, "interrupted", made)) from exc
             except ComputationCancelled as exc:
-                raise ComputationCancelled(_kept(run, "cancelled")) from exc
+                raise ComputationCancelled(_kept(run, "cancelled", made)) from exc
             finally:
                 bar.close()
         finally:
             # Nothing created (no image came, or the first one failed): nothing left behind;
             # removed while this run holds the lock, so never another writer's folder.
-            if made and not target_store.exists():
-                shutil.rmtree(target_store.root, ignore_errors=True)
+            if made is not None and not _holds_rows(target_store):
+                _remove_made(target_store.root, made)
     if not target_store.exists():
         raise ValueError(
             f"images: expected at least one image, got none from the {type(images).__name__}"
@@ -1036,10 +1040,43 @@ def _length(values: Any) -> int | None:
         return None
 
 
-def _kept(run: _Run, what: str) -> str:
+def _first_missing(store: Store) -> str | None:
+    """The highest missing folder of a local store's path (None: its folder exists)."""
+    if not store.local or os.path.exists(store.root):
+        return None
+    top, parent = store.root, os.path.dirname(store.root)
+    while parent != top and not os.path.exists(parent):
+        top, parent = parent, os.path.dirname(parent)
+    return top
+
+
+def _holds_rows(store: Store) -> bool:
+    """Whether any chunk's table rows are stored (unsure: it does, and is kept)."""
+    try:
+        return bool(store.done_chunks())
+    except Exception:
+        return True
+
+
+def _remove_made(root: str, top: str) -> None:
+    """Remove the store folder ``root`` and the folders above it up to ``top``, which this
+    call created: each only while empty, so nothing another process put there goes."""
+    shutil.rmtree(root, ignore_errors=True)
+    folder = os.path.dirname(root)
+    while root != top and os.path.commonpath([folder, top]) == top:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        root, folder = folder, os.path.dirname(folder)
+
+
+def _kept(run: _Run, what: str, made: str | None) -> str:
     # As the store holds it now (Ray's workers may have removed the table files of chunks
     # they were computing again), less the chunks whose files are lost.
     done = sum(rows for number, rows in run.store.stored_rows().items() if number not in run.lost)
+    if done == 0 and made is not None:
+        return f"explain_dataset {what} before any image was stored; nothing is kept"
     return (
         f"explain_dataset {what}; the {done} images done are kept in '{run.store.path}': "
         f"igw.open_dataset('{run.store.path}') opens them, and the same call with "

@@ -129,16 +129,17 @@ class IGWidget(WidgetState):
         Applied to each batch inside the differentiated computation.
     class_names : sequence of str, optional
         One name per class (K names); class indices are shown otherwise.
-    target : int or Region, optional
-        Class to explain; default the top predicted class. An
+    target : int, str or Region, optional
+        Class to explain (its index, or its name in ``class_names``); default
+        the top predicted class. An
         ``igw.Region`` explains a segmentation model's score map (N, H', W', K)
         reduced over the region (``igw.integrated_gradients`` explains the
         same); the region is outlined on the input panel, and the class menu
         then picks the class whose scores in that region are explained (the
         menu's scores are the region's). The region itself is set from
         Python only (``w.region = igw.Region(...)``).
-    against : int, optional
-        A class to contrast it with: the widget then explains
+    against : int or str, optional
+        A class (index or name) to contrast it with: the widget then explains
         ``score(target) - score(against)``, "why target and not against"
         (the "against" menu; None, the default, for no contrast).
     steps, baseline, runs, method
@@ -157,8 +158,9 @@ class IGWidget(WidgetState):
         (Expected Gradients is offered only with ``references``).
     result : IGResult or AttributionResult, optional
         A result already computed for ``image`` (for example from a dataset
-        store), shown at once instead of computing one; ``steps``, ``runs``
-        and ``method`` are then the result's. Another method's result
+        store), shown at once instead of computing one; ``steps``, ``runs``,
+        ``method``, ``target`` and ``against`` are then the result's (another
+        ``target`` or ``against`` is refused). Another method's result
         (``explainer`` must be its method) has no plain gradient: the view
         shows the input and its map only, until a computation.
     top_k : int
@@ -186,8 +188,8 @@ class IGWidget(WidgetState):
         *,
         preprocess: Callable[[Any], Any] | None = None,
         class_names: Sequence[str] | None = None,
-        target: int | Region | None = None,
-        against: int | None = None,
+        target: int | str | Region | None = None,
+        against: int | str | None = None,
         steps: int | str = 50,
         baseline: str | np.ndarray = "black",
         runs: int = 1,
@@ -220,6 +222,7 @@ class IGWidget(WidgetState):
                 "target: expected one class index (a contrast's second class is against=)"
             )
         self._class_names = check_class_names(class_names)
+        target, against = self._indexed(target), self._indexed(against)
         self._region: Region | None = None
         if isinstance(target, Region):
             if against is not None:
@@ -249,6 +252,15 @@ class IGWidget(WidgetState):
                 )
             if isinstance(result, IGResult):
                 steps, runs, method = result.steps, result.runs, result.method
+            asked = {"target": target, "against": against}
+            for name, value in asked.items():
+                shown = getattr(result, name)
+                if value is not None and check_target(value) != shown:
+                    raise ValueError(
+                        f"{name}: the result shows what it explains ({result.explained}), got "
+                        f"{name}={value!r}; give none, and set w.target or w.against after "
+                        "to compute another"
+                    )
         self._custom_baseline: np.ndarray | None = None
         if not isinstance(baseline, str):
             single_baseline(shown_image.pixels, baseline)  # raises on a shape that does not fit
@@ -327,13 +339,18 @@ class IGWidget(WidgetState):
 
     def checked_options(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Check ``changes`` together with the other current options; return all, normalised."""
+        named = {name: self._indexed(changes[name]) for name in CLASS_CHOICE if name in changes}
         return checked_options(
             self.current_options(),
-            changes,
+            {**changes, **named},
             self._custom_baseline,
             self._shown.prepared,
             self._offered,
         )
+
+    def _indexed(self, value: Any) -> Any:
+        """A class given by its name in ``class_names`` as its index; anything else as is."""
+        return check_target(value, self._class_names) if isinstance(value, str) else value
 
     @staticmethod
     def _class_request(result: IGResult | AttributionResult) -> dict[str, int | None]:
@@ -634,7 +651,7 @@ class IGWidget(WidgetState):
         self.set_image(image)
 
     def set_image(
-        self, image: Any, *, target: int | None = None
+        self, image: Any, *, target: int | str | None = None
     ) -> IGResult | AttributionResult | None:
         """Explain another image with the current options, blocking; show it with its result.
 
@@ -643,8 +660,9 @@ class IGWidget(WidgetState):
         image : array, PIL image or path
             As for ``igw.integrated_gradients``; its size may differ from the
             shown one's.
-        target : int, optional
-            Class to explain; default the new image's top predicted class.
+        target : int or str, optional
+            Class to explain (index or name); default the new image's top predicted
+            class.
 
         Returns
         -------
@@ -666,7 +684,7 @@ class IGWidget(WidgetState):
         new = ShownImage.of(image)
         if target is not None:
             # The same model: the shown image's forward pass knows its classes.
-            target = self._shown.prepared.target_index(target)
+            target = self._shown.prepared.target_index(self._indexed(target))
         if self._custom_baseline is not None and self.baseline == CUSTOM_BASELINE:
             try:
                 single_baseline(new.pixels, self._custom_baseline)

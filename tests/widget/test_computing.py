@@ -26,7 +26,7 @@ from ig_widget.render import (
 from ig_widget.widget import runner
 
 from ..models import random_image, tiny_cnn
-from .support import GatedModel, message_from_the_browser, sent_maps, shown_traits
+from .support import NAMES, GatedModel, message_from_the_browser, sent_maps, shown_traits
 
 
 def test_class_choice_from_the_front_end_recomputes_in_the_background(w, cnn, image):
@@ -475,3 +475,23 @@ def test_the_constructor_takes_an_against_class(cnn, image):
     assert (w.result.target, w.result.against, w.against) == (top, 0, 0)
     with pytest.raises(ValueError, match=r"against: expected a class other than the explained"):
         igw.IGWidget(cnn, image, steps=8, target=2, against=2)
+
+
+def test_classes_are_taken_by_name_and_a_result_keeps_its_own(cnn, image):
+    """A name asked for class_names=[...], which were given; a result's target was dropped
+    for another one given beside it, without a word."""
+    w = igw.IGWidget(cnn, image, steps=8, class_names=NAMES, target="dog", against="cat")
+    assert (w.result.target, w.result.against) == (1, 0)
+    w.target = "bird"
+    w.against = None
+    w.compute()
+    assert w.result.target == 2 and w.target == 2
+    assert w.set_image(image, target="fish").target == 3
+    with pytest.raises(ValueError, match=r"target: expected one of 'cat', 'dog', .*, got 'cow'"):
+        w.target = "cow"
+    shown = igw.IGWidget(cnn, image, steps=8, result=w.result, target=3)
+    assert shown.target == 3
+    with pytest.raises(ValueError, match=r"^target: the result shows what it explains \(class 3"):
+        igw.IGWidget(cnn, image, steps=8, result=w.result, target=1)
+    with pytest.raises(ValueError, match=r"^against: the result shows what it explains"):
+        igw.IGWidget(None, image, result=w.result, against=0)

@@ -1005,8 +1005,8 @@ def explain_dataset(
             finally:
                 bar.close()
         finally:
-            # Nothing created (no image came, or the first one failed): nothing left behind;
-            # removed while this run holds the lock, so never another writer's folder.
+            # No image stored (none came, the first chunk failed, Ctrl+C): what this call
+            # created goes, while it holds the lock, so never another writer's folder.
             if made is not None and not _holds_rows(target_store):
                 _remove_made(target_store.root, made)
     if not target_store.exists():

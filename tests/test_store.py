@@ -898,3 +898,19 @@ def test_new_arrays_are_lz4_compressed_and_a_zstandard_store_still_resumes(
     igw.open_dataset(old, verify=True)
     for _, array in zarr.open_group(old / "arrays.zarr", mode="r").arrays():
         assert isinstance(array.compressors[0], ZstdCodec)
+
+
+def test_a_path_through_a_missing_folder_and_up_again_is_the_folder_the_system_reads(
+    model, images, tmp_path
+):
+    """"mywork/results/.." with "results" missing was taken for a new folder; the run made
+    "results", found itself in "mywork", was refused, and removed "mywork" as its own."""
+    mine = tmp_path / "mywork"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not an ig-widget dataset store"):
+        explain(model, images, f"{mine}/results/..")
+    assert sorted(path.name for path in mine.iterdir()) == ["thesis.tex"]
+    assert (mine / "thesis.tex").read_text() == "mine"
+    made = explain(model, images, f"{tmp_path}/new/results/../store")
+    assert made.complete and (tmp_path / "new" / "store" / "ig-dataset.json").exists()

@@ -161,7 +161,12 @@ def _filesystem(path: str) -> tuple[Any, str]:
                 f"or file://localhost/path), not of the host '{parts.netloc}'"
             )
         path = urllib.request.url2pathname(parts.path)
-    return fsspec.core.url_to_fs(path)
+    fs, root = fsspec.core.url_to_fs(path)
+    if "file" in _protocols(fs):
+        # The folder the system reads: "new/.." names the folder above once "new" exists,
+        # so a run that made "new" would otherwise write (or clean up) where it did not look.
+        root = os.path.realpath(root)
+    return fs, root
 
 
 @dataclass(frozen=True)

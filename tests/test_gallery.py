@@ -76,9 +76,14 @@ def test_bad_views_are_refused_with_the_parameter_named(result):
         igw.Gallery(result, clip_above_percentile=120)
     # From the browser: the message is shown, the view stays.
     before = gallery.order
-    gallery._handle_message(gallery, {"type": "view", "sort_by": "x", "filters": []}, [])
+    heard = []
+    gallery.observe(lambda change: heard.append(change["new"]), names="error")
+    for _ in range(2):
+        gallery._handle_message(gallery, {"type": "view", "sort_by": "x", "filters": []}, [])
     assert gallery.error.startswith("sort_by: expected one of")
     assert gallery.order == before and gallery.sort_by == "delta"
+    # The same refusal twice is heard twice: the browser waits for an answer to each view.
+    assert heard == [gallery.error, "", gallery.error]
     gallery.set_state({"clip_above_percentile": 500, "order": b""})
     assert "clip_above_percentile" in gallery.error or "order" in gallery.error
     assert gallery.clip_above_percentile == RENDER_DEFAULTS["clip_above_percentile"]

@@ -415,12 +415,17 @@ def test_tokens_of_a_non_square_image_are_read_on_its_grid():
     by_tokens = igw.gradcam(model, image, layer="tokens", target=0).attributions
     by_grid = igw.gradcam(model, image, layer="grid", target=0).attributions
     np.testing.assert_array_equal(by_tokens, by_grid)
-    # Patches tiling the image first: a class token and 3 x 5 (not 4 x 4, which leaves
-    # none), DINOv2's 5 tokens and 12 x 16; then the aspect or a square, fewer left over:
-    # a model that resizes to 224 x 224, a stem that drops the last pixels.
-    assert token_grid(16, (24, 40)) == (3, 5) and token_grid(197, (168, 224)) == (12, 16)
+    # Patches tiling the image first: a class token and 3 x 5 (4 x 4 would leave none),
+    # DINOv2's 5 tokens and 12 x 16 (14 x 14 would leave 1), each with a warning naming
+    # the square the count also fits; then the aspect or a square, fewer left over: a
+    # model that resizes to 224 x 224, a stem that drops the last pixels.
+    for tokens, shape, grid, square in [(16, (24, 40), (3, 5), 4), (197, (168, 224), (12, 16), 14),
+                                        (197, (100, 400), (7, 28), 14)]:  # fmt: skip
+        words = rf"its {tokens} tokens could be a {grid[0]} x {grid[1]} grid .* or {square} x "
+        with pytest.warns(UserWarning, match=words + rf"{square} .* read as {grid[0]} x"):
+            assert token_grid(tokens, shape) == grid
     assert token_grid(197, (16, 32)) == (14, 14) and token_grid(393, (230, 460)) == (14, 28)
-    with pytest.warns(UserWarning, match=r"could be a 7 x 28 grid .* or 14 x 14 .* read as 7"):
-        assert token_grid(197, (100, 400)) == (7, 28)
     with pytest.raises(ValueError, match=r"^layer: its 98 tokens form no grid of the image's"):
         token_grid(98, (16, 16))  # 9 x 9 would leave 17 tokens before it
+    with pytest.raises(ValueError, match=r"^layer: its 0 tokens form no grid"):
+        token_grid(0, (16, 16))

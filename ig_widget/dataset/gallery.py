@@ -389,6 +389,9 @@ class Gallery(DisplayOptions, FrontEnd):
                 )
         except (TypeError, ValueError, IndexError) as exc:
             ignore_message(self, str(exc))
+            # The same refusal again answers its message too, and traitlets sends only a
+            # change: cleared first (the browser waits for an answer to build on).
+            self.error = ""
             self.error = str(exc)
 
     def _requested(self, indices: Any, name: str = "indices") -> list[int]:

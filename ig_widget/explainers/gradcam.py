@@ -348,48 +348,53 @@ def token_grid(tokens: int, image_shape: tuple[int, int]) -> tuple[int, int]:
     patch size dividing both sides: 3 x 5 patches of 8 px on 24 x 40); else the
     largest grid of the image's aspect (rounded: a stem that drops the last
     pixels) or the largest square (a model that resizes to a square), whichever
-    leaves fewer tokens before it.
+    leaves fewer tokens before it. Where a square would leave fewer (or as
+    few) tokens than the grid read, the count cannot tell them apart: a
+    warning names both.
 
     Examples
     --------
-    >>> token_grid(197, (224, 224)), token_grid(16, (24, 40)), token_grid(197, (16, 32))
-    ((14, 14), (3, 5), (14, 14))
+    >>> token_grid(197, (224, 224)), token_grid(33, (16, 32)), token_grid(197, (16, 32))
+    ((14, 14), (4, 8), (14, 14))
     """
     height, width = image_shape
 
     def leading(grid: tuple[int, int]) -> int:
         return tokens - grid[0] * grid[1]
 
+    side = math.isqrt(tokens)
+    square = (side, side)
     tiles = [
         (height // size, width // size)
         for size in range(1, math.gcd(height, width) + 1)
         if height % size == 0 and width % size == 0
     ]
     exact = [grid for grid in tiles if 0 <= leading(grid) <= MAX_LEADING_TOKENS]
-    if exact:
-        return exact[0]
     fitting = [
         (rows, columns)
         for columns in range(1, tokens + 1)
         if (rows := max(1, round(columns * height / width))) * columns <= tokens
     ]
-    side = math.isqrt(tokens)
-    aspect, square = max(fitting, key=lambda grid: grid[0] * grid[1]), (side, side)
-    grid = min((aspect, square), key=leading)
-    if leading(grid) <= MAX_LEADING_TOKENS:
-        if aspect != square and leading(aspect) == leading(square):
-            warnings.warn(
-                f"layer: its {tokens} tokens could be a {aspect[0]} x {aspect[1]} grid (the "
-                f"image's aspect) or {side} x {side} (a model that resizes to a square); read "
-                f"as {aspect[0]} x {aspect[1]}",
-                stacklevel=4,
-            )
-        return grid
-    raise ValueError(
-        f"layer: its {tokens} tokens form no grid of the image's aspect ({height} x {width}) "
-        f"or a square one after at most {MAX_LEADING_TOKENS} leading tokens; choose a layer "
-        "whose output is a feature map (N, h, w, K)"
-    )
+    if exact:
+        grid = exact[0]
+    elif fitting:
+        grid = min((max(fitting, key=lambda grid: grid[0] * grid[1]), square), key=leading)
+    else:
+        grid = square
+    if tokens < 1 or leading(grid) > MAX_LEADING_TOKENS:
+        raise ValueError(
+            f"layer: its {tokens} tokens form no grid of the image's aspect ({height} x "
+            f"{width}) or a square one after at most {MAX_LEADING_TOKENS} leading tokens; "
+            "choose a layer whose output is a feature map (N, h, w, K)"
+        )
+    if grid != square and leading(square) <= leading(grid):
+        warnings.warn(
+            f"layer: its {tokens} tokens could be a {grid[0]} x {grid[1]} grid (the image's "
+            f"shape) or {side} x {side} (a model that resizes to a square); read as "
+            f"{grid[0]} x {grid[1]}",
+            stacklevel=4,
+        )
+    return grid
 
 
 def resize_bilinear(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:

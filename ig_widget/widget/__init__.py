@@ -261,6 +261,15 @@ class IGWidget(WidgetState):
                         f"{name}={value!r}; give none, and set w.target or w.against after "
                         "to compute another"
                     )
+            given = result.given_target
+            if self._region is None and isinstance(given, Region):
+                # The result's region is the widget's: the next computation explains it too.
+                self._region = given
+            elif self._region is not None and self._region != given:
+                raise ValueError(
+                    f"target: the result shows what it explains ({result.explained}), got "
+                    "another region; give none, and set w.region after to compute another"
+                )
         self._custom_baseline: np.ndarray | None = None
         if not isinstance(baseline, str):
             single_baseline(shown_image.pixels, baseline)  # raises on a shape that does not fit

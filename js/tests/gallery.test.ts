@@ -379,10 +379,22 @@ describe("mountGallery", () => {
     model.set("error", "filters (delta): expected a number, got '0,05'");
     expect(value.value).toBe("0,05");
     expect(value.getAttribute("aria-invalid")).toBe("true");
+    // The same refusal again: the kernel clears its error first, so that it is heard.
+    value.dispatchEvent(new Event("input"));
+    expect(value.hasAttribute("aria-invalid")).toBe(false);
+    add.click();
+    model.set("error", "");
+    model.set("error", "filters (delta): expected a number, got '0,05'");
+    expect(value.getAttribute("aria-invalid")).toBe("true");
+    const sends = vi.spyOn(model, "send");
     value.value = "0.05";
     value.dispatchEvent(new Event("input"));
     expect(value.hasAttribute("aria-invalid")).toBe(false);
     add.click();
+    // Built on the view the kernel has, not on the refused one.
+    expect(sends).toHaveBeenLastCalledWith(
+      expect.objectContaining({ filters: [["delta", "<", 0.05]] }),
+    );
     model.set("error", "");
     model.set("filters", [["delta", "<", 0.05]]);
     expect(value.value).toBe("");

@@ -216,3 +216,19 @@ def test_stability_and_the_sanity_check_explain_the_shown_region(segmenter, imag
     check = w.sanity_check(layers=1)
     assert check.explained == w.result.explained and w.error == ""
     assert w.sanity["label"].endswith(", the sum over 12 cells of the 8 x 8 score map")
+
+
+def test_a_region_result_brings_its_region_and_another_is_refused(segmenter, image):
+    """A region result with no target failed (the model's "give a region target"), and one
+    with another region showed the result's while the next computation explained the other."""
+    region = igw.Region(1, mask=coarse_mask())
+    result = igw.integrated_gradients(segmenter, image, target=region, steps=8)
+    w = igw.IGWidget(segmenter, image, result=result)
+    assert w.region == region and w.target == 1 and not w.stale
+    w.compute()  # the same region again (other batches: the last bits differ)
+    np.testing.assert_allclose(w.result.attributions, result.attributions, rtol=1e-5, atol=1e-7)
+    assert w.result.region == region
+    assert igw.IGWidget(segmenter, image, result=result, target=region).region == region
+    other = igw.Region(1, box=(0, 0, 4, 16))
+    with pytest.raises(ValueError, match=r"^target: the result shows what it explains \(class 1, "):
+        igw.IGWidget(segmenter, image, result=result, target=other)

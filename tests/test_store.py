@@ -903,8 +903,8 @@ def test_new_arrays_are_lz4_compressed_and_a_zstandard_store_still_resumes(
 def test_a_path_through_a_missing_folder_and_up_again_is_the_folder_the_system_reads(
     model, images, tmp_path
 ):
-    """"mywork/results/.." with "results" missing was taken for a new folder; the run made
-    "results", found itself in "mywork", was refused, and removed "mywork" as its own."""
+    """A path "mywork/results/.." with "results" missing was taken for a new folder: the run
+    made "results", found itself in "mywork", was refused, and removed "mywork" as its own."""
     mine = tmp_path / "mywork"
     mine.mkdir()
     (mine / "thesis.tex").write_text("mine")
